@@ -1,0 +1,42 @@
+"""Domain errors that carry their HTTP meaning.
+
+geodata never imports Flask; ``server/errors.py`` turns these into JSON or
+HTML responses using ``status``, ``code``, ``message`` and ``details``.
+"""
+
+from __future__ import annotations
+
+
+class GridmapError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: list | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class BadRequest(GridmapError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(GridmapError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(GridmapError):
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(GridmapError):
+    status = 412
+    code = "precondition_failed"
+
+
+class Unprocessable(GridmapError):
+    status = 422
+    code = "unprocessable"

@@ -1,0 +1,182 @@
+"""Feature queries for the items and download routes: filters, bbox, paging.
+
+A ``FeatureSet`` is built once per layer version and answers every request
+for it from memory: a spatial index for ``bbox`` and features serialised once,
+so a page of 100 features is a join of 100 strings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import geojson
+from .errors import BadRequest, NotFound
+from .schema import Layer
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+RESERVED_PARAMS = {"bbox", "limit", "offset", "f", "bbox-crs", "crs", "version"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed items request: everything but ``limit``/``offset`` selects features."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    filters: tuple[tuple[str, str], ...] = ()
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+    @classmethod
+    def from_params(cls, params: dict[str, str], columns, max_limit: int = MAX_LIMIT) -> "Query":
+        """Parse request parameters; BadRequest with a useful message for any bad one."""
+        filters = []
+        for name, value in params.items():
+            if name in RESERVED_PARAMS:
+                continue
+            if name not in columns:
+                raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
+            filters.append((name, value))
+        return cls(
+            bbox=parse_bbox(params["bbox"]) if "bbox" in params else None,
+            filters=tuple(filters),
+            limit=_parse_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=max_limit, clamp=True),
+            offset=_parse_int(params, "offset", 0, minimum=0),
+        )
+
+    @property
+    def selects_all(self) -> bool:
+        return self.bbox is None and not self.filters
+
+
+def _parse_int(params, name, default, minimum, maximum=None, clamp=False) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise BadRequest(f"'{name}' must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        if not clamp:
+            raise BadRequest(f"'{name}' must be at most {maximum}, not {value}")
+        value = maximum  # OGC API: a server may return fewer than asked
+    return value
+
+
+def parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` (or the 6-number 3D form) in lon/lat; BadRequest otherwise."""
+    parts = raw.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bbox must be 4 numbers 'minLon,minLat,maxLon,maxLat', not {raw!r}") from None
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise BadRequest(f"bbox must be 4 numbers 'minLon,minLat,maxLon,maxLat', not {raw!r}")
+    minx, miny, maxx, maxy = values
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise BadRequest(f"bbox {raw!r} is outside lon -180..180, lat -90..90 or has min above max")
+    if minx > maxx:
+        raise BadRequest(f"bbox {raw!r} has minLon above maxLon (crossing the antimeridian is not supported)")
+    return minx, miny, maxx, maxy
+
+
+@dataclass(frozen=True)
+class Page:
+    features: list[str]
+    number_matched: int
+    offset: int
+    limit: int
+
+    @property
+    def number_returned(self) -> int:
+        return len(self.features)
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + self.number_returned < self.number_matched
+
+
+class FeatureSet:
+    """An immutable layer version ready for queries."""
+
+    def __init__(self, gdf: gpd.GeoDataFrame, layer: Layer):
+        self.gdf = gdf
+        self.layer = layer
+
+    @cached_property
+    def features(self) -> list[str]:
+        return geojson.feature_strings(self.gdf, id_field=self.layer.key)
+
+    @cached_property
+    def _positions_by_key(self) -> dict[str, int]:
+        return {str(k): i for i, k in enumerate(self.gdf[self.layer.key])}
+
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        return shapely.STRtree(self.gdf.geometry.values)
+
+    @cached_property
+    def bounds(self) -> list[float] | None:
+        """[minLon, minLat, maxLon, maxLat] of all features; None when there are none."""
+        if self.gdf.empty:
+            return None
+        return [round(float(b), 6) for b in self.gdf.total_bounds]
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.gdf.columns if c != self.gdf.geometry.name]
+
+    def feature(self, key: str) -> str:
+        try:
+            return self.features[self._positions_by_key[key]]
+        except KeyError:
+            raise NotFound(f"no feature '{key}' in {self.layer.name}") from None
+
+    def select(self, query: Query) -> np.ndarray:
+        """Row positions matching the query's bbox and filters, in layer order."""
+        mask = np.ones(len(self.gdf), dtype=bool)
+        for name, raw in query.filters:
+            mask &= self._equals(name, raw)
+        if query.bbox is not None:
+            hits = self._tree.query(shapely.box(*query.bbox), predicate="intersects")
+            in_box = np.zeros(len(self.gdf), dtype=bool)
+            in_box[hits] = True
+            mask &= in_box
+        return np.flatnonzero(mask)
+
+    def page(self, query: Query) -> Page:
+        if query.selects_all:
+            matched = len(self.gdf)
+            chosen = range(query.offset, min(matched, query.offset + query.limit))
+        else:
+            positions = self.select(query)
+            matched = len(positions)
+            chosen = positions[query.offset:query.offset + query.limit]
+        features = self.features
+        return Page([features[i] for i in chosen], matched, query.offset, query.limit)
+
+    def all(self, query: Query) -> list[str]:
+        features = self.features
+        return features if query.selects_all else [features[i] for i in self.select(query)]
+
+    def _equals(self, name: str, raw: str) -> np.ndarray:
+        column = self.gdf[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            try:
+                value = float(raw)
+            except ValueError:
+                raise BadRequest(f"'{name}' is a number; {raw!r} is not") from None
+            return (column.astype("Float64") == value).fillna(False).to_numpy(dtype=bool)
+        return (column.astype(object).map(lambda v: None if v is None else str(v)) == raw).to_numpy(dtype=bool)

@@ -1,0 +1,114 @@
+"""Layer definitions of SPEC §1, as data.
+
+Everything that knows which fields a layer has, which are required, what
+values they take and which field is the key reads it from here: validation,
+the store, the API and (later) the upload report.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+POLYGONAL = ("Polygon", "MultiPolygon")
+PUNCTUAL = ("Point",)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One attribute of a layer.
+
+    ``kind`` is one of ``key`` (string matching :data:`KEY_PATTERN`),
+    ``string``, ``integer`` (≥ ``minimum`` when set), ``number`` or ``enum``
+    (one of ``choices``).  ``required_when`` names the values of another field
+    that make this one required, e.g. a centre's ``street`` is required when
+    its ``level`` is ``street`` or ``community``.
+    """
+
+    name: str
+    kind: str = "string"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    required_when: tuple[str, tuple[str, ...]] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A stored layer: its key field, geometry types and fields in order."""
+
+    name: str
+    title: str
+    key: str
+    geometry_types: tuple[str, ...]
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+    description: str = ""
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+GRID_TYPES = ("residential", "industrial_park", "commercial_market", "office_building", "other")
+CENTER_LEVELS = ("district", "street", "community")
+
+GRIDS = Layer(
+    name="grids",
+    title="Grids 网格",
+    key="grid_id",
+    geometry_types=POLYGONAL,
+    description="Governance grids: residential estates, industrial parks, markets, office buildings.",
+    fields=(
+        Field("grid_id", "key", required=True, description="unique key"),
+        Field("name", required=True),
+        Field("grid_type", "enum", required=True, choices=GRID_TYPES,
+              description="居民小区 / 工业园区 / 商圈市场 / 商务楼宇 / 其他"),
+        Field("district", required=True, description="区/县(市)"),
+        Field("street", required=True, description="街道/镇/乡"),
+        Field("community", required=True, description="社区/村"),
+        Field("population", "integer", minimum=0, description="residents"),
+        Field("households", "integer", minimum=0),
+        Field("party_members", "integer", minimum=0, description="registered party members"),
+        Field("grid_workers", "integer", minimum=0, description="full-time grid workers"),
+        Field("instructor", description="party-building instructor; empty = staffing gap"),
+        Field("party_branch", description="the branch that covers the grid; empty = staffing gap"),
+    ),
+)
+
+CENTERS = Layer(
+    name="centers",
+    title="Service centres 党群服务中心",
+    key="center_id",
+    geometry_types=PUNCTUAL,
+    description="Party-and-public service centres at district, street and community level.",
+    fields=(
+        Field("center_id", "key", required=True, description="unique key"),
+        Field("name", required=True),
+        Field("level", "enum", required=True, choices=CENTER_LEVELS, description="which unit it serves"),
+        Field("district", required=True),
+        Field("street", required_when=("level", ("street", "community"))),
+        Field("community", required_when=("level", ("community",))),
+        Field("floor_area_m2", "number", minimum=0),
+    ),
+)
+
+DISTRICTS = Layer(
+    name="districts",
+    title="Districts 区县",
+    key="adcode",
+    geometry_types=POLYGONAL,
+    description="Reference district boundaries.",
+    fields=(
+        Field("adcode", "key", required=True, description="administrative division code"),
+        Field("name", required=True, description="the name grids use in `district`"),
+        Field("name_en"),
+    ),
+)
+
+LAYERS: dict[str, Layer] = {layer.name: layer for layer in (GRIDS, CENTERS, DISTRICTS)}

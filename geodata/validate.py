@@ -1,0 +1,290 @@
+"""Check a layer against its schema and repair what can be repaired.
+
+Reading a file only parses it; this module decides whether the features are
+acceptable and says why not in a report a person can read.  Uploads show the
+report as it is (SPEC §4): ``errors`` reject the file, ``warnings`` do not.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .schema import KEY_PATTERN, LAYERS, Field, Layer
+
+MAX_PROBLEMS_PER_FIELD = 1000  # a 100k-row file with one bad column should not make a 100k-line report
+
+
+@dataclass(frozen=True)
+class Problem:
+    index: int | None  # 0-based feature index in the file; None for the whole layer
+    key: str | None
+    field: str | None  # None for the geometry
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "key": self.key, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """What validation found, and the cleaned data when there are no errors.
+
+    ``data`` has the layer's fields in schema order (absent optional ones as
+    nulls), extra fields after them untouched, integers as nullable integers
+    and repaired geometries in place of invalid ones.
+    """
+
+    layer: str
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+    data: gpd.GeoDataFrame | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {
+            "layer": self.layer,
+            "errors": [p.to_dict() for p in self.errors],
+            "warnings": [p.to_dict() for p in self.warnings],
+        }
+
+
+class _Collector:
+    def __init__(self, keys: list[str | None]):
+        self.keys = keys
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def add(self, target: list, rows, field_name, message_for) -> None:
+        for count, i in enumerate(rows):
+            if count == MAX_PROBLEMS_PER_FIELD:
+                target.append(Problem(None, None, field_name, f"more problems in '{field_name}' not listed"))
+                return
+            target.append(Problem(int(i), self.keys[i], field_name, message_for(i)))
+
+    def error(self, rows, field_name, message_for) -> None:
+        self.add(self.errors, rows, field_name, message_for)
+
+    def warning(self, rows, field_name, message_for) -> None:
+        self.add(self.warnings, rows, field_name, message_for)
+
+
+def validate(gdf: gpd.GeoDataFrame, layer: str | Layer) -> Report:
+    """Validate ``gdf`` against ``layer`` of SPEC §1.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame in WGS84 lon/lat (EPSG:4326 or no CRS).
+    layer : a layer name (``grids``, ``centers``, ``districts``) or a Layer.
+
+    Returns
+    -------
+    Report with ``errors``, ``warnings`` and, when there are no errors, ``data``.
+
+    Examples
+    --------
+    >>> from shapely import Point
+    >>> gdf = gpd.GeoDataFrame({"center_id": ["c1"], "name": ["x"], "level": ["city"],
+    ...                         "district": ["海曙区"]}, geometry=[Point(121.5, 29.9)])
+    >>> [p.message for p in validate(gdf, "centers").errors]
+    ["'city' is not one of district, street, community"]
+    """
+    layer = LAYERS[layer] if isinstance(layer, str) else layer
+    gdf = gdf.reset_index(drop=True)
+    keys = _keys(gdf, layer)
+    found = _Collector(keys)
+    out = {}
+
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326") and not gdf.crs.equals("OGC:CRS84"):
+        found.errors.append(Problem(None, None, None, f"coordinates must be WGS84 lon/lat, not {gdf.crs.to_string()}"))
+
+    for spec in layer.fields:
+        if spec.name in gdf.columns:
+            out[spec.name] = _check_field(gdf, spec, found)
+        else:
+            if spec.required:
+                found.errors.append(Problem(None, None, spec.name, f"required field '{spec.name}' is missing"))
+            out[spec.name] = pd.Series([None] * len(gdf), dtype=_dtype(spec))
+    _check_required_when(gdf, layer, out, found)
+    _check_duplicates(out[layer.key], layer.key, found)
+
+    extras = [c for c in gdf.columns if c not in out and c != gdf.geometry.name]
+    for name in extras:
+        found.warnings.append(Problem(None, None, name, f"unknown field '{name}' is kept as it is"))
+        out[name] = gdf[name]
+
+    geometry = _check_geometry(gdf.geometry.values, layer, found)
+    data = None
+    if not found.errors:
+        data = gpd.GeoDataFrame(out, geometry=geometry, crs="EPSG:4326")
+    return Report(layer.name, tuple(found.errors), tuple(found.warnings), data)
+
+
+def _keys(gdf: gpd.GeoDataFrame, layer: Layer) -> list[str | None]:
+    if layer.key not in gdf.columns:
+        return [None] * len(gdf)
+    return [None if _is_blank(v) else str(v) for v in gdf[layer.key]]
+
+
+def _dtype(spec: Field) -> str:
+    return {"integer": "Int64", "number": "Float64"}.get(spec.kind, "object")
+
+
+def _is_blank(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _blank_mask(series: pd.Series) -> np.ndarray:
+    mask = series.isna().to_numpy().copy()
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        mask |= series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    return mask
+
+
+def _check_field(gdf: gpd.GeoDataFrame, spec: Field, found: _Collector) -> pd.Series:
+    series = gdf[spec.name]
+    blank = _blank_mask(series)
+    if spec.required:
+        found.error(np.flatnonzero(blank), spec.name, lambda i: f"required field '{spec.name}' is empty")
+    if spec.kind in ("integer", "number"):
+        return _check_numeric(series, blank, spec, found)
+    return _check_text(series, blank, spec, found)
+
+
+def _check_text(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:
+    values = series.astype(object).to_numpy()
+    result = np.empty(len(values), dtype=object)
+    bad = []
+    for i, v in enumerate(values):
+        if blank[i]:
+            result[i] = None
+        elif isinstance(v, str):
+            result[i] = v.strip()
+        elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            result[i] = str(v)  # a code typed as a number in a spreadsheet is still a code
+        else:
+            bad.append(i)
+            result[i] = v
+    found.error(bad, spec.name, lambda i: f"'{spec.name}' must be text, not {type(values[i]).__name__}")
+    text = pd.Series(result, index=series.index, dtype=object)
+    if spec.kind == "key":
+        wrong = [i for i, v in enumerate(result) if isinstance(v, str) and not KEY_PATTERN.match(v)]
+        found.error(wrong, spec.name,
+                    lambda i: f"{result[i]!r} is not a valid key: use 1-64 characters of A-Z a-z 0-9 _ - .")
+    elif spec.kind == "enum":
+        wrong = [i for i, v in enumerate(result) if isinstance(v, str) and v not in spec.choices]
+        found.error(wrong, spec.name, lambda i: f"{result[i]!r} is not one of {', '.join(spec.choices)}")
+    return text
+
+
+def _check_numeric(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:
+    what = "an integer" if spec.kind == "integer" else "a number"
+    if pd.api.types.is_bool_dtype(series):
+        numbers_ = pd.Series(np.nan, index=series.index)
+        not_number = ~blank
+    elif pd.api.types.is_numeric_dtype(series):
+        numbers_ = series.astype("float64")
+        not_number = np.zeros(len(series), dtype=bool)
+    else:  # mixed values: text "12" is refused rather than guessed at
+        raw = series.astype(object)
+        is_num = raw.map(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)).to_numpy(dtype=bool)
+        not_number = ~is_num & ~blank
+        numbers_ = pd.Series(np.where(is_num, raw, np.nan), index=series.index, dtype="float64")
+    values = numbers_.to_numpy()
+    found.error(np.flatnonzero(not_number), spec.name,
+                lambda i: f"'{spec.name}' must be {what}, not {series.iloc[i]!r}")
+    finite = ~np.isnan(values)
+    if spec.kind == "integer":
+        fractional = finite & (np.floor(values) != values)
+        found.error(np.flatnonzero(fractional), spec.name,
+                    lambda i: f"'{spec.name}' must be {what}, not {values[i]!r}")
+        finite &= ~fractional
+    if spec.minimum is not None:
+        found.error(np.flatnonzero(finite & (values < spec.minimum)), spec.name,
+                    lambda i: f"'{spec.name}' must be ≥ {spec.minimum:g}, not {values[i]:g}")
+    if spec.kind == "integer":
+        # values that are too large for int64 were refused above only if fractional; guard the cast
+        return pd.Series(np.where(finite, values, np.nan), index=series.index).astype("Float64").astype("Int64")
+    return pd.Series(np.where(finite, values, np.nan), index=series.index, dtype="Float64")
+
+
+def _check_required_when(gdf: gpd.GeoDataFrame, layer: Layer, out: dict, found: _Collector) -> None:
+    for spec in layer.fields:
+        if spec.required_when is None:
+            continue
+        other, values = spec.required_when
+        needed = out[other].isin(values).to_numpy() & out[spec.name].isna().to_numpy()
+        found.error(np.flatnonzero(needed), spec.name,
+                    lambda i, other=other: f"'{spec.name}' is required when {other} is {out[other].iloc[i]!r}")
+
+
+def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:
+    present = keys.dropna()
+    dup = present[present.duplicated(keep="first")]
+    if dup.empty:
+        return
+    first = {k: i for i, k in reversed(list(present.items()))}
+    found.error(dup.index.to_numpy(), name,
+                lambda i: f"duplicate {name} {keys.iloc[i]!r} (first used by feature {first[keys.iloc[i]]})")
+
+
+def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.ndarray:
+    geoms = np.asarray(geoms, dtype=object).copy()
+    expected = " or ".join(layer.geometry_types)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    found.error(np.flatnonzero(missing), None, lambda i: "geometry is missing or empty")
+
+    present = ~missing
+    types = np.array(shapely.get_type_id(geoms))
+    allowed_ids = [_TYPE_IDS[t] for t in layer.geometry_types]
+    wrong_type = present & ~np.isin(types, allowed_ids)
+    found.error(np.flatnonzero(wrong_type), None,
+                lambda i: f"geometry is a {geoms[i].geom_type}, expected {expected}")
+
+    check = present & ~wrong_type
+    bounds = shapely.bounds(geoms)
+    with np.errstate(invalid="ignore"):
+        outside = check & ~((bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
+    found.error(np.flatnonzero(outside), None,
+                lambda i: "coordinates are not WGS84 lon/lat; give the file's CRS (source_crs)")
+
+    check &= ~outside
+    invalid = np.flatnonzero(check & ~shapely.is_valid(geoms))
+    reasons = {i: shapely.is_valid_reason(geoms[i]) for i in invalid}
+    unrepairable = []
+    for i in invalid:
+        repaired = _repair(geoms[i], layer.geometry_types)
+        if repaired is None:
+            unrepairable.append(i)
+        else:
+            geoms[i] = repaired
+    found.error(unrepairable, None, lambda i: f"invalid geometry that cannot be repaired: {reasons[i]}")
+    found.warning([i for i in invalid if i not in set(unrepairable)], None,
+                  lambda i: f"invalid geometry repaired: {reasons[i]}")
+    return geoms
+
+
+_TYPE_IDS = {"Point": 0, "LineString": 1, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5, "MultiPolygon": 6}
+
+
+def _repair(geom, allowed: tuple[str, ...]):
+    """Repair keeping the geometry type ('structure' keeps polygons polygonal); None if nothing is left."""
+    fixed = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+    if fixed.is_empty or fixed.geom_type not in allowed:
+        return None
+    return fixed

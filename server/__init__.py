@@ -1,0 +1,68 @@
+"""gridmap's web application: thin Flask adapters over ``geodata`` and ``maps``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from geodata.cache import VersionCache
+from geodata.catalog import Catalog
+from geodata.store import FileStore, Store
+
+from . import config as settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """What routes reach through ``app.extensions["gridmap"]``."""
+
+    store: Store
+    catalog: Catalog
+    display: VersionCache  # light map layers, per layer version
+
+
+def services() -> Services:
+    return current_app.extensions["gridmap"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from defaults, ``GRIDMAP_*`` variables and ``config`` (options or a test's)."""
+    values = settings.load(config)
+    app = Flask(__name__)
+    app.config.update(values)
+    app.json.ensure_ascii = False  # Chinese names stay readable in JSON
+    app.json.sort_keys = False
+
+    store = FileStore(values["DATA_DIR"])
+    app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
+    if values["DEMO"]:
+        from geodata.demo import install_if_empty
+
+        install_if_empty(store)
+    app.extensions["gridmap"] = Services(store=store, catalog=Catalog(store), display=VersionCache(4))
+
+    from . import api, assets, errors, pages
+
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(assets.blueprint)
+    app.register_blueprint(pages.blueprint)
+    errors.register(app)
+    return app
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """A random key kept in the data dir, so sessions survive restarts and all workers agree."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        tmp = data_dir / f".secret_key.{os.getpid()}"
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # atomic and never overwrites: the first process to get here wins
+        tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,55 @@
+"""Settings as data: name, default, help.  Read from options, then ``GRIDMAP_*`` variables.
+
+The README's settings table lists every entry here (a test keeps it honest).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # the config key; the environment variable is GRIDMAP_<name>
+    default: object
+    help: str
+    type: type = str
+
+    @property
+    def env(self) -> str:
+        return f"GRIDMAP_{self.name}"
+
+
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+SETTINGS = (
+    Setting("DATA_DIR", "./gridmap-data", "where layers and their versions are stored"),
+    Setting("HOST", "127.0.0.1", "address `python -m server` listens on"),
+    Setting("PORT", 5000, "port `python -m server` listens on", int),
+    Setting("WORKERS", 2, "server processes (they share the data directory safely)", int),
+    Setting("THREADS", 4, "threads per server process", int),
+    Setting("DEMO", True, "fill an empty data directory with the Ningbo demo at start", _bool),
+    Setting("PUBLIC_READ", True, "anyone may read; 0 = reading needs a signed-in user", _bool),
+    Setting("SECRET_KEY", None, "signs browser sessions; set it in production (a random one is made otherwise)"),
+    Setting("BASEMAP", "osm", "base map: osm, tianditu, none, or a tile URL template with {z}/{x}/{y}"),
+    Setting("TIANDITU_KEY", "", "API key for the Tianditu base map"),
+    Setting("MAX_ITEMS", 10_000, "largest `limit` the items route accepts", int),
+)
+
+
+def load(overrides: dict | None = None, environ=os.environ) -> dict:
+    """Defaults, then GRIDMAP_* variables, then ``overrides`` (options or a test's config)."""
+    config = {}
+    for s in SETTINGS:
+        value = environ.get(s.env, s.default)
+        if overrides and overrides.get(s.name) is not None:
+            value = overrides[s.name]
+        config[s.name] = None if value is None else s.type(value)
+    for key, value in (overrides or {}).items():  # Flask's own keys (TESTING, ...) pass through
+        config.setdefault(key, value)
+    return config

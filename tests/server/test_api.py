@@ -1,0 +1,160 @@
+import json
+
+import pytest
+
+from geodata.validate import validate
+from tests.factories import center_row, centers, six_grids
+
+
+@pytest.fixture
+def loaded(store):
+    """Six grids (version 1, then a version 2 without g21) and two centres."""
+    grids = validate(six_grids(), "grids").data
+    store.write("grids", grids, author="tester", message="first")
+    store.write("grids", grids[grids.grid_id != "g21"], author="tester", message="second")
+    store.write("centers", validate(centers([center_row("c1", "community"), center_row("d1", "district")]),
+                                    "centers").data, author="tester")
+    return store
+
+
+def get_json(client, url, status=200):
+    resp = client.get(url)
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json(force=True)
+
+
+def test_healthz_reports_layer_versions(client, loaded):
+    body = get_json(client, "/healthz")
+    assert body["status"] == "ok"
+    assert body["layers"]["grids"] == {"version": 2, "features": 5}
+    assert body["layers"]["districts"] is None
+
+
+def test_collections_list_every_layer_with_extent(client, loaded):
+    body = get_json(client, "/api/collections")
+    ids = [c["id"] for c in body["collections"]]
+    assert ids == ["grids", "centers", "districts"]
+    grids = body["collections"][0]
+    assert grids["extent"]["spatial"]["bbox"] == [[121.5, 29.8, 121.53, 29.82]]
+    assert grids["numberOfFeatures"] == 5
+    assert any(link["rel"] == "items" for link in grids["links"])
+
+
+def test_items_page_and_links(client, loaded):
+    resp = client.get("/api/collections/grids/items?limit=2&offset=1")
+    assert resp.status_code == 200 and resp.mimetype == "application/geo+json"
+    body = resp.get_json(force=True)
+    assert [f["id"] for f in body["features"]] == ["g10", "g20"]
+    assert (body["numberMatched"], body["numberReturned"]) == (5, 2)
+    links = {link["rel"]: link["href"] for link in body["links"]}
+    assert "offset=3" in links["next"] and "limit=2" in links["next"]
+    assert "offset=0" in links["prev"]
+    assert body["features"][0]["properties"]["name"] == "g10网格"
+
+
+def test_last_page_has_no_next_link(client, loaded):
+    body = get_json(client, "/api/collections/grids/items?limit=2&offset=4")
+    assert [f["id"] for f in body["features"]] == ["g11"]
+    assert "next" not in {link["rel"] for link in body["links"]}
+
+
+def test_following_next_links_visits_every_feature_once(client, loaded):
+    url, seen = "/api/collections/grids/items?limit=2", []
+    while url:
+        body = get_json(client, url)
+        seen += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+    assert seen == ["g00", "g10", "g20", "g01", "g11"]
+
+
+def test_bbox_selects_intersecting_features(client, loaded):
+    # squares are 0.01° wide from lon 121.50; this box covers only the middle column's interior
+    body = get_json(client, "/api/collections/grids/items?bbox=121.512,29.801,121.518,29.819")
+    assert sorted(f["id"] for f in body["features"]) == ["g10", "g11"]
+    assert body["numberMatched"] == 2
+
+
+def test_property_filters_combine_with_bbox(client, loaded):
+    body = get_json(client, "/api/collections/grids/items?community=白云社区")
+    assert sorted(f["id"] for f in body["features"]) == ["g10", "g11", "g20"]
+    body = get_json(client, "/api/collections/grids/items?community=白云社区&bbox=121.521,29.8,121.53,29.809")
+    assert [f["id"] for f in body["features"]] == ["g20"]
+    body = get_json(client, "/api/collections/grids/items?population=500")
+    assert [f["id"] for f in body["features"]] == ["g11"]
+
+
+def test_older_version_is_readable(client, loaded):
+    body = get_json(client, "/api/collections/grids/items?version=1&limit=100")
+    assert body["numberMatched"] == 6
+
+
+def test_single_item_and_missing_item(client, loaded):
+    body = get_json(client, "/api/collections/centers/items/d1")
+    assert body["type"] == "Feature" and body["properties"]["level"] == "district"
+    error = get_json(client, "/api/collections/centers/items/nope", 404)["error"]
+    assert error["code"] == "not_found" and "nope" in error["message"]
+
+
+@pytest.mark.parametrize("url", ["/api/collections/parks", "/api/collections/parks/items",
+                                 "/api/download/parks.geojson", "/api/download/grids.shp",
+                                 "/api/collections/grids/items?version=9"])
+def test_unknown_things_are_json_404(client, loaded, url):
+    resp = client.get(url)
+    assert resp.status_code == 404
+    assert resp.get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["bbox=1,2,3", "bbox=a,b,c,d", "bbox=10,10,0,0", "bbox=0,-100,1,1",
+                                   "bbox=nan,0,1,1", "limit=0", "limit=-1", "limit=x", "offset=-5",
+                                   "colour=red", "population=many", "version=abc"])
+def test_bad_parameters_are_json_400(client, loaded, query):
+    resp = client.get(f"/api/collections/grids/items?{query}")
+    assert resp.status_code == 400
+    error = resp.get_json()["error"]
+    assert error["code"] == "bad_request" and error["message"]
+
+
+def test_limit_above_maximum_is_clamped(app, client, loaded):
+    app.config["MAX_ITEMS"] = 3
+    body = get_json(client, "/api/collections/grids/items?limit=50")
+    assert body["numberReturned"] == 3
+
+
+def test_empty_layer_has_no_items(client, loaded):
+    body = get_json(client, "/api/collections/districts/items")
+    assert body["numberMatched"] == 0 and body["features"] == []
+
+
+def test_download_whole_layer_is_the_stored_file(client, loaded, store):
+    resp = client.get("/api/download/grids.geojson")
+    assert resp.status_code == 200
+    assert resp.data == store.read_geojson("grids")
+    assert 'filename="grids-v2.geojson"' in resp.headers["Content-Disposition"]
+    body = json.loads(resp.data)
+    assert "crs" not in body and len(body["features"]) == 5
+
+
+def test_download_with_filters_and_version(client, loaded):
+    resp = client.get("/api/download/grids.geojson?street=月湖街道&version=1")
+    body = json.loads(resp.data)
+    assert sorted(f["properties"]["grid_id"] for f in body["features"]) == ["g00", "g01"]
+    assert 'filename="grids-v1.geojson"' in resp.headers["Content-Disposition"]
+
+
+def test_download_of_an_empty_layer_is_404(client, loaded):
+    assert client.get("/api/download/districts.geojson").status_code == 404
+
+
+def test_pages_get_html_errors_and_api_gets_json(client):
+    resp = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    resp = client.post("/api/collections")
+    assert resp.status_code == 405 and resp.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_landing_and_conformance(client):
+    landing = get_json(client, "/api/")
+    assert {link["rel"] for link in landing["links"]} >= {"self", "conformance", "data"}
+    assert get_json(client, "/api")["title"] == "gridmap"
+    conf = get_json(client, "/api/conformance")["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
