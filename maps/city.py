@@ -1,8 +1,8 @@
-"""The city map: districts drawn in the page, grids and centres fetched by URL.
+"""The city map: a small page that fetches its layers by URL.
 
 Embedding 8,000+ grid polygons makes a 9 MB page; instead the page carries
-only the 10 simplified district outlines and the browser fetches light,
-simplified grid and centre layers (``maps.display``) drawn on one canvas.
+no data and the browser fetches light, simplified layers (``maps.display``)
+drawn on one canvas.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import folium
-import geopandas as gpd
 
-from . import display
 from .layers import GeoJsonLayer, Legend, add_legend
 
 NINGBO_CENTRE = (29.87, 121.55)
@@ -64,13 +62,16 @@ class Basemap:
         raise ValueError(f"unknown base map {setting!r}: use osm, tianditu, none or a URL with {{z}}/{{x}}/{{y}}")
 
 
-def city_map(districts: gpd.GeoDataFrame, *, grids_url: str, centers_url: str,
-             basemap: Basemap, assets: Assets) -> folium.Map:
+def city_map(*, bounds: list[float] | None, urls: dict[str, str], basemap: Basemap, assets: Assets) -> folium.Map:
     """The whole city: district outlines, grids by type and centres by level.
+
+    ``urls`` maps ``districts``, ``grids`` and ``centers`` to where the page
+    fetches each layer; ``bounds`` ([minLon, minLat, maxLon, maxLat]) is the
+    view to open on.
 
     Examples
     --------
-    >>> m = city_map(districts, grids_url="/map/data/grids.geojson", centers_url="/map/data/centers.geojson",
+    >>> m = city_map(bounds=None, urls={"districts": "/d", "grids": "/g", "centers": "/c"},
     ...              basemap=Basemap(None), assets=Assets((), ()))
     >>> html = m.get_root().render()
     """
@@ -81,17 +82,16 @@ def city_map(districts: gpd.GeoDataFrame, *, grids_url: str, centers_url: str,
         folium.TileLayer(basemap.url, attr=basemap.attribution, name="底图 Base map",
                          subdomains=basemap.subdomains, max_zoom=18).add_to(m)
 
-    GeoJsonLayer("网格 Grids", url=grids_url, style_by="grid_type",
+    GeoJsonLayer("网格 Grids", url=urls["grids"], style_by="grid_type",
                  styles={k: {"color": c, "weight": 0.6, "fillColor": c, "fillOpacity": 0.35}
                          for k, (c, _) in GRID_TYPE_STYLES.items()},
                  tooltip=[("name", "网格"), ("community", "社区"), ("street", "街道"), ("grid_id", "编号")]).add_to(m)
-    if not districts.empty:
-        GeoJsonLayer("区县 Districts", data=display.feature_collection(districts, ["name", "name_en"], 0.0005),
-                     styles={"*": {"color": "#333", "weight": 2, "fill": False}},
-                     tooltip=[("name", "区县"), ("name_en", "District")]).add_to(m)
-        minx, miny, maxx, maxy = districts.total_bounds
+    GeoJsonLayer("区县 Districts", url=urls["districts"], styles={"*": {"color": "#333", "weight": 2, "fill": False}},
+                 tooltip=[("name", "区县"), ("name_en", "District")]).add_to(m)
+    if bounds:
+        minx, miny, maxx, maxy = bounds
         m.fit_bounds([[miny, minx], [maxy, maxx]])
-    GeoJsonLayer("服务中心 Centres", url=centers_url, style_by="level", points_as_circles=True,
+    GeoJsonLayer("服务中心 Centres", url=urls["centers"], style_by="level", points_as_circles=True,
                  styles={k: {"radius": r, "color": "#fff", "weight": 1, "fillColor": c, "fillOpacity": 0.9}
                          for k, (c, r, _) in CENTER_LEVEL_STYLES.items()},
                  tooltip=[("name", "中心"), ("level", "级别"), ("street", "街道"), ("community", "社区")]).add_to(m)

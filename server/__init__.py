@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.store import FileStore, Store
+from maps.city import Basemap
 
 from . import config as settings
 
@@ -24,6 +25,7 @@ class Services:
     store: Store
     catalog: Catalog
     display: VersionCache  # light map layers, per layer version
+    basemap: Basemap
 
 
 def services() -> Services:
@@ -44,7 +46,9 @@ def create_app(config: dict | None = None) -> Flask:
         from geodata.demo import install_if_empty
 
         install_if_empty(store)
-    app.extensions["gridmap"] = Services(store=store, catalog=Catalog(store), display=VersionCache(4))
+    basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
+    app.extensions["gridmap"] = Services(store=store, catalog=Catalog(store), display=VersionCache(4),
+                                         basemap=basemap)
 
     from . import api, assets, errors, pages
 

@@ -32,6 +32,7 @@ def serve(options: dict) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 120)
+            self.cfg.set("control_socket_disable", True)  # one per user otherwise: servers would share it
 
         def load(self):
             return app
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
         print(f"python -m server: error: --port must be 1-65535, not {args.port}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"python -m server: error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
         return 2
     serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "WORKERS": args.workers})
     return 0

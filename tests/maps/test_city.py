@@ -14,14 +14,12 @@ ASSETS = Assets(js=(("leaflet", "/assets/leaflet/1.9.3/leaflet.js"),),
                 css=(("leaflet_css", "/assets/leaflet/1.9.3/leaflet.css"),))
 
 
-def districts(name="海曙区"):
-    return gpd.GeoDataFrame({"adcode": ["330203"], "name": [name], "name_en": ["Haishu"]},
-                            geometry=[box(121.4, 29.8, 121.6, 29.95)], crs=4326)
+URLS = {"districts": "/map/data/districts.geojson", "grids": "/map/data/grids.geojson",
+        "centers": "/map/data/centers.geojson"}
 
 
-def render(basemap=Basemap(None), name="海曙区") -> str:
-    m = city_map(districts(name), grids_url="/map/data/grids.geojson", centers_url="/map/data/centers.geojson",
-                 basemap=basemap, assets=ASSETS)
+def render(basemap=Basemap(None)) -> str:
+    m = city_map(bounds=[121.4, 29.8, 121.6, 29.95], urls=URLS, basemap=basemap, assets=ASSETS)
     return m.get_root().render()
 
 
@@ -29,16 +27,21 @@ def test_page_loads_only_local_assets_and_fetches_layers_by_url():
     html = render()
     assert re.findall(r"https?://[^\s\"'<>]+", html) == []
     assert '<script src="/assets/leaflet/1.9.3/leaflet.js"></script>' in html
-    assert 'fetch("/map/data/grids.geojson"' in html and 'fetch("/map/data/centers.geojson"' in html
+    for url in URLS.values():
+        assert f'fetch("{url}"' in html
     assert "jquery" not in html.lower() and "bootstrap" not in html.lower()
 
 
 def test_page_is_small_because_grids_are_not_embedded():
-    assert len(render().encode()) < 30_000
+    assert len(render().encode()) < 20_000
 
 
-def test_feature_values_cannot_break_out_of_the_script():
-    html = render(name=XSS)
+def test_embedded_feature_values_cannot_break_out_of_the_script():
+    m = city_map(bounds=None, urls=URLS, basemap=Basemap(None), assets=ASSETS)
+    data = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.5, 29.9]}, "properties": {"name": XSS}}]}
+    GeoJsonLayer("x", data=data, tooltip=[("name", XSS)]).add_to(m)
+    html = m.get_root().render()
     assert XSS not in html and "<img src=x" not in html
     assert "\\u003c/script\\u003e\\u003cimg" in html  # embedded as JSON with <, > escaped
 

@@ -1,0 +1,259 @@
+"""``python -m server``: arguments, settings from GRIDMAP_* variables, a real gunicorn serving /healthz."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from shapely import box
+
+from geodata.store import FileStore
+from server import __main__ as cli
+from server import config
+
+ROOT = Path(__file__).resolve().parents[2]  # the project: `python -m server` runs from here
+START_DEADLINE = 30.0  # seconds for the server to answer /healthz
+
+
+def clean_env(**variables: str) -> dict:
+    """This process's environment without any GRIDMAP_* setting, plus ``variables``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}
+    env.update(variables)
+    return env
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_grids() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"grid_id": ["g1", "g2"], "name": ["一号网格", "二号网格"], "grid_type": ["residential", "other"],
+         "district": ["海曙区"] * 2, "street": ["月湖街道"] * 2, "community": ["青石社区"] * 2,
+         "population": [100, 200]},
+        geometry=[box(121.50, 29.90, 121.51, 29.91), box(121.51, 29.90, 121.52, 29.91)], crs="EPSG:4326")
+
+
+class Server:
+    """A ``python -m server`` process, its log, and a way to wait until it answers."""
+
+    def __init__(self, args: list[str], env: dict, log: Path):
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, port: int):
+        """Poll /healthz until it answers 200; the response (status, headers, JSON body)."""
+        url = f"http://127.0.0.1:{port}/healthz"
+        deadline = time.monotonic() + START_DEADLINE
+        last_error = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode} before answering:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return response.status, response.headers, json.loads(response.read())
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+                last_error = e
+            time.sleep(0.1)  # poll interval, not a wait-and-hope: the deadline bounds the loop
+        pytest.fail(f"no answer from {url} within {START_DEADLINE} s ({last_error}):\n{self.log()}")
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; SIGKILL the whole process group if it will not go.  The exit code after SIGTERM."""
+        code = None
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # any worker left behind (the group is ours alone)
+            if self.proc.poll() is None:
+                self.proc.wait(timeout=10)
+            self._log.close()
+        return code
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    servers: list[Server] = []
+    run_dir = tmp_path / "run"  # gunicorn's control socket goes here, not into ~/.gunicorn
+    run_dir.mkdir()
+
+    def start(args: list[str], **env: str) -> Server:
+        env.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+        server = Server(args, clean_env(**env), tmp_path / f"server{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# --- arguments --------------------------------------------------------------------
+
+def test_help_lists_the_options():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--host", "--port", "--data-dir", "--workers"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_out_of_range_port_is_a_usage_error(port):
+    result = run_cli(f"--port={port}", GRIDMAP_DEMO="0")
+    assert result.returncode == 2
+    assert "--port" in result.stderr and port in result.stderr
+    assert "serving" not in result.stdout  # it stopped before starting anything
+
+
+def test_port_must_be_a_number():
+    result = run_cli("--port", "abc", GRIDMAP_DEMO="0")
+    assert result.returncode == 2
+    assert "--port" in result.stderr and "abc" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_must_be_positive(monkeypatch, capsys, workers):
+    served = []
+    monkeypatch.setattr(cli, "serve", served.append)
+    assert cli.main([f"--workers={workers}"]) == 2
+    assert served == []
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_main_passes_options_on(monkeypatch):
+    served = []
+    monkeypatch.setattr(cli, "serve", served.append)
+    assert cli.main(["--host", "0.0.0.0", "--port", "8080", "--data-dir", "/srv/grids", "--workers", "3"]) == 0
+    assert served == [{"HOST": "0.0.0.0", "PORT": 8080, "DATA_DIR": "/srv/grids", "WORKERS": 3}]
+
+
+def test_main_leaves_missing_options_to_the_settings(monkeypatch):
+    served = []
+    monkeypatch.setattr(cli, "serve", served.append)
+    assert cli.main([]) == 0
+    assert served == [{"HOST": None, "PORT": None, "DATA_DIR": None, "WORKERS": None}]
+    # None options do not hide GRIDMAP_* values
+    loaded = config.load(served[0], environ={"GRIDMAP_PORT": "5123", "GRIDMAP_DATA_DIR": "/env/dir"})
+    assert (loaded["PORT"], loaded["DATA_DIR"], loaded["WORKERS"]) == (5123, "/env/dir", 2)
+
+
+# --- a real server ---------------------------------------------------------------
+
+def test_serves_healthz_with_gunicorn(start_server, tmp_path):
+    data_dir = tmp_path / "data"
+    FileStore(data_dir).write("grids", two_grids(), author="test")
+    port = free_port()
+    server = start_server(["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+                           "--workers", "1"], GRIDMAP_DEMO="0")
+
+    status, headers, body = server.wait_healthy(port)
+    assert status == 200
+    assert body["status"] == "ok"
+    assert "gunicorn" in headers.get("Server", "").lower()
+    # it serves --data-dir, and GRIDMAP_DEMO=0 kept the demo out of it
+    assert body["layers"] == {"grids": {"version": 1, "features": 2}, "centers": None, "districts": None}
+    assert [v.version for v in FileStore(data_dir).versions("centers")] == []
+
+    assert server.stop() == 0  # SIGTERM is a clean shutdown
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_settings_come_from_the_environment(start_server, tmp_path):
+    data_dir = tmp_path / "env-data"
+    port = free_port()
+    server = start_server([], GRIDMAP_PORT=str(port), GRIDMAP_DATA_DIR=str(data_dir), GRIDMAP_WORKERS="1",
+                          GRIDMAP_DEMO="0")
+
+    status, _, body = server.wait_healthy(port)
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["layers"] == {"grids": None, "centers": None, "districts": None}
+    assert (data_dir / "layers").is_dir()  # GRIDMAP_DATA_DIR was used
+    assert f":{port}/" in server.log()  # the start-up line names the port it serves
+
+
+# --- config.load --------------------------------------------------------------------
+
+def test_defaults_without_environment():
+    values = config.load(environ={})
+    assert values["PORT"] == 5000
+    assert values["HOST"] == "127.0.0.1"
+    assert values["WORKERS"] == 2
+    assert values["DEMO"] is True
+    assert values["PUBLIC_READ"] is True
+    assert values["SECRET_KEY"] is None
+    assert values["DATA_DIR"] == "./gridmap-data"
+    assert set(values) == {s.name for s in config.SETTINGS}
+
+
+def test_environment_values_are_typed():
+    values = config.load(environ={
+        "GRIDMAP_PORT": "5050", "GRIDMAP_WORKERS": "3", "GRIDMAP_MAX_ITEMS": "200",
+        "GRIDMAP_PUBLIC_READ": "0", "GRIDMAP_DEMO": "yes", "GRIDMAP_DATA_DIR": "/var/lib/gridmap",
+        "GRIDMAP_BASEMAP": "none", "GRIDMAP_SECRET_KEY": "s3cret",
+    })
+    assert values["PORT"] == 5050 and type(values["PORT"]) is int
+    assert values["WORKERS"] == 3 and values["MAX_ITEMS"] == 200
+    assert values["PUBLIC_READ"] is False
+    assert values["DEMO"] is True
+    assert values["DATA_DIR"] == "/var/lib/gridmap"
+    assert values["BASEMAP"] == "none"
+    assert values["SECRET_KEY"] == "s3cret"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1", True), ("true", True), ("TRUE", True), (" on ", True), ("yes", True),
+    ("0", False), ("false", False), ("no", False), ("off", False), ("", False),
+])
+def test_boolean_settings(text, expected):
+    assert config.load(environ={"GRIDMAP_DEMO": text})["DEMO"] is expected
+
+
+def test_options_override_the_environment():
+    environ = {"GRIDMAP_PORT": "5050", "GRIDMAP_DEMO": "1", "GRIDMAP_HOST": "0.0.0.0"}
+    values = config.load({"PORT": 6000, "DEMO": False, "HOST": None}, environ=environ)
+    assert values["PORT"] == 6000
+    assert values["DEMO"] is False
+    assert values["HOST"] == "0.0.0.0"  # a None option leaves the environment's value
+    assert config.load({"PORT": "7000"}, environ=environ)["PORT"] == 7000  # options are typed too
+
+
+def test_other_config_keys_pass_through():
+    values = config.load({"TESTING": True, "DATA_DIR": "/tmp/x"}, environ={})
+    assert values["TESTING"] is True
+    assert values["DATA_DIR"] == "/tmp/x"
+
+
+def test_reads_os_environ_by_default_and_only_then(monkeypatch):
+    monkeypatch.setenv("GRIDMAP_PORT", "5051")
+    assert config.load()["PORT"] == 5051
+    assert config.load(environ={})["PORT"] == 5000

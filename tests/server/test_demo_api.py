@@ -1,0 +1,48 @@
+"""The served demo: an empty data dir is filled at start and the API reports Ningbo scale."""
+
+import pytest
+
+from server import create_app
+
+DISTRICTS = {"海曙区", "江北区", "北仑区", "镇海区", "鄞州区", "奉化区", "象山县", "宁海县", "余姚市", "慈溪市"}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    # module scope: installing the demo takes seconds, and these tests only read
+    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("demo")), "DEMO": True, "TESTING": True})
+    return app.test_client()
+
+
+def matched(client, url):
+    resp = client.get(url)
+    assert resp.status_code == 200
+    return resp.get_json(force=True)["numberMatched"]
+
+
+def test_ningbo_scale(client):
+    assert matched(client, "/api/collections/grids/items?limit=1") >= 8000
+    assert matched(client, "/api/collections/centers/items?limit=1") >= 2400
+    assert matched(client, "/api/collections/districts/items?limit=1") == 10
+
+
+def test_all_ten_districts_have_grids(client):
+    names = {f["properties"]["name"] for f in client.get("/api/collections/districts/items?limit=10").get_json(
+        force=True)["features"]}
+    assert names == DISTRICTS
+    for name in DISTRICTS:
+        assert matched(client, f"/api/collections/grids/items?limit=1&district={name}") > 100
+
+
+def test_bbox_around_the_city_centre_finds_dense_small_grids(client):
+    # 0.02° × 0.02° (about 2 km × 2 km) at Sanjiangkou, the urban core
+    assert matched(client, "/api/collections/grids/items?bbox=121.54,29.86,121.56,29.88&limit=1") >= 10
+
+
+def test_city_page_and_its_map_data(client):
+    page = client.get("/")
+    assert page.status_code == 200 and len(page.data) < 20_000
+    grids = client.get("/map/data/grids.geojson").get_json(force=True)
+    assert len(grids["features"]) >= 8000
+    assert set(grids["features"][0]["properties"]) == {"grid_id", "name", "grid_type", "district", "street",
+                                                      "community"}

@@ -1,0 +1,70 @@
+import gzip
+import json
+import re
+
+import pytest
+
+from geodata.validate import validate
+from server import create_app
+from tests.factories import six_grids
+
+
+@pytest.fixture
+def loaded(store):
+    store.write("grids", validate(six_grids(), "grids").data, author="tester")
+    return store
+
+
+def test_city_page_is_served_offline_with_basemap_none(data_dir):
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "BASEMAP": "none"})
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert re.findall(r"https?://", html) == []
+    for src in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html):
+        assert app.test_client().get(src).status_code == 200, src
+
+
+def test_assets_come_from_the_installed_package(client):
+    import xstatic.pkg.leaflet as leaflet
+
+    resp = client.get(f"/assets/leaflet/{leaflet.VERSION}/leaflet.js")
+    assert resp.status_code == 200 and b"Leaflet" in resp.data[:500]
+    assert resp.cache_control.max_age == 365 * 24 * 3600
+    assert client.get("/assets/leaflet/0.0.1/leaflet.js").status_code == 404
+    assert client.get(f"/assets/leaflet/{leaflet.VERSION}/../../../__init__.py").status_code == 404
+    assert client.get("/assets/jquery/1/jquery.js").status_code == 404
+
+
+def test_a_bad_basemap_setting_fails_at_start(data_dir):
+    with pytest.raises(ValueError, match="unknown base map"):
+        create_app({"DATA_DIR": str(data_dir), "DEMO": False, "BASEMAP": "google"})
+
+
+def test_map_data_is_light_gzipped_and_revalidated(client, loaded):
+    resp = client.get("/map/data/grids.geojson", headers={"Accept-Encoding": "gzip"})
+    assert resp.status_code == 200 and resp.headers["Content-Encoding"] == "gzip"
+    body = json.loads(gzip.decompress(resp.data))
+    assert len(body["features"]) == 6
+    assert set(body["features"][0]["properties"]) == {"grid_id", "name", "grid_type", "district", "street",
+                                                      "community"}
+    again = client.get("/map/data/grids.geojson", headers={"Accept-Encoding": "gzip",
+                                                            "If-None-Match": resp.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    plain = client.get("/map/data/grids.geojson")
+    assert "Content-Encoding" not in plain.headers and json.loads(plain.data) == body
+
+
+def test_map_data_etag_changes_with_a_new_version(client, loaded):
+    first = client.get("/map/data/grids.geojson").headers["ETag"]
+    grids = validate(six_grids(), "grids").data
+    loaded.write("grids", grids.iloc[:2], author="tester")
+    resp = client.get("/map/data/grids.geojson", headers={"If-None-Match": first})
+    assert resp.status_code == 200 and len(json.loads(resp.data)["features"]) == 2
+
+
+def test_unknown_map_layer_is_404(client):
+    assert client.get("/map/data/secrets.geojson").status_code == 404
+
+
+def test_empty_layers_still_draw(client):
+    assert client.get("/").status_code == 200
+    assert json.loads(client.get("/map/data/centers.geojson").data)["features"] == []
