@@ -122,7 +122,7 @@ class Legend(MacroElement):
 
 LEGEND_CSS = """
 <style>
-.gridmap-legend { position: absolute; z-index: 1000; bottom: 24px; left: 10px; background: #fff;
+.gridmap-legend { position: absolute; z-index: 1000; bottom: 28px; right: 10px; background: #fff;
   padding: 8px 10px; border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.3); font: 12px/1.5 sans-serif; }
 .gridmap-legend-title { font-weight: bold; margin-bottom: 4px; }
 .gridmap-legend-section { margin-top: 4px; color: #555; }
@@ -134,4 +134,4 @@ LEGEND_CSS = """
 
 def add_legend(m: folium.Map, legend: Legend) -> None:
     m.get_root().header.add_child(Element(LEGEND_CSS), name="gridmap_legend_css")
-    m.get_root().html.add_child(legend)
+    legend.add_to(m)  # a MacroElement's html macro lands in the page body

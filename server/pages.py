@@ -36,6 +36,11 @@ def city():
     return Response(m.get_root().render(), mimetype="text/html")
 
 
+@blueprint.get("/favicon.ico")
+def favicon():
+    return Response(status=204)  # no icon yet; answering keeps browsers' consoles free of 404s
+
+
 @blueprint.get("/map/data/<layer>.geojson")
 def map_data(layer: str):
     if layer not in MAP_LAYERS:

@@ -101,3 +101,10 @@ def test_display_rounds_coordinates_to_about_a_metre():
     body = display.geojson_bytes(gdf, ["name"]).decode()
     assert "121.12346" in body and "121.1234567" not in body
     assert "secret" not in body
+
+
+def test_legend_is_drawn_in_the_page_body():
+    html = render()
+    body = html.split("<body>", 1)[1]
+    assert 'class="gridmap-legend"' in body and "居民小区" in body
+    assert not body.lstrip().startswith("None")  # a MacroElement rendered as text would print None

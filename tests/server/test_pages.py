@@ -68,3 +68,7 @@ def test_unknown_map_layer_is_404(client):
 def test_empty_layers_still_draw(client):
     assert client.get("/").status_code == 200
     assert json.loads(client.get("/map/data/centers.geojson").data)["features"] == []
+
+
+def test_favicon_answers_without_error(client):
+    assert client.get("/favicon.ico").status_code == 204
