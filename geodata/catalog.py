@@ -1,56 +1,88 @@
 """The collections gridmap serves, each at its current (or a given) version.
 
 The catalog sits between the store and the routes: it knows which
-collections exist, and keeps one ready-to-query ``FeatureSet`` per layer
-version so that repeated requests do no work.  Derived collections (coverage,
-gaps, streets, communities) will be added here.
+collections exist — the stored layers and the derived ones (coverage, gaps)
+— and keeps one ready-to-query ``FeatureSet`` per layer version, and one
+analysis per set of inputs and parameters, so repeated requests do no work.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import geopandas as gpd
 
 from .cache import VersionCache
-from .errors import NotFound
+from .coverage import Analysis, Params, analyse
+from .errors import BadRequest, NotFound
 from .query import FeatureSet
-from .schema import LAYERS, Layer
+from .schema import DERIVED, LAYERS, Layer
 from .store import Store, Version
+
+ANALYSIS_INPUTS = ("grids", "centers", "districts")
 
 
 @dataclass(frozen=True)
 class Collection:
     layer: Layer
-    version: Version | None  # None: nothing stored yet
+    version: Version | None  # None: nothing stored yet, or a derived collection
     features: FeatureSet
+    tag: str  # names the exact content: changes whenever the features may (for ETags and caches)
 
 
 class Catalog:
     CACHE_SIZE = 8
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, params: Params = Params()):
         self.store = store
+        self.params = params  # the analysis settings; requests may ask for others (what-if)
         self._sets = VersionCache(self.CACHE_SIZE)
+        self._analyses = VersionCache(4)
 
     @property
     def ids(self) -> list[str]:
-        return list(LAYERS)
+        return [*LAYERS, *DERIVED]
 
     def layer(self, collection_id: str) -> Layer:
-        try:
-            return LAYERS[collection_id]
-        except KeyError:
-            raise NotFound(f"no collection '{collection_id}'; collections are {', '.join(self.ids)}") from None
+        layer = LAYERS.get(collection_id) or DERIVED.get(collection_id)
+        if layer is None:
+            raise NotFound(f"no collection '{collection_id}'; collections are {', '.join(self.ids)}")
+        return layer
 
-    def get(self, collection_id: str, version: int | None = None) -> Collection:
+    def get(self, collection_id: str, version: int | None = None, params: Params | None = None) -> Collection:
+        """A collection ready for queries; ``params`` only matter to derived collections."""
         layer = self.layer(collection_id)
+        if collection_id in DERIVED:
+            if version is not None:
+                raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+            tag, analysis = self.analysis_entry(params)
+            features = self._sets.get((collection_id, tag),
+                                      lambda: FeatureSet(getattr(analysis, collection_id), layer))
+            return Collection(layer, None, features, f"{collection_id}-{tag}")
         if version is None and self.store.current(collection_id) is None:
-            return Collection(layer, None, FeatureSet(_empty(layer), layer))
+            return Collection(layer, None, FeatureSet(_empty(layer), layer), f"{collection_id}-empty")
         v = self.store.version(collection_id, version)
-        feature_set = self._sets.get((collection_id, v.version),
-                                     lambda: FeatureSet(self.store.read(collection_id, v.version), layer))
-        return Collection(layer, v, feature_set)
+        features = self._sets.get((collection_id, v.sha256),
+                                  lambda: FeatureSet(self.store.read(collection_id, v.version), layer))
+        return Collection(layer, v, features, f"{collection_id}-{v.sha256[:16]}")
+
+    def analysis(self, params: Params | None = None) -> Analysis:
+        """Coverage and gaps of the current data; computed once per inputs and parameters."""
+        return self.analysis_entry(params)[1]
+
+    def analysis_entry(self, params: Params | None = None) -> tuple[str, Analysis]:
+        """The analysis and a tag naming its inputs and parameters (for caching what is made of it)."""
+        params = params or self.params
+        inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
+        tag = hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
+
+        def compute() -> Analysis:  # from exactly the versions the tag names
+            frames = [self.store.read(name, v.version) if v else _empty(LAYERS[name])
+                      for name, v in zip(ANALYSIS_INPUTS, inputs)]
+            return analyse(*frames, params=params)
+
+        return tag, self._analyses.get(tag, compute)
 
 
 def _empty(layer: Layer) -> gpd.GeoDataFrame:

@@ -112,3 +112,38 @@ DISTRICTS = Layer(
 )
 
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in (GRIDS, CENTERS, DISTRICTS)}
+
+
+# Derived, read-only collections (SPEC §1): computed by geodata.coverage, never uploaded.
+COVERAGE = Layer(
+    name="coverage",
+    title="Coverage 服务覆盖",
+    key="grid_id",
+    geometry_types=POLYGONAL,
+    description="The grids with the share of their area inside a service centre's catchment.",
+    fields=GRIDS.fields + (
+        Field("coverage_ratio", "number", minimum=0, description="share of the grid's area in any catchment, 0-1"),
+        Field("covered_population", "integer", minimum=0, description="population × coverage_ratio"),
+        Field("coverage_status", "enum", choices=("covered", "partial", "uncovered")),
+    ),
+)
+
+GAPS = Layer(
+    name="gaps",
+    title="Gaps 覆盖缺口",
+    key="gap_id",
+    geometry_types=POLYGONAL,
+    description="Service gaps, units missing a centre, tiling gaps, overlaps and staffing gaps.",
+    fields=(
+        Field("gap_id", required=True),
+        Field("kind", "enum", required=True,
+              choices=("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")),
+        Field("level", "enum", choices=("district", "street", "community"),
+              description="for missing_center: the level of the unit that lacks one"),
+        Field("district"), Field("street"), Field("community"), Field("grid_id"),
+        Field("area_m2", "number", minimum=0),
+        Field("detail", description="a short human-readable reason"),
+    ),
+)
+
+DERIVED: dict[str, Layer] = {layer.name: layer for layer in (COVERAGE, GAPS)}

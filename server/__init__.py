@@ -16,6 +16,7 @@ from geodata.store import FileStore, Store
 from maps.city import Basemap
 
 from . import config as settings
+from .config import analysis_params
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Services:
     store: Store
     catalog: Catalog
     display: VersionCache  # light map layers, per layer version
+    responses: VersionCache  # rendered documents (summaries), per analysis
     basemap: Basemap
 
 
@@ -47,8 +49,9 @@ def create_app(config: dict | None = None) -> Flask:
 
         install_if_empty(store)
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
-    app.extensions["gridmap"] = Services(store=store, catalog=Catalog(store), display=VersionCache(4),
-                                         basemap=basemap)
+    catalog = Catalog(store, analysis_params(values))
+    app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
+                                         responses=VersionCache(32), basemap=basemap)
 
     from . import api, assets, errors, pages
 

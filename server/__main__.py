@@ -23,6 +23,8 @@ def serve(options: dict) -> None:
     from . import create_app
 
     app = create_app(options)  # once, before forking: the demo is installed a single time
+    # ... and the analysis is computed once here, then shared by every forked worker
+    app.extensions["gridmap"].catalog.analysis()
 
     class Server(BaseApplication):
         def load_config(self):

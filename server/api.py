@@ -10,9 +10,11 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from geodata import geojson
+from geodata import geojson, summaries
+from geodata.coverage import LEVELS, PARAM_NAMES
 from geodata.errors import BadRequest, NotFound
 from geodata.query import Query
+from geodata.schema import DERIVED
 
 from . import services
 
@@ -28,6 +30,17 @@ CONFORMANCE = [
 
 def _params() -> dict[str, str]:
     return request.args.to_dict(flat=True)
+
+
+def _filters() -> dict[str, str]:
+    """The request's parameters less those that tune the analysis (radii, thresholds)."""
+    return {k: v for k, v in _params().items() if k not in PARAM_NAMES}
+
+
+def _collection(collection_id: str):
+    """The collection the request asks for: its version, and for derived ones the analysis parameters."""
+    catalog = services().catalog
+    return catalog.get(collection_id, _version_param(), catalog.params.with_request(_params()))
 
 
 def _version_param() -> int | None:
@@ -118,9 +131,9 @@ def _collection_document(collection_id: str) -> dict:
 
 @blueprint.get("/api/collections/<collection_id>/items")
 def items(collection_id: str):
-    found = services().catalog.get(collection_id, _version_param())
+    found = _collection(collection_id)
     params = _params()
-    query = Query.from_params(params, found.features.columns, current_app.config["MAX_ITEMS"])
+    query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"])
     page = found.features.page(query)
 
     def url(offset: int) -> str:
@@ -146,7 +159,7 @@ def items(collection_id: str):
 
 @blueprint.get("/api/collections/<collection_id>/items/<feature_id>")
 def item(collection_id: str, feature_id: str):
-    found = services().catalog.get(collection_id, _version_param())
+    found = _collection(collection_id)
     return Response(found.features.feature(feature_id).encode("utf-8"), mimetype=GEOJSON)
 
 
@@ -154,14 +167,39 @@ def item(collection_id: str, feature_id: str):
 def download(collection_id: str, ext: str):
     if ext != "geojson":
         raise NotFound(f"no download format '{ext}'; available: geojson")
-    catalog = services().catalog
-    found = catalog.get(collection_id, _version_param())
-    if found.version is None:
+    found = _collection(collection_id)
+    derived = collection_id in DERIVED
+    if found.version is None and not derived:
         raise NotFound(f"collection '{collection_id}' has no data yet")
-    query = Query.from_params(_params(), found.features.columns)
-    if query.selects_all:
+    query = Query.from_params(_filters(), found.features.columns)
+    if query.selects_all and not derived:
         body = services().store.read_geojson(collection_id, found.version.version)
     else:
         body = geojson.feature_collection(found.features.all(query))
-    filename = f"{collection_id}-v{found.version.version}.{ext}"
+    filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, mimetype=GEOJSON, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+SUMMARY_LEVELS = ("city", *LEVELS)
+
+
+@blueprint.get("/api/summary")
+def summary():
+    level = request.args.get("level", "district")
+    if level not in SUMMARY_LEVELS:
+        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+    fmt = request.args.get("f", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest(f"'f' must be json or csv, not {fmt!r}")
+    catalog = services().catalog
+    unknown = set(_filters()) - {"level", "f", "district", "street", "community"}
+    if unknown:
+        raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'")
+    tag, analysis = catalog.analysis_entry(catalog.params.with_request(_params()))
+    unit = tuple((k, request.args[k]) for k in ("district", "street", "community") if k in request.args)
+    body = services().responses.get(("summary", tag, level, fmt, unit),
+                                    lambda: summaries.render(analysis, level, dict(unit), fmt))
+    if fmt == "csv":
+        return Response(body, mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="summary-{level}.csv"'})
+    return Response(body, mimetype="application/json")

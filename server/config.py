@@ -39,7 +39,22 @@ SETTINGS = (
     Setting("BASEMAP", "osm", "base map: osm, tianditu, none, or a tile URL template with {z}/{x}/{y}"),
     Setting("TIANDITU_KEY", "", "API key for the Tianditu base map"),
     Setting("MAX_ITEMS", 10_000, "largest `limit` the items route accepts", int),
+    Setting("RADIUS_COMMUNITY_M", 1000.0, "catchment radius of a community centre, metres", float),
+    Setting("RADIUS_STREET_M", 2500.0, "catchment radius of a street centre, metres", float),
+    Setting("RADIUS_DISTRICT_M", 5000.0, "catchment radius of a district centre, metres", float),
+    Setting("COVERED_RATIO", 0.9, "a grid is covered from this share of its area in a catchment", float),
+    Setting("PARTIAL_RATIO", 0.1, "... partial from this share, uncovered below it", float),
+    Setting("SLIVER_M2", 100.0, "tiling gaps and overlaps smaller than this are ignored, m²", float),
 )
+
+
+def analysis_params(config: dict):
+    """The coverage analysis settings (radii, thresholds, tolerance) as geodata's Params."""
+    from geodata.coverage import Params
+
+    return Params(radius_community_m=config["RADIUS_COMMUNITY_M"], radius_street_m=config["RADIUS_STREET_M"],
+                  radius_district_m=config["RADIUS_DISTRICT_M"], covered_ratio=config["COVERED_RATIO"],
+                  partial_ratio=config["PARTIAL_RATIO"], sliver_m2=config["SLIVER_M2"])
 
 
 def load(overrides: dict | None = None, environ=os.environ) -> dict:

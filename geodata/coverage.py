@@ -1,0 +1,422 @@
+"""Service coverage and the four kinds of gaps (SPEC §2), with summaries.
+
+Everything is measured in the data's UTM zone (``crs.metric_crs``).  The hot
+paths are shapely 2 array operations and STRtree bulk queries; Python loops
+run only over the few units or districts that have a problem.
+
+Per-grid coverage avoids the naive ``grid ∩ union(all catchments)``, which
+makes every grid pay for the city-wide union: a bulk query sorts grids into
+those inside one catchment (ratio 1), outside all (ratio 0) and the rest,
+and only the rest are differenced against the union of their own few discs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .crs import STORAGE_CRS, metric_crs
+from .errors import BadRequest
+
+LEVELS = ("district", "street", "community")
+UNIT_COLUMNS = {"district": ["district"], "street": ["district", "street"],
+                "community": ["district", "street", "community"]}
+GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")
+STATUSES = ("covered", "partial", "uncovered")
+QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
+LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
+
+
+@dataclass(frozen=True)
+class Params:
+    """What an analysis depends on besides the data: radii, thresholds, tolerances."""
+
+    radius_community_m: float = 1000.0
+    radius_street_m: float = 2500.0
+    radius_district_m: float = 5000.0
+    covered_ratio: float = 0.9
+    partial_ratio: float = 0.1
+    sliver_m2: float = 100.0  # tiling gaps and overlaps smaller than this are noise
+    sliver_width_m: float = 1.0  # ... and so are hairlines thinner than this, however long
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
+        if not 0 <= self.partial_ratio <= self.covered_ratio <= 1:
+            raise BadRequest("thresholds must satisfy 0 ≤ partial_ratio ≤ covered_ratio ≤ 1")
+
+    def radius(self, level: str) -> float:
+        return getattr(self, f"radius_{level}_m")
+
+    def with_request(self, params: dict[str, str]) -> "Params":
+        """A copy with radii or thresholds from request parameters (what-if runs)."""
+        changes = {}
+        for f in fields(self):
+            if f.name in params:
+                try:
+                    changes[f.name] = float(params[f.name])
+                except ValueError:
+                    raise BadRequest(f"'{f.name}' must be a number, not {params[f.name]!r}") from None
+        return replace(self, **changes) if changes else self
+
+
+PARAM_NAMES = frozenset(f.name for f in fields(Params))
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """The result of one analysis: read-only frames in WGS84, measured in ``metric_crs``."""
+
+    params: Params
+    metric_crs: str
+    coverage: gpd.GeoDataFrame  # the grids with coverage_ratio, covered_population, coverage_status
+    gaps: gpd.GeoDataFrame  # gap_id, kind, level, district, street, community, grid_id, area_m2, detail
+    summaries: dict[str, pd.DataFrame]  # "city", "district", "street", "community"
+
+
+def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
+            districts: gpd.GeoDataFrame | None = None, params: Params = Params()) -> Analysis:
+    """Coverage of every grid, the four kinds of gaps, and summaries at every level.
+
+    Parameters
+    ----------
+    grids, centers, districts : layers as stored (WGS84); ``districts`` may be None or empty.
+    params : radii and thresholds.
+
+    Examples
+    --------
+    >>> result = analyse(grids, centers, districts)
+    >>> result.summaries["city"].loc[0, "covered_share"]  # doctest: +SKIP
+    0.87
+    """
+    if grids.empty:
+        return _empty_analysis(grids, params)
+    crs = metric_crs(grids)
+    grid_geoms = grids.geometry.to_crs(crs).values
+    center_m = centers.to_crs(crs) if not centers.empty else centers
+
+    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
+    coverage = _coverage_frame(grids, ratio, params)
+    gap_parts = [
+        _service_gaps(grids, uncovered, params),
+        _missing_centers(grids, grid_geoms, center_m, districts, crs),
+        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params),
+        _staffing_gaps(grids, grid_geoms),
+    ]
+    gaps = _gaps_frame(gap_parts, crs)
+    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps))
+
+
+# --- catchments and per-grid coverage ------------------------------------------------------
+
+def catchments(centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:
+    """One disc per centre, of its level's radius, in the centres' (metric) CRS."""
+    if centers_m.empty:
+        return np.array([], dtype=object)
+    radii = centers_m["level"].map({level: params.radius(level) for level in LEVELS}).fillna(0).to_numpy(float)
+    discs = shapely.buffer(centers_m.geometry.values, radii, quad_segs=QUAD_SEGS)
+    return discs[radii > 0]
+
+
+def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of each grid's area inside any disc, and each grid's uncovered part.
+
+    Equal to ``area(grid ∩ union(discs)) / area(grid)`` (tests check it against
+    that idiom), without ever building the city-wide union.
+    """
+    grid_geoms = np.asarray(grid_geoms, dtype=object)
+    n = len(grid_geoms)
+    uncovered = grid_geoms.copy()
+    if len(discs) == 0:
+        return np.zeros(n), uncovered
+    tree = shapely.STRtree(discs)
+    grid_idx, disc_idx = tree.query(grid_geoms, predicate="intersects")
+    inside_one = np.zeros(n, dtype=bool)
+    inside_one[tree.query(grid_geoms, predicate="covered_by")[0]] = True
+    uncovered[inside_one] = shapely.Polygon()
+
+    # the rest: each grid minus the union of the discs that touch it
+    partial = np.zeros(n, dtype=bool)
+    partial[grid_idx] = True
+    partial &= ~inside_one
+    keep = partial[grid_idx]
+    grid_idx, disc_idx = grid_idx[keep], disc_idx[keep]
+    if len(grid_idx):
+        rows, starts, counts = np.unique(grid_idx, return_index=True, return_counts=True)  # grid_idx is sorted
+        table = np.full((len(rows), counts.max()), None, dtype=object)
+        table[np.repeat(np.arange(len(rows)), counts), np.arange(len(grid_idx)) - np.repeat(starts, counts)] = \
+            discs[disc_idx]
+        uncovered[rows] = shapely.difference(grid_geoms[rows], shapely.union_all(table, axis=1))
+
+    area = shapely.area(grid_geoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(area > 0, 1.0 - shapely.area(uncovered) / area, 0.0)
+    return np.clip(ratio, 0.0, 1.0), uncovered
+
+
+def _coverage_frame(grids: gpd.GeoDataFrame, ratio: np.ndarray, params: Params) -> gpd.GeoDataFrame:
+    coverage = grids.copy()
+    coverage["coverage_ratio"] = np.round(ratio, 6)
+    population = pd.to_numeric(grids["population"]).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    coverage["covered_population"] = pd.array(np.round(population * ratio), dtype="Float64").astype("Int64")
+    coverage["coverage_status"] = np.select(
+        [ratio >= params.covered_ratio, ratio >= params.partial_ratio], ["covered", "partial"], "uncovered")
+    return coverage
+
+
+# --- gaps ----------------------------------------------------------------------------------
+
+@dataclass
+class _Gaps:
+    """Gap rows of one kind, geometries in the metric CRS."""
+
+    kind: str
+    rows: pd.DataFrame  # level, district, street, community, grid_id, detail, id_suffix
+    geoms: np.ndarray
+
+
+def _grid_rows(grids: gpd.GeoDataFrame, positions, details) -> pd.DataFrame:
+    rows = grids.iloc[positions][["district", "street", "community", "grid_id"]].reset_index(drop=True)
+    rows["level"] = None
+    rows["detail"] = list(details)
+    rows["id_suffix"] = rows["grid_id"]
+    return rows
+
+
+def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
+    area = shapely.area(uncovered)
+    positions = np.flatnonzero(area >= max(params.sliver_m2, 1e-6))
+    names = grids["name"].to_numpy()
+    details = [f"{names[i]}: {area[i]:,.0f} m² outside every catchment 不在任何服务半径内" for i in positions]
+    return _Gaps("service_gap", _grid_rows(grids, positions, details), uncovered[positions])
+
+
+def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
+    """Units (district, street, community) with no centre of their own level inside them."""
+    units = grids[["district", "street", "community"]].astype(object)
+    found = {level: set() for level in LEVELS}
+    if not centers_m.empty:
+        point_idx, grid_idx = shapely.STRtree(grid_geoms).query(centers_m.geometry.values, predicate="intersects")
+        first = np.unique(point_idx, return_index=True)[1]  # a centre on a shared edge counts once
+        point_idx, grid_idx = point_idx[first], grid_idx[first]
+        levels = centers_m["level"].to_numpy()[point_idx]
+        for level in LEVELS:
+            at_level = grid_idx[levels == level]
+            found[level] = set(map(tuple, units.iloc[at_level][UNIT_COLUMNS[level]].to_numpy()))
+
+    district_shapes = {}
+    if districts is not None and not districts.empty:
+        district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
+    rows, geoms = [], []
+    for level in LEVELS:
+        columns = UNIT_COLUMNS[level]
+        groups = units.groupby(columns, sort=True).indices
+        for key, positions in groups.items():
+            key = key if isinstance(key, tuple) else (key,)
+            if key in found[level]:
+                continue
+            names = dict(zip(columns, key))
+            shape = district_shapes.get(key[0]) if level == "district" else None
+            if shape is None:
+                shape = _union(grid_geoms[positions])
+            rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
+                         "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
+                         "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
+            geoms.append(shape)
+    return _Gaps("missing_center", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
+
+
+_ROW_COLUMNS = ["district", "street", "community", "grid_id", "level", "detail", "id_suffix"]
+
+
+def _union(geoms: np.ndarray):
+    """Union of polygons that should tile without overlap; exact union when they do not."""
+    if shapely.coverage_is_valid(geoms):
+        return shapely.coverage_union_all(geoms)
+    return shapely.union_all(geoms)
+
+
+def _significant(parts: np.ndarray, params: Params) -> np.ndarray:
+    """Parts beyond the sliver tolerance: big enough and wider than a hairline."""
+    big = shapely.area(parts) >= params.sliver_m2
+    if params.sliver_width_m > 0 and big.any():
+        big[big] = ~shapely.is_empty(shapely.buffer(parts[big], -params.sliver_width_m / 2))
+    return big
+
+
+def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> list[_Gaps]:
+    """Land of a district in no grid, grids reaching outside their district, land in two grids."""
+    invalid_edges = ~shapely.is_empty(shapely.coverage_invalid_edges(grid_geoms))
+    overlaps = _overlaps(grids, grid_geoms, np.flatnonzero(invalid_edges), params)
+
+    rows, geoms = [], []
+    by_district = grids.groupby("district", sort=True).indices
+    district_shapes = {}
+    if districts is not None and not districts.empty:
+        district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
+    for name, positions in by_district.items():
+        geoms_d = grid_geoms[positions]
+        union = (shapely.coverage_union_all(geoms_d) if not invalid_edges[positions].any()
+                 else shapely.union_all(geoms_d))
+        land = district_shapes.get(name)
+        # without district boundaries, holes inside the grids' union are the gaps
+        holes = shapely.difference(land, union) if land is not None else _holes(union)
+        parts = shapely.get_parts(holes)
+        for n, part in enumerate(parts[_significant(parts, params)], start=1):
+            rows.append({"district": name, "street": None, "community": None, "grid_id": None, "level": None,
+                         "id_suffix": f"{name}.{n}",
+                         "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+            geoms.append(part)
+        if land is None:
+            continue
+        outside = shapely.get_parts(shapely.difference(union, land))
+        outside = outside[_significant(outside, params)]
+        if len(outside):
+            hit = np.unique(shapely.STRtree(geoms_d).query(outside, predicate="intersects")[1])
+            for i in hit:
+                part = shapely.difference(geoms_d[i], land)
+                if _significant(np.array([part]), params)[0]:
+                    row = grids.iloc[positions[i]]
+                    rows.append({"district": name, "street": row["street"], "community": row["community"],
+                                 "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
+                                 "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
+                                           f"超出所属区县"})
+                    geoms.append(part)
+    tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
+    return [tiling, overlaps]
+
+
+def _holes(union) -> object:
+    rings = [ring for poly in shapely.get_parts(union) for ring in poly.interiors]
+    return shapely.MultiPolygon([shapely.Polygon(r) for r in rings]) if rings else shapely.Polygon()
+
+
+def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gaps:
+    """Land in two grids.  Only grids whose edges fail the coverage check can overlap."""
+    empty = _Gaps("overlap", pd.DataFrame(columns=_ROW_COLUMNS), np.array([], dtype=object))
+    if len(candidates) < 2:
+        return empty
+    geoms = grid_geoms[candidates]
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    shared = shapely.intersection(geoms[a], geoms[b])
+    shared = shapely.get_parts(shared, return_index=True)
+    parts, pair = shared
+    polygonal = shapely.get_type_id(parts) == 3
+    parts, pair = parts[polygonal], pair[polygonal]
+    if not len(parts):
+        return empty
+    # one overlap per pair of grids: the polygonal parts of their intersection together
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    merged = np.array([shapely.union_all(parts[inverse == k]) for k in range(len(pairs))], dtype=object)
+    significant = _significant(merged, params)
+    pairs, merged = pairs[significant], merged[significant]
+    first, second = candidates[a[pairs]], candidates[b[pairs]]
+    ids = grids["grid_id"].to_numpy()
+    rows = _grid_rows(grids, first, [f"{ids[i]} ∩ {ids[j]}: {g.area:,.0f} m² in two grids 网格重叠"
+                                     for i, j, g in zip(first, second, merged)])
+    rows["id_suffix"] = [f"{ids[i]}.{ids[j]}" for i, j in zip(first, second)]
+    return _Gaps("overlap", rows, merged)
+
+
+def _staffing_gaps(grids, grid_geoms) -> _Gaps:
+    def blank(column):
+        values = grids[column].astype(object)
+        return values.isna().to_numpy() | values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(bool)
+
+    workers = pd.to_numeric(grids["grid_workers"]).astype("Float64")
+    missing = {
+        "instructor": (blank("instructor"), "no party-building instructor 无党建指导员"),
+        "party_branch": (blank("party_branch"), "no party branch 无党支部"),
+        "grid_workers": ((workers.isna() | (workers == 0)).to_numpy(bool), "no grid worker 无网格员"),
+    }
+    any_missing = np.logical_or.reduce([mask for mask, _ in missing.values()])
+    positions = np.flatnonzero(any_missing)
+    names = grids["name"].to_numpy()
+    details = ["{}: {}".format(names[i], "; ".join(text for mask, text in missing.values() if mask[i]))
+               for i in positions]
+    return _Gaps("staffing_gap", _grid_rows(grids, positions, details), grid_geoms[positions])
+
+
+def _gaps_frame(parts: list[_Gaps], crs) -> gpd.GeoDataFrame:
+    frames, geoms = [], []
+    for gaps in parts:
+        if gaps.rows.empty:
+            continue
+        rows = gaps.rows.copy()
+        rows.insert(0, "kind", gaps.kind)
+        rows.insert(0, "gap_id", gaps.kind + "." + rows["id_suffix"].astype(str))
+        frames.append(rows.drop(columns="id_suffix"))
+        geoms.append(gaps.geoms)
+    if not frames:
+        return _empty_gaps()
+    table = pd.concat(frames, ignore_index=True)
+    metric = gpd.GeoSeries(np.concatenate(geoms), crs=crs)
+    table["area_m2"] = np.round(metric.area.to_numpy(), 1)
+    table = table[GAP_COLUMNS]
+    return gpd.GeoDataFrame(table.astype(object).where(table.notna(), None).astype({"area_m2": float}),
+                            geometry=metric.to_crs(STORAGE_CRS).values, crs=STORAGE_CRS)
+
+
+GAP_COLUMNS = ["gap_id", "kind", "level", "district", "street", "community", "grid_id", "area_m2", "detail"]
+
+
+def _empty_gaps() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in GAP_COLUMNS}, geometry=[], crs=STORAGE_CRS)
+
+
+# --- summaries -----------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ["grids", "population", "covered_population", "covered_share",
+                   *(f"grids_{s}" for s in STATUSES), *GAP_KINDS]
+
+
+def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame) -> dict[str, pd.DataFrame]:
+    """Grids, population, covered population and share, and gap counts for the city and every unit."""
+    table = pd.DataFrame({
+        "district": coverage["district"], "street": coverage["street"], "community": coverage["community"],
+        "population": pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
+        "covered_population": pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float),
+        "status": coverage["coverage_status"],
+    })
+    gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
+    out = {"city": _summary(table.assign(city=True), gap_table.assign(city=True), ["city"]).drop(columns="city")}
+    for level in LEVELS:
+        out[level] = _summary(table, gap_table, UNIT_COLUMNS[level])
+    return out
+
+
+def _summary(table: pd.DataFrame, gaps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    grouped = table.groupby(keys, sort=True)
+    result = grouped.agg(grids=("status", "size"), population=("population", "sum"),
+                         covered_population=("covered_population", "sum"))
+    statuses = table.groupby(keys + ["status"]).size().unstack(fill_value=0)
+    result = result.join(statuses.reindex(columns=list(STATUSES), fill_value=0).add_prefix("grids_"))
+    counted = gaps.dropna(subset=keys) if not gaps.empty else gaps
+    if not counted.empty:
+        kinds = counted.groupby(keys + ["kind"]).size().unstack(fill_value=0)
+        result = result.join(kinds.reindex(columns=list(GAP_KINDS), fill_value=0))
+    counts = [f"grids_{s}" for s in STATUSES] + list(GAP_KINDS)
+    result = result.reindex(columns=[*result.columns, *(c for c in counts if c not in result.columns)])
+    result[counts] = result[counts].fillna(0).astype(int)
+    result["population"] = result["population"].round().astype(int)
+    result["covered_population"] = result["covered_population"].round().astype(int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = result["covered_population"] / result["population"].replace(0, np.nan)
+    result["covered_share"] = share.round(4)
+    return result.reset_index()[keys + SUMMARY_COLUMNS]
+
+
+def _empty_analysis(grids: gpd.GeoDataFrame, params: Params) -> Analysis:
+    coverage = grids.assign(coverage_ratio=pd.Series(dtype=float), covered_population=pd.Series(dtype="Int64"),
+                            coverage_status=pd.Series(dtype=object))
+    gaps = _empty_gaps()
+    return Analysis(params, STORAGE_CRS, coverage, gaps, summarise(coverage, gaps))

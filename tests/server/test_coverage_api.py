@@ -1,0 +1,120 @@
+"""Coverage, gaps and summaries through the API, on a layout worked out by hand.
+
+Two 0.01° grids side by side near Ningbo (about 966 m × 1,109 m each) and one community
+centre in the middle of the western grid: its corners are 736 m away, so the 1 km disc
+covers it whole, and reaches only ~520 m into the eastern grid (less than half of it).
+"""
+
+import csv
+import io
+
+import pytest
+
+from geodata.validate import validate
+from tests.factories import center_row, centers, grid_row, grids
+
+
+@pytest.fixture
+def loaded(store):
+    # 青石 (g00, west, 1,000 people) has a community centre at its middle; 白云 (g10, east, 500) has none,
+    # and g10 has no instructor
+    layer = grids([grid_row("g00"), grid_row("g10", community="白云社区", population=500, instructor=None)])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    return store
+
+
+def get_json(client, url, status=200):
+    resp = client.get(url)
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json(force=True)
+
+
+def test_coverage_collection_adds_the_coverage_fields(client, loaded):
+    body = get_json(client, "/api/collections/coverage/items")
+    props = {f["id"]: f["properties"] for f in body["features"]}
+    assert props["g00"]["coverage_ratio"] == 1.0 and props["g00"]["coverage_status"] == "covered"
+    assert props["g00"]["covered_population"] == 1000
+    assert 0 < props["g10"]["coverage_ratio"] < 0.5 and props["g10"]["coverage_status"] == "partial"
+    assert props["g10"]["name"] == "g10网格"  # the grid's own fields come along
+
+
+def test_gaps_collection_and_filters(client, loaded):
+    body = get_json(client, "/api/collections/gaps/items?limit=100")
+    kinds = sorted(f["properties"]["kind"] for f in body["features"])
+    assert kinds == ["missing_center", "missing_center", "missing_center", "service_gap", "staffing_gap"]
+    staffing = get_json(client, "/api/collections/gaps/items?kind=staffing_gap")
+    [gap] = staffing["features"]
+    assert gap["properties"]["grid_id"] == "g10" and "instructor" in gap["properties"]["detail"]
+    one = get_json(client, f"/api/collections/gaps/items/{gap['id']}")
+    assert one["properties"] == gap["properties"]
+
+
+def test_radius_parameter_is_a_what_if(client, loaded):
+    wide = get_json(client, "/api/collections/coverage/items/g10?radius_community_m=3000")
+    assert wide["properties"]["coverage_ratio"] == 1.0
+    assert get_json(client, "/api/collections/coverage/items/g10")["properties"]["coverage_ratio"] < 0.5
+    links = get_json(client, "/api/collections/coverage/items?radius_community_m=3000&limit=1")["links"]
+    assert all("radius_community_m=3000" in link["href"] for link in links if link["rel"] == "next")
+
+
+@pytest.mark.parametrize("query", ["radius_community_m=-5", "radius_street_m=far", "covered_ratio=0.01"])
+def test_bad_analysis_parameters_are_400(client, loaded, query):
+    for url in (f"/api/collections/coverage/items?{query}", f"/api/summary?{query}"):
+        resp = client.get(url)
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
+
+
+def test_derived_downloads(client, loaded):
+    resp = client.get("/api/download/gaps.geojson?kind=missing_center")
+    assert resp.status_code == 200
+    assert 'filename="gaps.geojson"' in resp.headers["Content-Disposition"]
+    assert {f["properties"]["level"] for f in resp.get_json(force=True)["features"]} == {
+        "district", "street", "community"}
+    assert len(client.get("/api/download/coverage.geojson").get_json(force=True)["features"]) == 2
+    assert client.get("/api/download/coverage.geojson?version=1").status_code == 400
+
+
+def test_summary_by_level(client, loaded):
+    city = get_json(client, "/api/summary?level=city")
+    [row] = city["rows"]
+    assert (row["grids"], row["population"], row["missing_center"], row["staffing_gap"]) == (2, 1500, 3, 1)
+    assert city["metric_crs"] == "EPSG:32651" and city["parameters"]["radius_community_m"] == 1000
+    communities = {r["community"]: r for r in get_json(client, "/api/summary?level=community")["rows"]}
+    assert communities["青石社区"]["covered_share"] == 1.0
+    assert communities["白云社区"]["missing_center"] == 1 and communities["青石社区"]["missing_center"] == 0
+    only = get_json(client, "/api/summary?level=community&community=白云社区")["rows"]
+    assert [r["community"] for r in only] == ["白云社区"]
+    assert get_json(client, "/api/summary")["level"] == "district"
+
+
+def test_summary_csv_opens_in_excel(client, loaded):
+    resp = client.get("/api/summary?level=community&f=csv")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
+    table = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
+    assert [r["community"] for r in table] == ["白云社区", "青石社区"]
+    assert table[1]["population"] == "1000"
+
+
+@pytest.mark.parametrize("query", ["level=province", "f=xml", "colour=red"])
+def test_bad_summary_requests_are_400(client, loaded, query):
+    assert client.get(f"/api/summary?{query}").status_code == 400
+
+
+def test_a_new_upload_invalidates_the_analysis(client, loaded):
+    assert get_json(client, "/api/summary?level=city")["rows"][0]["population"] == 1500
+    layer = grids([grid_row("g00", population=10)])
+    loaded.write("grids", validate(layer, "grids").data, author="t")
+    assert get_json(client, "/api/summary?level=city")["rows"][0]["population"] == 10
+
+
+def test_settings_set_the_default_radii(data_dir):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "RADIUS_COMMUNITY_M": 3000})
+    store = app.extensions["gridmap"].store
+    store.write("grids", validate(grids([grid_row("g00"), grid_row("g10")]), "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    body = app.test_client().get("/api/collections/coverage/items/g10").get_json(force=True)
+    assert body["properties"]["coverage_ratio"] == 1.0
