@@ -10,7 +10,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8"
 
 def documented_settings() -> set[str]:
     section = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\| `(GRIDMAP_[A-Z_]+)` \|", section, flags=re.M))
+    return set(re.findall(r"^\| `(GRIDMAP_[A-Z0-9_]+)` \|", section, flags=re.M))
 
 
 def test_every_setting_is_documented_and_nothing_else():
