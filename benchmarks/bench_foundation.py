@@ -9,42 +9,16 @@ on 127.0.0.1 and measures it over loopback.  Prints figures; asserts nothing.
 from __future__ import annotations
 
 import gzip
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, deadline_s: float) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < deadline_s:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return time.perf_counter() - start
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {deadline_s} s")
+from _server import demo_data_dir, running_server
 
 
 def main() -> None:
-    from geodata.demo import build_demo, install_if_empty
-    from geodata.store import FileStore
+    from geodata.demo import build_demo
 
     start = time.perf_counter()
     demo = build_demo()
@@ -52,19 +26,12 @@ def main() -> None:
     print(f"demo generation (build_demo):           {generated:6.2f} s  "
           f"({len(demo.grids)} grids, {len(demo.centers)} centres)")
 
-    data_dir = tempfile.mkdtemp(prefix="gridmap-bench-")
     start = time.perf_counter()
-    install_if_empty(FileStore(data_dir))
+    data_dir = demo_data_dir()
     print(f"empty data dir filled (generate+validate+store): {time.perf_counter() - start:6.2f} s")
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GRIDMAP_DATA_DIR": data_dir, "GRIDMAP_PORT": str(port), "GRIDMAP_BASEMAP": "none"}
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        up = wait_until_up(f"{base}/healthz", 60)
+    with running_server(data_dir) as (base, up):
         first = requests.get(f"{base}/api/collections/grids/items?limit=100", timeout=60)
         first.raise_for_status()
         cold = time.perf_counter() - start
@@ -92,9 +59,6 @@ def main() -> None:
         for layer in ("grids", "centers"):
             data = session.get(f"{base}/map/data/{layer}.geojson").content
             print(f"  map data {layer:8s}                      {len(data):7d} bytes ({len(gzip.compress(data))} gzipped)")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

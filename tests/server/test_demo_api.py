@@ -46,3 +46,13 @@ def test_city_page_and_its_map_data(client):
     assert len(grids["features"]) >= 8000
     assert set(grids["features"][0]["properties"]) == {"grid_id", "name", "grid_type", "district", "street",
                                                       "community"}
+
+
+def test_demo_has_gaps_for_planners_to_find(client):
+    summary = client.get("/api/summary?level=district").get_json(force=True)["rows"]
+    assert {r["district"] for r in summary} == DISTRICTS
+    assert all(0.3 < r["covered_share"] < 1.0 for r in summary)
+    gaps = client.get("/api/summary?level=city").get_json(force=True)["rows"][0]
+    assert gaps["missing_center"] > 0 and gaps["staffing_gap"] > 0 and gaps["service_gap"] > 0
+    # the demo grids tile their districts: no tiling gaps or overlaps beyond the sliver tolerance
+    assert gaps["tiling_gap"] == 0 and gaps["overlap"] == 0

@@ -1,0 +1,59 @@
+"""Start ``python -m server`` on a demo data directory for a benchmark, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_data_dir() -> str:
+    from geodata.demo import install_if_empty
+    from geodata.store import FileStore
+
+    data_dir = tempfile.mkdtemp(prefix="gridmap-bench-")
+    install_if_empty(FileStore(data_dir))
+    return data_dir
+
+
+def wait_until_up(url: str, deadline_s: float) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < deadline_s:
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.perf_counter() - start
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {deadline_s} s")
+
+
+@contextlib.contextmanager
+def running_server(data_dir: str, **settings):
+    """Yields (base_url, seconds until /healthz answered)."""
+    port = free_port()
+    env = {**os.environ, "GRIDMAP_DATA_DIR": data_dir, "GRIDMAP_PORT": str(port), "GRIDMAP_BASEMAP": "none",
+           **{f"GRIDMAP_{k}": str(v) for k, v in settings.items()}}
+    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        yield base, wait_until_up(f"{base}/healthz", 120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
