@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import folium
 
-from .layers import GeoJsonLayer, Legend, add_legend
+from .layers import GeoJsonLayer, Legend, ReadySignal, add_legend
 
 NINGBO_CENTRE = (29.87, 121.55)
 
@@ -101,4 +101,5 @@ def city_map(*, bounds: list[float] | None, urls: dict[str, str], basemap: Basem
         ("网格类型", [(c, label) for c, label in GRID_TYPE_STYLES.values()]),
         ("党群服务中心", [(c, label) for c, _, label in CENTER_LEVEL_STYLES.values()]),
     ]))
+    ReadySignal().add_to(m)
     return m

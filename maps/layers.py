@@ -32,6 +32,7 @@ class GeoJsonLayer(Layer):
         """
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = (function () {
+            var registry = window.gridmap = window.gridmap || {layers: {}, pending: []};
             var styles = {{ this.styles|tojson }};
             var styleBy = {{ this.style_by|tojson }};
             var tooltipFields = {{ this.tooltip|tojson }};
@@ -61,13 +62,23 @@ class GeoJsonLayer(Layer):
                     if (tooltipFields.length) { layer.bindTooltip(tooltipOf, {sticky: true}); }
                 }
             });
+            registry.layers[{{ this.layer_name|tojson }}] = layer;
             {%- if this.data is not none %}
             layer.addData({{ this.data|tojson }});
             {%- else %}
-            fetch({{ this.url|tojson }}, {credentials: "same-origin"})
-                .then(function (r) { if (!r.ok) { throw new Error(r.status + " " + r.url); } return r.json(); })
-                .then(function (data) { layer.addData(data); layer.fire("gridmap:loaded"); })
-                .catch(function (err) { console.warn("gridmap: could not load layer", err); });
+            var loading = null;
+            function load() {  // fetched once, when the layer is first shown
+                loading = loading || fetch({{ this.url|tojson }}, {credentials: "same-origin"})
+                    .then(function (r) { if (!r.ok) { throw new Error(r.status + " " + r.url); } return r.json(); })
+                    .then(function (data) { layer.addData(data); layer.fire("gridmap:loaded"); })
+                    .catch(function (err) { console.warn("gridmap: could not load layer", err); });
+                return loading;
+            }
+            {%- if this.show %}
+            registry.pending.push(load());
+            {%- else %}
+            layer.once("add", load);
+            {%- endif %}
             {%- endif %}
             return layer;
         })();
@@ -92,6 +103,7 @@ class GeoJsonLayer(Layer):
         self.styles = styles or {}
         self.tooltip = [list(t) for t in (tooltip or [])]
         self.points_as_circles = points_as_circles
+        self.layer_name = name
 
 
 class Legend(MacroElement):
@@ -135,3 +147,24 @@ LEGEND_CSS = """
 def add_legend(m: folium.Map, legend: Legend) -> None:
     m.get_root().header.add_child(Element(LEGEND_CSS), name="gridmap_legend_css")
     legend.add_to(m)  # a MacroElement's html macro lands in the page body
+
+
+class ReadySignal(MacroElement):
+    """Add last: marks ``<body data-gridmap-ready>`` once every layer shown at start has loaded.
+
+    Browser tests and the page benchmark wait for it; ``window.gridmap.layers``
+    holds each layer by its name.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var registry = window.gridmap = window.gridmap || {layers: {}, pending: []};
+            registry.ready = Promise.all(registry.pending).then(function () {
+                document.body.setAttribute("data-gridmap-ready", "1");
+            });
+        })();
+        {% endmacro %}
+        """
+    )

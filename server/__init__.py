@@ -53,10 +53,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), basemap=basemap)
 
-    from . import api, assets, errors, pages
+    from . import api, assets, dashboard, errors, i18n, pages
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(assets.blueprint)
+    app.register_blueprint(dashboard.blueprint)
+    i18n.register(app)
     app.register_blueprint(pages.blueprint)
     errors.register(app)
     return app
