@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 
+from . import units
 from .cache import VersionCache
 from .coverage import Analysis, Params, analyse
 from .errors import BadRequest, NotFound
@@ -58,7 +59,7 @@ class Catalog:
                 raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
             tag, analysis = self.analysis_entry(params)
             features = self._sets.get((collection_id, tag),
-                                      lambda: FeatureSet(getattr(analysis, collection_id), layer))
+                                      lambda: FeatureSet(_derived_frame(collection_id, analysis), layer))
             return Collection(layer, None, features, f"{collection_id}-{tag}")
         if version is None and self.store.current(collection_id) is None:
             return Collection(layer, None, FeatureSet(_empty(layer), layer), f"{collection_id}-empty")
@@ -83,6 +84,14 @@ class Catalog:
             return analyse(*frames, params=params)
 
         return tag, self._analyses.get(tag, compute)
+
+
+def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
+    if collection_id == "streets":
+        return units.dissolve(analysis.coverage, "street")
+    if collection_id == "communities":
+        return units.dissolve(analysis.coverage, "community")
+    return getattr(analysis, collection_id)
 
 
 def _empty(layer: Layer) -> gpd.GeoDataFrame:

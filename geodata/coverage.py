@@ -225,7 +225,7 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
             names = dict(zip(columns, key))
             shape = district_shapes.get(key[0]) if level == "district" else None
             if shape is None:
-                shape = _union(grid_geoms[positions])
+                shape = merge_tiles(grid_geoms[positions])
             rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
                          "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
                          "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
@@ -236,8 +236,8 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
 _ROW_COLUMNS = ["district", "street", "community", "grid_id", "level", "detail", "id_suffix"]
 
 
-def _union(geoms: np.ndarray):
-    """Union of polygons that should tile without overlap; exact union when they do not."""
+def merge_tiles(geoms: np.ndarray):
+    """Union of polygons that should tile without overlap (fast); exact union when they do not."""
     if shapely.coverage_is_valid(geoms):
         return shapely.coverage_union_all(geoms)
     return shapely.union_all(geoms)

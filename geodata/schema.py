@@ -146,4 +146,19 @@ GAPS = Layer(
     ),
 )
 
-DERIVED: dict[str, Layer] = {layer.name: layer for layer in (COVERAGE, GAPS)}
+def _unit_layer(name: str, title: str, keys: tuple[str, ...]) -> Layer:
+    return Layer(
+        name=name, title=title, key="unit_id", geometry_types=POLYGONAL,
+        description=f"The grids dissolved by {' and '.join(keys)}, with their totals.",
+        fields=(Field("unit_id", required=True, description="the unit's names joined by '.'"),
+                *(Field(k, required=True) for k in keys),
+                *(Field(n, "integer", minimum=0) for n in ("grids", "population", "households", "party_members",
+                                                          "grid_workers", "covered_population")),
+                Field("covered_share", "number", minimum=0, description="covered_population / population")),
+    )
+
+
+STREETS = _unit_layer("streets", "Streets 街道", ("district", "street"))
+COMMUNITIES = _unit_layer("communities", "Communities 社区", ("district", "street", "community"))
+
+DERIVED: dict[str, Layer] = {layer.name: layer for layer in (STREETS, COMMUNITIES, COVERAGE, GAPS)}

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, current_app
+from flask_compress import Compress
 
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.store import FileStore, Store
-from maps.city import Basemap
+from maps.coverage_map import Basemap
 
 from . import config as settings
 from .config import analysis_params
@@ -41,6 +42,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(values)
     app.json.ensure_ascii = False  # Chinese names stay readable in JSON
     app.json.sort_keys = False
+    # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
+    app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",
+                                                 "application/javascript", "application/json",
+                                                 "application/geo+json"])
+    app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
+    Compress(app)
 
     store = FileStore(values["DATA_DIR"])
     app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))

@@ -17,14 +17,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def warm_up(app) -> None:
+    """Compute the analysis and the map's first layers once, here, before the workers fork and share them."""
+    from maps.coverage_map import MAP_DATA
+
+    client = app.test_client()
+    for layer in MAP_DATA:
+        client.get(f"/map/data/{layer}.geojson", headers={"Accept-Encoding": "gzip"})
+
+
 def serve(options: dict) -> None:
     from gunicorn.app.base import BaseApplication
 
     from . import create_app
 
     app = create_app(options)  # once, before forking: the demo is installed a single time
-    # ... and the analysis is computed once here, then shared by every forked worker
-    app.extensions["gridmap"].catalog.analysis()
+    warm_up(app)
 
     class Server(BaseApplication):
         def load_config(self):

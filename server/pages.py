@@ -1,39 +1,70 @@
-"""HTML pages, and the light map data they fetch."""
+"""HTML pages: the coverage map of the city or of one unit, and the light map data they fetch."""
 
 from __future__ import annotations
 
 import gzip
+import json
 
-from flask import Blueprint, Response, request, url_for
+import pandas as pd
+import shapely
 
+from flask import Blueprint, Response, render_template, request, url_for
+
+from geodata.coverage import merge_tiles
 from geodata.errors import NotFound
 from maps import display
-from maps.city import city_map
+from maps.coverage_map import MAP_DATA, View, coverage_map
 
 from . import services
 from .assets import map_assets
+from .i18n import current_language
 
 blueprint = Blueprint("pages", __name__)
 
-# What each map layer fetches: the fields it shows and how much to simplify (degrees).
-MAP_LAYERS = {
-    "districts": (["adcode", "name", "name_en"], 0.0005),
-    "grids": (["grid_id", "name", "grid_type", "district", "street", "community"], 0.0001),
-    "centers": (["center_id", "name", "level", "district", "street", "community"], 0.0),
-}
+UNIT_KEYS = ("district", "street", "community")
 
 
 @blueprint.get("/")
 def city():
     catalog = services().catalog
     bounds = catalog.get("districts").features.bounds or catalog.get("grids").features.bounds
-    m = city_map(
-        bounds=bounds,
-        urls={layer: url_for("pages.map_data", layer=layer) for layer in MAP_LAYERS},
+    return _map_page(View(bounds=bounds), title=None)
+
+
+@blueprint.get("/map")
+def unit_map():
+    """``/map?district=…&street=…&community=…``: the same map, zoomed to the unit and outlined."""
+    unit = {k: request.args[k] for k in UNIT_KEYS if request.args.get(k)}
+    if not unit:
+        return city()
+    grids = services().catalog.get("grids").features.gdf
+    chosen = grids[(grids[list(unit)] == pd.Series(unit)).all(axis=1)]
+    if chosen.empty:
+        raise NotFound(" / ".join(unit.values()) + ": no such unit")
+    name = list(unit.values())[-1]
+    outline = display.simplify([merge_tiles(chosen.geometry.values)], 0.0001)[0]
+    feature = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": json.loads(shapely.to_geojson(outline))}]}
+    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature), title=name)
+
+
+def _map_page(view: View, title: str | None) -> Response:
+    params = services().catalog.params
+    m = coverage_map(
+        view=view,
+        urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
+              "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
+              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"},
+        radii={level: params.radius(level) for level in UNIT_KEYS},
         basemap=services().basemap,
         assets=map_assets(),
+        lang=current_language(),
     )
-    return Response(m.get_root().render(), mimetype="text/html")
+    figure = m.get_root()
+    figure.render()  # lays out header, body and script parts, which the page template places
+    return Response(render_template("map.html", title=title, map_head=figure.header.render(),
+                                    map_body=figure.html.render(), map_script=figure.script.render()),
+                    mimetype="text/html")
 
 
 @blueprint.get("/favicon.ico")
@@ -43,18 +74,20 @@ def favicon():
 
 @blueprint.get("/map/data/<layer>.geojson")
 def map_data(layer: str):
-    if layer not in MAP_LAYERS:
+    spec = MAP_DATA.get(layer)
+    if spec is None:
         raise NotFound(f"no map layer '{layer}'")
-    found = services().catalog.get(layer)
-    fields, tolerance = MAP_LAYERS[layer]
-    version = found.version.sha256[:16] if found.version else "empty"
-    body = services().display.get((layer, version), lambda: _compressible(
-        display.geojson_bytes(found.features.gdf, fields, tolerance)))
-    return _send(body, "application/geo+json", etag=f"{layer}-{version}")
+    found = services().catalog.get(spec.collection)
 
+    def build() -> tuple[bytes, bytes]:
+        gdf = found.features.gdf
+        if spec.kinds:
+            gdf = gdf[gdf["kind"].isin(spec.kinds)]
+        data = display.geojson_bytes(gdf, list(spec.fields), spec.tolerance)
+        return data, gzip.compress(data, compresslevel=6)
 
-def _compressible(data: bytes) -> tuple[bytes, bytes]:
-    return data, gzip.compress(data, compresslevel=6)
+    return _send(services().display.get((layer, found.tag), build), "application/geo+json",
+                 etag=f"{layer}-{found.tag}")
 
 
 def _send(body: tuple[bytes, bytes], mimetype: str, etag: str) -> Response:

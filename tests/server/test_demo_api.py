@@ -42,10 +42,9 @@ def test_bbox_around_the_city_centre_finds_dense_small_grids(client):
 def test_city_page_and_its_map_data(client):
     page = client.get("/")
     assert page.status_code == 200 and len(page.data) < 20_000
-    grids = client.get("/map/data/grids.geojson").get_json(force=True)
+    grids = client.get("/map/data/coverage.geojson").get_json(force=True)
     assert len(grids["features"]) >= 8000
-    assert set(grids["features"][0]["properties"]) == {"grid_id", "name", "grid_type", "district", "street",
-                                                      "community"}
+    assert {f["properties"]["coverage_status"] for f in grids["features"]} == {"covered", "partial", "uncovered"}
 
 
 def test_demo_has_gaps_for_planners_to_find(client):

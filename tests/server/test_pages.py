@@ -40,24 +40,25 @@ def test_a_bad_basemap_setting_fails_at_start(data_dir):
 
 
 def test_map_data_is_light_gzipped_and_revalidated(client, loaded):
-    resp = client.get("/map/data/grids.geojson", headers={"Accept-Encoding": "gzip"})
+    resp = client.get("/map/data/coverage.geojson", headers={"Accept-Encoding": "gzip"})
     assert resp.status_code == 200 and resp.headers["Content-Encoding"] == "gzip"
     body = json.loads(gzip.decompress(resp.data))
     assert len(body["features"]) == 6
-    assert set(body["features"][0]["properties"]) == {"grid_id", "name", "grid_type", "district", "street",
-                                                      "community"}
-    again = client.get("/map/data/grids.geojson", headers={"Accept-Encoding": "gzip",
+    assert set(body["features"][0]["properties"]) == {"grid_id", "name", "district", "street", "community",
+                                                      "population", "covered_population", "coverage_ratio",
+                                                      "coverage_status"}
+    again = client.get("/map/data/coverage.geojson", headers={"Accept-Encoding": "gzip",
                                                             "If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
-    plain = client.get("/map/data/grids.geojson")
+    plain = client.get("/map/data/coverage.geojson")
     assert "Content-Encoding" not in plain.headers and json.loads(plain.data) == body
 
 
 def test_map_data_etag_changes_with_a_new_version(client, loaded):
-    first = client.get("/map/data/grids.geojson").headers["ETag"]
+    first = client.get("/map/data/coverage.geojson").headers["ETag"]
     grids = validate(six_grids(), "grids").data
     loaded.write("grids", grids.iloc[:2], author="tester")
-    resp = client.get("/map/data/grids.geojson", headers={"If-None-Match": first})
+    resp = client.get("/map/data/coverage.geojson", headers={"If-None-Match": first})
     assert resp.status_code == 200 and len(json.loads(resp.data)["features"]) == 2
 
 
@@ -72,3 +73,39 @@ def test_empty_layers_still_draw(client):
 
 def test_favicon_answers_without_error(client):
     assert client.get("/favicon.ico").status_code == 204
+
+
+def test_unit_map_zooms_to_the_unit(client, loaded):
+    resp = client.get("/map?district=海曙区&street=白云街道")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    # 白云街道 is the four squares of columns 1-2: lon 121.51-121.53, lat 29.80-29.82
+    assert "[[29.8, 121.51], [29.82, 121.53]]" in html
+    assert "<title>白云街道 · " in html
+
+
+def test_unknown_unit_is_a_404_page(client, loaded):
+    resp = client.get("/map?district=海曙区&community=nowhere", headers={"Accept": "text/html"})
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    assert "nowhere" in resp.get_data(as_text=True)
+
+
+def test_map_page_has_navigation_in_both_languages(client, loaded):
+    zh = client.get("/").get_data(as_text=True)
+    assert '<html lang="zh-CN">' in zh and "统计看板" in zh
+    resp = client.get("/?lang=en")
+    en = resp.get_data(as_text=True)
+    assert '<html lang="en">' in en and "Dashboard" in en and "Grid coverage" in en
+    assert "gridmap_lang=en" in resp.headers["Set-Cookie"]
+    assert "Dashboard" in client.get("/").get_data(as_text=True)  # remembered
+
+
+def test_every_map_layer_is_served(client, loaded):
+    from maps.coverage_map import MAP_DATA
+
+    for layer in MAP_DATA:
+        resp = client.get(f"/map/data/{layer}.geojson")
+        assert resp.status_code == 200, layer
+        assert json.loads(resp.data)["type"] == "FeatureCollection"
+    kinds = {f["properties"]["kind"] for f in json.loads(client.get("/map/data/staffing.geojson").data)["features"]}
+    assert kinds <= {"staffing_gap"}

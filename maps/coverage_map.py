@@ -1,0 +1,190 @@
+"""The planner's coverage map: grids by coverage status, gaps, centres, catchments, boundaries.
+
+The page carries no data: each layer is fetched by URL (light, simplified,
+gzipped, revalidated by ETag — see ``maps.display``), layers that start hidden
+only when first switched on, and everything is drawn on one canvas.
+``MAP_DATA`` says what each layer's URL serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import folium
+
+from geodata.i18n import text
+
+from .layers import Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, SearchControl
+
+NINGBO_CENTRE = (29.87, 121.55)
+
+STATUS_COLOURS = {"covered": "#1a9850", "partial": "#fdae61", "uncovered": "#d73027"}
+GAP_COLOURS = {"service_gap": "#b2182b", "missing_center": "#2166ac", "tiling_gap": "#8c510a",
+               "overlap": "#762a83", "staffing_gap": "#e7298a"}
+LEVEL_OUTLINES = {"district": "#08306b", "street": "#2171b5", "community": "#6baed6"}
+CENTER_ICONS = {"district": ("gm-center gm-center-district", 14), "street": ("gm-center gm-center-street", 11),
+                "community": ("gm-center gm-center-community", 8)}
+CATCHMENT_COLOURS = {"district": "#7a0177", "street": "#c51b8a", "community": "#f768a1"}
+
+
+@dataclass(frozen=True)
+class MapData:
+    """What one map layer's URL serves: a collection, optionally only some gap kinds, a few fields."""
+
+    collection: str
+    fields: tuple[str, ...]
+    tolerance: float = 0.0  # degrees of simplification (0.0001° ≈ 10 m)
+    kinds: tuple[str, ...] = ()
+
+
+GAP_FIELDS = ("gap_id", "kind", "level", "district", "street", "community", "grid_id", "area_m2", "detail")
+MAP_DATA = {
+    "coverage": MapData("coverage", ("grid_id", "name", "district", "street", "community", "population",
+                                     "covered_population", "coverage_ratio", "coverage_status"), 0.0001),
+    "service_gaps": MapData("gaps", GAP_FIELDS, 0.0001, ("service_gap",)),
+    "tiling": MapData("gaps", GAP_FIELDS, 0.0, ("tiling_gap", "overlap")),
+    "staffing": MapData("gaps", GAP_FIELDS, 0.0001, ("staffing_gap",)),
+    "missing": MapData("gaps", GAP_FIELDS, 0.0003, ("missing_center",)),
+    "streets": MapData("streets", ("unit_id", "district", "street", "grids", "population", "covered_share"), 0.0003),
+    "districts": MapData("districts", ("adcode", "name", "name_en"), 0.0005),
+    "centers": MapData("centers", ("center_id", "name", "level", "district", "street", "community")),
+}
+
+
+@dataclass(frozen=True)
+class Assets:
+    """URLs of the scripts and stylesheets the page loads, all served by the app."""
+
+    js: tuple[tuple[str, str], ...]
+    css: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A tile layer: ``url`` None draws no base map at all (no request leaves the app)."""
+
+    url: str | None
+    attribution: str = ""
+    subdomains: str = "abc"
+
+    @classmethod
+    def from_setting(cls, setting: str, tianditu_key: str = "") -> "Basemap":
+        if setting == "none":
+            return cls(None)
+        if setting == "osm":
+            return cls("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors")
+        if setting == "tianditu":
+            # CGCS2000 differs from WGS84 by centimetres: its tiles draw as WGS84.
+            return cls("https://t{s}.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                       "&LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+                       f"&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={tianditu_key}",
+                       "© 天地图 Tianditu", subdomains="01234567")
+        if "{z}" in setting and "{x}" in setting and "{y}" in setting:
+            return cls(setting, "")
+        raise ValueError(f"unknown base map {setting!r}: use osm, tianditu, none or a URL with {{z}}/{{x}}/{{y}}")
+
+
+@dataclass(frozen=True)
+class View:
+    """What the map opens on: bounds [minLon, minLat, maxLon, maxLat], and a unit to outline."""
+
+    bounds: list[float] | None = None
+    outline: dict | None = None  # GeoJSON of the unit, embedded (one small polygon)
+
+
+def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], basemap: Basemap,
+                 assets: Assets, lang: str = "zh") -> folium.Map:
+    """The coverage map of the city, or of one unit when ``view`` says so.
+
+    Parameters
+    ----------
+    urls : where the page fetches each layer of ``MAP_DATA``, plus ``data`` and ``map``:
+        link templates for a grid's data and a unit's map, with ``{field}`` placeholders.
+    radii : catchment radius in metres by centre level.
+
+    Examples
+    --------
+    >>> m = coverage_map(view=View(), urls=urls, radii={"community": 1000}, basemap=Basemap(None),
+    ...                  assets=Assets((), ()))  # doctest: +SKIP
+    >>> html = m.get_root().render()  # doctest: +SKIP
+    """
+    def t(key):
+        return text(key, lang)
+
+    m = folium.Map(location=NINGBO_CENTRE, zoom_start=9, tiles=None, prefer_canvas=True, control_scale=True)
+    m.options["maxZoom"] = 18  # marker clustering needs it, and without a base map nothing else sets it
+    m.default_js = list(assets.js)  # served by the app, never a CDN
+    m.default_css = list(assets.css)
+    if basemap.url:
+        folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
+                         subdomains=basemap.subdomains, max_zoom=18).add_to(m)
+
+    status_labels = {s: t(f"status.{s}") for s in STATUS_COLOURS}
+    level_labels = {lvl: t(f"level.{lvl}") for lvl in LEVEL_OUTLINES}
+    unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
+    GeoJsonLayer(
+        t("layer.coverage"), url=urls["coverage"], style_by="coverage_status",
+        styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
+        tooltip=[Field("name", t("field.grid")), *unit_fields,
+                 Field("coverage_status", t("field.coverage_status"), labels=status_labels),
+                 Field("coverage_ratio", t("field.coverage_ratio"), "percent")],
+        popup=[Field("name", t("field.grid")), Field("grid_id", t("field.grid_id")), *unit_fields,
+               Field("district", t("level.district")), Field("population", t("field.population"), "number"),
+               Field("covered_population", t("field.covered_population"), "number"),
+               Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
+               Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
+        links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"])],
+    ).add_to(m)
+    gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
+    GeoJsonLayer(t("layer.service_gaps"), url=urls["service_gaps"], show=False,
+                 styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.55}},
+                 tooltip=gap_tooltip).add_to(m)
+    GeoJsonLayer(t("layer.staffing"), url=urls["staffing"], show=False,
+                 styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 2, "dashArray": "4 3",
+                               "fillOpacity": 0.05}},
+                 tooltip=[Field("detail", t("field.detail"))]).add_to(m)
+    GeoJsonLayer(t("layer.tiling"), url=urls["tiling"], style_by="kind",
+                 styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
+                         for k in ("tiling_gap", "overlap")},
+                 tooltip=gap_tooltip).add_to(m)
+    GeoJsonLayer(t("layer.missing"), url=urls["missing"], style_by="level",
+                 styles={lvl: {"color": c, "weight": 2.5, "dashArray": "6 4", "fill": False}
+                         for lvl, c in LEVEL_OUTLINES.items()},
+                 tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
+                 ).add_to(m)
+    GeoJsonLayer(t("layer.streets"), url=urls["streets"], show=False,
+                 styles={"*": {"color": "#525252", "weight": 1.2, "fill": False}},
+                 tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
+    GeoJsonLayer(t("layer.districts"), url=urls["districts"], interactive=False,
+                 styles={"*": {"color": "#252525", "weight": 2.2, "fill": False}}).add_to(m)
+    GeoJsonLayer(t("layer.catchments"), url=urls["centers"], show=False, points="catchment", style_by="level",
+                 radii=radii, interactive=False,
+                 styles={lvl: {"color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.06}
+                         for lvl, c in CATCHMENT_COLOURS.items()}).add_to(m)
+    GeoJsonLayer(t("layer.centers"), url=urls["centers"], points="icon", style_by="level", cluster=13,
+                 styles={lvl: {"className": cls, "iconSize": [size, size]} for lvl, (cls, size) in CENTER_ICONS.items()},
+                 tooltip=[Field("name", t("field.center")),
+                          Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+    if view.outline:
+        GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline,
+                     interactive=False, styles={"*": {"color": "#000", "weight": 3, "fill": False}}).add_to(m)
+    if view.bounds:
+        minx, miny, maxx, maxy = view.bounds
+        m.fit_bounds([[miny, minx], [maxy, maxx]])
+
+    folium.LayerControl(collapsed=True).add_to(m)
+    SearchControl(t("layer.coverage"), ["name", "community", "street"], t("map.search"),
+                  t("map.search_none")).add_to(m)
+    FullscreenControl(t("map.fullscreen")).add_to(m)
+    Legend(t("legend.title"), [
+        (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
+        (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),
+                            *(LegendEntry(f"{t('gap.missing_center')} · {t(f'level.{lvl}')}", c, "outline")
+                              for lvl, c in LEVEL_OUTLINES.items()),
+                            LegendEntry(t("gap.tiling_gap"), GAP_COLOURS["tiling_gap"]),
+                            LegendEntry(t("gap.overlap"), GAP_COLOURS["overlap"]),
+                            LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline")]),
+        (t("legend.centers"), [LegendEntry(t(f"center.{lvl}"), "", cls) for lvl, (cls, _) in CENTER_ICONS.items()]),
+    ]).add_to(m)
+    ReadySignal().add_to(m)
+    return m

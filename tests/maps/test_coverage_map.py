@@ -1,0 +1,148 @@
+import json
+import re
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely import box
+
+from maps import display
+from maps.coverage_map import MAP_DATA, Assets, Basemap, View, coverage_map
+from maps.layers import Field, GeoJsonLayer, Legend, LegendEntry
+
+XSS = '</script><img src=x onerror="alert(1)">'
+ASSETS = Assets(js=(("leaflet", "/assets/leaflet/1/leaflet.js"), ("gridmap", "/assets/gridmap/1/gridmap-map.js")),
+                css=(("leaflet_css", "/assets/leaflet/1/leaflet.css"),))
+URLS = {**{name: f"/map/data/{name}.geojson" for name in MAP_DATA},
+        "data": "/api/collections/coverage/items/{grid_id}", "map": "/map?district={district}"}
+RADII = {"community": 1000, "street": 2500, "district": 5000}
+
+
+def render(basemap=Basemap(None), lang="zh", view=View(bounds=[121.4, 29.8, 121.6, 29.95])) -> str:
+    m = coverage_map(view=view, urls=URLS, radii=RADII, basemap=basemap, assets=ASSETS, lang=lang)
+    return m.get_root().render()
+
+
+def layer_configs(html: str) -> dict[str, dict]:
+    """The JSON options of every gridmap.geojsonLayer call in the page, by layer name."""
+    configs = [json.loads(m) for m in re.findall(r"gridmap\.geojsonLayer\(map_\w+, (\{.*?\})\);\n", html)]
+    return {c["name"]: c for c in configs}
+
+
+def test_page_loads_only_local_assets_and_carries_no_data():
+    html = render()
+    assert re.findall(r"https?://[^\s\"'<>]+", html) == []
+    assert '<script src="/assets/leaflet/1/leaflet.js"></script>' in html
+    assert "jquery" not in html.lower() and "bootstrap" not in html.lower()
+    assert len(html.encode()) < 25_000
+
+
+def test_every_layer_the_issue_names_is_there_and_fetched_by_url():
+    configs = layer_configs(render())
+    assert list(configs) == ["网格覆盖状态", "服务盲区", "力量配备缺口", "网格空隙与重叠", "缺少服务中心的单元",
+                             "街道界", "区县界", "服务半径", "党群服务中心"]
+    assert all(c["url"].startswith("/map/data/") and c["data"] is None for c in configs.values())
+    shown = {name for name, c in configs.items() if c["show"]}
+    assert shown == {"网格覆盖状态", "网格空隙与重叠", "缺少服务中心的单元", "区县界", "党群服务中心"}
+
+
+def test_grids_are_coloured_by_status_with_shared_styles():
+    grids = layer_configs(render())["网格覆盖状态"]
+    assert grids["styleBy"] == "coverage_status"
+    assert set(grids["styles"]) == {"covered", "partial", "uncovered"}
+    assert {f["field"] for f in grids["popup"]} >= {"name", "grid_id", "population", "coverage_ratio"}
+    assert grids["links"][0]["href"] == "/api/collections/coverage/items/{grid_id}"
+
+
+def test_centres_are_clustered_icons_by_level_and_catchments_use_the_radii():
+    configs = layer_configs(render())
+    centres, catchments = configs["党群服务中心"], configs["服务半径"]
+    assert centres["points"] == "icon" and centres["cluster"] == 13
+    assert {lvl: s["className"].split()[-1] for lvl, s in centres["styles"].items()} == {
+        "district": "gm-center-district", "street": "gm-center-street", "community": "gm-center-community"}
+    assert catchments["points"] == "catchment" and catchments["radii"] == RADII
+
+
+def test_english_labels():
+    html = render(lang="en")
+    assert list(layer_configs(html))[0] == "Grid coverage"
+    assert "Search grids, communities, streets" in html and "Legend" in html
+    assert "网格覆盖状态" not in html
+
+
+def test_unit_view_outlines_the_unit():
+    outline = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": XSS}, "geometry": json.loads(shapely.to_geojson(box(0, 0, 1, 1)))}]}
+    html = render(view=View(bounds=[121.5, 29.8, 121.52, 29.82], outline=outline))
+    assert "fitBounds" in html and "[[29.8, 121.5], [29.82, 121.52]]" in html
+    assert XSS not in html and "<img src=x" not in html
+    assert "\\u003c/script\\u003e\\u003cimg" in html  # embedded as JSON with <, > escaped
+
+
+def test_search_fullscreen_scale_legend_and_ready_signal():
+    html = render()
+    assert 'gridmap.searchControl(' in html and '"fields": ["name", "community", "street"]' in html
+    assert "gridmap.fullscreenControl(" in html
+    assert "L.control.scale(" in html
+    body = html.split("<body>", 1)[1]
+    assert 'class="gridmap-legend"' in body and "已覆盖" in body
+    assert html.rindex("gridmap.ready(") > html.rindex("gridmap.geojsonLayer(")
+
+
+def test_layer_config_escapes_names_and_labels():
+    m = coverage_map(view=View(), urls=URLS, radii=RADII, basemap=Basemap(None), assets=ASSETS)
+    GeoJsonLayer(XSS, url="/x", tooltip=[Field("name", XSS)]).add_to(m)
+    html = m.get_root().render()
+    assert XSS not in html and "<img src=x" not in html
+
+
+def test_legend_escapes_its_labels():
+    legend = Legend(XSS, [("类型", [LegendEntry(XSS, "#fff"), LegendEntry("x", "red", "outline")])])
+    out = legend._template.module.html(legend, {})
+    assert "<img" not in out and "&lt;img" in out
+    assert "gm-outline" in out
+
+
+def test_layer_needs_exactly_one_source():
+    with pytest.raises(ValueError):
+        GeoJsonLayer("x")
+    with pytest.raises(ValueError):
+        GeoJsonLayer("x", data={"type": "FeatureCollection", "features": []}, url="/x")
+
+
+@pytest.mark.parametrize("setting,expected", [
+    ("none", None),
+    ("osm", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"),
+    ("https://tiles.example.gov/{z}/{x}/{y}.png", "https://tiles.example.gov/{z}/{x}/{y}.png"),
+])
+def test_basemap_settings(setting, expected):
+    assert Basemap.from_setting(setting).url == expected
+
+
+def test_tianditu_carries_its_key_and_unknown_basemaps_are_refused():
+    assert "tk=KEY123" in Basemap.from_setting("tianditu", "KEY123").url
+    with pytest.raises(ValueError):
+        Basemap.from_setting("google")
+
+
+def test_basemap_none_means_no_tile_layer():
+    assert "tileLayer" not in render(Basemap(None))
+    assert "tile.openstreetmap.org" in render(Basemap.from_setting("osm"))
+
+
+def test_display_simplification_keeps_neighbours_sharing_edges():
+    # two squares sharing a jagged edge: simplified as a coverage, they still neither gap nor overlap
+    jag = [(0.5 + (0.001 if i % 2 else 0), i / 20) for i in range(21)]
+    left = shapely.Polygon([(0, 0)] + jag + [(0, 1)])
+    right = shapely.Polygon([(1, 0), (1, 1)] + jag[::-1])
+    out = display.simplify([left, right], 0.01)
+    assert shapely.get_num_coordinates(out).sum() < shapely.get_num_coordinates([left, right]).sum()
+    assert out[0].intersection(out[1]).area == pytest.approx(0, abs=1e-12)
+    assert shapely.union_all(out).area == pytest.approx(1.0, abs=1e-9)
+
+
+def test_display_rounds_coordinates_to_about_a_metre():
+    gdf = gpd.GeoDataFrame({"name": ["a"], "secret": ["x"]}, geometry=[box(121.1234567, 29.1, 121.2, 29.2)], crs=4326)
+    body = display.geojson_bytes(gdf, ["name"]).decode()
+    assert "121.12346" in body and "121.1234567" not in body
+    assert "secret" not in body
