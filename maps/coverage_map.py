@@ -14,7 +14,8 @@ import folium
 
 from geodata.i18n import text
 
-from .layers import Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, SearchControl
+from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, SearchControl,
+                     preload)
 
 NINGBO_CENTRE = (29.87, 121.55)
 
@@ -186,5 +187,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                             LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline")]),
         (t("legend.centers"), [LegendEntry(t(f"center.{lvl}"), "", cls) for lvl, (cls, _) in CENTER_ICONS.items()]),
     ]).add_to(m)
+    for layer in m._children.values():
+        if isinstance(layer, GeoJsonLayer) and layer.config["show"] and layer.config["url"]:
+            preload(m, layer.config["url"])
     ReadySignal().add_to(m)
     return m

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from branca.element import MacroElement, Template
+from branca.element import Element, MacroElement, Template
+from markupsafe import escape
 from folium.map import Layer
 
 
@@ -65,6 +66,13 @@ class GeoJsonLayer(Layer):
             "links": [{"label": label, "href": href} for label, href in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
         }
+
+
+def preload(m, url: str) -> None:
+    """Let the browser fetch a layer's data while it is still loading the scripts."""
+    m.get_root().header.add_child(
+        Element(f'<link rel="preload" href="{escape(url)}" as="fetch" crossorigin="anonymous">'),
+        name=f"preload_{url}")
 
 
 class SearchControl(MacroElement):

@@ -73,20 +73,20 @@
     var layer = L.geoJSON(null, {
       style: function (feature) { return styleFor(opts, feature); },
       pointToLayer: function (feature, latlng) { return pointLayer(opts, feature, latlng); },
-      interactive: opts.interactive !== false,
-      onEachFeature: function (feature, item) {
-        if (opts.tooltip && opts.tooltip.length) {
-          item.bindTooltip(function () { return fieldRows(feature.properties, opts.tooltip); }, {sticky: !opts.points});
-        }
-        if (opts.popup && opts.popup.length) {
-          item.bindPopup(function () {
-            var box = fieldRows(feature.properties, opts.popup);
-            if (opts.links) { box.appendChild(linkRow(feature.properties, opts.links)); }
-            return box;
-          });
-        }
-      }
+      interactive: opts.interactive !== false
     });
+    // bound once on the group, not on each of 8,000 features: Leaflet hands over the feature hovered
+    if (opts.tooltip && opts.tooltip.length) {
+      layer.bindTooltip(function (item) { return fieldRows(item.feature.properties, opts.tooltip); },
+        {sticky: opts.points !== "icon"});
+    }
+    if (opts.popup && opts.popup.length) {
+      layer.bindPopup(function (item) {
+        var box = fieldRows(item.feature.properties, opts.popup);
+        if (opts.links) { box.appendChild(linkRow(item.feature.properties, opts.links)); }
+        return box;
+      });
+    }
     var shown = opts.cluster ? L.markerClusterGroup({disableClusteringAtZoom: opts.cluster,
       showCoverageOnHover: false, chunkedLoading: true}) : layer;
     registry.layers[opts.name] = layer;  // the features
@@ -158,7 +158,8 @@
         var bounds = L.latLngBounds([]);
         hits.forEach(function (item) { bounds.extend(item.getBounds()); });
         map.fitBounds(bounds, {maxZoom: 16});
-        if (hits.length === 1) { hits[0].openPopup(bounds.getCenter()); }
+        // a click on the feature opens the popup its layer binds for all its features
+        if (hits.length === 1) { hits[0].fire("click", {latlng: bounds.getCenter()}, true); }
       });
       return box;
     };
