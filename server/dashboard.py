@@ -16,6 +16,7 @@ from flask import Blueprint, render_template, url_for
 
 from geodata import summaries
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES, UNIT_COLUMNS
+from maps.coverage_map import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
 
 from . import services
 
@@ -31,8 +32,8 @@ HEADINGS = {  # column -> i18n key
     **{c: f"dashboard.{c}" for c in STATUS_COLUMNS},
     **{kind: f"gap.{kind}" for kind in GAP_KINDS},
 }
-GAP_COLOURS = {"service_gap": "#d62728", "missing_center": "#ff7f0e", "tiling_gap": "#9467bd",
-               "overlap": "#8c564b", "staffing_gap": "#1f77b4"}
+
+
 @dataclass(frozen=True)
 class Table:
     level: str
