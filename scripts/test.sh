@@ -1,8 +1,36 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with the test requirements and run the whole test suite.
+#
+# The browser tests (tests/browser) drive Debian's Chromium at /usr/bin/chromium; it is
+# installed with apt when missing and this runs as root.  Otherwise they skip, naming the
+# missing browser -- except with CI=true, where a missing browser fails them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${GRIDMAP_VENV:-.venv}
+CHROMIUM=/usr/bin/chromium
+
+# Chromium, and a small CJK font so screenshots show Chinese, not boxes.  (fonts-wqy-microhei
+# is 1.6 MB; fonts-noto-cjk would be 57 MB to download and 91 MB installed.)
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+if ! { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh family 2>/dev/null)" ]; }; then
+    missing+=(fonts-wqy-microhei)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "scripts/test.sh: installing ${missing[*]} with apt-get for the browser tests" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif [ ! -x "$CHROMIUM" ]; then
+        echo "scripts/test.sh: Chromium is not installed at $CHROMIUM and this is not root:" \
+             "the browser tests will $([ "${CI:-}" = true ] && echo FAIL || echo skip)." \
+             "Install it with: sudo apt-get install chromium" >&2
+    else
+        echo "scripts/test.sh: no Chinese font (sudo apt-get install fonts-wqy-microhei):" \
+             "browser screenshots will show boxes for Chinese text" >&2
+    fi
+fi
+
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 set +e

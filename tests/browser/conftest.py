@@ -1,0 +1,218 @@
+"""Browser tests: Debian's Chromium, driven by Playwright (sync API), against the real server.
+
+Every test here talks to ``python -m server`` over real HTTP on 127.0.0.1, started
+on one of two data directories:
+
+- ``demo_server``: the Ningbo demo (8,500 grids, 2,500 centres), one server per module;
+  the data directory is built once per session by the first server (``GRIDMAP_DEMO=1``).
+- ``handmade_server``: six hand-made grids and a few centres whose names are XSS payloads.
+
+The browser is ``/usr/bin/chromium`` from apt (never one downloaded by ``playwright
+install``).  When it is missing the tests skip, naming the browser; with ``CI=true``
+they fail instead (``scripts/test.sh`` installs it when run as root).
+
+Each test gets a fresh browser context (``tab``) that records console errors, page
+errors and every request URL; requests to anywhere but 127.0.0.1 are aborted (and
+still recorded), so a page that reaches out is caught without any traffic leaving.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+]
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+SERVER_START_DEADLINE_S = 180  # the first demo server builds the demo, then computes the analysis
+TIMEOUT_MS = 30_000  # Playwright's default wait in these tests
+READY = "body[data-gridmap-ready]"
+
+# Names that would run script if any page put them into HTML unescaped.
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = '"><script>window.__xss=2</script>'
+XSS_CLOSE = "</script><svg onload=\"window.__xss=3\">"
+XSS_NAMES = (XSS_IMG, XSS_SCRIPT, XSS_CLOSE)
+
+
+def _unavailable(reason: str):
+    """Skip, naming what is missing; in CI a missing browser is a failure, never a skip."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser tests must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed: pip install -r requirements-dev.txt")
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium "
+                     "(scripts/test.sh does so when run as root)")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh context, and what it did."""
+
+    page: object  # playwright.sync_api.Page
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1:", "data:", "blob:"))
+
+
+@pytest.fixture
+def tab(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN",
+                                  service_workers="block")
+    context.set_default_timeout(TIMEOUT_MS)
+    # nothing leaves 127.0.0.1: other requests are recorded (below), then aborted here
+    context.route(lambda url: not _local(url), lambda route: route.abort("blockedbyclient"))
+    page = context.new_page()
+    recorded = Tab(page)
+    page.on("console", lambda msg: msg.type == "error" and recorded.console_errors.append(
+        f"{msg.text} ({msg.location.get('url')}:{msg.location.get('lineNumber')})"))
+    page.on("pageerror", lambda error: recorded.page_errors.append(str(error)))
+    page.on("request", lambda request: recorded.requests.append(request.url))
+    yield recorded
+    context.close()
+
+
+# --- the server -------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str  # http://127.0.0.1:PORT
+    data_dir: Path
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def _serve(data_dir: Path, log_path: Path, *, demo: bool):
+    """Start ``python -m server`` on ``data_dir``, wait until /healthz answers, stop it afterwards."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}  # no stray settings
+    env.update(GRIDMAP_DATA_DIR=str(data_dir), GRIDMAP_BASEMAP="none", GRIDMAP_WORKERS="1",
+               GRIDMAP_DEMO="1" if demo else "0")
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_healthy(proc, f"{base}/healthz", log_path)
+        yield Server(base, data_dir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path) -> None:
+    session = requests.Session()
+    session.trust_env = False  # never through a proxy: the server is on 127.0.0.1
+    deadline = time.monotonic() + SERVER_START_DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            if session.get(url, timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        try:  # waits for the process to exit, at most 0.1 s: the next poll
+            code = proc.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"python -m server exited with {code} before answering:\n{_tail(log_path)}", pytrace=False)
+    pytest.fail(f"{url} did not answer within {SERVER_START_DEADLINE_S} s:\n{_tail(log_path)}", pytrace=False)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> Path:
+    """Empty at first: the first demo server fills it (GRIDMAP_DEMO=1); later ones reuse it."""
+    return tmp_path_factory.mktemp("demo-data")
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_data_dir, tmp_path_factory):
+    yield from _serve(demo_data_dir, tmp_path_factory.mktemp("logs") / "demo-server.log", demo=True)
+
+
+def write_handmade(data_dir: Path) -> None:
+    """Six 0.01° grids (tests/factories.py), three named with XSS payloads; centres likewise."""
+    from geodata.store import FileStore
+    from geodata.validate import validate
+    from shapely import Point
+    from tests import factories
+
+    grids = factories.six_grids()
+    grids.loc[0, "name"] = XSS_IMG
+    grids.loc[1, "name"] = XSS_SCRIPT
+    grids.loc[2, "name"] = XSS_CLOSE
+    grids.loc[3, "community"] = XSS_IMG  # another field the tooltip shows
+    x0, y0 = factories.X0, factories.Y0
+    centers = factories.centers(
+        [factories.center_row("c1", "community", name=XSS_IMG),
+         factories.center_row("c2", "street", name=XSS_SCRIPT)],
+        points=[Point(x0 + 0.009, y0 + 0.009), Point(x0 + 0.019, y0 + 0.009)])  # corners, off the grids' middles
+    store = FileStore(data_dir)
+    for layer, gdf in (("grids", grids), ("centers", centers)):
+        report = validate(gdf, layer)
+        assert report.ok, report.errors
+        store.write(layer, report.data, author="browser-tests")
+
+
+@pytest.fixture(scope="module")
+def handmade_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("handmade-data")
+    write_handmade(data_dir)
+    yield from _serve(data_dir, tmp_path_factory.mktemp("logs") / "handmade-server.log", demo=False)
+
+
+# --- helpers for the tests --------------------------------------------------------------------
+
+def goto_ready(tab: Tab, url: str, timeout_ms: int = 90_000) -> None:
+    """Open ``url`` and wait until every layer shown at start has loaded."""
+    tab.page.goto(url)
+    tab.page.wait_for_selector(READY, state="attached", timeout=timeout_ms)

@@ -1,0 +1,136 @@
+"""The city map (``/``) on the Ningbo demo, in Chromium: it draws, stays offline, layers toggle, legend."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import goto_ready
+
+pytestmark = pytest.mark.browser
+
+# Counts distinct keys of what is loaded: grids have grid_id (and are no centre or gap),
+# centres have center_id.  Layers are found by their features, not by their names.
+COUNT_FEATURES_JS = """
+() => {
+  const leaves = (l) => l.feature ? [l] : (l.getLayers ? l.getLayers().flatMap(leaves) : []);
+  const grids = new Set(), centres = new Set();
+  Object.values(window.gridmap.layers).flatMap(leaves).forEach((item) => {
+    const p = item.feature.properties || {};
+    if (p.center_id != null) { centres.add(p.center_id); }
+    else if (p.grid_id != null && p.gap_id == null) { grids.add(p.grid_id); }
+  });
+  return {grids: grids.size, centres: centres.size};
+}
+"""
+
+# Share of sampled pixels painted on the overlay canvases (or SVG paths drawn, for an SVG renderer).
+PAINTED_JS = """
+() => {
+  const svgPaths = document.querySelectorAll('.leaflet-overlay-pane svg path').length;
+  let painted = 0, sampled = 0;
+  document.querySelectorAll('.leaflet-overlay-pane canvas').forEach((canvas) => {
+    if (!canvas.width || !canvas.height) { return; }
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 3; i < data.length; i += 4 * 13) { sampled++; if (data[i] > 0) { painted++; } }
+  });
+  return {canvases: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
+          share: sampled ? painted / sampled : 0, svgPaths: svgPaths};
+}
+"""
+
+
+def test_city_map_draws_every_grid_and_centre(tab, demo_server, tmp_path):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+
+    counts = page.evaluate(COUNT_FEATURES_JS)
+    assert counts["grids"] >= 8000, counts
+    assert counts["centres"] >= 2400, counts
+    # drawn, not only loaded: the canvas renderer paints on the next animation frame
+    page.wait_for_function(f"({PAINTED_JS})().share > 0.05 || ({PAINTED_JS})().svgPaths > 1000")
+    painted = page.evaluate(PAINTED_JS)
+    assert painted["canvases"] > 0 or painted["svgPaths"] > 0, painted
+    assert tab.console_errors == []
+    assert tab.page_errors == []
+
+    shot = tmp_path / "gridmap-city.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000  # a blank page compresses to far less
+    print(f"screenshot of / on the demo: {shot}")
+
+
+def test_city_map_makes_no_request_beyond_the_app(tab, demo_server):
+    goto_ready(tab, demo_server.url("/"))
+    tab.page.wait_for_load_state("load")
+    assert demo_server.url("/") in tab.requests  # the recorder sees the page itself ...
+    assert any(".geojson" in url for url in tab.requests), tab.requests  # ... and the layers it fetched
+    outside = [url for url in tab.requests
+               if not url.startswith((demo_server.base + "/", "data:", "blob:"))]
+    assert outside == []
+
+
+# The overlays in the layer control that are gridmap layers: their index, label and state.
+OVERLAYS_JS = """
+() => {
+  const registry = window.gridmap;
+  const known = [...Object.values(registry.shown || {}), ...Object.values(registry.layers)];
+  return [...document.querySelectorAll('.leaflet-control-layers-overlays input')].map((input, index) => ({
+    index: index,
+    label: input.closest('label').textContent.trim(),
+    checked: input.checked,
+    ours: known.some((layer) => L.stamp(layer) === input.layerId),
+  }));
+}
+"""
+
+# Whether the layer behind overlay checkbox ``index`` is on the map.
+ON_MAP_JS = """
+(index) => {
+  const registry = window.gridmap;
+  const input = document.querySelectorAll('.leaflet-control-layers-overlays input')[index];
+  const known = [...Object.values(registry.shown || {}), ...Object.values(registry.layers)];
+  const layer = known.find((l) => L.stamp(l) === input.layerId);
+  return registry.map ? registry.map.hasLayer(layer) : Boolean(layer._map);
+}
+"""
+
+
+def test_layer_control_lists_layers_and_switches_them(tab, demo_server):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+    control = page.locator(".leaflet-control-layers")
+    control.hover()  # a collapsed control opens on hover
+
+    overlays = page.evaluate(OVERLAYS_JS)
+    labels = [o["label"] for o in overlays]
+    for name in page.evaluate("Object.keys(window.gridmap.layers)"):
+        assert name in labels, (name, labels)
+    ours = [o for o in overlays if o["ours"]]
+    assert len(ours) >= 2, overlays
+    assert any(o["checked"] for o in ours), overlays
+
+    checkboxes = page.locator(".leaflet-control-layers-overlays input")
+    for overlay in ours:
+        box, index = checkboxes.nth(overlay["index"]), overlay["index"]
+        assert page.evaluate(ON_MAP_JS, index) == overlay["checked"], overlay
+        for _ in range(2):  # off and on again (or on and off, for a layer hidden at start)
+            control.hover()
+            before = box.is_checked()
+            box.set_checked(not before)
+            assert page.evaluate(ON_MAP_JS, index) is (not before), (overlay["label"], "after", not before)
+    assert page.evaluate(COUNT_FEATURES_JS)["grids"] >= 8000  # switching back keeps every feature
+    assert tab.page_errors == []
+
+
+def test_legend_is_visible_and_lists_entries(tab, demo_server):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+    legend = page.locator(".gridmap-legend")
+    assert legend.is_visible()
+    box = legend.bounding_box()
+    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 1280 and box["y"] + box["height"] <= 800
+    rows = legend.locator(".gridmap-legend-row")
+    assert rows.count() >= 3
+    for text in rows.all_inner_texts():
+        assert text.strip(), rows.all_inner_texts()
+    assert legend.locator(".gridmap-legend-row .gridmap-swatch").count() == rows.count()
