@@ -24,13 +24,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def demo_data_dir() -> str:
+@contextlib.contextmanager
+def demo_data_dir():
+    """A temporary data directory filled with the demo, removed afterwards."""
     from geodata.demo import install_if_empty
     from geodata.store import FileStore
 
-    data_dir = tempfile.mkdtemp(prefix="gridmap-bench-")
-    install_if_empty(FileStore(data_dir))
-    return data_dir
+    with tempfile.TemporaryDirectory(prefix="gridmap-bench-") as data_dir:
+        install_if_empty(FileStore(data_dir))
+        yield data_dir
 
 
 def wait_until_up(url: str, deadline_s: float) -> float:

@@ -53,7 +53,7 @@ def main() -> None:
     print(f"per-grid coverage: gridmap {fast_s:.3f} s, naive intersection with the union {naive_s:.3f} s, "
           f"ratio {naive_s / fast_s:.1f}x (largest difference in ratio {np.abs(fast - naive).max():.2e})")
 
-    with running_server(demo_data_dir()) as (base, up):
+    with demo_data_dir() as data_dir, running_server(data_dir) as (base, up):
         session = requests.Session()
         url = f"{base}/api/summary?level=community"
         for _ in range(4):  # every worker has it cached

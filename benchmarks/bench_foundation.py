@@ -27,38 +27,41 @@ def main() -> None:
           f"({len(demo.grids)} grids, {len(demo.centers)} centres)")
 
     start = time.perf_counter()
-    data_dir = demo_data_dir()
-    print(f"empty data dir filled (generate+validate+store): {time.perf_counter() - start:6.2f} s")
+    with demo_data_dir() as data_dir:
+        print(f"empty data dir filled (generate+validate+store): {time.perf_counter() - start:6.2f} s")
+        start = time.perf_counter()
+        with running_server(data_dir) as (base, up):
+            measure(base, up, start)
 
-    start = time.perf_counter()
-    with running_server(data_dir) as (base, up):
-        first = requests.get(f"{base}/api/collections/grids/items?limit=100", timeout=60)
-        first.raise_for_status()
-        cold = time.perf_counter() - start
-        print(f"cold start: /healthz answers after      {up:6.2f} s")
-        print(f"cold start: first items page after      {cold:6.2f} s")
 
-        session = requests.Session()
-        url = f"{base}/api/collections/grids/items?limit=100"
-        for _ in range(5):  # every worker has loaded the layer
-            session.get(url).raise_for_status()
-        times = []
-        for i in range(50):
-            t = time.perf_counter()
-            session.get(f"{url}&offset={i * 100}").raise_for_status()
-            times.append(time.perf_counter() - t)
-        print(f"items?limit=100 latency, median of 50:  {statistics.median(times) * 1000:6.1f} ms "
-              f"(p90 {sorted(times)[44] * 1000:.1f} ms)")
+def measure(base: str, up: float, start: float) -> None:
+    first = requests.get(f"{base}/api/collections/grids/items?limit=100", timeout=60)
+    first.raise_for_status()
+    cold = time.perf_counter() - start
+    print(f"cold start: /healthz answers after      {up:6.2f} s")
+    print(f"cold start: first items page after      {cold:6.2f} s")
 
+    session = requests.Session()
+    url = f"{base}/api/collections/grids/items?limit=100"
+    for _ in range(5):  # every worker has loaded the layer
+        session.get(url).raise_for_status()
+    times = []
+    for i in range(50):
         t = time.perf_counter()
-        body = session.get(f"{base}/api/download/grids.geojson").content
-        print(f"full grids GeoJSON download:            {time.perf_counter() - t:6.2f} s ({len(body) / 1e6:.1f} MB)")
+        session.get(f"{url}&offset={i * 100}").raise_for_status()
+        times.append(time.perf_counter() - t)
+    print(f"items?limit=100 latency, median of 50:  {statistics.median(times) * 1000:6.1f} ms "
+          f"(p90 {sorted(times)[44] * 1000:.1f} ms)")
 
-        page = session.get(f"{base}/").content
-        print(f"size of / :                             {len(page):7d} bytes ({len(gzip.compress(page))} gzipped)")
-        for layer in ("grids", "centers"):
-            data = session.get(f"{base}/map/data/{layer}.geojson").content
-            print(f"  map data {layer:8s}                      {len(data):7d} bytes ({len(gzip.compress(data))} gzipped)")
+    t = time.perf_counter()
+    body = session.get(f"{base}/api/download/grids.geojson").content
+    print(f"full grids GeoJSON download:            {time.perf_counter() - t:6.2f} s ({len(body) / 1e6:.1f} MB)")
+
+    page = session.get(f"{base}/").content
+    print(f"size of / :                             {len(page):7d} bytes ({len(gzip.compress(page))} gzipped)")
+    for layer in ("coverage", "districts", "centers"):
+        data = session.get(f"{base}/map/data/{layer}.geojson").content
+        print(f"  map data {layer:8s}                      {len(data):7d} bytes ({len(gzip.compress(data))} gzipped)")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ import functools
 import gzip
 import http.server
 import re
-import shutil
 import statistics
 import tempfile
 import threading
@@ -216,11 +215,8 @@ def main() -> None:
 
     from geodata.store import FileStore
 
-    data_dir = demo_data_dir()
-    try:
+    with demo_data_dir() as data_dir:
         run(args, data_dir, FileStore(data_dir).read("grids"))
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def run(args, data_dir: str, grids) -> None:
