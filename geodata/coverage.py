@@ -114,6 +114,15 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps))
 
 
+def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
+                    params: Params = Params()) -> gpd.GeoDataFrame:
+    """Only the tiling gaps and overlaps of ``grids`` (for checking an upload before it is stored)."""
+    if grids.empty:
+        return _empty_gaps()
+    crs = metric_crs(grids)
+    return _gaps_frame(_tiling_and_overlaps(grids, grids.geometry.to_crs(crs).values, districts, crs, params), crs)
+
+
 # --- catchments and per-grid coverage ------------------------------------------------------
 
 def catchments(centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:

@@ -40,3 +40,13 @@ class PreconditionFailed(GridmapError):
 class Unprocessable(GridmapError):
     status = 422
     code = "unprocessable"
+
+
+class TooLarge(GridmapError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(GridmapError):
+    status = 415
+    code = "unsupported_media_type"

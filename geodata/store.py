@@ -142,6 +142,7 @@ class FileStore(Store):
             raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
         data = geojson.to_bytes(gdf)
         with self.lock(layer):
+            self._sweep(layer)
             versions = self.versions(layer)
             current = versions[-1].version if versions else 0
             if if_version is not None and if_version != current:
@@ -154,11 +155,16 @@ class FileStore(Store):
             )
             # The data file first, then the manifest that makes it visible: a crash
             # between the two leaves an unlisted file that the next write replaces.
-            _atomic_write(self._version_path(layer, new.version), data)
+            atomic_write(self._version_path(layer, new.version), data)
             manifest = {"versions": [_manifest_entry(v) for v in versions + [new]]}
-            _atomic_write(self._dir(layer) / self.MANIFEST,
+            atomic_write(self._dir(layer) / self.MANIFEST,
                           json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
         return new
+
+    def _sweep(self, layer: str) -> None:
+        """Remove temp files a killed writer left behind (safe: we hold the layer's lock)."""
+        for stale in self._dir(layer).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
@@ -177,11 +183,12 @@ def _manifest_entry(v: Version) -> dict:
     return entry
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

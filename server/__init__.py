@@ -40,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     values = settings.load(config)
     app = Flask(__name__)
     app.config.update(values)
+    app.config["MAX_CONTENT_LENGTH"] = values["MAX_UPLOAD_MB"] * 2**20  # larger requests get 413
     app.json.ensure_ascii = False  # Chinese names stay readable in JSON
     app.json.sort_keys = False
     # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
@@ -60,9 +61,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), basemap=basemap)
 
-    from . import api, assets, dashboard, errors, i18n, pages
+    from . import api, assets, auth, dashboard, editing, errors, i18n, pages, uploads
 
+    auth.register(app)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(uploads.blueprint)
+    app.register_blueprint(editing.blueprint)
     app.register_blueprint(assets.blueprint)
     app.register_blueprint(dashboard.blueprint)
     i18n.register(app)

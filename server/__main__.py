@@ -1,9 +1,14 @@
-"""``python -m server``: serve gridmap with a production WSGI server (gunicorn)."""
+"""``python -m server``: serve gridmap with a production WSGI server (gunicorn).
+
+``python -m server user add NAME --role editor [--data-dir DIR]`` (and ``list``,
+``remove``, ``reset``) manage users; a new token is printed on the last line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import config
 
@@ -15,6 +20,66 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
     parser.add_argument("--workers", type=int, help="server processes (default 2)")
     return parser
+
+
+def build_user_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server user", description="Manage gridmap's users.")
+    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="create a user and print its API token")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=("viewer", "editor", "admin"))
+    add.add_argument("--password", action="store_true", help="also set a password for the browser (asked for)")
+    commands.add_parser("list", help="list users and their roles")
+    remove = commands.add_parser("remove", help="delete a user")
+    remove.add_argument("name")
+    reset = commands.add_parser("reset", help="give a user a new API token (the old one stops working)")
+    reset.add_argument("name")
+    reset.add_argument("--password", action="store_true", help="also set a new password (asked for)")
+    for sub in commands.choices.values():  # accepted after the command too, as people type it
+        sub.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def manage_users(argv: list[str]) -> int:
+    from geodata.errors import GridmapError
+
+    from .users import UserStore
+
+    args = build_user_parser().parse_args(argv)
+    data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
+    store = UserStore(data_dir)
+    (Path(data_dir) / "locks").mkdir(parents=True, exist_ok=True)
+    try:
+        if args.command == "add":
+            user, token = store.add(args.name, args.role, _ask_password() if args.password else None)
+            print(f"created {user.role} '{user.name}'; its API token (shown once) is:")
+            print(token)
+        elif args.command == "list":
+            for user in store.all().values():
+                print(f"{user.name}\t{user.role}\t{user.created}\t{'password' if user.password_hash else ''}")
+        elif args.command == "remove":
+            store.remove(args.name)
+            print(f"removed '{args.name}'")
+        elif args.command == "reset":
+            token = store.reset(args.name, _ask_password() if args.password else None)
+            print(f"new API token for '{args.name}' (the old one no longer works):")
+            print(token)
+    except GridmapError as e:
+        print(f"python -m server user: error: {e.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ask_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+        if first != second:
+            raise SystemExit("python -m server user: error: the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")  # scripts pipe it in
 
 
 def warm_up(app) -> None:
@@ -53,6 +118,9 @@ def serve(options: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["user"]:
+        return manage_users(argv[1:])
     args = build_parser().parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
         print(f"python -m server: error: --port must be 1-65535, not {args.port}", file=sys.stderr)

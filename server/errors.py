@@ -33,7 +33,10 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def register(app: Flask) -> None:
     @app.errorhandler(GridmapError)
     def domain_error(e: GridmapError):
-        return error_response(e.status, e.code, e.message, e.details)
+        response = error_response(e.status, e.code, e.message, e.details)
+        if e.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

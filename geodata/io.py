@@ -1,0 +1,533 @@
+"""Read an uploaded layer file into WGS84 lon/lat, treating the file as hostile.
+
+Nothing reaches GDAL before its content is known to be what its extension
+claims, so only the expected driver can open it.  Archives are inspected
+(member names, entry count, declared sizes) before anything is extracted.  GDAL
+is hardened process-wide: drivers that open files, run programs or fetch URLs
+named inside a dataset are deregistered, and its HTTP goes to a proxy that does
+not exist.  Reading only parses, reprojects and normalises column names:
+:mod:`geodata.validate` judges the features.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import ctypes.util
+import glob
+import io
+import json
+import logging
+import os
+import re
+import stat
+import struct
+import threading
+import warnings
+import zipfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from xml.etree import ElementTree
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyogrio.errors
+import shapely
+from pyproj.exceptions import ProjError
+
+from .crs import STORAGE_CRS, TO_WGS84, choose_crs, crs_label, geometries_to_wgs84, parse_crs
+from .errors import BadRequest, TooLarge, Unprocessable, UnsupportedMediaType
+from .schema import LAYERS, Layer
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".geojson": "geojson", ".json": "geojson", ".zip": "shapefile", ".gpkg": "gpkg", ".kml": "kml"}
+LABELS = {"geojson": "GeoJSON", "shapefile": "zipped Shapefile", "gpkg": "GeoPackage", "kml": "KML"}
+DRIVERS = {"geojson": "GeoJSON", "shapefile": "ESRI Shapefile", "gpkg": "GPKG", "kml": "KML"}
+# Drivers that open files, run programs or fetch URLs named inside a dataset; LIBKML
+# follows NetworkLinks where the plain KML driver does not.
+SKIPPED_DRIVERS = (
+    "OGR_VRT", "VRT", "GDALG", "GPSBabel", "LIBKML", "ADBC", "AIVector", "HTTP", "WFS", "OAPIF", "OGCAPI", "CSW",
+    "EEDA", "PLSCENES", "NGW", "Carto", "AmigoCloud", "Elasticsearch", "MapML", "PMTiles", "MVT", "GTFS", "WMS",
+    "WMTS", "WCS", "DAAS", "STACIT", "STACTA",
+)
+# GDAL has no "no network" switch: send its HTTP to a proxy nobody runs, let /vsicurl/ accept no name
+NETWORK_OFF = {
+    "GDAL_HTTP_PROXY": "127.0.0.1:9", "GDAL_HTTPS_PROXY": "127.0.0.1:9", "GDAL_HTTP_TIMEOUT": "2",
+    "GDAL_HTTP_CONNECTTIMEOUT": "2", "GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_NETRC": "NO",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".gridmap-no-network", "CPL_CURL_ENABLE_VSIMEM": "NO",
+    "GDAL_ALLOW_REMOTE_RESOURCE_TO_ACCESS_LOCAL_FILE": "NO",
+    "ALLOW_OGR_SQL_FUNCTIONS_FROM_TRIGGER_AND_VIEW": "NO", "ALLOW_VIRTUAL_OGR_FROM_TRIGGER_AND_VIEW": "NO",
+}
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """What the person uploading says about a file that does not say it itself."""
+
+    source_crs: str | None = None  # e.g. "EPSG:4549", used when the file does not say
+    encoding: str | None = None  # e.g. "GBK", for a Shapefile without .cpg
+    coordinates: str = "wgs84"  # "wgs84" | "gcj02" | "bd09": datum shift of Chinese web maps
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 200 * 2**20  # the upload itself
+    max_features: int = 200_000
+    max_archive_entries: int = 100
+    max_expanded_bytes: int = 1 * 2**30
+    max_ratio: float = 100.0  # expanded / compressed, per archive
+
+
+@dataclass(frozen=True, eq=False)
+class Parsed:
+    data: gpd.GeoDataFrame  # EPSG:4326 lon/lat, RangeIndex, geometry column "geometry"
+    format: str  # "geojson" | "shapefile" | "gpkg" | "kml"
+    source_crs: str | None  # what the file said or what was used, e.g. "EPSG:4549"
+    encoding: str | None  # Shapefiles: what was used and how, e.g. "GBK (detected)"
+    notes: tuple[str, ...]  # for the upload report, e.g. "renamed party_memb → party_members"
+
+
+def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions = UploadOptions(),
+                limits: Limits = Limits()) -> Parsed:
+    """Parse an uploaded GeoJSON, zipped Shapefile, GeoPackage or KML into WGS84.
+
+    ``filename`` is used only for its extension.  Raises ``UnsupportedMediaType``
+    (415) for an unknown extension or content that is not what it claims,
+    ``TooLarge`` (413) past ``limits``, ``BadRequest`` (400) for bad options or
+    unsafe archive members and ``Unprocessable`` (422) for anything unreadable,
+    including coordinates without a usable CRS.
+
+    Examples
+    --------
+    >>> doc = (b'{"type": "Feature", "properties": {"grid_id": "g1"},'
+    ...        b' "geometry": {"type": "Point", "coordinates": [121.55, 29.87]}}')
+    >>> parsed = read_upload(doc, "grids.geojson", "grids")
+    >>> parsed.format, parsed.data.crs.to_epsg(), parsed.data["grid_id"].tolist()
+    ('geojson', 4326, ['g1'])
+    """
+    spec = LAYERS.get(layer)
+    if spec is None:
+        raise BadRequest(f"unknown layer {layer!r}: one of {', '.join(LAYERS)}")
+    fmt = upload_format(filename)
+    data = data if isinstance(data, bytes) else bytes(data)  # pyogrio takes anything else for a path
+    if len(data) > limits.max_bytes:
+        raise TooLarge(f"the file is {_mib(len(data))}; the limit is {_mib(limits.max_bytes)}")
+    if not data:
+        raise Unprocessable("the file is empty")
+    option_crs = parse_crs(options.source_crs) if options.source_crs else None
+    if options.coordinates not in TO_WGS84:
+        raise BadRequest(f"coordinates must be one of {', '.join(TO_WGS84)}, not {options.coordinates!r}")
+    given = _codec(options.encoding) if options.encoding else None
+    if options.encoding and given is None:
+        raise BadRequest(f"encoding {options.encoding!r} is not a text encoding: give e.g. GBK or UTF-8")
+    harden_gdal()
+
+    notes: list[str] = []
+    encoding = label = None
+    declared = True  # whether the CRS GDAL reports is written in the file
+    if fmt == "geojson":
+        source, declared = _check_geojson(data)
+    elif fmt == "gpkg":
+        source = _check_gpkg(data)
+    elif fmt == "kml":
+        source = _check_kml(data)
+    else:
+        source, encoding, label = _unpack_shapefile(data, limits, given, notes)
+    if given and fmt != "shapefile":
+        notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
+
+    gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name)
+    if fmt == "kml":  # always WGS84
+        gdf, file_crs = _with_kml_extended_data(gdf, source, layer_name, spec, notes), STORAGE_CRS
+    crs = choose_crs(gdf.total_bounds, file_crs if declared else None, option_crs, notes)
+    try:
+        gdf = gdf.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
+    except (ProjError, ValueError) as exc:
+        raise Unprocessable(f"cannot transform {crs_label(crs)} to WGS84: {exc}") from None
+    if not np.isfinite(shapely.get_coordinates(gdf.geometry.values)).all():
+        raise Unprocessable(f"some coordinates are outside the area {crs_label(crs)} covers")
+    if options.coordinates != "wgs84":
+        gdf = gdf.set_geometry(geometries_to_wgs84(gdf.geometry.values, options.coordinates), crs=STORAGE_CRS)
+        notes.append(f"converted from {'GCJ-02' if options.coordinates == 'gcj02' else 'BD-09'} to WGS84")
+    gdf = _normalise_names(gdf, spec, notes).reset_index(drop=True)
+    return Parsed(gdf, fmt, crs_label(crs), label, tuple(notes))
+
+
+def upload_format(filename: str) -> str:
+    """The format an upload's extension claims (the name is never used as a path).
+
+    Examples
+    --------
+    >>> upload_format("网格 2024.GeoJSON"), upload_format("C:\\\\导出\\\\grids.zip")
+    ('geojson', 'shapefile')
+    """
+    ext = os.path.splitext(str(filename or "").replace("\\", "/").rsplit("/", 1)[-1])[1].lower()
+    if ext not in FORMATS:
+        shown = ext if re.fullmatch(r"\.\w{1,10}", ext) else "this file"
+        raise UnsupportedMediaType(f"cannot read {shown}: upload .geojson/.json, .zip (Shapefile), .gpkg or .kml",
+                                   details=sorted(FORMATS))
+    return FORMATS[ext]
+
+
+# --- GDAL hardening ----------------------------------------------------------------------
+
+_hardening = threading.Lock()
+_still_registered: list[str] | None = None
+
+
+def harden_gdal() -> list[str]:
+    """Deregister :data:`SKIPPED_DRIVERS` and cut GDAL's network access, once per process.
+
+    GDAL applies ``GDAL_SKIP`` only while registering drivers, which pyogrio did on
+    import, so registration runs again in the libgdal pyogrio loaded.  Returns the
+    skipped drivers still registered: empty when hardening worked.
+
+    Examples
+    --------
+    >>> harden_gdal()
+    []
+    """
+    global _still_registered
+    with _hardening:
+        if _still_registered is None:
+            pyogrio.set_gdal_config_options({"GDAL_SKIP": ",".join(SKIPPED_DRIVERS), **NETWORK_OFF})
+            for path in _libgdal_paths():
+                try:
+                    ctypes.CDLL(path).GDALAllRegister()  # idempotent, then deregisters what GDAL_SKIP names
+                except (OSError, AttributeError):
+                    continue
+            _still_registered = sorted(set(SKIPPED_DRIVERS) & set(pyogrio.list_drivers()))
+            if _still_registered:
+                log.warning("GDAL drivers %s still registered: uploads rely on content checks", _still_registered)
+    return list(_still_registered)
+
+
+def _libgdal_paths() -> list[str]:
+    try:  # the copy already loaded (dlopen of its path returns it), never a second GDAL
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            rows = [line.split() for line in maps]
+        loaded = sorted({r[5] for r in rows if len(r) >= 6 and os.path.basename(r[5]).startswith("libgdal")})
+        if loaded:
+            return loaded
+    except OSError:
+        pass
+    wheel = glob.glob(os.path.dirname(pyogrio.__file__) + ".libs/libgdal*")
+    return wheel or [p for p in [ctypes.util.find_library("gdal")] if p]
+
+
+# --- content checks ----------------------------------------------------------------------
+
+_GEOJSON_TYPES = {"FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString",
+                  "Polygon", "MultiPolygon", "GeometryCollection"}
+# named CRSs GDAL resolves offline; GDAL fetches a "link" CRS's href (or a URL name) over HTTP
+_CRS_NAME = re.compile(r"urn:ogc:def:crs:(?:EPSG|OGC):[0-9.]*:[A-Za-z0-9]+|EPSG:\d+"
+                       r"|https?://www\.opengis\.net/def/crs/(?:EPSG|OGC)/[0-9.]+/[A-Za-z0-9]+", re.I)
+_XML_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+_XML_TAG = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
+
+
+def _strip_bom(data: bytes) -> bytes:
+    return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+
+
+def _check_geojson(data: bytes) -> tuple[bytes, bool]:
+    body = _strip_bom(data)
+    if not re.match(rb"[ \t\r\n]*\{", body):
+        raise UnsupportedMediaType("the file is not GeoJSON: GeoJSON starts with '{'")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Unprocessable(f"the GeoJSON is not valid JSON: {str(exc)[:200]}") from None
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind not in _GEOJSON_TYPES:  # e.g. a GDALG pipeline, TopoJSON
+        raise Unprocessable(f"the JSON is not GeoJSON: its type is {str(kind)[:40]!r}, not FeatureCollection")
+    crs = doc.get("crs")
+    if crs is not None:
+        named = isinstance(crs, dict) and crs.get("type") == "name" and isinstance(crs.get("properties"), dict)
+        name = crs["properties"].get("name") if named else None
+        if not isinstance(name, str) or not _CRS_NAME.fullmatch(name):
+            raise Unprocessable('the GeoJSON "crs" member is not a named EPSG/OGC CRS '
+                                '(e.g. "urn:ogc:def:crs:EPSG::4549"): remove it and give source_crs')
+    return body, crs is not None
+
+
+def _check_gpkg(data: bytes) -> bytes:
+    if not data.startswith(b"SQLite format 3\x00"):
+        raise UnsupportedMediaType("the file is not a GeoPackage: it is not an SQLite database")
+    if data[68:72] not in (b"GPKG", b"GP10", b"GP11"):  # the SQLite application_id of GeoPackages
+        raise UnsupportedMediaType("the file is an SQLite database but not a GeoPackage")
+    return data
+
+
+def _check_kml(data: bytes) -> bytes:
+    body = _strip_bom(data)
+    head = body[:65536]
+    start = _XML_PROLOG.match(head).end()
+    if head[start:start + 9].upper() == b"<!DOCTYPE":  # KML never needs one; entity attacks need one
+        raise UnsupportedMediaType("the file is not KML: it has a DOCTYPE")
+    tag = _XML_TAG.match(head, start)
+    if not tag or tag.group(1) != b"kml":
+        raise UnsupportedMediaType("the file is not KML: its root element is not <kml>")
+    return body
+
+
+# --- zipped Shapefiles ---------------------------------------------------------------------
+
+_SHAPE_MAGIC = b"\x00\x00\x27\x0a"  # file code 9994, at the start of .shp and .shx
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, zlib.error, EOFError,
+               OSError, ValueError)
+
+
+def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: list[str]):
+    """Check the archive, then repack the Shapefile's parts as ``upload.*`` for GDAL.
+
+    Repacking means GDAL never sees member names (GBK bytes, folders, traversal)
+    or any file but these four.  Returns (zip bytes, codec, encoding label).
+    """
+    if not data.startswith(b"PK\x03\x04"):
+        raise UnsupportedMediaType("the file is not a zip archive")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except _ZIP_ERRORS as exc:
+        raise Unprocessable(f"the zip archive is damaged: {exc}") from None
+    if len(infos) > limits.max_archive_entries:
+        raise TooLarge(f"the archive has {len(infos)} entries; the limit is {limits.max_archive_entries}")
+    for info in infos:
+        _check_member(info)
+    expanded = sum(info.file_size for info in infos)  # as declared; zipfile never inflates past it
+    if expanded > limits.max_expanded_bytes:
+        raise TooLarge(f"the archive expands to {_mib(expanded)}; the limit is {_mib(limits.max_expanded_bytes)}")
+    if expanded > limits.max_ratio * len(data):
+        raise TooLarge(f"the archive expands {expanded / len(data):.0f} times; the limit is {limits.max_ratio:g}")
+
+    members = [i for i in infos if not i.is_dir() and "__MACOSX/" not in i.filename
+               and not os.path.basename(i.filename).startswith("._")]
+    shps = [i for i in members if i.filename.lower().endswith(".shp")]
+    if len(shps) != 1:
+        raise Unprocessable("the archive has no .shp file" if not shps else
+                            f"the archive has {len(shps)} .shp files ({', '.join(i.filename for i in shps)}): "
+                            "upload one layer per zip")
+    stem, parts = shps[0].filename[:-4], {".shp": shps[0]}
+    for ext in (".shx", ".dbf", ".prj", ".cpg"):
+        same = [i for i in members if i.filename.lower() == (stem + ext).lower()]
+        if len(same) > 1:
+            raise Unprocessable(f"the archive has {len(same)} files named {stem}{ext}")
+        if same:
+            parts[ext] = same[0]
+        elif ext in (".shx", ".dbf"):
+            raise Unprocessable(f"the archive has {stem}.shp but no {stem}{ext}: a Shapefile needs both")
+    try:
+        content = {ext: archive.read(info) for ext, info in parts.items()}  # CRC checked
+    except _ZIP_ERRORS as exc:
+        raise Unprocessable(f"the zip archive is damaged: {exc}") from None
+    for ext in (".shp", ".shx"):
+        if not content[ext].startswith(_SHAPE_MAGIC):
+            raise Unprocessable(f"{stem}{ext} is not a Shapefile {ext} file")
+
+    codec = how = None
+    if ".cpg" in content:
+        codec, how = _codec(content[".cpg"].decode("ascii", "replace")), ".cpg"
+        if codec is None:
+            notes.append(f"the .cpg names no known encoding ({content['.cpg'][:20]!r}): detected instead")
+        elif given and given != codec:
+            notes.append(f"encoding {given.upper()} not used: the .cpg says {codec.upper()}")
+    if codec is None:
+        codec, how = (given, "given") if given else (_detect_encoding(_dbf_text(content[".dbf"])), "detected")
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_STORED) as out:
+        for ext in (".shp", ".shx", ".dbf", ".prj"):  # no .cpg: the encoding is passed explicitly
+            if ext in content:
+                out.writestr("upload" + ext, content.pop(ext))
+    return packed.getvalue(), codec, f"{codec.upper()} ({how})"
+
+
+def _check_member(info: zipfile.ZipInfo) -> None:
+    name = info.filename.replace("\\", "/")  # Windows tools write backslashes; some unzippers honour them
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise BadRequest(f"the archive member {info.filename!r} has an absolute path")
+    if ".." in name.split("/"):
+        raise BadRequest(f"the archive member {info.filename!r} points outside the archive ('..')")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise BadRequest(f"the archive member {info.filename!r} is a symbolic link")
+    if info.flag_bits & 0x1:
+        raise Unprocessable(f"the archive member {info.filename!r} is encrypted")
+
+
+def _codec(name: str | None) -> str | None:
+    """Python's name for a text encoding as .cpg files and people write it: UTF-8, GBK, 936, ANSI 936."""
+    text = (name or "").strip().upper()
+    number = re.fullmatch(r"(?:ANSI|CP)?\s*(\d{3,5})", text)
+    if number:
+        text = "UTF-8" if number[1] == "65001" else f"CP{number[1]}"
+    try:
+        info = codecs.lookup(text)
+    except LookupError:
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None  # not base64, rot13...
+
+
+def _dbf_text(dbf: bytes) -> bytes:
+    """The DBF's field names and character-field bytes: where non-ASCII text can be."""
+    if len(dbf) < 32:
+        return b""
+    count, header_len, record_len = struct.unpack("<IHH", dbf[4:12])
+    names, columns, offset = [], [], 1  # each record starts with a deletion flag
+    for pos in range(32, min(header_len, len(dbf)) - 31, 32):
+        if dbf[pos] == 0x0D:
+            break
+        names.append(dbf[pos:pos + 11].split(b"\0", 1)[0])
+        if dbf[pos + 11:pos + 12] == b"C":
+            columns.extend(range(offset, min(offset + dbf[pos + 16], record_len)))
+        offset += dbf[pos + 16]
+    rows = min(count, max(len(dbf) - header_len, 0) // record_len) if record_len else 0
+    text = b""
+    if rows and columns:
+        table = np.frombuffer(dbf, dtype=np.uint8, count=rows * record_len, offset=header_len)
+        text = table.reshape(rows, record_len)[:, columns].tobytes()
+    return b" ".join(names) + b"\n" + text
+
+
+def _detect_encoding(text: bytes) -> str:
+    if text.isascii():
+        return "utf-8"
+    for codec in ("utf-8", "gbk", "gb18030"):  # strict UTF-8 fails on almost any GBK text
+        decoder = codecs.getincrementaldecoder(codec)()
+        try:
+            for start in range(0, len(text), 1 << 20):  # in chunks: never the whole text as str
+                decoder.decode(text[start:start + (1 << 20)])
+            decoder.decode(b"", final=True)
+            return codec
+        except UnicodeDecodeError:
+            continue
+    raise Unprocessable("the .dbf text is neither UTF-8 nor GBK: give encoding (and add a .cpg next time)")
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _gdal_errors(fmt: str, encoding: str | None):
+    with warnings.catch_warnings():
+        # pyogrio reads bytes from an extension-less /vsimem/ file, which GDAL remarks on for GeoPackages
+        warnings.filterwarnings("ignore", message=r".*GPKG application_id, but non conformant", category=RuntimeWarning)
+        try:
+            yield
+        except UnicodeDecodeError:
+            raise Unprocessable(f"the text is not {(encoding or 'utf-8').upper()}: give the right encoding") from None
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, RuntimeError, ValueError,
+                OSError) as exc:
+            text = str(exc).split("; It might help", 1)[0]
+            text = re.sub(r"'?/vsi[a-z]+/[^\s']*'?", "the file", text)  # GDAL's names of the in-memory copy
+            raise Unprocessable(f"could not read the {LABELS[fmt]}: {text[:300]}") from None
+
+
+def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str):
+    with _gdal_errors(fmt, encoding):
+        # by index: pyogrio names the in-memory copy afresh on each call, and GeoJSON layers after it
+        index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
+        info = pyogrio.read_info(source, layer=index, encoding=encoding, force_feature_count=True)
+        if info["driver"] != DRIVERS[fmt]:  # the content checks should make this impossible
+            raise UnsupportedMediaType(f"the file is not a {LABELS[fmt]}: GDAL sees {info['driver']}")
+        if info["features"] > limits.max_features:
+            raise TooLarge(f"the file has {info['features']:,} features; the limit is {limits.max_features:,}")
+        gdf = pyogrio.read_dataframe(source, layer=index, encoding=encoding)
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise Unprocessable(f"the {LABELS[fmt]} layer {name!r} has no geometries")
+    if len(gdf) > limits.max_features:  # the driver could not count in advance
+        raise TooLarge(f"the file has {len(gdf):,} features; the limit is {limits.max_features:,}")
+    return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, info["crs"], name
+
+
+def _pick_layer(layers, target: str, fmt: str) -> tuple[int, str]:
+    """The only layer with geometries, else the one named like ``target``: (index, name)."""
+    spatial = {i: str(name) for i, (name, geometry_type) in enumerate(layers) if geometry_type is not None}
+    if len(spatial) == 1:
+        return next(iter(spatial.items()))
+    for like in (lambda n: n.lower() == target, lambda n: target.rstrip("s") in n.lower()):
+        matches = [(i, n) for i, n in spatial.items() if like(n)]
+        if len(matches) == 1:
+            return matches[0]
+    names = list(spatial.values())
+    if not names:
+        raise Unprocessable(f"the {LABELS[fmt]} has no layer with geometries")
+    raise Unprocessable(f"the {LABELS[fmt]} has {len(names)} layers ({', '.join(names)}): "
+                        f"name the one to use {target!r} or upload it alone", details=names)
+
+
+_KML_GEOMETRIES = {"Point", "LineString", "LinearRing", "Polygon", "MultiGeometry", "Track", "MultiTrack", "Model"}
+
+
+def _with_kml_extended_data(gdf, body: bytes, layer_name: str, spec: Layer, notes: list[str]):
+    """Add the ExtendedData that GDAL's plain KML driver skips.
+
+    The driver makes a layer of each Document/Folder's own placemarks that have a
+    geometry, in order: the container with the same sequence of names is the one
+    read.  ``_check_kml`` refused DOCTYPEs, so expat sees no entity declarations.
+    """
+    local = lambda tag: tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # noqa: E731
+    containers, open_ = [], []
+    try:
+        for event, elem in ElementTree.iterparse(io.BytesIO(body), events=("start", "end")):
+            tag = local(elem.tag)
+            if tag in ("Document", "Folder"):
+                open_.append([elem, []]) if event == "start" else open_.pop()
+                containers += [open_[-1]] if event == "start" else []
+            elif event == "end" and tag == "Placemark" and open_:
+                if any(local(e.tag) in _KML_GEOMETRIES for e in elem.iter()):
+                    values = {d.get("name"): d.findtext("{*}value") if local(d.tag) == "Data" else d.text
+                              for d in elem.iter() if local(d.tag) in ("Data", "SimpleData") and d.get("name")}
+                    open_[-1][1].append(((elem.findtext("{*}name") or "").strip(), values))
+                elem.clear()
+    except ElementTree.ParseError as exc:
+        raise Unprocessable(f"the KML is not well-formed XML: {exc}") from None
+    names = gdf["Name"].fillna("").astype(str).str.strip().tolist() if "Name" in gdf else [""] * len(gdf)
+    for column in ("Name", "Description"):  # the driver's columns: dropped when the file left them empty
+        if column in gdf and not gdf[column].fillna("").astype(str).str.strip().any():
+            gdf = gdf.drop(columns=column)
+    if not any(values for _, placemarks in containers for _, values in placemarks):
+        return gdf
+    matches = [(c, p) for c, p in containers if [name for name, _ in p] == names]
+    if len(matches) > 1:
+        matches = [m for m in matches if (m[0].findtext("{*}name") or "").strip() == layer_name] or matches
+    if len(matches) != 1:
+        raise Unprocessable(f"cannot tell which placemarks make the KML layer {layer_name!r}: give each "
+                            "placemark a geometry and a distinct <name>, or upload GeoJSON")
+    extended = pd.DataFrame.from_records([values for _, values in matches[0][1]], index=gdf.index)
+    numeric = []
+    for column in extended.columns:  # KML is all text: schema number fields become numbers when all are
+        text = extended[column].map(lambda v: v.strip() or None if isinstance(v, str) else None)
+        converted = pd.to_numeric(text, errors="coerce")
+        field = spec.field(column)
+        if field and field.kind in ("integer", "number") and converted.notna().sum() == text.notna().sum():
+            extended[column] = converted
+            numeric.append(column)
+        gdf[f"{column}_data" if column in gdf else column] = extended[column].to_numpy()
+    if numeric:
+        notes.append(f"KML text read as numbers: {', '.join(numeric)}")
+    return gdf
+
+
+def _normalise_names(gdf: gpd.GeoDataFrame, spec: Layer, notes: list[str]) -> gpd.GeoDataFrame:
+    """Map DBF-truncated (``party_memb``) and differently cased (``NAME``) columns to the schema's names."""
+    fields, columns = spec.field_names, [c for c in gdf.columns if c != "geometry"]
+    wanted: dict[str, list[str]] = {}
+    for column in columns:
+        if column in fields or not isinstance(column, str):
+            continue
+        low = column.lower()
+        target = [f for f in fields if f.lower() == low] or [
+            f for f in fields if len(column) == 10 and len(f) > 10 and f.lower().startswith(low)]
+        if len(target) == 1 and target[0] not in columns:
+            wanted.setdefault(target[0], []).append(column)
+    renames = {sources[0]: target for target, sources in wanted.items() if len(sources) == 1}  # else ambiguous
+    notes.extend(f"renamed {source} → {target}" for source, target in renames.items())
+    return gdf.rename(columns=renames)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"

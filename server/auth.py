@@ -1,0 +1,136 @@
+"""Who is asking: API tokens for scripts, a signed session cookie for browsers; role checks.
+
+- ``Authorization: Bearer <token>`` identifies a script; a bad token is a 401.
+- ``/login`` signs a browser in (session cookie: HttpOnly, SameSite=Lax).
+- Every write needs a user with the right role (401 without one, 403 with too
+  little), and a write made with the session cookie must carry a CSRF token;
+  token-authenticated writes need none (no browser sends them by itself).
+- ``GRIDMAP_PUBLIC_READ=0`` closes reading to signed-in users.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from geodata.errors import GridmapError
+
+from .errors import error_response
+from .users import User, UserStore
+
+blueprint = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+
+OPEN_WITHOUT_READ_ACCESS = {"auth.login", "auth.logout", "api.healthz", "assets.asset", "static", "pages.favicon"}
+
+
+class Unauthorized(GridmapError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GridmapError):
+    status = 403
+    code = "forbidden"
+
+
+class LoginForm(FlaskForm):
+    name = StringField(validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(validators=[DataRequired(), Length(max=200)])
+
+
+def users() -> UserStore:
+    return current_app.extensions["gridmap_users"]
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def require(role: str):
+    """Route decorator: the request's user must have ``role`` (or a higher one)."""
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                raise Unauthorized("sign in or send 'Authorization: Bearer <token>'")
+            if not user.can(role):
+                raise Forbidden(f"this needs the {role} role; '{user.name}' is a {user.role}")
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+def register(app: Flask) -> None:
+    app.extensions["gridmap_users"] = UserStore(app.config["DATA_DIR"])
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, only for cookie-signed writes
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    csrf.init_app(app)
+    app.register_blueprint(blueprint)
+
+    @app.before_request
+    def identify():
+        g.user = None
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            user = users().by_token(token.strip()) if scheme.lower() == "bearer" else None
+            if user is None:
+                raise Unauthorized("the API token is not valid")
+            g.user, g.by_token = user, True
+            return
+        name = session.get("user")
+        if name:
+            g.user = users().all().get(name)
+            if g.user is None:
+                session.clear()  # the user was removed
+        if g.user is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()
+        if not app.config["PUBLIC_READ"] and g.user is None and request.endpoint not in OPEN_WITHOUT_READ_ACCESS:
+            if request.path.startswith("/api") or request.accept_mimetypes.best == "application/json":
+                raise Unauthorized("reading needs a signed-in user or an API token")
+            return redirect(url_for("auth.login", next=request.full_path))
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(e: CSRFError):
+        return error_response(400, "csrf_failed", f"the form has expired or was not sent by this site ({e.description})")
+
+    @app.context_processor
+    def user_in_templates():
+        return {"current_user": current_user()}
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if request.method == "POST":
+        status = 400  # an incomplete or forged form (no CSRF token) signs nobody in
+        if form.validate():
+            user = users().check_password(form.name.data, form.password.data)
+            if user is not None:
+                session.clear()
+                session["user"] = user.name
+                return redirect(_safe_next(request.args.get("next")))
+            status = 401
+    return render_template("login.html", form=form, failed=status != 200), status
+
+
+@blueprint.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("pages.city"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and not urlsplit(target).netloc:
+        return target
+    return url_for("pages.city")

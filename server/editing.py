@@ -1,0 +1,83 @@
+"""Pages for editors: upload a layer (check first, then store) and a layer's version history.
+
+Presentation only.  The work is done by the upload API (``server/uploads.py``):
+``upload.html`` posts to it with ``fetch`` (``static/upload.js``), a dry run
+first, and shows its report; the history page lists what
+``store.versions`` knows and restores through the API.  Every data text goes
+through Jinja autoescape or ``textContent``, never markup.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from geodata.errors import NotFound
+from geodata.i18n import text
+from geodata.schema import LAYERS
+
+from . import services
+from .assets import asset_url
+from .auth import Forbidden, current_user
+from .i18n import current_language
+
+blueprint = Blueprint("editing", __name__)
+
+COORDINATES = ("wgs84", "gcj02", "bd09")
+MODES = ("replace", "merge")
+ACCEPT = ".geojson,.json,.zip,.gpkg,.kml"
+
+# Texts upload.js shows; handed to it in the page as JSON, in the reader's language.
+SCRIPT_TEXTS = (
+    "editing.checking", "editing.storing", "editing.no_file", "editing.ok_to_store", "editing.has_errors",
+    "editing.stored", "editing.conflict", "editing.changed", "editing.network_error", "editing.failed",
+    "editing.error", "editing.warning", "editing.whole_layer", "editing.geometry", "editing.no_version",
+    "editing.no_problems", "editing.restore_confirm", "editing.restore_conflict", "editing.view_history",
+    "editing.preview_empty",
+)
+
+
+def _layers() -> tuple[str, ...]:
+    return tuple(services().store.layer_names)
+
+
+@blueprint.get("/upload")
+def upload_page():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not user.can("editor"):
+        raise Forbidden(f"uploading needs the editor role; '{user.name}' is a {user.role}")
+    layers = _layers()
+    chosen = request.args.get("layer")
+    lang = current_language()
+    return render_template(
+        "upload.html",
+        layers=layers, chosen=chosen if chosen in layers else layers[0],
+        keys={layer: LAYERS[layer].key for layer in layers},
+        coordinates=COORDINATES, modes=MODES, accept=ACCEPT,
+        api_template=url_for("uploads.upload_layer", layer="__layer__"),
+        history_template=url_for("editing.history", layer="__layer__"),
+        leaflet_js=asset_url("leaflet", "leaflet.js"), leaflet_css=asset_url("leaflet", "leaflet.css"),
+        texts={key: text(key, lang) for key in SCRIPT_TEXTS},
+    )
+
+
+@blueprint.get("/history/<layer>")
+def history(layer: str):
+    if layer not in _layers():
+        raise NotFound(f"no layer '{layer}' with a history; layers are {', '.join(_layers())}")
+    versions = list(reversed(services().store.versions(layer)))  # newest first
+    user = current_user()
+    lang = current_language()
+    return render_template(
+        "history.html", layer=layer, layers=_layers(), versions=versions,
+        current=versions[0].version if versions else None,
+        can_restore=user is not None and user.can("editor"),
+        shown_time=shown_time,
+        texts={key: text(key, lang) for key in SCRIPT_TEXTS},
+    )
+
+
+def shown_time(iso: str) -> str:
+    """``2024-05-01T08:00:00+00:00`` → ``2024-05-01 08:00:00 UTC``."""
+    return iso.replace("T", " ").replace("+00:00", " UTC")

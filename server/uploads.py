@@ -1,0 +1,117 @@
+"""Writes: uploads (SPEC §4), version history and restore.  Every attempt is audited."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from geodata import geojson, io
+from geodata.errors import BadRequest, GridmapError, PreconditionFailed
+from geodata.uploads import upload
+
+from . import audit, services
+from .auth import current_user, require
+
+blueprint = Blueprint("uploads", __name__)
+
+
+@blueprint.post("/api/uploads/<layer>")
+@require("editor")
+def upload_layer(layer: str):
+    file = request.files.get("file")
+    form = request.form
+    try:
+        if file is None or not file.filename:
+            raise BadRequest("send the file as multipart/form-data in the field 'file'")
+        outcome = upload(
+            services().store, layer, file.read(), file.filename,
+            author=current_user().name, message=form.get("message", "")[:500],
+            mode=form.get("mode", "replace"), dry_run=form.get("dry_run") in ("1", "true", "yes"),
+            if_version=_if_match(layer),
+            options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
+                                     coordinates=form.get("coordinates") or "wgs84"),
+            limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
+            params=services().catalog.params,
+        )
+    except GridmapError as e:
+        audit.record("upload", layer, f"refused {e.status}", error=e.message,
+                     filename=file.filename if file else None)
+        raise
+    body = outcome.to_dict()
+    if form.get("preview") in ("1", "true", "yes"):
+        body["preview"] = _preview(outcome)
+    audit.record("upload", layer, {201: "stored", 200: "dry run", 422: "rejected"}[outcome.status],
+                 version=body["version"], features=outcome.features, filename=file.filename,
+                 errors=len(outcome.report.errors), warnings=len(outcome.report.warnings))
+    if outcome.status == 422:
+        errors = body["report"]["errors"]
+        body = {"error": {"code": "invalid_upload", "details": errors,
+                          "message": f"the file was not stored: {len(errors)} error(s)"}, **body}
+    response = jsonify(body)
+    response.status_code = outcome.status
+    if outcome.status == 201:
+        response.headers["Location"] = url_for("api.collection", collection_id=layer)
+        response.set_etag(str(outcome.version.version))
+    return response
+
+
+def _preview(outcome) -> dict:
+    """The parsed features, light, each with its index in the file and its key, for the upload page's map."""
+    parsed = outcome.parsed.data
+    key = services().catalog.layer(outcome.layer).key
+    light = gpd.GeoDataFrame({"index": range(len(parsed)), key: parsed[key] if key in parsed.columns else None},
+                             geometry=parsed.geometry.values, crs=parsed.crs)
+    return json.loads(geojson.to_bytes(light))  # as parsed: invalid shapes too, so the page can show them
+
+
+def _if_match(layer: str) -> int | None:
+    """``If-Match: "<version>"`` → that version number; ``*`` → the current one, which must exist."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if value == "*":
+        current = services().store.current(layer)
+        if current is None:
+            raise PreconditionFailed(f"layer '{layer}' has no version yet")
+        return current.version
+    if not value.isdigit():
+        raise PreconditionFailed(f"If-Match must name a version of '{layer}', such as \"3\", not {raw!r}")
+    return int(value)
+
+
+@blueprint.get("/api/collections/<collection_id>/versions")
+def versions(collection_id: str):
+    services().catalog.layer(collection_id)  # 404 for an unknown collection
+    store = services().store
+    if collection_id not in store.layer_names:
+        raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+    return jsonify({"collection": collection_id, "versions": [
+        {**v.to_dict(), "links": [{"rel": "enclosure", "type": "application/geo+json",
+                                   "href": url_for("api.download", collection_id=collection_id, ext="geojson",
+                                                   version=v.version, _external=True)}]}
+        for v in reversed(store.versions(collection_id))]})
+
+
+@blueprint.post("/api/collections/<collection_id>/versions/<int:number>/restore")
+@require("editor")
+def restore(collection_id: str, number: int):
+    store = services().store
+    try:
+        services().catalog.layer(collection_id)
+        if collection_id not in store.layer_names:
+            raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
+        old = store.version(collection_id, number)
+        new = store.write(collection_id, store.read(collection_id, number), author=current_user().name,
+                          message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
+                          if_version=_if_match(collection_id))
+    except GridmapError as e:
+        audit.record("restore", collection_id, f"refused {e.status}", error=e.message, restored=number)
+        raise
+    audit.record("restore", collection_id, "stored", version=new.version, restored=number)
+    response = jsonify({"version": new.version, "features": new.features, "restored": number})
+    response.status_code = 201
+    response.set_etag(str(new.version))
+    return response

@@ -1,0 +1,165 @@
+"""Uploads through the API: stored whole or not at all, reported, versioned, restorable, audited."""
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from shapely import box
+
+from geodata.validate import validate
+from server.audit import read as read_audit
+from tests.factories import grid_row, grids, six_grids
+
+
+@pytest.fixture
+def editor(app):
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
+
+
+def geojson_file(gdf, name="grids.geojson"):
+    return io.BytesIO(gdf.to_json(drop_id=True).encode()), name
+
+
+def post(client, headers, gdf=None, layer="grids", file=None, **form):
+    data = {**form, "file": file or geojson_file(gdf if gdf is not None else six_grids())}
+    return client.post(f"/api/uploads/{layer}", data=data, headers=headers, content_type="multipart/form-data")
+
+
+def test_an_upload_becomes_a_new_version(client, editor, store):
+    resp = post(client, editor, message="first survey")
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert (body["version"], body["features"]) == (1, 6)
+    assert body["report"]["errors"] == [] and body["report"]["format"] == "geojson"
+    assert resp.headers["ETag"] == '"1"'
+    v = store.current("grids")
+    assert (v.author, v.message, v.features) == ("editor1", "first survey", 6)
+    assert client.get("/api/collections/grids/items/g21").get_json(force=True)["properties"]["population"] == 600
+
+
+def test_a_dry_run_reports_and_stores_nothing(client, editor, store):
+    resp = post(client, editor, dry_run="1")
+    assert resp.status_code == 200 and resp.get_json()["version"] is None
+    assert store.current("grids") is None
+
+
+def test_a_bad_file_is_refused_whole_with_its_report(client, editor, store, data_dir):
+    post(client, editor)
+    bad = grids([grid_row("a"), grid_row("a"), grid_row("b", grid_type="park")])
+    resp = post(client, editor, bad)
+    assert resp.status_code == 422
+    body = resp.get_json()
+    assert body["error"]["code"] == "invalid_upload"
+    problems = {(p["index"], p["field"]) for p in body["report"]["errors"]}
+    assert problems == {(1, "grid_id"), (2, "grid_type")}
+    assert store.current("grids").version == 1  # nothing stored
+    assert [e["outcome"] for e in read_audit(data_dir)] == ["stored", "rejected"]
+
+
+def test_if_match_makes_the_upload_conditional(client, editor, store):
+    post(client, editor)
+    stale = client.post("/api/uploads/grids", data={"file": geojson_file(six_grids())},
+                        headers={**editor, "If-Match": '"0"'}, content_type="multipart/form-data")
+    assert stale.status_code == 412 and stale.get_json()["error"]["code"] == "precondition_failed"
+    fresh = client.post("/api/uploads/grids", data={"file": geojson_file(six_grids())},
+                        headers={**editor, "If-Match": '"1"'}, content_type="multipart/form-data")
+    assert fresh.status_code == 201 and fresh.get_json()["version"] == 2
+    assert store.current("grids").version == 2
+
+
+def test_concurrent_uploads_with_the_same_if_match_one_wins(app, editor, store):
+    post(app.test_client(), editor)
+    statuses = []
+    barrier = threading.Barrier(20)
+
+    def attempt():
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post("/api/uploads/grids", data={"file": geojson_file(six_grids())},
+                           headers={**editor, "If-Match": '"1"'}, content_type="multipart/form-data")
+        statuses.append(resp.status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [412] * 19
+    assert store.current("grids").version == 2
+
+
+def test_merge_replaces_only_the_features_it_names(client, editor, store):
+    post(client, editor)
+    change = grids([grid_row("g00", population=5), grid_row("new1")], [box(121.5, 29.8, 121.51, 29.81),
+                                                                         box(121.6, 29.9, 121.61, 29.91)])
+    resp = post(client, editor, change, mode="merge")
+    assert resp.status_code == 201 and resp.get_json()["features"] == 7
+    stored = store.read("grids").set_index("grid_id")
+    assert stored.loc["g00", "population"] == 5 and stored.loc["g21", "population"] == 600
+    assert "new1" in stored.index
+
+
+def test_overlapping_grids_are_stored_with_a_warning(client, editor):
+    overlapping = grids([grid_row("a"), grid_row("b")], [box(121.5, 29.8, 121.51, 29.81),
+                                                         box(121.505, 29.8, 121.515, 29.81)])
+    resp = post(client, editor, overlapping)
+    assert resp.status_code == 201
+    warnings = resp.get_json()["report"]["warnings"]
+    assert any("two grids" in w["message"] and w["key"] == "a" for w in warnings)
+
+
+@pytest.mark.parametrize("form,status", [({"mode": "append"}, 400), ({"coordinates": "mars"}, 400)])
+def test_bad_options_are_400(client, editor, form, status):
+    assert post(client, editor, **form).status_code == status
+
+
+def test_missing_file_and_unknown_layer(client, editor):
+    resp = client.post("/api/uploads/grids", data={}, headers=editor, content_type="multipart/form-data")
+    assert resp.status_code == 400 and "file" in resp.get_json()["error"]["message"]
+    assert post(client, editor, layer="coverage").status_code in (400, 404)
+
+
+def test_too_large_is_413(data_dir):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "MAX_UPLOAD_MB": 1})
+    token = app.extensions["gridmap_users"].add("e", "editor")[1]
+    big = io.BytesIO(b'{"type": "FeatureCollection", "features": []}' + b" " * (2 * 2**20)), "big.geojson"
+    resp = app.test_client().post("/api/uploads/grids", data={"file": big}, content_type="multipart/form-data",
+                                  headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "too_large"
+
+
+def test_versions_and_restore(client, editor, store, data_dir):
+    post(client, editor, message="six")
+    post(client, editor, grids([grid_row("only")]), message="one")
+    listing = client.get("/api/collections/grids/versions").get_json()["versions"]
+    assert [(v["version"], v["features"], v["message"]) for v in listing] == [(2, 1, "one"), (1, 6, "six")]
+    assert "version=1" in listing[1]["links"][0]["href"]
+    resp = client.post("/api/collections/grids/versions/1/restore", headers=editor)
+    assert resp.status_code == 201 and resp.get_json() == {"version": 3, "features": 6, "restored": 1}
+    assert store.read("grids")["grid_id"].tolist() == store.read("grids", 1)["grid_id"].tolist()
+    assert store.current("grids").message == "restored version 1: six"
+    assert client.post("/api/collections/grids/versions/9/restore", headers=editor).status_code == 404
+    assert client.get("/api/collections/gaps/versions").status_code == 400
+    assert read_audit(data_dir)[-2]["action"] == "restore"
+
+
+def test_every_write_is_audited_with_who_and_from_where(client, editor, data_dir):
+    post(client, editor)
+    client.post("/api/uploads/grids", data={"file": (io.BytesIO(b"not json"), "x.geojson")}, headers=editor,
+                content_type="multipart/form-data")
+    entries = read_audit(data_dir)
+    assert [(e["user"], e["action"], e["outcome"][:7]) for e in entries] == [
+        ("editor1", "upload", "stored"), ("editor1", "upload", "refused")]
+    assert entries[0]["remote_addr"] == "127.0.0.1" and entries[0]["version"] == 1
+
+
+def test_merge_problems_point_into_the_uploaded_file(client, editor):
+    post(client, editor)
+    # the file's second feature (index 1) is bad; in the merged layer it would be the 7th
+    change = grids([grid_row("g00"), grid_row("new1", grid_type="park")])
+    errors = post(client, editor, change, mode="merge").get_json()["report"]["errors"]
+    assert [(e["index"], e["key"]) for e in errors] == [(1, "new1")]
