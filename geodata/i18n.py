@@ -201,6 +201,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                                  "Reload the page, then try again."),
     "editing.current": ("当前版本", "current"),
     "editing.no_versions": ("该图层还没有任何版本。", "This layer has no versions yet."),
+    # comparing versions
+    "diff.title": ("版本对比", "Changes"),
+    "diff.added": ("新增", "Added"),
+    "diff.removed": ("删除", "Removed"),
+    "diff.changed": ("修改", "Changed"),
+    "diff.status": ("变化", "Change"),
+    "diff.fields": ("修改的字段", "Changed fields"),
+    "diff.area_delta": ("面积变化（m²）", "Area change (m²)"),
+    "diff.compare": ("与上一版本对比", "Compare with the previous version"),
+    "diff.heading": ("版本 {a} → 版本 {b}", "Version {a} → version {b}"),
     # errors
     "error.title": ("出错了", "Something went wrong"),
     "error.back": ("返回地图", "Back to the map"),

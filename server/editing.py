@@ -15,10 +15,14 @@ from geodata.errors import NotFound
 from geodata.i18n import text
 from geodata.schema import LAYERS
 
+from maps.diff_map import diff_map
+
 from . import services
-from .assets import asset_url
+from .assets import asset_url, map_assets
 from .auth import Forbidden, current_user
 from .i18n import current_language
+from .pages import render_map
+from .uploads import version_diff
 
 blueprint = Blueprint("editing", __name__)
 
@@ -81,3 +85,14 @@ def history(layer: str):
 def shown_time(iso: str) -> str:
     """``2024-05-01T08:00:00+00:00`` → ``2024-05-01 08:00:00 UTC``."""
     return iso.replace("T", " ").replace("+00:00", " UTC")
+
+
+@blueprint.get("/history/<layer>/diff")
+def diff_page(layer: str):
+    """``?from=N&to=M``: what changed, as counts, a table and a map."""
+    result, before, to = version_diff(layer)
+    bounds = [round(float(b), 6) for b in result.features.total_bounds] if len(result.features) else None
+    m = diff_map(url=url_for("uploads.diff", collection_id=layer, f="geojson", **{"from": before, "to": to}),
+                 bounds=bounds, assets=map_assets(), lang=current_language())
+    return render_map("diff.html", m, layer=layer, before=before, to=to, result=result.to_dict(),
+                      rows=result.features.drop(columns="geometry").head(500).to_dict("records"))

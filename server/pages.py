@@ -60,11 +60,15 @@ def _map_page(view: View, title: str | None) -> Response:
         assets=map_assets(),
         lang=current_language(),
     )
+    return Response(render_map("map.html", m, title=title), mimetype="text/html")
+
+
+def render_map(template: str, m, **context) -> str:
+    """A page template with a folium map's head, body and script parts placed in its blocks."""
     figure = m.get_root()
-    figure.render()  # lays out header, body and script parts, which the page template places
-    return Response(render_template("map.html", title=title, map_head=figure.header.render(),
-                                    map_body=figure.html.render(), map_script=figure.script.render()),
-                    mimetype="text/html")
+    figure.render()  # lays out the parts
+    return render_template(template, map_head=figure.header.render(), map_body=figure.html.render(),
+                           map_script=figure.script.render(), **context)
 
 
 @blueprint.get("/favicon.ico")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from geodata import geojson, io
 from geodata.errors import BadRequest, GridmapError, PreconditionFailed
+from geodata.diff import diff as versions_diff
 from geodata.uploads import upload
 
 from . import audit, services
@@ -115,3 +116,36 @@ def restore(collection_id: str, number: int):
     response.status_code = 201
     response.set_etag(str(new.version))
     return response
+
+
+@blueprint.get("/api/collections/<collection_id>/diff")
+def diff(collection_id: str):
+    """``?from=N&to=M`` (to: the current version; from: the one before it); ``f=geojson`` for a map."""
+    result, _, _ = version_diff(collection_id)
+    if request.args.get("f") == "geojson":
+        return Response(geojson.to_bytes(result.features), mimetype="application/geo+json")
+    return jsonify(result.to_dict())
+
+
+def version_diff(collection_id: str):
+    """The diff the request asks for, and the two version numbers."""
+    store = services().store
+    services().catalog.layer(collection_id)
+    if collection_id not in store.layer_names:
+        raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+    to = _version_arg("to") or store.version(collection_id).version
+    before = _version_arg("from") or to - 1
+    if before < 1:
+        raise BadRequest("there is no earlier version to compare with; give 'from'")
+    store.version(collection_id, before), store.version(collection_id, to)  # 404 for a missing one
+    key = services().catalog.layer(collection_id).key
+    return versions_diff(store.read(collection_id, before), store.read(collection_id, to), key), before, to
+
+
+def _version_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"'{name}' must be a version number, not {raw!r}")
+    return int(raw)

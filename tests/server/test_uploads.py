@@ -163,3 +163,25 @@ def test_merge_problems_point_into_the_uploaded_file(client, editor):
     change = grids([grid_row("g00"), grid_row("new1", grid_type="park")])
     errors = post(client, editor, change, mode="merge").get_json()["report"]["errors"]
     assert [(e["index"], e["key"]) for e in errors] == [(1, "new1")]
+
+
+def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
+    post(client, editor)
+    smaller = six_grids()
+    smaller = smaller[smaller.grid_id != "g21"].assign(population=lambda d: d.population.where(d.grid_id != "g00", 7))
+    post(client, editor, smaller)
+    body = client.get("/api/collections/grids/diff").get_json()  # the current version against the one before
+    assert body["counts"] == {"added": 0, "removed": 1, "changed": 1}
+    assert body["removed"] == ["g21"] and body["changed"][0]["fields"] == ["population"]
+    assert client.get("/api/collections/grids/diff?from=2&to=1").get_json()["added"] == ["g21"]
+    features = client.get("/api/collections/grids/diff?f=geojson").get_json(force=True)["features"]
+    assert {f["properties"]["status"] for f in features} == {"removed", "changed"}
+    page = client.get("/history/grids/diff?to=2")
+    assert page.status_code == 200 and 'data-status="removed"' in page.get_data(as_text=True)
+    assert "/history/grids/diff?to=2" in client.get("/history/grids").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query,status", [("from=x", 400), ("from=9", 404), ("to=1", 400)])
+def test_bad_diff_requests(client, editor, query, status):
+    post(client, editor)
+    assert client.get(f"/api/collections/grids/diff?{query}").status_code == status
