@@ -44,7 +44,7 @@ class Outcome:
 def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str, message: str = "",
            mode: str = "replace", dry_run: bool = False, if_version: int | None = None,
            options: io.UploadOptions = io.UploadOptions(), limits: io.Limits = io.Limits(),
-           params: Params = Params()) -> Outcome:
+           params: Params = Params(), lang: str = "en") -> Outcome:
     """Make ``data`` the next version of ``layer`` (``mode=merge``: only the features it names).
 
     Raises BadRequest for a bad mode, PreconditionFailed when ``if_version`` is
@@ -56,10 +56,10 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
         raise BadRequest(f"mode must be replace or merge, not {mode!r}")
     parsed = io.read_upload(data, filename, layer, options, limits)
     key = LAYERS[layer].key
-    report = validate(parsed.data, layer)
+    report = validate(parsed.data, layer, lang)
     current = store.current(layer)
     if report.ok and mode == "merge" and current is not None:
-        report = validate(_merge(store.read(layer), report.data, key), layer)
+        report = validate(_merge(store.read(layer), report.data, key), layer, lang)
     if report.ok and layer == "grids":
         report = _with_tiling_warnings(report, store, params)
     if mode == "merge":

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .i18n import text
 from .schema import KEY_PATTERN, LAYERS, Field, Layer
 
 MAX_PROBLEMS_PER_FIELD = 1000  # a 100k-row file with one bad column should not make a 100k-line report
@@ -59,17 +60,22 @@ class Report:
 
 
 class _Collector:
-    def __init__(self, keys: list[str | None]):
+    def __init__(self, keys: list[str | None], lang: str):
         self.keys = keys
+        self.lang = lang
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
 
     def add(self, target: list, rows, field_name, message_for) -> None:
         for count, i in enumerate(rows):
             if count == MAX_PROBLEMS_PER_FIELD:
-                target.append(Problem(None, None, field_name, f"more problems in '{field_name}' not listed"))
+                target.append(Problem(None, None, field_name, self.say("more", field=field_name)))
                 return
             target.append(Problem(int(i), self.keys[i], field_name, message_for(i)))
+
+    def say(self, check: str, **params) -> str:
+        """A message in the reader's language (geodata.i18n ``check.*``)."""
+        return text(f"check.{check}", self.lang).format(**params)
 
     def error(self, rows, field_name, message_for) -> None:
         self.add(self.errors, rows, field_name, message_for)
@@ -78,13 +84,14 @@ class _Collector:
         self.add(self.warnings, rows, field_name, message_for)
 
 
-def validate(gdf: gpd.GeoDataFrame, layer: str | Layer) -> Report:
+def validate(gdf: gpd.GeoDataFrame, layer: str | Layer, lang: str = "en") -> Report:
     """Validate ``gdf`` against ``layer`` of SPEC §1.
 
     Parameters
     ----------
     gdf : GeoDataFrame in WGS84 lon/lat (EPSG:4326 or no CRS).
     layer : a layer name (``grids``, ``centers``, ``districts``) or a Layer.
+    lang : the language of the messages: ``en`` or ``zh``.
 
     Returns
     -------
@@ -101,25 +108,25 @@ def validate(gdf: gpd.GeoDataFrame, layer: str | Layer) -> Report:
     layer = LAYERS[layer] if isinstance(layer, str) else layer
     gdf = gdf.reset_index(drop=True)
     keys = _keys(gdf, layer)
-    found = _Collector(keys)
+    found = _Collector(keys, lang)
     out = {}
 
     if gdf.crs is not None and not gdf.crs.equals("EPSG:4326") and not gdf.crs.equals("OGC:CRS84"):
-        found.errors.append(Problem(None, None, None, f"coordinates must be WGS84 lon/lat, not {gdf.crs.to_string()}"))
+        found.errors.append(Problem(None, None, None, found.say("not_wgs84", crs=gdf.crs.to_string())))
 
     for spec in layer.fields:
         if spec.name in gdf.columns:
             out[spec.name] = _check_field(gdf, spec, found)
         else:
             if spec.required:
-                found.errors.append(Problem(None, None, spec.name, f"required field '{spec.name}' is missing"))
+                found.errors.append(Problem(None, None, spec.name, found.say("missing_field", field=spec.name)))
             out[spec.name] = pd.Series([None] * len(gdf), dtype=_dtype(spec))
     _check_required_when(gdf, layer, out, found)
     _check_duplicates(out[layer.key], layer.key, found)
 
     extras = [c for c in gdf.columns if c not in out and c != gdf.geometry.name]
     for name in extras:
-        found.warnings.append(Problem(None, None, name, f"unknown field '{name}' is kept as it is"))
+        found.warnings.append(Problem(None, None, name, found.say("unknown_field", field=name)))
         out[name] = gdf[name]
 
     geometry = _check_geometry(gdf.geometry.values, layer, found)
@@ -160,7 +167,7 @@ def _check_field(gdf: gpd.GeoDataFrame, spec: Field, found: _Collector) -> pd.Se
     series = gdf[spec.name]
     blank = _blank_mask(series)
     if spec.required:
-        found.error(np.flatnonzero(blank), spec.name, lambda i: f"required field '{spec.name}' is empty")
+        found.error(np.flatnonzero(blank), spec.name, lambda i: found.say("empty", field=spec.name))
     if spec.kind in ("integer", "number"):
         return _check_numeric(series, blank, spec, found)
     return _check_text(series, blank, spec, found)
@@ -180,20 +187,20 @@ def _check_text(series: pd.Series, blank: np.ndarray, spec: Field, found: _Colle
         else:
             bad.append(i)
             result[i] = v
-    found.error(bad, spec.name, lambda i: f"'{spec.name}' must be text, not {type(values[i]).__name__}")
+    found.error(bad, spec.name, lambda i: found.say("not_text", field=spec.name, type=type(values[i]).__name__))
     text = pd.Series(result, index=series.index, dtype=object)
     if spec.kind == "key":
         wrong = [i for i, v in enumerate(result) if isinstance(v, str) and not KEY_PATTERN.match(v)]
         found.error(wrong, spec.name,
-                    lambda i: f"{result[i]!r} is not a valid key: use 1-64 characters of A-Z a-z 0-9 _ - .")
+                    lambda i: found.say("bad_key", value=repr(result[i])))
     elif spec.kind == "enum":
         wrong = [i for i, v in enumerate(result) if isinstance(v, str) and v not in spec.choices]
-        found.error(wrong, spec.name, lambda i: f"{result[i]!r} is not one of {', '.join(spec.choices)}")
+        found.error(wrong, spec.name, lambda i: found.say("not_choice", value=repr(result[i]), choices=", ".join(spec.choices)))
     return text
 
 
 def _check_numeric(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:
-    what = "an integer" if spec.kind == "integer" else "a number"
+    what = "not_integer" if spec.kind == "integer" else "not_number"
     if pd.api.types.is_bool_dtype(series):
         numbers_ = pd.Series(np.nan, index=series.index)
         not_number = ~blank
@@ -207,16 +214,16 @@ def _check_numeric(series: pd.Series, blank: np.ndarray, spec: Field, found: _Co
         numbers_ = pd.Series(np.where(is_num, raw, np.nan), index=series.index, dtype="float64")
     values = numbers_.to_numpy()
     found.error(np.flatnonzero(not_number), spec.name,
-                lambda i: f"'{spec.name}' must be {what}, not {series.iloc[i]!r}")
+                lambda i: found.say(what, field=spec.name, value=repr(series.iloc[i])))
     finite = ~np.isnan(values)
     if spec.kind == "integer":
         fractional = finite & (np.floor(values) != values)
         found.error(np.flatnonzero(fractional), spec.name,
-                    lambda i: f"'{spec.name}' must be {what}, not {values[i]!r}")
+                    lambda i: found.say(what, field=spec.name, value=repr(values[i])))
         finite &= ~fractional
     if spec.minimum is not None:
         found.error(np.flatnonzero(finite & (values < spec.minimum)), spec.name,
-                    lambda i: f"'{spec.name}' must be ≥ {spec.minimum:g}, not {values[i]:g}")
+                    lambda i: found.say("below_minimum", field=spec.name, minimum=f"{spec.minimum:g}", value=f"{values[i]:g}"))
     if spec.kind == "integer":
         # values that are too large for int64 were refused above only if fractional; guard the cast
         return pd.Series(np.where(finite, values, np.nan), index=series.index).astype("Float64").astype("Int64")
@@ -230,7 +237,8 @@ def _check_required_when(gdf: gpd.GeoDataFrame, layer: Layer, out: dict, found: 
         other, values = spec.required_when
         needed = out[other].isin(values).to_numpy() & out[spec.name].isna().to_numpy()
         found.error(np.flatnonzero(needed), spec.name,
-                    lambda i, other=other: f"'{spec.name}' is required when {other} is {out[other].iloc[i]!r}")
+                    lambda i, other=other: found.say("required_when", field=spec.name, other=other,
+                                                   value=repr(out[other].iloc[i])))
 
 
 def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:
@@ -240,28 +248,28 @@ def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:
         return
     first = {k: i for i, k in reversed(list(present.items()))}
     found.error(dup.index.to_numpy(), name,
-                lambda i: f"duplicate {name} {keys.iloc[i]!r} (first used by feature {first[keys.iloc[i]]})")
+                lambda i: found.say("duplicate", field=name, value=repr(keys.iloc[i]), first=first[keys.iloc[i]]))
 
 
 def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.ndarray:
     geoms = np.asarray(geoms, dtype=object).copy()
     expected = " or ".join(layer.geometry_types)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    found.error(np.flatnonzero(missing), None, lambda i: "geometry is missing or empty")
+    found.error(np.flatnonzero(missing), None, lambda i: found.say("no_geometry"))
 
     present = ~missing
     types = np.array(shapely.get_type_id(geoms))
     allowed_ids = [_TYPE_IDS[t] for t in layer.geometry_types]
     wrong_type = present & ~np.isin(types, allowed_ids)
     found.error(np.flatnonzero(wrong_type), None,
-                lambda i: f"geometry is a {geoms[i].geom_type}, expected {expected}")
+                lambda i: found.say("wrong_type", type=geoms[i].geom_type, expected=expected))
 
     check = present & ~wrong_type
     bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
         outside = check & ~((bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
     found.error(np.flatnonzero(outside), None,
-                lambda i: "coordinates are not WGS84 lon/lat; give the file's CRS (source_crs)")
+                lambda i: found.say("not_lonlat"))
 
     check &= ~outside
     invalid = np.flatnonzero(check & ~shapely.is_valid(geoms))
@@ -273,9 +281,9 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.nd
             unrepairable.append(i)
         else:
             geoms[i] = repaired
-    found.error(unrepairable, None, lambda i: f"invalid geometry that cannot be repaired: {reasons[i]}")
+    found.error(unrepairable, None, lambda i: found.say("unrepairable", reason=reasons[i]))
     found.warning([i for i in invalid if i not in set(unrepairable)], None,
-                  lambda i: f"invalid geometry repaired: {reasons[i]}")
+                  lambda i: found.say("repaired", reason=reasons[i]))
     return geoms
 
 

@@ -14,6 +14,7 @@ from geodata.uploads import upload
 
 from . import audit, services
 from .auth import current_user, require
+from .i18n import current_language
 
 blueprint = Blueprint("uploads", __name__)
 
@@ -35,6 +36,7 @@ def upload_layer(layer: str):
                                      coordinates=form.get("coordinates") or "wgs84"),
             limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
             params=services().catalog.params,
+            lang=form.get("lang") or current_language(),
         )
     except GridmapError as e:
         audit.record("upload", layer, f"refused {e.status}", error=e.message,

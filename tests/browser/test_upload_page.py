@@ -116,7 +116,7 @@ def test_check_reports_errors_then_a_fixed_file_is_stored(tab, editing_server, t
     assert page.text_content("#upload-status") == text("editing.has_errors")
     rows = problem_rows(page)
     assert [r[:5] for r in rows] == [["error", text("editing.error"), "3", "g00", "grid_id"]]
-    assert "duplicate grid_id 'g00'" in rows[0][5]
+    assert "grid_id 'g00' 重复" in rows[0][5]  # the report speaks the page's language
     assert page.is_hidden("#upload-store")  # nothing to store
     assert page.text_content('dd[data-field="features"]') == "6"
     assert page.text_content('dd[data-field="errors"]') == "1"

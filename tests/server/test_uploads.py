@@ -185,3 +185,12 @@ def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
 def test_bad_diff_requests(client, editor, query, status):
     post(client, editor)
     assert client.get(f"/api/collections/grids/diff?{query}").status_code == status
+
+
+def test_the_report_speaks_the_readers_language(client, editor):
+    bad = grids([grid_row("a", grid_type="park")])
+    zh = post(client, editor, bad).get_json()["report"]["errors"][0]["message"]
+    assert zh.startswith("'park' 不是以下之一")
+    en = client.post("/api/uploads/grids?lang=en", data={"file": geojson_file(bad)}, headers=editor,
+                     content_type="multipart/form-data").get_json()["report"]["errors"][0]["message"]
+    assert en.startswith("'park' is not one of")
