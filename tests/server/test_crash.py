@@ -1,0 +1,82 @@
+"""Killing the server (SIGKILL) in the middle of uploads never leaves a broken layer behind."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import shapely
+
+from geodata.store import FileStore
+from geodata.validate import validate
+from server.users import UserStore
+from tests.factories import grid_row, grids
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "GRIDMAP_DEMO": "0", "GRIDMAP_WORKERS": "1", "GRIDMAP_BASEMAP": "none"}
+    server = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(data_dir)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise RuntimeError("the server did not start")
+
+
+def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
+    # 2,000 tiled squares: big enough that an upload takes a while, so kills land inside one
+    x, y = np.arange(2000) % 50 * 0.001 + 121.5, np.arange(2000) // 50 * 0.001 + 29.8
+    layer = grids([grid_row(f"g{i}") for i in range(2000)], shapely.box(x, y, x + 0.001, y + 0.001))
+    body = layer.to_json(drop_id=True).encode()
+    FileStore(tmp_path).write("grids", validate(layer, "grids").data, author="seed")
+    token = UserStore(tmp_path).add("editor", "editor")[1]
+    rng = random.Random(3)
+
+    for _ in range(6):
+        port = free_port()
+        server = start(tmp_path, port)
+        stop = threading.Event()
+
+        def keep_uploading():
+            while not stop.is_set():
+                try:
+                    requests.post(f"http://127.0.0.1:{port}/api/uploads/grids", files={"file": ("g.geojson", body)},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                except requests.RequestException:
+                    return  # the server is gone
+
+        uploader = threading.Thread(target=keep_uploading)
+        uploader.start()
+        time.sleep(rng.uniform(0.3, 1.5))  # a random moment: parsing, validating or writing
+        os.killpg(server.pid, signal.SIGKILL)  # master and worker at once
+        server.wait()
+        stop.set()
+        uploader.join()
+
+        store = FileStore(tmp_path)
+        current = store.current("grids")
+        assert len(store.read("grids")) == current.features == 2000
+        versions = [v.version for v in store.versions("grids")]
+        assert versions == list(range(1, len(versions) + 1))
+    assert len(FileStore(tmp_path).versions("grids")) > 1  # some uploads did complete between kills
