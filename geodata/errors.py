@@ -22,6 +22,16 @@ class BadRequest(GridmapError):
     code = "bad_request"
 
 
+class Unauthorized(GridmapError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GridmapError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(GridmapError):
     status = 404
     code = "not_found"

@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from geodata.errors import GridmapError
+from geodata.errors import Forbidden, Unauthorized
 
 from .errors import error_response
 from .users import User, UserStore
@@ -28,16 +28,6 @@ blueprint = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 
 OPEN_WITHOUT_READ_ACCESS = {"auth.login", "auth.logout", "api.healthz", "assets.asset", "static", "pages.favicon"}
-
-
-class Unauthorized(GridmapError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(GridmapError):
-    status = 403
-    code = "forbidden"
 
 
 class LoginForm(FlaskForm):

@@ -4,6 +4,7 @@ import pytest
 
 from geodata.validate import validate
 from tests.factories import center_row, centers, six_grids
+from tests.http import get_json
 
 
 @pytest.fixture
@@ -15,12 +16,6 @@ def loaded(store):
     store.write("centers", validate(centers([center_row("c1", "community"), center_row("d1", "district")]),
                                     "centers").data, author="tester")
     return store
-
-
-def get_json(client, url, status=200):
-    resp = client.get(url)
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json(force=True)
 
 
 def test_healthz_reports_layer_versions(client, loaded):

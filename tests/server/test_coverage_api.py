@@ -12,6 +12,7 @@ import pytest
 
 from geodata.validate import validate
 from tests.factories import center_row, centers, grid_row, grids
+from tests.http import get_json
 
 
 @pytest.fixture
@@ -22,12 +23,6 @@ def loaded(store):
     store.write("grids", validate(layer, "grids").data, author="t")
     store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
     return store
-
-
-def get_json(client, url, status=200):
-    resp = client.get(url)
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json(force=True)
 
 
 def test_coverage_collection_adds_the_coverage_fields(client, loaded):
