@@ -46,7 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",
                                                  "application/javascript", "application/json",
-                                                 "application/geo+json"])
+                                                 "application/geo+json", "application/vnd.google-earth.kml+xml"])
     app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
     Compress(app)
 
@@ -61,11 +61,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), basemap=basemap)
 
-    from . import api, assets, auth, dashboard, editing, errors, i18n, pages, uploads
+    from . import api, assets, auth, dashboard, editing, errors, i18n, pages, planning, uploads
 
     auth.register(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(uploads.blueprint)
+    app.register_blueprint(planning.blueprint)
     app.register_blueprint(editing.blueprint)
     app.register_blueprint(assets.blueprint)
     app.register_blueprint(dashboard.blueprint)

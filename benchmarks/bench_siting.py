@@ -1,0 +1,33 @@
+"""Site recommendations on the Ningbo demo: time and covered share before/after.
+
+    .venv/bin/python benchmarks/bench_siting.py
+
+The greedy solver only, for now (the MCLP solver is not built yet). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import _server  # noqa: F401  (puts the project on sys.path)
+
+
+def main() -> None:
+    from geodata.demo import build_demo
+    from geodata.siting import recommend
+    from geodata.validate import validate
+
+    demo = build_demo()
+    grids, centers = validate(demo.grids, "grids").data, validate(demo.centers, "centers").data
+    for level, k in (("community", 10), ("community", 20), ("street", 10)):
+        start = time.perf_counter()
+        result = recommend(grids, centers, level, k)
+        elapsed = time.perf_counter() - start
+        after = result.sites["cumulative_population"].iloc[-1] if len(result.sites) else result.covered_before
+        print(f"{level:9s} k={k:2d} ({result.solver}): {elapsed:.2f} s; covered {result.covered_before:,} → "
+              f"{after:,} of {result.population:,} ({result.covered_before / result.population:.2%} → "
+              f"{after / result.population:.2%})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Where to build next: new centre sites that cover the most people not yet covered.
+
+Demand is each grid's population spread over points inside it (a lattice, so a
+large rural grid is many points, not one); a demand point is covered when it
+lies in any existing catchment.  Candidates are the uncovered demand points
+themselves (at most ``MAX_CANDIDATES``, the most populous), never within
+``MIN_SPACING_M`` of an existing centre of the same level.  The greedy solver
+adds, one at a time, the site that covers the most still-uncovered people: a
+(1 − 1/e) approximation of the maximal covering location problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .coverage import LEVELS, Params, catchments
+from .crs import STORAGE_CRS, metric_crs
+from .errors import BadRequest
+
+LATTICE_M = 250.0  # demand points every 250 m inside each grid (and at least one per grid)
+MAX_CANDIDATES = 3000
+MIN_SPACING_M = 100.0  # a new site is never (nearly) where a centre of its level already stands
+MAX_K = 50
+
+
+@dataclass(frozen=True, eq=False)
+class Recommendation:
+    sites: gpd.GeoDataFrame  # rank, new_population, cumulative_population, covered_share, district, street, community
+    solver: str
+    population: int
+    covered_before: int
+    reason: str | None = None  # why fewer than k sites came back
+
+
+def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "community", k: int = 5,
+              params: Params = Params(), unit: dict[str, str] | None = None) -> Recommendation:
+    """Choose up to ``k`` new sites of ``level`` that newly cover the most people.
+
+    ``unit`` (e.g. {"district": "海曙区"}) restricts both demand and sites to that unit.
+
+    Examples
+    --------
+    >>> rec = recommend(grids, centers, "community", k=3)  # doctest: +SKIP
+    >>> rec.sites[["rank", "new_population"]]  # doctest: +SKIP
+    """
+    if level not in LEVELS:
+        raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if not 1 <= k <= MAX_K:
+        raise BadRequest(f"k must be between 1 and {MAX_K}, not {k}")
+    if unit:
+        for column, value in unit.items():
+            grids = grids[grids[column] == value]
+        if grids.empty:
+            raise BadRequest(f"no grids in {' / '.join(unit.values())}")
+    crs = metric_crs(grids)
+    points, weights, owner = demand(grids.to_crs(crs))
+    covered = _covered(points, centers.to_crs(crs) if not centers.empty else centers, params)
+    candidates = _candidates(points[~covered], weights[~covered], owner[~covered],
+                             centers.to_crs(crs) if not centers.empty else centers, level)
+    sites, gains = greedy(points[~covered], weights[~covered], candidates[0], params.radius(level), k)
+    population = int(round(weights.sum()))
+    before = int(round(weights[covered].sum()))
+    chosen = candidates[1][sites]
+    rows = grids.iloc[chosen][["district", "street", "community"]].reset_index(drop=True)
+    rows.insert(0, "rank", np.arange(1, len(sites) + 1))
+    rows.insert(1, "new_population", np.round(gains).astype(int))
+    rows.insert(2, "cumulative_population", before + np.cumsum(np.round(gains)).astype(int))
+    rows.insert(3, "covered_share", np.round(rows["cumulative_population"] / max(population, 1), 4))
+    rows.insert(4, "level", level)
+    geometry = gpd.GeoSeries(candidates[0][sites], crs=crs).to_crs(STORAGE_CRS).values
+    reason = None
+    if len(sites) < k:
+        reason = (f"only {len(sites)} site(s) add coverage: every other candidate would cover nobody new"
+                  if len(candidates[0]) else "everyone is already covered")
+    return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), "greedy", population,
+                          before, reason)
+
+
+def demand(grids_m: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Demand points in metric coordinates, their population, and the position of their grid."""
+    geoms = grids_m.geometry.values
+    minx, miny, maxx, maxy = shapely.bounds(geoms).T
+    nx = np.maximum(1, np.ceil((maxx - minx) / LATTICE_M)).astype(int)
+    ny = np.maximum(1, np.ceil((maxy - miny) / LATTICE_M)).astype(int)
+    counts = nx * ny
+    owner = np.repeat(np.arange(len(geoms)), counts)
+    # position of each lattice point within its grid's box
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    x = np.repeat(minx, counts) + (local % np.repeat(nx, counts) + 0.5) * LATTICE_M
+    y = np.repeat(miny, counts) + (local // np.repeat(nx, counts) + 0.5) * LATTICE_M
+    inside = shapely.contains_xy(geoms[owner], x, y)
+    # grids too small or thin for any lattice point get their representative point
+    missing = np.setdiff1d(np.arange(len(geoms)), owner[inside])
+    reps = shapely.get_coordinates(shapely.point_on_surface(geoms[missing]))
+    xs = np.concatenate([x[inside], reps[:, 0]])
+    ys = np.concatenate([y[inside], reps[:, 1]])
+    owner = np.concatenate([owner[inside], missing])
+    population = pd.to_numeric(grids_m["population"]).astype("Float64").fillna(0).to_numpy(float)
+    per_point = population / np.bincount(owner, minlength=len(geoms))
+    return shapely.points(xs, ys), per_point[owner], owner
+
+
+def _covered(points: np.ndarray, centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:
+    covered = np.zeros(len(points), dtype=bool)
+    discs = catchments(centers_m, params)
+    if len(discs):
+        covered[np.unique(shapely.STRtree(discs).query(points, predicate="intersects")[0])] = True
+    return covered
+
+
+def _candidates(points, weights, owner, centers_m, level) -> tuple[np.ndarray, np.ndarray]:
+    """Uncovered demand points as sites (the most populous first), away from same-level centres."""
+    order = np.argsort(-weights, kind="stable")[:MAX_CANDIDATES]
+    sites, owners = points[order], owner[order]
+    if not centers_m.empty:
+        same = centers_m[centers_m["level"] == level].geometry.values
+        if len(same):
+            near = shapely.STRtree(same).query(sites, predicate="dwithin", distance=MIN_SPACING_M)[0]
+            keep = np.ones(len(sites), dtype=bool)
+            keep[near] = False
+            sites, owners = sites[keep], owners[keep]
+    return sites, owners
+
+
+def greedy(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: float,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick up to ``k`` sites, each the one covering the most weight not yet covered; (site positions, gains)."""
+    if len(sites) == 0 or len(points) == 0:
+        return np.array([], dtype=int), np.array([])
+    site_idx, point_idx = shapely.STRtree(points).query(sites, predicate="dwithin", distance=radius)
+    starts = np.searchsorted(site_idx, np.arange(len(sites) + 1))  # query pairs come sorted by site
+    remaining = weights.astype(float).copy()
+    chosen, gains = [], []
+    for _ in range(k):
+        gain = np.bincount(site_idx, weights=remaining[point_idx], minlength=len(sites))
+        best = int(np.argmax(gain))
+        if gain[best] <= 0:
+            break
+        chosen.append(best)
+        gains.append(gain[best])
+        remaining[point_idx[starts[best]:starts[best + 1]]] = 0.0
+    return np.array(chosen, dtype=int), np.array(gains)

@@ -1,0 +1,93 @@
+"""Planning: where to build the next centres, and coverage as if proposed centres existed."""
+
+from __future__ import annotations
+
+import io
+
+import geopandas as gpd
+import pandas as pd
+from flask import Blueprint, Response, jsonify, request
+
+from geodata import geojson, summaries
+from geodata.coverage import LEVELS, analyse
+from geodata.errors import BadRequest, TooLarge
+from geodata.siting import recommend
+
+from . import services
+
+blueprint = Blueprint("planning", __name__)
+
+MAX_PROPOSED = 200
+UNIT_KEYS = ("district", "street", "community")
+
+
+@blueprint.get("/api/recommendations")
+def recommendations():
+    args = request.args
+    k = args.get("k", "5")
+    if not k.isdigit():
+        raise BadRequest(f"'k' must be a whole number, not {k!r}")
+    catalog = services().catalog
+    params = catalog.params.with_request(args.to_dict())
+    unit = {key: args[key] for key in UNIT_KEYS if args.get(key)}
+    result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf,
+                       args.get("level", "community"), int(k), params, unit)
+    if args.get("f") == "csv":
+        table = result.sites.assign(lon=result.sites.geometry.x.round(6), lat=result.sites.geometry.y.round(6))
+        text = io.StringIO()
+        pd.DataFrame(table.drop(columns="geometry")).to_csv(text, index=False)
+        return Response(text.getvalue().encode("utf-8-sig"), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="recommendations.csv"'})
+    body = geojson.feature_collection(
+        geojson.feature_strings(result.sites), solver=result.solver, population=result.population,
+        covered_before=result.covered_before, reason=result.reason)
+    return Response(body, mimetype="application/geo+json")
+
+
+@blueprint.post("/api/whatif")
+def whatif():
+    """The summary as if the proposed centres (GeoJSON points with a ``level``) existed; nothing is stored."""
+    proposed = _proposed(request.get_json(silent=True))
+    catalog = services().catalog
+    params = catalog.params.with_request(request.args.to_dict())
+    level = request.args.get("level", "district")
+    if level not in ("city", *LEVELS):
+        raise BadRequest(f"'level' must be city or one of {', '.join(LEVELS)}, not {level!r}")
+    grids, centers, districts = (catalog.get(name).features.gdf for name in ("grids", "centers", "districts"))
+    before = catalog.analysis(params)
+    after = analyse(grids, gpd.GeoDataFrame(pd.concat([centers, proposed], ignore_index=True), crs="EPSG:4326"),
+                    districts, params)
+    city_before = before.summaries["city"].iloc[0]
+    city_after = after.summaries["city"].iloc[0]
+    return jsonify({
+        "proposed": len(proposed),
+        "before": {"covered_population": int(city_before["covered_population"]),
+                   "covered_share": city_before["covered_share"]},
+        "after": {"covered_population": int(city_after["covered_population"]),
+                  "covered_share": city_after["covered_share"]},
+        "level": level,
+        "rows": summaries.rows(after, level).astype(object).where(lambda f: f.notna(), None).to_dict("records"),
+    })
+
+
+def _proposed(body) -> gpd.GeoDataFrame:
+    if not isinstance(body, dict) or body.get("type") != "FeatureCollection" or not isinstance(
+            body.get("features"), list):
+        raise BadRequest("send a GeoJSON FeatureCollection of points, each with a 'level' property")
+    features = body["features"]
+    if len(features) > MAX_PROPOSED:
+        raise TooLarge(f"at most {MAX_PROPOSED} proposed centres at a time")
+    try:
+        frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
+    except Exception as e:  # malformed GeoJSON of any kind
+        raise BadRequest(f"the features are not valid GeoJSON: {e}") from None
+    if frame.empty:
+        raise BadRequest("propose at least one centre")
+    if not (frame.geom_type == "Point").all():
+        raise BadRequest("proposed centres must be Points")
+    if "level" not in frame or not frame["level"].isin(LEVELS).all():
+        raise BadRequest(f"every proposed centre needs 'level': one of {', '.join(LEVELS)}")
+    x, y = frame.geometry.x, frame.geometry.y
+    if not (x.between(-180, 180) & y.between(-90, 90)).all():
+        raise BadRequest("coordinates must be WGS84 lon/lat")
+    return frame[["level", "geometry"]]

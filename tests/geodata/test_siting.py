@@ -1,0 +1,99 @@
+"""Site recommendations on layouts with a known best answer."""
+
+import itertools
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely import Point, box
+
+from geodata.coverage import Params
+from geodata.errors import BadRequest
+from geodata.siting import greedy, recommend
+from tests.factories import center_row, grid_row
+
+UTM = "EPSG:32651"
+X0, Y0 = 360_000.0, 3_305_000.0
+
+
+def grids_m(rows, shapes):
+    return gpd.GeoDataFrame(rows, geometry=list(shapes), crs=UTM).to_crs(4326)
+
+
+def centers_m(rows, points):
+    return gpd.GeoDataFrame(rows, geometry=[Point(X0 + x, Y0 + y) for x, y in points], crs=UTM).to_crs(4326)
+
+
+def square(x, y, size=400):
+    return box(X0 + x, Y0 + y, X0 + x + size, Y0 + y + size)
+
+
+def two_clusters():
+    """Cluster A: four 400 m grids of 250 people at x 0–800; cluster B: one grid of 500 people 20 km away."""
+    rows = [grid_row(f"a{i}", population=250) for i in range(4)] + [grid_row("b", population=500, community="白云社区")]
+    shapes = [square(0, 0), square(400, 0), square(0, 400), square(400, 400), square(20_000, 0)]
+    return grids_m(rows, shapes)
+
+
+NO_CENTRES = centers_m([], []).assign(level=[])
+
+
+def test_the_best_site_first_then_the_next():
+    result = recommend(two_clusters(), NO_CENTRES, "community", k=2)
+    assert result.sites["new_population"].tolist() == [1000, 500]
+    assert result.sites["cumulative_population"].tolist() == [1000, 1500]
+    assert result.sites["covered_share"].tolist() == [pytest.approx(2 / 3, abs=1e-4), 1.0]
+    assert result.sites["community"].tolist() == ["青石社区", "白云社区"]
+    assert (result.solver, result.population, result.covered_before) == ("greedy", 1500, 0)
+
+
+def test_more_sites_than_useful_come_back_fewer_with_a_reason():
+    result = recommend(two_clusters(), NO_CENTRES, "community", k=5)
+    assert len(result.sites) == 2 and "only 2" in result.reason
+
+
+def test_existing_centres_stay_and_their_people_are_not_counted_again():
+    centres = centers_m([center_row("c1", "community")], [(400, 400)])  # covers cluster A
+    result = recommend(two_clusters(), centres, "community", k=1)
+    assert result.covered_before == 1000
+    assert result.sites["new_population"].tolist() == [500] and result.sites["community"].tolist() == ["白云社区"]
+
+
+def test_a_site_never_duplicates_an_existing_centre_of_its_level():
+    # a community centre with a 1 m catchment stands on the best spot: a new site must keep 100 m away
+    centres = centers_m([center_row("s1", "community")], [(375, 375)])
+    result = recommend(two_clusters(), centres, "community", k=1, params=Params(radius_community_m=1))
+    site = gpd.GeoSeries(result.sites.geometry, crs=4326).to_crs(UTM).iloc[0]
+    assert site.distance(Point(X0 + 375, Y0 + 375)) >= 100
+
+
+def test_restricting_to_a_unit():
+    result = recommend(two_clusters(), NO_CENTRES, "community", k=2, unit={"community": "白云社区"})
+    assert result.sites["new_population"].tolist() == [500] and result.population == 500
+    with pytest.raises(BadRequest):
+        recommend(two_clusters(), NO_CENTRES, "community", k=1, unit={"community": "nowhere"})
+
+
+@pytest.mark.parametrize("level,k", [("city", 1), ("community", 0), ("community", 51)])
+def test_bad_requests(level, k):
+    with pytest.raises(BadRequest):
+        recommend(two_clusters(), NO_CENTRES, level, k)
+
+
+def test_greedy_is_within_the_guarantee_of_the_optimum_on_random_instances():
+    rng = np.random.default_rng(11)
+    ratios = []
+    for _ in range(20):
+        points = shapely.points(rng.uniform(0, 5000, (60, 2)))
+        weights = rng.integers(1, 100, 60).astype(float)
+        sites = shapely.points(rng.uniform(0, 5000, (12, 2)))
+        k, radius = 3, 1000.0
+        chosen, gains = greedy(points, weights, sites, radius, k)
+        covers = [set(np.flatnonzero(shapely.dwithin(points, s, radius))) for s in sites]
+        best = max(sum(weights[list(set().union(*(covers[i] for i in combo)))])
+                   for combo in itertools.combinations(range(len(sites)), k))
+        ratios.append(gains.sum() / best)
+    assert min(ratios) >= 1 - 1 / math.e
+    assert np.median(ratios) >= 0.98  # usually within 2 %
