@@ -6,7 +6,9 @@ lies in any existing catchment.  Candidates are the uncovered demand points
 themselves (at most ``MAX_CANDIDATES``, the most populous), never within
 ``MIN_SPACING_M`` of an existing centre of the same level.  The greedy solver
 adds, one at a time, the site that covers the most still-uncovered people: a
-(1 − 1/e) approximation of the maximal covering location problem.
+(1 − 1/e) approximation of the maximal covering location problem (MCLP).  For
+small k, PySAL spopt's exact MCLP runs too, on the most populous candidates and
+within a time limit; the better answer is returned and the solver named.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ LATTICE_M = 250.0  # demand points every 250 m inside each grid (and at least on
 MAX_CANDIDATES = 3000
 MIN_SPACING_M = 100.0  # a new site is never (nearly) where a centre of its level already stands
 MAX_K = 50
+SOLVERS = ("auto", "greedy", "mclp")
+MCLP_MAX_K = 10  # "auto" tries the exact solver up to this many sites
+MCLP_CANDIDATES = 300  # its model grows with candidates × reachable demand points
+MCLP_SECONDS = 4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +44,7 @@ class Recommendation:
 
 
 def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "community", k: int = 5,
-              params: Params = Params(), unit: dict[str, str] | None = None) -> Recommendation:
+              params: Params = Params(), unit: dict[str, str] | None = None, solver: str = "auto") -> Recommendation:
     """Choose up to ``k`` new sites of ``level`` that newly cover the most people.
 
     ``unit`` (e.g. {"district": "海曙区"}) restricts both demand and sites to that unit.
@@ -52,6 +58,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
         raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     if not 1 <= k <= MAX_K:
         raise BadRequest(f"k must be between 1 and {MAX_K}, not {k}")
+    if solver not in SOLVERS:
+        raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
     if unit:
         for column, value in unit.items():
             grids = grids[grids[column] == value]
@@ -62,7 +70,15 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     covered = _covered(points, centers.to_crs(crs) if not centers.empty else centers, params)
     candidates = _candidates(points[~covered], weights[~covered], owner[~covered],
                              centers.to_crs(crs) if not centers.empty else centers, level)
-    sites, gains = greedy(points[~covered], weights[~covered], candidates[0], params.radius(level), k)
+    args = (points[~covered], weights[~covered], candidates[0], params.radius(level), k)
+    sites, gains = greedy(*args) if solver != "mclp" else (np.array([], dtype=int), np.array([]))
+    used = "greedy"
+    if solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K):
+        exact = mclp(*args)
+        if exact is not None and (solver == "mclp" or exact[1].sum() > gains.sum()):
+            (sites, gains), used = exact, "mclp"
+        elif solver == "mclp":
+            sites, gains = greedy(*args)  # no exact answer in time: say so by naming the solver that ran
     population = int(round(weights.sum()))
     before = int(round(weights[covered].sum()))
     chosen = candidates[1][sites]
@@ -77,7 +93,7 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     if len(sites) < k:
         reason = (f"only {len(sites)} site(s) add coverage: every other candidate would cover nobody new"
                   if len(candidates[0]) else "everyone is already covered")
-    return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), "greedy", population,
+    return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), used, population,
                           before, reason)
 
 
@@ -145,3 +161,28 @@ def greedy(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: f
         gains.append(gain[best])
         remaining[point_idx[starts[best]:starts[best + 1]]] = 0.0
     return np.array(chosen, dtype=int), np.array(gains)
+
+
+def mclp(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: float,
+         k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exact MCLP (spopt + CBC) on the first ``MCLP_CANDIDATES`` sites; None without an optimum in time.
+
+    The chosen sites come ranked as the greedy order among them, with their marginal gains.
+    """
+    import pulp
+    from spopt.locate import MCLP
+
+    sites = sites[:MCLP_CANDIDATES]
+    if len(sites) == 0 or len(points) == 0:
+        return None
+    reach = np.unique(shapely.STRtree(points).query(sites, predicate="dwithin", distance=radius)[1])
+    if len(reach) == 0:
+        return None
+    cost = shapely.distance(points[reach][:, None], sites[None, :])  # demand × sites, metres
+    model = MCLP.from_cost_matrix(cost, weights[reach], service_radius=radius, p_facilities=min(k, len(sites)))
+    model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=MCLP_SECONDS))
+    if model.problem.sol_status != pulp.LpSolutionOptimal:
+        return None
+    selected = np.array([j for j, var in enumerate(model.fac_vars) if var.value() > 0.5], dtype=int)
+    order, gains = greedy(points, weights, sites[selected], radius, len(selected))
+    return selected[order], gains

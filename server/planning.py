@@ -31,7 +31,7 @@ def recommendations():
     params = catalog.params.with_request(args.to_dict())
     unit = {key: args[key] for key in UNIT_KEYS if args.get(key)}
     result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf,
-                       args.get("level", "community"), int(k), params, unit)
+                       args.get("level", "community"), int(k), params, unit, args.get("solver", "auto"))
     if args.get("f") == "csv":
         table = result.sites.assign(lon=result.sites.geometry.x.round(6), lat=result.sites.geometry.y.round(6))
         text = io.StringIO()

@@ -11,7 +11,7 @@ from shapely import Point, box
 
 from geodata.coverage import Params
 from geodata.errors import BadRequest
-from geodata.siting import greedy, recommend
+from geodata.siting import greedy, mclp, recommend
 from tests.factories import center_row, grid_row
 
 UTM = "EPSG:32651"
@@ -97,3 +97,27 @@ def test_greedy_is_within_the_guarantee_of_the_optimum_on_random_instances():
         ratios.append(gains.sum() / best)
     assert min(ratios) >= 1 - 1 / math.e
     assert np.median(ratios) >= 0.98  # usually within 2 %
+
+
+def trap():
+    """Four people-groups of 5 on a line and one of 1 between them: the middle site (11) tempts greedy."""
+    points = shapely.points([(0, 0), (1.5, 0), (3.5, 0), (5, 0), (2.5, 0)])
+    weights = np.array([5.0, 5, 5, 5, 1])
+    sites = shapely.points([(2.5, 0), (0.75, 0), (4.25, 0)])  # middle, left pair, right pair
+    return points, weights, sites
+
+
+def test_mclp_finds_the_optimum_where_greedy_does_not():
+    points, weights, sites = trap()
+    chosen, gains = greedy(points, weights, sites, 1.0, 2)
+    assert list(chosen) == [0, 1] and gains.sum() == 16
+    chosen, gains = mclp(points, weights, sites, 1.0, 2)
+    assert sorted(chosen) == [1, 2] and gains.sum() == 20
+
+
+def test_auto_keeps_the_better_answer_and_names_its_solver():
+    result = recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="auto")
+    assert result.solver in ("greedy", "mclp") and result.sites["cumulative_population"].iloc[-1] == 1500
+    assert recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="mclp").solver == "mclp"
+    with pytest.raises(BadRequest):
+        recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="magic")
