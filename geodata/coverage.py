@@ -28,6 +28,7 @@ UNIT_COLUMNS = {"district": ["district"], "street": ["district", "street"],
                 "community": ["district", "street", "community"]}
 GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")
 STATUSES = ("covered", "partial", "uncovered")
+MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request compute for minutes
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
 LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
 
@@ -49,6 +50,9 @@ class Params:
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
+        for level in LEVELS:
+            if self.radius(level) > MAX_RADIUS_M:
+                raise BadRequest(f"'radius_{level}_m' must be at most {MAX_RADIUS_M:g} m, not {self.radius(level):g}")
         if not 0 <= self.partial_ratio <= self.covered_ratio <= 1:
             raise BadRequest("thresholds must satisfy 0 ≤ partial_ratio ≤ covered_ratio ≤ 1")
 

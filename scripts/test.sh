@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with the test requirements and run the whole test suite.
 #
-# The browser tests (tests/browser) drive Debian's Chromium at /usr/bin/chromium; it is
-# installed with apt when missing and this runs as root.  Otherwise they skip, naming the
-# missing browser -- except with CI=true, where a missing browser fails them.
+# The browser tests (tests/browser) drive Debian's Chromium at /usr/bin/chromium, and the
+# download tests (tests/server/test_downloads_api.py) run GDAL's ogrinfo (Debian's gdal-bin)
+# on the downloaded files; both are installed with apt when missing and this runs as root.
+# Otherwise those tests skip, naming what is missing -- except with CI=true, where they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${GRIDMAP_VENV:-.venv}
@@ -16,18 +17,27 @@ missing=()
 if ! { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh family 2>/dev/null)" ]; }; then
     missing+=(fonts-wqy-microhei)
 fi
+# GDAL's command-line tools, a GDAL other than pyogrio's, check what analysts download
+command -v ogrinfo >/dev/null || missing+=(gdal-bin)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "scripts/test.sh: installing ${missing[*]} with apt-get for the browser tests" >&2
+        echo "scripts/test.sh: installing ${missing[*]} with apt-get for the browser and download tests" >&2
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    elif [ ! -x "$CHROMIUM" ]; then
-        echo "scripts/test.sh: Chromium is not installed at $CHROMIUM and this is not root:" \
-             "the browser tests will $([ "${CI:-}" = true ] && echo FAIL || echo skip)." \
-             "Install it with: sudo apt-get install chromium" >&2
     else
-        echo "scripts/test.sh: no Chinese font (sudo apt-get install fonts-wqy-microhei):" \
-             "browser screenshots will show boxes for Chinese text" >&2
+        if [ ! -x "$CHROMIUM" ]; then
+            echo "scripts/test.sh: Chromium is not installed at $CHROMIUM and this is not root:" \
+                 "the browser tests will $([ "${CI:-}" = true ] && echo FAIL || echo skip)." \
+                 "Install it with: sudo apt-get install chromium" >&2
+        elif [[ " ${missing[*]} " == *" fonts-wqy-microhei "* ]]; then
+            echo "scripts/test.sh: no Chinese font (sudo apt-get install fonts-wqy-microhei):" \
+                 "browser screenshots will show boxes for Chinese text" >&2
+        fi
+        if ! command -v ogrinfo >/dev/null; then
+            echo "scripts/test.sh: GDAL's ogrinfo is not installed and this is not root:" \
+                 "the download tests that run it will $([ "${CI:-}" = true ] && echo FAIL || echo skip)." \
+                 "Install it with: sudo apt-get install gdal-bin" >&2
+        fi
     fi
 fi
 

@@ -27,7 +27,8 @@ class Services:
     store: Store
     catalog: Catalog
     display: VersionCache  # light map layers, per layer version
-    responses: VersionCache  # rendered documents (summaries), per analysis
+    responses: VersionCache  # rendered documents (summaries, downloads), per analysis or version
+    pages: VersionCache  # items pages, per data version and URL (so a strong ETag names exact bytes)
     basemap: Basemap
 
 
@@ -46,7 +47,8 @@ def create_app(config: dict | None = None) -> Flask:
     # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",
                                                  "application/javascript", "application/json",
-                                                 "application/geo+json", "application/vnd.google-earth.kml+xml"])
+                                                 "application/geo+json", "application/vnd.google-earth.kml+xml",
+                                                 "application/vnd.oai.openapi+json", "application/schema+json"])
     app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
     Compress(app)
 
@@ -59,7 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
     catalog = Catalog(store, analysis_params(values))
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
-                                         responses=VersionCache(32), basemap=basemap)
+                                         responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
 
     from . import api, assets, auth, dashboard, editing, errors, i18n, pages, planning, uploads
 

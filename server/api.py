@@ -1,31 +1,49 @@
-"""JSON and GeoJSON routes: OGC API – Features, downloads, health.
+"""JSON and GeoJSON routes: OGC API – Features (each also as HTML), downloads, health.
 
 Each route parses the request, asks ``geodata`` for the answer and wraps it;
-no analysis or storage logic lives here.
+no analysis or storage logic lives here.  ``negotiation`` picks JSON or HTML
+and adds ETags, 304s, cache lifetimes and CORS; ``openapi`` describes it all.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+import folium
+import shapely
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from geodata import geojson, summaries
+from geodata import downloads
 from geodata.coverage import LEVELS, PARAM_NAMES
 from geodata.errors import BadRequest, NotFound
+from geodata.i18n import text
 from geodata.query import Query
 from geodata.schema import DERIVED
+from maps.coverage_map import NINGBO_CENTRE
+from maps.layers import Field, GeoJsonLayer, ReadySignal
 
-from . import services
+from . import negotiation, openapi, services
+from .assets import map_assets
+from .i18n import current_language
+from .pages import render_map
 
 blueprint = Blueprint("api", __name__)
+blueprint.record_once(lambda state: negotiation.register(state.app))
 
 GEOJSON = "application/geo+json"
+HTML = "text/html"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
+NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
+ANY_ROUTE = ("f", "lang")  # parameters every OGC route takes
 
 
 def _params() -> dict[str, str]:
@@ -33,14 +51,25 @@ def _params() -> dict[str, str]:
 
 
 def _filters() -> dict[str, str]:
-    """The request's parameters less those that tune the analysis (radii, thresholds)."""
-    return {k: v for k, v in _params().items() if k not in PARAM_NAMES}
+    """The request's parameters less those that tune the analysis (radii, thresholds) or the language."""
+    return {k: v for k, v in _params().items() if k not in NOT_FILTERS}
+
+
+def _only(*allowed: str) -> None:
+    """OGC API: a parameter the route does not define is a 400, not silently ignored."""
+    unknown = sorted(set(request.args) - {*ANY_ROUTE, *allowed})
+    if unknown:
+        raise BadRequest(f"unknown parameter '{unknown[0]}'; this route takes: {', '.join((*ANY_ROUTE, *allowed))}")
 
 
 def _collection(collection_id: str):
     """The collection the request asks for: its version, and for derived ones the analysis parameters."""
-    catalog = services().catalog
-    return catalog.get(collection_id, _version_param(), catalog.params.with_request(_params()))
+    return services().catalog.get(collection_id, _version_param(), _analysis_params())
+
+
+def _analysis_params():
+    """The analysis settings with the request's what-ifs (geodata.coverage.Params bounds them)."""
+    return services().catalog.params.with_request(_params())
 
 
 def _version_param() -> int | None:
@@ -72,52 +101,96 @@ def healthz():
 @blueprint.get("/api")
 @blueprint.get("/api/")
 def landing():
-    return jsonify({
+    _only()
+    fmt = negotiation.wanted()
+    doc = {
         "title": "gridmap",
         "description": "Governance grids and party-and-public service centres, with service coverage.",
         "links": [
-            _link(url_for("api.landing", _external=True), "self", "application/json"),
-            _link(url_for("api.conformance", _external=True), "conformance", "application/json"),
-            _link(url_for("api.collections", _external=True), "data", "application/json"),
+            *_self_links("api.landing", fmt),
+            _link(url_for("api.openapi", _external=True), "service-desc", openapi.MEDIA_TYPE, "the API definition"),
+            _link(url_for("api.openapi", f="html", _external=True), "service-doc", HTML, "the API documentation"),
+            _link(url_for("api.conformance", _external=True), "conformance", "application/json",
+                  "conformance classes"),
+            _link(url_for("api.collections", _external=True), "data", "application/json", "collections"),
         ],
-    })
+    }
+    return _answer(fmt, doc, "api_landing.html")
 
 
 @blueprint.get("/api/conformance")
 def conformance():
-    return jsonify({"conformsTo": CONFORMANCE})
+    _only()
+    fmt = negotiation.wanted()
+    response = _answer(fmt, {"conformsTo": CONFORMANCE, "links": _self_links("api.conformance", fmt)},
+                       "api_conformance.html")
+    response.cache_control.max_age = 60
+    return response
+
+
+@blueprint.get("/api/openapi", endpoint="openapi")
+def openapi_document():
+    """This API described as OpenAPI 3.0; ``f=html`` is the service-doc: the routes as a page."""
+    _only()
+    fmt = negotiation.wanted()
+    doc = openapi.document(current_app, url_for("api.landing", _external=True).rstrip("/"))
+    if fmt == "html":
+        response = _answer(fmt, doc, "api_docs.html", undocumented=openapi.undocumented(current_app))
+    else:
+        response = current_app.json.response(doc)
+        response.headers["Content-Type"] = openapi.MEDIA_TYPE
+        response.vary.add("Accept")
+    response.cache_control.max_age = 60
+    return response
 
 
 @blueprint.get("/api/collections")
 def collections():
+    _only()
+    fmt = negotiation.wanted()
     catalog = services().catalog
-    return jsonify({
-        "collections": [_collection_document(cid) for cid in catalog.ids],
-        "links": [_link(url_for("api.collections", _external=True), "self", "application/json")],
-    })
+    found = [catalog.get(cid) for cid in catalog.ids]
+    etag = negotiation.etag_of([c.tag for c in found], request.url)
+    if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
+        return unchanged
+    doc = {"collections": [_collection_document(c) for c in found], "links": _self_links("api.collections", fmt)}
+    return _answer(fmt, doc, "api_collections.html", etag=etag)
 
 
 @blueprint.get("/api/collections/<collection_id>")
 def collection(collection_id: str):
-    return jsonify(_collection_document(collection_id))
-
-
-def _collection_document(collection_id: str) -> dict:
+    _only()
+    fmt = negotiation.wanted()
     found = services().catalog.get(collection_id)
+    etag = negotiation.etag_of(found.tag, request.url)
+    if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
+        return unchanged
+    doc = _collection_document(found, fmt)
+    return _answer(fmt, doc, "api_collection.html", etag=etag, layer=found.layer)
+
+
+def _collection_document(found, fmt: str = "json") -> dict:
     layer = found.layer
+    cid = layer.name
     doc = {
-        "id": layer.name,
+        "id": cid,
         "title": layer.title,
         "description": layer.description,
         "itemType": "feature",
         "crs": [CRS84],
         "storageCrs": CRS84,
         "links": [
-            _link(url_for("api.collection", collection_id=layer.name, _external=True), "self", "application/json"),
-            _link(url_for("api.items", collection_id=layer.name, _external=True), "items", GEOJSON, "features"),
-            _link(url_for("api.download", collection_id=layer.name, ext="geojson", _external=True),
-                  "enclosure", GEOJSON, "the whole layer"),
+            *_self_links("api.collection", fmt, collection_id=cid),
+            _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, "features"),
+            _link(url_for("api.items", collection_id=cid, f="html", _external=True), "items", HTML,
+                  "features as a page"),
+            _link(url_for("api.queryables", collection_id=cid, _external=True), "queryables",
+                  "application/schema+json", "properties to filter by"),
+            *(_link(url_for("api.download", collection_id=cid, ext=ext, _external=True), "enclosure", media_type,
+                    f"the whole layer: {label}")
+              for ext, (media_type, label) in openapi.download_formats().items()),
         ],
+        "numberOfFeatures": len(found.features.gdf),
     }
     bounds = found.features.bounds
     if bounds is not None:
@@ -125,59 +198,117 @@ def _collection_document(collection_id: str) -> dict:
     if found.version is not None:
         doc["version"] = found.version.version
         doc["updated"] = found.version.time
-        doc["numberOfFeatures"] = found.version.features
     return doc
+
+
+@blueprint.get("/api/collections/<collection_id>/queryables")
+def queryables(collection_id: str):
+    """The properties items can be filtered by (``?name=value``), as JSON Schema."""
+    _only()
+    fmt = negotiation.wanted()
+    layer = services().catalog.layer(collection_id)
+    doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True))
+    return _answer(fmt, doc, "api_queryables.html", mimetype="application/schema+json", layer=layer)
 
 
 @blueprint.get("/api/collections/<collection_id>/items")
 def items(collection_id: str):
+    fmt = negotiation.wanted()
     found = _collection(collection_id)
-    params = _params()
     query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"])
-    page = found.features.page(query)
+    etag = negotiation.etag_of(found.tag, request.url, query)
+    if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
+        return unchanged
+    if fmt == "html":
+        page = found.features.page(query)
+        return _items_page(found, page, _items_links(collection_id, query, page.has_next, fmt))
 
-    def url(offset: int) -> str:
+    def build() -> bytes:  # kept per ETag: the same data and URL answer the same bytes, timeStamp included
+        page = found.features.page(query)
+        return geojson.feature_collection(
+            page.features,
+            numberMatched=page.number_matched,
+            numberReturned=page.number_returned,
+            timeStamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            links=_items_links(collection_id, query, page.has_next, fmt),
+        )
+
+    return _geojson(services().pages.get(etag, build), etag)
+
+
+def _items_links(collection_id: str, query: Query, has_next: bool, fmt: str) -> list[dict]:
+    """self, alternate, collection, next and prev; paging links keep every other parameter."""
+    params = {k: v for k, v in _params().items() if k != "f"}
+    types = {"json": GEOJSON, "html": HTML}
+    other = "html" if fmt == "json" else "json"
+
+    def url(offset: int, f: str) -> str:
         return url_for("api.items", collection_id=collection_id, _external=True,
-                       **{**params, "offset": offset, "limit": query.limit})
+                       **{**params, "offset": offset, "limit": query.limit, "f": f})
 
-    links = [_link(url(query.offset), "self", GEOJSON),
+    links = [_link(url(query.offset, fmt), "self", types[fmt]),
+             _link(url(query.offset, other), "alternate", types[other]),
              _link(url_for("api.collection", collection_id=collection_id, _external=True),
                    "collection", "application/json")]
-    if page.has_next:
-        links.append(_link(url(query.offset + query.limit), "next", GEOJSON))
+    if has_next:
+        links.append(_link(url(query.offset + query.limit, fmt), "next", types[fmt]))
     if query.offset > 0:
-        links.append(_link(url(max(0, query.offset - query.limit)), "prev", GEOJSON))
-    body = geojson.feature_collection(
-        page.features,
-        numberMatched=page.number_matched,
-        numberReturned=page.number_returned,
-        timeStamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        links=links,
-    )
-    return Response(body, mimetype=GEOJSON)
+        links.append(_link(url(max(0, query.offset - query.limit), fmt), "prev", types[fmt]))
+    return links
 
 
 @blueprint.get("/api/collections/<collection_id>/items/<feature_id>")
 def item(collection_id: str, feature_id: str):
+    _only("version", *PARAM_NAMES)
+    fmt = negotiation.wanted()
     found = _collection(collection_id)
-    return Response(found.features.feature(feature_id).encode("utf-8"), mimetype=GEOJSON)
+    etag = negotiation.etag_of(found.tag, request.url)
+    if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
+        return unchanged
+    feature = found.features.feature(feature_id)
+    params = {k: v for k, v in _params().items() if k != "f"}
+    types = {"json": GEOJSON, "html": HTML}
+    links = [_link(url_for("api.item", collection_id=collection_id, feature_id=feature_id, _external=True,
+                           **params, f=f), rel, types[f])
+             for f, rel in ((fmt, "self"), ("html" if fmt == "json" else "json", "alternate"))]
+    links.append(_link(url_for("api.collection", collection_id=collection_id, _external=True),
+                       "collection", "application/json"))
+    if fmt == "html":
+        return _item_page(found, json.loads(feature), links)
+    return _geojson(feature[:-1] + ',"links":' + geojson.dumps(links) + "}", etag)  # the cached string, plus links
+
+
+def _geojson(body: str | bytes, etag: str) -> Response:
+    response = Response(body, mimetype=GEOJSON)
+    response.set_etag(etag)
+    response.headers["Content-Crs"] = f"<{CRS84}>"
+    response.vary.add("Accept")
+    return response
 
 
 @blueprint.get("/api/download/<collection_id>.<ext>")
 def download(collection_id: str, ext: str):
-    if ext != "geojson":
-        raise NotFound(f"no download format '{ext}'; available: geojson")
+    if ext not in downloads.FORMATS:
+        raise NotFound(f"no download format '{ext}'; available: {', '.join(downloads.FORMATS)}",
+                       details=list(downloads.FORMATS))
     found = _collection(collection_id)
     derived = collection_id in DERIVED
     if found.version is None and not derived:
         raise NotFound(f"collection '{collection_id}' has no data yet")
     query = Query.from_params(_filters(), found.features.columns)
-    if query.selects_all and not derived:
-        body = services().store.read_geojson(collection_id, found.version.version)
+    if ext == "geojson":
+        if query.selects_all and not derived:
+            body = services().store.read_geojson(collection_id, found.version.version)
+        else:
+            body = geojson.feature_collection(found.features.all(query))
+    elif query.selects_all:  # whole layers are what people download again and again: made once per content
+        body = services().responses.get(("download", found.tag, ext),
+                                        lambda: downloads.to_format(found.features.gdf, ext, collection_id))
     else:
-        body = geojson.feature_collection(found.features.all(query))
+        body = downloads.to_format(found.features.gdf.iloc[found.features.select(query)], ext, collection_id)
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
-    return Response(body, mimetype=GEOJSON, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(body, content_type=downloads.FORMATS[ext][0],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 SUMMARY_LEVELS = ("city", *LEVELS)
@@ -195,7 +326,7 @@ def summary():
     unknown = set(_filters()) - {"level", "f", "district", "street", "community"}
     if unknown:
         raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'")
-    tag, analysis = catalog.analysis_entry(catalog.params.with_request(_params()))
+    tag, analysis = catalog.analysis_entry(_analysis_params())
     unit = tuple((k, request.args[k]) for k in ("district", "street", "community") if k in request.args)
     body = services().responses.get(("summary", tag, level, fmt, unit),
                                     lambda: summaries.render(analysis, level, dict(unit), fmt))
@@ -203,3 +334,85 @@ def summary():
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": f'attachment; filename="summary-{level}.csv"'})
     return Response(body, mimetype="application/json")
+
+
+# --- answers in either format ------------------------------------------------------------------
+
+def _self_links(endpoint: str, fmt: str, **values) -> list[dict]:
+    """``self`` in the format answered and ``alternate`` in the other one."""
+    types = {"json": "application/json", "html": HTML}
+    other = "html" if fmt == "json" else "json"
+    return [_link(url_for(endpoint, f=fmt, _external=True, **values), "self", types[fmt], "this document"),
+            _link(url_for(endpoint, f=other, _external=True, **values), "alternate", types[other],
+                  "this document as HTML" if other == "html" else "this document as JSON")]
+
+
+def _answer(fmt: str, doc: dict, template: str, *, etag: str | None = None, mimetype: str = "application/json",
+            **context) -> Response:
+    """``doc`` as JSON, or as ``template`` (extending base.html; every value autoescaped)."""
+    if fmt == "html":
+        return _html(render_template(template, doc=doc, **context))
+    response = current_app.json.response(doc)
+    response.mimetype = mimetype
+    if etag:
+        response.set_etag(etag)
+    response.vary.add("Accept")
+    return response
+
+
+def _html(page: str) -> Response:
+    """A page; its ETag is a hash of it (negotiation), so it follows the data, the language and the user."""
+    response = Response(page, mimetype=HTML)
+    response.vary.add("Accept")
+    return response
+
+
+def _items_page(found, page, links: list[dict]) -> Response:
+    features = [json.loads(f) for f in page.features]
+    layer = found.layer
+    columns = list(dict.fromkeys([*layer.field_names, *(k for f in features for k in f["properties"])]))
+    item_url = url_for("api.item", collection_id=layer.name, feature_id="FEATURE").replace(
+        "FEATURE", "{" + layer.key + "}") + "?f=html"
+    m = _features_map(features, layer, links=[(text("api.open_feature", current_language()), item_url)])
+    return _html(render_map("api_items.html", m, layer=layer, features=features, columns=columns, page=page,
+                            links={link["rel"]: link["href"] for link in links}))
+
+
+def _item_page(found, feature: dict, links: list[dict]) -> Response:
+    layer = found.layer
+    return _html(render_map("api_item.html", _features_map([feature], layer), layer=layer, feature=feature,
+                            columns=list(dict.fromkeys([*layer.field_names, *feature["properties"]])),
+                            links={link["rel"]: link["href"] for link in links}))
+
+
+def _features_map(features: list[dict], layer, links: list[tuple[str, str]] = ()) -> folium.Map:
+    """A small map of these features, embedded in the page (escaped as JSON), assets served locally."""
+    m = folium.Map(location=NINGBO_CENTRE, zoom_start=9, tiles=None, control_scale=True)
+    m.options["maxZoom"] = 18
+    assets = map_assets()
+    m.default_js, m.default_css = list(assets.js), list(assets.css)
+    basemap = services().basemap
+    if basemap.url:
+        folium.TileLayer(basemap.url, attr=basemap.attribution, subdomains=basemap.subdomains, max_zoom=18,
+                         name=text("layer.basemap", current_language())).add_to(m)
+    label = [Field(layer.key, layer.key), *([Field("name", "name")] if "name" in layer.field_names else [])]
+    GeoJsonLayer(layer.title, data={"type": "FeatureCollection", "features": features}, tooltip=label,
+                 popup=label if links else (), links=links,
+                 styles={"*": {"color": "#2166ac", "weight": 1.5, "fillColor": "#4393c3", "fillOpacity": 0.3,
+                               "radius": 6}}).add_to(m)
+    geometries = [json.dumps(f["geometry"]) for f in features if f.get("geometry")]
+    if geometries:
+        minx, miny, maxx, maxy = shapely.total_bounds(shapely.from_geojson(geometries))
+        m.fit_bounds([[float(miny), float(minx)], [float(maxy), float(maxx)]], max_zoom=16)
+    ReadySignal().add_to(m)
+    _stable_names(m)
+    return m
+
+
+def _stable_names(element, counter=None) -> None:
+    """Number the map's elements in order instead of folium's random ids: the same data, the same page
+    (so the page's ETag, a hash of it, holds)."""
+    counter = counter if counter is not None else itertools.count()
+    element._id = f"{next(counter):x}"
+    for child in element._children.values():
+        _stable_names(child, counter)

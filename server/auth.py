@@ -83,7 +83,8 @@ def register(app: Flask) -> None:
                 session.clear()  # the user was removed
         if g.user is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
             csrf.protect()
-        if not app.config["PUBLIC_READ"] and g.user is None and request.endpoint not in OPEN_WITHOUT_READ_ACCESS:
+        if (not app.config["PUBLIC_READ"] and g.user is None and request.method != "OPTIONS"
+                and request.endpoint not in OPEN_WITHOUT_READ_ACCESS):  # preflights carry no credentials
             if request.path.startswith("/api") or request.accept_mimetypes.best == "application/json":
                 raise Unauthorized("reading needs a signed-in user or an API token")
             return redirect(url_for("auth.login", next=request.full_path))

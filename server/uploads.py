@@ -123,8 +123,11 @@ def restore(collection_id: str, number: int):
 @blueprint.get("/api/collections/<collection_id>/diff")
 def diff(collection_id: str):
     """``?from=N&to=M`` (to: the current version; from: the one before it); ``f=geojson`` for a map."""
+    fmt = request.args.get("f", "json")
+    if fmt not in ("json", "geojson"):
+        raise BadRequest(f"'f' must be json or geojson, not {fmt!r}")
     result, _, _ = version_diff(collection_id)
-    if request.args.get("f") == "geojson":
+    if fmt == "geojson":
         return Response(geojson.to_bytes(result.features), mimetype="application/geo+json")
     return jsonify(result.to_dict())
 
