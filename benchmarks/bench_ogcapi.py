@@ -33,7 +33,7 @@ from _server import ROOT, demo_data_dir, free_port, running_server, wait_until_u
 
 BENCH_VENV = ROOT / ".venv-bench"
 GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
-WRK = ["wrk", "--threads", "2", "--connections", "8", "--duration", "10s", "--latency"]
+WRK = ["wrk", "--threads", "2", "--connections", "8", "--duration", "10s", "--timeout", "30s", "--latency"]
 
 
 def bench_venv() -> Path:

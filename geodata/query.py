@@ -134,9 +134,10 @@ class FeatureSet:
             return None
         return [round(float(b), 6) for b in self.gdf.total_bounds]
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
-        return [c for c in self.gdf.columns if c != self.gdf.geometry.name]
+        geometry = self.gdf.geometry.name
+        return [c for c in self.gdf.columns if c != geometry]
 
     def feature(self, key: str) -> str:
         try:
