@@ -9,13 +9,14 @@ only when first switched on, and everything is drawn on one canvas.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import folium
 
 from geodata.i18n import text
 
-from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, SearchControl,
-                     preload)
+from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal,
+                     RecommendationsLayer, SearchControl, WhatIfControl, preload)
 
 NINGBO_CENTRE = (29.87, 121.55)
 
@@ -26,6 +27,10 @@ LEVEL_OUTLINES = {"district": "#08306b", "street": "#2171b5", "community": "#6ba
 CENTER_ICONS = {"district": ("gm-center gm-center-district", 14), "street": ("gm-center gm-center-street", 11),
                 "community": ("gm-center gm-center-community", 8)}
 CATCHMENT_COLOURS = {"district": "#7a0177", "street": "#c51b8a", "community": "#f768a1"}
+# planning: the sites the map recommends, and the centres planners propose on it
+RECOMMENDED = {"level": "community", "k": 10}
+PROPOSED_LEVEL = "community"
+WHATIF_LEVEL = "district"  # the summary rows the what-if asks for (the panel shows the city's totals)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,12 @@ class View:
 
     bounds: list[float] | None = None
     outline: dict | None = None  # GeoJSON of the unit, embedded (one small polygon)
+    unit: dict[str, str] | None = None  # {"district": …, "street": …, "community": …}: recommend inside it
+
+
+def panel_texts(lang: str) -> dict[str, str]:
+    """The planning panel's own labels (both planning elements carry them; the first builds the panel)."""
+    return {key: text(f"planning.{key}", lang) for key in ("title", "collapse", "expand")}
 
 
 def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], basemap: Basemap,
@@ -100,7 +111,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     Parameters
     ----------
     urls : where the page fetches each layer of ``MAP_DATA``, plus ``data`` and ``map``:
-        link templates for a grid's data and a unit's map, with ``{field}`` placeholders.
+        link templates for a grid's data and a unit's map, with ``{field}`` placeholders;
+        optionally ``recommendations`` and ``whatif``: the planning API's paths (no query),
+        which add the recommended-sites layer and the what-if control.
     radii : catchment radius in metres by centre level.
 
     Examples
@@ -166,6 +179,19 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                  styles={lvl: {"className": cls, "iconSize": [size, size]} for lvl, (cls, size) in CENTER_ICONS.items()},
                  tooltip=[Field("name", t("field.center")),
                           Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+    if urls.get("recommendations"):
+        query = urlencode({**RECOMMENDED, **(view.unit or {})})
+        RecommendationsLayer(
+            t("layer.recommendations"), url=f"{urls['recommendations']}?{query}", panel=panel_texts(lang),
+            tooltip=[Field("rank", t("planning.rank")), Field("new_population", t("planning.new_population"), "number"),
+                     Field("covered_share", t("planning.cumulative_share"), "percent"),
+                     Field("unit", t("planning.unit")), Field("solver", t("planning.solver"))],
+            solvers={s: t(f"solver.{s}") for s in ("greedy", "mclp")},
+            k=RECOMMENDED["k"],
+            texts={key: t(f"planning.{key}") for key in ("recommendations", "zoom_hint", "none", "fewer", "failed",
+                                                         "solver", "new_population", "cumulative_share")}
+            | {"loading": t("map.loading")},
+        ).add_to(m)
     if view.outline:
         GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline,
                      interactive=False, styles={"*": {"color": "#000", "weight": 3, "fill": False}}).add_to(m)
@@ -177,6 +203,12 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     SearchControl(t("layer.coverage"), ["name", "community", "street"], t("map.search"),
                   t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
+    if urls.get("whatif"):
+        WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL})}", level=PROPOSED_LEVEL,
+                      radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
+                      texts={key: t(f"planning.{key}") for key in (
+                          "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
+                          "population_change", "not_stored", "failed")} | {"loading": t("map.loading")}).add_to(m)
     Legend(t("legend.title"), [
         (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
         (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),
@@ -186,6 +218,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                             LegendEntry(t("gap.overlap"), GAP_COLOURS["overlap"]),
                             LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline")]),
         (t("legend.centers"), [LegendEntry(t(f"center.{lvl}"), "", cls) for lvl, (cls, _) in CENTER_ICONS.items()]),
+        *([(t("planning.title"), [LegendEntry(t("layer.recommendations"), "", "gm-rec"),
+                                  LegendEntry(t("planning.proposed"), "", "gm-proposed")])]
+          if urls.get("recommendations") or urls.get("whatif") else []),
     ]).add_to(m)
     for layer in m._children.values():
         if isinstance(layer, GeoJsonLayer) and layer.config["show"] and layer.config["url"]:

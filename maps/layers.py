@@ -166,3 +166,53 @@ class Legend(MacroElement):
         self._name = "Legend"
         self.title = title
         self.sections = sections
+
+
+class RecommendationsLayer(Layer):
+    """Recommended centre sites, fetched from ``url`` when first shown (the API's GeoJSON).
+
+    ``url`` asks for ``k`` sites (fewer coming back means no other site adds coverage).
+    Each site is a numbered marker (its rank, as text) with a tooltip of ``tooltip``
+    fields; ``unit`` (district / street / community) and ``solver`` (the API's
+    top-level member, through ``solvers``) are added to each site's properties.  While
+    the layer is on, the planning panel lists the sites; a click on a row zooms to it.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = gridmap.recommendationsLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, name: str, *, url: str, k: int, tooltip: list[Field], solvers: dict[str, str],
+                 texts: dict[str, str], panel: dict[str, str], show: bool = False, zoom: int = 15):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "RecommendationsLayer"
+        self.config = {"name": name, "url": url, "k": k, "show": show, "tooltip": [f.to_json() for f in tooltip],
+                       "solvers": solvers, "texts": texts, "panel": panel, "zoom": zoom}
+
+
+class WhatIfControl(MacroElement):
+    """Place proposed centres by clicking the map; the panel shows coverage before and after.
+
+    Every click (while placing) adds a ``level`` centre with its ``radius`` catchment and
+    POSTs all proposals to ``url`` as a GeoJSON FeatureCollection, with the CSRF token
+    from ``<meta name="{csrf_meta}">`` when the page has one.  Nothing is stored.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.whatifControl({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, url: str, level: str, radius: float, texts: dict[str, str], panel: dict[str, str],
+                 csrf_meta: str = "csrf-token"):
+        super().__init__()
+        self._name = "WhatIfControl"
+        self.config = {"url": url, "level": level, "radius": radius, "csrfMeta": csrf_meta, "texts": texts,
+                       "panel": panel}

@@ -1,9 +1,10 @@
 """The dashboard: coverage and gap summaries as tables and charts.
 
-Presentation only: the numbers come from ``geodata.summaries``; the helpers
-here shape them for ``dashboard.html`` (cards, chart bars, table cells and
-the link from every row to its map).  Charts are inline SVG drawn by Jinja
-macros; sorting and filtering the tables is ``static/dashboard.js``.
+Presentation only: the numbers come from ``geodata.summaries`` and
+``geodata.siting``; the helpers here shape them for ``dashboard.html`` (cards,
+chart bars and points, table cells and the link from every row to its map).
+Charts are inline SVG drawn by Jinja macros; sorting and filtering the tables
+is ``static/dashboard.js``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import Blueprint, render_template, url_for
 
 from geodata import summaries
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES, UNIT_COLUMNS
+from geodata.siting import recommend
 from maps.coverage_map import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
 
 from . import services
@@ -41,9 +43,27 @@ class Table:
     rows: list[tuple[tuple[str, ...], str, list[str]]]  # (names, map URL, formatted numbers)
 
 
+@dataclass(frozen=True)
+class Siting:
+    """Where the next community centres would go: covered share by k, and the top sites."""
+
+    solver: str
+    found: int  # how many sites add coverage (fewer than K_MAX: no other site covers anyone new)
+    before: float  # covered share now
+    points: list[dict]  # k = 1 … K_MAX: k, covered_share, covered_population, new_population
+    sites: list[dict]  # the first TOP_SITES: rank, unit (names), url, new_population, covered_share
+    chart: dict  # the k-chart's geometry (see k_chart)
+
+
+K_MAX = 20  # the k-chart's last k: one recommendation of K_MAX sites gives every k before it
+SITING_LEVEL = "community"
+TOP_SITES = 10
+
+
 @blueprint.get("/dashboard")
 def dashboard():
-    analysis = services().catalog.analysis()
+    catalog = services().catalog
+    tag, analysis = catalog.analysis_entry()
     city = summaries.rows(analysis, "city")
     if city.empty:
         return render_template("dashboard.html", empty=True)
@@ -53,6 +73,8 @@ def dashboard():
         city=_records(city)[0],
         share_bars=share_bars(districts),
         gap_bars=gap_bars(districts),
+        siting=services().responses.get(("siting", tag), lambda: siting(catalog)),
+        sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv"),
         tables=[table(level, summaries.rows(analysis, level)) for level in LEVELS],
         csv_urls={level: url_for("api.summary", level=level, f="csv") for level in ("city", *LEVELS)},
         headings=HEADINGS, number_columns=NUMBER_COLUMNS, gap_kinds=GAP_KINDS, gap_colours=GAP_COLOURS,
@@ -101,3 +123,62 @@ def gap_bars(districts: pd.DataFrame) -> list[dict]:
     rows = [{"district": r["district"], "counts": [(k, int(r[k])) for k in GAP_KINDS],
              "total": sum(int(r[k]) for k in GAP_KINDS)} for r in _records(districts)]
     return sorted(rows, key=lambda r: (-r["total"], r["district"]))
+
+
+def siting(catalog) -> Siting:
+    """Greedy recommendation of ``K_MAX`` community sites over the current grids and centres.
+
+    Greedy picks sites one at a time, so its first k sites are its answer for k: the
+    cumulative covered population after each site is the curve of covered share by k.
+    When fewer sites add coverage, the share stays where the last one left it.
+    """
+    result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf, SITING_LEVEL,
+                       K_MAX, catalog.params, solver="greedy")
+    population = max(result.population, 1)
+    sites = _records(result.sites.drop(columns="geometry"))
+    covered, points = result.covered_before, []
+    for k in range(1, K_MAX + 1):
+        gain = sites[k - 1]["new_population"] if k <= len(sites) else 0
+        covered = sites[k - 1]["cumulative_population"] if k <= len(sites) else covered
+        points.append({"k": k, "covered_share": round(covered / population, 4), "covered_population": covered,
+                       "new_population": gain})
+    top = [{"rank": s["rank"], "unit": tuple(s[c] for c in UNIT_COLUMNS[SITING_LEVEL] if s[c]),
+            "url": map_url(s["district"], s["street"], s["community"]), "new_population": s["new_population"],
+            "covered_share": s["covered_share"]} for s in sites[:TOP_SITES]]
+    before = round(result.covered_before / population, 4)
+    return Siting(result.solver, len(sites), before, points, top, k_chart(before, points))
+
+
+def k_chart(before: float, points: list[dict], width: float = 400, height: float = 200) -> dict:
+    """Where the k-chart draws each point: x by k, y by share on an axis fitted to the shares.
+
+    The axis spans the shares from now to the last k in round steps (its ticks say where it
+    starts: it need not start at 0 %, where small gains would all lie on one line).
+    """
+    shares = [before, *(p["covered_share"] for p in points)]
+    lo, hi, step = _axis(min(shares) * 100, max(shares) * 100)
+
+    def y(share: float) -> float:
+        return round(height - (share * 100 - lo) / (hi - lo) * height, 1)
+
+    last = max(len(points) - 1, 1)
+    digits = 0 if step >= 1 else 1
+    return {
+        "width": width, "height": height,
+        "points": [dict(p, x=round(i * width / last, 1), y=y(p["covered_share"])) for i, p in enumerate(points)],
+        "ticks": [(f"{lo + i * step:.{digits}f}%", y((lo + i * step) / 100))
+                  for i in range(round((hi - lo) / step) + 1)],
+        "before_y": y(before),
+    }
+
+
+def _axis(lo: float, hi: float) -> tuple[float, float, float]:
+    """A round axis [start, end] with its step (percentage points) holding lo…hi in at most 5 steps."""
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 25):
+        start = math.floor(lo / step + 1e-9) * step
+        end = math.ceil(hi / step - 1e-9) * step
+        if end - start < step / 2:  # one value: give it a step of room, within 0–100 %
+            start, end = (end - step, end) if end >= 100 else (start, start + step)
+        if round((end - start) / step) <= 5:
+            return round(start, 4), round(end, 4), step
+    return 0.0, 100.0, 25

@@ -45,7 +45,8 @@ def unit_map():
     outline = display.simplify([merge_tiles(chosen.geometry.values)], 0.0001)[0]
     feature = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": name}, "geometry": json.loads(shapely.to_geojson(outline))}]}
-    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature), title=name)
+    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature, unit=unit),
+                     title=name)
 
 
 def _map_page(view: View, title: str | None) -> Response:
@@ -54,7 +55,8 @@ def _map_page(view: View, title: str | None) -> Response:
         view=view,
         urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
               "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
-              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"},
+              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}",
+              "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif")},
         radii={level: params.radius(level) for level in UNIT_KEYS},
         basemap=services().basemap,
         assets=map_assets(),

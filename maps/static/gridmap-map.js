@@ -1,5 +1,6 @@
 /* gridmap's map behaviour: layers fetched by URL, tooltips and popups built from text
- * nodes (feature values never become HTML), clustering, search, full screen.
+ * nodes (feature values never become HTML), clustering, search, full screen, and planning
+ * (recommended sites, centres proposed by a click and the coverage they would add).
  * The Python builders in maps/ emit only calls to these functions with JSON options. */
 (function () {
   "use strict";
@@ -193,6 +194,236 @@
       return bar;
     };
     return control.addTo(map);
+  };
+
+  // --- planning: recommended sites and proposed centres, in one collapsible panel ---------------
+
+  // A fetch answer as JSON; a failed one throws the API's own message ({"error": {"message"}}).
+  function readJson(response) {
+    return response.json().catch(function () { return null; }).then(function (body) {
+      if (!response.ok) {
+        var message = body && body.error && body.error.message;
+        throw new Error(message || (response.status + " " + response.statusText));
+      }
+      return body;
+    });
+  }
+
+  // The panel both planning elements write into; whichever comes first builds it.
+  function planningPanel(map, texts) {
+    registry.panels = registry.panels || [];
+    var found = registry.panels.filter(function (p) { return p.map === map; })[0];
+    if (found) { return found; }
+    var box = el("section", "gm-planning leaflet-bar");
+    box.setAttribute("aria-label", texts.title);
+    var head = el("div", "gm-planning-head");
+    var toggle = el("button", "gm-planning-toggle", "−");
+    toggle.type = "button";
+    toggle.title = texts.collapse;
+    toggle.setAttribute("aria-expanded", "true");
+    var body = el("div", "gm-planning-body");
+    toggle.addEventListener("click", function () {
+      body.hidden = !body.hidden;
+      toggle.textContent = body.hidden ? "+" : "−";
+      toggle.title = body.hidden ? texts.expand : texts.collapse;
+      toggle.setAttribute("aria-expanded", String(!body.hidden));
+    });
+    head.appendChild(el("span", "gm-planning-title", texts.title));
+    head.appendChild(toggle);
+    box.appendChild(head);
+    box.appendChild(body);
+    L.DomEvent.disableClickPropagation(box);
+    L.DomEvent.disableScrollPropagation(box);
+    var control = L.control({position: "bottomleft"});
+    control.onAdd = function () { return box; };
+    control.addTo(map);
+    var panel = {
+      map: map, box: box, body: body,
+      section: function (className, heading) {
+        var section = el("div", "gm-planning-section " + className);
+        section.appendChild(el("h4", null, heading));
+        body.appendChild(section);
+        return section;
+      }
+    };
+    registry.panels.push(panel);
+    return panel;
+  }
+
+  function unitName(props) {
+    return ["district", "street", "community"].map(function (k) { return props[k]; })
+      .filter(function (v) { return v !== null && v !== undefined && v !== ""; }).join(" / ");
+  }
+
+  registry.recommendationsLayer = function (map, opts) {
+    var section = planningPanel(map, opts.panel).section("gm-recommendations", opts.texts.recommendations);
+    section.hidden = true;  // shown while the layer is on
+    var status = el("p", "gm-planning-status");
+    var list = el("ol", "gm-rec-list");
+    var hint = el("p", "gm-planning-hint", opts.texts.zoom_hint);
+    hint.hidden = true;
+    section.appendChild(status); section.appendChild(list); section.appendChild(hint);
+
+    var layer = L.featureGroup();
+    registry.layers[opts.name] = layer;
+    registry.shown = registry.shown || {};
+    registry.shown[opts.name] = layer;
+
+    function draw(data) {
+      var solver = Object.prototype.hasOwnProperty.call(opts.solvers, data.solver) ? opts.solvers[data.solver]
+        : String(data.solver || "");
+      var lines = [opts.texts.solver + ": " + solver], found = data.features.length;
+      // why fewer than k came back, in the page's language (the API's own reason is in English)
+      if (!found) { lines.push(opts.texts.none); }
+      else if (found < opts.k) { lines.push(opts.texts.fewer.replace("{n}", String(found))); }
+      status.textContent = lines.join(" · ");
+      section.setAttribute("data-state", "loaded");
+      data.features.forEach(function (feature) {
+        var props = Object.assign({}, feature.properties, {unit: unitName(feature.properties), solver: solver});
+        var xy = feature.geometry.coordinates, latlng = L.latLng(xy[1], xy[0]);
+        var badge = el("span", null, props.rank);  // the rank, as text
+        var marker = L.marker(latlng, {icon: L.divIcon({className: "gm-rec", html: badge, iconSize: [24, 24]}),
+          keyboard: false, riseOnHover: true});
+        marker.feature = feature;
+        marker.bindTooltip(fieldRows(props, opts.tooltip), {direction: "top", offset: [0, -12]});
+        layer.addLayer(marker);
+
+        var button = el("button", "gm-rec-row");
+        button.type = "button";
+        button.setAttribute("data-rank", String(props.rank));
+        button.appendChild(el("span", "gm-rec-rank", props.rank));
+        button.appendChild(el("span", "gm-rec-unit", props.community || props.street || props.district || ""));
+        button.appendChild(el("span", "gm-rec-gain", "+" + formatValue(props.new_population, "number")));
+        button.appendChild(el("span", "gm-rec-share", formatValue(props.covered_share, "percent")));
+        button.title = props.unit + " · " + opts.texts.new_population + " " +
+          formatValue(props.new_population, "number") + " · " + opts.texts.cumulative_share + " " +
+          formatValue(props.covered_share, "percent");
+        button.addEventListener("click", function () {
+          map.setView(latlng, Math.max(map.getZoom(), opts.zoom));
+          marker.openTooltip();
+        });
+        var item = el("li");
+        item.appendChild(button);
+        list.appendChild(item);
+      });
+      hint.hidden = !data.features.length;
+    }
+
+    var loading = null;
+    function load() {  // fetched once, when the layer is first shown (again after a failure)
+      if (loading) { return loading; }
+      status.textContent = opts.texts.loading;
+      section.setAttribute("data-state", "loading");
+      loading = fetch(opts.url, {credentials: "same-origin", headers: {Accept: "application/geo+json"}})
+        .then(readJson)
+        .then(function (data) { draw(data); layer.fire("gridmap:loaded"); })
+        .catch(function (err) {
+          loading = null;
+          status.textContent = opts.texts.failed + ": " + err.message;
+          section.setAttribute("data-state", "error");
+        });
+      return loading;
+    }
+    layer.on("add", function () { section.hidden = false; load(); });
+    layer.on("remove", function () { section.hidden = true; });
+    if (opts.show) { layer.addTo(map); }
+    return layer;
+  };
+
+  registry.whatifControl = function (map, opts) {
+    var t = opts.texts;
+    var section = planningPanel(map, opts.panel).section("gm-whatif", t.whatif);
+    var buttons = el("div", "gm-whatif-buttons");
+    var place = el("button", "gm-whatif-place", t.place);
+    place.type = "button";
+    place.setAttribute("aria-pressed", "false");
+    var clear = el("button", "gm-whatif-clear", t.clear);
+    clear.type = "button";
+    clear.disabled = true;
+    buttons.appendChild(place); buttons.appendChild(clear);
+    var hint = el("p", "gm-planning-hint", t.placing_hint);
+    hint.hidden = true;
+    var result = el("div", "gm-whatif-result");
+    result.setAttribute("aria-live", "polite");
+    section.appendChild(buttons); section.appendChild(hint); section.appendChild(result);
+
+    var drawn = L.layerGroup().addTo(map);
+    var proposed = [];  // [lon, lat] of each proposed centre, kept here only: nothing is stored
+    var active = false, asked = 0;
+    registry.proposed = proposed;
+    registry.proposals = drawn;
+
+    function setActive(on) {
+      active = on;
+      place.setAttribute("aria-pressed", String(on));
+      hint.hidden = !on;
+      L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-placing");
+      if (on) { map.doubleClickZoom.disable(); } else { map.doubleClickZoom.enable(); }
+    }
+    function say(state, rows) {
+      result.setAttribute("data-state", state);
+      result.textContent = "";
+      rows.forEach(function (row) { result.appendChild(row); });
+    }
+    function line(label, value, className) {
+      var row = el("div", className);
+      row.appendChild(el("b", null, label + ": "));
+      row.appendChild(document.createTextNode(value));
+      return row;
+    }
+    function show(data) {
+      var before = data.before || {}, after = data.after || {};
+      var change = after.covered_population - before.covered_population;
+      result.setAttribute("data-before", String(before.covered_share));
+      result.setAttribute("data-after", String(after.covered_share));
+      result.setAttribute("data-change", String(change));
+      say("done", [
+        line(t.share_change, formatValue(before.covered_share, "percent") + " → " +
+          formatValue(after.covered_share, "percent"), "gm-whatif-share"),
+        line(t.population_change, (change >= 0 ? "+" : "") + formatValue(change, "number"), "gm-whatif-change"),
+        el("div", "gm-whatif-count", t.proposed_count.replace("{n}", String(data.proposed))),
+        el("p", "gm-planning-hint", t.not_stored),
+      ]);
+    }
+    function send() {
+      var mine = ++asked;  // only the answer to the latest proposal set is shown
+      var body = {type: "FeatureCollection", features: proposed.map(function (xy) {
+        return {type: "Feature", geometry: {type: "Point", coordinates: xy}, properties: {level: opts.level}};
+      })};
+      var headers = {"Content-Type": "application/json", Accept: "application/json"};
+      var meta = document.querySelector('meta[name="' + opts.csrfMeta + '"]');
+      if (meta && meta.content) { headers["X-CSRFToken"] = meta.content; }
+      say("loading", [el("div", null, t.loading)]);
+      fetch(opts.url, {method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(body)})
+        .then(readJson)
+        .then(function (data) { if (mine === asked) { show(data); } })
+        .catch(function (err) {
+          if (mine === asked) { say("error", [el("div", "gm-planning-error", t.failed + ": " + err.message)]); }
+        });
+    }
+
+    place.addEventListener("click", function () { setActive(!active); });
+    document.addEventListener("keydown", function (e) { if (active && e.key === "Escape") { setActive(false); } });
+    clear.addEventListener("click", function () {
+      asked++;  // an answer still on its way is for proposals that are gone
+      proposed.length = 0;
+      drawn.clearLayers();
+      clear.disabled = true;
+      ["data-state", "data-before", "data-after", "data-change"].forEach(function (a) { result.removeAttribute(a); });
+      result.textContent = "";
+    });
+    map.on("click", function (e) {
+      if (!active) { return; }
+      map.closePopup();  // the click also reached the grid under it
+      var latlng = e.latlng.wrap();
+      proposed.push([Math.round(latlng.lng * 1e6) / 1e6, Math.round(latlng.lat * 1e6) / 1e6]);
+      L.circle(latlng, {radius: opts.radius, className: "gm-proposed-catchment", color: "#0571b0", weight: 2,
+        dashArray: "6 4", fillColor: "#0571b0", fillOpacity: 0.08, interactive: false}).addTo(drawn);
+      L.marker(latlng, {icon: L.divIcon({className: "gm-proposed", iconSize: [16, 16]}), keyboard: false,
+        interactive: false}).addTo(drawn);
+      clear.disabled = false;
+      send();
+    });
   };
 
   registry.ready = function (map) {

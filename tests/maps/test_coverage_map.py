@@ -146,3 +146,77 @@ def test_display_rounds_coordinates_to_about_a_metre():
     body = display.geojson_bytes(gdf, ["name"]).decode()
     assert "121.12346" in body and "121.1234567" not in body
     assert "secret" not in body
+
+
+# --- planning: recommended sites and the what-if control ---------------------------------------
+
+PLANNING_URLS = {**URLS, "recommendations": "/api/recommendations", "whatif": "/api/whatif"}
+
+
+def render_planning(view=View(bounds=[121.4, 29.8, 121.6, 29.95]), lang="zh") -> str:
+    m = coverage_map(view=view, urls=PLANNING_URLS, radii=RADII, basemap=Basemap(None), assets=ASSETS, lang=lang)
+    return m.get_root().render()
+
+
+def planning_configs(html: str) -> tuple[dict, dict]:
+    """The options of the page's one gridmap.recommendationsLayer and one gridmap.whatifControl call."""
+    [layer] = re.findall(r"= gridmap\.recommendationsLayer\(map_\w+, (\{.*?\})\);\n", html)
+    [whatif] = re.findall(r"gridmap\.whatifControl\(map_\w+, (\{.*?\})\);\n", html)
+    return json.loads(layer), json.loads(whatif)
+
+
+def query(url: str) -> tuple[str, dict[str, str]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    return parts.path, {k: v for k, [v] in parse_qs(parts.query).items()}
+
+
+def test_recommended_sites_layer_is_hidden_and_fetched_from_the_api_when_shown():
+    html = render_planning()
+    layer, _ = planning_configs(html)
+    assert layer["name"] == "推荐选址" and layer["show"] is False
+    assert query(layer["url"]) == ("/api/recommendations", {"level": "community", "k": "10"})
+    assert [(f["field"], f.get("format")) for f in layer["tooltip"]] == [
+        ("rank", None), ("new_population", "number"), ("covered_share", "percent"), ("unit", None), ("solver", None)]
+    assert layer["solvers"] == {"greedy": "贪心算法", "mclp": "最大覆盖模型（精确解）"}
+    # switched in the layer control, under its name, and never preloaded (it costs a computation)
+    var = re.search(r"var (recommendations_layer_\w+) = gridmap\.recommendationsLayer", html).group(1)
+    assert re.search(r'"\\u63a8\\u8350\\u9009\\u5740" : ' + var, html)  # "推荐选址" : the layer
+    assert "/api/recommendations" not in html.split("<body>", 1)[0]
+
+
+def test_a_unit_map_recommends_inside_its_unit():
+    unit = {"district": "海曙区", "street": XSS}
+    layer, _ = planning_configs(render_planning(View(bounds=[121.5, 29.8, 121.52, 29.82], unit=unit)))
+    assert query(layer["url"]) == ("/api/recommendations", {"level": "community", "k": "10", **unit})
+    assert "<" not in layer["url"]  # URL-encoded
+
+
+def test_whatif_control_posts_community_centres_with_the_community_radius():
+    html = render_planning()
+    _, whatif = planning_configs(html)
+    assert query(whatif["url"]) == ("/api/whatif", {"level": "district"})
+    assert whatif["level"] == "community" and whatif["radius"] == RADII["community"] == 1000
+    assert whatif["csrfMeta"] == "csrf-token"
+    assert whatif["texts"]["place"] == "放置拟建中心" and whatif["texts"]["clear"] == "清除"
+    assert whatif["panel"]["title"] == "选址规划"
+    # the legend shows both planning symbols
+    legend = html.split('class="gridmap-legend"', 1)[1]
+    assert "gm-rec" in legend and "gm-proposed" in legend and "拟建中心" in legend
+
+
+def test_planning_labels_in_english():
+    html = render_planning(lang="en")
+    layer, whatif = planning_configs(html)
+    assert layer["name"] == "Recommended sites" and layer["texts"]["solver"] == "Solver"
+    assert [f["label"] for f in layer["tooltip"]] == [
+        "Rank", "Newly covered population", "Cumulative covered share", "Unit", "Solver"]
+    assert whatif["texts"]["place"] == "Place a proposed centre" and whatif["panel"]["title"] == "Site planning"
+    for chinese in ("推荐", "拟建", "覆盖", "选址"):
+        assert chinese not in json.dumps(layer, ensure_ascii=False) + json.dumps(whatif, ensure_ascii=False)
+
+
+def test_maps_without_planning_urls_have_no_planning_parts():
+    html = render()
+    assert "recommendationsLayer" not in html and "whatifControl" not in html and "gm-proposed" not in html

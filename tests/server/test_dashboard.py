@@ -281,3 +281,144 @@ def test_the_page_uses_only_its_own_assets(client, loaded):
         assert resp.status_code == 200 and resp.data
         resp.close()
     assert "localeCompare" in client.get("/static/dashboard.js").get_data(as_text=True)
+
+
+# --- where the next centres would go: covered share against k, and the top sites ---------------
+
+class Siting(HTMLParser):
+    """The k-chart's points (attributes and title) and the recommended sites' table rows."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.points: list[dict] = []
+        self.before: dict | None = None
+        self.sites: list[dict] = []
+        self._chart = self._row = self._title = self._cell = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg" and a.get("data-chart") == "k":
+            self._chart = True
+        elif tag == "circle" and self._chart:
+            self.points.append(dict(a, title=""))
+            self._title = self.points[-1]
+        elif tag == "line" and self._chart and a.get("class") == "before":
+            self.before = dict(a, title="")
+            self._title = self.before
+        elif tag == "table" and a.get("class") == "sites":
+            self._row = False
+        elif tag == "tr" and self._row is not None and "data-rank" in a:
+            self.sites.append({"rank": a["data-rank"], "cells": [], "href": None})
+            self._row = True
+        elif tag == "td" and self._row:
+            self._cell = []
+        elif tag == "a" and self._row and self._cell is not None:
+            self.sites[-1]["href"] = a["href"]
+
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self._chart = None
+        elif tag in ("circle", "line"):
+            self._title = None
+        elif tag == "table":
+            self._row = None
+        elif tag == "td" and self._cell is not None:
+            self.sites[-1]["cells"].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self._title["title"] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def siting_page(client, url="/dashboard") -> tuple[str, Siting]:
+    html, _ = get_page(client, url)
+    return html, Siting(html)
+
+
+@pytest.fixture
+def two_grids(store):
+    """tests/server/test_planning.py's layout: g00 (1,000) has a community centre, g10 (500, 白云社区) none.
+
+    The centre's 1 km disc reaches half of g10's demand points: 1,250 of 1,500 people are covered now."""
+    layer = grids([grid_row("g00"), grid_row("g10", community="白云社区", population=500)])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    return store
+
+
+def test_k_chart_has_twenty_points_of_cumulative_share(client, two_grids):
+    html, page = siting_page(client)
+    # one site covers the rest of g10: 1,500 of 1,500 from k = 1 on; more sites add nobody
+    assert [int(p["data-k"]) for p in page.points] == list(range(1, 21))
+    assert [float(p["data-share"]) for p in page.points] == [1.0] * 20
+    assert page.points[0]["title"] == "k = 1 · 覆盖率 100.00% · 覆盖人口 1,500 (+250)"
+    assert page.points[1]["title"].endswith("(+0)")
+    assert "83.33%" in page.before["title"]  # the share now: 1,250 of 1,500
+    # drawn where their shares say: every point above the line of the share now, evenly spaced by k
+    assert all(float(p["cy"]) < float(page.before["y1"]) for p in page.points)
+    xs = [float(p["cx"]) for p in page.points]
+    assert xs[1] - xs[0] == pytest.approx(xs[19] - xs[18], abs=0.11) and xs[0] < xs[19]
+    assert "新增中心数与人口覆盖率" in html
+
+
+def test_recommended_sites_table_links_each_site_to_its_unit_map(client, two_grids):
+    html, page = siting_page(client)
+    [site] = page.sites
+    assert site["rank"] == "1"
+    assert site["cells"] == ["1", "海曙区 / 月湖街道 / 白云社区", "250", "100.0%"]
+    parts = urlsplit(site["href"])
+    assert parts.path == "/map" and parse_qs(parts.query) == {
+        "district": ["海曙区"], "street": ["月湖街道"], "community": ["白云社区"]}
+    assert 'data-solver="greedy"' in html and "贪心算法" in html
+    assert "只有 1 个选址能新增覆盖人口" in html  # why fewer than 20 came back
+    assert "/api/recommendations?level=community&amp;k=20&amp;f=csv" in html
+
+
+def test_k_chart_follows_each_new_site(client, store):
+    """Four grids five cells apart: g1 covered, then 500, 300 and 200 people each need their own site."""
+    rows = [grid_row("g1"), grid_row("g2", community="白沙社区", population=500),
+            grid_row("g3", community="白云社区", population=300), grid_row("g4", community="白鹤社区", population=200)]
+    store.write("grids", validate(grids(rows, [square(5 * i, 0) for i in range(4)]), "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")], [middle(0)]), "centers").data,
+                author="t")
+    _, page = siting_page(client)
+    shares = [float(p["data-share"]) for p in page.points]
+    assert shares == [0.75, 0.9, 1.0] + [1.0] * 17  # (1,000 + 500) / 2,000, then + 300, then + 200
+    ys = [float(p["cy"]) for p in page.points]
+    assert ys[0] > ys[1] > ys[2] == ys[19]  # up with each site that adds people, then flat
+    assert [(s["cells"][1].rsplit(" / ", 1)[1], s["cells"][2]) for s in page.sites] == [
+        ("白沙社区", "500"), ("白云社区", "300"), ("白鹤社区", "200")]
+
+
+def test_siting_is_computed_once_per_analysis(client, two_grids, monkeypatch):
+    from server import dashboard
+
+    calls = []
+    real = dashboard.recommend
+    monkeypatch.setattr(dashboard, "recommend", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    siting_page(client)
+    siting_page(client, "/dashboard?lang=en")
+    assert len(calls) == 1 and calls[0]["solver"] == "greedy"
+    two_grids.write("centers", validate(centers([center_row("c1", "community")], [middle(1)]), "centers").data,
+                    author="t")
+    _, page = siting_page(client)
+    assert len(calls) == 2  # a new version of the centres is a new analysis
+    assert page.sites[0]["cells"][1].endswith("青石社区")  # the centre moved into g10: g00 is what is left
+
+
+def test_hostile_community_shows_as_text_among_recommended_sites(client, loaded):
+    html, page = siting_page(client)
+    units = [s["cells"][1] for s in page.sites]
+    assert units[0] == "江北区 / 白沙街道 / 白沙社区"  # g3: 1,400 people, none covered
+    assert f"{HOSTILE_DISTRICT} / 招宝山街道 / {HOSTILE_COMMUNITY}" in units
+    assert HOSTILE_COMMUNITY not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_k_chart_in_english(client, two_grids):
+    html, page = siting_page(client, "/dashboard?lang=en")
+    assert "Covered share against k" in html and "Top 10 recommended sites" in html and "Greedy" in html
+    assert page.points[0]["title"].startswith("k = 1 · Covered share 100.00%")

@@ -109,3 +109,50 @@ def test_every_map_layer_is_served(client, loaded):
         assert json.loads(resp.data)["type"] == "FeatureCollection"
     kinds = {f["properties"]["kind"] for f in json.loads(client.get("/map/data/staffing.geojson").data)["features"]}
     assert kinds <= {"staffing_gap"}
+
+
+# --- planning on the map page ------------------------------------------------------------------
+
+def planning_urls(html: str) -> tuple[str, str]:
+    """The recommendations URL and the what-if URL the page's planning parts call."""
+    rec = json.loads(re.search(r"gridmap\.recommendationsLayer\(map_\w+, (\{.*?\})\);\n", html).group(1))
+    whatif = json.loads(re.search(r"gridmap\.whatifControl\(map_\w+, (\{.*?\})\);\n", html).group(1))
+    return rec["url"], whatif["url"]
+
+
+def test_city_map_recommends_for_the_whole_city_and_the_url_answers(client, loaded):
+    rec_url, whatif_url = planning_urls(client.get("/").get_data(as_text=True))
+    assert rec_url == "/api/recommendations?level=community&k=10" and whatif_url == "/api/whatif?level=district"
+    body = json.loads(client.get(rec_url).data)
+    assert body["type"] == "FeatureCollection" and body["solver"] in ("greedy", "mclp")
+
+
+def test_unit_map_recommends_inside_the_unit(client, loaded):
+    from urllib.parse import parse_qs, urlsplit
+
+    rec_url, _ = planning_urls(client.get("/map?district=海曙区&street=白云街道").get_data(as_text=True))
+    assert {k: v for k, [v] in parse_qs(urlsplit(rec_url).query).items()} == {
+        "level": "community", "k": "10", "district": "海曙区", "street": "白云街道"}
+    sites = json.loads(client.get(rec_url).data)["features"]
+    assert sites and {f["properties"]["street"] for f in sites} == {"白云街道"}
+
+
+def test_csrf_token_is_in_the_map_page_only_for_signed_in_browsers(app, client, loaded):
+    anonymous = client.get("/")
+    assert 'name="csrf-token"' not in anonymous.get_data(as_text=True)
+    assert "Set-Cookie" not in anonymous.headers  # no session is started for a visitor
+
+    app.extensions["gridmap_users"].add("planner1", "viewer", password="planner-pw")
+    login = client.get("/login").get_data(as_text=True)
+    form_token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login).group(1)
+    client.post("/login", data={"name": "planner1", "password": "planner-pw", "csrf_token": form_token})
+    html = client.get("/").get_data(as_text=True)
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+    proposal = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.525, 29.815]},
+         "properties": {"level": "community"}}]}
+    _, whatif_url = planning_urls(html)
+    forged = client.post(whatif_url, json=proposal)  # what a page without the token would send
+    assert forged.status_code == 400 and forged.get_json()["error"]["code"] == "csrf_failed"
+    resp = client.post(whatif_url, json=proposal, headers={"X-CSRFToken": token})
+    assert resp.status_code == 200 and resp.get_json()["after"]["covered_population"] > 0
