@@ -180,9 +180,9 @@ class RecommendationsLayer(Layer):
 
     _template = Template(
         """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = gridmap.recommendationsLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
-        {% endmacro %}
+    {% macro script(this, kwargs) %}
+    var {{ this.get_name() }} = gridmap.recommendationsLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+    {% endmacro %}
         """
     )
 
