@@ -19,15 +19,12 @@ still recorded), so a page that reaches out is caught without any traffic leavin
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
+
+from tests.live import live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -36,7 +33,6 @@ CHROMIUM_ARGS = [
     "--no-first-run", "--disable-sync", "--disable-quic",
 ]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-SERVER_START_DEADLINE_S = 180  # the first demo server builds the demo, then computes the analysis
 TIMEOUT_MS = 30_000  # Playwright's default wait in these tests
 READY = "body[data-gridmap-ready]"
 
@@ -109,12 +105,6 @@ def tab(browser):
 
 # --- the server -------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class Server:
     base: str  # http://127.0.0.1:PORT
@@ -126,46 +116,8 @@ class Server:
 
 def _serve(data_dir: Path, log_path: Path, *, demo: bool):
     """Start ``python -m server`` on ``data_dir``, wait until /healthz answers, stop it afterwards."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}  # no stray settings
-    env.update(GRIDMAP_DATA_DIR=str(data_dir), GRIDMAP_BASEMAP="none", GRIDMAP_WORKERS="1",
-               GRIDMAP_DEMO="1" if demo else "0")
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_healthy(proc, f"{base}/healthz", log_path)
+    with live_server(data_dir, log_path, demo=demo) as base:
         yield Server(base, data_dir)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-
-
-def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    session = requests.Session()
-    session.trust_env = False  # never through a proxy: the server is on 127.0.0.1
-    deadline = time.monotonic() + SERVER_START_DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            if session.get(url, timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        try:  # waits for the process to exit, at most 0.1 s: the next poll
-            code = proc.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"python -m server exited with {code} before answering:\n{_tail(log_path)}", pytrace=False)
-    pytest.fail(f"{url} did not answer within {SERVER_START_DEADLINE_S} s:\n{_tail(log_path)}", pytrace=False)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture(scope="session")
