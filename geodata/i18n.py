@@ -223,6 +223,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                          "coordinates are not WGS84 lon/lat; give the file's CRS (source_crs)"),
     "check.unrepairable": ("几何图形无效且无法修复：{reason}", "invalid geometry that cannot be repaired: {reason}"),
     "check.repaired": ("已修复无效几何图形：{reason}", "invalid geometry repaired: {reason}"),
+    # what a replace does to the layer (geodata.uploads.Impact): {placeholders} are filled in
+    "impact.noun": ("要素", "features"),
+    "impact.noun.grids": ("网格", "grids"),
+    "impact.noun.centers": ("服务中心", "centres"),
+    "impact.noun.districts": ("区县", "districts"),
+    "impact.summary": ("将删除 {removed} 个{noun}（{share}），新增 {added}，修改 {changed}",
+                       "{removed} of {before} {noun} removed ({share}), {added} added, {changed} changed"),
+    "impact.emptied_one": ("；{n} 个区县将失去全部{noun}：{names}", "; {n} district loses all its {noun}: {names}"),
+    "impact.emptied_many": ("；{n} 个区县将失去全部{noun}：{names}",
+                            "; {n} districts lose all their {noun}: {names}"),
+    "impact.list_separator": ("、", ", "),
+    "impact.needs_confirmation": (
+        "此次整体替换须经确认才能保存：{summary}。删除现有{noun}的 {threshold}% 及以上，或删除某区县的全部{noun}时，"
+        "请确认后重新提交（confirm={word}）。",
+        "This replace needs confirmation: {summary}. A replace that removes {threshold}% or more of the {noun}, "
+        "or all of a district's, is stored only when the request sends confirm={word}."),
     # comparing versions
     "diff.title": ("版本对比", "Changes"),
     "diff.added": ("新增", "Added"),
