@@ -27,8 +27,9 @@ from .validate import Problem, Report, validate
 MODES = ("replace", "merge")
 CONFIRM = "replace"  # the form's confirm=replace: store a replace even though it removes this much
 CONFIRM_PERCENT = 10  # a replace removing this share of the layer's features (or more) needs CONFIRM
-# The field that names a feature's district, per layer; the districts layer is its own district.
-DISTRICT_FIELD = {"grids": "district", "centers": "district", "districts": "name"}
+# The field that names a feature's district: ``district`` (grids, centres, any layer that has one),
+# but the districts layer is its own district.
+DISTRICT_FIELD = {"districts": "name"}
 MAX_NAMED = 20  # districts named in a sentence; the per-district list has them all
 
 
@@ -206,7 +207,7 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
     >>> found.removed, found.emptied, found.needs_confirmation  # doctest: +SKIP
     (8449, ['北仑区', '奉化区', ...], True)
     """
-    key, by = LAYERS[layer].key, DISTRICT_FIELD.get(layer)
+    key, by = LAYERS[layer].key, DISTRICT_FIELD.get(layer, "district")
     if current is None or current.empty:
         current = new.iloc[:0]
     # stored polygons have RFC 7946 rings: orient the new ones alike so a re-upload is "unchanged"
@@ -214,7 +215,7 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
     found = diff(current, new, key)
     changed = [c["key"] for c in found.changed]
     districts: tuple[DistrictImpact, ...] = ()
-    if by is not None and by in current.columns and by in new.columns:
+    if by in current.columns and by in new.columns:
         old_d = _district_of(current, key, by)
         new_d = _district_of(new, key, by)
         counts = pd.DataFrame({
@@ -247,6 +248,8 @@ def _percent(part: int, whole: int) -> str:
     if part >= whole:
         return "100%"
     tenths = part * 1000 // whole
+    if tenths == 0:
+        return "<0.1%"  # not "0%": something is removed
     return f"{tenths // 10}%" if tenths % 10 == 0 else f"{tenths / 10:.1f}%"
 
 

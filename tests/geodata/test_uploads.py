@@ -191,3 +191,10 @@ def test_impact_of_a_layer_without_districts_counts_totals_only():
     old = grids(rows)
     found = impact(old.drop(columns="district"), grids(rows[:10]).drop(columns="district"), "grids")
     assert (found.removed, found.districts) == (10, ())
+
+
+@pytest.mark.parametrize("part,whole,shown", [(0, 0, "0%"), (0, 20, "0%"), (1, 20, "5%"), (1, 6, "16.6%"),
+                                              (8449, 8499, "99.4%"), (8498, 8499, "99.9%"), (1, 8499, "<0.1%"),
+                                              (20, 20, "100%")])
+def test_shares_in_words_are_never_rounded_up_to_all_or_down_to_none(part, whole, shown):
+    assert uploads._percent(part, whole) == shown
