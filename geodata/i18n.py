@@ -187,8 +187,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "editing.impact_before": ("现有", "Now"),
     "editing.impact_after": ("保存后", "Then"),
     "editing.impact_emptied": ("全部删除", "all removed"),
-    "editing.confirm_needed": ("没有错误，但此次整体替换将删除大量要素：请核对下面的变化，勾选确认后才能保存。",
-                               "No errors, but this replace removes many features: read the changes below and "
+    "editing.confirm_needed": ("没有错误，但此次整体替换将删除大量要素：请核对上面的变化，勾选确认后才能保存。",
+                               "No errors, but this replace removes many features: read the changes above and "
                                "tick the box to store it."),
     "editing.confirm_replace": ("我已核对以上变化，确认整体替换图层并删除这些要素",
                                 "I have read the changes above: replace the layer and remove these features"),
