@@ -182,6 +182,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "editing.stored": ("已保存为第 {n} 版。", "Stored version {n}."),
     "editing.conflict": ("在您检查之后，其他人已上传了新版本。请重新检查。",
                          "Someone else uploaded a new version meanwhile. Check again."),
+    "editing.impact": ("保存后的变化", "What storing it changes"),
+    "editing.impact_district": ("区县", "District"),
+    "editing.impact_before": ("现有", "Now"),
+    "editing.impact_after": ("保存后", "Then"),
+    "editing.impact_emptied": ("全部删除", "all removed"),
+    "editing.confirm_needed": ("没有错误，但此次整体替换将删除大量要素：请核对上面的变化，勾选确认后才能保存。",
+                               "No errors, but this replace removes many features: read the changes above and "
+                               "tick the box to store it."),
+    "editing.confirm_replace": ("我已核对以上变化，确认整体替换图层并删除这些要素",
+                                "I have read the changes above: replace the layer and remove these features"),
     "editing.changed": ("文件或选项已更改，请重新检查。", "The file or the options changed: check again."),
     "editing.no_file": ("请先选择文件。", "Choose a file first."),
     "editing.network_error": ("无法连接服务器，请稍后再试。", "The server could not be reached; try again."),
@@ -223,6 +233,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                          "coordinates are not WGS84 lon/lat; give the file's CRS (source_crs)"),
     "check.unrepairable": ("几何图形无效且无法修复：{reason}", "invalid geometry that cannot be repaired: {reason}"),
     "check.repaired": ("已修复无效几何图形：{reason}", "invalid geometry repaired: {reason}"),
+    # what a replace does to the layer (geodata.uploads.Impact): {placeholders} are filled in
+    "impact.noun": ("要素", "features"),
+    "impact.noun.grids": ("网格", "grids"),
+    "impact.noun.centers": ("服务中心", "centres"),
+    "impact.noun.districts": ("区县", "districts"),
+    "impact.summary": ("将删除 {removed} 个{noun}（{share}），新增 {added}，修改 {changed}",
+                       "{removed} of {before} {noun} removed ({share}), {added} added, {changed} changed"),
+    "impact.emptied_one": ("；{n} 个区县将失去全部{noun}：{names}", "; {n} district loses all its {noun}: {names}"),
+    "impact.emptied_many": ("；{n} 个区县将失去全部{noun}：{names}",
+                            "; {n} districts lose all their {noun}: {names}"),
+    "impact.list_separator": ("、", ", "),
+    "impact.needs_confirmation": (
+        "此次整体替换须经确认才能保存：{summary}。删除现有{noun}的 {threshold}% 及以上，或删除某区县的全部{noun}时，"
+        "请确认后重新提交（confirm={word}）。",
+        "This replace needs confirmation: {summary}. A replace that removes {threshold}% or more of the {noun}, "
+        "or all of a district's, is stored only when the request sends confirm={word}."),
     # comparing versions
     "diff.title": ("版本对比", "Changes"),
     "diff.added": ("新增", "Added"),

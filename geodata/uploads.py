@@ -1,8 +1,10 @@
-"""An upload from start to finish: parse, merge, validate, check the tiling, store — or nothing.
+"""An upload from start to finish: parse, merge, validate, check the tiling, weigh the impact, store — or nothing.
 
 Framework-neutral: the route hands over the bytes and the form's options and
 gets back what to answer.  Nothing is written unless the whole file is
-acceptable, and then it is written as one new version.
+acceptable, and then it is written as one new version.  A replace that would
+remove much of a layer, or all of a district, is stored only when confirmed
+(SPEC §4): a file holding one street's grids must not silently wipe a city.
 """
 
 from __future__ import annotations
@@ -14,46 +16,155 @@ import pandas as pd
 
 from . import io
 from .coverage import Params, tiling_problems
-from .errors import BadRequest
+from .diff import diff
+from .errors import BadRequest, PreconditionFailed
+from .geojson import rfc7946_geometries
+from .i18n import CATALOGUE, text
 from .schema import LAYERS
 from .store import Store, Version
 from .validate import Problem, Report, validate
 
 MODES = ("replace", "merge")
+CONFIRM = "replace"  # the form's confirm=replace: store a replace even though it removes this much
+CONFIRM_PERCENT = 10  # a replace removing this share of the layer's features (or more) needs CONFIRM
+# The field that names a feature's district: ``district`` (grids, centres, any layer that has one),
+# but the districts layer is its own district.
+DISTRICT_FIELD = {"districts": "name"}
+MAX_NAMED = 20  # districts named in a sentence; the per-district list has them all
+
+
+@dataclass(frozen=True)
+class DistrictImpact:
+    """What a new version does to one district's features (``changed``/``added``: by their new district)."""
+
+    district: str
+    before: int
+    after: int
+    removed: int
+    added: int
+    changed: int
+
+    @property
+    def emptied(self) -> bool:
+        """Every feature the district has now would be removed."""
+        return self.before > 0 and self.removed == self.before
+
+    def to_dict(self) -> dict:
+        return {"district": self.district, "before": self.before, "after": self.after, "removed": self.removed,
+                "added": self.added, "changed": self.changed, "emptied": self.emptied}
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What storing an upload would do to the current version of a layer: counts in total and per district."""
+
+    layer: str
+    mode: str
+    before: int  # features now
+    after: int  # features once stored
+    removed: int
+    added: int
+    changed: int
+    unchanged: int
+    districts: tuple[DistrictImpact, ...]  # the districts it touches, by name
+    lang: str = "en"
+
+    @property
+    def removed_percent(self) -> float:
+        return 100 * self.removed / self.before if self.before else 0.0
+
+    @property
+    def emptied(self) -> list[str]:
+        return [d.district for d in self.districts if d.emptied]
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """A replace removing ≥ CONFIRM_PERCENT % of the features, or all of a district's (SPEC §4)."""
+        if self.mode != "replace" or self.before == 0:
+            return False
+        return self.removed * 100 >= CONFIRM_PERCENT * self.before or bool(self.emptied)
+
+    def summary(self) -> str:
+        """In words, e.g. "将删除 8,449 个网格（99.4%），新增 0，修改 50；9 个区县将失去全部网格：…"."""
+        noun = _noun(self.layer, self.lang)
+        words = text("impact.summary", self.lang).format(
+            removed=f"{self.removed:,}", before=f"{self.before:,}", share=_percent(self.removed, self.before),
+            added=f"{self.added:,}", changed=f"{self.changed:,}", noun=noun)
+        emptied = self.emptied
+        if emptied:
+            names = text("impact.list_separator", self.lang).join(emptied[:MAX_NAMED])
+            if len(emptied) > MAX_NAMED:
+                names += " …"
+            one = "one" if len(emptied) == 1 else "many"
+            words += text(f"impact.emptied_{one}", self.lang).format(n=len(emptied), names=names, noun=noun)
+        return words
+
+    def confirmation_message(self) -> str:
+        return text("impact.needs_confirmation", self.lang).format(
+            summary=self.summary(), threshold=CONFIRM_PERCENT, noun=_noun(self.layer, self.lang), word=CONFIRM)
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "before": self.before, "after": self.after, "removed": self.removed,
+                "added": self.added, "changed": self.changed, "unchanged": self.unchanged,
+                "removed_percent": round(self.removed_percent, 2), "emptied_districts": self.emptied,
+                "districts": [d.to_dict() for d in self.districts],
+                "needs_confirmation": self.needs_confirmation, "threshold_percent": CONFIRM_PERCENT,
+                "summary": self.summary()}
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an upload came to: ``status`` 201 stored, 200 dry run, 422 rejected."""
+    """What an upload came to: ``status`` 201 stored, 200 dry run, 409 needs confirmation, 422 rejected."""
 
     status: int
     layer: str
     features: int
     report: Report
     parsed: io.Parsed
-    version: Version | None = None  # the new version, or the current one for a dry run
+    version: Version | None = None  # the new version, or the current one for a dry run or a refusal
+    impact: Impact | None = None  # what it does to the current version; None when the file has errors
+    confirmed: bool = False
 
     def to_dict(self) -> dict:
         report = self.report.to_dict()
         report.update(format=self.parsed.format, source_crs=self.parsed.source_crs,
                       encoding=self.parsed.encoding, notes=list(self.parsed.notes))
+        if self.impact is not None:
+            report["impact"] = {**self.impact.to_dict(), "confirmed": self.confirmed}
         return {"version": self.version.version if self.version else None, "features": self.features,
                 "report": report}
+
+    def refusal(self) -> dict | None:
+        """The ``error`` member of the answer when nothing was stored for a reason in the report, else None."""
+        if self.status == 422:
+            errors = [p.to_dict() for p in self.report.errors]
+            return {"code": "invalid_upload", "details": errors,
+                    "message": f"the file was not stored: {len(errors)} error(s)"}
+        if self.status == 409:
+            return {"code": "replace_needs_confirmation", "message": self.impact.confirmation_message(),
+                    "details": [d.to_dict() for d in self.impact.districts]}
+        return None
 
 
 def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str, message: str = "",
            mode: str = "replace", dry_run: bool = False, if_version: int | None = None,
            options: io.UploadOptions = io.UploadOptions(), limits: io.Limits = io.Limits(),
-           params: Params = Params(), lang: str = "en") -> Outcome:
+           params: Params = Params(), lang: str = "en", confirm: str | None = None) -> Outcome:
     """Make ``data`` the next version of ``layer`` (``mode=merge``: only the features it names).
 
-    Raises BadRequest for a bad mode, PreconditionFailed when ``if_version`` is
-    stale, and the reader's 4xx errors for files that cannot be read at all.
+    A replace whose impact needs confirmation (:attr:`Impact.needs_confirmation`)
+    comes back with status 409 and stores nothing unless ``confirm`` is
+    ``"replace"``.  Raises BadRequest for a bad mode or confirm,
+    PreconditionFailed when ``if_version`` is stale, and the reader's 4xx
+    errors for files that cannot be read at all.
     """
     if layer not in LAYERS:
         raise BadRequest(f"uploads go to {', '.join(LAYERS)}, not '{layer}'")
     if mode not in MODES:
         raise BadRequest(f"mode must be replace or merge, not {mode!r}")
+    if confirm not in (None, "", CONFIRM):
+        raise BadRequest(f"confirm must be '{CONFIRM}' (store a replace that removes many features), not {confirm!r}")
+    confirmed = confirm == CONFIRM
     parsed = io.read_upload(data, filename, layer, options, limits)
     key = LAYERS[layer].key
     report = validate(parsed.data, layer, lang)
@@ -67,10 +178,79 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
         return Outcome(422, layer, features, report, parsed, current)
+    found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang)
     if dry_run:
-        return Outcome(200, layer, features, report, parsed, current)
+        return Outcome(200, layer, features, report, parsed, current, found, confirmed)
+    now = current.version if current is not None else 0
+    if if_version is not None and if_version != now:  # a stale check hears 412 (check again), not 409
+        raise PreconditionFailed(f"layer '{layer}' is at version {now}, not {if_version}")
+    if found.needs_confirmation and not confirmed:
+        return Outcome(409, layer, features, report, parsed, current, found)
+    if mode == "replace" and not confirmed:
+        if_version = now  # the impact was weighed against this version: never store over another unconfirmed
     version = store.write(layer, report.data, author=author, message=message, if_version=if_version)
-    return Outcome(201, layer, features, report, parsed, version)
+    return Outcome(201, layer, features, report, parsed, version, found, confirmed)
+
+
+def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, mode: str = "replace",
+           lang: str = "en") -> Impact:
+    """What making ``new`` the layer's next version does to ``current`` (None: the layer is empty).
+
+    Features are matched by the layer's key.  Per district (``district`` for
+    grids and centres, ``name`` for districts): ``before``/``after`` count its
+    features now and then, ``removed`` by the district they are in now,
+    ``added`` and ``changed`` by the one they will be in.
+
+    Examples
+    --------
+    >>> found = impact(store.read("grids"), one_street, "grids")  # doctest: +SKIP
+    >>> found.removed, found.emptied, found.needs_confirmation  # doctest: +SKIP
+    (8449, ['北仑区', '奉化区', ...], True)
+    """
+    key, by = LAYERS[layer].key, DISTRICT_FIELD.get(layer, "district")
+    if current is None or current.empty:
+        current = new.iloc[:0]
+    # stored polygons have RFC 7946 rings: orient the new ones alike so a re-upload is "unchanged"
+    new = new.set_geometry(rfc7946_geometries(new.geometry.values), crs=new.crs)
+    found = diff(current, new, key)
+    changed = [c["key"] for c in found.changed]
+    districts: tuple[DistrictImpact, ...] = ()
+    if by in current.columns and by in new.columns:
+        old_d = _district_of(current, key, by)
+        new_d = _district_of(new, key, by)
+        counts = pd.DataFrame({
+            "before": old_d.value_counts(), "after": new_d.value_counts(),
+            "removed": old_d.loc[found.removed].value_counts(), "added": new_d.loc[found.added].value_counts(),
+            "changed": new_d.loc[changed].value_counts()}).fillna(0).astype(int)
+        touched = counts[(counts.removed > 0) | (counts.added > 0) | (counts.changed > 0)].sort_index()
+        districts = tuple(DistrictImpact(str(name), *(int(v) for v in row))
+                          for name, row in zip(touched.index, touched[list(counts.columns)].to_numpy()))
+    return Impact(layer=layer, mode=mode, before=len(current), after=len(new), removed=len(found.removed),
+                  added=len(found.added), changed=len(changed),
+                  unchanged=len(new) - len(found.added) - len(changed), districts=districts, lang=lang)
+
+
+def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str) -> pd.Series:
+    """Each feature's district (blank as ""), indexed by its key as text."""
+    return pd.Series(gdf[by].fillna("").astype(str).to_numpy(), index=gdf[key].astype(str).to_numpy())
+
+
+def _noun(layer: str, lang: str) -> str:
+    """What the layer's features are called in a sentence: 网格 / grids; 要素 / features for any other."""
+    key = f"impact.noun.{layer}"
+    return text(key if key in CATALOGUE else "impact.noun", lang)
+
+
+def _percent(part: int, whole: int) -> str:
+    """``part`` of ``whole`` to one decimal, rounded down unless it is all: 8,449 of 8,499 is 99.4%, not 100%."""
+    if not whole or not part:
+        return "0%"
+    if part >= whole:
+        return "100%"
+    tenths = part * 1000 // whole
+    if tenths == 0:
+        return "<0.1%"  # not "0%": something is removed
+    return f"{tenths // 10}%" if tenths % 10 == 0 else f"{tenths / 10:.1f}%"
 
 
 def _merge(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:

@@ -36,7 +36,7 @@ SCRIPT_TEXTS = (
     "editing.stored", "editing.conflict", "editing.changed", "editing.network_error", "editing.failed",
     "editing.error", "editing.warning", "editing.whole_layer", "editing.geometry", "editing.no_version",
     "editing.no_problems", "editing.restore_confirm", "editing.restore_conflict", "editing.view_history",
-    "editing.preview_empty",
+    "editing.preview_empty", "editing.confirm_needed", "editing.impact_emptied",
 )
 
 

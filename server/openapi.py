@@ -140,7 +140,8 @@ UPLOAD = _object(
     report=_object(["layer", "errors", "warnings"], layer=STRING, errors={"type": "array", "items": PROBLEM},
                    warnings={"type": "array", "items": PROBLEM}, format=STRING,
                    source_crs={"type": "string", "nullable": True}, encoding={"type": "string", "nullable": True},
-                   notes=_strings()),
+                   notes=_strings(), impact={"type": "object", "description": "what storing it does to the "
+                                             "current version: removed, added, changed, per district"}),
     preview={"type": "object", "description": "with preview=1: the parsed features (index and key), GeoJSON"},
 )
 
@@ -444,7 +445,10 @@ def _upload(ctx: dict, values: dict) -> dict:
             "message": {"type": "string", "maxLength": 500, "description": "what changed, for the history"},
             "mode": {"type": "string", "enum": ["replace", "merge"], "default": "replace",
                      "description": "merge: the file's features replace those with the same key, others stay"},
-            "dry_run": {**flag, "description": "check only, store nothing (200)"},
+            "dry_run": {**flag, "description": "check only, store nothing (200); the report's impact says what "
+                                               "storing would do"},
+            "confirm": {"type": "string", "enum": ["replace"],
+                        "description": "store a replace that removes ≥ 10 % of the features or all of a district's"},
             "preview": {**flag, "description": "add the parsed features to the answer, for a map"},
             "source_crs": {"type": "string", "description": "the file's CRS when it does not say, e.g. EPSG:4549"},
             "encoding": {"type": "string", "description": "a Shapefile's encoding when it has no .cpg, e.g. GBK"},
@@ -459,6 +463,9 @@ def _upload(ctx: dict, values: dict) -> dict:
                 "headers": {"Location": {"description": "the collection", "schema": STRING},
                             "ETag": {"description": 'the new version, "N"', "schema": STRING}}},
         "200": {"description": "dry run: the file would be stored", "content": upload},
+        "409": {"description": "not stored: the replace removes ≥ 10 % of the features or all of a district's; "
+                               "the report's impact says what, confirm=replace stores it",
+                "content": _content(_ref("UploadRejected"))},
         "422": {"description": "rejected: the report lists every error", "content": _content(_ref("UploadRejected"))},
     }
     return _write(f"editors: replace (or merge into) '{layer}' from a file, as one new version", responses,

@@ -36,7 +36,7 @@ def upload_layer(layer: str):
                                      coordinates=form.get("coordinates") or "wgs84"),
             limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
             params=services().catalog.params,
-            lang=form.get("lang") or current_language(),
+            lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
         )
     except GridmapError as e:
         audit.record("upload", layer, f"refused {e.status}", error=e.message,
@@ -45,13 +45,13 @@ def upload_layer(layer: str):
     body = outcome.to_dict()
     if form.get("preview") in ("1", "true", "yes"):
         body["preview"] = _preview(outcome)
-    audit.record("upload", layer, {201: "stored", 200: "dry run", 422: "rejected"}[outcome.status],
+    refusal = outcome.refusal()  # 409 (needs confirm=replace) or 422: the error, with the report
+    audit.record("upload", layer, {201: "stored", 200: "dry run", 409: "refused 409", 422: "rejected"}[outcome.status],
                  version=body["version"], features=outcome.features, filename=file.filename,
-                 errors=len(outcome.report.errors), warnings=len(outcome.report.warnings))
-    if outcome.status == 422:
-        errors = body["report"]["errors"]
-        body = {"error": {"code": "invalid_upload", "details": errors,
-                          "message": f"the file was not stored: {len(errors)} error(s)"}, **body}
+                 errors=len(outcome.report.errors), warnings=len(outcome.report.warnings),
+                 **({"error": refusal["message"]} if outcome.status == 409 else {}))
+    if refusal is not None:
+        body = {"error": refusal, **body}
     response = jsonify(body)
     response.status_code = outcome.status
     if outcome.status == 201:

@@ -57,3 +57,19 @@ def centers(rows: list[dict], points=None) -> gpd.GeoDataFrame:
     if points is None:
         points = [Point(X0 + 0.005 + STEP * i, Y0 + 0.005) for i in range(len(rows))]
     return gpd.GeoDataFrame(rows, geometry=list(points), crs="EPSG:4326")
+
+
+def city_grids(districts: tuple[str, ...] = ("海曙区", "江北区", "鄞州区", "北仑区"), streets: int = 2,
+               per_street: int = 50) -> gpd.GeoDataFrame:
+    """A city of ``districts`` × ``streets`` × ``per_street`` small squares, keys ``{d}-{s}-{n}``, a row a district."""
+    rows, geometries = [], []
+    width = streets * per_street
+    for d, district in enumerate(districts):
+        for s in range(streets):
+            for n in range(per_street):
+                rows.append(grid_row(f"d{d}-s{s}-{n:03d}", district=district, street=f"{district}{s}号街道",
+                                     community=f"{district}{s}号社区"))
+                x, y = X0 + STEP * (s * per_street + n) / 10, Y0 + STEP * d / 10
+                geometries.append(box(x, y, x + STEP / 10, y + STEP / 10))
+    assert len(rows) == len(districts) * width
+    return grids(rows, geometries)

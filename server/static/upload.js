@@ -3,6 +3,8 @@
  * Upload page: "Check" posts the file as a dry run (with a preview of the parsed features), shows the
  * report as a table and the features on a small Leaflet map (errors red, warnings orange, others
  * blue); "Store" posts the same file for real with If-Match set to the version the check saw.
+ * When the check says the replace removes much of the layer (or all of a district), its impact is shown
+ * in words and per district, and "Store" waits for a ticked box before it sends confirm=replace.
  * History page: "Restore" asks first, posts to the restore API, then reloads.
  *
  * Everything that comes from a file or an answer is inserted as text (textContent, text nodes,
@@ -26,6 +28,7 @@
 
   function setStatus(element, state, message, link) {
     element.setAttribute("data-state", state);
+    element.removeAttribute("data-confirm");
     element.textContent = message || "";
     if (link) {
       var a = document.createElement("a");
@@ -178,8 +181,11 @@
     var storeButton = document.getElementById("upload-store");
     var tbody = document.querySelector("#upload-problems tbody");
     var preview = new Preview(document.getElementById("preview-map"));
+    var impactSection = document.getElementById("upload-impact");
+    var confirmBox = document.getElementById("upload-confirm");
+    var confirmLabel = impactSection.querySelector("label.confirm");
     var elements = form.elements;
-    var checked = null;  // what the last check without errors saw: {layer, file, options, version}
+    var checked = null;  // what the last check without errors saw: {layer, file, options, version, confirm}
     var busy = false;
     window.gridmapUpload = { preview: preview };  // for tests and curious editors
 
@@ -192,7 +198,7 @@
                source_crs: elements.source_crs.value.trim(), encoding: elements.encoding.value.trim() };
     }
 
-    function formData(opts, file, dryRun) {
+    function formData(opts, file, dryRun, confirm) {
       var data = new FormData();
       data.append("csrf_token", elements.csrf_token.value);
       data.append("file", file, file.name);
@@ -202,19 +208,70 @@
         data.append("dry_run", "1");
         data.append("preview", "1");
       }
+      if (confirm) data.append("confirm", "replace");
       return data;
     }
+
+    /* The check needs confirming and the box is not ticked: "Store" must not send. */
+    function awaitingConfirmation() { return Boolean(checked && checked.confirm && !confirmBox.checked); }
 
     function setBusy(on) {
       busy = on;
       checkButton.disabled = on;
-      storeButton.disabled = on;
+      storeButton.disabled = on || awaitingConfirmation();
       form.setAttribute("aria-busy", on ? "true" : "false");
+    }
+
+    function hideImpact() {
+      impactSection.hidden = true;
+      confirmBox.checked = false;
+      confirmLabel.hidden = true;
     }
 
     function forgetCheck() {
       checked = null;
       storeButton.hidden = true;
+      hideImpact();
+    }
+
+    /* The report's impact on the current version, as text; true when storing needs confirmation. */
+    function showImpact(impact) {
+      if (!impact || !impact.before) {  // a first upload removes nothing: no need to say so
+        hideImpact();
+        return false;
+      }
+      var needs = impact.needs_confirmation === true;
+      impactSection.hidden = false;
+      impactSection.setAttribute("data-needs-confirmation", needs ? "true" : "false");
+      impactSection.querySelector(".impact-summary").textContent = String(impact.summary || "");
+      var districts = impact.districts || [], rows = impactSection.querySelector("tbody");
+      rows.textContent = "";
+      districts.forEach(function (d) {
+        var row = rows.insertRow(), name = row.insertCell();
+        name.textContent = String(d.district);
+        if (d.emptied) {
+          row.className = "emptied";
+          var tag = document.createElement("span");
+          tag.className = "tag";
+          tag.textContent = t("editing.impact_emptied");
+          name.appendChild(document.createTextNode(" "));
+          name.appendChild(tag);
+        }
+        [d.before, d.after, d.removed, d.added, d.changed].forEach(function (n) {
+          var cell = row.insertCell();
+          cell.className = "num";
+          cell.textContent = Number(n).toLocaleString();
+        });
+      });
+      impactSection.querySelector(".table-wrap").hidden = !districts.length;
+      confirmBox.checked = false;
+      confirmLabel.hidden = !needs;
+      return needs;
+    }
+
+    function askToConfirm() {
+      setStatus(status, "ok", t("editing.confirm_needed"));
+      status.setAttribute("data-confirm", "needed");
     }
 
     function field(name, value) {
@@ -317,9 +374,12 @@
           if ((answer.status === 200 || answer.status === 422) && body && body.report) {
             showReport(body, layer);
             if (answer.status === 200) {
-              checked = { layer: layer, file: file, options: opts, version: present(body.version) ? body.version : 0 };
+              var confirm = showImpact(body.report.impact);
+              checked = { layer: layer, file: file, options: opts, version: present(body.version) ? body.version : 0,
+                          confirm: confirm };
               storeButton.hidden = false;
-              setStatus(status, "ok", t("editing.ok_to_store"));
+              if (confirm) askToConfirm();
+              else setStatus(status, "ok", t("editing.ok_to_store"));
             } else {
               setStatus(status, "invalid", t("editing.has_errors"));
             }
@@ -336,15 +396,30 @@
         });
     });
 
+    confirmBox.addEventListener("change", function () {
+      if (!busy) storeButton.disabled = awaitingConfirmation();
+    });
+
     storeButton.addEventListener("click", function () {
-      if (busy || !checked) return;
+      if (busy || !checked || awaitingConfirmation()) return;
       var attempt = checked;
       // the version the check saw; "0" when the layer had none, so a first upload cannot race another
       var headers = { Accept: "application/json", "If-Match": '"' + attempt.version + '"' };
       setBusy(true);
       setStatus(status, "storing", t("editing.storing"));
-      send(template("data-api", attempt.layer), formData(attempt.options, attempt.file, false), headers)
+      send(template("data-api", attempt.layer), formData(attempt.options, attempt.file, false, attempt.confirm),
+           headers)
         .then(function (answer) {
+          var impact = answer.body && answer.body.report && answer.body.report.impact;
+          if (answer.status === 409 && impact) {  // the layer changed in a way the check did not see
+            checked = attempt;
+            attempt.confirm = true;
+            showImpact(impact);
+            confirmLabel.hidden = false;
+            askToConfirm();
+            setBusy(false);
+            return;
+          }
           forgetCheck();
           if (answer.status === 201 && answer.body) {
             var version = answer.body.version;
@@ -369,6 +444,7 @@
     function changed(event) {
       var name = event.target.name;
       if (name === "message" || name === "csrf_token") return;  // the message does not change the check
+      if (event.target === confirmBox) return;  // ticking the box is what the check asked for
       if (!checked && result.hidden) return;
       forgetCheck();
       setStatus(status, "changed", t("editing.changed"));

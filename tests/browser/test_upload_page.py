@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -253,6 +255,7 @@ def test_history_restore_asks_then_makes_a_new_version(tab, editing_server, edit
     assert six.status_code == 201
     sign_in_and_open_upload(tab, editing_server)
     check(page, geojson_file(tmp_path, "one.geojson", factories.grids([factories.grid_row("only")])), "ok")
+    page.check("#upload-confirm")  # one grid replacing six: the page asks first
     page.click("#upload-store")
     page.wait_for_selector('#upload-status[data-state="stored"]')
     latest = int(page.get_attribute("#upload-status", "data-version"))
@@ -281,4 +284,82 @@ def test_history_restore_asks_then_makes_a_new_version(tab, editing_server, edit
     assert f"restored version {target}" in page.text_content("#versions tbody tr")
     assert api(editing_server, "/api/collections/grids")["version"] == latest + 1
     assert api(editing_server, "/api/collections/grids")["numberOfFeatures"] == 6  # version latest-1: six
+    assert_quiet(tab)
+
+
+SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")  # set it to look at the page at 1440×900 and 390×844
+
+
+def test_a_replace_that_empties_districts_must_be_confirmed(tab, editing_server, editing_data, tmp_path):
+    """Observation 16: one street's grids checked as "no errors" replaced a whole city when stored."""
+    page = tab.page
+    city = factories.city_grids(districts=("海曙区", "江北区", XSS_IMG), streets=2, per_street=5)
+    before = upload_by_script(editing_server, editing_data[1], geojson_file(tmp_path, "city.geojson", city),
+                              confirm="replace")
+    assert before.status_code == 201
+    version = before.json()["version"]
+    one_street = city[city.street == "海曙区0号街道"]
+    path = geojson_file(tmp_path, "one-street.geojson", one_street)
+
+    sign_in_and_open_upload(tab, editing_server)
+    assert page.input_value("#upload-mode") == "replace"  # the default
+    check(page, path, "ok")
+    impact = page.locator("#upload-impact")
+    assert impact.is_visible() and impact.get_attribute("data-needs-confirmation") == "true"
+    assert page.get_attribute("#upload-status", "data-confirm") == "needed"
+    assert page.text_content("#upload-status") == text("editing.confirm_needed")
+    summary = page.text_content("#upload-impact .impact-summary")
+    assert summary == f"将删除 25 个网格（83.3%），新增 0，修改 0；2 个区县将失去全部网格：{XSS_IMG}、江北区"
+    rows = page.eval_on_selector_all("#upload-impact tbody tr",
+                                     "rows => rows.map(r => [r.className, ...Array.from(r.cells, c => c.textContent)])")
+    tag = text("editing.impact_emptied")
+    assert rows == [["emptied", f"{XSS_IMG} {tag}", "10", "0", "10", "0", "0"],
+                    ["emptied", f"江北区 {tag}", "10", "0", "10", "0", "0"],
+                    ["", "海曙区", "10", "5", "5", "0", "0"]]
+    assert page.evaluate(NOTHING_RAN_JS) == {"xss": "undefined", "img": 0}  # names went in as text
+
+    # unconfirmed, "Store" cannot send: disabled, and its handler refuses even if it is enabled by force
+    assert page.is_visible("#upload-store") and page.is_disabled("#upload-store")
+    assert page.is_visible("#upload-confirm") and not page.is_checked("#upload-confirm")
+    for width, height in ((1440, 900), (390, 844)):  # the impact, the box and the button fit a desk and a phone
+        page.set_viewport_size({"width": width, "height": height})
+        for selector in ("#upload-impact", "#upload-confirm", "#upload-store"):
+            box_ = page.locator(selector).bounding_box()
+            assert box_["x"] >= 0 and box_["x"] + box_["width"] <= width, (selector, width, box_)
+        if SCREENSHOTS:
+            page.screenshot(path=str(Path(SCREENSHOTS) / f"gridmap-upload-confirm-{width}.png"), full_page=True)
+    page.evaluate("() => { const b = document.getElementById('upload-store'); b.disabled = false; b.click(); }")
+    assert page.get_attribute("#upload-status", "data-state") == "ok"  # not "storing"
+    assert api(editing_server, "/api/collections/grids")["version"] == version  # nothing stored
+
+    # ticked: stored, the one street as the new version
+    page.check("#upload-confirm")
+    assert page.is_enabled("#upload-store")
+    page.uncheck("#upload-confirm")
+    assert page.is_disabled("#upload-store")
+    page.check("#upload-confirm")
+    page.click("#upload-store")
+    page.wait_for_selector('#upload-status[data-state="stored"]')
+    assert page.get_attribute("#upload-status", "data-version") == str(version + 1)
+    assert page.is_hidden("#upload-impact") and page.is_hidden("#upload-store")
+    collection = api(editing_server, "/api/collections/grids")
+    assert (collection["version"], collection["numberOfFeatures"]) == (version + 1, 5)
+    assert_quiet(tab)
+
+
+def test_a_small_replace_shows_its_impact_without_asking(tab, editing_server, editing_data, tmp_path):
+    page = tab.page
+    rows = [factories.grid_row(f"s{i:02d}") for i in range(20)]
+    path = geojson_file(tmp_path, "twenty.geojson", factories.grids(rows))
+    assert upload_by_script(editing_server, editing_data[1], path, confirm="replace").status_code == 201
+    sign_in_and_open_upload(tab, editing_server)
+    nineteen = factories.grids(rows[:18] + [factories.grid_row("s19", population=5)])
+    check(page, geojson_file(tmp_path, "nineteen.geojson", nineteen), "ok")  # 1 of 20 removed: 5 %
+    assert page.get_attribute("#upload-impact", "data-needs-confirmation") == "false"
+    assert page.text_content("#upload-impact .impact-summary") == "将删除 1 个网格（5%），新增 0，修改 1"
+    assert page.is_hidden("#upload-confirm") and page.is_enabled("#upload-store")
+    assert page.text_content("#upload-status") == text("editing.ok_to_store")
+    page.click("#upload-store")
+    page.wait_for_selector('#upload-status[data-state="stored"]')
+    assert api(editing_server, "/api/collections/grids")["numberOfFeatures"] == 19
     assert_quiet(tab)

@@ -170,8 +170,8 @@ def test_uploads_are_described_with_every_form_field_and_answer(doc):
     form = op["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
     assert set(form["properties"]) == {"file", "message", "mode", "dry_run", "preview", "source_crs", "encoding",
-                                       "coordinates", "lang"}
-    assert {"200", "201", "401", "403", "412", "413", "415", "422"} <= set(op["responses"])
+                                       "coordinates", "lang", "confirm"}
+    assert {"200", "201", "401", "403", "409", "412", "413", "415", "422"} <= set(op["responses"])
     assert "If-Match" in parameters(doc, op)
     restore = operation(doc, "/collections/grids/versions/{n}/restore", "post")
     assert restore["security"] == [{"bearerAuth": []}] and {"201", "401", "403", "404", "412"} <= set(

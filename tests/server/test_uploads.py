@@ -10,7 +10,7 @@ from shapely import box
 
 from geodata.validate import validate
 from server.audit import read as read_audit
-from tests.factories import grid_row, grids, six_grids
+from tests.factories import city_grids, grid_row, grids, six_grids
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_too_large_is_413(data_dir):
 
 def test_versions_and_restore(client, editor, store, data_dir):
     post(client, editor, message="six")
-    post(client, editor, grids([grid_row("only")]), message="one")
+    post(client, editor, grids([grid_row("only")]), message="one", confirm="replace")
     listing = client.get("/api/collections/grids/versions").get_json()["versions"]
     assert [(v["version"], v["features"], v["message"]) for v in listing] == [(2, 1, "one"), (1, 6, "six")]
     assert "version=1" in listing[1]["links"][0]["href"]
@@ -169,7 +169,7 @@ def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
     post(client, editor)
     smaller = six_grids()
     smaller = smaller[smaller.grid_id != "g21"].assign(population=lambda d: d.population.where(d.grid_id != "g00", 7))
-    post(client, editor, smaller)
+    post(client, editor, smaller, confirm="replace")  # one of six removed: 17 %
     body = client.get("/api/collections/grids/diff").get_json()  # the current version against the one before
     assert body["counts"] == {"added": 0, "removed": 1, "changed": 1}
     assert body["removed"] == ["g21"] and body["changed"][0]["fields"] == ["population"]
@@ -194,3 +194,69 @@ def test_the_report_speaks_the_readers_language(client, editor):
     en = client.post("/api/uploads/grids?lang=en", data={"file": geojson_file(bad)}, headers=editor,
                      content_type="multipart/form-data").get_json()["report"]["errors"][0]["message"]
     assert en.startswith("'park' is not one of")
+
+
+# --- the replace guard (SPEC §4) ---------------------------------------------------------------
+
+def test_one_streets_grids_replacing_a_city_need_confirmation(client, editor, store, data_dir):
+    city = city_grids()  # 4 districts × 2 streets × 50 grids
+    assert post(client, editor, city).status_code == 201
+    one_street = city[city.street == "海曙区0号街道"]
+    check = post(client, editor, one_street, dry_run="1")  # the check says what storing would do
+    assert check.status_code == 200
+    impact = check.get_json()["report"]["impact"]
+    assert (impact["removed"], impact["added"], impact["changed"], impact["unchanged"]) == (350, 0, 0, 50)
+    assert impact["needs_confirmation"] and impact["emptied_districts"] == ["北仑区", "江北区", "鄞州区"]
+
+    refused = post(client, editor, one_street)
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert body["error"]["code"] == "replace_needs_confirmation"
+    assert "350" in body["error"]["message"] and "北仑区、江北区、鄞州区" in body["error"]["message"]
+    assert {d["district"]: d["removed"] for d in body["error"]["details"]} == {
+        "北仑区": 100, "江北区": 100, "海曙区": 50, "鄞州区": 100}
+    assert body["report"]["impact"]["removed"] == 350 and body["version"] == 1
+    assert store.current("grids").version == 1 and len(store.read("grids")) == 400  # nothing stored
+    entry = read_audit(data_dir)[-1]
+    assert entry["outcome"] == "refused 409" and "350" in entry["error"]
+
+    stored = post(client, editor, one_street, confirm="replace")
+    assert stored.status_code == 201 and stored.get_json()["version"] == 2
+    assert stored.get_json()["report"]["impact"]["confirmed"] is True
+    assert len(store.read("grids")) == 50
+    assert [e["outcome"] for e in read_audit(data_dir)] == ["stored", "dry run", "refused 409", "stored"]
+
+
+@pytest.mark.parametrize("removed,status", [(2, 409), (1, 201)])
+def test_the_guard_starts_at_ten_percent(client, editor, store, removed, status):
+    rows = [grid_row(f"g{i:02d}") for i in range(20)]
+    post(client, editor, grids(rows))
+    resp = post(client, editor, grids(rows[removed:]))
+    assert resp.status_code == status, resp.get_json()
+    assert resp.get_json()["report"]["impact"]["removed_percent"] == removed * 5
+    assert store.current("grids").version == (1 if status == 409 else 2)
+
+
+def test_a_district_losing_all_its_grids_needs_confirmation_below_ten_percent(client, editor, store):
+    rows = [grid_row(f"g{i:02d}", district="江北区" if i == 19 else "海曙区") for i in range(20)]
+    post(client, editor, grids(rows))
+    resp = client.post("/api/uploads/grids?lang=en", data={"file": geojson_file(grids(rows[:19]))}, headers=editor,
+                       content_type="multipart/form-data")
+    assert resp.status_code == 409
+    assert "1 district loses all its grids: 江北区" in resp.get_json()["error"]["message"]
+    assert store.current("grids").version == 1
+
+
+def test_merge_and_first_uploads_never_ask(client, editor, store):
+    assert post(client, editor, grids([grid_row("only")])).status_code == 201  # from nothing
+    post(client, editor, confirm="replace")  # six grids
+    merged = post(client, editor, grids([grid_row("new")]), mode="merge")
+    assert merged.status_code == 201
+    impact = merged.get_json()["report"]["impact"]
+    assert (impact["removed"], impact["added"], impact["needs_confirmation"]) == (0, 1, False)
+
+
+def test_confirm_is_one_word(client, editor):
+    post(client, editor)
+    resp = post(client, editor, grids([grid_row("only")]), confirm="yes")
+    assert resp.status_code == 400 and "confirm" in resp.get_json()["error"]["message"]
