@@ -60,3 +60,14 @@ class TooLarge(GridmapError):
 class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(GridmapError):
+    """Too many tries: ``retry_after`` seconds until one is allowed again (the Retry-After header)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, details: list | None = None):
+        super().__init__(message, details)
+        self.retry_after = retry_after
