@@ -15,14 +15,17 @@ same count, which a count-after-the-answer limiter lets through.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
-from geodata.errors import TooManyRequests
+from geodata.errors import ServiceUnavailable, TooManyRequests
+
+log = logging.getLogger(__name__)
 
 LIMIT = 5
 WINDOW_S = 15 * 60
@@ -61,8 +64,18 @@ class Attempts:
     def reserve(self, scope: str, name: str, address: str) -> None:
         """Count one try for ``name`` (if any) and ``address``; TooManyRequests if either is used up.
 
-        The try counts as a failure until ``clear`` takes it back.
+        The try counts as a failure until ``clear`` takes it back.  If the counts cannot be kept
+        (disk full, unreadable file) nobody is let try: 503, not an unlimited sign-in.
         """
+        try:
+            wait = self._reserve(scope, name, address)
+        except (sqlite3.Error, OSError) as e:
+            log.error("cannot count failed attempts in %s: %s", self.path, e)
+            raise ServiceUnavailable("sign-in is unavailable for a moment; the error is logged", retry_after=60) from e
+        if wait is not None:
+            raise TooManyRequests(f"too many failed attempts; try again in {wait} s", retry_after=wait)
+
+    def _reserve(self, scope: str, name: str, address: str) -> int | None:
         now = self.clock()
         with closing(self._connect()) as conn:
             conn.execute("BEGIN IMMEDIATE")  # one writer across processes: check and count are one step
@@ -75,15 +88,19 @@ class Attempts:
                     conn.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (scope, name, address, now))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # keep the first error, not "no transaction is active"
+                    conn.execute("ROLLBACK")
                 raise
-        if wait is not None:
-            raise TooManyRequests(f"too many failed attempts; try again in {wait} s", retry_after=wait)
+        return wait
 
     def clear(self, scope: str, name: str, address: str) -> None:
         """The secret was right: forget this address's failures for ``name`` (not for other names)."""
-        with closing(self._connect()) as conn:
-            conn.execute("DELETE FROM failures WHERE scope = ? AND name = ? AND address = ?", (scope, name, address))
+        try:
+            with closing(self._connect()) as conn:
+                conn.execute("DELETE FROM failures WHERE scope = ? AND name = ? AND address = ?",
+                             (scope, name, address))
+        except (sqlite3.Error, OSError) as e:  # the sign-in stands; its try stays counted until the window passes
+            log.error("cannot clear failed attempts in %s: %s", self.path, e)
 
     def _wait(self, conn: sqlite3.Connection, scope: str, column: str, value: str, now: float) -> int | None:
         """Seconds until ``value`` may try again (None: it may now): when its LIMIT-th newest failure expires."""

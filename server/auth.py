@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import wraps
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from geodata.errors import Forbidden, TooManyRequests, Unauthorized
+from geodata.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 
 from .attempts import Attempts
 from .errors import error_response, wants_json
@@ -86,7 +87,8 @@ def register(app: Flask) -> None:
             scheme, _, token = header.partition(" ")
             user = users().by_token(token.strip()) if scheme.lower() == "bearer" else None
             if user is None:
-                attempts().reserve("token", "", request.remote_addr or "")  # 429 once this address is used up
+                with contextlib.suppress(ServiceUnavailable):  # counts unavailable: the answer is a 401 anyway
+                    attempts().reserve("token", "", request.remote_addr or "")  # 429 once this address is used up
                 raise Unauthorized("the API token is not valid")
             g.user, g.by_token = user, True
             return

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
           413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
-          500: "internal_error"}
+          500: "internal_error", 503: "service_unavailable"}
 
 
 def wants_json() -> bool:

@@ -338,3 +338,17 @@ def test_security_headers_on_every_kind_of_response(app, client, tokens):
     failed = client.get("/test-boom", headers={"Accept": "text/html"})
     assert failed.status_code == 500
     assert_browser_headers(failed, page=True)
+
+
+def test_when_the_counts_cannot_be_kept_sign_in_is_a_503_not_unlimited(app, client, tokens, monkeypatch):
+    import sqlite3
+
+    def broken():
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(app.extensions["gridmap_attempts"], "_connect", broken)
+    resp = client.post("/login", data={"name": "editor1", "password": "editor-pw", "csrf_token": csrf_token(client)},
+                       headers={"Accept": "application/json"})
+    assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "service_unavailable"
+    assert "Retry-After" in resp.headers
+    assert client.get("/api/collections", headers=bearer("guess")).status_code == 401  # refused either way
