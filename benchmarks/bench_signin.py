@@ -44,7 +44,8 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             print(f"30 wrong passwords for one account:   {elapsed:5.2f} s  statuses {dict(statuses)}")
             resp = sign_in(session, base, "wang", "right-password")
-            print(f"then the right password:               {resp.status_code}  Retry-After {resp.headers.get('Retry-After')} s")
+            print(f"then the right password:               {resp.status_code}  "
+                  f"Retry-After {resp.headers.get('Retry-After')} s")
 
         def median_ms(name: str) -> float:
             times = []

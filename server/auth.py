@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -74,6 +75,8 @@ def register(app: Flask) -> None:
     app.extensions["gridmap_users"] = UserStore(app.config["DATA_DIR"])
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, only for cookie-signed writes
     app.extensions["gridmap_attempts"] = Attempts(app.config["DATA_DIR"])
+    if app.config["TRUSTED_PROXIES"]:  # else every client behind a proxy is one address to the sign-in limit
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=app.config["SECURE_COOKIES"])
     csrf.init_app(app)

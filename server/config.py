@@ -36,6 +36,8 @@ SETTINGS = (
     Setting("DEMO", True, "fill an empty data directory with the Ningbo demo at start", _bool),
     Setting("PUBLIC_READ", True, "anyone may read; 0 = reading needs a signed-in user", _bool),
     Setting("SECRET_KEY", None, "signs browser sessions; set it in production (a random one is made otherwise)"),
+    Setting("TRUSTED_PROXIES", 0, "proxies in front whose X-Forwarded-For names the client (sign-in limit, audit)",
+            int),
     Setting("SECURE_COOKIES", False, "send cookies over HTTPS only (set it when the site is served over HTTPS)", _bool),
     Setting("BASEMAP", "osm", "base map: osm, tianditu, none, or a tile URL template with {z}/{x}/{y}"),
     Setting("TIANDITU_KEY", "", "API key for the Tianditu base map"),

@@ -352,3 +352,36 @@ def test_when_the_counts_cannot_be_kept_sign_in_is_a_503_not_unlimited(app, clie
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "service_unavailable"
     assert "Retry-After" in resp.headers
     assert client.get("/api/collections", headers=bearer("guess")).status_code == 401  # refused either way
+
+
+def test_guesses_sent_at_once_get_no_more_than_five_checks(app, tokens):
+    # each try is counted before its password is checked, so parallel guesses cannot all pass one count
+    import threading
+
+    clients = [app.test_client() for _ in range(12)]
+    forms = [csrf_token(c) for c in clients]
+    start, statuses = threading.Barrier(len(clients)), []
+
+    def guess(client, form):
+        start.wait()
+        statuses.append(client.post("/login", data={"name": "editor1", "password": "wrong",
+                                                    "csrf_token": form}).status_code)
+
+    threads = [threading.Thread(target=guess, args=pair) for pair in zip(clients, forms)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [401] * 5 + [429] * 7
+
+
+def test_behind_trusted_proxies_the_forwarded_address_is_counted(data_dir):
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "TRUSTED_PROXIES": 1})
+    app.extensions["gridmap_users"].add("he", "viewer", password="pw")
+    client = app.test_client()
+    for i in range(5):
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+        sign_in(client, f"n{i}", "wrong")
+    assert sign_in(client, "he", "pw").status_code == 429  # the same client behind the proxy
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.8"
+    assert sign_in(client, "he", "pw").status_code == 302  # another client through the same proxy
