@@ -27,7 +27,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from geodata.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from geodata.errors import Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized
 
 from .attempts import Attempts
 from .errors import error_response, wants_json
@@ -146,7 +146,8 @@ def login():
 def logout():
     user = current_user()
     if user is not None and not g.get("by_token"):
-        users().end_sessions(user.name)  # every browser of this user, copied cookies included
+        with contextlib.suppress(NotFound):  # removed meanwhile: no session of it is valid anyway
+            users().end_sessions(user.name)  # every browser of this user, copied cookies included
     session.clear()
     return redirect(url_for("pages.city"))
 

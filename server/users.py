@@ -91,9 +91,9 @@ class UserStore:
     def by_session(self, name: str, nonce: str | None) -> User | None:
         """The user a browser session names, while the session is still valid."""
         user = self.all().get(name)
-        if user is None or not user.session_nonce or not nonce or not secrets.compare_digest(user.session_nonce, nonce):
+        if user is None or not user.session_nonce or not isinstance(nonce, str):
             return None
-        return user
+        return user if secrets.compare_digest(user.session_nonce, nonce) else None
 
     def session_nonce(self, name: str) -> str:
         """The nonce a new session of ``name`` carries (made on first use for records that have none)."""
