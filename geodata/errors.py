@@ -60,3 +60,31 @@ class TooLarge(GridmapError):
 class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(GridmapError):
+    """Too many tries: ``retry_after`` seconds until one is allowed again (the Retry-After header)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, details: list | None = None, retry_after: int = 60):
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return type(self), (self.message, self.details, self.retry_after)
+
+
+class ServiceUnavailable(GridmapError):
+    """Too busy (or a job ran out of time): try again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, details: list | None = None, retry_after: int = 5):
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return type(self), (self.message, self.details, self.retry_after)

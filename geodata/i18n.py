@@ -116,6 +116,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "auth.name": ("用户名", "User name"),
     "auth.password": ("密码", "Password"),
     "auth.failed": ("用户名或密码不正确", "Wrong user name or password"),
+    "auth.limited": ("登录失败次数过多，请 {minutes} 分钟后再试", "Too many failed sign-ins; try again in {minutes} min"),
     "role.viewer": ("查看者", "viewer"),
     "role.editor": ("编辑", "editor"),
     "role.admin": ("管理员", "admin"),

@@ -63,7 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
 
-    from . import api, assets, auth, dashboard, editing, errors, i18n, pages, planning, uploads
+    from . import api, assets, auth, dashboard, editing, errors, headers, i18n, pages, planning, uploads
 
     auth.register(app)
     app.register_blueprint(api.blueprint)
@@ -75,6 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
     i18n.register(app)
     app.register_blueprint(pages.blueprint)
     errors.register(app)
+    headers.register(app)
     return app
 
 

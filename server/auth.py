@@ -1,7 +1,12 @@
 """Who is asking: API tokens for scripts, a signed session cookie for browsers; role checks.
 
 - ``Authorization: Bearer <token>`` identifies a script; a bad token is a 401.
-- ``/login`` signs a browser in (session cookie: HttpOnly, SameSite=Lax).
+- ``/login`` signs a browser in (session cookie: HttpOnly, SameSite=Lax, Secure
+  with ``GRIDMAP_SECURE_COOKIES=1``).  The session carries the user's session
+  nonce: logout, a token or password reset end every session of that user.
+- Failed sign-ins are limited per account and per address (``attempts``): 429
+  with ``Retry-After``.  Bad bearer tokens are limited per address the same way
+  (counted apart), though only on the failing path: good tokens never wait.
 - Every write needs a user with the right role (401 without one, 403 with too
   little), and a write made with the session cookie must carry a CSRF token;
   token-authenticated writes need none (no browser sends them by itself).
@@ -10,18 +15,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from geodata.errors import Forbidden, Unauthorized
+from geodata.errors import Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized
 
-from .errors import error_response
+from .attempts import Attempts
+from .errors import error_response, wants_json
 from .users import User, UserStore
 
 blueprint = Blueprint("auth", __name__)
@@ -37,6 +46,10 @@ class LoginForm(FlaskForm):
 
 def users() -> UserStore:
     return current_app.extensions["gridmap_users"]
+
+
+def attempts() -> Attempts:
+    return current_app.extensions["gridmap_attempts"]
 
 
 def current_user() -> User | None:
@@ -61,7 +74,11 @@ def require(role: str):
 def register(app: Flask) -> None:
     app.extensions["gridmap_users"] = UserStore(app.config["DATA_DIR"])
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, only for cookie-signed writes
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.extensions["gridmap_attempts"] = Attempts(app.config["DATA_DIR"])
+    if app.config["TRUSTED_PROXIES"]:  # else every client behind a proxy is one address to the sign-in limit
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=app.config["SECURE_COOKIES"])
     csrf.init_app(app)
     app.register_blueprint(blueprint)
 
@@ -73,14 +90,16 @@ def register(app: Flask) -> None:
             scheme, _, token = header.partition(" ")
             user = users().by_token(token.strip()) if scheme.lower() == "bearer" else None
             if user is None:
+                with contextlib.suppress(ServiceUnavailable):  # counts unavailable: the answer is a 401 anyway
+                    attempts().reserve("token", "", request.remote_addr or "")  # 429 once this address is used up
                 raise Unauthorized("the API token is not valid")
             g.user, g.by_token = user, True
             return
         name = session.get("user")
         if name:
-            g.user = users().all().get(name)
+            g.user = users().by_session(name, session.get("nonce"))
             if g.user is None:
-                session.clear()  # the user was removed
+                session.clear()  # signed out elsewhere, reset or removed
         if g.user is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
             csrf.protect()
         if (not app.config["PUBLIC_READ"] and g.user is None and request.method != "OPTIONS"
@@ -105,10 +124,19 @@ def login():
     if request.method == "POST":
         status = 400  # an incomplete or forged form (no CSRF token) signs nobody in
         if form.validate():
-            user = users().check_password(form.name.data, form.password.data)
+            name, address = form.name.data, request.remote_addr or ""
+            try:
+                attempts().reserve("password", name, address)  # before the check: parallel guesses count too
+            except TooManyRequests as e:
+                if wants_json():
+                    raise
+                page = render_template("login.html", form=form, limited_minutes=math.ceil(e.retry_after / 60))
+                return page, 429, {"Retry-After": str(e.retry_after)}
+            user = users().check_password(name, form.password.data)
             if user is not None:
+                attempts().clear("password", name, address)
                 session.clear()
-                session["user"] = user.name
+                session["user"], session["nonce"] = user.name, users().session_nonce(user.name)
                 return redirect(_safe_next(request.args.get("next")))
             status = 401
     return render_template("login.html", form=form, failed=status != 200), status
@@ -116,6 +144,10 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
+    user = current_user()
+    if user is not None and not g.get("by_token"):
+        with contextlib.suppress(NotFound):  # removed meanwhile: no session of it is valid anyway
+            users().end_sessions(user.name)  # every browser of this user, copied cookies included
     session.clear()
     return redirect(url_for("pages.city"))
 

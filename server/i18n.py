@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from geodata.i18n import HTML_LANG, LANGUAGES, language, text
 
@@ -31,7 +31,8 @@ def register(app: Flask) -> None:
     def remember_language(response):
         asked = request.args.get("lang")
         if asked and language(asked) == asked.split("-")[0].lower():
-            response.set_cookie(COOKIE, language(asked), max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+            response.set_cookie(COOKIE, language(asked), max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                                secure=current_app.config["SECURE_COOKIES"])
         return response
 
     @app.context_processor

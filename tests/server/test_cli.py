@@ -257,3 +257,31 @@ def test_reads_os_environ_by_default_and_only_then(monkeypatch):
     monkeypatch.setenv("GRIDMAP_PORT", "5051")
     assert config.load()["PORT"] == 5051
     assert config.load(environ={})["PORT"] == 5000
+
+
+# --- users ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["reset", "li", "--password"], ["reset", "li"], ["remove", "li"]])
+def test_user_reset_and_remove_end_the_users_browser_sessions(tmp_path, command):
+    from server import create_app
+    from server.users import UserStore
+    from tests.server.test_auth import sign_in
+
+    data_dir = tmp_path / "data"
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    UserStore(data_dir).add("li", "editor", password="li-pw")
+    browser = app.test_client()
+    assert sign_in(browser, "li", "li-pw").status_code == 302
+    assert browser.get("/upload").status_code == 200
+    copy = app.test_client()  # the cookie as copied before the reset
+    cookie = browser.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    copy.set_cookie(cookie.key, cookie.value)
+
+    assert copy.get("/upload").status_code == 200
+
+    result = subprocess.run([sys.executable, "-m", "server", "user", *command, "--data-dir", str(data_dir)],
+                            cwd=ROOT, env=clean_env(), input="new-pw\n", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for client in (browser, copy):
+        resp = client.get("/upload")
+        assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
