@@ -28,7 +28,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from . import geojson
+from . import geojson, tables
 from .crs import STORAGE_CRS
 from .io import harden_gdal
 from .schema import DERIVED, LAYERS, POLYGONAL, Layer
@@ -141,7 +141,8 @@ def _free_name(wanted: str, taken: set[str]) -> str:
 
 
 def _csv(frame: gpd.GeoDataFrame) -> bytes:
-    """One row per feature, properties then ``geometry`` as WKT, UTF-8 with a BOM; numbers unquoted."""
+    """One row per feature, properties then ``geometry`` as WKT, UTF-8 with a BOM; numbers unquoted;
+    no text cell a spreadsheet would run as a formula (:mod:`geodata.tables`)."""
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     for column in table.columns:
         values = table[column]
@@ -149,9 +150,7 @@ def _csv(frame: gpd.GeoDataFrame) -> bytes:
             table[column] = values.map(lambda v: geojson.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
     wkt = shapely.to_wkt(frame.geometry.values, rounding_precision=-1)  # full precision, trimmed
     table["geometry"] = pd.array(wkt, dtype=object)
-    text = io.StringIO()
-    table.to_csv(text, index=False)
-    return text.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+    return tables.to_csv(table)
 
 
 def _gpkg(frame: gpd.GeoDataFrame, layer_name: str, layer: Layer | None) -> bytes:

@@ -7,6 +7,7 @@ would see.  Without it those tests skip, naming it; with ``CI=true`` they fail.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -224,3 +225,16 @@ def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, client, loaded
         # a DBF cannot tell an empty text from a null: both come back null
         assert after[key] == {k: (v if v != "" else None) for k, v in props.items()}, key
     assert after["g11"]["population"] is None and after["g10"]["instructor"] is None
+
+
+def test_csv_cells_cannot_start_a_formula(client, store):
+    """OWASP CSV injection: text starting = + - @ tab CR gets a leading ', numbers stay numbers."""
+    grids = six_grids()
+    hostile = ["=1+1", "+86", "-x", "@SUM(A1)", "=2", "-cmd|' /C calc'!A0"]  # (a leading tab or CR is trimmed)
+    grids["name"] = hostile
+    grids["change"] = [-3, 1, 2, 3, 4, 5]  # a numeric column kept from an upload
+    store.write("grids", validate(grids, "grids").data, author="tester")
+    rows = list(csv.DictReader(io.StringIO(download(client, "/api/download/grids.csv").data.decode("utf-8-sig"),
+                                           newline="")))
+    assert [r["name"] for r in rows] == ["'" + v for v in hostile]
+    assert rows[0]["change"] == "-3"
