@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from xml.etree import ElementTree
 
 import pytest
 import shapely
@@ -238,3 +239,16 @@ def test_csv_cells_cannot_start_a_formula(client, store):
                                            newline="")))
     assert [r["name"] for r in rows] == ["'" + v for v in hostile]
     assert rows[0]["change"] == "-3"
+
+
+def test_kml_is_well_formed_whatever_the_property_names(client, store, ogrinfo):
+    """A property named like markup (kept from an upload) still gives a KML file XML parsers and GDAL read."""
+    grids = six_grids()
+    grids["<img src=x onerror=alert(1)>"] = "]]><b>"
+    grids['say "hi"'] = "x"
+    store.write("grids", validate(grids, "grids").data, author="tester")
+    data = download(client, "/api/download/grids.kml").data
+    root = ElementTree.fromstring(data)
+    names = [e.get("name") for e in root.iter("{http://www.opengis.net/kml/2.2}SimpleField")]
+    assert "<img src=x onerror=alert(1)>" in names and 'say "hi"' in names
+    assert feature_count(ogrinfo(data, "grids.kml")) == 6
