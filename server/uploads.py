@@ -12,7 +12,7 @@ from geodata.errors import BadRequest, GridmapError, PreconditionFailed
 from geodata.diff import diff as versions_diff
 from geodata.uploads import upload
 
-from . import audit, services
+from . import audit, privacy, services
 from .auth import current_user, require
 from .i18n import current_language
 
@@ -92,7 +92,7 @@ def versions(collection_id: str):
     if collection_id not in store.layer_names:
         raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
     return jsonify({"collection": collection_id, "versions": [
-        {**v.to_dict(), "links": [{"rel": "enclosure", "type": "application/geo+json",
+        {**privacy.version_record(v), "links": [{"rel": "enclosure", "type": "application/geo+json",
                                    "href": url_for("api.download", collection_id=collection_id, ext="geojson",
                                                    version=v.version, _external=True)}]}
         for v in reversed(store.versions(collection_id))]})
@@ -144,7 +144,13 @@ def version_diff(collection_id: str):
         raise BadRequest("there is no earlier version to compare with; give 'from'")
     store.version(collection_id, before), store.version(collection_id, to)  # 404 for a missing one
     key = services().catalog.layer(collection_id).key
-    return versions_diff(store.read(collection_id, before), store.read(collection_id, to), key), before, to
+    hidden = privacy.hidden_fields() - {key}  # compared as this reader sees them: no change to a hidden field shows
+
+    def seen(number: int):
+        frame = store.read(collection_id, number)
+        return frame.drop(columns=[c for c in frame.columns if c in hidden])
+
+    return versions_diff(seen(before), seen(to), key), before, to
 
 
 def _version_arg(name: str) -> int | None:

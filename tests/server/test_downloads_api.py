@@ -97,7 +97,8 @@ def download(client, url: str, status: int = 200):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("collection, count, filename", [("grids", 5, "grids-v2"), ("coverage", 5, "coverage")])
-def test_every_format_is_a_file_gdal_reads_whole(client, loaded, ogrinfo, fmt, collection, count, filename):
+def test_every_format_is_a_file_gdal_reads_whole(viewer_client, loaded, ogrinfo, fmt, collection, count, filename):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = download(client, f"/api/download/{collection}.{fmt}")
     assert resp.headers["Content-Type"] == MEDIA_TYPES[fmt]
     assert resp.headers["Content-Disposition"] == f'attachment; filename="{filename}.{fmt}"'
@@ -130,8 +131,9 @@ def test_filters_and_versions_choose_the_features(client, loaded, ogrinfo, fmt):
     assert resp.headers["Content-Disposition"] == f'attachment; filename="grids-v1.{fmt}"'
 
 
-def test_downloaded_values_are_the_layers(client, loaded, store):
+def test_downloaded_values_are_the_layers(viewer_client, loaded, store):
     """The CSV has the stored values, integers unquoted and whole, nulls empty, Chinese readable."""
+    client = viewer_client  # a signed-in reader: restricted fields included
     data = download(client, "/api/download/grids.csv").data
     assert data.startswith(b"\xef\xbb\xbf")
     lines = data.decode("utf-8-sig").splitlines()
@@ -201,7 +203,8 @@ def test_a_new_version_is_a_new_download(client, loaded, store):
 
 # --- a downloaded Shapefile goes back up -------------------------------------------------------
 
-def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, client, loaded):
+def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, viewer_client, loaded):
+    client = viewer_client  # a signed-in reader: restricted fields included
     token = app.extensions["gridmap_users"].add("e", "editor")[1]
     zipped = download(client, "/api/download/grids.zip").data
     resp = client.post("/api/uploads/grids", data={"file": (io.BytesIO(zipped), "grids-v2.zip"),
