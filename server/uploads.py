@@ -93,8 +93,8 @@ def versions(collection_id: str):
         raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
     return jsonify({"collection": collection_id, "versions": [
         {**privacy.version_record(v), "links": [{"rel": "enclosure", "type": "application/geo+json",
-                                   "href": url_for("api.download", collection_id=collection_id, ext="geojson",
-                                                   version=v.version, _external=True)}]}
+                                                 "href": url_for("api.download", collection_id=collection_id,
+                                                                 ext="geojson", version=v.version, _external=True)}]}
         for v in reversed(store.versions(collection_id))]})
 
 
@@ -143,14 +143,12 @@ def version_diff(collection_id: str):
     if before < 1:
         raise BadRequest("there is no earlier version to compare with; give 'from'")
     store.version(collection_id, before), store.version(collection_id, to)  # 404 for a missing one
-    key = services().catalog.layer(collection_id).key
-    hidden = privacy.hidden_fields() - {key}  # compared as this reader sees them: no change to a hidden field shows
+    catalog = services().catalog
 
-    def seen(number: int):
-        frame = store.read(collection_id, number)
-        return frame.drop(columns=[c for c in frame.columns if c in hidden])
+    def seen(number: int):  # as this reader sees it: a change to a field hidden from them does not show
+        return catalog.get(collection_id, number, hidden=privacy.hidden_fields()).features.gdf
 
-    return versions_diff(seen(before), seen(to), key), before, to
+    return versions_diff(seen(before), seen(to), catalog.layer(collection_id).key), before, to
 
 
 def _version_arg(name: str) -> int | None:
