@@ -55,7 +55,8 @@ class Layer:
         return next((f for f in self.fields if f.name == name), None)
 
     def without(self, names) -> "Layer":
-        """This layer as a reader who may not see the fields ``names`` knows it."""
+        """This layer as a reader who may not see the fields ``names`` knows it (the key always stays)."""
+        names = set(names) - {self.key}
         if not any(f.name in names for f in self.fields):
             return self
         return replace(self, fields=tuple(f for f in self.fields if f.name not in names))

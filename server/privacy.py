@@ -17,6 +17,7 @@ The files that hold secrets or personal records are the service user's alone (06
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -51,17 +52,20 @@ def version_record(version) -> dict:
     return record
 
 
-def tighten(data_dir: str | Path) -> None:
+def tighten(data_dir: str | Path, log: logging.Logger) -> None:
     """Make the private files that exist in ``data_dir`` readable and writable by this user only."""
     for name in PRIVATE_FILES:
+        path = Path(data_dir) / name
         with contextlib.suppress(FileNotFoundError):
-            path = Path(data_dir) / name
             if path.stat().st_mode & 0o777 != PRIVATE_MODE:
-                os.chmod(path, PRIVATE_MODE)
+                try:
+                    os.chmod(path, PRIVATE_MODE)
+                except PermissionError:  # another user's file: say so, and serve anyway
+                    log.warning("cannot make %s readable by this user only (chmod 600 it)", path)
 
 
 def register(app: Flask) -> None:
-    tighten(app.config["DATA_DIR"])
+    tighten(app.config["DATA_DIR"], app.logger)
 
     @app.after_request
     def vary_by_audience(response: Response) -> Response:
