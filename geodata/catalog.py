@@ -9,7 +9,7 @@ analysis per set of inputs and parameters, so repeated requests do no work.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 
@@ -26,14 +26,15 @@ ANALYSIS_INPUTS = ("grids", "centers", "districts")
 
 @dataclass(frozen=True)
 class Collection:
-    layer: Layer
+    layer: Layer  # as the reader sees it: without the fields hidden from them
     version: Version | None  # None: nothing stored yet, or a derived collection
     features: FeatureSet
     tag: str  # names the exact content: changes whenever the features may (for ETags and caches)
+    hidden: frozenset[str] = frozenset()  # the columns left out of these features for this reader
 
 
 class Catalog:
-    CACHE_SIZE = 8
+    CACHE_SIZE = 16  # stored and derived collections, each as everyone and as signed-in users see it
 
     def __init__(self, store: Store, params: Params = Params()):
         self.store = store
@@ -51,8 +52,24 @@ class Catalog:
             raise NotFound(f"no collection '{collection_id}'; collections are {', '.join(self.ids)}")
         return layer
 
-    def get(self, collection_id: str, version: int | None = None, params: Params | None = None) -> Collection:
-        """A collection ready for queries; ``params`` only matter to derived collections."""
+    def get(self, collection_id: str, version: int | None = None, params: Params | None = None,
+            hidden: frozenset[str] = frozenset()) -> Collection:
+        """A collection ready for queries; ``params`` only matter to derived collections.
+
+        ``hidden`` names fields this reader may not see (see ``server.privacy``): they are left out
+        of the features, and a collection that had any of them gets another ``tag``, so nothing
+        cached or validated for one audience is ever served to another.
+        """
+        full = self._full(collection_id, version, params)
+        present = (frozenset(hidden) & set(full.features.columns)) - {full.layer.key}  # features keep their key
+        if not present:
+            return replace(full, layer=full.layer.without(hidden))
+        tag = f"{full.tag}-without-{hashlib.sha256(repr(sorted(present)).encode()).hexdigest()[:8]}"
+        features = self._sets.get(("without", tag), lambda: FeatureSet(full.features.gdf.drop(columns=list(present)),
+                                                                        full.layer.without(present)))
+        return Collection(full.layer.without(hidden), full.version, features, tag, present)
+
+    def _full(self, collection_id: str, version: int | None, params: Params | None) -> Collection:
         layer = self.layer(collection_id)
         if collection_id in DERIVED:
             if version is not None:

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import zipfile
+from xml.sax.saxutils import quoteattr
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 import shapely
 
-from . import geojson
+from . import geojson, tables
 from .crs import STORAGE_CRS
 from .io import harden_gdal
 from .schema import DERIVED, LAYERS, POLYGONAL, Layer
@@ -141,7 +143,8 @@ def _free_name(wanted: str, taken: set[str]) -> str:
 
 
 def _csv(frame: gpd.GeoDataFrame) -> bytes:
-    """One row per feature, properties then ``geometry`` as WKT, UTF-8 with a BOM; numbers unquoted."""
+    """One row per feature, properties then ``geometry`` as WKT, UTF-8 with a BOM; numbers unquoted;
+    no text cell a spreadsheet would run as a formula (:mod:`geodata.tables`)."""
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     for column in table.columns:
         values = table[column]
@@ -149,9 +152,7 @@ def _csv(frame: gpd.GeoDataFrame) -> bytes:
             table[column] = values.map(lambda v: geojson.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
     wkt = shapely.to_wkt(frame.geometry.values, rounding_precision=-1)  # full precision, trimmed
     table["geometry"] = pd.array(wkt, dtype=object)
-    text = io.StringIO()
-    table.to_csv(text, index=False)
-    return text.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
+    return tables.to_csv(table)
 
 
 def _gpkg(frame: gpd.GeoDataFrame, layer_name: str, layer: Layer | None) -> bytes:
@@ -245,10 +246,31 @@ def _shapefile_zip(frame: gpd.GeoDataFrame, layer_name: str, layer: Layer | None
 
 
 def _kml(frame: gpd.GeoDataFrame, layer_name: str) -> bytes:
+    """KML through GDAL, well-formed whatever the data.
+
+    GDAL writes field names into XML attributes unescaped: every field but the placemark's
+    ``<name>`` and ``<description>`` (fixed names) is written under a plain stand-in (``gmf0``…)
+    swapped for its escaped name afterwards; text XML 1.0 cannot hold (control characters,
+    U+FFFE…) becomes U+FFFD first, rather than GDAL cutting it at a NUL or writing it as is.
+    """
     frame = _narrow_integers(frame)  # GDAL declares 64-bit integers as KML strings, 32-bit ones as int
     name_field = KML_NAME_FIELDS.get(layer_name, "name")
+    columns = [c for c in _properties(frame) if c not in (name_field, "description")]
+    frame = frame.rename(columns={column: f"gmf{i}" for i, column in enumerate(columns)})
+    for column in _properties(frame):
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            frame[column] = values.map(lambda v: _xml_text(v) if isinstance(v, str) else v)
     options = {"NameField": name_field} if name_field in frame.columns else {}
     out = io.BytesIO()
     pyogrio.write_dataframe(frame, out, layer=layer_name, driver="KML", dataset_options=options)
-    return out.getvalue()
+    names = [quoteattr(_xml_text(str(column))).encode("utf-8") for column in columns]
+    return re.sub(rb'(<Simple(?:Field|Data) name=)"gmf(\d+)"', lambda m: m[1] + names[int(m[2])], out.getvalue())
 
+
+# characters XML 1.0 cannot hold, even escaped
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)

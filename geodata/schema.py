@@ -8,7 +8,7 @@ the store, the API and (later) the upload report.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -53,6 +53,13 @@ class Layer:
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def without(self, names) -> "Layer":
+        """This layer as a reader who may not see the fields ``names`` knows it (the key always stays)."""
+        names = set(names) - {self.key}
+        if not any(f.name in names for f in self.fields):
+            return self
+        return replace(self, fields=tuple(f for f in self.fields if f.name not in names))
 
 
 GRID_TYPES = ("residential", "industrial_park", "commercial_market", "office_building", "other")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict
 
 import pandas as pd
 
 from .coverage import Analysis
 from .geojson import dumps
+from .tables import to_csv
 
 
 def rows(analysis: Analysis, level: str, unit: dict[str, str] | None = None) -> pd.DataFrame:
@@ -23,9 +23,7 @@ def rows(analysis: Analysis, level: str, unit: dict[str, str] | None = None) -> 
 def render(analysis: Analysis, level: str, unit: dict[str, str], fmt: str) -> bytes:
     frame = rows(analysis, level, unit)
     if fmt == "csv":
-        text = io.StringIO()
-        frame.to_csv(text, index=False)
-        return text.getvalue().encode("utf-8-sig")  # with a BOM, Excel opens Chinese text correctly
+        return to_csv(frame)
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return dumps({"level": level, "metric_crs": analysis.metric_crs, "parameters": asdict(analysis.params),
                   "rows": records}).encode("utf-8")

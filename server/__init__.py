@@ -63,9 +63,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
 
-    from . import api, assets, auth, dashboard, editing, errors, headers, i18n, pages, planning, uploads
+    from . import api, assets, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, uploads
 
     auth.register(app)
+    privacy.register(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(uploads.blueprint)
     app.register_blueprint(planning.blueprint)
@@ -84,8 +85,11 @@ def _stored_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if not path.exists():
         tmp = data_dir / f".secret_key.{os.getpid()}"
-        tmp.write_text(secrets.token_hex(32))
-        tmp.chmod(0o600)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a process of this id that died here
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:  # never readable by others
+            f.write(secrets.token_hex(32))
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)  # atomic and never overwrites: the first process to get here wins
         tmp.unlink()

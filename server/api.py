@@ -25,7 +25,7 @@ from geodata.schema import DERIVED
 from maps.coverage_map import NINGBO_CENTRE
 from maps.layers import Field, GeoJsonLayer, ReadySignal
 
-from . import negotiation, openapi, services
+from . import negotiation, openapi, privacy, services
 from .assets import map_assets
 from .i18n import current_language
 from .pages import render_map
@@ -63,8 +63,9 @@ def _only(*allowed: str) -> None:
 
 
 def _collection(collection_id: str):
-    """The collection the request asks for: its version, and for derived ones the analysis parameters."""
-    return services().catalog.get(collection_id, _version_param(), _analysis_params())
+    """The collection the request asks for: its version, for derived ones the analysis parameters,
+    and without the fields this reader may not see."""
+    return services().catalog.get(collection_id, _version_param(), _analysis_params(), privacy.hidden_fields())
 
 
 def _analysis_params():
@@ -133,7 +134,7 @@ def openapi_document():
     """This API described as OpenAPI 3.0; ``f=html`` is the service-doc: the routes as a page."""
     _only()
     fmt = negotiation.wanted()
-    doc = openapi.document(current_app, url_for("api.landing", _external=True).rstrip("/"))
+    doc = openapi.document(current_app, url_for("api.landing", _external=True).rstrip("/"), privacy.hidden_fields())
     if fmt == "html":
         response = _answer(fmt, doc, "api_docs.html", undocumented=openapi.undocumented(current_app))
     else:
@@ -161,7 +162,7 @@ def collections():
 def collection(collection_id: str):
     _only()
     fmt = negotiation.wanted()
-    found = services().catalog.get(collection_id)
+    found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())  # its page lists the fields
     etag = negotiation.etag_of(found.tag, request.url)
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
@@ -206,7 +207,7 @@ def queryables(collection_id: str):
     """The properties items can be filtered by (``?name=value``), as JSON Schema."""
     _only()
     fmt = negotiation.wanted()
-    layer = services().catalog.layer(collection_id)
+    layer = services().catalog.layer(collection_id).without(privacy.hidden_fields())
     doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True))
     return _answer(fmt, doc, "api_queryables.html", mimetype="application/schema+json", layer=layer)
 
@@ -297,7 +298,7 @@ def download(collection_id: str, ext: str):
         raise NotFound(f"collection '{collection_id}' has no data yet")
     query = Query.from_params(_filters(), found.features.columns)
     if ext == "geojson":
-        if query.selects_all and not derived:
+        if query.selects_all and not derived and not found.hidden:  # the stored file as it is
             body = services().store.read_geojson(collection_id, found.version.version)
         else:
             body = geojson.feature_collection(found.features.all(query))

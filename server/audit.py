@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def append(data_dir: Path, entry: dict) -> None:
     """Append one line; the lock keeps lines from several processes whole."""
     line = json.dumps(entry, ensure_ascii=False) + "\n"
     with FileLock(data_dir / "locks" / "audit.lock"):
-        with open(data_dir / "audit.log", "a", encoding="utf-8") as log:
+        # created readable by the service's user only (it names accounts and addresses), whatever the umask
+        fd = os.open(data_dir / "audit.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as log:
             log.write(line)
 
 

@@ -27,6 +27,12 @@ def _bool(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _names(value) -> tuple[str, ...]:
+    """A comma-separated list of names (or a list of them) as a tuple; empty for none."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
+
+
 SETTINGS = (
     Setting("DATA_DIR", "./gridmap-data", "where layers and their versions are stored"),
     Setting("HOST", "127.0.0.1", "address `python -m server` listens on"),
@@ -35,6 +41,8 @@ SETTINGS = (
     Setting("THREADS", 4, "threads per server process", int),
     Setting("DEMO", True, "fill an empty data directory with the Ningbo demo at start", _bool),
     Setting("PUBLIC_READ", True, "anyone may read; 0 = reading needs a signed-in user", _bool),
+    Setting("RESTRICTED_FIELDS", "instructor,party_branch,party_members",
+            "fields shown to signed-in users only (comma-separated; empty = none)", _names),
     Setting("SECRET_KEY", None, "signs browser sessions; set it in production (a random one is made otherwise)"),
     Setting("TRUSTED_PROXIES", 0, "proxies in front whose X-Forwarded-For names the client (sign-in limit, audit)",
             int),

@@ -17,7 +17,7 @@ from geodata.schema import LAYERS
 
 from maps.diff_map import diff_map
 
-from . import services
+from . import privacy, services
 from .assets import asset_url, map_assets
 from .auth import Forbidden, current_user
 from .i18n import current_language
@@ -77,6 +77,7 @@ def history(layer: str):
         "history.html", layer=layer, layers=_layers(), versions=versions,
         current=versions[0].version if versions else None,
         can_restore=user is not None and user.can("editor"),
+        show_authors=privacy.shows_authors(),
         shown_time=shown_time,
         texts={key: text(key, lang) for key in SCRIPT_TEXTS},
     )

@@ -164,9 +164,10 @@ SCHEMAS = {
     "Queryables": {"type": "object", "required": ["type", "properties"],
                    "properties": {"type": {"type": "string", "enum": ["object"]}, "title": STRING,
                                   "properties": {"type": "object", "additionalProperties": {"type": "object"}}}},
-    "Version": _object(["layer", "version", "time", "author", "message", "features", "sha256"],
+    "Version": _object(["layer", "version", "time", "message", "features", "sha256"],
                        layer=STRING, version={"type": "integer", "minimum": 1},
-                       time={"type": "string", "format": "date-time"}, author={"type": "string", "nullable": True},
+                       time={"type": "string", "format": "date-time"},
+                       author={"type": "string", "nullable": True, "description": "signed-in readers only"},
                        message=STRING, features={"type": "integer", "minimum": 0}, sha256=STRING,
                        links=_ref_array("Link")),
     "Versions": _object(["collection", "versions"], collection=STRING, versions=_ref_array("Version")),
@@ -254,11 +255,11 @@ def _filters(layer: Layer) -> list[dict]:
     return [_param_ref(f"{layer.name}.{f.name}") for f in layer.fields]
 
 
-def _parameters() -> dict:
+def _parameters(hidden: frozenset[str]) -> dict:
     """Shared parameters, each collection's property filters and the analysis what-ifs, by name."""
     params = dict(PARAMETERS)
     for cid in collection_ids():
-        layer = layer_of(cid)
+        layer = layer_of(cid).without(hidden)
         params.update({f"{cid}.{f.name}": _filter_parameter(f) for f in layer.fields})
     params.update({f"analysis.{f.name}": _analysis_parameter(f.name) for f in fields(Params)})
     return params
@@ -363,7 +364,7 @@ def _stored_or_analysis(cid: str) -> list[dict]:
 
 def _items(ctx: dict, values: dict) -> dict:
     cid = values["collection_id"]
-    layer = layer_of(cid)
+    layer = layer_of(cid).without(ctx["hidden"])
     limit = _query("limit", {"type": "integer", "minimum": 1, "maximum": ctx["max_items"], "default": 10},
                    f"at most this many features (default 10, at most {ctx['max_items']}: larger values are clamped)")
     params = [_param_ref("f"), _param_ref("bbox"), limit, _param_ref("offset"), *_stored_or_analysis(cid),
@@ -394,7 +395,8 @@ def _download(ctx: dict, values: dict) -> dict:
     disposition = {"Content-Disposition": {"description": "attachment; the file name names the version",
                                            "schema": STRING}}
     return _read(f"the whole of '{cid}' as a file", _ok("the file", content, **disposition), "404", tag="downloads",
-                 parameters=[ext, _param_ref("bbox"), *_stored_or_analysis(cid), *_filters(layer_of(cid))],
+                 parameters=[ext, _param_ref("bbox"), *_stored_or_analysis(cid),
+                             *_filters(layer_of(cid).without(ctx["hidden"]))],
                  description="The same property filters and bbox as items; no paging. "
                              "Stored layers' files are named after their version.")
 
@@ -569,9 +571,13 @@ def undocumented(app: Flask) -> list[str]:
     return sorted({r.endpoint for r in api_rules(app) if r.endpoint not in OPERATIONS})
 
 
-def document(app: Flask, server_url: str) -> dict:
-    """The whole description; ``server_url`` is the landing page's URL (``http://host/api``)."""
-    ctx = {"max_items": app.config["MAX_ITEMS"]}
+def document(app: Flask, server_url: str, hidden: frozenset[str] = frozenset()) -> dict:
+    """The whole description; ``server_url`` is the landing page's URL (``http://host/api``).
+
+    ``hidden``: fields this reader may not see (``server.privacy``), left out of the property
+    schemas and filters as they are left out of the answers.
+    """
+    ctx = {"max_items": app.config["MAX_ITEMS"], "hidden": hidden}
     paths: dict[str, dict] = {}
     for rule in api_rules(app):
         for path, values in _expand(rule):
@@ -583,7 +589,7 @@ def document(app: Flask, server_url: str) -> dict:
                 paths.setdefault(path, {})[method.lower()] = op
     schemas = dict(SCHEMAS)
     for cid in collection_ids():
-        layer = layer_of(cid)
+        layer = layer_of(cid).without(hidden)
         schemas[f"{cid}.properties"] = _properties_schema(layer)
         schemas[f"{cid}.feature"] = _feature_schema(layer)
         schemas[f"{cid}.collection"] = _collection_schema(layer)
@@ -600,7 +606,7 @@ def document(app: Flask, server_url: str) -> dict:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "parameters": _parameters(),
+            "parameters": _parameters(hidden),
             "responses": RESPONSES,
             "headers": HEADERS,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",

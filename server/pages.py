@@ -15,7 +15,7 @@ from geodata.errors import NotFound
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
-from . import services
+from . import privacy, services
 from .assets import map_assets
 from .i18n import current_language
 
@@ -83,7 +83,8 @@ def map_data(layer: str):
     spec = MAP_DATA.get(layer)
     if spec is None:
         raise NotFound(f"no map layer '{layer}'")
-    found = services().catalog.get(spec.collection)
+    # only what the layer draws decides its audience: shared when none of its fields are restricted
+    found = services().catalog.get(spec.collection, hidden=privacy.hidden_fields() & set(spec.fields))
 
     def build() -> tuple[bytes, bytes]:
         gdf = found.features.gdf

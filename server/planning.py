@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 
-from geodata import geojson, summaries
+from geodata import geojson, summaries, tables
 from geodata.coverage import LEVELS, analyse
 from geodata.errors import BadRequest, TooLarge
 from geodata.siting import recommend
@@ -34,9 +32,7 @@ def recommendations():
                        args.get("level", "community"), int(k), params, unit, args.get("solver", "auto"))
     if args.get("f") == "csv":
         table = result.sites.assign(lon=result.sites.geometry.x.round(6), lat=result.sites.geometry.y.round(6))
-        text = io.StringIO()
-        pd.DataFrame(table.drop(columns="geometry")).to_csv(text, index=False)
-        return Response(text.getvalue().encode("utf-8-sig"), mimetype="text/csv",
+        return Response(tables.to_csv(pd.DataFrame(table.drop(columns="geometry"))), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="recommendations.csv"'})
     body = geojson.feature_collection(
         geojson.feature_strings(result.sites), solver=result.solver, population=result.population,

@@ -12,7 +12,7 @@ from geodata.errors import BadRequest, GridmapError, PreconditionFailed
 from geodata.diff import diff as versions_diff
 from geodata.uploads import upload
 
-from . import audit, services
+from . import audit, privacy, services
 from .auth import current_user, require
 from .i18n import current_language
 
@@ -92,9 +92,9 @@ def versions(collection_id: str):
     if collection_id not in store.layer_names:
         raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
     return jsonify({"collection": collection_id, "versions": [
-        {**v.to_dict(), "links": [{"rel": "enclosure", "type": "application/geo+json",
-                                   "href": url_for("api.download", collection_id=collection_id, ext="geojson",
-                                                   version=v.version, _external=True)}]}
+        {**privacy.version_record(v), "links": [{"rel": "enclosure", "type": "application/geo+json",
+                                                 "href": url_for("api.download", collection_id=collection_id,
+                                                                 ext="geojson", version=v.version, _external=True)}]}
         for v in reversed(store.versions(collection_id))]})
 
 
@@ -143,8 +143,12 @@ def version_diff(collection_id: str):
     if before < 1:
         raise BadRequest("there is no earlier version to compare with; give 'from'")
     store.version(collection_id, before), store.version(collection_id, to)  # 404 for a missing one
-    key = services().catalog.layer(collection_id).key
-    return versions_diff(store.read(collection_id, before), store.read(collection_id, to), key), before, to
+    catalog = services().catalog
+
+    def seen(number: int):  # as this reader sees it: a change to a field hidden from them does not show
+        return catalog.get(collection_id, number, hidden=privacy.hidden_fields()).features.gdf
+
+    return versions_diff(seen(before), seen(to), catalog.layer(collection_id).key), before, to
 
 
 def _version_arg(name: str) -> int | None:

@@ -25,3 +25,12 @@ def client(app):
 @pytest.fixture
 def store(app):
     return app.extensions["gridmap"].store
+
+
+@pytest.fixture
+def viewer_client(app):
+    """A client sending a viewer's API token: a signed-in reader, who sees the restricted fields."""
+    _, token = app.extensions["gridmap_users"].add("reader", "viewer")
+    signed_in = app.test_client()
+    signed_in.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return signed_in

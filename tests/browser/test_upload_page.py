@@ -58,10 +58,11 @@ def upload_by_script(server, token, path, **form):
                             headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
-def api(server, path):
+def api(server, path, token=None):
     session = requests.Session()
     session.trust_env = False
-    return session.get(server.url(path), timeout=30).json()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}  # signed in: authors are shown
+    return session.get(server.url(path), headers=headers, timeout=30).json()
 
 
 def geojson_file(tmp_path, name, gdf):
@@ -107,7 +108,7 @@ def assert_quiet(tab, *answered: int):
     assert [url for url in tab.requests if not url.startswith("http://127.0.0.1:")] == []
 
 
-def test_check_reports_errors_then_a_fixed_file_is_stored(tab, editing_server, tmp_path):
+def test_check_reports_errors_then_a_fixed_file_is_stored(tab, editing_server, editing_data, tmp_path):
     page = tab.page
     sign_in_and_open_upload(tab, editing_server)
     assert page.is_hidden("#upload-store")
@@ -153,7 +154,7 @@ def test_check_reports_errors_then_a_fixed_file_is_stored(tab, editing_server, t
     assert page.is_hidden("#upload-store")
     collection = api(editing_server, "/api/collections/grids")
     assert collection["version"] == version and collection["numberOfFeatures"] == 6
-    newest = api(editing_server, "/api/collections/grids/versions")["versions"][0]
+    newest = api(editing_server, "/api/collections/grids/versions", editing_data[1])["versions"][0]
     assert (newest["version"], newest["author"], newest["message"]) == (version, "editor1", "六个网格")
 
     # the link after "stored" opens the history, which lists the new version first

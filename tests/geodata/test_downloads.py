@@ -7,6 +7,7 @@ import json
 import re
 import tempfile
 import zipfile
+from xml.etree import ElementTree
 
 import geopandas as gpd
 import pandas as pd
@@ -244,6 +245,27 @@ def test_kml_extended_data_reads_back_through_gridmaps_reader():
 def test_kml_names_placemarks_by_the_layers_name_field(name, field):
     gdf = gpd.GeoDataFrame({field: ["月湖街道"], "district": ["海曙区"]}, geometry=[box(0, 0, 1, 1)], crs=4326)
     assert "<name>月湖街道</name>" in to_format(gdf, "kml", name).decode("utf-8")
+
+
+HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", 'say "hi"', "a b", "1x", "&amp;", "中文名"]
+
+
+def test_kml_is_well_formed_xml_whatever_the_field_names_and_text():
+    """GDAL writes field names into attributes unescaped: a name like <img …> made the file unreadable."""
+    values = ["]]><x>", "a\x00b", "c\x01\x1fd", "e\ufffef", "tab\tok", "<![CDATA[x]]>"]
+    gdf = gpd.GeoDataFrame({"center_id": ["c1"], "name": ["x\x02y"], **{n: [v] for n, v in zip(HOSTILE_NAMES, values)},
+                            "x\x01y": [1]}, geometry=[shapely.Point(121.5, 29.8)], crs=4326)
+    data = to_format(gdf, "kml", "centers")
+    root = ElementTree.fromstring(data)  # well-formed
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    fields = [e.get("name") for e in root.iterfind(".//k:SimpleField", ns)]
+    assert fields == ["center_id", *HOSTILE_NAMES, "x\ufffdy"]
+    data_values = {e.get("name"): e.text for e in root.iterfind(".//k:SimpleData", ns)}
+    assert [data_values[n] for n in HOSTILE_NAMES] == ["]]><x>", "a\ufffdb", "c\ufffd\ufffdd", "e\ufffdf", "tab\tok",
+                                                       "<![CDATA[x]]>"]
+    assert root.find(".//k:Placemark/k:name", ns).text == "x\ufffdy"
+    got = read_upload(data, "centers.kml", "centers").data  # and gridmap's reader has every name back
+    assert set(HOSTILE_NAMES) <= set(got.columns) and got[HOSTILE_NAMES[0]][0] == "]]><x>"
 
 
 # --- all formats ----------------------------------------------------------------------------

@@ -120,7 +120,8 @@ def test_empty_layer_has_no_items(client, loaded):
     assert body["numberMatched"] == 0 and body["features"] == []
 
 
-def test_download_whole_layer_is_the_stored_file(client, loaded, store):
+def test_download_whole_layer_is_the_stored_file(viewer_client, loaded, store):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = client.get("/api/download/grids.geojson")
     assert resp.status_code == 200
     assert resp.data == store.read_geojson("grids")

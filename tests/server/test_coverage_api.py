@@ -113,3 +113,13 @@ def test_settings_set_the_default_radii(data_dir):
     store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
     body = app.test_client().get("/api/collections/coverage/items/g10").get_json(force=True)
     assert body["properties"]["coverage_ratio"] == 1.0
+
+
+def test_summary_csv_cells_cannot_start_a_formula(client, store):
+    layer = grids([grid_row("g00", district="=1+1", community="-x"), grid_row("g10", district="+86")])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    for level, column, expected in (("district", "district", {"'=1+1", "'+86"}), ("community", "community",
+                                                                                 {"'-x", "青石社区"})):
+        resp = client.get(f"/api/summary?level={level}&f=csv")
+        rows = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
+        assert {r[column] for r in rows} == expected

@@ -7,12 +7,14 @@ would see.  Without it those tests skip, naming it; with ``CI=true`` they fail.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 import re
 import shutil
 import subprocess
+from xml.etree import ElementTree
 
 import pytest
 import shapely
@@ -95,7 +97,8 @@ def download(client, url: str, status: int = 200):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("collection, count, filename", [("grids", 5, "grids-v2"), ("coverage", 5, "coverage")])
-def test_every_format_is_a_file_gdal_reads_whole(client, loaded, ogrinfo, fmt, collection, count, filename):
+def test_every_format_is_a_file_gdal_reads_whole(viewer_client, loaded, ogrinfo, fmt, collection, count, filename):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = download(client, f"/api/download/{collection}.{fmt}")
     assert resp.headers["Content-Type"] == MEDIA_TYPES[fmt]
     assert resp.headers["Content-Disposition"] == f'attachment; filename="{filename}.{fmt}"'
@@ -128,8 +131,9 @@ def test_filters_and_versions_choose_the_features(client, loaded, ogrinfo, fmt):
     assert resp.headers["Content-Disposition"] == f'attachment; filename="grids-v1.{fmt}"'
 
 
-def test_downloaded_values_are_the_layers(client, loaded, store):
+def test_downloaded_values_are_the_layers(viewer_client, loaded, store):
     """The CSV has the stored values, integers unquoted and whole, nulls empty, Chinese readable."""
+    client = viewer_client  # a signed-in reader: restricted fields included
     data = download(client, "/api/download/grids.csv").data
     assert data.startswith(b"\xef\xbb\xbf")
     lines = data.decode("utf-8-sig").splitlines()
@@ -199,7 +203,8 @@ def test_a_new_version_is_a_new_download(client, loaded, store):
 
 # --- a downloaded Shapefile goes back up -------------------------------------------------------
 
-def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, client, loaded):
+def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, viewer_client, loaded):
+    client = viewer_client  # a signed-in reader: restricted fields included
     token = app.extensions["gridmap_users"].add("e", "editor")[1]
     zipped = download(client, "/api/download/grids.zip").data
     resp = client.post("/api/uploads/grids", data={"file": (io.BytesIO(zipped), "grids-v2.zip"),
@@ -224,3 +229,29 @@ def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, client, loaded
         # a DBF cannot tell an empty text from a null: both come back null
         assert after[key] == {k: (v if v != "" else None) for k, v in props.items()}, key
     assert after["g11"]["population"] is None and after["g10"]["instructor"] is None
+
+
+def test_csv_cells_cannot_start_a_formula(client, store):
+    """OWASP CSV injection: text starting = + - @ tab CR gets a leading ', numbers stay numbers."""
+    grids = six_grids()
+    hostile = ["=1+1", "+86", "-x", "@SUM(A1)", "=2", "-cmd|' /C calc'!A0"]  # (a leading tab or CR is trimmed)
+    grids["name"] = hostile
+    grids["change"] = [-3, 1, 2, 3, 4, 5]  # a numeric column kept from an upload
+    store.write("grids", validate(grids, "grids").data, author="tester")
+    rows = list(csv.DictReader(io.StringIO(download(client, "/api/download/grids.csv").data.decode("utf-8-sig"),
+                                           newline="")))
+    assert [r["name"] for r in rows] == ["'" + v for v in hostile]
+    assert rows[0]["change"] == "-3"
+
+
+def test_kml_is_well_formed_whatever_the_property_names(client, store, ogrinfo):
+    """A property named like markup (kept from an upload) still gives a KML file XML parsers and GDAL read."""
+    grids = six_grids()
+    grids["<img src=x onerror=alert(1)>"] = "]]><b>"
+    grids['say "hi"'] = "x"
+    store.write("grids", validate(grids, "grids").data, author="tester")
+    data = download(client, "/api/download/grids.kml").data
+    root = ElementTree.fromstring(data)
+    names = [e.get("name") for e in root.iter("{http://www.opengis.net/kml/2.2}SimpleField")]
+    assert "<img src=x onerror=alert(1)>" in names and 'say "hi"' in names
+    assert feature_count(ogrinfo(data, "grids.kml")) == 6

@@ -144,7 +144,8 @@ def test_upload_page_preselects_a_layer(editor):
 
 # --- /history/<layer> ------------------------------------------------------------------------
 
-def test_history_lists_versions_newest_first_with_downloads(client, three_versions):
+def test_history_lists_versions_newest_first_with_downloads(viewer_client, three_versions):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = client.get("/history/grids")
     assert resp.status_code == 200
     page = resp.get_data(as_text=True)

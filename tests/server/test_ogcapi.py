@@ -145,7 +145,8 @@ def test_collection_document(client, loaded):
     assert client.get("/api/collections/gaps").get_json()["numberOfFeatures"] >= 0
 
 
-def test_queryables_are_json_schema_typed_from_the_layer(client, loaded):
+def test_queryables_are_json_schema_typed_from_the_layer(viewer_client, loaded):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = client.get("/api/collections/grids/queryables")
     assert resp.mimetype == "application/schema+json"
     schema = resp.get_json(force=True)
@@ -278,7 +279,8 @@ def test_item_page_properties_and_map(client, loaded):
     _only_local_assets(page)
 
 
-def test_collection_and_docs_pages(client, loaded):
+def test_collection_and_docs_pages(viewer_client, loaded):
+    client = viewer_client  # a signed-in reader: restricted fields included
     page = client.get("/api/collections/grids?f=html").get_data(as_text=True)
     for field in LAYERS["grids"].field_names:
         assert f"<code>{field}</code>" in page

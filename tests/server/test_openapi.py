@@ -27,7 +27,8 @@ def loaded(store):
 
 
 @pytest.fixture
-def doc(client):
+def doc(viewer_client):
+    client = viewer_client  # a signed-in reader: restricted fields included
     resp = client.get("/api/openapi")
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/vnd.oai.openapi+json;version=3.0"
@@ -94,7 +95,8 @@ def test_a_route_without_a_description_still_appears_and_is_named(app):
 
 
 @pytest.mark.parametrize("cid", COLLECTIONS)
-def test_items_parameters_filter_by_each_property(app, client, cid):
+def test_items_parameters_filter_by_each_property(app, viewer_client, cid):
+    client = viewer_client  # a signed-in reader: restricted fields included
     app.config["MAX_ITEMS"] = 500
     doc = client.get("/api/openapi").get_json(force=True)
     params = parameters(doc, operation(doc, f"/collections/{cid}/items"))

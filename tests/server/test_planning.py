@@ -59,3 +59,12 @@ def test_whatif_adds_proposed_centres_and_stores_nothing(client, loaded, store):
                                           "properties": {"level": "city"}}]}])
 def test_bad_whatif_requests(client, loaded, payload):
     assert client.post("/api/whatif", json=payload).status_code == 400
+
+
+def test_recommendations_csv_cells_cannot_start_a_formula(client, store):
+    layer = grids([grid_row("g00"), grid_row("g10", community="=HYPERLINK(1)", street="@SUM(1)", population=500)])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    [row] = list(csv.DictReader(io.StringIO(client.get("/api/recommendations?k=1&f=csv").data.decode("utf-8-sig"))))
+    assert (row["community"], row["street"]) == ("'=HYPERLINK(1)", "'@SUM(1)")
+    assert float(row["lon"]) > 0 and not row["new_population"].startswith("'")

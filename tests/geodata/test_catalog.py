@@ -1,0 +1,42 @@
+"""The catalog: collections as a reader may see them — hidden fields left out, under another tag."""
+
+import pytest
+
+from geodata.catalog import Catalog
+from geodata.store import FileStore
+from geodata.validate import validate
+from tests.factories import center_row, centers, six_grids
+
+RESTRICTED = frozenset({"instructor", "party_branch", "party_members"})
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    store = FileStore(tmp_path)
+    store.write("grids", validate(six_grids(), "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    return Catalog(store)
+
+
+def test_hidden_fields_are_left_out_of_features_layer_and_filters(catalog):
+    full, seen = catalog.get("grids"), catalog.get("grids", hidden=RESTRICTED)
+    assert RESTRICTED <= set(full.features.columns) and not RESTRICTED & set(seen.features.columns)
+    assert not RESTRICTED & set(seen.layer.field_names) and "instructor" not in seen.features.feature("g00")
+    assert seen.hidden == RESTRICTED and seen.tag != full.tag and seen.version == full.version
+    assert catalog.get("grids", hidden=RESTRICTED).features is seen.features  # made once
+
+
+def test_derived_collections_hide_them_too(catalog):
+    assert "party_members" not in catalog.get("streets", hidden=RESTRICTED).features.columns
+    assert "instructor" not in catalog.get("coverage", hidden=RESTRICTED).features.columns
+
+
+def test_a_collection_without_any_of_them_is_shared_by_every_reader(catalog):
+    full, seen = catalog.get("centers"), catalog.get("centers", hidden=RESTRICTED)
+    assert seen.tag == full.tag and seen.features is full.features and seen.hidden == frozenset()
+
+
+def test_the_key_is_never_hidden(catalog):
+    seen = catalog.get("grids", hidden=frozenset({"grid_id", "name"}))
+    assert "grid_id" in seen.features.columns and "name" not in seen.features.columns
+    assert seen.layer.key in seen.layer.field_names
