@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from geodata import geojson, io
 from geodata.errors import BadRequest, GridmapError, PreconditionFailed
 from geodata.diff import diff as versions_diff
+from geodata.params import version_number, whole_number
 from geodata.uploads import upload
 
 from . import audit, services
@@ -80,9 +81,7 @@ def _if_match(layer: str) -> int | None:
         if current is None:
             raise PreconditionFailed(f"layer '{layer}' has no version yet")
         return current.version
-    if not value.isdigit():
-        raise PreconditionFailed(f"If-Match must name a version of '{layer}', such as \"3\", not {raw!r}")
-    return int(value)
+    return whole_number(value, "If-Match", minimum=0, error=PreconditionFailed)
 
 
 @blueprint.get("/api/collections/<collection_id>/versions")
@@ -98,11 +97,12 @@ def versions(collection_id: str):
         for v in reversed(store.versions(collection_id))]})
 
 
-@blueprint.post("/api/collections/<collection_id>/versions/<int:number>/restore")
+@blueprint.post("/api/collections/<collection_id>/versions/<number>/restore")
 @require("editor")
-def restore(collection_id: str, number: int):
+def restore(collection_id: str, number: str):
     store = services().store
     try:
+        number = version_number(number, "n")  # [0-9] only: werkzeug's int converter takes any script's digits
         services().catalog.layer(collection_id)
         if collection_id not in store.layer_names:
             raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
@@ -149,8 +149,4 @@ def version_diff(collection_id: str):
 
 def _version_arg(name: str) -> int | None:
     raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"'{name}' must be a version number, not {raw!r}")
-    return int(raw)
+    return None if raw is None else version_number(raw, name)
