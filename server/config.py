@@ -40,6 +40,7 @@ SETTINGS = (
     Setting("TIANDITU_KEY", "", "API key for the Tianditu base map"),
     Setting("MAX_ITEMS", 10_000, "largest `limit` the items route accepts", int),
     Setting("MAX_UPLOAD_MB", 200, "largest upload accepted, in MiB (larger ones get 413)", int),
+    Setting("MAX_JSON_MB", 2, "largest body any route but uploads accepts, in MiB (larger ones get 413)", int),
     Setting("CORS_ORIGINS", "*", "origins whose pages may read /api cross-site (comma-separated, * any, empty none)"),
     Setting("RADIUS_COMMUNITY_M", 1000.0, "catchment radius of a community centre, metres", float),
     Setting("RADIUS_STREET_M", 2500.0, "catchment radius of a street centre, metres", float),

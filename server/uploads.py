@@ -15,12 +15,14 @@ from geodata.uploads import upload
 
 from . import audit, services
 from .auth import current_user, require
+from .bodies import large_body
 from .i18n import current_language
 
 blueprint = Blueprint("uploads", __name__)
 
 
 @blueprint.post("/api/uploads/<layer>")
+@large_body
 @require("editor")
 def upload_layer(layer: str):
     file = request.files.get("file")
