@@ -63,9 +63,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
 
-    from . import api, assets, auth, dashboard, editing, errors, i18n, pages, planning, uploads
+    from . import api, assets, audit, auth, dashboard, editing, errors, i18n, pages, planning, uploads
 
     auth.register(app)
+    audit.register(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(uploads.blueprint)
     app.register_blueprint(planning.blueprint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.errors import GridmapError
@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
-          413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error"}
+          413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
+          500: "internal_error", 507: "insufficient_storage"}
 
 
 def wants_json() -> bool:
@@ -24,6 +25,7 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None):
+    g.error_message = message  # for the audit line of a refused write
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details or []}}
         return make_response(jsonify(body), status)
