@@ -60,3 +60,21 @@ class TooLarge(GridmapError):
 class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
+
+
+class InsufficientStorage(GridmapError):
+    """The disk (or the service's quota) is full: nothing was stored."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+class DamagedStore(GridmapError):
+    """A layer's record (its manifest) cannot be read: the server must not guess; ``python -m server repair``."""
+
+    status = 500
+    code = "damaged_store"
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path

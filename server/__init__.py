@@ -53,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     Compress(app)
 
     store = FileStore(values["DATA_DIR"])
+    store.check()  # a damaged layer record stops the start (DamagedStore names the file), never half a service
     app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
     if values["DEMO"]:
         from geodata.demo import install_if_empty

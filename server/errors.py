@@ -35,6 +35,10 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def register(app: Flask) -> None:
     @app.errorhandler(GridmapError)
     def domain_error(e: GridmapError):
+        if e.status == 500:  # the server's own fault (a damaged record): the log has it, the client a summary
+            log.error("%s on %s %s: %s", e.code, request.method, request.path, e.message)
+            return error_response(500, e.code, "the server's data needs an administrator's attention; "
+                                               "the error is logged")
         response = error_response(e.status, e.code, e.message, e.details)
         if e.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
