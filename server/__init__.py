@@ -16,7 +16,7 @@ from geodata.catalog import Catalog
 from geodata.store import FileStore, Store
 from maps.coverage_map import Basemap
 
-from . import bodies
+from . import bodies, hosts
 from . import config as settings
 from .config import analysis_params
 
@@ -43,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(values)
     app.config["MAX_CONTENT_LENGTH"] = values["MAX_UPLOAD_MB"] * 2**20  # larger requests get 413
+    hosts.register(app)  # PUBLIC_URL and TRUSTED_HOSTS: the first request hook (a refused Host stops all)
     bodies.register(app)  # JSON provider, and MAX_JSON_MB for every route but uploads: first of the hooks
     # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",

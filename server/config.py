@@ -27,6 +27,12 @@ def _bool(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _list(value) -> list[str] | None:
+    """A comma-separated list; None when empty."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [item.strip() for item in items if item.strip()] or None
+
+
 SETTINGS = (
     Setting("DATA_DIR", "./gridmap-data", "where layers and their versions are stored"),
     Setting("HOST", "127.0.0.1", "address `python -m server` listens on"),
@@ -41,6 +47,10 @@ SETTINGS = (
     Setting("MAX_ITEMS", 10_000, "largest `limit` the items route accepts", int),
     Setting("MAX_UPLOAD_MB", 200, "largest upload accepted, in MiB (larger ones get 413)", int),
     Setting("MAX_JSON_MB", 2, "largest body any route but uploads accepts, in MiB (larger ones get 413)", int),
+    Setting("PUBLIC_URL", "", "the service's public address, the base of every absolute link "
+            "(https://host[:port][/prefix]); empty: the request's Host"),
+    Setting("TRUSTED_HOSTS", None, "Host headers accepted (comma-separated; .example.com takes subdomains); "
+            "others get 400. Empty: any", _list),
     Setting("CORS_ORIGINS", "*", "origins whose pages may read /api cross-site (comma-separated, * any, empty none)"),
     Setting("RADIUS_COMMUNITY_M", 1000.0, "catchment radius of a community centre, metres", float),
     Setting("RADIUS_STREET_M", 2500.0, "catchment radius of a street centre, metres", float),
