@@ -62,8 +62,13 @@ def create_app(config: dict | None = None) -> Flask:
         install_if_empty(store)
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
     catalog = Catalog(store, analysis_params(values))
-    app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
-                                         responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
+    # GRIDMAP_CACHE_MB split, not shared: pages and documents are keyed by what a client asks (any URL,
+    # any radius), so a flood of them can only evict each other, never the map layers (dear to rebuild)
+    budget = values["CACHE_MB"] * 2**20
+    app.extensions["gridmap"] = Services(
+        store=store, catalog=catalog, basemap=basemap,
+        display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
+        pages=VersionCache(None, max_bytes=budget // 4))
 
     from . import api, assets, audit, auth, dashboard, editing, errors, i18n, pages, planning, uploads
 
