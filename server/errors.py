@@ -8,6 +8,7 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.errors import GridmapError
+from geodata.store import NO_SPACE
 
 log = logging.getLogger(__name__)
 
@@ -53,5 +54,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
+        if _no_space(e):  # spooling the upload, unpacking it, or storing it: nothing was stored
+            log.error("disk full on %s %s: %s", request.method, request.path, e)
+            return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+
+
+def _no_space(e: BaseException | None) -> bool:
+    """ENOSPC or EDQUOT, raised here or as the cause of what was raised."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False

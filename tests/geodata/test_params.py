@@ -11,7 +11,8 @@ def test_ascii_digits_are_numbers(raw, expected):
     assert whole_number(raw, "n") == expected
 
 
-@pytest.mark.parametrize("raw", ["²", "٣", "١٢", "３", "1²", "", "+1", "1.0", "1e3", "0x10", "1_000", "½", "1\n2"])
+@pytest.mark.parametrize("raw", ["²", "٣", "١٢", "３", "1²", "", "+1", "1.0", "1e3", "0x10", "1_000", "½",
+                                 "1\n2"])
 def test_anything_but_ascii_digits_is_a_400_naming_the_parameter(raw):
     with pytest.raises(BadRequest, match="'limit'"):
         whole_number(raw, "limit")

@@ -1,4 +1,4 @@
-"""Request bodies within bounds: uploads may be large, every other route takes GRIDMAP_MAX_JSON_MB; JSON nests 64 deep."""
+"""Request bodies within bounds: uploads may be large, other routes take GRIDMAP_MAX_JSON_MB; JSON nests 64 deep."""
 
 import io
 import json

@@ -63,3 +63,14 @@ def test_a_record_damaged_while_serving_is_logged_with_its_file(client, store, d
     assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "damaged_store"
     assert str(data_dir) not in resp.get_data(as_text=True)  # the server's paths stay in its log
     assert str(manifest) in caplog.text
+
+
+def test_a_full_disk_while_the_upload_is_read_is_a_507_too(client, editor, store, data_dir, monkeypatch):
+    def no_space(*args, **kwargs):  # e.g. unpacking an archive into a temporary directory
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("geodata.uploads.io.read_upload", no_space)
+    resp = upload(client, editor)
+    assert resp.status_code == 507 and resp.get_json()["error"]["code"] == "insufficient_storage"
+    assert store.current("grids") is None
+    assert read_audit(data_dir)[-1]["status"] == 507

@@ -1,4 +1,4 @@
-"""Every numeric parameter of every route takes ASCII digits only: other text is a 400 (412 for If-Match), never a 500."""
+"""Every numeric parameter of every route takes ASCII digits only: other text is a 400 (412 for If-Match), not 500."""
 
 import io
 
