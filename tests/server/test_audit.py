@@ -72,3 +72,14 @@ def test_a_failed_audit_write_does_not_fail_a_stored_version(client, users, stor
     assert resp.status_code == 201  # stored: a retry would store it twice
     assert store.current("grids").version == 1
     assert "AUDIT LOG WRITE FAILED" in caplog.text and "no space left" in caplog.text
+
+
+def test_refusals_before_the_view_are_audited_too(app, client, users, data_dir):
+    editor = users["editor"]
+    resp = client.post("/api/uploads/grids", data={"file": (io.BytesIO(b"<html></html>"), "grids.geojson")},
+                       headers=editor, content_type="multipart/form-data")
+    assert resp.status_code == 415
+    app.config["MAX_CONTENT_LENGTH"] = 100  # the upload limit, hit while the form is read
+    assert upload(client, editor).status_code == 413
+    assert [(e["outcome"], e.get("filename")) for e in read_audit(data_dir)] == [
+        ("refused 415", "grids.geojson"), ("refused 413", None)]

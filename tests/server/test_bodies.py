@@ -93,3 +93,22 @@ def test_nesting_inside_a_property_is_bounded_too(client, loaded):
 def test_brackets_inside_strings_do_not_count(client, loaded):
     resp = client.post("/api/whatif", json=proposal(note="[" * 1000))
     assert resp.status_code == 200
+
+
+def test_a_chunked_json_body_is_cut_off_at_the_limit(app, loaded):
+    stream = UnreadStream(3 * MIB)
+    environ = EnvironBuilder(path="/api/whatif", method="POST", content_type="application/json").get_environ()
+    environ.update({"wsgi.input": stream, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    environ.pop("CONTENT_LENGTH", None)
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    assert status.startswith("413")
+    assert stream.read_bytes <= 2 * MIB + 64 * 1024  # read up to the limit (and a buffer), not all of it
+
+
+def test_a_small_chunked_json_body_is_answered(app, loaded):
+    data = json.dumps(proposal()).encode()
+    environ = EnvironBuilder(path="/api/whatif", method="POST", content_type="application/json").get_environ()
+    environ.update({"wsgi.input": io.BytesIO(data), "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    environ.pop("CONTENT_LENGTH", None)
+    _, status, _ = run_wsgi_app(app, environ, buffered=True)
+    assert status.startswith("200")
