@@ -88,3 +88,21 @@ class ServiceUnavailable(GridmapError):
 
     def __reduce__(self):
         return type(self), (self.message, self.details, self.retry_after)
+
+
+class InsufficientStorage(GridmapError):
+    """The disk (or the service's quota) is full: nothing was stored."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+class DamagedStore(GridmapError):
+    """A layer's record (its manifest) cannot be read: the server must not guess; ``python -m server repair``."""
+
+    status = 500
+    code = "damaged_store"
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path

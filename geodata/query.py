@@ -18,6 +18,7 @@ import shapely
 
 from . import geojson
 from .errors import BadRequest, NotFound
+from .params import whole_number
 from .schema import Layer
 
 DEFAULT_LIMIT = 10
@@ -60,15 +61,8 @@ def _parse_int(params, name, default, minimum, maximum=None, clamp=False) -> int
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be a whole number, not {raw!r}") from None
-    if value < minimum:
-        raise BadRequest(f"'{name}' must be at least {minimum}, not {value}")
+    value = whole_number(raw, name, minimum=minimum, maximum=None if clamp else maximum)
     if maximum is not None and value > maximum:
-        if not clamp:
-            raise BadRequest(f"'{name}' must be at most {maximum}, not {value}")
         value = maximum  # OGC API: a server may return fewer than asked
     return value
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -28,7 +30,7 @@ from filelock import FileLock
 
 from . import geojson
 from .cache import VersionCache
-from .errors import BadRequest, NotFound, PreconditionFailed
+from .errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
 from .schema import LAYERS
 
 
@@ -92,6 +94,9 @@ class Store(abc.ABC):
     def lock(self, name: str) -> contextlib.AbstractContextManager:
         """A lock shared by every process using this store (e.g. one cold-start computation)."""
 
+    def check(self) -> None:
+        """DamagedStore naming what is damaged, if anything is; the server checks at start."""
+
     def _check_layer(self, layer: str) -> None:
         if layer not in self.layer_names:
             raise NotFound(f"no layer '{layer}'; layers are {', '.join(self.layer_names)}")
@@ -122,9 +127,31 @@ class FileStore(Store):
         cached = self._manifests.get(layer)
         if cached and cached[0] == stamp:
             return cached[1]
-        versions = [Version(layer=layer, **v) for v in json.loads(path.read_bytes())["versions"]]
+        try:
+            versions = [_version(layer, v) for v in json.loads(path.read_bytes())["versions"]]
+        except (ValueError, TypeError, KeyError) as e:  # truncated, not JSON, or not a manifest
+            raise DamagedStore(f"the record of layer '{layer}', {path}, cannot be read ({type(e).__name__}: "
+                               f"{e}); `python -m server repair` rebuilds it from the version files", path) from None
         self._manifests[layer] = (stamp, versions)
         return versions
+
+    def check(self) -> None:
+        problems = []
+        for layer in self.layer_names:
+            try:
+                self._check_files(layer)
+            except DamagedStore as e:
+                problems.append(e)
+        if problems:
+            raise DamagedStore("; ".join(p.message for p in problems), problems[0].path)
+
+    def _check_files(self, layer: str) -> None:
+        for v in self.versions(layer):
+            path = self._version_path(layer, v.version)
+            if not path.is_file():
+                raise DamagedStore(f"the record of layer '{layer}', {self._dir(layer) / self.MANIFEST}, lists "
+                                   f"version {v.version} but {path} is missing; `python -m server repair` "
+                                   "rebuilds the record from the version files", path)
 
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         v = self.version(layer, version)
@@ -155,11 +182,82 @@ class FileStore(Store):
             )
             # The data file first, then the manifest that makes it visible: a crash
             # between the two leaves an unlisted file that the next write replaces.
-            atomic_write(self._version_path(layer, new.version), data)
-            manifest = {"versions": [_manifest_entry(v) for v in versions + [new]]}
-            atomic_write(self._dir(layer) / self.MANIFEST,
-                          json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+            path = self._version_path(layer, new.version)
+            try:
+                atomic_write(path, data)
+                manifest = {"versions": [_manifest_entry(v) for v in versions + [new]]}
+                atomic_write(self._dir(layer) / self.MANIFEST,
+                             json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+            except BaseException as e:
+                self._forget_unlisted(layer, new.version)
+                if isinstance(e, OSError) and e.errno in NO_SPACE:
+                    raise InsufficientStorage(
+                        f"the server's disk is full: version {new.version} of '{layer}' was not stored "
+                        f"({len(data) / 2**20:.1f} MiB needed; nothing was changed)") from e
+                raise
         return new
+
+    def _forget_unlisted(self, layer: str, number: int) -> None:
+        """After a failed write: remove its data file unless the manifest already lists it."""
+        with contextlib.suppress(Exception):
+            if all(v.version != number for v in self.versions(layer)):
+                self._version_path(layer, number).unlink(missing_ok=True)
+
+    # --- repair ------------------------------------------------------------
+    def repair(self) -> list[str]:
+        """Rebuild every damaged layer record from the version files present; a line for each layer repaired.
+
+        An entry of the damaged manifest that can still be read keeps its time,
+        author and message; a version file it does not list gets a note instead.
+        Features and checksums are taken from the files; a file that is not
+        GeoJSON is left out.  The damaged manifest is kept beside the new one.
+        """
+        done = []
+        for layer in self.layer_names:
+            with self.lock(layer):
+                self._manifests.pop(layer, None)
+                try:
+                    self._check_files(layer)
+                    continue
+                except DamagedStore:
+                    pass
+                done.append(self._rebuild(layer))
+        return done
+
+    def _rebuild(self, layer: str) -> str:
+        manifest = self._dir(layer) / self.MANIFEST
+        known, whole = _salvage(manifest.read_bytes())
+        versions, skipped = [], []
+        for path in sorted(self._dir(layer).glob("v*.geojson")):
+            match = re.fullmatch(r"v([0-9]{6,})\.geojson", path.name)
+            if not match or (whole and int(match[1]) not in known):
+                continue  # a write that never reached the manifest of a whole record: never stored
+            number, data = int(match[1]), path.read_bytes()
+            try:
+                features = len(json.loads(data)["features"])
+            except (ValueError, TypeError, KeyError):
+                skipped.append(path.name)
+                continue
+            entry = known.get(number, {})
+            time = entry.get("time") if isinstance(entry.get("time"), str) else datetime.fromtimestamp(
+                path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+            versions.append(Version(
+                layer=layer, version=number, time=time,
+                author=entry.get("author") if isinstance(entry.get("author"), str) else None,
+                message=entry["message"] if isinstance(entry.get("message"), str)
+                else "recovered by `python -m server repair`: its record was lost",
+                features=features, sha256=hashlib.sha256(data).hexdigest()))
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        kept = manifest.with_name(f"{self.MANIFEST}.damaged-{stamp}")
+        os.replace(manifest, kept)
+        atomic_write(manifest, json.dumps({"versions": [_manifest_entry(v) for v in versions]},
+                                          ensure_ascii=False, indent=1).encode("utf-8"))
+        self._manifests.pop(layer, None)
+        recovered = sum(1 for v in versions if v.version not in known)
+        return (f"{layer}: rebuilt {manifest} with {len(versions)} version(s)"
+                + (f" ({recovered} without their author and message)" if recovered else "")
+                + (f"; left out unreadable {', '.join(skipped)}" if skipped else "")
+                + f"; the damaged record is kept as {kept.name}")
 
     def _sweep(self, layer: str) -> None:
         """Remove temp files a killed writer left behind (safe: we hold the layer's lock)."""
@@ -175,6 +273,43 @@ class FileStore(Store):
 
     def _version_path(self, layer: str, number: int) -> Path:
         return self._dir(layer) / f"v{number:06d}.geojson"
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_FIELDS = {"version": int, "time": str, "author": (str, type(None)), "message": str, "features": int, "sha256": str}
+
+
+def _version(layer: str, entry: dict) -> Version:
+    """A manifest entry, its fields and types checked (TypeError otherwise)."""
+    if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
+        raise TypeError(f"an entry is not a version record: {str(entry)[:100]}")
+    for name, kind in _FIELDS.items():
+        if not isinstance(entry[name], kind) or isinstance(entry[name], bool):
+            raise TypeError(f"'{name}' of version {entry.get('version')!r} is {entry[name]!r}")
+    return Version(layer=layer, **entry)
+
+
+def _salvage(raw: bytes) -> tuple[dict[int, dict], bool]:
+    """The readable entries of a (possibly truncated) manifest by version, and whether it was whole."""
+    try:
+        entries = json.loads(raw)["versions"]
+        return {e["version"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("version"), int)}, True
+    except (ValueError, TypeError, KeyError):
+        pass
+    text = raw.decode("utf-8", "replace")
+    start = text.find("[", text.find('"versions"'))
+    decoder, found, at = json.JSONDecoder(), {}, start + 1
+    while start >= 0:  # read entry after entry until the damage
+        at = text.find("{", at)
+        if at < 0:
+            break
+        try:
+            entry, at = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+            found[entry["version"]] = entry
+    return found, False
 
 
 def _manifest_entry(v: Version) -> dict:

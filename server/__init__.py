@@ -16,6 +16,7 @@ from geodata.catalog import Catalog
 from geodata.store import FileStore, Store
 from maps.coverage_map import Basemap
 
+from . import bodies, hosts
 from . import config as settings
 from .config import analysis_params
 
@@ -42,8 +43,8 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(values)
     app.config["MAX_CONTENT_LENGTH"] = values["MAX_UPLOAD_MB"] * 2**20  # larger requests get 413
-    app.json.ensure_ascii = False  # Chinese names stay readable in JSON
-    app.json.sort_keys = False
+    hosts.register(app)  # PUBLIC_URL and TRUSTED_HOSTS: the first request hook (a refused Host stops all)
+    bodies.register(app)  # JSON provider, and MAX_JSON_MB for every route but uploads: first of the hooks
     # gzip text responses on the fly; map data is gzipped once per version instead (see pages._send)
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",
                                                  "application/javascript", "application/json",
@@ -53,6 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     Compress(app)
 
     store = FileStore(values["DATA_DIR"])
+    store.check()  # a damaged layer record stops the start (DamagedStore names the file), never half a service
     app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
     if values["DEMO"]:
         from geodata.demo import install_if_empty
@@ -60,12 +62,18 @@ def create_app(config: dict | None = None) -> Flask:
         install_if_empty(store)
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
     catalog = Catalog(store, analysis_params(values))
-    app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
-                                         responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
+    # GRIDMAP_CACHE_MB split, not shared: pages and documents are keyed by what a client asks (any URL,
+    # any radius), so a flood of them can only evict each other, never the map layers (dear to rebuild)
+    budget = values["CACHE_MB"] * 2**20
+    app.extensions["gridmap"] = Services(
+        store=store, catalog=catalog, basemap=basemap,
+        display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
+        pages=VersionCache(None, max_bytes=budget // 4))
 
-    from . import api, assets, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, uploads
+    from . import api, assets, audit, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, uploads
 
     auth.register(app)
+    audit.register(app)
     privacy.register(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(uploads.blueprint)

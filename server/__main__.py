@@ -2,6 +2,7 @@
 
 ``python -m server user add NAME --role editor [--data-dir DIR]`` (and ``list``,
 ``remove``, ``reset``) manage users; a new token is printed on the last line.
+``python -m server repair [--data-dir DIR]`` rebuilds damaged layer records.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from . import config
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description="Serve gridmap.")
+    parser = argparse.ArgumentParser(
+        prog="python -m server", description="Serve gridmap.",
+        epilog="other commands: `python -m server user {add,list,remove,reset} ...` manages users; "
+               "`python -m server repair [--data-dir DIR]` rebuilds damaged layer records (manifests) "
+               "from the version files present.")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
     parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
@@ -71,6 +76,26 @@ def manage_users(argv: list[str]) -> int:
     return 0
 
 
+def repair(argv: list[str]) -> int:
+    """Rebuild every damaged layer record (manifest) from the version files present."""
+    from geodata.store import FileStore
+
+    parser = argparse.ArgumentParser(prog="python -m server repair",
+                                     description="Rebuild damaged layer records from the version files present.")
+    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
+    args = parser.parse_args(argv)
+    data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
+    if not (Path(data_dir) / "layers").is_dir():
+        print(f"python -m server repair: error: {data_dir} holds no layers", file=sys.stderr)
+        return 1
+    done = FileStore(data_dir).repair()
+    for line in done:
+        print(line)
+    if not done:
+        print(f"every layer record in {data_dir} is whole; nothing to repair")
+    return 0
+
+
 def _ask_password() -> str:
     if sys.stdin.isatty():
         import getpass
@@ -121,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["user"]:
         return manage_users(argv[1:])
+    if argv[:1] == ["repair"]:
+        return repair(argv[1:])
     args = build_parser().parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
         print(f"python -m server: error: --port must be 1-65535, not {args.port}", file=sys.stderr)
@@ -128,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         print(f"python -m server: error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
         return 2
-    serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "WORKERS": args.workers})
+    from geodata.errors import DamagedStore
+
+    try:
+        serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "WORKERS": args.workers})
+    except DamagedStore as e:
+        print(f"python -m server: error: {e.message}", file=sys.stderr)
+        return 1
     return 0
 
 

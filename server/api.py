@@ -20,6 +20,7 @@ from geodata import downloads
 from geodata.coverage import LEVELS, PARAM_NAMES
 from geodata.errors import BadRequest, NotFound
 from geodata.i18n import text
+from geodata.params import version_number
 from geodata.query import Query
 from geodata.schema import DERIVED
 from maps.coverage_map import NINGBO_CENTRE
@@ -75,11 +76,7 @@ def _analysis_params():
 
 def _version_param() -> int | None:
     raw = request.args.get("version")
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"'version' must be a version number (1, 2, ...), not {raw!r}")
-    return int(raw)
+    return None if raw is None else version_number(raw)
 
 
 def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict:

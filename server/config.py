@@ -51,6 +51,13 @@ SETTINGS = (
     Setting("TIANDITU_KEY", "", "API key for the Tianditu base map"),
     Setting("MAX_ITEMS", 10_000, "largest `limit` the items route accepts", int),
     Setting("MAX_UPLOAD_MB", 200, "largest upload accepted, in MiB (larger ones get 413)", int),
+    Setting("MAX_JSON_MB", 2, "largest body any route but uploads accepts, in MiB (larger ones get 413)", int),
+    Setting("PUBLIC_URL", "", "the service's public address, the base of every absolute link "
+            "(https://host[:port][/prefix]); empty: the request's Host"),
+    Setting("TRUSTED_HOSTS", None, "Host headers accepted (comma-separated; .example.com takes subdomains); "
+            "others get 400. Empty: any", _names),
+    Setting("CACHE_MB", 256, "memory for rendered map layers, pages and documents, in MiB a worker "
+            "(map layers half, items pages and documents a quarter each)", int),
     Setting("CORS_ORIGINS", "*", "origins whose pages may read /api cross-site (comma-separated, * any, empty none)"),
     Setting("RADIUS_COMMUNITY_M", 1000.0, "catchment radius of a community centre, metres", float),
     Setting("RADIUS_STREET_M", 2500.0, "catchment radius of a street centre, metres", float),

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.errors import GridmapError
+from geodata.store import NO_SPACE
 
 log = logging.getLogger(__name__)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
           413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
-          500: "internal_error", 503: "service_unavailable"}
+          500: "internal_error", 503: "service_unavailable", 507: "insufficient_storage"}
 
 
 def wants_json() -> bool:
@@ -25,6 +26,7 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None):
+    g.error_message = message  # for the audit line of a refused write
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details or []}}
         return make_response(jsonify(body), status)
@@ -34,6 +36,10 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def register(app: Flask) -> None:
     @app.errorhandler(GridmapError)
     def domain_error(e: GridmapError):
+        if e.status == 500:  # the server's own fault (a damaged record): the log has it, the client a summary
+            log.error("%s on %s %s: %s", e.code, request.method, request.path, e.message)
+            return error_response(500, e.code, "the server's data needs an administrator's attention; "
+                                               "the error is logged")
         response = error_response(e.status, e.code, e.message, e.details)
         if e.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
@@ -50,5 +56,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
+        if _no_space(e):  # spooling the upload, unpacking it, or storing it: nothing was stored
+            log.error("disk full on %s %s: %s", request.method, request.path, e)
+            return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+
+
+def _no_space(e: BaseException | None) -> bool:
+    """ENOSPC or EDQUOT, raised here or as the cause of what was raised."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False

@@ -285,8 +285,9 @@ ERRORS = {
     "403": _error("the user's role does not allow this"),
     "404": _error("no such collection, feature, version or format"),
     "412": _error("If-Match names a version that is no longer the current one"),
-    "413": _error("the file is larger than GRIDMAP_MAX_UPLOAD_MB"),
+    "413": _error("the file is larger than GRIDMAP_MAX_UPLOAD_MB (any other body: GRIDMAP_MAX_JSON_MB)"),
     "415": _error("not a format gridmap reads, or the content is not what its name says"),
+    "507": _error("the server's disk is full: nothing was stored"),
 }
 RESPONSES = {**ERRORS, "304": {"description": "not modified: If-None-Match names the current ETag"},
              "414": {"description": "the request line is over 4 KB: the HTTP server refuses it before gridmap sees it",
@@ -315,7 +316,8 @@ def _read(summary: str, ok: dict, *errors: str, tag: str = OGC, parameters: list
 def _write(summary: str, responses: dict, *errors: str, tag: str, parameters: list, **extra) -> dict:
     return {"tags": [tag], "summary": summary, "parameters": parameters, **extra,
             "security": [{"bearerAuth": []}],
-            "responses": {**responses, **{code: _response_ref(code) for code in ("400", "401", "403", *errors)}}}
+            "responses": {**responses, **{code: _response_ref(code)
+                                          for code in ("400", "401", "403", *errors, "413", "507")}}}
 
 
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": STRING,

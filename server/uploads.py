@@ -8,48 +8,48 @@ import geopandas as gpd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from geodata import geojson, io
-from geodata.errors import BadRequest, GridmapError, PreconditionFailed
+from geodata.errors import BadRequest, PreconditionFailed
 from geodata.diff import diff as versions_diff
+from geodata.params import version_number, whole_number
 from geodata.uploads import upload
 
 from . import audit, privacy, services
+from .audit import audited
 from .auth import current_user, require
+from .bodies import large_body
 from .i18n import current_language
 
 blueprint = Blueprint("uploads", __name__)
 
 
 @blueprint.post("/api/uploads/<layer>")
+@large_body
+@audited("upload", "layer")
 @require("editor")
 def upload_layer(layer: str):
     file = request.files.get("file")
     form = request.form
-    try:
-        if file is None or not file.filename:
-            raise BadRequest("send the file as multipart/form-data in the field 'file'")
-        outcome = upload(
-            services().store, layer, file.read(), file.filename,
-            author=current_user().name, message=form.get("message", "")[:500],
-            mode=form.get("mode", "replace"), dry_run=form.get("dry_run") in ("1", "true", "yes"),
-            if_version=_if_match(layer),
-            options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
-                                     coordinates=form.get("coordinates") or "wgs84"),
-            limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
-            params=services().catalog.params,
-            lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
-        )
-    except GridmapError as e:
-        audit.record("upload", layer, f"refused {e.status}", error=e.message,
-                     filename=file.filename if file else None)
-        raise
+    audit.note(filename=file.filename if file else None)
+    if file is None or not file.filename:
+        raise BadRequest("send the file as multipart/form-data in the field 'file'")
+    outcome = upload(
+        services().store, layer, file.read(), file.filename,
+        author=current_user().name, message=form.get("message", "")[:500],
+        mode=form.get("mode", "replace"), dry_run=form.get("dry_run") in ("1", "true", "yes"),
+        if_version=_if_match(layer),
+        options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
+                                 coordinates=form.get("coordinates") or "wgs84"),
+        limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
+        params=services().catalog.params,
+        lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
+    )
     body = outcome.to_dict()
+    refusal = outcome.refusal()  # 409 (needs confirm=replace) or 422: the error, with the report
+    audit.note(outcome={201: "stored", 200: "dry run", 409: "refused 409", 422: "rejected"}[outcome.status],
+               version=body["version"], features=outcome.features, errors=len(outcome.report.errors),
+               warnings=len(outcome.report.warnings), **({"error": refusal["message"]} if outcome.status == 409 else {}))
     if form.get("preview") in ("1", "true", "yes"):
         body["preview"] = _preview(outcome)
-    refusal = outcome.refusal()  # 409 (needs confirm=replace) or 422: the error, with the report
-    audit.record("upload", layer, {201: "stored", 200: "dry run", 409: "refused 409", 422: "rejected"}[outcome.status],
-                 version=body["version"], features=outcome.features, filename=file.filename,
-                 errors=len(outcome.report.errors), warnings=len(outcome.report.warnings),
-                 **({"error": refusal["message"]} if outcome.status == 409 else {}))
     if refusal is not None:
         body = {"error": refusal, **body}
     response = jsonify(body)
@@ -80,9 +80,7 @@ def _if_match(layer: str) -> int | None:
         if current is None:
             raise PreconditionFailed(f"layer '{layer}' has no version yet")
         return current.version
-    if not value.isdigit():
-        raise PreconditionFailed(f"If-Match must name a version of '{layer}', such as \"3\", not {raw!r}")
-    return int(value)
+    return whole_number(value, "If-Match", minimum=0, error=PreconditionFailed)
 
 
 @blueprint.get("/api/collections/<collection_id>/versions")
@@ -98,22 +96,21 @@ def versions(collection_id: str):
         for v in reversed(store.versions(collection_id))]})
 
 
-@blueprint.post("/api/collections/<collection_id>/versions/<int:number>/restore")
+@blueprint.post("/api/collections/<collection_id>/versions/<number>/restore")
+@audited("restore", "collection_id")
 @require("editor")
-def restore(collection_id: str, number: int):
+def restore(collection_id: str, number: str):
     store = services().store
-    try:
-        services().catalog.layer(collection_id)
-        if collection_id not in store.layer_names:
-            raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
-        old = store.version(collection_id, number)
-        new = store.write(collection_id, store.read(collection_id, number), author=current_user().name,
-                          message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
-                          if_version=_if_match(collection_id))
-    except GridmapError as e:
-        audit.record("restore", collection_id, f"refused {e.status}", error=e.message, restored=number)
-        raise
-    audit.record("restore", collection_id, "stored", version=new.version, restored=number)
+    number = version_number(number, "n")  # [0-9] only: werkzeug's int converter takes any script's digits
+    audit.note(restored=number)
+    services().catalog.layer(collection_id)
+    if collection_id not in store.layer_names:
+        raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
+    old = store.version(collection_id, number)
+    new = store.write(collection_id, store.read(collection_id, number), author=current_user().name,
+                      message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
+                      if_version=_if_match(collection_id))
+    audit.note(version=new.version)
     response = jsonify({"version": new.version, "features": new.features, "restored": number})
     response.status_code = 201
     response.set_etag(str(new.version))
@@ -153,8 +150,4 @@ def version_diff(collection_id: str):
 
 def _version_arg(name: str) -> int | None:
     raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"'{name}' must be a version number, not {raw!r}")
-    return int(raw)
+    return None if raw is None else version_number(raw, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -16,7 +17,7 @@ import pytest
 import shapely
 from shapely import MultiPolygon, Polygon
 
-from geodata.errors import BadRequest, NotFound, PreconditionFailed
+from geodata.errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
 from geodata.store import FileStore, Version
 
 # --- data ---------------------------------------------------------------------
@@ -399,3 +400,110 @@ def test_failed_write_leaves_the_layer_as_it_was(store, monkeypatch, failure):
     assert hashlib.sha256(store.read_geojson("grids", 2)).hexdigest() == v2.sha256
     assert store.read_geojson("grids", 1) == old_bytes
     assert temp_files(store) == []
+
+
+# --- faults: a full disk, a damaged record ------------------------------------------------
+
+def _no_space_on_nth_file_fsync(monkeypatch, n: int, code: int) -> None:
+    real = os.fsync
+    seen = 0
+
+    def fsync(fd):
+        nonlocal seen
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            seen += 1
+            if seen == n:
+                raise OSError(code, os.strerror(code))
+        return real(fd)
+
+    monkeypatch.setattr("geodata.store.os.fsync", fsync)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+@pytest.mark.parametrize("nth, which", [(1, "data"), (2, "manifest")])
+def test_a_full_disk_is_insufficient_storage_and_stores_nothing(store, monkeypatch, nth, which, code):
+    v1 = store.write("grids", grids(2, tag="old"), author="x")
+    old_bytes = store.read_geojson("grids")
+    with monkeypatch.context() as mp:
+        _no_space_on_nth_file_fsync(mp, nth, code)
+        with pytest.raises(InsufficientStorage, match="disk is full") as caught:
+            store.write("grids", grids(4, tag="new"), author="y")
+    assert caught.value.status == 507
+    for view in (store, FileStore(store.root)):
+        assert view.versions("grids") == [v1]
+        assert view.read_geojson("grids") == old_bytes
+    assert temp_files(store) == []
+    assert sorted(p.name for p in layer_dir(store).iterdir()) == ["manifest.json", "v000001.geojson"]
+
+
+def _three_versions(store) -> list[Version]:
+    return [store.write("grids", grids(n, tag=f"v{n}"), author=f"author{n}", message=f"message {n}")
+            for n in (1, 2, 3)]
+
+
+DAMAGES = {
+    "truncated": lambda raw: raw[: len(raw) // 2],
+    "empty": lambda raw: b"",
+    "not json": lambda raw: b"\x00\xff garbage",
+    "not a manifest": lambda raw: b'{"versions": [{"version": "one"}]}',
+    "a list": lambda raw: b"[]",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_a_damaged_record_is_named(store, damage):
+    _three_versions(store)
+    manifest = layer_dir(store) / "manifest.json"
+    manifest.write_bytes(damage(manifest.read_bytes()))
+    fresh = FileStore(store.root)
+    with pytest.raises(DamagedStore, match="manifest.json") as caught:
+        fresh.versions("grids")
+    assert str(manifest) in caught.value.message and "python -m server repair" in caught.value.message
+    with pytest.raises(DamagedStore, match=str(manifest)):
+        fresh.check()
+
+
+def test_a_listed_version_whose_file_is_missing_fails_the_check(store):
+    _three_versions(store)
+    (layer_dir(store) / "v000002.geojson").unlink()
+    with pytest.raises(DamagedStore, match="v000002.geojson"):
+        FileStore(store.root).check()
+
+
+def test_repair_keeps_every_readable_entry_and_recovers_the_rest(store):
+    written = _three_versions(store)
+    manifest = layer_dir(store) / "manifest.json"
+    raw = manifest.read_bytes()
+    manifest.write_bytes(raw[: raw.index(b'"version": 3')])  # entries 1 and 2 whole, 3 cut off
+
+    fresh = FileStore(store.root)
+    report = fresh.repair()
+    assert len(report) == 1 and report[0].startswith("grids: rebuilt") and "1 without" in report[0]
+    fresh.check()
+    versions = fresh.versions("grids")
+    assert versions[:2] == written[:2]  # time, author and message kept
+    assert (versions[2].version, versions[2].features, versions[2].sha256) == (3, 3, written[2].sha256)
+    assert versions[2].author is None and "repair" in versions[2].message
+    assert fresh.read("grids")["grid_id"].tolist() == ["v30", "v31", "v32"]
+    assert [p.name.split("-")[0] for p in layer_dir(store).glob("manifest.json.damaged-*")] == ["manifest.json.damaged"]
+    assert fresh.write("grids", grids(1), author="next").version == 4  # and writing goes on
+    assert fresh.repair() == []  # nothing left to repair
+
+
+def test_repair_of_an_unreadable_record_recovers_every_version_file(store):
+    written = _three_versions(store)
+    (layer_dir(store) / "manifest.json").write_bytes(b"\x00garbage")
+    fresh = FileStore(store.root)
+    fresh.repair()
+    assert [(v.version, v.features, v.sha256) for v in fresh.versions("grids")] == [
+        (v.version, v.features, v.sha256) for v in written]
+
+
+def test_repair_drops_a_listed_version_whose_file_is_gone_and_an_unreadable_file(store):
+    _three_versions(store)
+    (layer_dir(store) / "v000002.geojson").unlink()
+    (layer_dir(store) / "v000003.geojson").write_bytes(b'{"type": "FeatureCollection", "feat')
+    (layer_dir(store) / "manifest.json").write_bytes(b"")
+    report = FileStore(store.root).repair()
+    assert "left out unreadable v000003.geojson" in report[0]
+    assert [v.version for v in FileStore(store.root).versions("grids")] == [1]

@@ -154,3 +154,16 @@ def test_landing_and_conformance(client):
     assert get_json(client, "/api")["title"] == "gridmap"
     conf = get_json(client, "/api/conformance")["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+
+
+def test_items_pages_are_cached_within_the_byte_budget(data_dir):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "CACHE_MB": 1})
+    app.extensions["gridmap"].store.write("grids", six_grids(), author="t")
+    client = app.test_client()
+    for n in range(300):  # 300 different URLs of about 5 KB each: 1.5 MB asked
+        assert client.get(f"/api/collections/grids/items?bbox=121,29,122,30.{n:03d}").status_code == 200
+    pages = app.extensions["gridmap"].pages
+    kept = sum(len(v) for v in pages._items.values())
+    assert 0 < kept <= 2**20 // 4  # the pages' quarter of GRIDMAP_CACHE_MB

@@ -285,3 +285,36 @@ def test_user_reset_and_remove_end_the_users_browser_sessions(tmp_path, command)
     for client in (browser, copy):
         resp = client.get("/upload")
         assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
+
+
+# --- a damaged layer record: no start, and `repair` ------------------------------------
+
+def test_a_damaged_record_stops_the_server_naming_the_file_and_repair_restores_it(tmp_path):
+    data_dir = tmp_path / "data"
+    store = FileStore(data_dir)
+    store.write("grids", two_grids(), author="a", message="first")
+    store.write("grids", two_grids().head(1), author="b", message="second")
+    manifest = data_dir / "layers" / "grids" / "manifest.json"
+    raw = manifest.read_bytes()
+    manifest.write_bytes(raw[: raw.index(b'"version": 2')])  # truncated in the second entry
+
+    started = run_cli("--data-dir", str(data_dir), "--port", str(free_port()), GRIDMAP_DEMO="0")
+    assert started.returncode == 1
+    assert str(manifest) in started.stderr and "python -m server repair" in started.stderr
+    assert "serving" not in started.stdout
+
+    repaired = run_cli("repair", "--data-dir", str(data_dir))
+    assert repaired.returncode == 0, repaired.stderr
+    assert "grids: rebuilt" in repaired.stdout and "2 version(s)" in repaired.stdout
+    versions = FileStore(data_dir).versions("grids")
+    assert [(v.version, v.author, v.features) for v in versions] == [(1, "a", 2), (2, None, 1)]
+    FileStore(data_dir).check()
+
+    again = run_cli("repair", "--data-dir", str(data_dir))
+    assert again.returncode == 0 and "nothing to repair" in again.stdout
+
+
+def test_repair_is_in_the_help_and_needs_a_data_dir(tmp_path):
+    assert "repair" in run_cli("--help").stdout
+    missing = run_cli("repair", "--data-dir", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "holds no layers" in missing.stderr

@@ -1,0 +1,76 @@
+"""Faults answer clearly: a full disk is a 507 with nothing stored; a damaged layer record stops the start."""
+
+import errno
+import io
+import logging
+import os
+import stat
+
+import pytest
+
+from geodata.errors import DamagedStore
+from server import create_app
+from server.audit import read as read_audit
+from tests.factories import six_grids
+
+
+@pytest.fixture
+def editor(app):
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
+
+
+def upload(client, headers):
+    data = {"file": (io.BytesIO(six_grids().to_json(drop_id=True).encode()), "grids.geojson")}
+    return client.post("/api/uploads/grids", data=data, headers=headers, content_type="multipart/form-data")
+
+
+def test_a_full_disk_answers_507_and_stores_nothing(client, editor, store, data_dir, monkeypatch):
+    assert upload(client, editor).status_code == 201
+    before = store.read_geojson("grids")
+    real = os.fsync
+
+    def fsync(fd):  # the disk fills while the version file is written
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    with monkeypatch.context() as mp:
+        mp.setattr("geodata.store.os.fsync", fsync)
+        resp = upload(client, editor)
+    assert resp.status_code == 507
+    error = resp.get_json()["error"]
+    assert error["code"] == "insufficient_storage" and "disk is full" in error["message"]
+    assert store.current("grids").version == 1 and store.read_geojson("grids") == before
+    assert sorted(p.name for p in (data_dir / "layers" / "grids").iterdir()) == ["manifest.json", "v000001.geojson"]
+    assert read_audit(data_dir)[-1]["outcome"] == "failed 507"
+    assert upload(client, editor).status_code == 201  # space again: the next upload is version 2
+
+
+def test_a_damaged_record_stops_the_app_at_start(app, store, data_dir):
+    store.write("grids", six_grids(), author="t")
+    manifest = data_dir / "layers" / "grids" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    with pytest.raises(DamagedStore, match=str(manifest)):
+        create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+
+
+def test_a_record_damaged_while_serving_is_logged_with_its_file(client, store, data_dir, caplog):
+    store.write("grids", six_grids(), author="t")
+    manifest = data_dir / "layers" / "grids" / "manifest.json"
+    manifest.write_bytes(b"{")
+    with caplog.at_level(logging.ERROR, logger="server.errors"):
+        resp = client.get("/api/collections/grids/versions")
+    assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "damaged_store"
+    assert str(data_dir) not in resp.get_data(as_text=True)  # the server's paths stay in its log
+    assert str(manifest) in caplog.text
+
+
+def test_a_full_disk_while_the_upload_is_read_is_a_507_too(client, editor, store, data_dir, monkeypatch):
+    def no_space(*args, **kwargs):  # e.g. unpacking an archive into a temporary directory
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("geodata.uploads.io.read_upload", no_space)
+    resp = upload(client, editor)
+    assert resp.status_code == 507 and resp.get_json()["error"]["code"] == "insufficient_storage"
+    assert store.current("grids") is None
+    assert read_audit(data_dir)[-1]["status"] == 507
