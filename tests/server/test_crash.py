@@ -53,21 +53,26 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
     token = UserStore(tmp_path).add("editor", "editor")[1]
     rng = random.Random(3)
 
-    for _ in range(6):
+    for round_ in range(6):
         port = free_port()
         server = start(tmp_path, port)
-        stop = threading.Event()
+        stop, stored = threading.Event(), threading.Event()
 
         def keep_uploading():
             while not stop.is_set():
                 try:
-                    requests.post(f"http://127.0.0.1:{port}/api/uploads/grids", files={"file": ("g.geojson", body)},
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                    answer = requests.post(f"http://127.0.0.1:{port}/api/uploads/grids",
+                                           files={"file": ("g.geojson", body)},
+                                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
                 except requests.RequestException:
                     return  # the server is gone
+                if answer.status_code == 201:
+                    stored.set()
 
         uploader = threading.Thread(target=keep_uploading)
         uploader.start()
+        if round_ == 0:  # one upload is stored first, however slow the machine, so kills land between versions
+            assert stored.wait(timeout=120), "no upload was stored"
         time.sleep(rng.uniform(0.3, 1.5))  # a random moment: parsing, validating or writing
         os.killpg(server.pid, signal.SIGKILL)  # master and worker at once
         server.wait()
@@ -79,4 +84,4 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
         assert len(store.read("grids")) == current.features == 2000
         versions = [v.version for v in store.versions("grids")]
         assert versions == list(range(1, len(versions) + 1))
-    assert len(FileStore(tmp_path).versions("grids")) > 1  # some uploads did complete between kills
+    assert len(FileStore(tmp_path).versions("grids")) > 1  # uploads did complete between kills
