@@ -194,3 +194,9 @@ def test_the_report_speaks_the_readers_language(client, editor):
     en = client.post("/api/uploads/grids?lang=en", data={"file": geojson_file(bad)}, headers=editor,
                      content_type="multipart/form-data").get_json()["report"]["errors"][0]["message"]
     assert en.startswith("'park' is not one of")
+
+
+def test_source_crs_naming_a_server_file_is_400(client, editor, store):
+    resp = post(client, editor, dry_run="1", source_crs="+proj=longlat +nadgrids=/etc/passwd")
+    assert resp.status_code == 400
+    assert "names a file or grid" in resp.get_json()["error"]["message"]
