@@ -80,6 +80,9 @@ class Limits:
     max_archive_entries: int = 100
     max_expanded_bytes: int = 1 * 2**30
     max_ratio: float = 100.0  # expanded / compressed, per archive
+    max_vertices: int = 2_000_000  # in the whole file
+    max_feature_vertices: int = 100_000  # in one feature
+    max_text_chars: int = 10_000  # in one text value
 
 
 @dataclass(frozen=True, eq=False)
@@ -328,6 +331,7 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
     for ext in (".shp", ".shx"):
         if not content[ext].startswith(_SHAPE_MAGIC):
             raise Unprocessable(f"{stem}{ext} is not a Shapefile {ext} file")
+    _check_vertices(_shapefile_vertices(content, stem), None, limits)
 
     codec = how = None
     if ".cpg" in content:
@@ -344,6 +348,36 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
             if ext in content:
                 out.writestr("upload" + ext, content.pop(ext))
     return packed.getvalue(), codec, f"{codec.upper()} ({how})"
+
+
+_SHP_POINTS_AT = {**dict.fromkeys((3, 5, 13, 15, 23, 25, 31), 40), **dict.fromkeys((8, 18, 28), 36)}
+
+
+def _shapefile_vertices(content: dict[str, bytes], stem: str) -> np.ndarray:
+    """Each shape's vertex count, from the record headers, once .shp, .shx and .dbf agree on how many.
+
+    GDAL reads as many records as the .dbf says: a .dbf that says 0 would make the
+    shapes vanish without a word.
+    """
+    shp, shx, dbf = content[".shp"], content[".shx"], content[".dbf"]
+    indexed = (len(shx) - 100) // 8 if len(shx) >= 100 else 0
+    records = struct.unpack("<I", dbf[4:8])[0] if len(dbf) >= 32 else 0
+    vertices, offset = [], 100
+    while offset + 8 <= len(shp):
+        words = struct.unpack(">i", shp[offset + 4:offset + 8])[0]
+        if words < 2 or offset + 8 + 2 * words > len(shp):
+            raise Unprocessable(f"{stem}.shp is damaged: record {len(vertices) + 1} runs past the end of the file")
+        kind = struct.unpack("<i", shp[offset + 8:offset + 12])[0]
+        at = _SHP_POINTS_AT.get(kind)
+        count = 0 if kind == 0 else 1 if at is None else (
+            struct.unpack("<i", shp[offset + 8 + at:offset + 12 + at])[0] if 2 * words >= at + 4 else 0)
+        vertices.append(count)
+        offset += 8 + 2 * words
+    if not len(vertices) == indexed == records:
+        raise Unprocessable(f"the Shapefile's parts disagree: {stem}.shp holds {len(vertices):,} shapes, {stem}.shx "
+                            f"indexes {indexed:,} and {stem}.dbf has {records:,} records; re-export the layer",
+                            details=[{"shp": len(vertices), "shx": indexed, "dbf": records}])
+    return np.array(vertices, dtype=np.int64)
 
 
 def _check_member(info: zipfile.ZipInfo) -> None:
@@ -405,6 +439,31 @@ def _detect_encoding(text: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise Unprocessable("the .dbf text is neither UTF-8 nor GBK: give encoding (and add a .cpg next time)")
+
+
+# --- resource limits -----------------------------------------------------------------------
+
+
+def _check_vertices(counts: np.ndarray, keys, limits: Limits) -> None:
+    """413 for a feature with more than ``max_feature_vertices``, or a file with more than ``max_vertices``.
+
+    ``counts`` are the vertices of each feature in file order; ``keys`` their keys, where known.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    over = np.flatnonzero(counts > limits.max_feature_vertices)
+    if len(over):
+        i = int(over[0])
+        key = keys[i] if keys is not None and i < len(keys) else None
+        named = f"feature {i}" + (f" ({key})" if key is not None else "")
+        more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
+        raise TooLarge(f"{named} has {int(counts[i]):,} vertices{more}; the limit is "
+                       f"{limits.max_feature_vertices:,} vertices a feature",
+                       details=[{"limit": "max_feature_vertices", "index": int(j), "vertices": int(counts[j]),
+                                 "key": keys[j] if keys is not None and j < len(keys) else None} for j in over[:100]])
+    total = int(counts.sum())
+    if total > limits.max_vertices:
+        raise TooLarge(f"the file has {total:,} vertices; the limit is {limits.max_vertices:,} in a file",
+                       details=[{"limit": "max_vertices", "vertices": total}])
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -613,3 +613,35 @@ def test_damaged_zip_is_422(tmp_path):
 def test_unknown_layer_is_400():
     with pytest.raises(BadRequest):
         read_upload(geojson_bytes([point_feature(121.5, 29.8)]), "grids.geojson", "nope")
+
+
+# --- resource limits and no silent loss ----------------------------------------------------------
+
+
+def patched_zip(upload: bytes, suffix: str, patch) -> bytes:
+    """The zip with the member ending in ``suffix`` passed through ``patch``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(upload)) as src, zipfile.ZipFile(buffer, "w") as out:
+        for info in src.infolist():
+            content = src.read(info)
+            out.writestr(info.filename, patch(content) if info.filename.endswith(suffix) else content)
+    return buffer.getvalue()
+
+
+def test_shapefile_whose_dbf_says_no_records_is_422_naming_the_counts(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".dbf", lambda dbf: dbf[:4] + struct.pack("<I", 0) + dbf[8:])
+    with pytest.raises(Unprocessable, match="grids.shp holds 3 shapes, grids.shx indexes 3 and grids.dbf has 0 records"):
+        read_upload(upload, "grids.zip", "grids")
+
+
+def test_shapefile_whose_shx_misses_a_record_is_422(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".shx", lambda shx: shx[:-8])
+    with pytest.raises(Unprocessable, match="grids.shx indexes 2") as caught:
+        read_upload(upload, "grids.zip", "grids")
+    assert caught.value.details == [{"shp": 3, "shx": 2, "dbf": 3}]
+
+
+def test_truncated_shp_is_422(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".shp", lambda shp: shp[:-20])
+    with pytest.raises(Unprocessable, match="grids.shp is damaged"):
+        read_upload(upload, "grids.zip", "grids")
