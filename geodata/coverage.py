@@ -260,7 +260,11 @@ def _significant(parts: np.ndarray, params: Params) -> np.ndarray:
     """Parts beyond the sliver tolerance: big enough and wider than a hairline."""
     big = shapely.area(parts) >= params.sliver_m2
     if params.sliver_width_m > 0 and big.any():
-        big[big] = ~shapely.is_empty(shapely.buffer(parts[big], -params.sliver_width_m / 2))
+        # wider than a hairline: some point lies more than half the width inside.  The largest inscribed
+        # circle says so in O(n log n); a negative buffer took minutes and gigabytes on a 100k-vertex part
+        half = params.sliver_width_m / 2
+        radius = shapely.length(shapely.maximum_inscribed_circle(parts[big], tolerance=half / 10))
+        big[big] = radius > half
     return big
 
 
