@@ -133,7 +133,7 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     encoding = label = None
     declared = True  # whether the CRS GDAL reports is written in the file
     if fmt == "geojson":
-        source, declared = _check_geojson(data)
+        source, declared = _check_geojson(data, limits, spec.key)
     elif fmt == "gpkg":
         source = _check_gpkg(data)
     elif fmt == "kml":
@@ -143,7 +143,7 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     if given and fmt != "shapefile":
         notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
 
-    gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name)
+    gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name, spec.key)
     if fmt == "kml":  # always WGS84
         gdf, file_crs = _with_kml_extended_data(gdf, source, layer_name, spec, notes), STORAGE_CRS
     crs = choose_crs(gdf.total_bounds, file_crs if declared else None, option_crs, notes)
@@ -237,10 +237,17 @@ def _strip_bom(data: bytes) -> bytes:
     return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
 
 
-def _check_geojson(data: bytes) -> tuple[bytes, bool]:
+def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool]:
     body = _strip_bom(data)
     if not re.match(rb"[ \t\r\n]*\{", body):
         raise UnsupportedMediaType("the file is not GeoJSON: GeoJSON starts with '{'")
+    counts, spans = _geojson_vertices(body)
+    if len(counts) and (counts.max() > limits.max_feature_vertices or counts.sum() > limits.max_vertices):
+        over = np.flatnonzero(counts > limits.max_feature_vertices)
+        keys = dict.fromkeys(range(len(counts)))
+        for i in over[:100]:
+            keys[int(i)] = _json_key(body, spans[i], key)
+        _check_vertices(counts, keys, limits)
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -256,6 +263,71 @@ def _check_geojson(data: bytes) -> tuple[bytes, bool]:
             raise Unprocessable('the GeoJSON "crs" member is not a named EPSG/OGC CRS '
                                 '(e.g. "urn:ogc:def:crs:EPSG::4549"): remove it and give source_crs')
     return body, crs is not None
+
+
+_JSON_ESCAPE = re.compile(rb"\\.", re.S)
+_JSON_SPACE = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+
+
+def _geojson_vertices(body: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's vertex count, from the raw bytes: (counts, (start, end) byte spans) in file order.
+
+    Parsing first would cost far more than the file (Python's json about 130 bytes a
+    vertex, GDAL's reader more), so positions — arrays whose first item is a number —
+    are counted with numpy over the bytes, outside strings.  A FeatureCollection's
+    features are the objects directly in a top-level array; any other document is one feature.
+    """
+    # same length, so positions stay those of body: an escaped quote ends no string
+    text = _JSON_ESCAPE.sub(b"__", body) if b"\\" in body else body
+    raw = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.flatnonzero(raw == ord('"'))
+
+    def outside_strings(positions):
+        return positions[np.searchsorted(quotes, positions) % 2 == 0]
+
+    opens = np.flatnonzero(raw[:-1] == ord("["))
+    after = opens + 1  # the first byte after each "[" that is not white space (pretty-printed files)
+    pending = np.flatnonzero(np.isin(raw[after], _JSON_SPACE))
+    while len(pending):
+        after[pending] += 1
+        pending = pending[after[pending] < len(raw)]
+        pending = pending[np.isin(raw[after[pending]], _JSON_SPACE)]
+    follows = raw[np.minimum(after, len(raw) - 1)]
+    vertices = outside_strings(opens[((follows >= ord("0")) & (follows <= ord("9"))) | (follows == ord("-"))])
+    brackets = raw == ord("[")  # (np.isin would widen the bytes to int64: 8 times the file)
+    for char in b"]{}":
+        brackets |= raw == char
+    structure = outside_strings(np.flatnonzero(brackets))
+    del raw, follows, opens, after, quotes, brackets
+    kind = np.frombuffer(text, dtype=np.uint8)[structure]
+    step = np.where((kind == ord("[")) | (kind == ord("{")), np.int8(1), np.int8(-1))
+    depth_after = np.cumsum(step, dtype=np.int32)
+    # a feature: an object opened at depth 2 inside an array (the collection's "features"); it ends at
+    # the first thing after it that brings the depth back to 2
+    openers = structure[(kind == ord("{")) & (depth_after == 3)]
+    starts = np.array([p for p in openers.tolist() if text[max(p - 64, 0):p].rstrip()[-1:] in (b"[", b",")],
+                      dtype=np.int64)
+    closers = structure[depth_after == 2]
+    ends = closers[np.minimum(np.searchsorted(closers, starts), len(closers) - 1)] if len(closers) else starts
+    if not len(starts) or not re.search(rb'"type"\s*:\s*"FeatureCollection"', text[:int(starts[0])]
+                                        + text[int(ends[-1]):]):
+        return np.array([len(vertices)], dtype=np.int64), np.array([[0, len(body)]], dtype=np.int64)
+    owner = np.searchsorted(starts, vertices, side="right") - 1
+    inside = (owner >= 0) & (vertices < ends[np.maximum(owner, 0)])
+    counts = np.bincount(owner[inside], minlength=len(starts)).astype(np.int64)
+    return counts, np.column_stack([starts, ends])
+
+
+def _json_key(body: bytes, span, key: str) -> str | None:
+    """The string value of ``"key": "..."`` inside ``body[span]``, if there is one."""
+    found = re.search(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*"((?:[^"\\]|\\.){0,200})"',
+                      memoryview(body)[int(span[0]):int(span[1])])
+    if not found:
+        return None
+    try:
+        return json.loads(b'"' + found.group(1) + b'"')
+    except ValueError:
+        return None
 
 
 def _check_gpkg(data: bytes) -> bytes:
@@ -466,6 +538,36 @@ def _check_vertices(counts: np.ndarray, keys, limits: Limits) -> None:
                        details=[{"limit": "max_vertices", "vertices": total}])
 
 
+def _column_keys(gdf: pd.DataFrame, key: str) -> list | None:
+    """Each row's key as text (None where blank), from the key column or one named like it (``GRID_ID``)."""
+    column = next((c for c in gdf.columns if isinstance(c, str) and c.lower() == key.lower()), None)
+    if column is None:
+        return None
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:200] for v in gdf[column]]
+
+
+def _check_text_lengths(gdf: pd.DataFrame, keys, limits: Limits) -> None:
+    """413 for a text value longer than ``max_text_chars``, naming the field and the feature."""
+    for column in gdf.columns:
+        if column == gdf.geometry.name or not pd.api.types.is_string_dtype(gdf[column].dtype):  # object too
+            continue
+        try:  # .str counts in C; non-text values count 0
+            lengths = gdf[column].str.len().fillna(0).to_numpy(dtype=np.int64)
+        except AttributeError:  # not text at all (e.g. only lists)
+            continue
+        over = np.flatnonzero(lengths > limits.max_text_chars)
+        if len(over):
+            i = int(over[0])
+            key = keys[i] if keys is not None else None
+            named = f"feature {i}" + (f" ({key})" if key is not None else "")
+            more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
+            raise TooLarge(f"{column} of {named} has {int(lengths[i]):,} characters{more}; the limit is "
+                           f"{limits.max_text_chars:,} characters a value",
+                           details=[{"limit": "max_text_chars", "field": str(column), "index": int(j),
+                                     "key": keys[j] if keys is not None else None, "characters": int(lengths[j])}
+                                    for j in over[:100]])
+
+
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -485,7 +587,7 @@ def _gdal_errors(fmt: str, encoding: str | None):
             raise Unprocessable(f"could not read the {LABELS[fmt]}: {text[:300]}") from None
 
 
-def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str):
+def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str, key: str):
     with _gdal_errors(fmt, encoding):
         # by index: pyogrio names the in-memory copy afresh on each call, and GeoJSON layers after it
         index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
@@ -499,6 +601,9 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
         raise Unprocessable(f"the {LABELS[fmt]} layer {name!r} has no geometries")
     if len(gdf) > limits.max_features:  # the driver could not count in advance
         raise TooLarge(f"the file has {len(gdf):,} features; the limit is {limits.max_features:,}")
+    keys = _column_keys(gdf, key)
+    _check_vertices(shapely.get_num_coordinates(gdf.geometry.values), keys, limits)
+    _check_text_lengths(gdf, keys, limits)
     return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, info["crs"], name
 
 

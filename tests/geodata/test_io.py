@@ -645,3 +645,58 @@ def test_truncated_shp_is_422(tmp_path):
     upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".shp", lambda shp: shp[:-20])
     with pytest.raises(Unprocessable, match="grids.shp is damaged"):
         read_upload(upload, "grids.zip", "grids")
+
+
+def polygon_feature(n: int, grid_id: str, **props) -> dict:
+    """A grid whose ring has ``n`` vertices, the closing one included."""
+    angle = np.linspace(0, 2 * np.pi, n - 1, endpoint=False)
+    ring = np.column_stack([121.55 + 0.005 * np.cos(angle), 29.87 + 0.005 * np.sin(angle)]).tolist()
+    return {"type": "Feature", "properties": {"grid_id": grid_id, **props},
+            "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]}}
+
+
+def test_feature_over_the_vertex_limit_is_413_naming_it_before_any_parsing(monkeypatch):
+    upload = json.dumps({"type": "FeatureCollection", "features": [
+        polygon_feature(10, "a"), polygon_feature(50, "网格-b", name="[1, 2] {"), polygon_feature(10, "c")]},
+        indent=2).encode()  # pretty-printed, a bracket in a string, a key in \u escapes
+    monkeypatch.setattr(pyogrio, "read_info", lambda *a, **k: pytest.fail("GDAL read a refused file"))
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, *a, **k: pytest.fail("the whole file was parsed")
+                        if len(text) > 1000 else real_loads(text, *a, **k))
+    with pytest.raises(TooLarge) as caught:
+        read_upload(upload, "grids.geojson", "grids", limits=Limits(max_feature_vertices=49))
+    assert caught.value.status == 413
+    assert caught.value.message == "feature 1 (网格-b) has 50 vertices; the limit is 49 vertices a feature"
+    assert caught.value.details == [{"limit": "max_feature_vertices", "index": 1, "vertices": 50, "key": "网格-b"}]
+
+
+def test_file_over_the_total_vertex_limit_is_413():
+    upload = geojson_bytes([polygon_feature(10, f"g{i}") for i in range(3)])
+    with pytest.raises(TooLarge, match="the file has 30 vertices; the limit is 29 in a file"):
+        read_upload(upload, "grids.geojson", "grids", limits=Limits(max_vertices=29))
+    assert len(read_upload(upload, "grids.geojson", "grids", limits=Limits(max_vertices=30)).data) == 3
+
+
+@pytest.mark.parametrize("fmt", ["zip", "gpkg", "kml"])
+def test_vertex_limits_hold_for_every_format(tmp_path, fmt):
+    layer = grids(3)  # boxes: 5 vertices each
+    if fmt == "zip":
+        upload = shapefile_zip(tmp_path, layer)
+    else:
+        upload = file_bytes(tmp_path, layer, {"gpkg": "GPKG", "kml": "KML"}[fmt], f".{fmt}")
+    with pytest.raises(TooLarge, match=r"feature 0.* has 5 vertices \(and 2 more\); the limit is 4 vertices a feature"):
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_feature_vertices=4))
+    with pytest.raises(TooLarge, match="the file has 15 vertices"):
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_vertices=14))
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg"])
+def test_text_over_the_length_limit_is_413_naming_field_and_feature(tmp_path, fmt):
+    layer = grids(3)
+    layer.loc[2, "party_branch"] = "党" * 21
+    upload = file_bytes(tmp_path, layer, {"geojson": "GeoJSON", "gpkg": "GPKG"}[fmt], f".{fmt}")
+    with pytest.raises(TooLarge) as caught:
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=20))
+    assert caught.value.message == ("party_branch of feature 2 (HS-002) has 21 characters; "
+                                    "the limit is 20 characters a value")
+    assert read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=21)).data.loc[2, "party_branch"]
