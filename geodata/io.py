@@ -132,8 +132,9 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     notes: list[str] = []
     encoding = label = None
     declared = True  # whether the CRS GDAL reports is written in the file
+    cut_short: list = []  # GeoJSON text GDAL would cut at a NUL, as written: validation refuses it
     if fmt == "geojson":
-        source, declared = _check_geojson(data, limits, spec.key)
+        source, declared, cut_short = _check_geojson(data, limits, spec.key)
     elif fmt == "gpkg":
         source = _check_gpkg(data)
     elif fmt == "kml":
@@ -144,6 +145,10 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
         notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
 
     gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name, spec.key)
+    for row, column, value in cut_short:
+        if row < len(gdf) and column in gdf.columns:
+            gdf[column] = gdf[column].astype(object)
+            gdf.iat[row, gdf.columns.get_loc(column)] = value
     if fmt == "kml":  # always WGS84
         gdf, file_crs = _with_kml_extended_data(gdf, source, layer_name, spec, notes), STORAGE_CRS
     crs = choose_crs(gdf.total_bounds, file_crs if declared else None, option_crs, notes)
@@ -237,7 +242,7 @@ def _strip_bom(data: bytes) -> bytes:
     return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
 
 
-def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool]:
+def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool, list]:
     body = _strip_bom(data)
     if not re.match(rb"[ \t\r\n]*\{", body):
         raise UnsupportedMediaType("the file is not GeoJSON: GeoJSON starts with '{'")
@@ -262,7 +267,15 @@ def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool]:
         if not isinstance(name, str) or not _CRS_NAME.fullmatch(name):
             raise Unprocessable('the GeoJSON "crs" member is not a named EPSG/OGC CRS '
                                 '(e.g. "urn:ogc:def:crs:EPSG::4549"): remove it and give source_crs')
-    return body, crs is not None
+    cut_short = []  # (feature index, property, text) of text with a NUL, which GDAL's C strings end at
+    if b"\\u0000" in body:
+        features = doc.get("features") if kind == "FeatureCollection" else [doc] if kind == "Feature" else []
+        for i, feature in enumerate(features if isinstance(features, list) else []):
+            properties = feature.get("properties") if isinstance(feature, dict) else None
+            for name, value in (properties.items() if isinstance(properties, dict) else ()):
+                if isinstance(value, str) and "\x00" in value:
+                    cut_short.append((i, name, value))
+    return body, crs is not None, cut_short
 
 
 _JSON_ESCAPE = re.compile(rb"\\.", re.S)

@@ -700,3 +700,9 @@ def test_text_over_the_length_limit_is_413_naming_field_and_feature(tmp_path, fm
     assert caught.value.message == ("party_branch of feature 2 (HS-002) has 21 characters; "
                                     "the limit is 20 characters a value")
     assert read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=21)).data.loc[2, "party_branch"]
+
+
+def test_nul_in_geojson_text_is_kept_for_validation_not_cut_short():
+    upload = geojson_bytes([point_feature(121.5, 29.8, center_id="c1", name="rt\x00x"),
+                            {**point_feature(121.6, 29.8, center_id="c2", name="ok"), "id": 7}])
+    assert read_upload(upload, "centers.geojson", "centers").data["name"].tolist() == ["rt\x00x", "ok"]

@@ -230,3 +230,14 @@ def test_shapefile_whose_dbf_says_no_records_is_422_not_an_empty_layer(client, e
     resp = post(client, editor, file=(io.BytesIO(archive.getvalue()), "grids.zip"))
     assert resp.status_code == 422 and "grids.dbf has 0 records" in resp.get_json()["error"]["message"]
     assert store.current("grids") is None
+
+
+def test_text_with_a_nul_is_422_naming_feature_and_field(client, editor, store):
+    gdf = six_grids()
+    gdf.loc[4, "instructor"] = "rt\x00x"
+    resp = post(client, editor, gdf)
+    assert resp.status_code == 422
+    [error] = resp.get_json()["report"]["errors"]
+    assert (error["index"], error["key"], error["field"]) == (4, "g11", "instructor")
+    assert "U+0000" in error["message"]
+    assert store.current("grids") is None
