@@ -47,7 +47,24 @@ def geojson(n_vertices: int) -> bytes:
 
 
 def gpkg_with_view(path: Path, view_sql: str) -> bytes:
-    """A one-grid GeoPackage plus a spatial view over it defined by ``view_sql`` (``SELECT ... AS geom``)."""
+    """A GeoPackage whose layer "grids" is a view ``view_sql`` (``SELECT ... AS geom``) over a one-grid table."""
+    import geopandas as gpd
+    from shapely import box
+
+    from tests.factories import grid_row
+
+    gpd.GeoDataFrame([grid_row("g1")], geometry=[box(121.54, 29.86, 121.55, 29.87)], crs=4326).to_file(
+        path, driver="GPKG", layer="src")
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE VIEW grids AS {view_sql}")
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) "
+                   "VALUES ('grids', 'features', 'grids', 4326)")
+        db.execute("INSERT INTO gpkg_geometry_columns VALUES ('grids', 'geom', 'POLYGON', 4326, 0, 0)")
+    return path.read_bytes()
+
+
+def gpkg_generated(path: Path) -> bytes:
+    """A GeoPackage whose one table has a generated column of a 1e9-byte zeroblob."""
     import geopandas as gpd
     from shapely import box
 
@@ -56,21 +73,7 @@ def gpkg_with_view(path: Path, view_sql: str) -> bytes:
     gpd.GeoDataFrame([grid_row("g1")], geometry=[box(121.54, 29.86, 121.55, 29.87)], crs=4326).to_file(
         path, driver="GPKG", layer="grids")
     with sqlite3.connect(path) as db:
-        db.execute(f"CREATE VIEW hostile AS {view_sql}")
-        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) "
-                   "VALUES ('hostile', 'features', 'hostile', 4326)")
-        db.execute("INSERT INTO gpkg_geometry_columns VALUES ('hostile', 'geom', 'POLYGON', 4326, 0, 0)")
-    return path.read_bytes()
-
-
-def gpkg_generated(path: Path) -> bytes:
-    """A GeoPackage whose grids table has a generated column of a 1e9-byte zeroblob."""
-    gpkg_with_view(path, "SELECT fid, geom FROM grids")
-    with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE grids ADD COLUMN blob BLOB GENERATED ALWAYS AS (zeroblob(1000000000)) VIRTUAL")
-        db.execute("DROP VIEW hostile")
-        db.execute("DELETE FROM gpkg_contents WHERE table_name = 'hostile'")
-        db.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = 'hostile'")
     return path.read_bytes()
 
 
@@ -78,11 +81,12 @@ CASES = {
     "1,000,000-vertex polygon (GeoJSON)": lambda tmp: (geojson(1_000_000), "grids.geojson"),
     "100,000-vertex polygon (GeoJSON, allowed)": lambda tmp: (geojson(99_999), "grids.geojson"),  # + closing
     "GeoPackage view of 4 x 100 MB strings": lambda tmp: (gpkg_with_view(
-        tmp / "strings.gpkg", "SELECT g.fid + n.k AS fid, g.geom AS geom, zeroblob(100000000) || '' AS name "
-        "FROM grids g, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) n"), "grids.gpkg"),
+        tmp / "strings.gpkg", "SELECT s.fid * 10 + n.k AS fid, s.geom AS geom, s.grid_id || n.k AS grid_id, "
+        "printf('%.*c', 100000000, 'x') AS name FROM src s, "
+        "(SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) n"), "grids.gpkg"),
     "GeoPackage 20-million-row recursive view": lambda tmp: (gpkg_with_view(
         tmp / "rows.gpkg", "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000000) "
-        "SELECT i AS fid, (SELECT geom FROM grids) AS geom FROM c"), "grids.gpkg"),
+        "SELECT i AS fid, (SELECT geom FROM src) AS geom FROM c"), "grids.gpkg"),
     "GeoPackage generated zeroblob(1e9) column": lambda tmp: (gpkg_generated(tmp / "generated.gpkg"), "grids.gpkg"),
 }
 

@@ -20,13 +20,15 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import stat
 import struct
 import threading
+import time
 import warnings
 import zipfile
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
@@ -83,6 +85,7 @@ class Limits:
     max_vertices: int = 2_000_000  # in the whole file
     max_feature_vertices: int = 100_000  # in one feature
     max_text_chars: int = 10_000  # in one text value
+    max_inspect_seconds: float = 3.0  # SQL on a GeoPackage before GDAL reads it
 
 
 @dataclass(frozen=True, eq=False)
@@ -603,7 +606,12 @@ def _gdal_errors(fmt: str, encoding: str | None):
 def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str, key: str):
     with _gdal_errors(fmt, encoding):
         # by index: pyogrio names the in-memory copy afresh on each call, and GeoJSON layers after it
-        index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
+        with _sqlite(source, limits) if fmt == "gpkg" else nullcontext() as db:
+            if db is not None:
+                _check_gpkg_system_tables(db)  # before GDAL opens it
+            index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
+            if db is not None:
+                _check_gpkg_table(db, name, limits)
         info = pyogrio.read_info(source, layer=index, encoding=encoding, force_feature_count=True)
         if info["driver"] != DRIVERS[fmt]:  # the content checks should make this impossible
             raise UnsupportedMediaType(f"the file is not a {LABELS[fmt]}: GDAL sees {info['driver']}")
@@ -618,6 +626,61 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
     _check_vertices(shapely.get_num_coordinates(gdf.geometry.values), keys, limits)
     _check_text_lengths(gdf, keys, limits)
     return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, info["crs"], name
+
+
+# --- GeoPackages: tables only, inspected with SQLite before GDAL reads them ----------------------
+
+@contextmanager
+def _sqlite(data: bytes, limits: Limits):
+    """The GeoPackage as a read-only in-memory SQLite database; SQL past the time limit is 413."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        db.execute("PRAGMA query_only = ON")
+        db.execute("PRAGMA trusted_schema = OFF")  # no SQL functions with side effects from the schema
+        deadline = time.monotonic() + limits.max_inspect_seconds
+        db.set_progress_handler(lambda: time.monotonic() > deadline, 1000)  # every 1000 VM steps
+        try:
+            yield db
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise TooLarge(f"inspecting the GeoPackage took more than {limits.max_inspect_seconds:g} s: "
+                               "it is too large or too complex", details=[{"limit": "max_inspect_seconds"}]) from None
+            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+        except sqlite3.DatabaseError as exc:
+            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+    finally:
+        db.close()
+
+
+def _check_gpkg_system_tables(db: sqlite3.Connection) -> None:
+    """GDAL reads gpkg_contents and the other gpkg_* tables on opening: a view there would run as it opens."""
+    views = [name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'view' AND (name LIKE 'gpkg%' OR name LIKE 'rtree%')")]
+    if views:
+        raise Unprocessable(f"the GeoPackage's {', '.join(views)} should be tables but are views", details=views)
+
+
+def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> None:
+    """Read stored rows only, and not too many of them.
+
+    A view is SQL that runs when read (20 million recursive rows, 100 MB strings
+    from a 36 KB file), a virtual table runs a module and a generated column is
+    computed as it is read (a ``zeroblob(1e9)`` a row): each is refused, naming it.
+    """
+    found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    if found is None or found[0] != "table" or re.match(r"\s*CREATE\s+VIRTUAL\b", found[1] or "", re.I):
+        raise Unprocessable(f"the GeoPackage layer {table!r} is a view or a virtual table: only tables are read "
+                            "(a view runs SQL when read); save the layer as a table", details=[table])
+    quoted = '"' + table.replace('"', '""') + '"'
+    generated = [row[1] for row in db.execute(f"PRAGMA table_xinfo({quoted})") if row[6] in (2, 3)]
+    if generated:
+        raise Unprocessable(f"the GeoPackage table {table!r} has generated columns ({', '.join(generated)}): "
+                            "they are computed when read; save the layer without them", details=generated)
+    rows = db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (limits.max_features + 1,)).fetchone()[0]
+    if rows > limits.max_features:
+        raise TooLarge(f"the file has more than {limits.max_features:,} features; the limit is {limits.max_features:,}",
+                       details=[{"limit": "max_features"}])
 
 
 def _pick_layer(layers, target: str, fmt: str) -> tuple[int, str]:

@@ -531,7 +531,7 @@ def test_too_many_features_is_413(tmp_path, fmt):
         upload = shapefile_zip(tmp_path, grids(3))
     else:
         upload = file_bytes(tmp_path, grids(3), {"geojson": "GeoJSON", "gpkg": "GPKG", "kml": "KML"}[fmt], f".{fmt}")
-    with pytest.raises(TooLarge, match="3 features"):
+    with pytest.raises(TooLarge, match="has 3 features|has more than 2 features"):  # a GeoPackage counts to 3
         read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_features=2))
     assert len(read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_features=3)).data) == 3
 
@@ -706,3 +706,73 @@ def test_nul_in_geojson_text_is_kept_for_validation_not_cut_short():
     upload = geojson_bytes([point_feature(121.5, 29.8, center_id="c1", name="rt\x00x"),
                             {**point_feature(121.6, 29.8, center_id="c2", name="ok"), "id": 7}])
     assert read_upload(upload, "centers.geojson", "centers").data["name"].tolist() == ["rt\x00x", "ok"]
+
+
+def gpkg_with_view(tmp_path, view_sql: str, name: str = "grids", table: str = "src") -> bytes:
+    """A GeoPackage whose feature layer ``name`` is a view ``view_sql`` over a table of three grids."""
+    import sqlite3
+
+    path = tmp_path / "hostile.gpkg"
+    quiet_to_file(grids(3), path, driver="GPKG", layer=table)
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE VIEW {name} AS {view_sql}")
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) VALUES (?, 'features', ?, 4326)",
+                   (name, name))
+        db.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POLYGON', 4326, 0, 0)", (name,))
+    db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("view_sql", [
+    # 4 rows a grid, each with a 1 MB string, from a file of a few KB
+    "SELECT s.fid * 10 + n.k AS fid, s.geom AS geom, s.grid_id || n.k AS grid_id, printf('%.*c', 1000000, 'x') AS name"
+    " FROM src s, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) n",
+    # 300,000 rows computed while GDAL counts them
+    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000) "
+    "SELECT i AS fid, (SELECT geom FROM src LIMIT 1) AS geom, 'g' || i AS grid_id FROM c",
+])
+def test_geopackage_view_is_422_and_never_read(tmp_path, view_sql, monkeypatch):
+    upload = gpkg_with_view(tmp_path, view_sql)
+    monkeypatch.setattr(pyogrio, "read_info", lambda *a, **k: pytest.fail("GDAL ran the view"))
+    with pytest.raises(Unprocessable, match="layer 'grids' is a view or a virtual table: only tables are read"):
+        read_upload(upload, "grids.gpkg", "grids")
+
+
+def test_geopackage_table_is_read_beside_a_view(tmp_path):
+    upload = gpkg_with_view(tmp_path, "SELECT * FROM grids", name="summary", table="grids")
+    assert len(read_upload(upload, "grids.gpkg", "grids", limits=Limits(max_text_chars=20)).data) == 3
+
+
+def test_geopackage_generated_column_is_422_naming_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "generated.gpkg"
+    quiet_to_file(grids(2), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:  # 0.9 GB a row with zeroblob(1e9); 1 KB is enough to tell
+        db.execute("ALTER TABLE grids ADD COLUMN blob BLOB GENERATED ALWAYS AS (zeroblob(1000)) VIRTUAL")
+    db.close()
+    with pytest.raises(Unprocessable, match=r"table 'grids' has generated columns \(blob\)") as caught:
+        read_upload(path.read_bytes(), "grids.gpkg", "grids")
+    assert caught.value.details == ["blob"]
+
+
+def test_geopackage_inspection_has_a_time_limit(tmp_path):
+    upload = file_bytes(tmp_path, grids(500), "GPKG", ".gpkg", layer="grids")
+    with pytest.raises(TooLarge, match="took more than 0 s") as caught:
+        read_upload(upload, "grids.gpkg", "grids", limits=Limits(max_inspect_seconds=0))
+    assert caught.value.details == [{"limit": "max_inspect_seconds"}]
+
+
+def test_geopackage_whose_contents_table_is_a_view_is_422_before_gdal_opens_it(tmp_path, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "contents-view.gpkg"
+    quiet_to_file(grids(2), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE gpkg_contents RENAME TO real_contents")
+        db.execute("CREATE VIEW gpkg_contents AS WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                   "WHERE i < 1000) SELECT r.* FROM real_contents r, c")
+    db.close()
+    monkeypatch.setattr(pyogrio, "list_layers", lambda *a, **k: pytest.fail("GDAL opened it"))
+    with pytest.raises(Unprocessable, match="gpkg_contents should be tables but are views"):
+        read_upload(path.read_bytes(), "grids.gpkg", "grids")
