@@ -333,6 +333,10 @@ def choose_crs(bounds, file_crs: str | None, source_crs: CRS | None, notes: list
     Traceback (most recent call last):
     geodata.errors.Unprocessable: coordinates look projected (x up to 654542): give source_crs, e.g. EPSG:4549
     """
+    named = _names_a_file(file_crs) if file_crs else None
+    if named is not None:  # e.g. a .prj with EXTENSION["PROJ4", "... +nadgrids=/etc/passwd"]: PROJ would open it
+        raise Unprocessable(f"the file's CRS names a file or grid ({named}): remove that from the file's CRS "
+                            "(the .prj) or leave it out and give source_crs, e.g. EPSG:4549")
     crs = CRS.from_user_input(file_crs) if file_crs else None
     if crs is not None and source_crs is not None and not crs.equals(source_crs):
         notes.append(f"source_crs {crs_label(source_crs)} not used: the file says {crs_label(crs)}")

@@ -776,3 +776,13 @@ def test_geopackage_whose_contents_table_is_a_view_is_422_before_gdal_opens_it(t
     monkeypatch.setattr(pyogrio, "list_layers", lambda *a, **k: pytest.fail("GDAL opened it"))
     with pytest.raises(Unprocessable, match="gpkg_contents should be tables but are views"):
         read_upload(path.read_bytes(), "grids.gpkg", "grids")
+
+
+def test_prj_naming_a_server_file_is_422_before_proj_opens_it(tmp_path, monkeypatch):
+    prj = ('GEOGCS["x",DATUM["d",SPHEROID["s",6378137,298.257223563]],PRIMEM["G",0],'
+           'UNIT["degree",0.0174532925199433],EXTENSION["PROJ4","+proj=longlat +ellps=WGS84 +nadgrids=/etc/passwd"]]')
+    upload = shapefile_zip(tmp_path, grids(2), prj=False, extra={"grids.prj": prj})
+    # PROJ opens grids when it transforms (its error then: "File not found or invalid")
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_crs", lambda *a, **k: pytest.fail("PROJ transformed with the grid"))
+    with pytest.raises(Unprocessable, match=r"the file's CRS names a file or grid \(EXTENSION\["):
+        read_upload(upload, "grids.zip", "grids")
