@@ -148,10 +148,7 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
         notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
 
     gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name, spec.key)
-    for row, column, value in cut_short:
-        if row < len(gdf) and column in gdf.columns:
-            gdf[column] = gdf[column].astype(object)
-            gdf.iat[row, gdf.columns.get_loc(column)] = value
+    _restore_cut_short(gdf, cut_short)
     if fmt == "kml":  # always WGS84
         gdf, file_crs = _with_kml_extended_data(gdf, source, layer_name, spec, notes), STORAGE_CRS
     crs = choose_crs(gdf.total_bounds, file_crs if declared else None, option_crs, notes)
@@ -610,8 +607,7 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
             if db is not None:
                 _check_gpkg_system_tables(db)  # before GDAL opens it
             index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
-            if db is not None:
-                _check_gpkg_table(db, name, limits)
+            cut_short = _check_gpkg_table(db, name, limits) if db is not None else []
         info = pyogrio.read_info(source, layer=index, encoding=encoding, force_feature_count=True)
         if info["driver"] != DRIVERS[fmt]:  # the content checks should make this impossible
             raise UnsupportedMediaType(f"the file is not a {LABELS[fmt]}: GDAL sees {info['driver']}")
@@ -625,6 +621,7 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
     keys = _column_keys(gdf, key)
     _check_vertices(shapely.get_num_coordinates(gdf.geometry.values), keys, limits)
     _check_text_lengths(gdf, keys, limits)
+    _restore_cut_short(gdf, cut_short)
     return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, info["crs"], name
 
 
@@ -661,7 +658,7 @@ def _check_gpkg_system_tables(db: sqlite3.Connection) -> None:
         raise Unprocessable(f"the GeoPackage's {', '.join(views)} should be tables but are views", details=views)
 
 
-def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> None:
+def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> list:
     """Read stored rows only, and not too many of them.
 
     A view is SQL that runs when read (20 million recursive rows, 100 MB strings
@@ -673,7 +670,8 @@ def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> Non
         raise Unprocessable(f"the GeoPackage layer {table!r} is a view or a virtual table: only tables are read "
                             "(a view runs SQL when read); save the layer as a table", details=[table])
     quoted = '"' + table.replace('"', '""') + '"'
-    generated = [row[1] for row in db.execute(f"PRAGMA table_xinfo({quoted})") if row[6] in (2, 3)]
+    columns = list(db.execute(f"PRAGMA table_xinfo({quoted})"))
+    generated = [row[1] for row in columns if row[6] in (2, 3)]
     if generated:
         raise Unprocessable(f"the GeoPackage table {table!r} has generated columns ({', '.join(generated)}): "
                             "they are computed when read; save the layer without them", details=generated)
@@ -681,6 +679,29 @@ def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> Non
     if rows > limits.max_features:
         raise TooLarge(f"the file has more than {limits.max_features:,} features; the limit is {limits.max_features:,}",
                        details=[{"limit": "max_features"}])
+    return _gpkg_text_with_nul(db, table, [row[1] for row in columns])
+
+
+def _gpkg_text_with_nul(db: sqlite3.Connection, table: str, columns: list[str]) -> list:
+    """(row index, column, text) of text values with a NUL, which GDAL's C strings end at."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    found = []
+    for column in columns:
+        name = '"' + column.replace('"', '""') + '"'
+        for rowid, value in db.execute(f"SELECT rowid, {name} FROM {quoted} WHERE typeof({name}) = 'text' AND "
+                                       f"instr({name}, char(0)) > 0 ORDER BY rowid LIMIT 1000"):
+            index = db.execute(f"SELECT count(*) FROM {quoted} WHERE rowid < ?", (rowid,)).fetchone()[0]
+            found.append((index, column, value))  # GDAL reads a table in rowid order
+    return found
+
+
+def _restore_cut_short(gdf: pd.DataFrame, cut_short: list) -> None:
+    """Put back text as the file wrote it where GDAL cut it at a NUL, for validation to refuse."""
+    for row, column, value in cut_short:
+        if row < len(gdf) and column in gdf.columns:
+            if gdf[column].dtype != object:
+                gdf[column] = gdf[column].astype(object)
+            gdf.iat[row, gdf.columns.get_loc(column)] = value
 
 
 def _pick_layer(layers, target: str, fmt: str) -> tuple[int, str]:

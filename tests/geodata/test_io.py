@@ -786,3 +786,17 @@ def test_prj_naming_a_server_file_is_422_before_proj_opens_it(tmp_path, monkeypa
     monkeypatch.setattr(gpd.GeoDataFrame, "to_crs", lambda *a, **k: pytest.fail("PROJ transformed with the grid"))
     with pytest.raises(Unprocessable, match=r"the file's CRS names a file or grid \(EXTENSION\["):
         read_upload(upload, "grids.zip", "grids")
+
+
+def test_nul_in_geopackage_text_is_kept_for_validation_not_cut_short(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "nul.gpkg"
+    quiet_to_file(grids(3), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:
+        for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            db.execute(f'DROP TRIGGER "{trigger}"')  # GDAL's rtree triggers call its own SQL functions
+        db.execute("UPDATE grids SET name = 'rt' || char(0) || 'x' WHERE grid_id = 'HS-002'")
+    db.close()
+    assert read_upload(path.read_bytes(), "grids.gpkg", "grids").data["name"].tolist()[1:] == [
+        "月湖社区第2网格", "rt\x00x"]
