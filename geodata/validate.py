@@ -211,6 +211,8 @@ def _check_control_chars(series: pd.Series, name: str, found: _Collector) -> Non
     if not pd.api.types.is_string_dtype(series.dtype):  # object columns count too
         return
     values = series.to_numpy(dtype=object)
+    if not CONTROL_CHARS.search("".join(v for v in values if isinstance(v, str))):  # one C pass, mostly
+        return
     hits = {i: CONTROL_CHARS.search(v) for i, v in enumerate(values) if isinstance(v, str)}
     hits = {i: m for i, m in hits.items() if m}
     found.error(list(hits), name, lambda i: found.say("control_char", field=name, position=hits[i].start() + 1,

@@ -183,7 +183,17 @@ def test_tiling_check_of_a_100k_vertex_grid_measures_no_buffer_of_it(monkeypatch
                         or real_buffer(g, *a, **k))
     gaps = tiling_problems(grids_m([grid_row("a")], [big]), districts_m([metres(0, 0, 2000, 2000)]))
     assert gaps["area_m2"].tolist() == pytest.approx([4e6 - big.area], rel=1e-3)
-    assert max((int(np.max(n)) for n in buffered), default=0) < 1000
+    assert max((int(np.max(n, initial=0)) for n in buffered), default=0) < 10_000
+
+
+def test_hairlines_with_many_vertices_are_slivers_and_wide_parts_are_not():
+    from geodata.coverage import SMALL_PART_VERTICES, _significant
+
+    x = np.linspace(0, 20_000, SMALL_PART_VERTICES)
+    y = 0.7 * x + 30 * np.sin(x / 50)
+    hairline = shapely.Polygon(np.vstack([np.column_stack([x, y + 0.4]), np.column_stack([x[::-1], y[::-1]])]))
+    wide = shapely.Polygon(np.vstack([np.column_stack([x, y + 5]), np.column_stack([x[::-1], y[::-1]])]))
+    assert _significant(np.array([hairline, wide]), Params()).tolist() == [False, True]
 
 
 def test_a_grid_in_the_wrong_district_is_flagged():
