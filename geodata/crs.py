@@ -210,32 +210,62 @@ def geometries_to_wgs84(geometries, coordinates: str) -> np.ndarray:
 
 # --- CRS helpers for uploads ---------------------------------------------------
 
-# What a person may type as source_crs.  PROJ strings with +init= are refused: they
-# name files for PROJ to open.
+# What a person may type as source_crs: an EPSG or ESRI code, WKT, or a PROJ string.
 _CRS_TEXT = re.compile(
-    r"\s*(?:(?:EPSG|epsg):\s*\d{4,6}|\d{4,6}|[A-Z][A-Z0-9_]*(?:CRS|CS)\s*\[.*\]|\+proj=[^\n]*)\s*",
-    re.DOTALL,
+    r"\s*(?:(?:EPSG|ESRI):\s*\d{4,6}|\d{4,6}|[A-Z][A-Z0-9_]*(?:CRS|CS)\s*\[.*\]|\+proj=[^\n]*)\s*",
+    re.DOTALL | re.IGNORECASE,
 )
+# PROJ opens the files and grids these name (+nadgrids=/etc/passwd, +init=, "@" grid lists,
+# WKT's PARAMETERFILE and GDAL's EXTENSION["PROJ4", ...]): SPEC §4 lets no upload make the
+# server read a file, so they are refused before PROJ sees the text.
+_NAMES_A_FILE = re.compile(r"PARAMETERFILE|GRIDFILE|GEOIDMODEL|EXTENSION\s*\[|nadgrids|geoidgrids|"
+                           r"\b(?:init|grids|file)\s*=|@", re.IGNORECASE)
+# a PROJ string may only set these (no grids, files, pipelines or steps); +towgs84 is plain numbers
+_PROJ_KEYS = frozenset(
+    "proj zone south ellps datum towgs84 a b rf f es e R R_A lat_0 lon_0 lat_1 lat_2 lat_ts k k_0 x_0 y_0 "
+    "units to_meter no_defs type axis pm gamma alpha lonc no_uoff no_rot h over wktext approx".split())
+_PROJ_TOKEN = re.compile(r"\+([A-Za-z_][A-Za-z0-9_]*)(?:=([-+.,0-9A-Za-z_]*))?")
+
+
+def _names_a_file(text: str) -> str | None:
+    """What in ``text`` would make PROJ open a file or grid, or None."""
+    if text.lstrip().startswith("+"):
+        for key, _ in _PROJ_TOKEN.findall(text):
+            if key not in _PROJ_KEYS:
+                return f"+{key}"
+        rest = _PROJ_TOKEN.sub("", text).strip()  # e.g. a path after an allowed key
+        return rest[:40] or None
+    found = _NAMES_A_FILE.search(text) if "[" in text else None  # WKT; codes cannot name files
+    return found.group(0) if found else None
 
 
 def parse_crs(text: str) -> CRS:
-    """A CRS from what a person typed: ``EPSG:4549``, ``4549``, WKT or a PROJ string.
+    """A CRS from what a person typed: ``EPSG:4549``, ``ESRI:102100``, ``4549``, WKT or a PROJ string.
 
-    Raises :class:`~geodata.errors.BadRequest` for anything else.
+    Raises :class:`~geodata.errors.BadRequest` for anything else, and before PROJ
+    sees it for text naming a file or grid (``+nadgrids=``, ``+init=``, WKT's
+    ``PARAMETERFILE``): PROJ would open it.
 
     Examples
     --------
     >>> parse_crs("EPSG:4549").name
     'CGCS2000 / 3-degree Gauss-Kruger CM 120E'
+    >>> parse_crs("+proj=longlat +nadgrids=/etc/passwd")
+    Traceback (most recent call last):
+    geodata.errors.BadRequest: source_crs names a file or grid (+nadgrids): give an EPSG code such as EPSG:4549, or WKT without grid files
     """
-    if not isinstance(text, str) or not _CRS_TEXT.fullmatch(text) or "init=" in text:
-        raise BadRequest(f"source_crs {text!r} is not a CRS: give e.g. EPSG:4549, a WKT or a PROJ string")
+    if not isinstance(text, str) or not _CRS_TEXT.fullmatch(text):
+        raise BadRequest(f"source_crs {str(text)[:200]!r} is not a CRS: give e.g. EPSG:4549, a WKT or a PROJ string")
+    named = _names_a_file(text)
+    if named is not None:
+        raise BadRequest(f"source_crs names a file or grid ({named}): give an EPSG code such as EPSG:4549, "
+                         "or WKT without grid files")
     try:
         crs = CRS.from_user_input(text.strip())
     except CRSError as exc:
-        raise BadRequest(f"source_crs {text!r} is not a CRS PROJ knows: {exc}") from None
+        raise BadRequest(f"source_crs {text[:200]!r} is not a CRS PROJ knows: {exc}") from None
     if not (crs.is_geographic or crs.is_projected):
-        raise BadRequest(f"source_crs {text!r} is not a horizontal CRS")
+        raise BadRequest(f"source_crs {text[:200]!r} is not a horizontal CRS")
     return crs
 
 
@@ -303,6 +333,10 @@ def choose_crs(bounds, file_crs: str | None, source_crs: CRS | None, notes: list
     Traceback (most recent call last):
     geodata.errors.Unprocessable: coordinates look projected (x up to 654542): give source_crs, e.g. EPSG:4549
     """
+    named = _names_a_file(file_crs) if file_crs else None
+    if named is not None:  # e.g. a .prj with EXTENSION["PROJ4", "... +nadgrids=/etc/passwd"]: PROJ would open it
+        raise Unprocessable(f"the file's CRS names a file or grid ({named}): remove that from the file's CRS "
+                            "(the .prj) or leave it out and give source_crs, e.g. EPSG:4549")
     crs = CRS.from_user_input(file_crs) if file_crs else None
     if crs is not None and source_crs is not None and not crs.equals(source_crs):
         notes.append(f"source_crs {crs_label(source_crs)} not used: the file says {crs_label(crs)}")

@@ -219,6 +219,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "check.unknown_field": ("未知字段 '{field}' 按原样保留", "unknown field '{field}' is kept as it is"),
     "check.empty": ("必填字段 '{field}' 为空", "required field '{field}' is empty"),
     "check.not_text": ("'{field}' 须为文本，而不是 {type}", "'{field}' must be text, not {type}"),
+    "check.control_char": ("'{field}' 第 {position} 个字符是控制字符 {char}：删除后再上传",
+                           "'{field}' has the control character {char} at character {position}: remove it"),
     "check.bad_key": ("{value} 不是有效编号：只能用 1-64 个 A-Z a-z 0-9 _ - . 字符",
                       "{value} is not a valid key: use 1-64 characters of A-Z a-z 0-9 _ - ."),
     "check.not_choice": ("{value} 不是以下之一：{choices}", "{value} is not one of {choices}"),

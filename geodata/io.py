@@ -20,13 +20,15 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import stat
 import struct
 import threading
+import time
 import warnings
 import zipfile
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
@@ -80,6 +82,10 @@ class Limits:
     max_archive_entries: int = 100
     max_expanded_bytes: int = 1 * 2**30
     max_ratio: float = 100.0  # expanded / compressed, per archive
+    max_vertices: int = 2_000_000  # in the whole file
+    max_feature_vertices: int = 100_000  # in one feature
+    max_text_chars: int = 10_000  # in one text value
+    max_inspect_seconds: float = 3.0  # SQL on a GeoPackage before GDAL reads it
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,8 +135,9 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     notes: list[str] = []
     encoding = label = None
     declared = True  # whether the CRS GDAL reports is written in the file
+    cut_short: list = []  # GeoJSON text GDAL would cut at a NUL, as written: validation refuses it
     if fmt == "geojson":
-        source, declared = _check_geojson(data)
+        source, declared, cut_short = _check_geojson(data, limits, spec.key)
     elif fmt == "gpkg":
         source = _check_gpkg(data)
     elif fmt == "kml":
@@ -140,7 +147,8 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     if given and fmt != "shapefile":
         notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
 
-    gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name)
+    gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name, spec.key)
+    _restore_cut_short(gdf, cut_short)
     if fmt == "kml":  # always WGS84
         gdf, file_crs = _with_kml_extended_data(gdf, source, layer_name, spec, notes), STORAGE_CRS
     crs = choose_crs(gdf.total_bounds, file_crs if declared else None, option_crs, notes)
@@ -234,10 +242,17 @@ def _strip_bom(data: bytes) -> bytes:
     return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
 
 
-def _check_geojson(data: bytes) -> tuple[bytes, bool]:
+def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool, list]:
     body = _strip_bom(data)
     if not re.match(rb"[ \t\r\n]*\{", body):
         raise UnsupportedMediaType("the file is not GeoJSON: GeoJSON starts with '{'")
+    counts, spans = _geojson_vertices(body)
+    if len(counts) and (counts.max() > limits.max_feature_vertices or counts.sum() > limits.max_vertices):
+        over = np.flatnonzero(counts > limits.max_feature_vertices)
+        keys = dict.fromkeys(range(len(counts)))
+        for i in over[:100]:
+            keys[int(i)] = _json_key(body, spans[i], key)
+        _check_vertices(counts, keys, limits)
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -252,7 +267,80 @@ def _check_geojson(data: bytes) -> tuple[bytes, bool]:
         if not isinstance(name, str) or not _CRS_NAME.fullmatch(name):
             raise Unprocessable('the GeoJSON "crs" member is not a named EPSG/OGC CRS '
                                 '(e.g. "urn:ogc:def:crs:EPSG::4549"): remove it and give source_crs')
-    return body, crs is not None
+    cut_short = []  # (feature index, property, text) of text with a NUL, which GDAL's C strings end at
+    if b"\\u0000" in body:
+        features = doc.get("features") if kind == "FeatureCollection" else [doc] if kind == "Feature" else []
+        for i, feature in enumerate(features if isinstance(features, list) else []):
+            properties = feature.get("properties") if isinstance(feature, dict) else None
+            for name, value in (properties.items() if isinstance(properties, dict) else ()):
+                if isinstance(value, str) and "\x00" in value:
+                    cut_short.append((i, name, value))
+    return body, crs is not None, cut_short
+
+
+_JSON_ESCAPE = re.compile(rb"\\.", re.S)
+_JSON_SPACE = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+
+
+def _geojson_vertices(body: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's vertex count, from the raw bytes: (counts, (start, end) byte spans) in file order.
+
+    Parsing first would cost far more than the file (Python's json about 130 bytes a
+    vertex, GDAL's reader more), so positions — arrays whose first item is a number —
+    are counted with numpy over the bytes, outside strings.  A FeatureCollection's
+    features are the objects directly in a top-level array; any other document is one feature.
+    """
+    # same length, so positions stay those of body: an escaped quote ends no string
+    text = _JSON_ESCAPE.sub(b"__", body) if b"\\" in body else body
+    raw = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.flatnonzero(raw == ord('"'))
+
+    def outside_strings(positions):
+        return positions[np.searchsorted(quotes, positions) % 2 == 0]
+
+    opens = np.flatnonzero(raw[:-1] == ord("["))
+    after = opens + 1  # the first byte after each "[" that is not white space (pretty-printed files)
+    pending = np.flatnonzero(np.isin(raw[after], _JSON_SPACE))
+    while len(pending):
+        after[pending] += 1
+        pending = pending[after[pending] < len(raw)]
+        pending = pending[np.isin(raw[after[pending]], _JSON_SPACE)]
+    follows = raw[np.minimum(after, len(raw) - 1)]
+    vertices = outside_strings(opens[((follows >= ord("0")) & (follows <= ord("9"))) | (follows == ord("-"))])
+    brackets = raw == ord("[")  # (np.isin would widen the bytes to int64: 8 times the file)
+    for char in b"]{}":
+        brackets |= raw == char
+    structure = outside_strings(np.flatnonzero(brackets))
+    del raw, follows, opens, after, quotes, brackets
+    kind = np.frombuffer(text, dtype=np.uint8)[structure]
+    step = np.where((kind == ord("[")) | (kind == ord("{")), np.int8(1), np.int8(-1))
+    depth_after = np.cumsum(step, dtype=np.int32)
+    # a feature: an object opened at depth 2 inside an array (the collection's "features"); it ends at
+    # the first thing after it that brings the depth back to 2
+    openers = structure[(kind == ord("{")) & (depth_after == 3)]
+    starts = np.array([p for p in openers.tolist() if text[max(p - 64, 0):p].rstrip()[-1:] in (b"[", b",")],
+                      dtype=np.int64)
+    closers = structure[depth_after == 2]
+    ends = closers[np.minimum(np.searchsorted(closers, starts), len(closers) - 1)] if len(closers) else starts
+    if not len(starts) or not re.search(rb'"type"\s*:\s*"FeatureCollection"', text[:int(starts[0])]
+                                        + text[int(ends[-1]):]):
+        return np.array([len(vertices)], dtype=np.int64), np.array([[0, len(body)]], dtype=np.int64)
+    owner = np.searchsorted(starts, vertices, side="right") - 1
+    inside = (owner >= 0) & (vertices < ends[np.maximum(owner, 0)])
+    counts = np.bincount(owner[inside], minlength=len(starts)).astype(np.int64)
+    return counts, np.column_stack([starts, ends])
+
+
+def _json_key(body: bytes, span, key: str) -> str | None:
+    """The string value of ``"key": "..."`` inside ``body[span]``, if there is one."""
+    found = re.search(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*"((?:[^"\\]|\\.){0,200})"',
+                      memoryview(body)[int(span[0]):int(span[1])])
+    if not found:
+        return None
+    try:
+        return json.loads(b'"' + found.group(1) + b'"')
+    except ValueError:
+        return None
 
 
 def _check_gpkg(data: bytes) -> bytes:
@@ -328,6 +416,7 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
     for ext in (".shp", ".shx"):
         if not content[ext].startswith(_SHAPE_MAGIC):
             raise Unprocessable(f"{stem}{ext} is not a Shapefile {ext} file")
+    _check_vertices(_shapefile_vertices(content, stem), None, limits)
 
     codec = how = None
     if ".cpg" in content:
@@ -344,6 +433,36 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
             if ext in content:
                 out.writestr("upload" + ext, content.pop(ext))
     return packed.getvalue(), codec, f"{codec.upper()} ({how})"
+
+
+_SHP_POINTS_AT = {**dict.fromkeys((3, 5, 13, 15, 23, 25, 31), 40), **dict.fromkeys((8, 18, 28), 36)}
+
+
+def _shapefile_vertices(content: dict[str, bytes], stem: str) -> np.ndarray:
+    """Each shape's vertex count, from the record headers, once .shp, .shx and .dbf agree on how many.
+
+    GDAL reads as many records as the .dbf says: a .dbf that says 0 would make the
+    shapes vanish without a word.
+    """
+    shp, shx, dbf = content[".shp"], content[".shx"], content[".dbf"]
+    indexed = (len(shx) - 100) // 8 if len(shx) >= 100 else 0
+    records = struct.unpack("<I", dbf[4:8])[0] if len(dbf) >= 32 else 0
+    vertices, offset = [], 100
+    while offset + 8 <= len(shp):
+        words = struct.unpack(">i", shp[offset + 4:offset + 8])[0]
+        if words < 2 or offset + 8 + 2 * words > len(shp):
+            raise Unprocessable(f"{stem}.shp is damaged: record {len(vertices) + 1} runs past the end of the file")
+        kind = struct.unpack("<i", shp[offset + 8:offset + 12])[0]
+        at = _SHP_POINTS_AT.get(kind)
+        count = 0 if kind == 0 else 1 if at is None else (
+            struct.unpack("<i", shp[offset + 8 + at:offset + 12 + at])[0] if 2 * words >= at + 4 else 0)
+        vertices.append(count)
+        offset += 8 + 2 * words
+    if not len(vertices) == indexed == records:
+        raise Unprocessable(f"the Shapefile's parts disagree: {stem}.shp holds {len(vertices):,} shapes, {stem}.shx "
+                            f"indexes {indexed:,} and {stem}.dbf has {records:,} records; re-export the layer",
+                            details=[{"shp": len(vertices), "shx": indexed, "dbf": records}])
+    return np.array(vertices, dtype=np.int64)
 
 
 def _check_member(info: zipfile.ZipInfo) -> None:
@@ -407,6 +526,61 @@ def _detect_encoding(text: bytes) -> str:
     raise Unprocessable("the .dbf text is neither UTF-8 nor GBK: give encoding (and add a .cpg next time)")
 
 
+# --- resource limits -----------------------------------------------------------------------
+
+
+def _check_vertices(counts: np.ndarray, keys, limits: Limits) -> None:
+    """413 for a feature with more than ``max_feature_vertices``, or a file with more than ``max_vertices``.
+
+    ``counts`` are the vertices of each feature in file order; ``keys`` their keys, where known.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    over = np.flatnonzero(counts > limits.max_feature_vertices)
+    if len(over):
+        i = int(over[0])
+        key = keys[i] if keys is not None and i < len(keys) else None
+        named = f"feature {i}" + (f" ({key})" if key is not None else "")
+        more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
+        raise TooLarge(f"{named} has {int(counts[i]):,} vertices{more}; the limit is "
+                       f"{limits.max_feature_vertices:,} vertices a feature",
+                       details=[{"limit": "max_feature_vertices", "index": int(j), "vertices": int(counts[j]),
+                                 "key": keys[j] if keys is not None and j < len(keys) else None} for j in over[:100]])
+    total = int(counts.sum())
+    if total > limits.max_vertices:
+        raise TooLarge(f"the file has {total:,} vertices; the limit is {limits.max_vertices:,} in a file",
+                       details=[{"limit": "max_vertices", "vertices": total}])
+
+
+def _column_keys(gdf: pd.DataFrame, key: str) -> list | None:
+    """Each row's key as text (None where blank), from the key column or one named like it (``GRID_ID``)."""
+    column = next((c for c in gdf.columns if isinstance(c, str) and c.lower() == key.lower()), None)
+    if column is None:
+        return None
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)[:200] for v in gdf[column]]
+
+
+def _check_text_lengths(gdf: pd.DataFrame, keys, limits: Limits) -> None:
+    """413 for a text value longer than ``max_text_chars``, naming the field and the feature."""
+    for column in gdf.columns:
+        if column == gdf.geometry.name or not pd.api.types.is_string_dtype(gdf[column].dtype):  # object too
+            continue
+        try:  # .str counts in C; non-text values count 0
+            lengths = gdf[column].str.len().fillna(0).to_numpy(dtype=np.int64)
+        except AttributeError:  # not text at all (e.g. only lists)
+            continue
+        over = np.flatnonzero(lengths > limits.max_text_chars)
+        if len(over):
+            i = int(over[0])
+            key = keys[i] if keys is not None else None
+            named = f"feature {i}" + (f" ({key})" if key is not None else "")
+            more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
+            raise TooLarge(f"{column} of {named} has {int(lengths[i]):,} characters{more}; the limit is "
+                           f"{limits.max_text_chars:,} characters a value",
+                           details=[{"limit": "max_text_chars", "field": str(column), "index": int(j),
+                                     "key": keys[j] if keys is not None else None, "characters": int(lengths[j])}
+                                    for j in over[:100]])
+
+
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -426,10 +600,14 @@ def _gdal_errors(fmt: str, encoding: str | None):
             raise Unprocessable(f"could not read the {LABELS[fmt]}: {text[:300]}") from None
 
 
-def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str):
+def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str, key: str):
     with _gdal_errors(fmt, encoding):
         # by index: pyogrio names the in-memory copy afresh on each call, and GeoJSON layers after it
-        index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
+        with _sqlite(source, limits) if fmt == "gpkg" else nullcontext() as db:
+            if db is not None:
+                _check_gpkg_system_tables(db)  # before GDAL opens it
+            index, name = _pick_layer(pyogrio.list_layers(source), target, fmt)
+            cut_short = _check_gpkg_table(db, name, limits) if db is not None else []
         info = pyogrio.read_info(source, layer=index, encoding=encoding, force_feature_count=True)
         if info["driver"] != DRIVERS[fmt]:  # the content checks should make this impossible
             raise UnsupportedMediaType(f"the file is not a {LABELS[fmt]}: GDAL sees {info['driver']}")
@@ -440,7 +618,90 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
         raise Unprocessable(f"the {LABELS[fmt]} layer {name!r} has no geometries")
     if len(gdf) > limits.max_features:  # the driver could not count in advance
         raise TooLarge(f"the file has {len(gdf):,} features; the limit is {limits.max_features:,}")
+    keys = _column_keys(gdf, key)
+    _check_vertices(shapely.get_num_coordinates(gdf.geometry.values), keys, limits)
+    _check_text_lengths(gdf, keys, limits)
+    _restore_cut_short(gdf, cut_short)
     return gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf, info["crs"], name
+
+
+# --- GeoPackages: tables only, inspected with SQLite before GDAL reads them ----------------------
+
+@contextmanager
+def _sqlite(data: bytes, limits: Limits):
+    """The GeoPackage as a read-only in-memory SQLite database; SQL past the time limit is 413."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.deserialize(data)
+        db.execute("PRAGMA query_only = ON")
+        db.execute("PRAGMA trusted_schema = OFF")  # no SQL functions with side effects from the schema
+        deadline = time.monotonic() + limits.max_inspect_seconds
+        db.set_progress_handler(lambda: time.monotonic() > deadline, 1000)  # every 1000 VM steps
+        try:
+            yield db
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise TooLarge(f"inspecting the GeoPackage took more than {limits.max_inspect_seconds:g} s: "
+                               "it is too large or too complex", details=[{"limit": "max_inspect_seconds"}]) from None
+            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+        except sqlite3.DatabaseError as exc:
+            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+    finally:
+        db.close()
+
+
+def _check_gpkg_system_tables(db: sqlite3.Connection) -> None:
+    """GDAL reads gpkg_contents and the other gpkg_* tables on opening: a view there would run as it opens."""
+    views = [name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'view' AND (name LIKE 'gpkg%' OR name LIKE 'rtree%')")]
+    if views:
+        raise Unprocessable(f"the GeoPackage's {', '.join(views)} should be tables but are views", details=views)
+
+
+def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> list:
+    """Read stored rows only, and not too many of them.
+
+    A view is SQL that runs when read (20 million recursive rows, 100 MB strings
+    from a 36 KB file), a virtual table runs a module and a generated column is
+    computed as it is read (a ``zeroblob(1e9)`` a row): each is refused, naming it.
+    """
+    found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    if found is None or found[0] != "table" or re.match(r"\s*CREATE\s+VIRTUAL\b", found[1] or "", re.I):
+        raise Unprocessable(f"the GeoPackage layer {table!r} is a view or a virtual table: only tables are read "
+                            "(a view runs SQL when read); save the layer as a table", details=[table])
+    quoted = '"' + table.replace('"', '""') + '"'
+    columns = list(db.execute(f"PRAGMA table_xinfo({quoted})"))
+    generated = [row[1] for row in columns if row[6] in (2, 3)]
+    if generated:
+        raise Unprocessable(f"the GeoPackage table {table!r} has generated columns ({', '.join(generated)}): "
+                            "they are computed when read; save the layer without them", details=generated)
+    rows = db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (limits.max_features + 1,)).fetchone()[0]
+    if rows > limits.max_features:
+        raise TooLarge(f"the file has more than {limits.max_features:,} features; the limit is {limits.max_features:,}",
+                       details=[{"limit": "max_features"}])
+    return _gpkg_text_with_nul(db, table, [row[1] for row in columns])
+
+
+def _gpkg_text_with_nul(db: sqlite3.Connection, table: str, columns: list[str]) -> list:
+    """(row index, column, text) of text values with a NUL, which GDAL's C strings end at."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    found = []
+    for column in columns:
+        name = '"' + column.replace('"', '""') + '"'
+        for rowid, value in db.execute(f"SELECT rowid, {name} FROM {quoted} WHERE typeof({name}) = 'text' AND "
+                                       f"instr({name}, char(0)) > 0 ORDER BY rowid LIMIT 1000"):
+            index = db.execute(f"SELECT count(*) FROM {quoted} WHERE rowid < ?", (rowid,)).fetchone()[0]
+            found.append((index, column, value))  # GDAL reads a table in rowid order
+    return found
+
+
+def _restore_cut_short(gdf: pd.DataFrame, cut_short: list) -> None:
+    """Put back text as the file wrote it where GDAL cut it at a NUL, for validation to refuse."""
+    for row, column, value in cut_short:
+        if row < len(gdf) and column in gdf.columns:
+            if gdf[column].dtype != object:
+                gdf[column] = gdf[column].astype(object)
+            gdf.iat[row, gdf.columns.get_loc(column)] = value
 
 
 def _pick_layer(layers, target: str, fmt: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -128,6 +129,8 @@ def validate(gdf: gpd.GeoDataFrame, layer: str | Layer, lang: str = "en") -> Rep
     for name in extras:
         found.warnings.append(Problem(None, None, name, found.say("unknown_field", field=name)))
         out[name] = gdf[name]
+    for name in [c for c in gdf.columns if c != gdf.geometry.name]:
+        _check_control_chars(gdf[name], str(name), found)
 
     geometry = _check_geometry(gdf.geometry.values, layer, found)
     data = None
@@ -197,6 +200,23 @@ def _check_text(series: pd.Series, blank: np.ndarray, spec: Field, found: _Colle
         wrong = [i for i, v in enumerate(result) if isinstance(v, str) and v not in spec.choices]
         found.error(wrong, spec.name, lambda i: found.say("not_choice", value=repr(result[i]), choices=", ".join(spec.choices)))
     return text
+
+
+# C0 and C1 control characters but tab, newline and carriage return: invisible, they break CSV, KML and
+# the pages, and a NUL cuts the text short in GDAL and in C readers of the downloads
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x80-\x9f]")
+
+
+def _check_control_chars(series: pd.Series, name: str, found: _Collector) -> None:
+    if not pd.api.types.is_string_dtype(series.dtype):  # object columns count too
+        return
+    values = series.to_numpy(dtype=object)
+    if not CONTROL_CHARS.search("".join(v for v in values if isinstance(v, str))):  # one C pass, mostly
+        return
+    hits = {i: CONTROL_CHARS.search(v) for i, v in enumerate(values) if isinstance(v, str)}
+    hits = {i: m for i, m in hits.items() if m}
+    found.error(list(hits), name, lambda i: found.say("control_char", field=name, position=hits[i].start() + 1,
+                                                      char=f"U+{ord(hits[i].group()):04X}"))
 
 
 def _check_numeric(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:

@@ -58,6 +58,9 @@ SETTINGS = (
             "others get 400. Empty: any", _names),
     Setting("CACHE_MB", 256, "memory for rendered map layers, pages and documents, in MiB a worker "
             "(map layers half, items pages and documents a quarter each)", int),
+    Setting("MAX_VERTICES", 2_000_000, "most vertices an upload may have in all (more get 413)", int),
+    Setting("MAX_FEATURE_VERTICES", 100_000, "most vertices one feature of an upload may have (more get 413)", int),
+    Setting("MAX_TEXT_CHARS", 10_000, "longest text value an upload may have, in characters (longer get 413)", int),
     Setting("CORS_ORIGINS", "*", "origins whose pages may read /api cross-site (comma-separated, * any, empty none)"),
     Setting("RADIUS_COMMUNITY_M", 1000.0, "catchment radius of a community centre, metres", float),
     Setting("RADIUS_STREET_M", 2500.0, "catchment radius of a street centre, metres", float),

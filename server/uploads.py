@@ -39,7 +39,10 @@ def upload_layer(layer: str):
         if_version=_if_match(layer),
         options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
                                  coordinates=form.get("coordinates") or "wgs84"),
-        limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"]),
+        limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
+                         max_vertices=current_app.config["MAX_VERTICES"],
+                         max_feature_vertices=current_app.config["MAX_FEATURE_VERTICES"],
+                         max_text_chars=current_app.config["MAX_TEXT_CHARS"]),
         params=services().catalog.params,
         lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
     )

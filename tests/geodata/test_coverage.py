@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely import Point, box
 
-from geodata.coverage import Params, analyse, catchments, grid_coverage
+from geodata.coverage import Params, analyse, catchments, grid_coverage, tiling_problems
 from geodata.crs import metric_crs
 from geodata.errors import BadRequest
 from tests.factories import center_row, grid_row
@@ -171,6 +171,29 @@ def test_hairline_gaps_along_a_boundary_are_slivers():
     gaps = analyse(grids_m([grid_row("a")], [metres(0, 0, 3000, 999.6)]), centers_m([], []).assign(level=[]),
                    districts_m([metres(0, 0, 3000, 1000)])).gaps
     assert gaps.query("kind == 'tiling_gap'").empty
+
+
+def test_tiling_check_of_a_100k_vertex_grid_measures_no_buffer_of_it(monkeypatch):
+    # a negative buffer of the district around a 100,000-vertex grid took minutes and gigabytes
+    angle = np.linspace(0, 2 * np.pi, 100_000, endpoint=False)
+    radius = 500 + np.where(np.arange(100_000) % 2, 0.5, 0.0)  # zig-zag: nothing to simplify away
+    big = shapely.Polygon(np.column_stack([X0 + 1000 + radius * np.cos(angle), Y0 + 1000 + radius * np.sin(angle)]))
+    buffered, real_buffer = [], shapely.buffer
+    monkeypatch.setattr(shapely, "buffer", lambda g, *a, **k: buffered.append(shapely.get_num_coordinates(g))
+                        or real_buffer(g, *a, **k))
+    gaps = tiling_problems(grids_m([grid_row("a")], [big]), districts_m([metres(0, 0, 2000, 2000)]))
+    assert gaps["area_m2"].tolist() == pytest.approx([4e6 - big.area], rel=1e-3)
+    assert max((int(np.max(n, initial=0)) for n in buffered), default=0) < 10_000
+
+
+def test_hairlines_with_many_vertices_are_slivers_and_wide_parts_are_not():
+    from geodata.coverage import SMALL_PART_VERTICES, _significant
+
+    x = np.linspace(0, 20_000, SMALL_PART_VERTICES)
+    y = 0.7 * x + 30 * np.sin(x / 50)
+    hairline = shapely.Polygon(np.vstack([np.column_stack([x, y + 0.4]), np.column_stack([x[::-1], y[::-1]])]))
+    wide = shapely.Polygon(np.vstack([np.column_stack([x, y + 5]), np.column_stack([x[::-1], y[::-1]])]))
+    assert _significant(np.array([hairline, wide]), Params()).tolist() == [False, True]
 
 
 def test_a_grid_in_the_wrong_district_is_flagged():

@@ -143,3 +143,34 @@ def test_crs_label_and_suggestions():
     assert looks_like_lonlat((121.1, 29.6, 122.0, 30.4))
     assert not looks_like_lonlat((645_027, 3_298_886, 654_542, 3_310_104))
     assert not looks_like_lonlat((100, 95, 101, 96))
+
+
+@pytest.mark.parametrize("text", [
+    "+proj=longlat +nadgrids=/etc/passwd", "+proj=longlat +ellps=GRS80 +geoidgrids=@egm96_15.gtx",
+    "+proj=longlat +datum=WGS84 +nadgrids=@null", "+proj=pipeline +step +proj=hgridshift +grids=/etc/passwd",
+    "+proj=tinshift +file=/etc/passwd", "+proj=longlat +datum=WGS84 /etc/passwd",
+    'GEOGCS["x",DATUM["d",SPHEROID["s",6378137,298.25]],PRIMEM["G",0],UNIT["degree",0.0174532925199433],'
+    'EXTENSION["PROJ4","+proj=longlat +nadgrids=/etc/passwd"]]',
+    'BOUNDCRS[SOURCECRS[GEOGCRS["x",DATUM["d",ELLIPSOID["s",6378137,298.25]],CS[ellipsoidal,2],'
+    'AXIS["lat",north],AXIS["lon",east],ANGLEUNIT["degree",0.0174532925199433]]],TARGETCRS[GEOGCRS["WGS 84",'
+    'DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",6378137,298.257223563]],CS[ellipsoidal,2],'
+    'AXIS["lat",north],AXIS["lon",east],ANGLEUNIT["degree",0.0174532925199433]]],ABRIDGEDTRANSFORMATION["g",'
+    'METHOD["NTv2"],PARAMETERFILE["Latitude and longitude difference file","/etc/passwd"]]]',
+])
+def test_source_crs_naming_a_file_or_grid_is_400_before_proj_sees_it(text, monkeypatch):
+    import geodata.crs as crs_module
+
+    class NoProj:  # any use of pyproj's CRS would fail the test
+        def __getattr__(self, name):
+            raise AssertionError(f"PROJ was asked to read {text!r}")
+
+    monkeypatch.setattr(crs_module, "CRS", NoProj())
+    with pytest.raises(BadRequest, match="names a file or grid") as caught:
+        parse_crs(text)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("text", ["ESRI:102100", "+proj=longlat +ellps=GRS80 +towgs84=1,2,3,0,0,0,0 +no_defs",
+                                  CRS.from_epsg(4549).to_wkt("WKT1_ESRI"), CRS.from_epsg(2193).to_wkt()])
+def test_parse_crs_accepts_esri_codes_towgs84_and_wkt_without_grids(text):
+    assert parse_crs(text).is_projected or parse_crs(text).is_geographic

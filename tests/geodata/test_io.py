@@ -531,7 +531,7 @@ def test_too_many_features_is_413(tmp_path, fmt):
         upload = shapefile_zip(tmp_path, grids(3))
     else:
         upload = file_bytes(tmp_path, grids(3), {"geojson": "GeoJSON", "gpkg": "GPKG", "kml": "KML"}[fmt], f".{fmt}")
-    with pytest.raises(TooLarge, match="3 features"):
+    with pytest.raises(TooLarge, match="has 3 features|has more than 2 features"):  # a GeoPackage counts to 3
         read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_features=2))
     assert len(read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_features=3)).data) == 3
 
@@ -613,3 +613,190 @@ def test_damaged_zip_is_422(tmp_path):
 def test_unknown_layer_is_400():
     with pytest.raises(BadRequest):
         read_upload(geojson_bytes([point_feature(121.5, 29.8)]), "grids.geojson", "nope")
+
+
+# --- resource limits and no silent loss ----------------------------------------------------------
+
+
+def patched_zip(upload: bytes, suffix: str, patch) -> bytes:
+    """The zip with the member ending in ``suffix`` passed through ``patch``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(upload)) as src, zipfile.ZipFile(buffer, "w") as out:
+        for info in src.infolist():
+            content = src.read(info)
+            out.writestr(info.filename, patch(content) if info.filename.endswith(suffix) else content)
+    return buffer.getvalue()
+
+
+def test_shapefile_whose_dbf_says_no_records_is_422_naming_the_counts(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".dbf", lambda dbf: dbf[:4] + struct.pack("<I", 0) + dbf[8:])
+    with pytest.raises(Unprocessable, match="grids.shp holds 3 shapes, grids.shx indexes 3 and grids.dbf has 0 records"):
+        read_upload(upload, "grids.zip", "grids")
+
+
+def test_shapefile_whose_shx_misses_a_record_is_422(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".shx", lambda shx: shx[:-8])
+    with pytest.raises(Unprocessable, match="grids.shx indexes 2") as caught:
+        read_upload(upload, "grids.zip", "grids")
+    assert caught.value.details == [{"shp": 3, "shx": 2, "dbf": 3}]
+
+
+def test_truncated_shp_is_422(tmp_path):
+    upload = patched_zip(shapefile_zip(tmp_path, grids(3)), ".shp", lambda shp: shp[:-20])
+    with pytest.raises(Unprocessable, match="grids.shp is damaged"):
+        read_upload(upload, "grids.zip", "grids")
+
+
+def polygon_feature(n: int, grid_id: str, **props) -> dict:
+    """A grid whose ring has ``n`` vertices, the closing one included."""
+    angle = np.linspace(0, 2 * np.pi, n - 1, endpoint=False)
+    ring = np.column_stack([121.55 + 0.005 * np.cos(angle), 29.87 + 0.005 * np.sin(angle)]).tolist()
+    return {"type": "Feature", "properties": {"grid_id": grid_id, **props},
+            "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]}}
+
+
+def test_feature_over_the_vertex_limit_is_413_naming_it_before_any_parsing(monkeypatch):
+    upload = json.dumps({"type": "FeatureCollection", "features": [
+        polygon_feature(10, "a"), polygon_feature(50, "网格-b", name="[1, 2] {"), polygon_feature(10, "c")]},
+        indent=2).encode()  # pretty-printed, a bracket in a string, a key in \u escapes
+    monkeypatch.setattr(pyogrio, "read_info", lambda *a, **k: pytest.fail("GDAL read a refused file"))
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, *a, **k: pytest.fail("the whole file was parsed")
+                        if len(text) > 1000 else real_loads(text, *a, **k))
+    with pytest.raises(TooLarge) as caught:
+        read_upload(upload, "grids.geojson", "grids", limits=Limits(max_feature_vertices=49))
+    assert caught.value.status == 413
+    assert caught.value.message == "feature 1 (网格-b) has 50 vertices; the limit is 49 vertices a feature"
+    assert caught.value.details == [{"limit": "max_feature_vertices", "index": 1, "vertices": 50, "key": "网格-b"}]
+
+
+def test_file_over_the_total_vertex_limit_is_413():
+    upload = geojson_bytes([polygon_feature(10, f"g{i}") for i in range(3)])
+    with pytest.raises(TooLarge, match="the file has 30 vertices; the limit is 29 in a file"):
+        read_upload(upload, "grids.geojson", "grids", limits=Limits(max_vertices=29))
+    assert len(read_upload(upload, "grids.geojson", "grids", limits=Limits(max_vertices=30)).data) == 3
+
+
+@pytest.mark.parametrize("fmt", ["zip", "gpkg", "kml"])
+def test_vertex_limits_hold_for_every_format(tmp_path, fmt):
+    layer = grids(3)  # boxes: 5 vertices each
+    if fmt == "zip":
+        upload = shapefile_zip(tmp_path, layer)
+    else:
+        upload = file_bytes(tmp_path, layer, {"gpkg": "GPKG", "kml": "KML"}[fmt], f".{fmt}")
+    with pytest.raises(TooLarge, match=r"feature 0.* has 5 vertices \(and 2 more\); the limit is 4 vertices a feature"):
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_feature_vertices=4))
+    with pytest.raises(TooLarge, match="the file has 15 vertices"):
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_vertices=14))
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg"])
+def test_text_over_the_length_limit_is_413_naming_field_and_feature(tmp_path, fmt):
+    layer = grids(3)
+    layer.loc[2, "party_branch"] = "党" * 21
+    upload = file_bytes(tmp_path, layer, {"geojson": "GeoJSON", "gpkg": "GPKG"}[fmt], f".{fmt}")
+    with pytest.raises(TooLarge) as caught:
+        read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=20))
+    assert caught.value.message == ("party_branch of feature 2 (HS-002) has 21 characters; "
+                                    "the limit is 20 characters a value")
+    assert read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=21)).data.loc[2, "party_branch"]
+
+
+def test_nul_in_geojson_text_is_kept_for_validation_not_cut_short():
+    upload = geojson_bytes([point_feature(121.5, 29.8, center_id="c1", name="rt\x00x"),
+                            {**point_feature(121.6, 29.8, center_id="c2", name="ok"), "id": 7}])
+    assert read_upload(upload, "centers.geojson", "centers").data["name"].tolist() == ["rt\x00x", "ok"]
+
+
+def gpkg_with_view(tmp_path, view_sql: str, name: str = "grids", table: str = "src") -> bytes:
+    """A GeoPackage whose feature layer ``name`` is a view ``view_sql`` over a table of three grids."""
+    import sqlite3
+
+    path = tmp_path / "hostile.gpkg"
+    quiet_to_file(grids(3), path, driver="GPKG", layer=table)
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE VIEW {name} AS {view_sql}")
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) VALUES (?, 'features', ?, 4326)",
+                   (name, name))
+        db.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POLYGON', 4326, 0, 0)", (name,))
+    db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("view_sql", [
+    # 4 rows a grid, each with a 1 MB string, from a file of a few KB
+    "SELECT s.fid * 10 + n.k AS fid, s.geom AS geom, s.grid_id || n.k AS grid_id, printf('%.*c', 1000000, 'x') AS name"
+    " FROM src s, (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) n",
+    # 300,000 rows computed while GDAL counts them
+    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000) "
+    "SELECT i AS fid, (SELECT geom FROM src LIMIT 1) AS geom, 'g' || i AS grid_id FROM c",
+])
+def test_geopackage_view_is_422_and_never_read(tmp_path, view_sql, monkeypatch):
+    upload = gpkg_with_view(tmp_path, view_sql)
+    monkeypatch.setattr(pyogrio, "read_info", lambda *a, **k: pytest.fail("GDAL ran the view"))
+    with pytest.raises(Unprocessable, match="layer 'grids' is a view or a virtual table: only tables are read"):
+        read_upload(upload, "grids.gpkg", "grids")
+
+
+def test_geopackage_table_is_read_beside_a_view(tmp_path):
+    upload = gpkg_with_view(tmp_path, "SELECT * FROM grids", name="summary", table="grids")
+    assert len(read_upload(upload, "grids.gpkg", "grids", limits=Limits(max_text_chars=20)).data) == 3
+
+
+def test_geopackage_generated_column_is_422_naming_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "generated.gpkg"
+    quiet_to_file(grids(2), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:  # 0.9 GB a row with zeroblob(1e9); 1 KB is enough to tell
+        db.execute("ALTER TABLE grids ADD COLUMN blob BLOB GENERATED ALWAYS AS (zeroblob(1000)) VIRTUAL")
+    db.close()
+    with pytest.raises(Unprocessable, match=r"table 'grids' has generated columns \(blob\)") as caught:
+        read_upload(path.read_bytes(), "grids.gpkg", "grids")
+    assert caught.value.details == ["blob"]
+
+
+def test_geopackage_inspection_has_a_time_limit(tmp_path):
+    upload = file_bytes(tmp_path, grids(500), "GPKG", ".gpkg", layer="grids")
+    with pytest.raises(TooLarge, match="took more than 0 s") as caught:
+        read_upload(upload, "grids.gpkg", "grids", limits=Limits(max_inspect_seconds=0))
+    assert caught.value.details == [{"limit": "max_inspect_seconds"}]
+
+
+def test_geopackage_whose_contents_table_is_a_view_is_422_before_gdal_opens_it(tmp_path, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "contents-view.gpkg"
+    quiet_to_file(grids(2), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE gpkg_contents RENAME TO real_contents")
+        db.execute("CREATE VIEW gpkg_contents AS WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                   "WHERE i < 1000) SELECT r.* FROM real_contents r, c")
+    db.close()
+    monkeypatch.setattr(pyogrio, "list_layers", lambda *a, **k: pytest.fail("GDAL opened it"))
+    with pytest.raises(Unprocessable, match="gpkg_contents should be tables but are views"):
+        read_upload(path.read_bytes(), "grids.gpkg", "grids")
+
+
+def test_prj_naming_a_server_file_is_422_before_proj_opens_it(tmp_path, monkeypatch):
+    prj = ('GEOGCS["x",DATUM["d",SPHEROID["s",6378137,298.257223563]],PRIMEM["G",0],'
+           'UNIT["degree",0.0174532925199433],EXTENSION["PROJ4","+proj=longlat +ellps=WGS84 +nadgrids=/etc/passwd"]]')
+    upload = shapefile_zip(tmp_path, grids(2), prj=False, extra={"grids.prj": prj})
+    # PROJ opens grids when it transforms (its error then: "File not found or invalid")
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_crs", lambda *a, **k: pytest.fail("PROJ transformed with the grid"))
+    with pytest.raises(Unprocessable, match=r"the file's CRS names a file or grid \(EXTENSION\["):
+        read_upload(upload, "grids.zip", "grids")
+
+
+def test_nul_in_geopackage_text_is_kept_for_validation_not_cut_short(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "nul.gpkg"
+    quiet_to_file(grids(3), path, driver="GPKG", layer="grids")
+    with sqlite3.connect(path) as db:
+        for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            db.execute(f'DROP TRIGGER "{trigger}"')  # GDAL's rtree triggers call its own SQL functions
+        db.execute("UPDATE grids SET name = 'rt' || char(0) || 'x' WHERE grid_id = 'HS-002'")
+    db.close()
+    assert read_upload(path.read_bytes(), "grids.gpkg", "grids").data["name"].tolist()[1:] == [
+        "月湖社区第2网格", "rt\x00x"]

@@ -164,3 +164,20 @@ def test_districts_layer():
                            geometry=[box(121.5, 29.8, 121.6, 29.9)] * 2, crs=4326)
     report = validate(gdf, "districts")
     assert sorted((p.index, p.field) for p in report.errors) == [(1, "adcode"), (1, "name")]
+
+
+def test_control_characters_in_any_text_are_errors_naming_feature_and_field():
+    gdf = grids([grid_row("a", name="rt\x00x"), grid_row("b", instructor="王\x1b[31m芳"),
+                 grid_row("c", party_branch="第一\x85支部"), grid_row("d", name="two\tlines\r\nok")])
+    gdf["note"] = [None, None, None, "\x07"]  # an unknown field is checked too
+    report = validate(gdf, "grids")
+    assert [p.to_dict() for p in report.errors] == [
+        {"index": 0, "key": "a", "field": "name", "message": "'name' has the control character U+0000 at character 3: remove it"},
+        {"index": 1, "key": "b", "field": "instructor",
+         "message": "'instructor' has the control character U+001B at character 2: remove it"},
+        {"index": 2, "key": "c", "field": "party_branch",
+         "message": "'party_branch' has the control character U+0085 at character 3: remove it"},
+        {"index": 3, "key": "d", "field": "note", "message": "'note' has the control character U+0007 at character 1: remove it"},
+    ]
+    assert validate(gdf.iloc[3:].drop(columns="note"), "grids").ok  # tab, CR and LF are text
+    assert "控制字符 U+0000" in validate(gdf.iloc[:1], "grids", lang="zh").errors[0].message

@@ -260,3 +260,50 @@ def test_confirm_is_one_word(client, editor):
     post(client, editor)
     resp = post(client, editor, grids([grid_row("only")]), confirm="yes")
     assert resp.status_code == 400 and "confirm" in resp.get_json()["error"]["message"]
+
+
+def test_source_crs_naming_a_server_file_is_400(client, editor, store):
+    resp = post(client, editor, dry_run="1", source_crs="+proj=longlat +nadgrids=/etc/passwd")
+    assert resp.status_code == 400
+    assert "names a file or grid" in resp.get_json()["error"]["message"]
+
+
+def test_upload_limits_come_from_the_settings(data_dir):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True,
+                      "MAX_FEATURE_VERTICES": 4, "MAX_TEXT_CHARS": 11})
+    headers = {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
+    resp = post(app.test_client(), headers, dry_run="1")
+    assert resp.status_code == 413
+    assert resp.get_json()["error"]["message"] == ("feature 0 (g00) has 5 vertices (and 5 more); "
+                                                   "the limit is 4 vertices a feature")
+    app.config["MAX_FEATURE_VERTICES"] = 5
+    resp = post(app.test_client(), headers, dry_run="1")
+    assert resp.status_code == 413 and resp.get_json()["error"]["details"][0]["field"] == "grid_type"  # industrial_park
+
+
+def test_shapefile_whose_dbf_says_no_records_is_422_not_an_empty_layer(client, editor, store, tmp_path):
+    import struct
+    import zipfile
+
+    six_grids().to_file(tmp_path / "grids.shp", engine="pyogrio")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        for part in ("shp", "shx", "dbf", "prj"):
+            content = (tmp_path / f"grids.{part}").read_bytes()
+            out.writestr(f"grids.{part}", content[:4] + struct.pack("<I", 0) + content[8:] if part == "dbf" else content)
+    resp = post(client, editor, file=(io.BytesIO(archive.getvalue()), "grids.zip"))
+    assert resp.status_code == 422 and "grids.dbf has 0 records" in resp.get_json()["error"]["message"]
+    assert store.current("grids") is None
+
+
+def test_text_with_a_nul_is_422_naming_feature_and_field(client, editor, store):
+    gdf = six_grids()
+    gdf.loc[4, "instructor"] = "rt\x00x"
+    resp = post(client, editor, gdf)
+    assert resp.status_code == 422
+    [error] = resp.get_json()["report"]["errors"]
+    assert (error["index"], error["key"], error["field"]) == (4, "g11", "instructor")
+    assert "U+0000" in error["message"]
+    assert store.current("grids") is None
