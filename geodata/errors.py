@@ -16,6 +16,9 @@ class GridmapError(Exception):
         self.message = message
         self.details = details or []
 
+    def __reduce__(self):  # errors raised in a job process come back whole (details included)
+        return type(self), (self.message, self.details)
+
 
 class BadRequest(GridmapError):
     status = 400
@@ -60,3 +63,17 @@ class TooLarge(GridmapError):
 class UnsupportedMediaType(GridmapError):
     status = 415
     code = "unsupported_media_type"
+
+
+class ServiceUnavailable(GridmapError):
+    """Too busy (or a job ran out of time): try again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, details: list | None = None, retry_after: int = 5):
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return type(self), (self.message, self.details, self.retry_after)

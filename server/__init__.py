@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from flask_compress import Compress
 
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
+from geodata.jobs import JobPool
 from geodata.store import FileStore, Store
 from maps.coverage_map import Basemap
 
@@ -30,6 +32,7 @@ class Services:
     responses: VersionCache  # rendered documents (summaries, downloads), per analysis or version
     pages: VersionCache  # items pages, per data version and URL (so a strong ETag names exact bytes)
     basemap: Basemap
+    jobs: JobPool  # heavy work (what-ifs, recommendations, upload checks), bounded; started at its first job
 
 
 def services() -> Services:
@@ -59,9 +62,14 @@ def create_app(config: dict | None = None) -> Flask:
 
         install_if_empty(store)
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
-    catalog = Catalog(store, analysis_params(values))
+    jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
+                   memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
+                   waiters=max(1, values["THREADS"] - 2))  # two threads always left for readers
+    weakref.finalize(app, jobs.close)  # its processes end with the app (tests make many apps)
+    catalog = Catalog(store, analysis_params(values), jobs=jobs)
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
-                                         responses=VersionCache(32), pages=VersionCache(256), basemap=basemap)
+                                         responses=VersionCache(32), pages=VersionCache(256), basemap=basemap,
+                                         jobs=jobs)
 
     from . import api, assets, auth, dashboard, editing, errors, i18n, pages, planning, uploads
 

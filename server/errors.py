@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 412: "precondition_failed",
-          413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error"}
+          413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error",
+          503: "service_unavailable"}
 
 
 def wants_json() -> bool:
@@ -36,6 +37,8 @@ def register(app: Flask) -> None:
         response = error_response(e.status, e.code, e.message, e.details)
         if e.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
+        if getattr(e, "retry_after", None) is not None:
+            response.headers["Retry-After"] = str(e.retry_after)
         return response
 
     @app.errorhandler(HTTPException)

@@ -14,7 +14,15 @@ def data_dir(tmp_path):
 
 @pytest.fixture
 def app(data_dir):
-    return create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    yield app
+    app.extensions["gridmap"].jobs.close()  # its job processes, if a test started them
+
+
+@pytest.fixture
+def signed_in(app) -> dict:
+    """Headers of a signed-in viewer (what-ifs need one)."""
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("viewer1", "viewer")[1]}
 
 
 @pytest.fixture
