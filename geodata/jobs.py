@@ -43,8 +43,9 @@ from typing import Any, Callable, Hashable
 
 from .errors import GridmapError, ServiceUnavailable, Unprocessable
 
-# imported by the fork server once, so job processes forked from it start warm
-PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store"]
+# imported by the fork server once, so job processes forked from it start warm (spopt alone takes seconds)
+PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store",
+           "spopt.locate", "pulp"]
 BUSY_RETRY_S = 5  # what a busy answer suggests: most jobs take a second or two
 
 
