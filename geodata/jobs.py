@@ -111,8 +111,8 @@ class JobPool:
             self._jobs -= 1
 
     def _result(self, future: Future):
-        # a job waits at most for the jobs ahead of it, each stopped at the time limit
-        wait = self.timeout_s * (math.ceil(self.queue / self.processes) + 1) + 5
+        # a job waits at most for those ahead of it (one a waiting thread), each stopped at the time limit
+        wait = self.timeout_s * math.ceil(min(self.queue, self.waiters) / self.processes) + self.timeout_s + 5
         try:
             return future.result(timeout=wait)
         except TimeoutError:
