@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import multiprocessing
 import os
@@ -46,7 +47,8 @@ from .errors import GridmapError, ServiceUnavailable, Unprocessable
 # imported by the fork server once, so job processes forked from it start warm (spopt alone takes seconds)
 PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store",
            "spopt.locate", "pulp"]
-BUSY_RETRY_S = 5  # what a busy answer suggests: most jobs take a second or two
+BUSY_RETRY_S = 5
+log = logging.getLogger(__name__)  # what a busy answer suggests: most jobs take a second or two
 
 
 class JobPool:
@@ -112,7 +114,7 @@ class JobPool:
 
     def _result(self, future: Future):
         # a job waits at most for those ahead of it (one a waiting thread), each stopped at the time limit
-        wait = self.timeout_s * math.ceil(min(self.queue, self.waiters) / self.processes) + self.timeout_s + 5
+        wait = self.timeout_s * math.ceil(min(self.queue, self.waiters) / self.processes) + 5
         try:
             return future.result(timeout=wait)
         except TimeoutError:
@@ -178,10 +180,18 @@ class JobPool:
         if pool is not None and self._pid == os.getpid():
             self._stop(pool)
 
+    def close_later(self) -> None:
+        """``close`` on a thread of its own: safe from a garbage collector's finalizer, whatever thread runs it."""
+        if self._pool is not None:
+            threading.Thread(target=self.close, name="gridmap-jobs-close", daemon=True).start()
+
     @staticmethod
     def _stop(pool) -> None:
         pool.stop()
-        pool.join(timeout=10)
+        try:
+            pool.join(timeout=10)
+        except Exception as e:  # stopping is best effort: pebble's own exit handler stops workers left over
+            log.warning("job pool did not stop cleanly: %s", e)
 
 
 def limit_memory(memory_mb: int) -> None:

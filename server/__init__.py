@@ -65,7 +65,8 @@ def create_app(config: dict | None = None) -> Flask:
     jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
                    memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
                    waiters=max(1, values["THREADS"] - 2))  # two threads always left for readers
-    weakref.finalize(app, jobs.close)  # its processes end with the app (tests make many apps)
+    # its processes end with the app (tests make many apps); at exit, pebble's own handler stops them
+    weakref.finalize(app, jobs.close_later).atexit = False
     catalog = Catalog(store, analysis_params(values), jobs=jobs)
     app.extensions["gridmap"] = Services(store=store, catalog=catalog, display=VersionCache(4),
                                          responses=VersionCache(32), pages=VersionCache(256), basemap=basemap,
