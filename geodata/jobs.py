@@ -44,11 +44,12 @@ from typing import Any, Callable, Hashable
 
 from .errors import GridmapError, ServiceUnavailable, Unprocessable
 
-# imported by the fork server once, so job processes forked from it start warm (spopt alone takes seconds)
-PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store",
-           "spopt.locate", "pulp"]
-BUSY_RETRY_S = 5
-log = logging.getLogger(__name__)  # what a busy answer suggests: most jobs take a second or two
+# imported by the fork server once, so job processes forked from it start warm; spopt (seconds, 150 MB) is not:
+# a job process imports it at its first exact recommendation, and keeps it
+PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store"]
+BUSY_RETRY_S = 5  # what a busy answer suggests: most jobs take a second or two
+
+log = logging.getLogger(__name__)
 
 
 class JobPool:
@@ -164,6 +165,12 @@ class JobPool:
                                  initargs=(self.memory_mb,), context=context)
         self._pid = os.getpid()
         return self._pool
+
+    def warm(self) -> None:
+        """Start the job processes now (a server's worker does, in the background) so the first job starts warm."""
+        with self._mutex:
+            pool = self._ready_pool()
+        pool.active  # noqa: B018 — pebble starts its processes on first look
 
     def _pool_alive(self) -> bool:
         pool = self._pool

@@ -56,18 +56,20 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
     for _ in range(6):
         port = free_port()
         server = start(tmp_path, port)
-        stop = threading.Event()
+        stop, answered = threading.Event(), threading.Event()
 
         def keep_uploading():
             while not stop.is_set():
                 try:
                     requests.post(f"http://127.0.0.1:{port}/api/uploads/grids", files={"file": ("g.geojson", body)},
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                    answered.set()
                 except requests.RequestException:
                     return  # the server is gone
 
         uploader = threading.Thread(target=keep_uploading)
         uploader.start()
+        answered.wait(60)  # the first upload waits for the job processes to start
         time.sleep(rng.uniform(0.3, 1.5))  # a random moment: parsing, validating or writing
         os.killpg(server.pid, signal.SIGKILL)  # master and worker at once
         server.wait()
