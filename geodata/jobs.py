@@ -161,7 +161,7 @@ class JobPool:
 
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        self._pool = ProcessPool(max_workers=self.processes, initializer=limit_memory,
+        self._pool = ProcessPool(max_workers=self.processes, initializer=start_job_process,
                                  initargs=(self.memory_mb,), context=context)
         self._pid = os.getpid()
         return self._pool
@@ -201,8 +201,10 @@ class JobPool:
             log.warning("job pool did not stop cleanly: %s", e)
 
 
-def limit_memory(memory_mb: int) -> None:
-    """In each job process: cap its address space, so a runaway job fails there with MemoryError."""
+def start_job_process(memory_mb: int) -> None:
+    """In each job process: cap its address space, so a runaway job fails there with MemoryError, and
+    yield the CPU to the server's request threads (readers of what is already computed come first)."""
+    os.nice(10)
     limit = memory_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:

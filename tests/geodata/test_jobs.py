@@ -40,6 +40,12 @@ def test_a_job_returns_its_result(pool):
     assert pool.run(sorted, ([3, 1, 2],)) == [1, 2, 3]
 
 
+def test_job_processes_yield_the_cpu_to_request_threads(pool):
+    import os
+
+    assert pool.run(os.nice, (0,)) == os.nice(0) + 10
+
+
 def test_a_jobs_domain_error_comes_back_whole(pool):
     with pytest.raises(BadRequest) as raised:
         pool.run(raise_bad_request, ("no grids in 海曙区",))
