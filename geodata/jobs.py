@@ -134,7 +134,8 @@ class JobPool:
         except Exception as e:
             from pebble import ProcessExpired
 
-            if isinstance(e, ProcessExpired):  # killed or crashed: a C library out of memory, mostly
+            # killed or crashed (a C library out of memory, mostly), or GEOS out of memory (a GEOSException)
+            if isinstance(e, ProcessExpired) or "bad_alloc" in str(e):
                 raise self._over_memory() from None
             if isinstance(e, RuntimeError) and not self._pool_alive():  # the pool broke: the next job makes one
                 raise self._busy("the job processes are restarting") from None

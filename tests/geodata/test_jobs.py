@@ -16,6 +16,12 @@ def hog_memory(gib: int) -> int:
     return len(bytearray(gib * 2**30))
 
 
+def geos_out_of_memory():
+    import shapely.errors
+
+    raise shapely.errors.GEOSException("std::bad_alloc")  # what shapely raises when GEOS cannot allocate
+
+
 def raise_bad_request(message: str):
     raise BadRequest(message, details=["detail"])
 
@@ -65,6 +71,8 @@ def test_a_job_over_its_memory_limit_fails_with_the_limit_named_and_the_pool_kee
         pool.run(hog_memory, (4,))  # 4 GiB of address space: over the 1 GiB limit
     assert "1024 MiB" in raised.value.message and raised.value.status == 422
     assert pool.run(operator.add, (1, 1)) == 2
+    with pytest.raises(Unprocessable):
+        pool.run(geos_out_of_memory)
 
 
 def test_over_the_queue_limit_the_answer_is_busy_at_once():
