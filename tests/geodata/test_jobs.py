@@ -115,8 +115,12 @@ def test_the_same_job_asked_twice_at_once_runs_once(pool):
 def test_close_ends_the_job_processes():
     import multiprocessing
 
+    def workers() -> set[int]:
+        return {p.pid for p in multiprocessing.active_children() if p.name == "pebble_pool_worker"}
+
+    before = workers()  # other tests' pools, if any are still about
     pool = JobPool(processes=2, timeout_s=5)
     pool.run(operator.add, (1, 1))
-    assert len([p for p in multiprocessing.active_children() if p.name == "pebble_pool_worker"]) >= 2
+    assert len(workers() - before) == 2
     pool.close()
-    assert [p for p in multiprocessing.active_children() if p.name == "pebble_pool_worker"] == []
+    assert workers() - before == set()
