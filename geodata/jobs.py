@@ -123,7 +123,7 @@ class JobPool:
                 future.cancel()
                 raise self._busy("the job waited too long for a free job process") from None
             raise ServiceUnavailable(
-                f"the work was stopped at the time limit of {self.timeout_s:g} s a job (JOB_TIMEOUT_S); "
+                f"the work was stopped at the time limit of {self.timeout_s:g} s a job (GRIDMAP_JOB_TIMEOUT_S); "
                 "try again later, or with smaller parameters", retry_after=math.ceil(self.timeout_s)) from None
         except MemoryError:
             raise self._over_memory() from None
@@ -143,7 +143,7 @@ class JobPool:
 
     def _over_memory(self) -> Unprocessable:
         return Unprocessable(f"the work needs more memory than the limit of {self.memory_mb} MiB a job "
-                             "(JOB_MEMORY_MB); ask for less (smaller radii, a smaller file)")
+                             "(GRIDMAP_JOB_MEMORY_MB); ask for less (smaller radii, a smaller file)")
 
     def _busy(self, why: str) -> ServiceUnavailable:
         return ServiceUnavailable(f"the server is busy with heavy work ({why}); try again shortly",
