@@ -4,6 +4,11 @@ The catalog sits between the store and the routes: it knows which
 collections exist — the stored layers and the derived ones (coverage, gaps)
 — and keeps one ready-to-query ``FeatureSet`` per layer version, and one
 analysis per set of inputs and parameters, so repeated requests do no work.
+
+The analysis with the settings' parameters is computed here and kept apart
+(what-ifs never evict it); anything else — what-if analyses, recommendations,
+proposed centres — runs as a bounded job (``geodata.jobs``) when the catalog
+has a job pool, and its result is kept per data version and parameters.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import geopandas as gpd
 
+from . import jobs as job
 from . import units
 from .cache import VersionCache
 from .coverage import Analysis, Params, analyse
@@ -36,11 +42,14 @@ class Collection:
 class Catalog:
     CACHE_SIZE = 16  # stored and derived collections, each as everyone and as signed-in users see it
 
-    def __init__(self, store: Store, params: Params = Params()):
+    def __init__(self, store: Store, params: Params = Params(), jobs: job.JobPool | None = None):
         self.store = store
         self.params = params  # the analysis settings; requests may ask for others (what-if)
+        self.jobs = jobs  # None: heavy work runs in the calling thread
         self._sets = VersionCache(self.CACHE_SIZE)
-        self._analyses = VersionCache(4)
+        self._default = VersionCache(2)  # the settings' analysis, of the current data (and the one before)
+        self._what_ifs = VersionCache(4)  # analyses with other parameters
+        self._results = VersionCache(32)  # recommendations and proposed-centre summaries: small
 
     @property
     def ids(self) -> list[str]:
@@ -79,7 +88,7 @@ class Catalog:
                                       lambda: FeatureSet(_derived_frame(collection_id, analysis), layer))
             return Collection(layer, None, features, f"{collection_id}-{tag}")
         if version is None and self.store.current(collection_id) is None:
-            return Collection(layer, None, FeatureSet(_empty(layer), layer), f"{collection_id}-empty")
+            return Collection(layer, None, FeatureSet(empty_frame(layer), layer), f"{collection_id}-empty")
         v = self.store.version(collection_id, version)
         features = self._sets.get((collection_id, v.sha256),
                                   lambda: FeatureSet(self.store.read(collection_id, v.version), layer))
@@ -94,13 +103,43 @@ class Catalog:
         params = params or self.params
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
         tag = hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
+        if params == self.params:  # in this process, kept apart from the what-ifs
+            def compute() -> Analysis:  # from exactly the versions the tag names
+                frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
+                          for name, v in zip(ANALYSIS_INPUTS, inputs)]
+                return analyse(*frames, params=params)
 
-        def compute() -> Analysis:  # from exactly the versions the tag names
-            frames = [self.store.read(name, v.version) if v else _empty(LAYERS[name])
-                      for name, v in zip(ANALYSIS_INPUTS, inputs)]
-            return analyse(*frames, params=params)
+            return tag, self._default.get(tag, compute)
+        versions = _numbers(ANALYSIS_INPUTS, inputs)
+        return tag, self._what_ifs.get(tag, lambda: self._job(job.analyse_versions, (versions, params),
+                                                              ("analysis", tag)))
 
-        return tag, self._analyses.get(tag, compute)
+    def recommendation(self, level: str, k: int, params: Params | None = None, unit: dict[str, str] | None = None,
+                       solver: str = "auto"):
+        """``geodata.siting.recommend`` over the current grids and centres; computed once per inputs and arguments."""
+        params = params or self.params
+        names = ("grids", "centers")
+        inputs = [self.store.current(name) for name in names]
+        unit = dict(sorted((unit or {}).items()))
+        key = ("recommendation", tuple(v.sha256 if v else None for v in inputs), level, k, params,
+               tuple(unit.items()), solver)
+        return self._results.get(key, lambda: self._job(
+            job.recommend_versions, (_numbers(names, inputs), level, k, params, unit, solver), key))
+
+    def what_if(self, proposed: tuple[tuple[float, float, str], ...], params: Params | None = None) -> dict:
+        """The analysis' summaries as if centres stood at ``proposed`` (lon, lat, level) too; nothing is stored."""
+        params = params or self.params
+        inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
+        key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed)
+        return self._results.get(key, lambda: self._job(
+            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed), key))
+
+    def _job(self, function, args: tuple, key):
+        """``function(data_dir, *args)`` as a job when there is a pool (and the store has a directory)."""
+        root = getattr(self.store, "root", None)
+        if self.jobs is None or root is None:  # in this thread (scripts, benchmarks, a store with no directory)
+            return function(self.store, *args)
+        return self.jobs.run(function, (str(root), *args), key=key)
 
 
 def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
@@ -111,5 +150,9 @@ def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
     return getattr(analysis, collection_id)
 
 
-def _empty(layer: Layer) -> gpd.GeoDataFrame:
+def _numbers(names, inputs) -> dict[str, int | None]:
+    return {name: v.version if v else None for name, v in zip(names, inputs)}
+
+
+def empty_frame(layer: Layer) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({name: [] for name in layer.field_names}, geometry=[], crs="EPSG:4326")

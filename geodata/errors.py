@@ -16,6 +16,9 @@ class GridmapError(Exception):
         self.message = message
         self.details = details or []
 
+    def __reduce__(self):  # errors raised in a job process come back whole (details included)
+        return type(self), (self.message, self.details)
+
 
 class BadRequest(GridmapError):
     status = 400
@@ -106,3 +109,6 @@ class DamagedStore(GridmapError):
     def __init__(self, message: str, path=None):
         super().__init__(message)
         self.path = path
+
+    def __reduce__(self):
+        return type(self), (self.message, self.path)

@@ -323,6 +323,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "planning.whatif": ("拟建中心推演", "What if"),
     "planning.place": ("放置拟建中心", "Place a proposed centre"),
     "planning.placing_hint": ("点击地图放置社区级拟建中心", "Click the map to place a community centre"),
+    "planning.sign_in": ("登录后可放置拟建中心，推演覆盖变化", "Sign in to place proposed centres and see what they "
+                                                         "would cover"),
+    "planning.sign_in_link": ("登录", "Sign in"),
     "planning.clear": ("清除", "Clear"),
     "planning.proposed": ("拟建中心", "Proposed centre"),
     "planning.proposed_count": ("拟建中心 {n} 个", "{n} proposed centre(s)"),

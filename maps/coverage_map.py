@@ -105,7 +105,7 @@ def panel_texts(lang: str) -> dict[str, str]:
 
 
 def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], basemap: Basemap,
-                 assets: Assets, lang: str = "zh") -> folium.Map:
+                 assets: Assets, lang: str = "zh", sign_in: str | None = None) -> folium.Map:
     """The coverage map of the city, or of one unit when ``view`` says so.
 
     Parameters
@@ -115,6 +115,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         optionally ``recommendations`` and ``whatif``: the planning API's paths (no query),
         which add the recommended-sites layer and the what-if control.
     radii : catchment radius in metres by centre level.
+    sign_in : where to sign in, when what-ifs need a signed-in user and the visitor is not one:
+        the what-if control then offers that link instead of placing centres.
 
     Examples
     --------
@@ -208,7 +210,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                       radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
                       texts={key: t(f"planning.{key}") for key in (
                           "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
-                          "population_change", "not_stored", "failed")} | {"loading": t("map.loading")}).add_to(m)
+                          "population_change", "not_stored", "failed", "sign_in", "sign_in_link")}
+                      | {"loading": t("map.loading")}, sign_in=sign_in).add_to(m)
     Legend(t("legend.title"), [
         (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
         (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),

@@ -211,8 +211,9 @@ class WhatIfControl(MacroElement):
     )
 
     def __init__(self, *, url: str, level: str, radius: float, texts: dict[str, str], panel: dict[str, str],
-                 csrf_meta: str = "csrf-token"):
+                 csrf_meta: str = "csrf-token", sign_in: str | None = None):
         super().__init__()
         self._name = "WhatIfControl"
+        # sign_in: what-ifs need a signed-in user; the panel offers this sign-in link instead of placing
         self.config = {"url": url, "level": level, "radius": radius, "csrfMeta": csrf_meta, "texts": texts,
-                       "panel": panel}
+                       "panel": panel, "signIn": sign_in}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from flask_compress import Compress
 
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
+from geodata.jobs import JobPool
 from geodata.store import FileStore, Store
 from maps.coverage_map import Basemap
 
@@ -31,6 +33,7 @@ class Services:
     responses: VersionCache  # rendered documents (summaries, downloads), per analysis or version
     pages: VersionCache  # items pages, per data version and URL (so a strong ETag names exact bytes)
     basemap: Basemap
+    jobs: JobPool  # heavy work (what-ifs, recommendations, upload checks), bounded; started at its first job
 
 
 def services() -> Services:
@@ -61,12 +64,17 @@ def create_app(config: dict | None = None) -> Flask:
 
         install_if_empty(store)
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
-    catalog = Catalog(store, analysis_params(values))
+    jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
+                   memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
+                   waiters=max(1, values["THREADS"] - 2))  # two threads always left for readers
+    # its processes end with the app (tests make many apps); at exit, pebble's own handler stops them
+    weakref.finalize(app, jobs.close_later).atexit = False
+    catalog = Catalog(store, analysis_params(values), jobs=jobs)
     # GRIDMAP_CACHE_MB split, not shared: pages and documents are keyed by what a client asks (any URL,
     # any radius), so a flood of them can only evict each other, never the map layers (dear to rebuild)
     budget = values["CACHE_MB"] * 2**20
     app.extensions["gridmap"] = Services(
-        store=store, catalog=catalog, basemap=basemap,
+        store=store, catalog=catalog, basemap=basemap, jobs=jobs,
         display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
         pages=VersionCache(None, max_bytes=budget // 4))
 

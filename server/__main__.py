@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 from . import config
@@ -124,6 +125,10 @@ def serve(options: dict) -> None:
     app = create_app(options)  # once, before forking: the demo is installed a single time
     warm_up(app)
 
+    def start_jobs(server, worker):
+        """Each worker's own job processes, started in the background once it has forked (never before)."""
+        threading.Thread(target=app.extensions["gridmap"].jobs.warm, name="gridmap-jobs-warm", daemon=True).start()
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{app.config['HOST']}:{app.config['PORT']}")
@@ -133,6 +138,7 @@ def serve(options: dict) -> None:
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 120)
             self.cfg.set("control_socket_disable", True)  # one per user otherwise: servers would share it
+            self.cfg.set("post_fork", start_jobs)
 
         def load(self):
             return app

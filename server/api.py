@@ -26,7 +26,7 @@ from geodata.schema import DERIVED
 from maps.coverage_map import NINGBO_CENTRE
 from maps.layers import Field, GeoJsonLayer, ReadySignal
 
-from . import negotiation, openapi, privacy, services
+from . import negotiation, openapi, privacy, services, whatif
 from .assets import map_assets
 from .i18n import current_language
 from .pages import render_map
@@ -70,8 +70,8 @@ def _collection(collection_id: str):
 
 
 def _analysis_params():
-    """The analysis settings with the request's what-ifs (geodata.coverage.Params bounds them)."""
-    return services().catalog.params.with_request(_params())
+    """The analysis settings with the request's what-ifs (signed-in users only, radii bounded)."""
+    return whatif.params()
 
 
 def _version_param() -> int | None:

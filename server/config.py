@@ -68,6 +68,15 @@ SETTINGS = (
     Setting("COVERED_RATIO", 0.9, "a grid is covered from this share of its area in a catchment", float),
     Setting("PARTIAL_RATIO", 0.1, "... partial from this share, uncovered below it", float),
     Setting("SLIVER_M2", 100.0, "tiling gaps and overlaps smaller than this are ignored, m²", float),
+    Setting("PUBLIC_WHATIF", False, "1 = anyone may ask for what-ifs (other radii or thresholds, proposed centres); "
+                                    "0 = they need a signed-in user", _bool),
+    Setting("MAX_RADIUS_M", 10_000.0, "largest catchment radius a what-if may ask for, metres (larger ones get 400)",
+            float),
+    Setting("JOB_PROCESSES", 1, "processes per server process for heavy work (what-ifs, recommendations, "
+                                "upload checks)", int),
+    Setting("JOB_TIMEOUT_S", 60.0, "a heavy job is stopped after this many seconds (the answer is 503)", float),
+    Setting("JOB_MEMORY_MB", 2048, "address space a job process may use, MiB (over it the answer is 422)", int),
+    Setting("JOB_QUEUE", 4, "heavy jobs running or waiting per server process; more get 503 with Retry-After", int),
 )
 
 

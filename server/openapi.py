@@ -232,7 +232,8 @@ def _analysis_parameter(name: str) -> dict:
         schema["maximum"] = 1
     elif name.startswith("radius_"):
         schema["maximum"] = MAX_RADIUS_M
-    return _query(name, schema, f"what if: {_ANALYSIS_HELP.get(name, name)} (default: the server's setting)")
+    return _query(name, schema, f"what if: {_ANALYSIS_HELP.get(name, name)} (default: the server's setting; "
+                                "a signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1)")
 
 
 def _analysis_parameters() -> list[dict]:
@@ -281,14 +282,23 @@ def _error(description: str) -> dict:
 
 ERRORS = {
     "400": _error("a bad parameter"),
-    "401": _error("reading needs a signed-in user or a valid API token (GRIDMAP_PUBLIC_READ=0), or a bad token"),
+    "401": _error("reading needs a signed-in user or a valid API token (GRIDMAP_PUBLIC_READ=0), so do what-ifs "
+                  "(unless GRIDMAP_PUBLIC_WHATIF=1); or a bad token"),
     "403": _error("the user's role does not allow this"),
     "404": _error("no such collection, feature, version or format"),
     "412": _error("If-Match names a version that is no longer the current one"),
     "413": _error("the file is larger than GRIDMAP_MAX_UPLOAD_MB (any other body: GRIDMAP_MAX_JSON_MB)"),
     "415": _error("not a format gridmap reads, or the content is not what its name says"),
+    "422": _error("the work needs more memory than a job may use (GRIDMAP_JOB_MEMORY_MB)"),
+    "429": {**_error("too many failed sign-ins or bad API tokens from this address or for this account"),
+            "headers": {"Retry-After": {"description": "seconds until a try is allowed again",
+                                        "schema": {"type": "integer"}}}},
+    "503": {**_error("busy with heavy work, or the job went over its time limit (GRIDMAP_JOB_TIMEOUT_S)"),
+            "headers": {"Retry-After": {"description": "seconds to wait before trying again",
+                                        "schema": {"type": "integer"}}}},
     "507": _error("the server's disk is full: nothing was stored"),
 }
+JOB_ERRORS = ("422", "503")  # routes whose work may run as a job (geodata.jobs)
 RESPONSES = {**ERRORS, "304": {"description": "not modified: If-None-Match names the current ETag"},
              "414": {"description": "the request line is over 4 KB: the HTTP server refuses it before gridmap sees it",
                      "content": {HTML: {"schema": {"type": "string"}}}}}
@@ -317,7 +327,7 @@ def _write(summary: str, responses: dict, *errors: str, tag: str, parameters: li
     return {"tags": [tag], "summary": summary, "parameters": parameters, **extra,
             "security": [{"bearerAuth": []}],
             "responses": {**responses, **{code: _response_ref(code)
-                                          for code in ("400", "401", "403", *errors, "413", "507")}}}
+                                          for code in ("400", "401", "403", *errors, "413", "429", "507")}}}
 
 
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": STRING,
@@ -374,7 +384,7 @@ def _items(ctx: dict, values: dict) -> dict:
     content = _content(_ref(f"{cid}.collection"), GEOJSON, html=True)
     crs = {"Content-Crs": {"description": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>", "schema": STRING}}
     return _read(f"features of '{cid}', a page at a time (follow the next links)",
-                 _ok("a page of features", content, **crs), "404", parameters=params,
+                 _ok("a page of features", content, **crs), "404", *JOB_ERRORS, parameters=params,
                  description="Property parameters match exactly; they combine with each other and with bbox.")
 
 
@@ -383,7 +393,8 @@ def _item(ctx: dict, values: dict) -> dict:
     layer = layer_of(cid)
     params = [_path("featureId", STRING, f"the feature's {layer.key}"), _param_ref("f"), *_stored_or_analysis(cid)]
     content = _content(_ref(f"{cid}.feature"), GEOJSON, html=True)
-    return _read(f"one feature of '{cid}' by its {layer.key}", _ok("the feature", content), "404", parameters=params)
+    return _read(f"one feature of '{cid}' by its {layer.key}", _ok("the feature", content), "404", *JOB_ERRORS,
+                 parameters=params)
 
 
 def _download(ctx: dict, values: dict) -> dict:
@@ -396,7 +407,8 @@ def _download(ctx: dict, values: dict) -> dict:
                for e, (media_type, _) in formats.items()}
     disposition = {"Content-Disposition": {"description": "attachment; the file name names the version",
                                            "schema": STRING}}
-    return _read(f"the whole of '{cid}' as a file", _ok("the file", content, **disposition), "404", tag="downloads",
+    return _read(f"the whole of '{cid}' as a file", _ok("the file", content, **disposition), "404", *JOB_ERRORS,
+                 tag="downloads",
                  parameters=[ext, _param_ref("bbox"), *_stored_or_analysis(cid),
                              *_filters(layer_of(cid).without(ctx["hidden"]))],
                  description="The same property filters and bbox as items; no paging. "
@@ -411,7 +423,7 @@ def _summary(ctx: dict, values: dict) -> dict:
               *_analysis_parameters()]
     content = {JSON: {"schema": _ref("Summary")}, "text/csv": {"schema": STRING}}
     return _read("coverage and gaps summed per unit: grids, population, covered share, gaps by kind",
-                 _ok("the summary", content), tag="summary", parameters=params)
+                 _ok("the summary", content), *JOB_ERRORS, tag="summary", parameters=params)
 
 
 def _versions(ctx: dict, values: dict) -> dict:
@@ -473,7 +485,7 @@ def _upload(ctx: dict, values: dict) -> dict:
         "422": {"description": "rejected: the report lists every error", "content": _content(_ref("UploadRejected"))},
     }
     return _write(f"editors: replace (or merge into) '{layer}' from a file, as one new version", responses,
-                  "404", "412", "413", "415", tag="uploads", parameters=[IF_MATCH],
+                  "404", "412", "413", "415", "503", tag="uploads", parameters=[IF_MATCH],
                   requestBody={"required": True, "content": {"multipart/form-data": {"schema": form}}})
 
 
@@ -498,7 +510,7 @@ def _recommendations(ctx: dict, values: dict) -> dict:
               *_analysis_parameters()]
     return _read("k new centre sites that newly cover the most people",
                  _ok("the sites, best first", {GEOJSON: {"schema": body}, "text/csv": {"schema": STRING}}),
-                 tag="planning", parameters=params)
+                 *JOB_ERRORS, tag="planning", parameters=params)
 
 
 def _whatif(ctx: dict, values: dict) -> dict:
@@ -511,11 +523,12 @@ def _whatif(ctx: dict, values: dict) -> dict:
     answer = _object(["proposed", "before", "after", "level", "rows"], proposed=INTEGER, before=coverage,
                      after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
     return {"tags": ["planning"], "summary": "coverage as if the proposed centres existed; nothing is stored",
+            "description": "A signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1.",
             "parameters": [_query("level", {"type": "string", "enum": ["city", *LEVELS], "default": "district"},
                                   "the level of the summary rows"), *_analysis_parameters()],
             "requestBody": {"required": True, "content": {JSON: {"schema": proposal}}},
             "responses": {"200": {"description": "before and after", "content": _content(answer)},
-                          **{code: _response_ref(code) for code in ("400", "401", "413")}}}
+                          **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS)}}}
 
 
 OPERATIONS = {

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import shapely
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from geodata.coverage import merge_tiles
 from geodata.errors import NotFound
@@ -17,6 +17,7 @@ from maps.coverage_map import MAP_DATA, View, coverage_map
 
 from . import privacy, services
 from .assets import map_assets
+from .auth import current_user
 from .i18n import current_language
 
 blueprint = Blueprint("pages", __name__)
@@ -61,6 +62,8 @@ def _map_page(view: View, title: str | None) -> Response:
         basemap=services().basemap,
         assets=map_assets(),
         lang=current_language(),
+        sign_in=None if current_user() or current_app.config["PUBLIC_WHATIF"]
+        else url_for("auth.login", next=request.full_path.rstrip("?")),
     )
     return Response(render_map("map.html", m, title=title), mimetype="text/html")
 

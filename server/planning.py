@@ -6,12 +6,14 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 
-from geodata import geojson, summaries, tables
-from geodata.coverage import LEVELS, analyse
+from geodata import geojson, tables
+from geodata.coverage import LEVELS
+from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
-from geodata.siting import recommend
+from geodata.siting import MAX_K, SOLVERS
 
 from . import services
+from .whatif import params as whatif_params, require_user
 
 blueprint = Blueprint("planning", __name__)
 
@@ -22,14 +24,15 @@ UNIT_KEYS = ("district", "street", "community")
 @blueprint.get("/api/recommendations")
 def recommendations():
     args = request.args
-    k = args.get("k", "5")
-    if not k.isdigit():
-        raise BadRequest(f"'k' must be a whole number, not {k!r}")
-    catalog = services().catalog
-    params = catalog.params.with_request(args.to_dict())
+    k = whole_number(args.get("k", "5"), "k", minimum=1, maximum=MAX_K)
+    level, solver = args.get("level", "community"), args.get("solver", "auto")
+    if level not in LEVELS:  # checked here: a bad request never takes a job
+        raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if solver not in SOLVERS:
+        raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+    params = whatif_params()
     unit = {key: args[key] for key in UNIT_KEYS if args.get(key)}
-    result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf,
-                       args.get("level", "community"), int(k), params, unit, args.get("solver", "auto"))
+    result = services().catalog.recommendation(level, k, params, unit, solver)  # a job, once per data and asking
     if args.get("f") == "csv":
         table = result.sites.assign(lon=result.sites.geometry.x.round(6), lat=result.sites.geometry.y.round(6))
         return Response(tables.to_csv(pd.DataFrame(table.drop(columns="geometry"))), mimetype="text/csv",
@@ -43,18 +46,18 @@ def recommendations():
 @blueprint.post("/api/whatif")
 def whatif():
     """The summary as if the proposed centres (GeoJSON points with a ``level``) existed; nothing is stored."""
+    require_user("what-ifs")
     proposed = _proposed(request.get_json(silent=True))
     catalog = services().catalog
-    params = catalog.params.with_request(request.args.to_dict())
+    params = whatif_params()
     level = request.args.get("level", "district")
     if level not in ("city", *LEVELS):
         raise BadRequest(f"'level' must be city or one of {', '.join(LEVELS)}, not {level!r}")
-    grids, centers, districts = (catalog.get(name).features.gdf for name in ("grids", "centers", "districts"))
     before = catalog.analysis(params)
-    after = analyse(grids, gpd.GeoDataFrame(pd.concat([centers, proposed], ignore_index=True), crs="EPSG:4326"),
-                    districts, params)
+    after = catalog.what_if(  # the summaries: a job, once per data, parameters and proposal
+        tuple(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist(), proposed["level"].tolist())), params)
     city_before = before.summaries["city"].iloc[0]
-    city_after = after.summaries["city"].iloc[0]
+    city_after = after["city"].iloc[0]
     return jsonify({
         "proposed": len(proposed),
         "before": {"covered_population": int(city_before["covered_population"]),
@@ -62,7 +65,7 @@ def whatif():
         "after": {"covered_population": int(city_after["covered_population"]),
                   "covered_share": city_after["covered_share"]},
         "level": level,
-        "rows": summaries.rows(after, level).astype(object).where(lambda f: f.notna(), None).to_dict("records"),
+        "rows": after[level].astype(object).where(lambda f: f.notna(), None).to_dict("records"),
     })
 
 

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from geodata import geojson, io
 from geodata.errors import BadRequest, PreconditionFailed
 from geodata.diff import diff as versions_diff
+from geodata.jobs import upload_to
 from geodata.params import version_number, whole_number
-from geodata.uploads import upload
 
 from . import audit, privacy, services
 from .audit import audited
@@ -32,8 +32,8 @@ def upload_layer(layer: str):
     audit.note(filename=file.filename if file else None)
     if file is None or not file.filename:
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
-    outcome = upload(
-        services().store, layer, file.read(), file.filename,
+    outcome = _in_job(
+        layer, file.read(), file.filename,
         author=current_user().name, message=form.get("message", "")[:500],
         mode=form.get("mode", "replace"), dry_run=form.get("dry_run") in ("1", "true", "yes"),
         if_version=_if_match(layer),
@@ -61,6 +61,11 @@ def upload_layer(layer: str):
         response.headers["Location"] = url_for("api.collection", collection_id=layer)
         response.set_etag(str(outcome.version.version))
     return response
+
+
+def _in_job(*args, **kwargs):
+    """``geodata.uploads.upload`` parses and checks the file in a job process (time and memory bounded)."""
+    return services().jobs.run(upload_to, (str(services().store.root), *args), kwargs)
 
 
 def _preview(outcome) -> dict:

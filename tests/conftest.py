@@ -14,7 +14,15 @@ def data_dir(tmp_path):
 
 @pytest.fixture
 def app(data_dir):
-    return create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    yield app
+    app.extensions["gridmap"].jobs.close()  # its job processes, if a test started them
+
+
+@pytest.fixture
+def signed_in(app) -> dict:
+    """Headers of a signed-in viewer (what-ifs need one)."""
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("viewer1", "viewer")[1]}
 
 
 @pytest.fixture
@@ -28,9 +36,8 @@ def store(app):
 
 
 @pytest.fixture
-def viewer_client(app):
+def viewer_client(app, signed_in):
     """A client sending a viewer's API token: a signed-in reader, who sees the restricted fields."""
-    _, token = app.extensions["gridmap_users"].add("reader", "viewer")
-    signed_in = app.test_client()
-    signed_in.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return signed_in
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = signed_in["Authorization"]
+    return client

@@ -333,6 +333,16 @@
   registry.whatifControl = function (map, opts) {
     var t = opts.texts;
     var section = planningPanel(map, opts.panel).section("gm-whatif", t.whatif);
+    if (opts.signIn) {  // what-ifs need a signed-in user: say so, with the way to sign in
+      var note = el("p", "gm-planning-hint gm-whatif-sign-in", t.sign_in + " ");
+      var link = el("a", null, t.sign_in_link);
+      link.href = opts.signIn;
+      note.appendChild(link);
+      section.appendChild(note);
+      registry.proposed = [];
+      registry.proposals = L.layerGroup().addTo(map);
+      return;
+    }
     var buttons = el("div", "gm-whatif-buttons");
     var place = el("button", "gm-whatif-place", t.place);
     place.type = "button";

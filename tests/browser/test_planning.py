@@ -107,6 +107,17 @@ def click_map_at(page, latlng: tuple[float, float], zoom: int = 16):
     page.mouse.click(point["x"], point["y"])
 
 
+def sign_in(tab, server, next_path: str = "/") -> None:
+    """Sign in as the planner through the login form, landing on ``next_path`` ready."""
+    page = tab.page
+    page.goto(server.url(f"/login?next={next_path}"))
+    page.fill('input[name="name"]', "planner1")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('form.login button[type="submit"]')
+    page.wait_for_url(server.url(next_path))
+    page.wait_for_selector("body[data-gridmap-ready]", state="attached")
+
+
 def percent(share: float) -> str:
     return f"{share * 100:.1f}%"  # as the page's formatValue shows a share
 
@@ -172,9 +183,23 @@ def test_a_hostile_community_name_shows_as_text_in_the_tooltip(tab, planning_ser
     assert tab.console_errors == [] and tab.page_errors == []
 
 
-def test_placing_centres_shows_the_coverage_they_would_add(tab, planning_server, tmp_path):
+def test_a_visitor_is_asked_to_sign_in_before_placing_centres(tab, planning_server):
     page = tab.page
     goto_ready(tab, planning_server.url("/"))
+    note = page.locator(".gm-whatif .gm-whatif-sign-in")
+    assert note.is_visible() and "登录后可放置拟建中心" in note.inner_text()
+    assert page.locator(".gm-whatif-place").count() == 0  # nothing to click that would only be refused
+    show_recommendations(page)  # recommendations with the settings' radii stay open to everyone
+    note.locator("a").click()
+    page.wait_for_url("**/login?next=/")
+    sign_in(tab, planning_server)  # back on the map, now with the button
+    assert page.locator(".gm-whatif-place").is_visible() and page.locator(".gm-whatif-sign-in").count() == 0
+    assert tab.page_errors == []
+
+
+def test_placing_centres_shows_the_coverage_they_would_add(tab, planning_server, tmp_path):
+    page = tab.page
+    sign_in(tab, planning_server)
     show_recommendations(page)
     place = page.locator(".gm-whatif-place")
     assert place.inner_text() == "放置拟建中心" and place.get_attribute("aria-pressed") == "false"
@@ -186,7 +211,6 @@ def test_placing_centres_shows_the_coverage_they_would_add(tab, planning_server,
         click_map_at(page, P3)  # the middle of p3: 300 people, none covered
     request = answer.value.request
     assert request.method == "POST" and request.headers["content-type"] == "application/json"
-    assert "x-csrftoken" not in request.headers  # a visitor's page has no token, and needs none
     [proposal] = request.post_data_json["features"]
     assert proposal["properties"] == {"level": "community"}
     assert proposal["geometry"]["coordinates"] == pytest.approx([P3[1], P3[0]], abs=1e-4)
@@ -243,7 +267,7 @@ def test_a_whatif_error_shows_the_api_message(tab, planning_server):
     page.route("**/api/whatif*", lambda route: route.fulfill(
         status=413, content_type="application/json",
         body='{"error": {"code": "too_large", "message": "%s", "details": []}}' % message))
-    goto_ready(tab, planning_server.url("/"))
+    sign_in(tab, planning_server)
     page.locator(".gm-whatif-place").click()
     click_map_at(page, P3)
     error = page.locator('.gm-whatif-result[data-state="error"]')
@@ -254,12 +278,7 @@ def test_a_whatif_error_shows_the_api_message(tab, planning_server):
 
 def test_a_signed_in_planner_sends_the_csrf_token(tab, planning_server):
     page = tab.page
-    page.goto(planning_server.url("/login"))
-    page.fill('input[name="name"]', "planner1")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('form.login button[type="submit"]')
-    page.wait_for_url(planning_server.url("/"))
-    page.wait_for_selector("body[data-gridmap-ready]", state="attached")
+    sign_in(tab, planning_server)
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert token
 
@@ -281,5 +300,5 @@ def test_english_planning_panel(tab, planning_server):
     show_recommendations_en.locator("input").check()
     page.wait_for_selector('.gm-recommendations[data-state="loaded"]')
     assert page.locator(".gm-planning-title").inner_text() == "Site planning"
-    assert page.locator(".gm-whatif-place").inner_text() == "Place a proposed centre"
+    assert page.locator(".gm-whatif-sign-in").inner_text().startswith("Sign in to place proposed centres")
     assert "Solver:" in page.locator(".gm-recommendations .gm-planning-status").inner_text()

@@ -45,19 +45,50 @@ def test_gaps_collection_and_filters(client, loaded):
     assert one["properties"] == gap["properties"]
 
 
-def test_radius_parameter_is_a_what_if(client, loaded):
-    wide = get_json(client, "/api/collections/coverage/items/g10?radius_community_m=3000")
+def test_radius_parameter_is_a_what_if(client, loaded, signed_in):
+    wide = get_json(client, "/api/collections/coverage/items/g10?radius_community_m=3000", headers=signed_in)
     assert wide["properties"]["coverage_ratio"] == 1.0
     assert get_json(client, "/api/collections/coverage/items/g10")["properties"]["coverage_ratio"] < 0.5
-    links = get_json(client, "/api/collections/coverage/items?radius_community_m=3000&limit=1")["links"]
+    links = get_json(client, "/api/collections/coverage/items?radius_community_m=3000&limit=1",
+                     headers=signed_in)["links"]
     assert all("radius_community_m=3000" in link["href"] for link in links if link["rel"] == "next")
 
 
-@pytest.mark.parametrize("query", ["radius_community_m=-5", "radius_street_m=far", "covered_ratio=0.01"])
-def test_bad_analysis_parameters_are_400(client, loaded, query):
+@pytest.mark.parametrize("query", ["radius_community_m=-5", "radius_street_m=far", "covered_ratio=0.01",
+                                   "radius_district_m=10001", "radius_community_m=inf"])
+def test_bad_analysis_parameters_are_400(client, loaded, signed_in, query):
     for url in (f"/api/collections/coverage/items?{query}", f"/api/summary?{query}"):
-        resp = client.get(url)
+        resp = client.get(url, headers=signed_in)
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("url", [
+    "/api/summary?level=city&radius_community_m=42205", "/api/collections/coverage/items?covered_ratio=0.5",
+    "/api/collections/gaps/items?sliver_m2=1", "/api/collections/streets/items?partial_ratio=0.2",
+    "/api/collections/communities/items?radius_street_m=100", "/api/download/coverage.csv?radius_district_m=1",
+    "/api/collections/coverage/items/g10?radius_community_m=3000"])
+def test_what_if_parameters_need_a_signed_in_user(client, loaded, url):
+    resp = client.get(url)
+    assert resp.status_code == 401
+    error = resp.get_json()["error"]
+    assert error["code"] == "unauthorized" and "signed-in" in error["message"]
+
+
+def test_a_what_if_never_evicts_the_analysis_of_the_settings(app, client, loaded, signed_in):
+    catalog = app.extensions["gridmap"].catalog
+    default = catalog.analysis()
+    for radius in range(1100, 1700, 100):  # more what-ifs than any cache holds
+        assert client.get(f"/api/summary?level=city&radius_community_m={radius}", headers=signed_in).status_code == 200
+    assert catalog.analysis() is default
+    assert app.extensions["gridmap"].jobs.started == 6  # each what-if a job; the default one never
+
+
+def test_what_if_results_are_kept_per_data_version_and_parameters(app, client, loaded, signed_in):
+    jobs = app.extensions["gridmap"].jobs
+    for _ in range(2):
+        client.get("/api/summary?level=city&radius_community_m=1500", headers=signed_in)
+        client.get("/api/collections/coverage/items?radius_community_m=1500", headers=signed_in)
+    assert jobs.started == 1
 
 
 def test_derived_downloads(client, loaded):
@@ -123,3 +154,62 @@ def test_summary_csv_cells_cannot_start_a_formula(client, store):
         resp = client.get(f"/api/summary?level={level}&f=csv")
         rows = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
         assert {r[column] for r in rows} == expected
+
+
+def sleeping_analysis(*args):
+    import time
+
+    time.sleep(60)
+
+
+def hungry_analysis(*args):
+    return bytearray(64 * 2**30)
+
+
+@pytest.fixture
+def limited(data_dir, loaded):
+    """An app whose jobs stop after 1 s."""
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "JOB_TIMEOUT_S": 1})
+    yield app
+    app.extensions["gridmap"].jobs.close()
+
+
+def test_a_what_if_over_the_time_limit_answers_503_with_retry_after_and_the_next_one_works(limited, monkeypatch):
+    from geodata import jobs
+
+    client = limited.test_client()
+    headers = {"Authorization": "Bearer " + limited.extensions["gridmap_users"].add("v", "viewer")[1]}
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "analyse_versions", sleeping_analysis)  # what a far too big analysis would do
+        resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=headers)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    error = resp.get_json()["error"]
+    assert error["code"] == "service_unavailable" and "time limit of 1 s" in error["message"]
+    resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=headers)
+    assert resp.status_code == 200 and resp.get_json()["parameters"]["radius_community_m"] == 1500
+
+
+def test_a_what_if_over_the_memory_limit_answers_422_naming_it_and_the_next_one_works(app, client, loaded,
+                                                                                     signed_in, monkeypatch):
+    from geodata import jobs
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "analyse_versions", hungry_analysis)
+        resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=signed_in)
+    assert resp.status_code == 422
+    assert "2048 MiB" in resp.get_json()["error"]["message"] and "JOB_MEMORY_MB" in resp.get_json()["error"]["message"]
+    assert client.get("/api/summary?level=city&radius_community_m=1500", headers=signed_in).status_code == 200
+
+
+def test_a_busy_server_answers_503_with_retry_after_at_once(app, client, loaded, signed_in, monkeypatch):
+    from geodata.errors import ServiceUnavailable
+
+    def busy(*args, **kwargs):
+        raise ServiceUnavailable("the server is busy", retry_after=5)
+
+    monkeypatch.setattr(app.extensions["gridmap"].jobs, "run", busy)
+    resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=signed_in)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+    assert client.get("/api/summary?level=city").status_code == 200  # the settings' analysis needs no job

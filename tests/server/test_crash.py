@@ -63,7 +63,7 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
                 try:
                     answer = requests.post(f"http://127.0.0.1:{port}/api/uploads/grids",
                                            files={"file": ("g.geojson", body)},
-                                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                                           headers={"Authorization": f"Bearer {token}"}, timeout=60)
                 except requests.RequestException:
                     return  # the server is gone
                 if answer.status_code == 201:

@@ -127,6 +127,18 @@ def test_city_map_recommends_for_the_whole_city_and_the_url_answers(client, load
     assert body["type"] == "FeatureCollection" and body["solver"] in ("greedy", "mclp")
 
 
+def whatif_config(html: str) -> dict:
+    return json.loads(re.search(r"gridmap\.whatifControl\(map_\w+, (\{.*?\})\);\n", html).group(1))
+
+
+def test_the_whatif_control_offers_visitors_a_sign_in_link(app, client, loaded):
+    assert whatif_config(client.get("/").get_data(as_text=True))["signIn"] == "/login?next=/"
+    unit = whatif_config(client.get("/map?district=海曙区").get_data(as_text=True))["signIn"]
+    assert unit.startswith("/login?next=") and "district" in unit
+    app.config["PUBLIC_WHATIF"] = True
+    assert whatif_config(client.get("/").get_data(as_text=True))["signIn"] is None
+
+
 def test_unit_map_recommends_inside_the_unit(client, loaded):
     from urllib.parse import parse_qs, urlsplit
 
@@ -147,6 +159,7 @@ def test_csrf_token_is_in_the_map_page_only_for_signed_in_browsers(app, client, 
     form_token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login).group(1)
     client.post("/login", data={"name": "planner1", "password": "planner-pw", "csrf_token": form_token})
     html = client.get("/").get_data(as_text=True)
+    assert whatif_config(html)["signIn"] is None  # signed in: the control places centres
     token = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
     proposal = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.525, 29.815]},

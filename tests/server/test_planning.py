@@ -35,30 +35,62 @@ def test_recommendations_as_csv(client, loaded):
     assert row["rank"] == "1" and 121.5 < float(row["lon"]) < 121.53
 
 
-@pytest.mark.parametrize("query", ["level=city", "k=0", "k=many", "radius_community_m=-1", "district=nowhere"])
-def test_bad_recommendation_requests(client, loaded, query):
-    assert client.get(f"/api/recommendations?{query}").status_code == 400
+@pytest.mark.parametrize("query", ["level=city", "k=0", "k=many", "k=²", "k=51", "k=" + "9" * 5000,
+                                   "radius_community_m=-1", "district=nowhere", "solver=best"])
+def test_bad_recommendation_requests(client, loaded, signed_in, query):
+    resp = client.get(f"/api/recommendations?{query}", headers=signed_in)
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
 
 
-def test_whatif_adds_proposed_centres_and_stores_nothing(client, loaded, store):
-    proposal = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.515, 29.805]},
-         "properties": {"level": "community"}}]}
-    resp = client.post("/api/whatif?level=community", json=proposal)
+def test_what_if_radii_on_recommendations_need_a_signed_in_user_and_are_bounded(client, loaded, signed_in):
+    resp = client.get("/api/recommendations?k=10&radius_community_m=50000")
+    assert resp.status_code == 401 and "radius_community_m" in resp.get_json()["error"]["message"]
+    resp = client.get("/api/recommendations?k=10&radius_community_m=50000", headers=signed_in)
+    assert resp.status_code == 400 and "10000" in resp.get_json()["error"]["message"]
+    assert client.get("/api/recommendations?k=10&radius_community_m=3000", headers=signed_in).status_code == 200
+    assert client.get("/api/recommendations?k=10").status_code == 200  # the settings' radii: anyone
+
+
+def test_what_ifs_are_public_when_the_setting_says_so(data_dir):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "PUBLIC_WHATIF": True,
+                      "MAX_RADIUS_M": 2000})
+    try:
+        resp = app.test_client().get("/api/summary?level=city&radius_community_m=2500")
+        assert resp.status_code == 400 and "2000" in resp.get_json()["error"]["message"]  # bounded all the same
+        assert app.test_client().get("/api/summary?level=city&radius_community_m=1500").status_code == 200
+    finally:
+        app.extensions["gridmap"].jobs.close()
+
+
+def test_recommendations_are_computed_once_per_data_version_and_parameters(app, client, loaded, signed_in):
+    jobs = app.extensions["gridmap"].jobs
+    for _ in range(3):
+        assert client.get("/api/recommendations?k=2").status_code == 200
+    assert jobs.started == 1
+    client.get("/api/recommendations?k=2&f=csv")  # the same sites, as CSV
+    client.get("/api/recommendations?k=2&radius_community_m=1500", headers=signed_in)
+    client.get("/api/recommendations?k=2&radius_community_m=1500", headers=signed_in)
+    assert jobs.started == 2
+    loaded.write("centers", loaded.read("centers").iloc[:0], author="t")  # new data: computed again
+    client.get("/api/recommendations?k=2")
+    assert jobs.started == 3
+
+
+PROPOSAL = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.515, 29.805]},
+     "properties": {"level": "community"}}]}
+
+
+def test_whatif_adds_proposed_centres_and_stores_nothing(client, loaded, store, signed_in):
+    resp = client.post("/api/whatif?level=community", json=PROPOSAL, headers=signed_in)
     assert resp.status_code == 200
     body = resp.get_json()
     assert body["before"]["covered_population"] < body["after"]["covered_population"] == 1500
     rows = {r["community"]: r for r in body["rows"]}
     assert rows["白云社区"]["missing_center"] == 0  # the proposed centre stands in it
     assert store.current("centers").features == 1
-
-
-@pytest.mark.parametrize("payload", [None, {"type": "Feature"}, {"type": "FeatureCollection", "features": []},
-                                     {"type": "FeatureCollection", "features": [
-                                         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]},
-                                          "properties": {"level": "city"}}]}])
-def test_bad_whatif_requests(client, loaded, payload):
-    assert client.post("/api/whatif", json=payload).status_code == 400
 
 
 def test_recommendations_csv_cells_cannot_start_a_formula(client, store):
@@ -68,3 +100,16 @@ def test_recommendations_csv_cells_cannot_start_a_formula(client, store):
     [row] = list(csv.DictReader(io.StringIO(client.get("/api/recommendations?k=1&f=csv").data.decode("utf-8-sig"))))
     assert (row["community"], row["street"]) == ("'=HYPERLINK(1)", "'@SUM(1)")
     assert float(row["lon"]) > 0 and not row["new_population"].startswith("'")
+
+
+@pytest.mark.parametrize("payload", [None, {"type": "Feature"}, {"type": "FeatureCollection", "features": []},
+                                     {"type": "FeatureCollection", "features": [
+                                         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]},
+                                          "properties": {"level": "city"}}]}])
+def test_bad_whatif_requests(client, loaded, signed_in, payload):
+    assert client.post("/api/whatif", json=payload, headers=signed_in).status_code == 400
+
+
+def test_whatif_needs_a_signed_in_user(client, loaded):
+    resp = client.post("/api/whatif?level=community", json=PROPOSAL)
+    assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "unauthorized"

@@ -69,7 +69,12 @@ def test_if_match_makes_the_upload_conditional(client, editor, store):
     assert store.current("grids").version == 2
 
 
-def test_concurrent_uploads_with_the_same_if_match_one_wins(app, editor, store):
+def test_concurrent_uploads_with_the_same_if_match_one_wins(data_dir, editor, store):
+    from server import create_app
+
+    # room for all twenty at once, checked in four job processes: they race in the store itself
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "THREADS": 22, "JOB_QUEUE": 20,
+                      "JOB_PROCESSES": 4})
     post(app.test_client(), editor)
     statuses = []
     barrier = threading.Barrier(20)
@@ -86,6 +91,7 @@ def test_concurrent_uploads_with_the_same_if_match_one_wins(app, editor, store):
         t.start()
     for t in threads:
         t.join()
+    app.extensions["gridmap"].jobs.close()
     assert sorted(statuses) == [201] + [412] * 19
     assert store.current("grids").version == 2
 
@@ -307,3 +313,18 @@ def test_text_with_a_nul_is_422_naming_feature_and_field(client, editor, store):
     assert (error["index"], error["key"], error["field"]) == (4, "g11", "instructor")
     assert "U+0000" in error["message"]
     assert store.current("grids") is None
+
+
+def hungry_upload(*args, **kwargs):
+    return bytearray(64 * 2**30)  # what a hostile file's parsing might ask for
+
+
+def test_an_upload_is_checked_in_a_job_within_its_memory_limit(client, editor, store, data_dir, monkeypatch):
+    from server import uploads
+
+    with monkeypatch.context() as patch:
+        patch.setattr(uploads, "upload_to", hungry_upload)
+        resp = post(client, editor)
+    assert resp.status_code == 422 and "JOB_MEMORY_MB" in resp.get_json()["error"]["message"]
+    assert store.current("grids") is None and read_audit(data_dir)[-1]["outcome"] == "refused 422"
+    assert post(client, editor).status_code == 201  # the pool is still there for the next one

@@ -1,0 +1,279 @@
+"""Heavy work as bounded jobs: what-if analyses, recommendations, what-ifs, upload checks.
+
+A request that needs minutes of CPU or gigabytes of memory must not take a
+request thread, or the server process, with it.  ``JobPool`` runs such work in
+a few worker processes (pebble's ``ProcessPool``: a job over its time limit has
+its process killed and replaced) and bounds it four ways:
+
+- a wall-clock limit per job: over it, ``ServiceUnavailable`` (503, Retry-After);
+- a memory limit per job process (``RLIMIT_AS``): a runaway job fails with
+  ``MemoryError`` in its own process, answered as ``Unprocessable`` (422) naming
+  the limit, and the memory goes back to the system with the process;
+- at most ``queue`` jobs running or waiting, and at most ``waiters`` request
+  threads waiting on them: beyond either, ``ServiceUnavailable`` at once, so
+  threads stay free for readers of what is already computed.
+
+Jobs take small arguments (the data directory, the layer versions, parameters)
+and read the layers in the job process, from a ``FileStore`` kept there; their
+results come back pickled.  Identical jobs in flight at once run once.
+
+The pool starts at its first job (so after a server forks its workers, one pool
+per server process), with the ``forkserver`` start method (forking a threaded
+server is unsafe) preloading geopandas and shapely, so a new job process starts
+in milliseconds.
+
+Examples
+--------
+>>> pool = JobPool(processes=1, timeout_s=30, memory_mb=2048)  # doctest: +SKIP
+>>> pool.run(analyse_versions, ("/srv/data", {"grids": 3, "centers": 2, "districts": 1}, Params()),
+...          key=("analysis", "3-2-1"))  # doctest: +SKIP
+>>> pool.close()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import threading
+from concurrent.futures import CancelledError, Future
+from typing import Any, Callable, Hashable
+
+from .errors import GridmapError, ServiceUnavailable, Unprocessable
+
+# imported by the fork server once, so job processes forked from it start warm; spopt (seconds, 150 MB) is not:
+# a job process imports it at its first exact recommendation, and keeps it
+PRELOAD = ["geodata.jobs", "geodata.coverage", "geodata.siting", "geodata.uploads", "geodata.store"]
+BUSY_RETRY_S = 5  # what a busy answer suggests: most jobs take a second or two
+
+log = logging.getLogger(__name__)
+
+
+class JobPool:
+    """A bounded pool of job processes (see the module's text).  Thread-safe; ``close`` when done."""
+
+    def __init__(self, processes: int = 1, timeout_s: float = 60.0, memory_mb: int = 2048, queue: int = 4,
+                 waiters: int = 2):
+        if processes < 1 or queue < 1 or waiters < 1 or timeout_s <= 0 or memory_mb <= 0:
+            raise ValueError("processes, queue, waiters, timeout_s and memory_mb must be positive")
+        self.processes, self.timeout_s, self.memory_mb = processes, timeout_s, memory_mb
+        self.queue, self.waiters = queue, waiters
+        self._jobs = 0  # running + waiting jobs
+        self._waiting = threading.BoundedSemaphore(waiters)  # request threads waiting on a job
+        self._mutex = threading.Lock()  # starting jobs and the pool
+        self._state = threading.Lock()  # the counts; all a job's done callback takes (it runs on pebble's threads)
+        self._pool = None
+        self._pid = None  # the process that started the pool: a forked child starts its own
+        self._in_flight: dict[Hashable, Future] = {}
+        self.started = 0  # jobs started since the pool was made (tests count them)
+
+    # --- running a job -------------------------------------------------------------------
+    def run(self, function: Callable, args: tuple = (), kwargs: dict | None = None, key: Hashable = None) -> Any:
+        """``function(*args, **kwargs)`` in a job process; its result, or its error raised here.
+
+        ``key`` names the job's inputs: a job with the same key already running is
+        waited for instead of started again.  Raises ServiceUnavailable when busy or
+        over the time limit, Unprocessable over the memory limit.
+        """
+        if not self._waiting.acquire(blocking=False):
+            raise self._busy(f"{self.waiters} request(s) already wait for heavy work in this server process")
+        try:
+            with self._mutex:
+                with self._state:
+                    future = self._in_flight.get(key) if key is not None else None
+                if future is None:
+                    future = self._start(function, args, kwargs or {}, key)
+            return self._result(future)
+        finally:
+            self._waiting.release()
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs running or waiting for a process."""
+        return self._jobs
+
+    def _start(self, function, args, kwargs, key) -> Future:  # called holding the mutex
+        if self._jobs >= self.queue:
+            raise self._busy(f"{self.queue} job(s) already running or waiting in this server process")
+        future = self._ready_pool().schedule(function, args, kwargs, timeout=self.timeout_s)
+        with self._state:
+            self._jobs += 1
+            self.started += 1
+            if key is not None:
+                self._in_flight[key] = future
+        future.add_done_callback(functools.partial(self._finished, key))
+        return future
+
+    def _finished(self, key, future: Future) -> None:
+        with self._state:
+            if key is not None and self._in_flight.get(key) is future:
+                del self._in_flight[key]
+            self._jobs -= 1
+
+    def _result(self, future: Future):
+        # a job waits at most for those ahead of it (one a waiting thread), each stopped at the time limit
+        wait = self.timeout_s * math.ceil(min(self.queue, self.waiters) / self.processes) + 5
+        try:
+            return future.result(timeout=wait)
+        except TimeoutError:
+            if not future.done():  # still waiting for a process: give the thread back
+                future.cancel()
+                raise self._busy("the job waited too long for a free job process") from None
+            raise ServiceUnavailable(
+                f"the work was stopped at the time limit of {self.timeout_s:g} s a job (GRIDMAP_JOB_TIMEOUT_S); "
+                "try again later, or with smaller parameters", retry_after=math.ceil(self.timeout_s)) from None
+        except MemoryError:
+            raise self._over_memory() from None
+        except CancelledError:
+            raise self._busy("the job was cancelled (the server is stopping, or was too busy)") from None
+        except GridmapError:
+            raise
+        except Exception as e:
+            from pebble import ProcessExpired
+
+            # killed or crashed (a C library out of memory, mostly), or GEOS out of memory (a GEOSException)
+            if isinstance(e, ProcessExpired) or "bad_alloc" in str(e):
+                raise self._over_memory() from None
+            if isinstance(e, RuntimeError) and not self._pool_alive():  # the pool broke: the next job makes one
+                raise self._busy("the job processes are restarting") from None
+            raise
+
+    def _over_memory(self) -> Unprocessable:
+        return Unprocessable(f"the work needs more memory than the limit of {self.memory_mb} MiB a job "
+                             "(GRIDMAP_JOB_MEMORY_MB); ask for less (smaller radii, a smaller file)")
+
+    def _busy(self, why: str) -> ServiceUnavailable:
+        return ServiceUnavailable(f"the server is busy with heavy work ({why}); try again shortly",
+                                  retry_after=BUSY_RETRY_S)
+
+    # --- the processes ---------------------------------------------------------------------
+    def _ready_pool(self):  # called holding the mutex
+        if self._pool is not None and self._pid == os.getpid():
+            if self._pool.active:
+                return self._pool
+            self._stop(self._pool)  # broken: a new one below
+        elif self._pid != os.getpid():  # a forked child: the parent's pool and jobs are not ours
+            with self._state:
+                self._jobs, self._in_flight = 0, {}
+        from pebble import ProcessPool
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        self._pool = ProcessPool(max_workers=self.processes, initializer=start_job_process,
+                                 initargs=(self.memory_mb,), context=context)
+        self._pid = os.getpid()
+        return self._pool
+
+    def warm(self) -> None:
+        """Start the job processes now (a server's worker does, in the background) so the first job starts warm."""
+        with self._mutex:
+            pool = self._ready_pool()
+        pool.active  # noqa: B018 — pebble starts its processes on first look
+
+    def _pool_alive(self) -> bool:
+        pool = self._pool
+        return pool is not None and pool.active
+
+    def close(self) -> None:
+        """Stop the job processes (waiting jobs are cancelled).  The pool starts again if used."""
+        with self._mutex:
+            pool, self._pool = self._pool, None
+            with self._state:
+                waiting = list(self._in_flight.values())
+        for future in waiting:
+            future.cancel()
+        if pool is not None and self._pid == os.getpid():
+            self._stop(pool)
+
+    def close_later(self) -> None:
+        """``close`` on a thread of its own: safe from a garbage collector's finalizer, whatever thread runs it."""
+        if self._pool is not None:
+            threading.Thread(target=self.close, name="gridmap-jobs-close", daemon=True).start()
+
+    @staticmethod
+    def _stop(pool) -> None:
+        pool.stop()
+        try:
+            pool.join(timeout=10)
+        except Exception as e:  # stopping is best effort: pebble's own exit handler stops workers left over
+            log.warning("job pool did not stop cleanly: %s", e)
+
+
+def start_job_process(memory_mb: int) -> None:
+    """In each job process: cap its address space, so a runaway job fails there with MemoryError, and
+    yield the CPU to the server's request threads (readers of what is already computed come first)."""
+    os.nice(10)
+    limit = memory_mb * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+# --- the jobs: small arguments in, results out ---------------------------------------------------
+
+def store_at(where):
+    """The store a job works on: ``where`` itself when it is one (no pool), else a directory's."""
+    from .store import Store
+
+    return where if isinstance(where, Store) else _file_store(str(where))
+
+
+@functools.lru_cache(maxsize=4)
+def _file_store(data_dir: str):
+    """The job process's own store on ``data_dir``, kept (with its frames) for the next job."""
+    from .store import FileStore
+
+    return FileStore(data_dir)
+
+
+def read_versions(data_dir, versions: dict[str, int | None]):
+    """The layers at exactly these versions (None: not stored yet, an empty frame)."""
+    from .catalog import empty_frame
+    from .schema import LAYERS
+
+    store = store_at(data_dir)
+    return [store.read(name, number) if number else empty_frame(LAYERS[name]) for name, number in versions.items()]
+
+
+def analyse_versions(data_dir: str, versions: dict[str, int | None], params):
+    """The coverage analysis of grids, centers and districts at these versions."""
+    from .coverage import analyse
+
+    return analyse(*read_versions(data_dir, versions), params=params)
+
+
+def recommend_versions(data_dir: str, versions: dict[str, int | None], level: str, k: int, params,
+                       unit: dict[str, str], solver: str):
+    """Recommended sites over grids and centers at these versions."""
+    from .siting import recommend
+
+    grids, centers = read_versions(data_dir, versions)
+    return recommend(grids, centers, level, k, params, unit, solver)
+
+
+def whatif_summaries(data_dir: str, versions: dict[str, int | None], params,
+                     proposed: tuple[tuple[float, float, str], ...]) -> dict:
+    """The summaries of the analysis as if centres stood at ``proposed`` (lon, lat, level) too."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from .coverage import analyse
+    from .crs import STORAGE_CRS
+
+    grids, centers, districts = read_versions(data_dir, versions)
+    extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
+                             geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
+    centers = gpd.GeoDataFrame(pd.concat([centers, extra], ignore_index=True), crs=STORAGE_CRS)
+    return analyse(grids, centers, districts, params).summaries
+
+
+def upload_to(data_dir: str, *args, **kwargs):
+    """``geodata.uploads.upload`` on the job process's store (its writes are atomic and locked)."""
+    from .uploads import upload
+
+    return upload(store_at(data_dir), *args, **kwargs)
