@@ -28,7 +28,8 @@ class UnreadStream(io.RawIOBase):
 
 
 @pytest.fixture
-def loaded(store):
+def loaded(app, store):
+    app.config["PUBLIC_WHATIF"] = True  # these tests are about bodies, whoever sends them
     store.write("grids", six_grids(), author="t")
     store.write("centers", centers([center_row("c1", "community")]), author="t")
 

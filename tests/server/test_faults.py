@@ -24,18 +24,34 @@ def upload(client, headers):
     return client.post("/api/uploads/grids", data=data, headers=headers, content_type="multipart/form-data")
 
 
-def test_a_full_disk_answers_507_and_stores_nothing(client, editor, store, data_dir, monkeypatch):
-    assert upload(client, editor).status_code == 201
-    before = store.read_geojson("grids")
+def upload_on_a_full_disk(*args, **kwargs):
+    """The upload job, run where it runs (a job process), on a disk that fills while the version file is written."""
+    from geodata import jobs
+
     real = os.fsync
 
-    def fsync(fd):  # the disk fills while the version file is written
+    def fsync(fd):
         if stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(fd)
 
+    os.fsync = fsync
+    try:
+        return jobs.upload_to(*args, **kwargs)
+    finally:
+        os.fsync = real
+
+
+def upload_with_no_space_to_unpack(*args, **kwargs):
+    """The upload job, failing as reading an archive into a temporary directory fails on a full disk."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_answers_507_and_stores_nothing(client, editor, store, data_dir, monkeypatch):
+    assert upload(client, editor).status_code == 201
+    before = store.read_geojson("grids")
     with monkeypatch.context() as mp:
-        mp.setattr("geodata.store.os.fsync", fsync)
+        mp.setattr("server.uploads.upload_to", upload_on_a_full_disk)
         resp = upload(client, editor)
     assert resp.status_code == 507
     error = resp.get_json()["error"]
@@ -66,10 +82,7 @@ def test_a_record_damaged_while_serving_is_logged_with_its_file(client, store, d
 
 
 def test_a_full_disk_while_the_upload_is_read_is_a_507_too(client, editor, store, data_dir, monkeypatch):
-    def no_space(*args, **kwargs):  # e.g. unpacking an archive into a temporary directory
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr("geodata.uploads.io.read_upload", no_space)
+    monkeypatch.setattr("server.uploads.upload_to", upload_with_no_space_to_unpack)
     resp = upload(client, editor)
     assert resp.status_code == 507 and resp.get_json()["error"]["code"] == "insufficient_storage"
     assert store.current("grids") is None
