@@ -65,32 +65,32 @@ class UnsupportedMediaType(GridmapError):
     code = "unsupported_media_type"
 
 
-class TooManyRequests(GridmapError):
-    """Too many tries: ``retry_after`` seconds until one is allowed again (the Retry-After header)."""
+class TryLater(GridmapError):
+    """A refusal for now: ``retry_after`` seconds until a try may pass (the Retry-After header)."""
+
+    retry_after_default = 5
+
+    def __init__(self, message: str, details: list | None = None, retry_after: int | None = None):
+        super().__init__(message, details)
+        self.retry_after = self.retry_after_default if retry_after is None else retry_after
+
+    def __reduce__(self):
+        return type(self), (self.message, self.details, self.retry_after)
+
+
+class TooManyRequests(TryLater):
+    """Too many tries (failed sign-ins, bad tokens)."""
 
     status = 429
     code = "too_many_requests"
-
-    def __init__(self, message: str, details: list | None = None, retry_after: int = 60):
-        super().__init__(message, details)
-        self.retry_after = retry_after
-
-    def __reduce__(self):
-        return type(self), (self.message, self.details, self.retry_after)
+    retry_after_default = 60
 
 
-class ServiceUnavailable(GridmapError):
-    """Too busy (or a job ran out of time): try again after ``retry_after`` seconds."""
+class ServiceUnavailable(TryLater):
+    """Too busy (or a job ran out of time)."""
 
     status = 503
     code = "service_unavailable"
-
-    def __init__(self, message: str, details: list | None = None, retry_after: int = 5):
-        super().__init__(message, details)
-        self.retry_after = retry_after
-
-    def __reduce__(self):
-        return type(self), (self.message, self.details, self.retry_after)
 
 
 class InsufficientStorage(GridmapError):
