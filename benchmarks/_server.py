@@ -46,12 +46,12 @@ def wait_until_up(url: str, deadline_s: float) -> float:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: str, **settings):
-    """Yields (base_url, seconds until /healthz answered)."""
+def running_server(data_dir: str, root: Path = ROOT, **settings):
+    """Yields (base_url, seconds until /healthz answered); ``root`` is the tree whose code runs."""
     port = free_port()
     env = {**os.environ, "GRIDMAP_DATA_DIR": data_dir, "GRIDMAP_PORT": str(port), "GRIDMAP_BASEMAP": "none",
            **{f"GRIDMAP_{k}": str(v) for k, v in settings.items()}}
-    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env,
+    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=root, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
