@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,16 +47,20 @@ def wait_until_up(url: str, deadline_s: float) -> float:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: str, **settings):
-    """Yields (base_url, seconds until /healthz answered)."""
+def running_server(data_dir: str, root: Path = ROOT, **settings):
+    """Yields (base_url, seconds until /healthz answered); ``root`` is the tree whose code runs."""
     port = free_port()
     env = {**os.environ, "GRIDMAP_DATA_DIR": data_dir, "GRIDMAP_PORT": str(port), "GRIDMAP_BASEMAP": "none",
            **{f"GRIDMAP_{k}": str(v) for k, v in settings.items()}}
-    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         yield base, wait_until_up(f"{base}/healthz", 120)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=40)  # gunicorn's graceful timeout is 30 s
+        except subprocess.TimeoutExpired:  # workers still busy: end the master and its workers (its own group)
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)

@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_ogcapi.py
 
-All three run under gunicorn with the same workers (2, gthread, 4 threads) on
-127.0.0.1 and are loaded by wrk (Debian's ``wrk``: 2 threads, 8 connections,
+All three run under gunicorn with 2 workers of 4 threads on 127.0.0.1 (gridmap as
+``python -m server``, whose workers read requests in an event loop first; the other
+two with gthread) and are loaded by wrk (Debian's ``wrk``: 2 threads, 8 connections,
 10 s) in one run:
 
 - pygeoapi serving the demo grids from a GeoJSON file (its GeoJSON provider),

@@ -1,4 +1,4 @@
-"""``python -m server``: serve gridmap with a production WSGI server (gunicorn).
+"""``python -m server``: serve gridmap with a production server (gunicorn's asyncio worker, see ``front``).
 
 ``python -m server user add NAME --role editor [--data-dir DIR]`` (and ``list``,
 ``remove``, ``reset``) manage users; a new token is printed on the last line.
@@ -120,7 +120,7 @@ def warm_up(app) -> None:
 def serve(options: dict) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+    from . import create_app, front
 
     app = create_app(options)  # once, before forking: the demo is installed a single time
     warm_up(app)
@@ -133,15 +133,18 @@ def serve(options: dict) -> None:
         def load_config(self):
             self.cfg.set("bind", f"{app.config['HOST']}:{app.config['PORT']}")
             self.cfg.set("workers", app.config["WORKERS"])
-            self.cfg.set("threads", app.config["THREADS"])
-            self.cfg.set("worker_class", "gthread")
+            # an event loop reads whole requests; THREADS threads a worker run the app (front.asgi_app)
+            self.cfg.set("worker_class", front.Worker)
+            self.cfg.set("keepalive", front.KEEPALIVE_S)
+            self.cfg.set("asgi_lifespan", "off")
+            self.cfg.set("asgi_loop", "asyncio")  # the same loop whether or not uvloop happens to be installed
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 120)
             self.cfg.set("control_socket_disable", True)  # one per user otherwise: servers would share it
             self.cfg.set("post_fork", start_jobs)
 
-        def load(self):
-            return app
+        def load(self):  # in each worker, after the fork: its threads start there
+            return front.asgi_app(app)
 
     print(f"gridmap: serving {app.config['DATA_DIR']} on http://{app.config['HOST']}:{app.config['PORT']}/",
           flush=True)

@@ -24,11 +24,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(data_dir: Path, log_path: Path, *, demo: bool):
-    """Start the server on ``data_dir``, yield its base URL once /healthz answers, stop it afterwards."""
+def live_server(data_dir: Path, log_path: Path, *, demo: bool, **settings):
+    """Start the server on ``data_dir``, yield its base URL once /healthz answers, stop it afterwards.
+
+    ``settings`` are more GRIDMAP_* settings by name, e.g. ``MAX_UPLOAD_MB=1``.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}  # no stray settings
     env.update(GRIDMAP_BASEMAP="none", GRIDMAP_WORKERS="1", GRIDMAP_DEMO="1" if demo else "0")
+    env.update({f"GRIDMAP_{name}": str(value) for name, value in settings.items()})
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(data_dir)],
