@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 
 from a2wsgi.wsgi import build_environ
 from gunicorn.asgi.protocol import ASGIProtocol
@@ -186,8 +187,13 @@ def _with_length(scope: dict, size: int) -> dict:
     return {**scope, "headers": [*headers, (b"content-length", str(size).encode())]}
 
 
+def _error_body(code: str, message: str) -> bytes:
+    """The app's error shape (server.errors), for what the front answers itself."""
+    return json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+
+
 async def _send_error(send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+    body = _error_body(code, message)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
@@ -220,6 +226,19 @@ class _Protocol(ASGIProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _send_error_response(self, status, message, extra_headers=()):
+        """gunicorn's own refusals (414 for a long request line, 400, 408, 431 ...) as JSON errors, like the app's."""
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Error"
+        body = _error_body(reason.lower().replace(" ", "_").replace("-", "_"), message)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
+        self._safe_write(head.encode("latin-1"))
+        self._safe_write(body)
 
     def _headers_too_slow(self):
         self._header_timer = None

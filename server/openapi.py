@@ -300,8 +300,7 @@ ERRORS = {
 }
 JOB_ERRORS = ("422", "503")  # routes whose work may run as a job (geodata.jobs)
 RESPONSES = {**ERRORS, "304": {"description": "not modified: If-None-Match names the current ETag"},
-             "414": {"description": "the request line is over 4 KB: the HTTP server refuses it before gridmap sees it",
-                     "content": {HTML: {"schema": {"type": "string"}}}}}
+             "414": _error("the request line is over 4 KB: the HTTP server refuses it before the app sees it")}
 HEADERS = {"ETag": {"description": "a strong validator: send it back in If-None-Match", "schema": STRING}}
 ETAG = {"ETag": {"$ref": "#/components/headers/ETag"}}
 

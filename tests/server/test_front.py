@@ -7,6 +7,7 @@ directly with hand-made ``receive``/``send``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
 import select
@@ -117,6 +118,16 @@ def test_headers_that_never_end_are_cut_off_with_408(server):
     sender.sock.close()
     assert sender.cut_short and not sender.timed_out  # the server closed it, well before the sender gave up
     assert sender.answer.startswith(b"HTTP/1.1 408 ")
+    head, _, body = sender.answer.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_the_servers_own_refusals_are_json_errors_like_the_apps(server):
+    base, _ = server
+    resp = requests.get(f"{base}/api/collections/grids/items?name={'x' * 8000}", timeout=30)
+    assert resp.status_code == 414 and resp.headers["Content-Type"] == "application/json"
+    assert resp.json()["error"]["code"] == "request_uri_too_long"
 
 
 def test_declared_body_over_the_limit_gets_413_unread(server):
@@ -184,7 +195,9 @@ def call(wsgi_app, messages, *, headers=(), max_body=1000):
         finally:
             app.pool.shutdown()
 
-    asyncio.run(main())
+    # a loop of its own in a thread of its own: the browser tests leave one running in this thread
+    with concurrent.futures.ThreadPoolExecutor(1) as runner:
+        runner.submit(asyncio.run, main()).result()
     return sent
 
 
