@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from shapely import box
+from shapely import Polygon, box
 
 from geodata.validate import validate
 from server.audit import read as read_audit
-from tests.factories import city_grids, grid_row, grids, six_grids
+from tests.factories import city_grids, grid_row, grids, six_grids, square
 
 
 @pytest.fixture
@@ -170,6 +170,22 @@ def test_merge_problems_point_into_the_uploaded_file(client, editor):
     errors = post(client, editor, change, mode="merge").get_json()["report"]["errors"]
     assert [(e["index"], e["key"]) for e in errors] == [(1, "new1")]
 
+
+
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_a_repaired_bow_tie_is_reported_in_merge_and_replace(client, editor, store, mode):
+    post(client, editor)
+    # g21's square as a bow-tie: two triangles, half the square's area
+    bowtie = Polygon([(121.52, 29.81), (121.53, 29.82), (121.53, 29.81), (121.52, 29.82), (121.52, 29.81)])
+    change = six_grids() if mode == "replace" else grids([grid_row("g00", population=5), grid_row("g21")])
+    change.geometry = [*change.geometry.iloc[:-1], bowtie]
+    resp = post(client, editor, change, mode=mode, lang="en")
+    assert resp.status_code == 201, resp.get_json()
+    repaired = [(w["index"], w["key"]) for w in resp.get_json()["report"]["warnings"]
+                if w["message"].startswith("invalid geometry repaired: Self-intersection")]
+    assert repaired == [(len(change) - 1, "g21")]
+    g21 = store.read("grids").set_index("grid_id").geometry["g21"]
+    assert g21.is_valid and g21.area == pytest.approx(square(2, 1).area / 2)
 
 def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
     post(client, editor)
