@@ -298,7 +298,7 @@ def test_upload_limits_come_from_the_settings(data_dir):
     headers = {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
     resp = post(app.test_client(), headers, dry_run="1")
     assert resp.status_code == 413
-    assert resp.get_json()["error"]["message"] == ("feature 0 (g00) has 5 vertices (and 5 more); "
+    assert resp.get_json()["error"]["message"] == ("feature 1 (g00) has 5 vertices (and 5 more); "
                                                    "the limit is 4 vertices a feature")
     app.config["MAX_FEATURE_VERTICES"] = 5
     resp = post(app.test_client(), headers, dry_run="1")
