@@ -539,7 +539,7 @@ def _check_vertices(counts: np.ndarray, keys, limits: Limits) -> None:
     if len(over):
         i = int(over[0])
         key = keys[i] if keys is not None and i < len(keys) else None
-        named = f"feature {i}" + (f" ({key})" if key is not None else "")
+        named = f"feature {i + 1}" + (f" ({key})" if key is not None else "")  # from 1; details' index from 0
         more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
         raise TooLarge(f"{named} has {int(counts[i]):,} vertices{more}; the limit is "
                        f"{limits.max_feature_vertices:,} vertices a feature",
@@ -572,7 +572,7 @@ def _check_text_lengths(gdf: pd.DataFrame, keys, limits: Limits) -> None:
         if len(over):
             i = int(over[0])
             key = keys[i] if keys is not None else None
-            named = f"feature {i}" + (f" ({key})" if key is not None else "")
+            named = f"feature {i + 1}" + (f" ({key})" if key is not None else "")
             more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
             raise TooLarge(f"{column} of {named} has {int(lengths[i]):,} characters{more}; the limit is "
                            f"{limits.max_text_chars:,} characters a value",

@@ -167,14 +167,14 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     confirmed = confirm == CONFIRM
     parsed = io.read_upload(data, filename, layer, options, limits)
     key = LAYERS[layer].key
-    report = validate(parsed.data, layer, lang)
+    report = validate(parsed.data, layer, lang)  # the file's own problems, numbered by its features
     current = store.current(layer)
-    if report.ok and mode == "merge" and current is not None:
-        report = validate(_merge(store.read(layer), report.data, key), layer, lang)
+    merging = mode == "merge" and current is not None
+    if report.ok and merging:
+        report = _with_merged(report, validate(_merge(store.read(layer), report.data, key), layer, lang),
+                              parsed.data, key)
     if report.ok and layer == "grids":
-        report = _with_tiling_warnings(report, store, params)
-    if mode == "merge":
-        report = _number_by_file(report, parsed.data, key)
+        report = _with_tiling_warnings(report, store, params, parsed.data if merging else None)
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
         return Outcome(422, layer, features, report, parsed, current)
@@ -259,24 +259,42 @@ def _merge(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> gpd.Ge
     return gpd.GeoDataFrame(pd.concat([kept, new], ignore_index=True), crs=current.crs)
 
 
-def _with_tiling_warnings(report: Report, store: Store, params: Params) -> Report:
-    """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal."""
+def _with_merged(own: Report, merged: Report, uploaded: gpd.GeoDataFrame, key: str) -> Report:
+    """The file's own report, its data the merged layer's, and what checking the merged layer adds.
+
+    The file's problems (repaired geometries, unknown fields, ...) keep their
+    numbers: the merged layer's data is already repaired, so the second pass
+    would not see them again.  Its problems are numbered by the file, once each.
+    """
+    seen = {(p.key, p.field, p.message) for p in own.errors + own.warnings}
+
+    def added(problems):
+        return tuple(p for p in _number_by_file(problems, uploaded, key) if (p.key, p.field, p.message) not in seen)
+
+    return Report(own.layer, own.errors + added(merged.errors), own.warnings + added(merged.warnings), merged.data)
+
+
+def _with_tiling_warnings(report: Report, store: Store, params: Params,
+                          uploaded: gpd.GeoDataFrame | None = None) -> Report:
+    """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal.
+
+    ``uploaded``: the file of a merge, whose places number the warnings (else the report's data's).
+    """
     districts = store.read("districts") if store.current("districts") else None
     problems = tiling_problems(report.data, districts, params)
     if problems.empty:
         return report
-    position = {k: i for i, k in enumerate(report.data[LAYERS["grids"].key])}
-    warnings = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail)
-                for row in problems.itertuples()]
-    return Report(report.layer, report.errors, report.warnings + tuple(warnings), report.data)
+    key = LAYERS["grids"].key
+    position = {k: i for i, k in enumerate(report.data[key])}
+    warnings = tuple(Problem(position.get(row.grid_id), row.grid_id, None, row.detail)
+                     for row in problems.itertuples())
+    if uploaded is not None:
+        warnings = _number_by_file(warnings, uploaded, key)
+    return Report(report.layer, report.errors, report.warnings + warnings, report.data)
 
 
-def _number_by_file(report: Report, uploaded: gpd.GeoDataFrame, key: str) -> Report:
-    """After a merge, point problems at the feature's index in the uploaded file (None: already stored)."""
+def _number_by_file(problems: tuple[Problem, ...], uploaded: gpd.GeoDataFrame, key: str) -> tuple[Problem, ...]:
+    """Problems found in a merged layer, pointed at the feature's index in the uploaded file (None: already stored)."""
     in_file = {str(k): i for i, k in enumerate(uploaded[key])} if key in uploaded.columns else {}
-
-    def renumber(problems):
-        return tuple(Problem(in_file.get(p.key) if p.key is not None else p.index, p.key, p.field, p.message)
-                     for p in problems)
-
-    return Report(report.layer, renumber(report.errors), renumber(report.warnings), report.data)
+    # an index without a key counts in the merged layer, not in the file: no feature of the file
+    return tuple(Problem(in_file.get(p.key), p.key, p.field, p.message) for p in problems)

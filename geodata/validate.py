@@ -25,7 +25,7 @@ MAX_PROBLEMS_PER_FIELD = 1000  # a 100k-row file with one bad column should not 
 
 @dataclass(frozen=True)
 class Problem:
-    index: int | None  # 0-based feature index in the file; None for the whole layer
+    index: int | None  # 0-based feature index in the file (messages count from 1); None for the whole layer
     key: str | None
     field: str | None  # None for the geometry
     message: str
@@ -267,8 +267,9 @@ def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:
     if dup.empty:
         return
     first = {k: i for i, k in reversed(list(present.items()))}
+    # people count features from 1; the report's index stays 0-based
     found.error(dup.index.to_numpy(), name,
-                lambda i: found.say("duplicate", field=name, value=repr(keys.iloc[i]), first=first[keys.iloc[i]]))
+                lambda i: found.say("duplicate", field=name, value=repr(keys.iloc[i]), first=first[keys.iloc[i]] + 1))
 
 
 def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.ndarray:

@@ -26,6 +26,9 @@
 
   function present(value) { return value !== null && value !== undefined; }
 
+  /* A feature's number for people, from 1; the report's index (and data-index) stays 0-based. */
+  function ordinal(index) { return index + 1; }
+
   function setStatus(element, state, message, link) {
     element.setAttribute("data-state", state);
     element.removeAttribute("data-confirm");
@@ -115,7 +118,7 @@
         if (key !== null) (self.byKey[key] = self.byKey[key] || []).push(layer);
         layer.bindTooltip(function () {  // an element, so the key is text whatever it contains
           var span = document.createElement("span");
-          span.textContent = "#" + props.index + (key !== null ? " · " + key : "");
+          span.textContent = "#" + ordinal(props.index) + (key !== null ? " · " + key : "");
           return span;
         }, { sticky: true });
         layer.on("click", function () { if (self.onFeatureClick) self.onFeatureClick(props.index); });
@@ -294,7 +297,7 @@
       row.setAttribute("data-kind", problem.kind);
       if (present(problem.index)) row.setAttribute("data-index", String(problem.index));
       var fieldText = present(problem.field) ? problem.field : (present(problem.index) ? t("editing.geometry") : "");
-      [t("editing." + problem.kind), present(problem.index) ? problem.index : t("editing.whole_layer"),
+      [t("editing." + problem.kind), present(problem.index) ? ordinal(problem.index) : t("editing.whole_layer"),
        present(problem.key) ? problem.key : "", fieldText, problem.message].forEach(function (value, i) {
         var cell = document.createElement("td");
         if (i === 1) cell.className = "num";

@@ -118,8 +118,9 @@ def test_check_reports_errors_then_a_fixed_file_is_stored(tab, editing_server, e
     check(page, geojson_file(tmp_path, "bad.geojson", bad), "invalid")
     assert page.text_content("#upload-status") == text("editing.has_errors")
     rows = problem_rows(page)
-    assert [r[:5] for r in rows] == [["error", text("editing.error"), "3", "g00", "grid_id"]]
-    assert "grid_id 'g00' 重复" in rows[0][5]  # the report speaks the page's language
+    # the fourth feature (index 3 in the report) is numbered from 1 for people, and names the first by its number
+    assert [r[:5] for r in rows] == [["error", text("editing.error"), "4", "g00", "grid_id"]]
+    assert "grid_id 'g00' 重复（第 1 个要素已使用）" in rows[0][5]  # the report speaks the page's language
     assert page.is_hidden("#upload-store")  # nothing to store
     assert page.text_content('dd[data-field="features"]') == "6"
     assert page.text_content('dd[data-field="errors"]') == "1"
@@ -224,7 +225,7 @@ def test_names_and_keys_in_the_report_are_text(tab, editing_server, tmp_path):
     bad = factories.grids([factories.grid_row("g00"), factories.grid_row(XSS_IMG, grid_type=XSS_IMG)])
     check(page, geojson_file(tmp_path, "xss-errors.geojson", bad), "invalid")
     rows = problem_rows(page)
-    assert {(r[0], r[2], r[4]) for r in rows} == {("error", "1", "grid_id"), ("error", "1", "grid_type")}
+    assert {(r[0], r[2], r[4]) for r in rows} == {("error", "2", "grid_id"), ("error", "2", "grid_type")}
     assert all(r[3] == XSS_IMG for r in rows)  # the key column, verbatim
     assert all(XSS_IMG in r[5] for r in rows)  # and inside the messages
     tooltip = page.evaluate("""() => {
@@ -232,7 +233,7 @@ def test_names_and_keys_in_the_report_are_text(tab, editing_server, tmp_path):
       layer.openTooltip(layer.getBounds().getCenter());
       return layer.getTooltip().getElement().textContent;
     }""")
-    assert tooltip == f"#1 · {XSS_IMG}"
+    assert tooltip == f"#2 · {XSS_IMG}"  # the second feature, counted from 1
     assert page.evaluate(NOTHING_RAN_JS) == {"xss": "undefined", "img": 0}
 
     # a warning that quotes a grid's name: the grid lies outside its district
@@ -241,7 +242,7 @@ def test_names_and_keys_in_the_report_are_text(tab, editing_server, tmp_path):
                               [factories.square(0, 0), box(x0 + 4 * step, y0, x0 + 5 * step, y0 + step)])
     check(page, geojson_file(tmp_path, "xss-warning.geojson", outside), "ok")
     warning = [r for r in problem_rows(page) if r[3] == "g40"]
-    assert len(warning) == 1 and warning[0][0] == "warning" and warning[0][2] == "1"
+    assert len(warning) == 1 and warning[0][0] == "warning" and warning[0][2] == "2"
     assert warning[0][5].startswith(XSS_IMG + ": ") and "outside its district" in warning[0][5]
     assert page.locator("#preview-map").get_attribute("data-warning-features") == "1"
     assert COLOURS["warning"] in stroke_colours(page)

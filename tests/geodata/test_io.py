@@ -666,7 +666,7 @@ def test_feature_over_the_vertex_limit_is_413_naming_it_before_any_parsing(monke
     with pytest.raises(TooLarge) as caught:
         read_upload(upload, "grids.geojson", "grids", limits=Limits(max_feature_vertices=49))
     assert caught.value.status == 413
-    assert caught.value.message == "feature 1 (网格-b) has 50 vertices; the limit is 49 vertices a feature"
+    assert caught.value.message == "feature 2 (网格-b) has 50 vertices; the limit is 49 vertices a feature"
     assert caught.value.details == [{"limit": "max_feature_vertices", "index": 1, "vertices": 50, "key": "网格-b"}]
 
 
@@ -684,8 +684,10 @@ def test_vertex_limits_hold_for_every_format(tmp_path, fmt):
         upload = shapefile_zip(tmp_path, layer)
     else:
         upload = file_bytes(tmp_path, layer, {"gpkg": "GPKG", "kml": "KML"}[fmt], f".{fmt}")
-    with pytest.raises(TooLarge, match=r"feature 0.* has 5 vertices \(and 2 more\); the limit is 4 vertices a feature"):
+    with pytest.raises(TooLarge, match=r"^feature 1\b.* has 5 vertices \(and 2 more\); the limit is 4 vertices a feature") \
+            as caught:  # people count from 1; the details' index counts from 0 for scripts
         read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_feature_vertices=4))
+    assert [d["index"] for d in caught.value.details] == [0, 1, 2]
     with pytest.raises(TooLarge, match="the file has 15 vertices"):
         read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_vertices=14))
 
@@ -697,8 +699,9 @@ def test_text_over_the_length_limit_is_413_naming_field_and_feature(tmp_path, fm
     upload = file_bytes(tmp_path, layer, {"geojson": "GeoJSON", "gpkg": "GPKG"}[fmt], f".{fmt}")
     with pytest.raises(TooLarge) as caught:
         read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=20))
-    assert caught.value.message == ("party_branch of feature 2 (HS-002) has 21 characters; "
+    assert caught.value.message == ("party_branch of feature 3 (HS-002) has 21 characters; "
                                     "the limit is 20 characters a value")
+    assert caught.value.details[0]["index"] == 2
     assert read_upload(upload, f"grids.{fmt}", "grids", limits=Limits(max_text_chars=21)).data.loc[2, "party_branch"]
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pytest
-from shapely import box
+from shapely import Polygon, box
 
 from geodata import uploads
 from geodata.errors import BadRequest, PreconditionFailed
 from geodata.store import FileStore
 from geodata.uploads import CONFIRM_PERCENT, impact, upload
 from geodata.validate import validate
-from tests.factories import center_row, centers, city_grids, grid_row, grids
+from tests.factories import center_row, centers, city_grids, grid_row, grids, six_grids
 
 
 @pytest.fixture
@@ -198,3 +198,47 @@ def test_impact_of_a_layer_without_districts_counts_totals_only():
                                               (20, 20, "100%")])
 def test_shares_in_words_are_never_rounded_up_to_all_or_down_to_none(part, whole, shown):
     assert uploads._percent(part, whole) == shown
+
+
+# --- issue 14, observation 2: a merge keeps the warnings the file itself earned -----------------
+
+# a bow-tie over g21's square: repaired into two triangles, each a quarter of the square
+BOWTIE = Polygon([(121.52, 29.81), (121.53, 29.82), (121.53, 29.81), (121.52, 29.82), (121.52, 29.81)])
+
+
+def repaired_warnings(outcome):
+    return [(p.index, p.key, p.field) for p in outcome.report.warnings if p.message.startswith("invalid geometry repaired")]
+
+
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_a_repaired_geometry_is_reported_in_both_modes(store, mode):
+    stored(store, "grids", six_grids())
+    change = six_grids() if mode == "replace" else grids([grid_row("g00", population=5), grid_row("g21")])
+    change.geometry = [*change.geometry.iloc[:-1], BOWTIE]  # the file's last feature, g21, is a bow-tie
+    outcome = send(store, change, mode=mode)
+    assert outcome.status == 201, outcome.report.errors
+    assert repaired_warnings(outcome) == [(len(change) - 1, "g21", None)]  # numbered by its place in the file
+    g21 = store.read("grids").set_index("grid_id").geometry["g21"]
+    assert g21.is_valid and g21.geom_type == "MultiPolygon" and g21.area == pytest.approx(0.00005)
+
+
+def test_a_merge_reports_each_warning_once_and_only_for_the_file(store):
+    rows = [grid_row(f"g{i:02d}") for i in range(3)]
+    stored(store, "grids", grids(rows).assign(note="stored"))  # the stored layer has an unknown field
+    change = grids([grid_row("g01", population=5)], [BOWTIE]).assign(colour="red")  # so does the file
+    outcome = send(store, change, mode="merge")
+    assert outcome.status == 201, outcome.report.errors
+    warnings = [(p.index, p.key, p.field, p.message.split(":")[0]) for p in outcome.report.warnings]
+    assert warnings.count((0, "g01", None, "invalid geometry repaired")) == 1
+    assert [w for w in warnings if w[2] == "colour"] == [(None, None, "colour", "unknown field 'colour' is kept as it is")]
+    # the stored features' warnings name no feature of the file
+    assert all(w[0] is None for w in warnings if w[1] not in (None, "g01"))
+
+
+def test_a_refused_merge_points_each_error_at_its_own_feature(store):
+    stored(store, "grids", six_grids())
+    # two features with one key: each problem is the one at its place in the file, not the key's last place
+    change = grids([grid_row("g00", grid_type="park"), grid_row("g00")])
+    outcome = send(store, change, mode="merge")
+    assert outcome.status == 422
+    assert sorted((p.index, p.field) for p in outcome.report.errors) == [(0, "grid_type"), (1, "grid_id")]

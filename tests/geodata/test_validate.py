@@ -45,7 +45,8 @@ def test_missing_and_duplicate_keys():
     gdf = grids([grid_row("a"), grid_row(None), grid_row("a"), grid_row("c"), grid_row("a")])
     report = validate(gdf, "grids")
     assert [(p.index, p.field) for p in report.errors] == [(1, "grid_id"), (2, "grid_id"), (4, "grid_id")]
-    assert "duplicate grid_id 'a' (first used by feature 0)" in messages(report.errors)
+    assert "duplicate grid_id 'a' (first used by feature 1)" in messages(report.errors)  # people count from 1
+    assert "grid_id 'a' 重复（第 1 个要素已使用）" in messages(validate(gdf, "grids", "zh").errors)
 
 
 def test_keys_must_use_the_safe_alphabet():

@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from shapely import box
+from shapely import Polygon, box
 
 from geodata.validate import validate
 from server.audit import read as read_audit
-from tests.factories import city_grids, grid_row, grids, six_grids
+from tests.factories import city_grids, grid_row, grids, six_grids, square
 
 
 @pytest.fixture
@@ -171,6 +171,22 @@ def test_merge_problems_point_into_the_uploaded_file(client, editor):
     assert [(e["index"], e["key"]) for e in errors] == [(1, "new1")]
 
 
+
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_a_repaired_bow_tie_is_reported_in_merge_and_replace(client, editor, store, mode):
+    post(client, editor)
+    # g21's square as a bow-tie: two triangles, half the square's area
+    bowtie = Polygon([(121.52, 29.81), (121.53, 29.82), (121.53, 29.81), (121.52, 29.82), (121.52, 29.81)])
+    change = six_grids() if mode == "replace" else grids([grid_row("g00", population=5), grid_row("g21")])
+    change.geometry = [*change.geometry.iloc[:-1], bowtie]
+    resp = post(client, editor, change, mode=mode, lang="en")
+    assert resp.status_code == 201, resp.get_json()
+    repaired = [(w["index"], w["key"]) for w in resp.get_json()["report"]["warnings"]
+                if w["message"].startswith("invalid geometry repaired: Self-intersection")]
+    assert repaired == [(len(change) - 1, "g21")]
+    g21 = store.read("grids").set_index("grid_id").geometry["g21"]
+    assert g21.is_valid and g21.area == pytest.approx(square(2, 1).area / 2)
+
 def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
     post(client, editor)
     smaller = six_grids()
@@ -282,7 +298,7 @@ def test_upload_limits_come_from_the_settings(data_dir):
     headers = {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
     resp = post(app.test_client(), headers, dry_run="1")
     assert resp.status_code == 413
-    assert resp.get_json()["error"]["message"] == ("feature 0 (g00) has 5 vertices (and 5 more); "
+    assert resp.get_json()["error"]["message"] == ("feature 1 (g00) has 5 vertices (and 5 more); "
                                                    "the limit is 4 vertices a feature")
     app.config["MAX_FEATURE_VERTICES"] = 5
     resp = post(app.test_client(), headers, dry_run="1")
