@@ -62,7 +62,8 @@ def diff(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> Diff:
         fields = [c for c in columns if changed_fields[c][i]]
         if fields or shape[i]:
             changed.append({"key": k, "fields": fields, "geometry": bool(shape[i]),
-                            "geometry_change": shape[i] or None, "area_delta_m2": round(float(delta[i]), 1)})
+                            "geometry_change": shape[i] or None,
+                            "area_delta_m2": round(float(delta[i]), 1) + 0.0})  # + 0.0: never "-0.0"
         else:
             unchanged.append(k)
     return Diff(list(added), list(removed), changed, unchanged, _features(old_i, new_i, added, removed, changed))

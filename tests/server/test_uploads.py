@@ -218,6 +218,7 @@ def test_a_merge_that_edits_3_of_50_grids_diffs_as_3_changed_and_47_unchanged(cl
     assert moved["area_delta_m2"] == 0.0
     page = client.get("/history/grids/diff?lang=en").get_data(as_text=True)
     assert 'data-status="unchanged">Unchanged: 47<' in page
+    assert "geometry moved" in page and "geometry reshaped" in page
 
 
 @pytest.mark.parametrize("query,status", [("from=x", 400), ("from=9", 404), ("to=1", 400)])
