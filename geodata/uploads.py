@@ -18,7 +18,6 @@ from . import io
 from .coverage import Params, tiling_problems
 from .diff import diff
 from .errors import BadRequest, PreconditionFailed
-from .geojson import rfc7946_geometries
 from .i18n import CATALOGUE, text
 from .schema import LAYERS
 from .store import Store, Version
@@ -210,8 +209,6 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
     key, by = LAYERS[layer].key, DISTRICT_FIELD.get(layer, "district")
     if current is None or current.empty:
         current = new.iloc[:0]
-    # stored polygons have RFC 7946 rings: orient the new ones alike so a re-upload is "unchanged"
-    new = new.set_geometry(rfc7946_geometries(new.geometry.values), crs=new.crs)
     found = diff(current, new, key)
     changed = [c["key"] for c in found.changed]
     districts: tuple[DistrictImpact, ...] = ()
@@ -227,7 +224,7 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
                           for name, row in zip(touched.index, touched[list(counts.columns)].to_numpy()))
     return Impact(layer=layer, mode=mode, before=len(current), after=len(new), removed=len(found.removed),
                   added=len(found.added), changed=len(changed),
-                  unchanged=len(new) - len(found.added) - len(changed), districts=districts, lang=lang)
+                  unchanged=len(found.unchanged), districts=districts, lang=lang)
 
 
 def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str) -> pd.Series:

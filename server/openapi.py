@@ -175,9 +175,13 @@ SCHEMAS = {
     "Diff": _object(
         ["added", "removed", "changed", "counts"], added=_strings(), removed=_strings(),
         changed={"type": "array", "items": _object(
-            ["key", "fields", "geometry", "area_delta_m2"], key=STRING, fields=_strings(),
-            geometry={"type": "boolean"}, area_delta_m2={"type": "number"})},
-        counts=_object(["added", "removed", "changed"], added=INTEGER, removed=INTEGER, changed=INTEGER)),
+            ["key", "fields", "geometry", "geometry_change", "area_delta_m2"], key=STRING, fields=_strings(),
+            geometry={"type": "boolean", "description": "the shape differs by 1 cm or more"},
+            geometry_change={"type": "string", "enum": ["moved", "reshaped"], "nullable": True,
+                             "description": "moved: the same shape and area, shifted"},
+            area_delta_m2={"type": "number"})},
+        counts=_object(["added", "removed", "changed", "unchanged"], added=INTEGER, removed=INTEGER,
+                       changed=INTEGER, unchanged=INTEGER)),
     "DiffFeatures": _object(["type", "features"], type={"type": "string", "enum": ["FeatureCollection"]},
                             features={"type": "array", "items": _object(["type", "properties"], properties=_object(
                                 ["key", "status"], key=STRING,

@@ -5,7 +5,10 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import shapely
+import shapely.affinity
 from shapely import Polygon, box
 
 from geodata.validate import validate
@@ -193,7 +196,7 @@ def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
     smaller = smaller[smaller.grid_id != "g21"].assign(population=lambda d: d.population.where(d.grid_id != "g00", 7))
     post(client, editor, smaller, confirm="replace")  # one of six removed: 17 %
     body = client.get("/api/collections/grids/diff").get_json()  # the current version against the one before
-    assert body["counts"] == {"added": 0, "removed": 1, "changed": 1}
+    assert body["counts"] == {"added": 0, "removed": 1, "changed": 1, "unchanged": 4}
     assert body["removed"] == ["g21"] and body["changed"][0]["fields"] == ["population"]
     assert client.get("/api/collections/grids/diff?from=2&to=1").get_json()["added"] == ["g21"]
     features = client.get("/api/collections/grids/diff?f=geojson").get_json(force=True)["features"]
@@ -201,6 +204,37 @@ def test_diff_between_versions_as_json_geojson_and_a_page(client, editor):
     page = client.get("/history/grids/diff?to=2")
     assert page.status_code == 200 and 'data-status="removed"' in page.get_data(as_text=True)
     assert "/history/grids/diff?to=2" in client.get("/history/grids").get_data(as_text=True)
+
+
+def _surveyed_grids(n: int):
+    """``n`` grids g00.. with irregular, full-precision corners, as a survey delivers them."""
+    rng = np.random.default_rng(7)
+    shapes = [Polygon([(121.5 + 0.01 * i + dx, 29.8 + dy) for dx, dy in rng.uniform(0, 0.009, (6, 2))]).convex_hull
+              for i in range(n)]
+    return grids([grid_row(f"g{i:02d}") for i in range(n)], shapes)
+
+
+def test_a_merge_that_edits_3_of_50_grids_diffs_as_3_changed_and_47_unchanged(client, editor):
+    first = _surveyed_grids(50)
+    post(client, editor, first)
+    # the same 50 as another GIS writes them back: 7 decimals (~1 cm) and clockwise rings; 3 really edited
+    again = first.set_geometry(shapely.reverse(shapely.set_precision(first.geometry.values, 1e-7)))
+    again.loc[again.grid_id == "g03", "population"] = 1234
+    again.loc[again.grid_id == "g17", "geometry"] = shapely.affinity.translate(first.geometry[17], xoff=0.0001)
+    again.loc[again.grid_id == "g42", "geometry"] = first.geometry[42].buffer(0.0005)
+    resp = post(client, editor, again, mode="merge")
+    assert resp.status_code == 201, resp.get_json()
+    impact = resp.get_json()["report"]["impact"]
+    assert (impact["changed"], impact["unchanged"]) == (3, 47)
+    body = client.get("/api/collections/grids/diff").get_json()
+    assert body["counts"] == {"added": 0, "removed": 0, "changed": 3, "unchanged": 47}
+    assert {c["key"]: (c["fields"], c["geometry_change"]) for c in body["changed"]} == {
+        "g03": (["population"], None), "g17": ([], "moved"), "g42": ([], "reshaped")}
+    moved = next(c for c in body["changed"] if c["key"] == "g17")
+    assert moved["area_delta_m2"] == 0.0
+    page = client.get("/history/grids/diff?lang=en").get_data(as_text=True)
+    assert 'data-status="unchanged">Unchanged: 47<' in page
+    assert "geometry moved" in page and "geometry reshaped" in page
 
 
 @pytest.mark.parametrize("query,status", [("from=x", 400), ("from=9", 404), ("to=1", 400)])
