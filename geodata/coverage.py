@@ -22,7 +22,7 @@ import shapely
 
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
-from .order import adcodes, admin_order
+from .order import adcodes, orderer
 
 LEVELS = ("district", "street", "community")
 UNIT_COLUMNS = {"district": ["district"], "street": ["district", "street"],
@@ -421,9 +421,9 @@ def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
     })
     gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
     out = {"city": _summary(table.assign(city=True), gap_table.assign(city=True), ["city"]).drop(columns="city")}
+    in_order = orderer(coverage, adcodes(districts))
     for level in LEVELS:
-        rows = admin_order(_summary(table, gap_table, UNIT_COLUMNS[level]), coverage, adcodes(districts))
-        out[level] = rows.reset_index(drop=True)
+        out[level] = in_order(_summary(table, gap_table, UNIT_COLUMNS[level])).reset_index(drop=True)
     return out
 
 
