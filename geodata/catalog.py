@@ -144,9 +144,9 @@ class Catalog:
 
 def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
     if collection_id == "streets":
-        return units.dissolve(analysis.coverage, "street")
+        return units.dissolve(analysis.coverage, "street", analysis.summaries["street"])
     if collection_id == "communities":
-        return units.dissolve(analysis.coverage, "community")
+        return units.dissolve(analysis.coverage, "community", analysis.summaries["community"])
     return getattr(analysis, collection_id)
 
 

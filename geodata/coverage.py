@@ -22,6 +22,7 @@ import shapely
 
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .order import adcodes, orderer
 
 LEVELS = ("district", "street", "community")
 UNIT_COLUMNS = {"district": ["district"], "street": ["district", "street"],
@@ -116,7 +117,7 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
         _staffing_gaps(grids, grid_geoms),
     ]
     gaps = _gaps_frame(gap_parts, crs)
-    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps))
+    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
 
 
 def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
@@ -406,8 +407,12 @@ SUMMARY_COLUMNS = ["grids", "population", "covered_population", "covered_share",
                    *(f"grids_{s}" for s in STATUSES), *GAP_KINDS]
 
 
-def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame) -> dict[str, pd.DataFrame]:
-    """Grids, population, covered population and share, and gap counts for the city and every unit."""
+def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
+              districts: gpd.GeoDataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Grids, population, covered population and share, and gap counts for the city and every unit.
+
+    The units' rows are in administrative order (``geodata.order``: adcodes from ``districts``).
+    """
     table = pd.DataFrame({
         "district": coverage["district"], "street": coverage["street"], "community": coverage["community"],
         "population": pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
@@ -416,8 +421,9 @@ def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame) -> dict[str, p
     })
     gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
     out = {"city": _summary(table.assign(city=True), gap_table.assign(city=True), ["city"]).drop(columns="city")}
+    in_order = orderer(coverage, adcodes(districts))
     for level in LEVELS:
-        out[level] = _summary(table, gap_table, UNIT_COLUMNS[level])
+        out[level] = in_order(_summary(table, gap_table, UNIT_COLUMNS[level])).reset_index(drop=True)
     return out
 
 

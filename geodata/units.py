@@ -11,8 +11,11 @@ from .coverage import UNIT_COLUMNS, merge_tiles
 ROLLUP = ["grids", "population", "households", "party_members", "grid_workers", "covered_population"]
 
 
-def dissolve(grids: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
+def dissolve(grids: gpd.GeoDataFrame, level: str, order: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """One feature per unit of ``level`` (``street`` or ``community``) with its grids' totals.
+
+    The units come in the order of ``order``'s rows (e.g. the analysis' summary of ``level``,
+    in administrative order) when given; units it does not name come last.
 
     Grids that tile their unit are merged with the fast coverage union; a unit
     whose grids overlap falls back to an exact union.
@@ -39,4 +42,9 @@ def dissolve(grids: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
     shapes = [merge_tiles(geoms[positions]) for positions in grouped.indices.values()]
     totals = totals.reset_index()
     totals.insert(0, "unit_id", totals[keys].astype(str).agg(".".join, axis=1))
-    return gpd.GeoDataFrame(totals[columns], geometry=shapes, crs=grids.crs)
+    result = gpd.GeoDataFrame(totals[columns], geometry=shapes, crs=grids.crs)
+    if order is None or order.empty:
+        return result
+    rank = pd.Series(range(len(order)), index=pd.MultiIndex.from_frame(order[keys]))
+    at = rank.reindex(pd.MultiIndex.from_frame(result[keys])).fillna(len(order)).to_numpy()
+    return result.iloc[np.argsort(at, kind="stable")].reset_index(drop=True)

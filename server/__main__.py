@@ -166,11 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from geodata.errors import DamagedStore
 
+    from .config import SettingError
+
     try:
         serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "WORKERS": args.workers})
     except DamagedStore as e:
         print(f"python -m server: error: {e.message}", file=sys.stderr)
         return 1
+    except SettingError as e:
+        print(f"python -m server: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,20 @@ def _names(value) -> tuple[str, ...]:
     """A comma-separated list of names (or a list of them) as a tuple; empty for none."""
     parts = value.split(",") if isinstance(value, str) else value
     return tuple(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
+
+
+class SettingError(ValueError):
+    """A setting's value the service cannot work with: ``python -m server`` says so and does not start."""
+
+
+def _zone(value) -> str:
+    """An IANA time zone name (``Asia/Shanghai``); SettingError otherwise."""
+    name = str(value).strip()
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingError(f"GRIDMAP_TIMEZONE must be an IANA time zone such as Asia/Shanghai, not {value!r}") from None
+    return name
 
 
 SETTINGS = (
@@ -77,6 +92,7 @@ SETTINGS = (
     Setting("JOB_TIMEOUT_S", 60.0, "a heavy job is stopped after this many seconds (the answer is 503)", float),
     Setting("JOB_MEMORY_MB", 2048, "address space a job process may use, MiB (over it the answer is 422)", int),
     Setting("JOB_QUEUE", 4, "heavy jobs running or waiting per server process; more get 503 with Retry-After", int),
+    Setting("TIMEZONE", "Asia/Shanghai", "time zone of the times pages show (IANA name); the API keeps UTC", _zone),
 )
 
 

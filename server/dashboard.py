@@ -115,14 +115,14 @@ def table(level: str, frame: pd.DataFrame) -> Table:
 def share_bars(districts: pd.DataFrame) -> list[dict]:
     """Districts by covered share, highest first; those with no population (no share) last."""
     rows = _records(districts)
-    return sorted(rows, key=lambda r: (r[SHARE] is None, -(r[SHARE] or 0), r["district"]))
+    return sorted(rows, key=lambda r: (r[SHARE] is None, -(r[SHARE] or 0)))  # stable: ties keep administrative order
 
 
 def gap_bars(districts: pd.DataFrame) -> list[dict]:
     """Districts by their number of gaps, most first, each with its count of every kind."""
     rows = [{"district": r["district"], "counts": [(k, int(r[k])) for k in GAP_KINDS],
              "total": sum(int(r[k]) for k in GAP_KINDS)} for r in _records(districts)]
-    return sorted(rows, key=lambda r: (-r["total"], r["district"]))
+    return sorted(rows, key=lambda r: -r["total"])  # stable: ties keep administrative order
 
 
 def siting(catalog) -> Siting:

@@ -9,7 +9,10 @@ through Jinja autoescape or ``textContent``, never markup.
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from geodata.errors import NotFound
 from geodata.i18n import text
@@ -84,8 +87,19 @@ def history(layer: str):
 
 
 def shown_time(iso: str) -> str:
-    """``2024-05-01T08:00:00+00:00`` → ``2024-05-01 08:00:00 UTC``."""
-    return iso.replace("T", " ").replace("+00:00", " UTC")
+    """An ISO 8601 time as people read it, in ``GRIDMAP_TIMEZONE``: ``2026-12-01T13:58:00+00:00`` →
+    ``2026-12-01 21:58 (UTC+8)`` in Asia/Shanghai.  A time without an offset is UTC (as stored)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)  # not a time: shown as it is rather than failing the page
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    local = moment.astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+    minutes = round(local.utcoffset().total_seconds() / 60)
+    hours, rest = divmod(abs(minutes), 60)
+    offset = f"{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset})"
 
 
 @blueprint.get("/history/<layer>/diff")

@@ -119,8 +119,8 @@ def test_summary_csv_opens_in_excel(client, loaded):
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert resp.data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
     table = list(csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig"))))
-    assert [r["community"] for r in table] == ["白云社区", "青石社区"]
-    assert table[1]["population"] == "1000"
+    assert [r["community"] for r in table] == ["青石社区", "白云社区"]  # administrative order: by grid_id
+    assert table[0]["population"] == "1000"
 
 
 @pytest.mark.parametrize("query", ["level=province", "f=xml", "colour=red"])

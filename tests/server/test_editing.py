@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from geodata.i18n import text
+from server import create_app
 from geodata.validate import validate
 from tests.factories import grid_row, grids, six_grids
 
@@ -214,3 +216,59 @@ def test_unknown_layer_history_is_404(client, layer):
     assert resp.status_code == 404
     page = resp.get_data(as_text=True)
     assert "<h1>404" in page and 'id="versions"' not in page
+
+
+# --- times in GRIDMAP_TIMEZONE ---------------------------------------------------------------
+
+class _At1358Utc(datetime):
+    """The clock the store reads: 2026-12-01 13:58 UTC (21:58 in Shanghai)."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2026, 12, 1, 13, 58, tzinfo=timezone.utc).astimezone(tz)
+
+
+def _version_time_shown(app, monkeypatch) -> tuple[str, str]:
+    monkeypatch.setattr("geodata.store.datetime", _At1358Utc)
+    write(app.extensions["gridmap"].store, six_grids(), "first survey")
+    client = app.test_client()
+    shown = re.search(r'<time datetime="([^"]+)">([^<]+)</time>', client.get("/history/grids").get_data(as_text=True))
+    return shown.group(1), shown.group(2)
+
+
+def test_history_shows_times_in_shanghai_by_default(app, monkeypatch):
+    machine, shown = _version_time_shown(app, monkeypatch)
+    assert machine == "2026-12-01T13:58:00+00:00"  # the stored UTC time, for machines
+    assert shown == "2026-12-01 21:58 (UTC+8)"
+
+
+@pytest.mark.parametrize(("zone", "shown"), [("UTC", "2026-12-01 13:58 (UTC+0)"),
+                                              ("America/New_York", "2026-12-01 08:58 (UTC-5)"),
+                                              ("Asia/Kolkata", "2026-12-01 19:28 (UTC+5:30)")])
+def test_the_timezone_setting_changes_the_times_shown(data_dir, monkeypatch, zone, shown):
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "TIMEZONE": zone})
+    assert _version_time_shown(app, monkeypatch)[1] == shown
+
+
+def test_the_api_keeps_utc(client, store, monkeypatch):
+    monkeypatch.setattr("geodata.store.datetime", _At1358Utc)
+    write(store, six_grids(), "first survey")
+    [version] = client.get("/api/collections/grids/versions").get_json()["versions"]
+    assert version["time"] == "2026-12-01T13:58:00+00:00"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "UTC+8", ""])
+def test_an_unknown_timezone_stops_the_start(data_dir, monkeypatch, zone):
+    monkeypatch.setenv("GRIDMAP_TIMEZONE", zone)
+    with pytest.raises(ValueError, match="GRIDMAP_TIMEZONE must be an IANA time zone"):
+        create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+
+
+def test_python_m_server_names_an_unknown_timezone_and_does_not_start(data_dir, monkeypatch, capsys):
+    from server import __main__ as cli
+
+    monkeypatch.setenv("GRIDMAP_TIMEZONE", "Asia/Shanghia")
+    monkeypatch.setenv("GRIDMAP_DEMO", "0")
+    assert cli.main(["--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "GRIDMAP_TIMEZONE" in err and "'Asia/Shanghia'" in err and "Traceback" not in err
