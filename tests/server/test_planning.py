@@ -130,8 +130,7 @@ def half_covered(store):
 
 
 def test_one_baseline_for_recommendations_summary_and_whatif(client, half_covered, signed_in):
-    summary = client.get("/api/summary?level=city").get_json()
-    [city] = summary["rows"] if "rows" in summary else summary
+    [city] = client.get("/api/summary?level=city").get_json()["rows"]
     body = client.get("/api/recommendations?k=2&solver=greedy").get_json(force=True)
     whatif = client.post("/api/whatif?level=city", json=PROPOSAL, headers=signed_in).get_json()
     assert 0 < body["covered_before"] == city["covered_population"] == whatif["before"]["covered_population"]
