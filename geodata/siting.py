@@ -62,6 +62,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
         raise BadRequest(f"k must be between 1 and {MAX_K}, not {k}")
     if solver not in SOLVERS:
         raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+    if grids.empty:
+        raise BadRequest("no grids to place centres in")
     crs = metric_crs(grids)  # the whole city's, as the analysis: the same areas, the same covered people
     if unit:
         inside = np.ones(len(grids), dtype=bool)

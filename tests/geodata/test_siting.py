@@ -74,6 +74,8 @@ def test_restricting_to_a_unit():
     assert result.sites["new_population"].tolist() == [500] and result.population == 500
     with pytest.raises(BadRequest):
         recommend(two_clusters(), NO_CENTRES, "community", k=1, unit={"community": "nowhere"})
+    with pytest.raises(BadRequest):
+        recommend(two_clusters().iloc[:0], NO_CENTRES, "community", k=1, unit={"community": "白云社区"})
 
 
 @pytest.mark.parametrize("level,k", [("city", 1), ("community", 0), ("community", 51)])
