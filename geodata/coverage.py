@@ -176,11 +176,19 @@ def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray
     return np.clip(ratio, 0.0, 1.0), uncovered
 
 
+def covered_population(grids: gpd.GeoDataFrame, ratio: np.ndarray) -> pd.Series:
+    """Each grid's people inside a catchment: its population times its covered share, rounded (NA: no population).
+
+    The one definition of "covered people": the summaries add these up, and siting starts from them.
+    """
+    population = pd.to_numeric(grids["population"]).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(pd.array(np.round(population * ratio), dtype="Float64").astype("Int64"), index=grids.index)
+
+
 def _coverage_frame(grids: gpd.GeoDataFrame, ratio: np.ndarray, params: Params) -> gpd.GeoDataFrame:
     coverage = grids.copy()
     coverage["coverage_ratio"] = np.round(ratio, 6)
-    population = pd.to_numeric(grids["population"]).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    coverage["covered_population"] = pd.array(np.round(population * ratio), dtype="Float64").astype("Int64")
+    coverage["covered_population"] = covered_population(grids, ratio)
     coverage["coverage_status"] = np.select(
         [ratio >= params.covered_ratio, ratio >= params.partial_ratio], ["covered", "partial"], "uncovered")
     return coverage

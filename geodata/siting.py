@@ -1,8 +1,10 @@
 """Where to build next: new centre sites that cover the most people not yet covered.
 
-Demand is each grid's population spread over points inside it (a lattice, so a
-large rural grid is many points, not one); a demand point is covered when it
-lies in any existing catchment.  Candidates are the uncovered demand points
+The baseline is the analysis' own: each grid's covered people are its population
+times the share of its area inside existing catchments (``geodata.coverage``), so
+``covered_before`` is the summary's ``covered_population``.  Demand is the rest of
+each grid's people, spread over points of a lattice inside the grid's uncovered part
+(so a large rural grid is many points, not one).  Candidates are these demand points
 themselves (at most ``MAX_CANDIDATES``, the most populous), never within
 ``MIN_SPACING_M`` of an existing centre of the same level.  The greedy solver
 adds, one at a time, the site that covers the most still-uncovered people: a
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .coverage import LEVELS, Params, catchments
+from .coverage import LEVELS, Params, catchments, covered_population, grid_coverage
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 
@@ -60,17 +62,24 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
         raise BadRequest(f"k must be between 1 and {MAX_K}, not {k}")
     if solver not in SOLVERS:
         raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+    if grids.empty:
+        raise BadRequest("no grids to place centres in")
+    crs = metric_crs(grids)  # the whole city's, as the analysis: the same areas, the same covered people
     if unit:
+        inside = np.ones(len(grids), dtype=bool)
         for column, value in unit.items():
-            grids = grids[grids[column] == value]
+            inside &= (grids[column] == value).to_numpy(dtype=bool, na_value=False)
+        grids = grids[inside]
         if grids.empty:
             raise BadRequest(f"no grids in {' / '.join(unit.values())}")
-    crs = metric_crs(grids)
-    points, weights, owner = demand(grids.to_crs(crs))
-    covered = _covered(points, centers.to_crs(crs) if not centers.empty else centers, params)
-    candidates = _candidates(points[~covered], weights[~covered], owner[~covered],
-                             centers.to_crs(crs) if not centers.empty else centers, level)
-    args = (points[~covered], weights[~covered], candidates[0], params.radius(level), k)
+    centers_m = centers.to_crs(crs) if not centers.empty else centers
+    grid_geoms = grids.geometry.to_crs(crs).values
+    ratio, uncovered = grid_coverage(grid_geoms, catchments(centers_m, params))
+    people = pd.to_numeric(grids["population"]).astype("Float64").fillna(0).to_numpy(float)
+    covered = covered_population(grids, ratio).astype("Float64").fillna(0).to_numpy(float)
+    points, weights, owner = demand(grid_geoms, uncovered, np.maximum(people - covered, 0))
+    candidates = _candidates(points, weights, owner, centers_m, level)
+    args = (points, weights, candidates[0], params.radius(level), k)
     sites, gains = greedy(*args) if solver != "mclp" else (np.array([], dtype=int), np.array([]))
     used = "greedy"
     if solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K):
@@ -79,8 +88,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
             (sites, gains), used = exact, "mclp"
         elif solver == "mclp":
             sites, gains = greedy(*args)  # no exact answer in time: say so by naming the solver that ran
-    population = int(round(weights.sum()))
-    before = int(round(weights[covered].sum()))
+    population = int(round(people.sum()))
+    before = int(round(covered.sum()))  # exactly the summary's covered_population of these grids
     chosen = candidates[1][sites]
     rows = grids.iloc[chosen][["district", "street", "community"]].reset_index(drop=True)
     rows.insert(0, "rank", np.arange(1, len(sites) + 1))
@@ -92,41 +101,39 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     reason = None
     if len(sites) < k:
         reason = (f"only {len(sites)} site(s) add coverage: every other candidate would cover nobody new"
-                  if len(candidates[0]) else "everyone is already covered")
+                  if weights.sum() >= 0.5 else "everyone is already covered")
     return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), used, population,
                           before, reason)
 
 
-def demand(grids_m: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Demand points in metric coordinates, their population, and the position of their grid."""
-    geoms = grids_m.geometry.values
-    minx, miny, maxx, maxy = shapely.bounds(geoms).T
+def demand(grid_geoms: np.ndarray, parts: np.ndarray,
+           people: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Demand points in metric coordinates, their people, and the position of their grid.
+
+    Each grid's ``people`` are spread evenly over the points of a lattice (laid over the
+    grid's box) that fall in its ``parts`` (its uncovered part; the grid itself when
+    nothing covers it); a part no lattice point falls in gets its representative point.
+    """
+    minx, miny, maxx, maxy = shapely.bounds(grid_geoms).T
     nx = np.maximum(1, np.ceil((maxx - minx) / LATTICE_M)).astype(int)
     ny = np.maximum(1, np.ceil((maxy - miny) / LATTICE_M)).astype(int)
     counts = nx * ny
-    owner = np.repeat(np.arange(len(geoms)), counts)
+    owner = np.repeat(np.arange(len(grid_geoms)), counts)
     # position of each lattice point within its grid's box
     local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     x = np.repeat(minx, counts) + (local % np.repeat(nx, counts) + 0.5) * LATTICE_M
     y = np.repeat(miny, counts) + (local // np.repeat(nx, counts) + 0.5) * LATTICE_M
-    inside = shapely.contains_xy(geoms[owner], x, y)
-    # grids too small or thin for any lattice point get their representative point
-    missing = np.setdiff1d(np.arange(len(geoms)), owner[inside])
-    reps = shapely.get_coordinates(shapely.point_on_surface(geoms[missing]))
+    parts = np.asarray(parts, dtype=object)
+    inside = shapely.contains_xy(parts[owner], x, y)
+    # parts too small or thin for any lattice point (and not empty: fully covered grids have no demand)
+    missing = np.setdiff1d(np.flatnonzero(~shapely.is_empty(parts)), owner[inside])
+    reps = shapely.point_on_surface(parts[missing])
+    missing, reps = missing[~shapely.is_empty(reps)], shapely.get_coordinates(reps[~shapely.is_empty(reps)])
     xs = np.concatenate([x[inside], reps[:, 0]])
     ys = np.concatenate([y[inside], reps[:, 1]])
     owner = np.concatenate([owner[inside], missing])
-    population = pd.to_numeric(grids_m["population"]).astype("Float64").fillna(0).to_numpy(float)
-    per_point = population / np.bincount(owner, minlength=len(geoms))
+    per_point = people / np.maximum(np.bincount(owner, minlength=len(grid_geoms)), 1)
     return shapely.points(xs, ys), per_point[owner], owner
-
-
-def _covered(points: np.ndarray, centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:
-    covered = np.zeros(len(points), dtype=bool)
-    discs = catchments(centers_m, params)
-    if len(discs):
-        covered[np.unique(shapely.STRtree(discs).query(points, predicate="intersects")[0])] = True
-    return covered
 
 
 def _candidates(points, weights, owner, centers_m, level) -> tuple[np.ndarray, np.ndarray]:

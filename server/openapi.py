@@ -501,7 +501,9 @@ def _recommendations(ctx: dict, values: dict) -> dict:
         "type": {"type": "string", "enum": ["FeatureCollection"]},
         "features": {"type": "array", "items": {"type": "object", "properties": {"properties": site}}},
         "solver": {"type": "string", "enum": ["greedy", "mclp"], "description": "which solver's answer this is"},
-        "population": INTEGER, "covered_before": INTEGER,
+        "population": INTEGER,
+        "covered_before": {**INTEGER, "description": "people covered now: /api/summary's covered_population of the "
+                                                     "same grids; each site's cumulative_population adds its gain"},
         "reason": {**STRING, "nullable": True, "description": "why fewer than k sites came back"}}}
     params = [_query("level", {"type": "string", "enum": list(LEVELS), "default": "community"},
                      "the level of the centres to add (its catchment radius applies)"),

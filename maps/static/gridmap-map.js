@@ -292,7 +292,7 @@
         button.type = "button";
         button.setAttribute("data-rank", String(props.rank));
         button.appendChild(el("span", "gm-rec-rank", props.rank));
-        button.appendChild(el("span", "gm-rec-unit", props.community || props.street || props.district || ""));
+        button.appendChild(el("span", "gm-rec-unit", props.unit));  // district / street / community: names repeat
         button.appendChild(el("span", "gm-rec-gain", "+" + formatValue(props.new_population, "number")));
         button.appendChild(el("span", "gm-rec-share", formatValue(props.covered_share, "percent")));
         button.title = props.unit + " · " + opts.texts.new_population + " " +

