@@ -194,7 +194,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         ).add_to(m)
     if view.outline:
         GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline,
-                     interactive=False, styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
+                     interactive=False,
+                     styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
     if view.bounds:
         minx, miny, maxx, maxy = view.bounds
         m.fit_bounds([[miny, minx], [maxy, maxx]])
