@@ -17,16 +17,13 @@ from geodata.i18n import text
 
 from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal,
                      RecommendationsLayer, SearchControl, WhatIfControl, preload)
+from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
+                      STATUS_COLOURS)
 
 NINGBO_CENTRE = (29.87, 121.55)
 
-STATUS_COLOURS = {"covered": "#1a9850", "partial": "#fdae61", "uncovered": "#d73027"}
-GAP_COLOURS = {"service_gap": "#b2182b", "missing_center": "#2166ac", "tiling_gap": "#8c510a",
-               "overlap": "#762a83", "staffing_gap": "#e7298a"}
-LEVEL_OUTLINES = {"district": "#08306b", "street": "#2171b5", "community": "#6baed6"}
 CENTER_ICONS = {"district": ("gm-center gm-center-district", 14), "street": ("gm-center gm-center-street", 11),
                 "community": ("gm-center gm-center-community", 8)}
-CATCHMENT_COLOURS = {"district": "#7a0177", "street": "#c51b8a", "community": "#f768a1"}
 # planning: the sites the map recommends, and the centres planners propose on it
 RECOMMENDED = {"level": "community", "k": 10}
 PROPOSED_LEVEL = "community"
@@ -136,10 +133,10 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                          subdomains=basemap.subdomains, max_zoom=18).add_to(m)
 
     status_labels = {s: t(f"status.{s}") for s in STATUS_COLOURS}
-    level_labels = {lvl: t(f"level.{lvl}") for lvl in LEVEL_OUTLINES}
+    level_labels = {lvl: t(f"level.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
     unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
     GeoJsonLayer(
-        t("layer.coverage"), url=urls["coverage"], style_by="coverage_status",
+        t("layer.coverage"), url=urls["coverage"], style_by="coverage_status", stack="grids",
         styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
         tooltip=[Field("name", t("field.grid")), *unit_fields,
                  Field("coverage_status", t("field.coverage_status"), labels=status_labels),
@@ -152,32 +149,33 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"])],
     ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
-    GeoJsonLayer(t("layer.service_gaps"), url=urls["service_gaps"], show=False,
-                 styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.55}},
+    GeoJsonLayer(t("layer.service_gaps"), url=urls["service_gaps"], show=False, stack="gaps",
+                 styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.5}},
                  tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.staffing"), url=urls["staffing"], show=False,
-                 styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 2, "dashArray": "4 3",
+    GeoJsonLayer(t("layer.staffing"), url=urls["staffing"], show=False, stack="gaps",
+                 styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
                                "fillOpacity": 0.05}},
                  tooltip=[Field("detail", t("field.detail"))]).add_to(m)
-    GeoJsonLayer(t("layer.tiling"), url=urls["tiling"], style_by="kind",
+    GeoJsonLayer(t("layer.tiling"), url=urls["tiling"], style_by="kind", stack="tiling",
                  styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
                          for k in ("tiling_gap", "overlap")},
                  tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.missing"), url=urls["missing"], style_by="level",
-                 styles={lvl: {"color": c, "weight": 2.5, "dashArray": "6 4", "fill": False}
-                         for lvl, c in LEVEL_OUTLINES.items()},
+    GeoJsonLayer(t("layer.missing"), url=urls["missing"], style_by="level", stack="missing",
+                 styles={lvl: {"color": GAP_COLOURS["missing_center"], "weight": w, "dashArray": "6 4",
+                               "fill": False} for lvl, w in MISSING_CENTER_WEIGHTS.items()},
                  tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
                  ).add_to(m)
     GeoJsonLayer(t("layer.streets"), url=urls["streets"], show=False,
-                 styles={"*": {"color": "#525252", "weight": 1.2, "fill": False}},
+                 styles={"*": {"color": BOUNDARY_COLOURS["street"], "weight": 1.2, "fill": False}},
                  tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
     GeoJsonLayer(t("layer.districts"), url=urls["districts"], interactive=False,
-                 styles={"*": {"color": "#252525", "weight": 2.2, "fill": False}}).add_to(m)
+                 styles={"*": {"color": BOUNDARY_COLOURS["district"], "weight": 2.2, "fill": False}}).add_to(m)
     GeoJsonLayer(t("layer.catchments"), url=urls["centers"], show=False, points="catchment", style_by="level",
+                 stack="catchments",
                  radii=radii, interactive=False,
                  styles={lvl: {"color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.06}
                          for lvl, c in CATCHMENT_COLOURS.items()}).add_to(m)
-    GeoJsonLayer(t("layer.centers"), url=urls["centers"], points="icon", style_by="level", cluster=13,
+    GeoJsonLayer(t("layer.centers"), url=urls["centers"], points="icon", style_by="level", cluster=13, stack="centers",
                  styles={lvl: {"className": cls, "iconSize": [size, size]} for lvl, (cls, size) in CENTER_ICONS.items()},
                  tooltip=[Field("name", t("field.center")),
                           Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
@@ -196,7 +194,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         ).add_to(m)
     if view.outline:
         GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline,
-                     interactive=False, styles={"*": {"color": "#000", "weight": 3, "fill": False}}).add_to(m)
+                     interactive=False,
+                     styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
     if view.bounds:
         minx, miny, maxx, maxy = view.bounds
         m.fit_bounds([[miny, minx], [maxy, maxx]])
@@ -215,8 +214,7 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     Legend(t("legend.title"), [
         (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
         (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),
-                            *(LegendEntry(f"{t('gap.missing_center')} · {t(f'level.{lvl}')}", c, "outline")
-                              for lvl, c in LEVEL_OUTLINES.items()),
+                            LegendEntry(t("gap.missing_center"), GAP_COLOURS["missing_center"], "outline"),
                             LegendEntry(t("gap.tiling_gap"), GAP_COLOURS["tiling_gap"]),
                             LegendEntry(t("gap.overlap"), GAP_COLOURS["overlap"]),
                             LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline")]),

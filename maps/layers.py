@@ -28,6 +28,11 @@ class Field:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+# The drawing order, bottom to top, whatever order the layers' data arrives in: grids, gaps,
+# tiling gaps and overlaps, missing-centre outlines, boundaries, catchments, centres, planning.
+STACK = ("grids", "gaps", "tiling", "missing", "boundaries", "catchments", "centers", "planning")
+
+
 class GeoJsonLayer(Layer):
     """A GeoJSON overlay, fetched by URL when first shown (or embedded when small).
 
@@ -41,6 +46,7 @@ class GeoJsonLayer(Layer):
     points : how Point features draw: ``circle`` markers, CSS ``icon`` markers, or
         ``catchment`` discs of ``radii[style_by value]`` metres.
     cluster : cluster the points until this zoom level.
+    stack : the layer's kind in ``STACK``, which fixes where it draws among the others.
     """
 
     _template = Template(
@@ -55,9 +61,11 @@ class GeoJsonLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None,
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple[str, str]] = (),
                  points: str = "circle", radii: dict | None = None, cluster: int | None = None,
-                 show: bool = True, interactive: bool = True):
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries"):
         if (data is None) == (url is None):
             raise ValueError("give exactly one of data or url")
+        if stack not in STACK:
+            raise ValueError(f"unknown stack {stack!r}: one of {STACK}")
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "GeoJsonLayer"
         self.config = {
@@ -65,6 +73,7 @@ class GeoJsonLayer(Layer):
             "tooltip": [f.to_json() for f in tooltip], "popup": [f.to_json() for f in popup],
             "links": [{"label": label, "href": href} for label, href in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
+            "stack": STACK.index(stack),
         }
 
 
@@ -135,13 +144,17 @@ class LegendEntry:
 
 
 class Legend(MacroElement):
-    """A categorical legend: a title and sections of entries; every text is escaped."""
+    """A categorical legend: a title and sections of entries; every text is escaped.
+
+    It folds (a ``<details>`` whose summary is the title): open at first, folded at first on
+    screens up to ``narrow`` pixels wide, where it would cover much of the map.
+    """
 
     _template = Template(
         """
         {% macro html(this, kwargs) %}
-        <div class="gridmap-legend" role="region" aria-label="{{ this.title|e }}">
-          <div class="gridmap-legend-title">{{ this.title|e }}</div>
+        <details class="gridmap-legend" id="{{ this.get_name() }}" open>
+          <summary class="gridmap-legend-title">{{ this.title|e }}</summary>
           {%- for heading, entries in this.sections %}
           <div class="gridmap-legend-section">{{ heading|e }}</div>
           {%- for entry in entries %}
@@ -156,16 +169,20 @@ class Legend(MacroElement):
             {{ entry.label|e }}</div>
           {%- endfor %}
           {%- endfor %}
-        </div>
+        </details>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        gridmap.legend({{ this.get_name()|tojson }}, {{ this.narrow|tojson }});
         {% endmacro %}
         """
     )
 
-    def __init__(self, title: str, sections: list[tuple[str, list[LegendEntry]]]):
+    def __init__(self, title: str, sections: list[tuple[str, list[LegendEntry]]], narrow: int = 600):
         super().__init__()
         self._name = "Legend"
         self.title = title
         self.sections = sections
+        self.narrow = narrow
 
 
 class RecommendationsLayer(Layer):
@@ -216,4 +233,4 @@ class WhatIfControl(MacroElement):
         self._name = "WhatIfControl"
         # sign_in: what-ifs need a signed-in user; the panel offers this sign-in link instead of placing
         self.config = {"url": url, "level": level, "radius": radius, "csrfMeta": csrf_meta, "texts": texts,
-                       "panel": panel, "signIn": sign_in}
+                       "panel": panel, "signIn": sign_in, "stack": STACK.index("planning")}

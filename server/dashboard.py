@@ -18,7 +18,7 @@ from flask import Blueprint, render_template, url_for
 from geodata import summaries
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES, UNIT_COLUMNS
 from geodata.siting import recommend
-from maps.coverage_map import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
+from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
 
 from . import services
 

@@ -70,6 +70,24 @@
       iconSize: style.iconSize || [12, 12]}), keyboard: false, title: String(feature.properties.name || "")});
   }
 
+  // The drawing order is fixed by each layer's kind (opts.stack, maps/layers.py STACK), not by when
+  // its data arrives: every vector layer shares one canvas (one canvas per pane would stop the events
+  // of the layers under it), which draws in the order features were added; so whenever a layer's
+  // features are (re)added, the layers that belong above it are brought back to the front, in order.
+  registry.stacked = registry.stacked || [];
+  function stack(map, layer, rank) {
+    var entry = {map: map, layer: layer, rank: rank, seq: registry.stacked.length};
+    registry.stacked.push(entry);
+    return entry;
+  }
+  function restack(entry) {
+    registry.stacked.filter(function (other) {
+      return other.map === entry.map && (other.rank > entry.rank || (other.rank === entry.rank && other.seq > entry.seq)) &&
+        entry.map.hasLayer(other.layer) && other.layer.bringToFront;
+    }).sort(function (a, b) { return a.rank - b.rank || a.seq - b.seq; })
+      .forEach(function (other) { other.layer.bringToFront(); });
+  }
+
   registry.geojsonLayer = function (map, opts) {
     var layer = L.geoJSON(null, {
       style: function (feature) { return styleFor(opts, feature); },
@@ -93,6 +111,9 @@
     registry.layers[opts.name] = layer;  // the features
     registry.shown = registry.shown || {};
     registry.shown[opts.name] = shown;  // what the layer control adds and removes
+    registry.loaded = registry.loaded || [];  // layer names, in the order their data arrived
+    var entry = stack(map, layer, opts.stack || 0);
+    layer.on("add", function () { restack(entry); });  // switched on again: its features drew on top
     if (opts.data) {
       layer.addData(opts.data);
       if (opts.show) { shown.addTo(map); }
@@ -105,6 +126,8 @@
         .then(function (data) {
           layer.addData(data);
           if (opts.cluster) { shown.addLayers(layer.getLayers()); }
+          restack(entry);
+          registry.loaded.push(opts.name);
           layer.fire("gridmap:loaded");
         })
         .catch(function (err) { console.warn("gridmap: could not load layer " + opts.name, err); });
@@ -357,7 +380,8 @@
     result.setAttribute("aria-live", "polite");
     section.appendChild(buttons); section.appendChild(hint); section.appendChild(result);
 
-    var drawn = L.layerGroup().addTo(map);
+    var drawn = L.featureGroup().addTo(map);
+    stack(map, drawn, opts.stack || 0);  // proposals draw above every layer that arrives later
     var proposed = [];  // [lon, lat] of each proposed centre, kept here only: nothing is stored
     var active = false, asked = 0;
     registry.proposed = proposed;
@@ -434,6 +458,15 @@
       clear.disabled = false;
       send();
     });
+  };
+
+  // The legend is a <details>: folded at first on narrow screens, where it would cover the map.
+  registry.legend = function (id, narrow) {
+    var legend = document.getElementById(id);
+    if (!legend) { return; }
+    if (window.matchMedia("(max-width: " + narrow + "px)").matches) { legend.open = false; }
+    L.DomEvent.disableClickPropagation(legend);
+    L.DomEvent.disableScrollPropagation(legend);
   };
 
   registry.ready = function (map) {

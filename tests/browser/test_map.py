@@ -134,3 +134,91 @@ def test_legend_is_visible_and_lists_entries(tab, demo_server):
     for text in rows.all_inner_texts():
         assert text.strip(), rows.all_inner_texts()
     assert legend.locator(".gridmap-legend-row .gridmap-swatch").count() == rows.count()
+
+
+# The layers drawn on the shared canvas, bottom to top, each named by its kind (found from its
+# features): the canvas draws its paths in this order, so this is what the map shows on top.
+DRAW_ORDER_JS = """
+() => {
+  const g = window.gridmap, kinds = new Map(), owner = new Map();
+  const kindOf = (p) => p.coverage_status != null ? 'grids' : p.kind === 'missing_center' ? 'missing'
+    : (p.kind === 'tiling_gap' || p.kind === 'overlap') ? 'tiling' : p.kind ? 'gaps'
+    : p.adcode != null ? 'districts' : p.unit_id != null ? 'streets' : p.center_id != null ? 'centres' : 'other';
+  Object.entries(g.layers).forEach(([name, group]) => {
+    const walk = (l) => {
+      if (l.getLayers) { l.getLayers().forEach(walk); return; }
+      owner.set(L.stamp(l), name);
+      if (l.feature && !kinds.has(name)) { kinds.set(name, kindOf(l.feature.properties || {})); }
+    };
+    walk(group);
+  });
+  let renderer = null;
+  g.map.eachLayer((l) => { if (!renderer && l._renderer) { renderer = l._renderer; } });
+  const order = [];
+  for (let o = renderer && renderer._drawFirst; o; o = o.next) {
+    const name = owner.get(L.stamp(o.layer));
+    const kind = name === undefined ? 'other' : kinds.get(name);
+    if (order[order.length - 1] !== kind) { order.push(kind); }
+  }
+  return {order: order, loaded: (g.loaded || []).map((name) => kinds.get(name) || 'empty')};
+}
+"""
+STACK_ORDER = ["grids", "gaps", "tiling", "missing", "streets", "districts", "other"]
+
+
+@pytest.mark.parametrize("held", ["coverage", "missing"])  # each would arrive first otherwise
+def test_layers_draw_in_a_fixed_order_whatever_order_their_data_arrives(tab, demo_server, held):
+    """Observation 6: missing-centre outlines drew over the grids in some loads and under them in others."""
+    page = tab.page
+    waiting = []
+    page.route(f"**/map/data/{held}.geojson*", lambda route: waiting.append(route))
+    page.goto(demo_server.url("/"), wait_until="commit")
+    # every other layer shown at start (grids, tiling, missing outlines, districts, centres) arrives first
+    page.wait_for_function("() => window.gridmap && window.gridmap.loaded && window.gridmap.loaded.length >= 4",
+                           timeout=90_000)
+    assert waiting, "the held layer was never asked for"
+    for route in waiting:
+        route.continue_()
+    page.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=90_000)
+
+    drawn = page.evaluate(DRAW_ORDER_JS)
+    assert drawn["loaded"][-1] in {"grids" if held == "coverage" else held, "empty"}, drawn  # it did arrive last
+    order = [kind for kind in drawn["order"] if kind != "other"]
+    assert {"grids", "missing", "districts"} <= set(order), drawn
+    assert order == sorted(order, key=STACK_ORDER.index), drawn  # grids under outlines under boundaries
+    assert tab.page_errors == []
+
+
+def test_legend_folds_on_a_phone_and_opens_on_demand(tab, demo_server, tmp_path):
+    """Observation 5: at 390×844 the legend could not be folded and covered 40 % of the map."""
+    page = tab.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    goto_ready(tab, demo_server.url("/"))
+    legend, map_box = page.locator(".gridmap-legend"), page.locator(".folium-map").bounding_box()
+    map_area = map_box["width"] * map_box["height"]
+
+    assert legend.is_visible()
+    assert page.evaluate("() => document.querySelector('.gridmap-legend').open") is False
+    folded = legend.bounding_box()
+    assert folded["width"] * folded["height"] <= 0.25 * map_area, (folded, map_box)
+    assert not legend.locator(".gridmap-legend-row").first.is_visible()
+    page.screenshot(path=str(tmp_path / "gridmap-390-legend-folded.png"))
+
+    legend.locator("summary").click()
+    assert legend.locator(".gridmap-legend-row").first.is_visible()
+    opened = legend.bounding_box()
+    assert opened["x"] >= 0 and opened["x"] + opened["width"] <= 390  # no horizontal scroll
+    page.screenshot(path=str(tmp_path / "gridmap-390-legend-open.png"))
+    legend.locator("summary").click()
+    assert not legend.locator(".gridmap-legend-row").first.is_visible()
+    print(f"screenshots of / at 390×844: {tmp_path}")
+
+
+def test_legend_starts_open_on_a_wide_screen(tab, demo_server, tmp_path):
+    page = tab.page
+    page.set_viewport_size({"width": 1440, "height": 900})
+    goto_ready(tab, demo_server.url("/"))
+    assert page.evaluate("() => document.querySelector('.gridmap-legend').open") is True
+    assert page.locator(".gridmap-legend .gridmap-legend-row").first.is_visible()
+    page.screenshot(path=str(tmp_path / "gridmap-1440.png"))
+    print(f"screenshot of / at 1440×900: {tmp_path}")
