@@ -80,6 +80,10 @@ def test_phone_upload_page_for_a_signed_in_editor(tab, editing_server, tmp_path)
     tab.page.set_viewport_size(PHONE)
     sign_in_and_open_upload(tab, editing_server)
     assert_phone_layout(tab.page, "upload", tmp_path)
+    tab.page.locator(f"{NAV} button.nav-toggle").click()  # the editor's own entries are in the menu
+    assert tab.page.locator(f"{NAV} form.logout button").is_visible()
+    assert tab.page.evaluate(SCROLL_WIDTH) <= PHONE["width"]
+    tab.page.screenshot(path=str(tmp_path / "gridmap-390-upload-menu-open.png"))
     assert tab.page_errors == []
 
 
