@@ -21,6 +21,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "nav.history": ("版本历史", "History"),
     "nav.upload": ("上传数据", "Upload"),
     "nav.switch_language": ("English", "中文"),
+    "nav.menu": ("菜单", "Menu"),
     "nav.city": ("全市", "Whole city"),
     # units and levels
     "level.city": ("全市", "City"),

@@ -232,6 +232,8 @@
     });
   }
 
+  var PANEL_NARROW = 600;  // px; the legend's default breakpoint too (maps/layers.py Legend.narrow)
+
   // The panel both planning elements write into; whichever comes first builds it.
   function planningPanel(map, texts) {
     registry.panels = registry.panels || [];
@@ -245,12 +247,15 @@
     toggle.title = texts.collapse;
     toggle.setAttribute("aria-expanded", "true");
     var body = el("div", "gm-planning-body");
-    toggle.addEventListener("click", function () {
-      body.hidden = !body.hidden;
-      toggle.textContent = body.hidden ? "+" : "−";
-      toggle.title = body.hidden ? texts.expand : texts.collapse;
-      toggle.setAttribute("aria-expanded", String(!body.hidden));
-    });
+    function fold(folded) {
+      body.hidden = folded;
+      toggle.textContent = folded ? "+" : "−";
+      toggle.title = folded ? texts.expand : texts.collapse;
+      toggle.setAttribute("aria-expanded", String(!folded));
+    }
+    toggle.addEventListener("click", function () { fold(!body.hidden); });
+    // Folded at first on narrow screens (as the legend is), where it would cover much of the map.
+    fold(window.matchMedia("(max-width: " + PANEL_NARROW + "px)").matches);
     head.appendChild(el("span", "gm-planning-title", texts.title));
     head.appendChild(toggle);
     box.appendChild(head);
