@@ -15,7 +15,7 @@ import folium
 
 from geodata.i18n import text
 
-from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal,
+from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
                      RecommendationsLayer, SearchControl, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
@@ -136,7 +136,7 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     level_labels = {lvl: t(f"level.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
     unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
     GeoJsonLayer(
-        t("layer.coverage"), url=urls["coverage"], style_by="coverage_status", stack="grids",
+        t("layer.coverage"), key="grids", url=urls["coverage"], style_by="coverage_status", stack="grids",
         styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
         tooltip=[Field("name", t("field.grid")), *unit_fields,
                  Field("coverage_status", t("field.coverage_status"), labels=status_labels),
@@ -149,40 +149,43 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"])],
     ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
-    GeoJsonLayer(t("layer.service_gaps"), url=urls["service_gaps"], show=False, stack="gaps",
+    GeoJsonLayer(t("layer.service_gaps"), key="gaps", url=urls["service_gaps"], show=False, stack="gaps",
                  styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.5}},
                  tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.staffing"), url=urls["staffing"], show=False, stack="gaps",
+    GeoJsonLayer(t("layer.staffing"), key="staffing", url=urls["staffing"], show=False, stack="gaps",
                  styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
                                "fillOpacity": 0.05}},
                  tooltip=[Field("detail", t("field.detail"))]).add_to(m)
-    GeoJsonLayer(t("layer.tiling"), url=urls["tiling"], style_by="kind", stack="tiling",
+    GeoJsonLayer(t("layer.tiling"), key="tiling", url=urls["tiling"], style_by="kind", stack="tiling",
                  styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
                          for k in ("tiling_gap", "overlap")},
                  tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.missing"), url=urls["missing"], style_by="level", stack="missing",
+    GeoJsonLayer(t("layer.missing"), key="missing", url=urls["missing"], style_by="level", stack="missing",
                  styles={lvl: {"color": GAP_COLOURS["missing_center"], "weight": w, "dashArray": "6 4",
                                "fill": False} for lvl, w in MISSING_CENTER_WEIGHTS.items()},
                  tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
                  ).add_to(m)
-    GeoJsonLayer(t("layer.streets"), url=urls["streets"], show=False,
+    GeoJsonLayer(t("layer.streets"), key="streets", url=urls["streets"], show=False,
                  styles={"*": {"color": BOUNDARY_COLOURS["street"], "weight": 1.2, "fill": False}},
                  tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
-    GeoJsonLayer(t("layer.districts"), url=urls["districts"], interactive=False,
+    GeoJsonLayer(t("layer.districts"), key="districts", url=urls["districts"], interactive=False,
                  styles={"*": {"color": BOUNDARY_COLOURS["district"], "weight": 2.2, "fill": False}}).add_to(m)
-    GeoJsonLayer(t("layer.catchments"), url=urls["centers"], show=False, points="catchment", style_by="level",
+    GeoJsonLayer(t("layer.catchments"), key="catchments", url=urls["centers"], show=False, points="catchment",
+                 style_by="level",
                  stack="catchments",
                  radii=radii, interactive=False,
                  styles={lvl: {"color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.06}
                          for lvl, c in CATCHMENT_COLOURS.items()}).add_to(m)
-    GeoJsonLayer(t("layer.centers"), url=urls["centers"], points="icon", style_by="level", cluster=13, stack="centers",
+    GeoJsonLayer(t("layer.centers"), key="centers", url=urls["centers"], points="icon", style_by="level", cluster=13,
+                 stack="centers",
                  styles={lvl: {"className": cls, "iconSize": [size, size]} for lvl, (cls, size) in CENTER_ICONS.items()},
                  tooltip=[Field("name", t("field.center")),
                           Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
     if urls.get("recommendations"):
         query = urlencode({**RECOMMENDED, **(view.unit or {})})
         RecommendationsLayer(
-            t("layer.recommendations"), url=f"{urls['recommendations']}?{query}", panel=panel_texts(lang),
+            t("layer.recommendations"), key="recommendations", url=f"{urls['recommendations']}?{query}",
+            panel=panel_texts(lang),
             tooltip=[Field("rank", t("planning.rank")), Field("new_population", t("planning.new_population"), "number"),
                      Field("covered_share", t("planning.cumulative_share"), "percent"),
                      Field("unit", t("planning.unit")), Field("solver", t("planning.solver"))],
@@ -193,12 +196,13 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
             | {"loading": t("map.loading")},
         ).add_to(m)
     if view.outline:
-        GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline,
+        GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline, key="unit",
                      interactive=False,
                      styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
+    fit = None
     if view.bounds:
         minx, miny, maxx, maxy = view.bounds
-        m.fit_bounds([[miny, minx], [maxy, maxx]])
+        fit = [[miny, minx], [maxy, maxx]]
 
     folium.LayerControl(collapsed=True).add_to(m)
     SearchControl(t("layer.coverage"), ["name", "community", "street"], t("map.search"),
@@ -226,5 +230,6 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     for layer in m._children.values():
         if isinstance(layer, GeoJsonLayer) and layer.config["show"] and layer.config["url"]:
             preload(m, layer.config["url"])
+    ShareView(fit).add_to(m)  # after the layers it may switch, before the wait for them; fits ``fit``
     ReadySignal().add_to(m)
     return m

@@ -8,6 +8,7 @@ nodes: folium's own GeoJsonTooltip/GeoJsonPopup insert values unescaped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from branca.element import Element, MacroElement, Template
@@ -47,6 +48,7 @@ class GeoJsonLayer(Layer):
         ``catchment`` discs of ``radii[style_by value]`` metres.
     cluster : cluster the points until this zoom level.
     stack : the layer's kind in ``STACK``, which fixes where it draws among the others.
+    key : a stable id (``[a-z_]+``) for the layer in a shared URL (``ShareView``); no key, not shared.
     """
 
     _template = Template(
@@ -61,7 +63,7 @@ class GeoJsonLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None,
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple[str, str]] = (),
                  points: str = "circle", radii: dict | None = None, cluster: int | None = None,
-                 show: bool = True, interactive: bool = True, stack: str = "boundaries"):
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None):
         if (data is None) == (url is None):
             raise ValueError("give exactly one of data or url")
         if stack not in STACK:
@@ -73,8 +75,18 @@ class GeoJsonLayer(Layer):
             "tooltip": [f.to_json() for f in tooltip], "popup": [f.to_json() for f in popup],
             "links": [{"label": label, "href": href} for label, href in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
-            "stack": STACK.index(stack),
+            "stack": STACK.index(stack), "key": _layer_key(key),
         }
+
+
+LAYER_KEY = re.compile(r"[a-z_]{1,32}")
+
+
+def _layer_key(key: str | None) -> str | None:
+    """A layer's id in shared URLs: plain lower-case words, so it never needs escaping."""
+    if key is not None and not LAYER_KEY.fullmatch(key):
+        raise ValueError(f"layer key {key!r} must match {LAYER_KEY.pattern}")
+    return key
 
 
 def preload(m, url: str) -> None:
@@ -114,6 +126,32 @@ class FullscreenControl(MacroElement):
         super().__init__()
         self._name = "FullscreenControl"
         self.config = {"title": title}
+
+
+class ShareView(MacroElement):
+    """The page's URL follows the view: ``#z=13&lat=29.87&lon=121.55&layers=grids,gaps``.
+
+    Add after every layer and before ``ReadySignal``: a URL that carries a view restores it
+    (over the default ``bounds`` and layers) before the layers shown at start are awaited.  It
+    fits the default bounds itself, without animation: an animated fit still under way would
+    end after, and over, the restored view.  The
+    fragment is kept by ``history.replaceState`` (no history entry per pan), the query
+    (unit, lang) is left as it is; ``layers`` names the layers' ``key``s.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.shareView({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, bounds: list[list[float]] | None = None):
+        """``bounds`` [[south, west], [north, east]]: the default view, when the URL gives none."""
+        super().__init__()
+        self._name = "ShareView"
+        self.config = {"bounds": bounds}
 
 
 class ReadySignal(MacroElement):
@@ -204,10 +242,11 @@ class RecommendationsLayer(Layer):
     )
 
     def __init__(self, name: str, *, url: str, k: int, tooltip: list[Field], solvers: dict[str, str],
-                 texts: dict[str, str], panel: dict[str, str], show: bool = False, zoom: int = 15):
+                 texts: dict[str, str], panel: dict[str, str], show: bool = False, zoom: int = 15,
+                 key: str | None = None):
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "RecommendationsLayer"
-        self.config = {"name": name, "url": url, "k": k, "show": show, "tooltip": [f.to_json() for f in tooltip],
+        self.config = {"name": name, "key": _layer_key(key), "url": url, "k": k, "show": show, "tooltip": [f.to_json() for f in tooltip],
                        "solvers": solvers, "texts": texts, "panel": panel, "zoom": zoom}
 
 

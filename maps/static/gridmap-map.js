@@ -117,6 +117,7 @@
     if (opts.data) {
       layer.addData(opts.data);
       if (opts.show) { shown.addTo(map); }
+      share(opts.key, shown, null);
       return shown;
     }
     var loading = null;
@@ -134,8 +135,15 @@
       return loading;
     }
     if (opts.show) { shown.addTo(map); registry.pending.push(load()); } else { shown.once("add", load); }
+    share(opts.key, shown, load);
     return shown;
   };
+
+  // Layers a shared URL may name, by their stable key (never by their label, which is translated).
+  registry.keyed = registry.keyed || {};  // key -> {layer: what the control switches, load: its data, once}
+  function share(key, layer, load) {
+    if (key) { registry.keyed[key] = {layer: layer, load: load || null}; }
+  }
 
   registry.searchControl = function (map, opts) {
     var control = L.control({position: "topleft"});
@@ -355,6 +363,7 @@
     layer.on("add", function () { section.hidden = false; load(); });
     layer.on("remove", function () { section.hidden = true; });
     if (opts.show) { layer.addTo(map); }
+    share(opts.key, layer, load);
     return layer;
   };
 
@@ -472,6 +481,71 @@
     if (window.matchMedia("(max-width: " + narrow + "px)").matches) { legend.open = false; }
     L.DomEvent.disableClickPropagation(legend);
     L.DomEvent.disableScrollPropagation(legend);
+  };
+
+  // --- the URL follows the view: #z=13&lat=29.87&lon=121.55&layers=grids,gaps ------------------
+
+  // What the fragment asks for, each part only when valid: {view: {zoom, centre}?, layers: [key]?}.
+  // Values are only compared and parsed as numbers; none is ever written into the page.
+  function readFragment(map, hash) {
+    var params = new URLSearchParams(String(hash || "").replace(/^#/, ""));
+    var wanted = {};
+    var decimal = /^-?\d{1,3}(\.\d{1,12})?$/;
+    var z = params.get("z"), lat = params.get("lat"), lon = params.get("lon");
+    if (z !== null && lat !== null && lon !== null && /^\d{1,2}$/.test(z) && decimal.test(lat) && decimal.test(lon)) {
+      var zoom = Number(z), y = Number(lat), x = Number(lon);
+      if (zoom >= map.getMinZoom() && zoom <= map.getMaxZoom() && Math.abs(y) <= 85 && Math.abs(x) <= 180) {
+        wanted.view = {zoom: zoom, centre: L.latLng(y, x)};
+      }
+    }
+    var raw = params.get("layers");
+    if (raw !== null) {
+      var known = raw.split(",").filter(function (key) {
+        return Object.prototype.hasOwnProperty.call(registry.keyed, key);
+      });
+      // "layers=" means none on; a list of only unknown names is ignored, not read as "none"
+      if (known.length || raw === "") { wanted.layers = known; }
+    }
+    return wanted;
+  }
+
+  function writeFragment(map) {
+    var centre = map.getCenter().wrap();
+    var on = Object.keys(registry.keyed).filter(function (key) { return map.hasLayer(registry.keyed[key].layer); });
+    var hash = "#z=" + map.getZoom() + "&lat=" + centre.lat.toFixed(5) + "&lon=" + centre.lng.toFixed(5) +
+      "&layers=" + on.join(",");  // keys are [a-z_]: nothing to encode
+    if (hash !== window.location.hash) {
+      // replaceState: panning must not fill the back button's history; the query (unit, lang) stays
+      window.history.replaceState(window.history.state, "", window.location.pathname + window.location.search + hash);
+    }
+  }
+
+  function applyFragment(map, hash, bounds) {
+    var wanted = readFragment(map, hash);
+    if (wanted.layers) {
+      Object.keys(registry.keyed).forEach(function (key) {
+        var entry = registry.keyed[key], on = wanted.layers.indexOf(key) >= 0;
+        if (on && !map.hasLayer(entry.layer)) {
+          entry.layer.addTo(map);
+          if (entry.load) { registry.pending.push(entry.load()); }  // the page is ready once it has loaded
+        } else if (!on && map.hasLayer(entry.layer)) {
+          map.removeLayer(entry.layer);
+        }
+      });
+    }
+    // not animated: an animation still under way would end after, and over, the view asked for
+    if (wanted.view) { map.setView(wanted.view.centre, wanted.view.zoom, {animate: false}); }
+    else if (bounds) { map.fitBounds(bounds, {animate: false}); }
+  }
+
+  registry.shareView = function (map, opts) {
+    applyFragment(map, window.location.hash, opts.bounds);
+    var timer = null;
+    function later() {  // at most one replaceState per 300 ms, with the view as it is by then
+      if (timer === null) { timer = window.setTimeout(function () { timer = null; writeFragment(map); }, 300); }
+    }
+    map.on("moveend overlayadd overlayremove", later);
+    window.addEventListener("hashchange", function () { applyFragment(map, window.location.hash); });
   };
 
   registry.ready = function (map) {

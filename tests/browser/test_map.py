@@ -222,3 +222,109 @@ def test_legend_starts_open_on_a_wide_screen(tab, demo_server, tmp_path):
     assert page.locator(".gridmap-legend .gridmap-legend-row").first.is_visible()
     page.screenshot(path=str(tmp_path / "gridmap-1440.png"))
     print(f"screenshot of / at 1440×900: {tmp_path}")
+
+
+# --- the URL follows the view (observation 10: nothing could be shared) --------------------------
+
+VIEW_JS = """
+() => {
+  const g = window.gridmap, c = g.map.getCenter();
+  return {zoom: g.map.getZoom(), lat: c.lat, lon: c.lng,
+          layers: Object.keys(g.keyed).filter((k) => g.map.hasLayer(g.keyed[k].layer)).sort()};
+}
+"""
+
+
+def _fragment(page) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+    return dict(parse_qsl(urlsplit(page.url).fragment, keep_blank_values=True))
+
+
+def _toggle_overlay(page, key: str) -> None:
+    """Click the layer control's checkbox of the layer with this URL key."""
+    page.locator(".leaflet-control-layers").hover()
+    index = page.evaluate("""(key) => [...document.querySelectorAll('.leaflet-control-layers-overlays input')]
+        .findIndex((input) => input.layerId === L.stamp(window.gridmap.keyed[key].layer))""", key)
+    assert index >= 0, key
+    page.locator(".leaflet-control-layers-overlays input").nth(index).click()
+
+
+def test_the_url_follows_the_view_and_restores_it(tab, browser, demo_server, tmp_path):
+    """Observation 10: the URL did not follow the view, so a view could not be shared."""
+    page = tab.page
+    page.set_viewport_size({"width": 1440, "height": 900})
+    goto_ready(tab, demo_server.url("/?lang=en"))
+    start = page.evaluate(VIEW_JS)
+    assert "gaps" not in start["layers"] and "grids" in start["layers"], start
+
+    entries = page.evaluate("history.length")
+    page.evaluate("() => window.gridmap.map.setView([29.87, 121.55], 13, {animate: false})")
+    _toggle_overlay(page, "gaps")  # on: hidden at start
+    _toggle_overlay(page, "centers")  # off: shown at start
+    # the URL catches up with the view (writes are throttled)
+    page.wait_for_function("""() => { const layers = new URLSearchParams(location.hash.slice(1)).get('layers');
+        return layers !== null && layers.split(',').includes('gaps') && !layers.split(',').includes('centers'); }""")
+    fragment = _fragment(page)
+    assert fragment["z"] == "13", fragment
+    assert abs(float(fragment["lat"]) - 29.87) < 1e-4 and abs(float(fragment["lon"]) - 121.55) < 1e-4, fragment
+    shared = page.evaluate(VIEW_JS)
+    assert sorted(fragment["layers"].split(",")) == shared["layers"], (fragment, shared)
+    assert "gaps" in shared["layers"] and "centers" not in shared["layers"], shared
+    assert "?lang=en#" in page.url, page.url  # the query is kept
+    assert page.evaluate("history.length") == entries  # replaced, not pushed: Back leaves the map
+
+    # the shared URL, opened in a new browser, shows the same view and layers (not the default ones)
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN", service_workers="block")
+    try:
+        other = context.new_page()
+        other.goto(page.url)
+        other.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=90_000)
+        restored = other.evaluate(VIEW_JS)
+        assert restored["zoom"] == 13, restored
+        assert abs(restored["lat"] - 29.87) < 1e-3 and abs(restored["lon"] - 121.55) < 1e-3, restored
+        assert restored["layers"] == shared["layers"], (restored, shared)
+        assert "?lang=en#" in other.url
+        shot = tmp_path / "gridmap-restored-view.png"
+        other.wait_for_timeout(500)  # the canvas paints on the next frames; a picture for a person to look at
+        other.screenshot(path=str(shot))
+        print(f"screenshot of a restored view: {shot}")
+    finally:
+        context.close()
+    assert tab.page_errors == []
+
+
+HOSTILE = "#z=<img src=x onerror=alert(1)>&lat=<script>&lon=1e999&layers=<script>alert(2)</script>"
+
+
+def test_a_hostile_fragment_changes_nothing(tab, demo_server):
+    page = tab.page
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    goto_ready(tab, demo_server.url("/"))
+    default = page.evaluate(VIEW_JS)
+
+    for bad in (HOSTILE, "#z=99&lat=29.87&lon=121.55", "#z=13&lat=95&lon=121.55", "#z=13&lat=29.87&lon=abc",
+                "#z=13.5&lat=29.87&lon=121.55", "#layers=nosuchlayer,__proto__,constructor"):
+        page.goto("about:blank")  # a full load, not a fragment-only navigation
+        goto_ready(tab, demo_server.url("/") + bad)
+        assert page.evaluate(VIEW_JS) == default, bad
+        assert page.evaluate("() => window.__xss === undefined && !document.querySelector('img[src=\"x\"]')"), bad
+    assert dialogs == []
+    assert tab.page_errors == []
+
+
+def test_a_unit_map_restores_the_shared_view_over_its_own_bounds(tab, demo_server):
+    page = tab.page
+    unit = demo_server.url("/map?district=%E6%B5%B7%E6%9B%99%E5%8C%BA")  # 海曙区
+    goto_ready(tab, unit)
+    fitted = page.evaluate(VIEW_JS)
+    assert "unit" in fitted["layers"], fitted
+
+    page.goto("about:blank")
+    goto_ready(tab, unit + "#z=16&lat=29.86&lon=121.54&layers=grids,unit,streets")
+    restored = page.evaluate(VIEW_JS)
+    assert restored["zoom"] == 16 != fitted["zoom"], (restored, fitted)
+    assert abs(restored["lat"] - 29.86) < 1e-3 and abs(restored["lon"] - 121.54) < 1e-3, restored
+    assert restored["layers"] == ["grids", "streets", "unit"], restored
+    assert "district=" in page.url  # the unit stays in the query
+    assert tab.page_errors == []

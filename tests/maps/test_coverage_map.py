@@ -74,7 +74,7 @@ def test_unit_view_outlines_the_unit():
     outline = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": XSS}, "geometry": json.loads(shapely.to_geojson(box(0, 0, 1, 1)))}]}
     html = render(view=View(bounds=[121.5, 29.8, 121.52, 29.82], outline=outline))
-    assert "fitBounds" in html and "[[29.8, 121.5], [29.82, 121.52]]" in html
+    assert '"bounds": [[29.8, 121.5], [29.82, 121.52]]' in html  # fitted by gridmap.shareView, unless the URL says
     assert XSS not in html and "<img src=x" not in html
     assert "\\u003c/script\\u003e\\u003cimg" in html  # embedded as JSON with <, > escaped
 
@@ -108,6 +108,22 @@ def test_layer_needs_exactly_one_source():
         GeoJsonLayer("x")
     with pytest.raises(ValueError):
         GeoJsonLayer("x", data={"type": "FeatureCollection", "features": []}, url="/x")
+
+
+def test_layers_have_stable_url_keys_whatever_the_language():
+    """Observation 10: a shared URL names layers by key, never by their translated label."""
+    keys = {lang: re.findall(r'"key": "([a-z_]+)"', render(lang=lang)) for lang in ("zh", "en")}
+    assert keys["zh"] == keys["en"]
+    assert {"grids", "gaps", "staffing", "tiling", "missing", "streets", "districts", "catchments",
+            "centers"} <= set(keys["zh"]), keys
+    assert len(set(keys["zh"])) == len(keys["zh"]), keys  # one key, one layer
+    assert "gridmap.shareView(" in render()
+
+
+@pytest.mark.parametrize("key", ["Grids", "<b>", "a,b", "a&b", ""])
+def test_a_layer_key_must_be_plain_words(key):
+    with pytest.raises(ValueError):
+        GeoJsonLayer("x", url="/x", key=key)
 
 
 @pytest.mark.parametrize("setting,expected", [
