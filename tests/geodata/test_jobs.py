@@ -75,30 +75,27 @@ def test_a_job_over_its_memory_limit_fails_with_the_limit_named_and_the_pool_kee
         pool.run(geos_out_of_memory)
 
 
-def test_over_the_queue_limit_the_answer_is_busy_at_once():
-    pool = JobPool(processes=1, timeout_s=30, queue=1, waiters=4)
+def busy_answer(queue: int, waiters: int) -> ServiceUnavailable:
+    """What a pool with one sleeping job answers the next job."""
+    pool = JobPool(processes=1, timeout_s=30, queue=queue, waiters=waiters)
     try:
         threading.Thread(target=lambda: pytest.raises(ServiceUnavailable, pool.run, time.sleep, (60,)),
                          daemon=True).start()
         wait_until(lambda: pool.in_flight == 1)
         with pytest.raises(ServiceUnavailable) as raised:
             pool.run(operator.add, (1, 1))
-        assert "1 job(s) already running or waiting" in raised.value.message and raised.value.retry_after > 0
+        return raised.value
     finally:
         pool.close()  # cancels the sleeping job: its thread gets a 503
 
 
+def test_over_the_queue_limit_the_answer_is_busy_at_once():
+    answer = busy_answer(queue=1, waiters=4)
+    assert "1 job(s) already running or waiting" in answer.message and answer.retry_after > 0
+
+
 def test_at_most_waiters_threads_wait_on_jobs():
-    pool = JobPool(processes=1, timeout_s=30, queue=4, waiters=1)
-    try:
-        threading.Thread(target=lambda: pytest.raises(ServiceUnavailable, pool.run, time.sleep, (60,)),
-                         daemon=True).start()
-        wait_until(lambda: pool.in_flight == 1)
-        with pytest.raises(ServiceUnavailable) as raised:
-            pool.run(operator.add, (1, 1))
-        assert "1 request(s) already wait" in raised.value.message
-    finally:
-        pool.close()
+    assert "1 request(s) already wait" in busy_answer(queue=4, waiters=1).message
 
 
 def test_the_same_job_asked_twice_at_once_runs_once(pool):

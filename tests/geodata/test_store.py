@@ -350,8 +350,8 @@ def _fail_replace_of(monkeypatch, predicate) -> None:
     monkeypatch.setattr("geodata.store.os.replace", replace)
 
 
-def _fail_nth_file_fsync(monkeypatch, n: int) -> None:
-    """Make the ``n``th fsync of a regular file raise (directory fsyncs pass): 1 = data, 2 = manifest."""
+def _fail_nth_file_fsync(monkeypatch, n: int, error: Exception | None = None) -> None:
+    """Make the ``n``th fsync of a regular file raise ``error`` (directory fsyncs pass): 1 = data, 2 = manifest."""
     real = os.fsync
     seen = 0
 
@@ -360,7 +360,7 @@ def _fail_nth_file_fsync(monkeypatch, n: int) -> None:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             seen += 1
             if seen == n:
-                raise Boom("disk gone")
+                raise error or Boom("disk gone")
         return real(fd)
 
     monkeypatch.setattr("geodata.store.os.fsync", fsync)
@@ -404,28 +404,13 @@ def test_failed_write_leaves_the_layer_as_it_was(store, monkeypatch, failure):
 
 # --- faults: a full disk, a damaged record ------------------------------------------------
 
-def _no_space_on_nth_file_fsync(monkeypatch, n: int, code: int) -> None:
-    real = os.fsync
-    seen = 0
-
-    def fsync(fd):
-        nonlocal seen
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            seen += 1
-            if seen == n:
-                raise OSError(code, os.strerror(code))
-        return real(fd)
-
-    monkeypatch.setattr("geodata.store.os.fsync", fsync)
-
-
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
 @pytest.mark.parametrize("nth, which", [(1, "data"), (2, "manifest")])
 def test_a_full_disk_is_insufficient_storage_and_stores_nothing(store, monkeypatch, nth, which, code):
     v1 = store.write("grids", grids(2, tag="old"), author="x")
     old_bytes = store.read_geojson("grids")
     with monkeypatch.context() as mp:
-        _no_space_on_nth_file_fsync(mp, nth, code)
+        _fail_nth_file_fsync(mp, nth, OSError(code, os.strerror(code)))
         with pytest.raises(InsufficientStorage, match="disk is full") as caught:
             store.write("grids", grids(4, tag="new"), author="y")
     assert caught.value.status == 507
