@@ -1,10 +1,6 @@
-"""Versioned layer storage.
+"""The first store: one GeoJSON file a version (kept to read and migrate older data directories).
 
-``Store`` is the interface every backend answers (a PostGIS store will sit
-beside ``FileStore``); routes and analysis only ever talk to it.  Every write
-makes a new, numbered, immutable version; nothing is ever changed in place.
-
-FileStore layout (one folder a layer)::
+Layout (one folder a layer)::
 
     DATA_DIR/layers/grids/manifest.json      {"versions": [{version, time, author, ...}, ...]}
     DATA_DIR/layers/grids/v000001.geojson    RFC 7946, one file a version
@@ -13,7 +9,6 @@ FileStore layout (one folder a layer)::
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import errno
 import hashlib
@@ -21,85 +16,17 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
 from filelock import FileLock
 
-from . import geojson
-from .cache import VersionCache
-from .errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
-from .schema import LAYERS
-
-
-@dataclass(frozen=True)
-class Version:
-    layer: str
-    version: int
-    time: str  # ISO 8601, UTC
-    author: str | None
-    message: str
-    features: int
-    sha256: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class Store(abc.ABC):
-    """What gridmap needs of storage.  Frames returned are shared: treat them as read-only."""
-
-    layer_names = tuple(LAYERS)
-
-    @abc.abstractmethod
-    def versions(self, layer: str) -> list[Version]:
-        """Every version of ``layer``, oldest first; [] if it was never written."""
-
-    def current(self, layer: str) -> Version | None:
-        versions = self.versions(layer)
-        return versions[-1] if versions else None
-
-    def version(self, layer: str, number: int | None = None) -> Version:
-        """The given version (the current one when None); NotFound if there is none."""
-        versions = self.versions(layer)
-        if number is None:
-            if not versions:
-                raise NotFound(f"layer '{layer}' has no data yet")
-            return versions[-1]
-        for v in versions:
-            if v.version == number:
-                return v
-        raise NotFound(f"layer '{layer}' has no version {number}")
-
-    @abc.abstractmethod
-    def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
-        """The layer's features at ``version`` (current when None), EPSG:4326."""
-
-    @abc.abstractmethod
-    def read_geojson(self, layer: str, version: int | None = None) -> bytes:
-        """The layer at ``version`` as RFC 7946 GeoJSON bytes, exactly as stored."""
-
-    @abc.abstractmethod
-    def write(self, layer: str, gdf: gpd.GeoDataFrame, *, author: str | None, message: str = "",
-              if_version: int | None = None) -> Version:
-        """Store ``gdf`` as the layer's next version, all or nothing.
-
-        ``if_version`` makes the write conditional: PreconditionFailed unless
-        the current version number equals it (0 = the layer is still empty).
-        """
-
-    @abc.abstractmethod
-    def lock(self, name: str) -> contextlib.AbstractContextManager:
-        """A lock shared by every process using this store (e.g. one cold-start computation)."""
-
-    def check(self) -> None:
-        """DamagedStore naming what is damaged, if anything is; the server checks at start."""
-
-    def _check_layer(self, layer: str) -> None:
-        if layer not in self.layer_names:
-            raise NotFound(f"no layer '{layer}'; layers are {', '.join(self.layer_names)}")
+from .. import geojson
+from ..cache import VersionCache
+from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
+from ..schema import LAYERS
+from .base import Store, Version
 
 
 class FileStore(Store):
@@ -114,6 +41,10 @@ class FileStore(Store):
         (self.root / "locks").mkdir(parents=True, exist_ok=True)
         self._manifests: dict[str, tuple[tuple, list[Version]]] = {}
         self._frames = VersionCache(self.CACHE_SIZE)
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
 
     # --- reading -----------------------------------------------------------
     def versions(self, layer: str) -> list[Version]:
@@ -163,7 +94,7 @@ class FileStore(Store):
         return self._version_path(layer, v.version).read_bytes()
 
     # --- writing -----------------------------------------------------------
-    def write(self, layer, gdf, *, author, message="", if_version=None) -> Version:
+    def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
         self._check_layer(layer)
         if gdf.crs is not None and not (gdf.crs.equals("EPSG:4326") or gdf.crs.equals("OGC:CRS84")):
             raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
@@ -176,7 +107,7 @@ class FileStore(Store):
                 raise PreconditionFailed(f"layer '{layer}' is at version {current}, not {if_version}")
             new = Version(
                 layer=layer, version=current + 1,
-                time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                time=time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 author=author, message=message, features=len(gdf),
                 sha256=hashlib.sha256(data).hexdigest(),
             )

@@ -1,0 +1,227 @@
+"""What gridmap asks of storage: versioned layers, queried feature by feature.
+
+A provider in the spirit of pygeoapi's ``provider/base.py``: routes, pages and
+downloads ask it for pages of features (``query``), one feature (``get``),
+counts, extents and version records; only the analysis takes a whole layer as
+a frame (``read``).  Every write makes a new, numbered, immutable version; no
+version is ever changed in place.
+
+A version is a change set: each stored feature lives from the version that
+wrote it until the one that changed or removed it, so a 50-grid merge writes
+about 50 rows, and "the layer at version n" is a query.  Features are kept as
+their RFC 7946 GeoJSON text (``id`` = the layer's key), exactly as served.
+
+Features of a version come in the order of their keys, on every engine.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import geopandas as gpd
+import pandas as pd
+
+from .. import geojson
+from ..errors import BadRequest, NotFound
+from ..schema import LAYERS, Layer
+
+NUMERIC = ("integer", "number")
+
+
+@dataclass(frozen=True)
+class Version:
+    layer: str
+    version: int
+    time: str  # ISO 8601, UTC
+    author: str | None
+    message: str
+    features: int
+    sha256: str  # names the content: equal contents (a restore) have equal hashes, whatever the engine keeps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeaturePage:
+    features: list[str]  # GeoJSON Feature texts, in key order
+    number_matched: int
+
+
+class Store(abc.ABC):
+    """What gridmap needs of storage.  Frames returned are shared: treat them as read-only."""
+
+    layer_names = tuple(LAYERS)
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """What opens this store again in another process (``open_store``): a directory or a database URL."""
+
+    # --- versions ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def versions(self, layer: str) -> list[Version]:
+        """Every version of ``layer``, oldest first; [] if it was never written."""
+
+    def current(self, layer: str) -> Version | None:
+        versions = self.versions(layer)
+        return versions[-1] if versions else None
+
+    def version(self, layer: str, number: int | None = None) -> Version:
+        """The given version (the current one when None); NotFound if there is none."""
+        versions = self.versions(layer)
+        if number is None:
+            if not versions:
+                raise NotFound(f"layer '{layer}' has no data yet")
+            return versions[-1]
+        for v in versions:
+            if v.version == number:
+                return v
+        raise NotFound(f"layer '{layer}' has no version {number}")
+
+    # --- features ------------------------------------------------------------------------------
+    def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
+              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
+        """The features of a version that intersect ``bbox`` (lon/lat) and whose properties equal
+        ``filters`` (text as a client sends it; numbers compared as numbers), in key order,
+        ``limit`` of them (None: all) from ``offset``, and how many match in all."""
+        from ..query import FeatureSet, Query
+
+        found = FeatureSet(self.read(layer, version), LAYERS[layer])
+        chosen = found.select(Query(bbox=tuple(bbox) if bbox else None, filters=tuple(filters)))
+        texts = [found.features[i] for i in chosen]
+        texts.sort(key=lambda t: str(json.loads(t)["id"]))
+        end = None if limit is None else offset + limit
+        return FeaturePage(texts[offset:end], len(texts))
+
+    def get(self, layer: str, key: str, version: int | None = None) -> str:
+        """One feature's GeoJSON text; NotFound if the version has no such key."""
+        from ..query import FeatureSet
+
+        return FeatureSet(self.read(layer, version), LAYERS[layer]).feature(key)
+
+    def count(self, layer: str, version: int | None = None) -> int:
+        return self.version(layer, version).features
+
+    def extent(self, layer: str, version: int | None = None) -> list[float] | None:
+        """[minLon, minLat, maxLon, maxLat] of the version's features; None when it has none."""
+        gdf = self.read(layer, version)
+        return None if gdf.empty else [round(float(b), 6) for b in gdf.total_bounds]
+
+    def fields(self, layer: str, version: int | None = None) -> list[str]:
+        """The property names of the version: the layer's fields, then any others its features carry."""
+        gdf = self.read(layer, version)
+        return [c for c in gdf.columns if c != gdf.geometry.name]
+
+    @abc.abstractmethod
+    def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
+        """The whole layer at ``version`` (current when None), EPSG:4326, in key order: for the analysis."""
+
+    def read_geojson(self, layer: str, version: int | None = None) -> bytes:
+        """The layer at ``version`` as an RFC 7946 FeatureCollection."""
+        return geojson.feature_collection(self.query(layer, version).features)
+
+    # --- writes --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def write(self, layer: str, gdf: gpd.GeoDataFrame, *, author: str | None, message: str = "",
+              if_version: int | None = None, time: str | None = None) -> Version:
+        """Store ``gdf`` as the layer's next version, all or nothing; only what changed is written.
+
+        ``if_version`` makes the write conditional: PreconditionFailed unless
+        the current version number equals it (0 = the layer is still empty).
+        ``time`` (ISO 8601, UTC) is the version's time when it is not now: for imports.
+        """
+
+    def write_changes(self, layer: str, *, upserts: gpd.GeoDataFrame | None = None, removed: Iterable[str] = (),
+                      author: str | None, message: str = "", if_version: int | None = None) -> Version:
+        """The next version: the current one with ``upserts`` added or replacing the features of
+        their keys, and the ``removed`` keys gone (NotFound for a key it does not have)."""
+        key = LAYERS[layer].key
+        current = self.read(layer) if self.current(layer) else None
+        frame = current if current is not None else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+        removed = set(map(str, removed))
+        missing = removed - set(frame[key].astype(str)) if key in frame else removed
+        if missing:
+            raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
+        keep = frame[~frame[key].astype(str).isin(removed | set(upserts[key].astype(str) if upserts is not None
+                                                                 else ()))] if key in frame else frame
+        parts = [keep] + ([upserts] if upserts is not None and len(upserts) else [])
+        merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+        return self.write(layer, merged, author=author, message=message, if_version=if_version)
+
+    @abc.abstractmethod
+    def lock(self, name: str) -> contextlib.AbstractContextManager:
+        """A lock shared by every process using this store (e.g. one cold-start computation)."""
+
+    def check(self) -> None:
+        """DamagedStore naming what is damaged, if anything is; the server checks at start."""
+
+    def close(self) -> None:
+        """Let go of connections (a store is unusable afterwards)."""
+
+    def _check_layer(self, layer: str) -> None:
+        if layer not in self.layer_names:
+            raise NotFound(f"no layer '{layer}'; layers are {', '.join(self.layer_names)}")
+
+
+# --- what every engine shares --------------------------------------------------------------------
+
+def storable(gdf: gpd.GeoDataFrame) -> None:
+    """BadRequest unless ``gdf`` is in the storage CRS (WGS84 lon/lat, or none said)."""
+    if gdf.crs is not None and not (gdf.crs.equals("EPSG:4326") or gdf.crs.equals("OGC:CRS84")):
+        raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
+
+
+def feature_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> dict[str, str]:
+    """Each feature's stored text by key (RFC 7946; ``id`` = the key), as the layer's schema types it."""
+    if gdf.empty:
+        return {}
+    conformed = geojson.conform(gdf, layer)
+    return dict(zip(conformed[layer.key].astype(str), geojson.feature_strings(conformed, id_field=layer.key)))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+MOD = 2**256
+
+
+def content_hash(hashes: Iterable[str]) -> str:
+    """A version's content hash from its features' hashes: their sum, so it follows any change set
+    (``add_hashes``) without reading the layer, and is the same for the same features in any order."""
+    return add_hashes("0" * 64, hashes, ())
+
+
+def add_hashes(total: str, added: Iterable[str], removed: Iterable[str]) -> str:
+    value = int(total, 16) + sum(int(h, 16) for h in added) - sum(int(h, 16) for h in removed)
+    return f"{value % MOD:064x}"
+
+
+def property_matches(value, raw: str, numeric: bool) -> bool:
+    """A filter's test of one stored property value: numbers as numbers, anything else as text."""
+    if value is None:
+        return False
+    if numeric:
+        try:
+            return float(value) == float(raw)
+        except (TypeError, ValueError):
+            return False
+    return str(value) == raw
+
+
+def numeric_filter(layer: Layer, name: str, raw: str) -> bool:
+    """Whether ``name`` is a number field (BadRequest when ``raw`` is not a number then)."""
+    kinds = {f.name: f.kind for f in layer.fields}
+    if kinds.get(name) not in NUMERIC:
+        return False
+    try:
+        float(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' is a number; {raw!r} is not") from None
+    return True
