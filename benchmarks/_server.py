@@ -29,10 +29,10 @@ def free_port() -> int:
 def demo_data_dir():
     """A temporary data directory filled with the demo, removed afterwards."""
     from geodata.demo import install_if_empty
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="gridmap-bench-") as data_dir:
-        install_if_empty(FileStore(data_dir))
+        install_if_empty(open_store(data_dir))
         yield data_dir
 
 

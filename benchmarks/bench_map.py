@@ -213,10 +213,10 @@ def main() -> None:
     parser.add_argument("--naive-screenshot", default="/tmp/gridmap-naive.png")
     args = parser.parse_args()
 
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
     with demo_data_dir() as data_dir:
-        run(args, data_dir, FileStore(data_dir).read("grids"))
+        run(args, data_dir, open_store(data_dir).read("grids"))
 
 
 def run(args, data_dir: str, grids) -> None:

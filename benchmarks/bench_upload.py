@@ -39,7 +39,7 @@ def shapefile_zip(grids, tmp: Path) -> bytes:
 
 def main() -> None:
     from geodata.demo import build_demo
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.uploads import upload
 
     demo = build_demo()
@@ -54,7 +54,7 @@ def main() -> None:
         times = []
         for _ in range(3):
             with tempfile.TemporaryDirectory() as data_dir:
-                store = FileStore(data_dir)
+                store = open_store(data_dir)
                 store.write("districts", demo.districts, author="bench")
                 start = time.perf_counter()
                 outcome = upload(store, "grids", data, filename, author="bench")

@@ -98,10 +98,10 @@ def _rss_kib(field: str) -> int:
 
 def _run(path: str, filename: str, data_dir: str, out) -> None:
     from geodata.errors import GridmapError
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.uploads import upload
 
-    store = FileStore(data_dir)
+    store = open_store(data_dir)
     data = Path(path).read_bytes()
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # the peak RSS starts again from here
@@ -123,12 +123,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from geodata.demo import build_demo
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
     demo = build_demo()
     with tempfile.TemporaryDirectory(prefix="gridmap-bench-") as tmp:
         tmp = Path(tmp)
-        FileStore(tmp / "data").write("districts", demo.districts, author="bench")
+        open_store(tmp / "data").write("districts", demo.districts, author="bench")
         print(f"{'case':45} {'answer':70} {'seconds':>8} {'RSS +MB':>8}")
         for name, build in CASES.items():
             if args.only and args.only.lower() not in name.lower():

@@ -1,9 +1,10 @@
 """The collections gridmap serves, each at its current (or a given) version.
 
 The catalog sits between the store and the routes: it knows which
-collections exist — the stored layers and the derived ones (coverage, gaps)
-— and keeps one ready-to-query ``FeatureSet`` per layer version, and one
-analysis per set of inputs and parameters, so repeated requests do no work.
+collections exist — the stored layers and the derived ones (coverage, gaps).
+Stored layers are queried in the store, feature by feature
+(``StoredFeatures``); derived ones are computed once per set of inputs and
+parameters and kept as a ready-to-query ``FeatureSet``.
 
 The analysis with the settings' parameters is computed here and kept apart
 (what-ifs never evict it); anything else — what-if analyses, recommendations,
@@ -14,7 +15,9 @@ has a job pool, and its result is kept per data version and parameters.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import geopandas as gpd
 
@@ -22,8 +25,9 @@ from . import jobs as job
 from . import units
 from .cache import VersionCache
 from .coverage import Analysis, Params, analyse
+from . import geojson
 from .errors import BadRequest, NotFound
-from .query import FeatureSet
+from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
 from .store import Store, Version
 
@@ -34,7 +38,7 @@ ANALYSIS_INPUTS = ("grids", "centers", "districts")
 class Collection:
     layer: Layer  # as the reader sees it: without the fields hidden from them
     version: Version | None  # None: nothing stored yet, or a derived collection
-    features: FeatureSet
+    features: FeatureSet | StoredFeatures
     tag: str  # names the exact content: changes whenever the features may (for ETags and caches)
     hidden: frozenset[str] = frozenset()  # the columns left out of these features for this reader
 
@@ -74,8 +78,11 @@ class Catalog:
         if not present:
             return replace(full, layer=full.layer.without(hidden))
         tag = f"{full.tag}-without-{hashlib.sha256(repr(sorted(present)).encode()).hexdigest()[:8]}"
-        features = self._sets.get(("without", tag), lambda: FeatureSet(full.features.gdf.drop(columns=list(present)),
-                                                                        full.layer.without(present)))
+        if isinstance(full.features, StoredFeatures):
+            features = StoredFeatures(self.store, full.layer, full.version, present)
+        else:
+            features = self._sets.get(("without", tag), lambda: FeatureSet(
+                full.features.gdf.drop(columns=list(present)), full.layer.without(present)))
         return Collection(full.layer.without(hidden), full.version, features, tag, present)
 
     def _full(self, collection_id: str, version: int | None, params: Params | None) -> Collection:
@@ -90,9 +97,7 @@ class Catalog:
         if version is None and self.store.current(collection_id) is None:
             return Collection(layer, None, FeatureSet(empty_frame(layer), layer), f"{collection_id}-empty")
         v = self.store.version(collection_id, version)
-        features = self._sets.get((collection_id, v.sha256),
-                                  lambda: FeatureSet(self.store.read(collection_id, v.version), layer))
-        return Collection(layer, v, features, f"{collection_id}-{v.sha256[:16]}")
+        return Collection(layer, v, StoredFeatures(self.store, layer, v), f"{collection_id}-{v.sha256[:16]}")
 
     def analysis(self, params: Params | None = None) -> Analysis:
         """Coverage and gaps of the current data; computed once per inputs and parameters."""
@@ -135,11 +140,65 @@ class Catalog:
             job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed), key))
 
     def _job(self, function, args: tuple, key):
-        """``function(data_dir, *args)`` as a job when there is a pool (and the store has a directory)."""
-        root = getattr(self.store, "root", None)
-        if self.jobs is None or root is None:  # in this thread (scripts, benchmarks, a store with no directory)
+        """``function(location, *args)`` as a job when there is a pool; the job opens the store at ``location``."""
+        if self.jobs is None:  # in this thread (scripts, benchmarks)
             return function(self.store, *args)
-        return self.jobs.run(function, (str(root), *args), key=key)
+        return self.jobs.run(function, (self.store.location, *args), key=key)
+
+
+class StoredFeatures:
+    """A stored layer version, answered by the store feature by feature: nothing is read whole
+    unless ``gdf`` is asked for (downloads, maps, the analysis).  Same questions as ``FeatureSet``."""
+
+    def __init__(self, store: Store, layer: Layer, version: Version, hidden: frozenset[str] = frozenset()):
+        self.store, self.layer, self.version, self.hidden = store, layer.without(hidden), version, hidden
+
+    @property
+    def _at(self) -> tuple[str, int]:
+        return self.layer.name, self.version.version
+
+    @property
+    def count(self) -> int:
+        return self.version.features
+
+    @cached_property
+    def columns(self) -> list[str]:
+        return [c for c in self.store.fields(*self._at) if c not in self.hidden]
+
+    @cached_property
+    def bounds(self) -> list[float] | None:
+        return self.store.extent(*self._at)
+
+    @property
+    def gdf(self) -> gpd.GeoDataFrame:
+        whole = self.store.read(*self._at)
+        return whole.drop(columns=[c for c in self.hidden if c in whole.columns]) if self.hidden else whole
+
+    def page(self, query: Query) -> Page:
+        found = self.store.query(*self._at, bbox=query.bbox, filters=query.filters, limit=query.limit,
+                                 offset=query.offset)
+        return Page(self._shown(found.features), found.number_matched, query.offset, query.limit)
+
+    def all(self, query: Query) -> list[str]:
+        return self._shown(self.store.query(*self._at, bbox=query.bbox, filters=query.filters).features)
+
+    def feature(self, key: str) -> str:
+        return self._shown([self.store.get(self.layer.name, key, self.version.version)])[0]
+
+    def frame(self, query: Query) -> gpd.GeoDataFrame:
+        """The features the query selects, as a frame (for downloads in other formats)."""
+        return FeatureSet(self.gdf, self.layer).frame(query)
+
+    def _shown(self, texts: list[str]) -> list[str]:
+        """The texts without the hidden properties."""
+        if not self.hidden:
+            return texts
+        shown = []
+        for text in texts:
+            feature = json.loads(text)
+            feature["properties"] = {k: v for k, v in feature["properties"].items() if k not in self.hidden}
+            shown.append(geojson.dumps(feature))
+        return shown
 
 
 def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:

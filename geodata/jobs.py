@@ -14,7 +14,7 @@ its process killed and replaced) and bounds it four ways:
   threads stay free for readers of what is already computed.
 
 Jobs take small arguments (the data directory, the layer versions, parameters)
-and read the layers in the job process, from a ``FileStore`` kept there; their
+and read the layers in the job process, from a store kept there (``store_at``); their
 results come back pickled.  Identical jobs in flight at once run once.
 
 The pool starts at its first job (so after a server forks its workers, one pool
@@ -216,46 +216,46 @@ def start_job_process(memory_mb: int) -> None:
 # --- the jobs: small arguments in, results out ---------------------------------------------------
 
 def store_at(where):
-    """The store a job works on: ``where`` itself when it is one (no pool), else a directory's."""
+    """The store a job works on: ``where`` itself when it is one (no pool), else the one at that location."""
     from .store import Store
 
-    return where if isinstance(where, Store) else _file_store(str(where))
+    return where if isinstance(where, Store) else _store_at(str(where))
 
 
 @functools.lru_cache(maxsize=4)
-def _file_store(data_dir: str):
-    """The job process's own store on ``data_dir``, kept (with its frames) for the next job."""
-    from .store import FileStore
+def _store_at(location: str):
+    """The job process's own store at ``location`` (a data directory or database URL), kept with its frames."""
+    from .store import open_store
 
-    return FileStore(data_dir)
+    return open_store(location)
 
 
-def read_versions(data_dir, versions: dict[str, int | None]):
+def read_versions(where, versions: dict[str, int | None]):
     """The layers at exactly these versions (None: not stored yet, an empty frame)."""
     from .catalog import empty_frame
     from .schema import LAYERS
 
-    store = store_at(data_dir)
+    store = store_at(where)
     return [store.read(name, number) if number else empty_frame(LAYERS[name]) for name, number in versions.items()]
 
 
-def analyse_versions(data_dir: str, versions: dict[str, int | None], params):
+def analyse_versions(where, versions: dict[str, int | None], params):
     """The coverage analysis of grids, centers and districts at these versions."""
     from .coverage import analyse
 
-    return analyse(*read_versions(data_dir, versions), params=params)
+    return analyse(*read_versions(where, versions), params=params)
 
 
-def recommend_versions(data_dir: str, versions: dict[str, int | None], level: str, k: int, params,
+def recommend_versions(where, versions: dict[str, int | None], level: str, k: int, params,
                        unit: dict[str, str], solver: str):
     """Recommended sites over grids and centers at these versions."""
     from .siting import recommend
 
-    grids, centers = read_versions(data_dir, versions)
+    grids, centers = read_versions(where, versions)
     return recommend(grids, centers, level, k, params, unit, solver)
 
 
-def whatif_summaries(data_dir: str, versions: dict[str, int | None], params,
+def whatif_summaries(where, versions: dict[str, int | None], params,
                      proposed: tuple[tuple[float, float, str], ...]) -> dict:
     """The summaries of the analysis as if centres stood at ``proposed`` (lon, lat, level) too."""
     import geopandas as gpd
@@ -265,15 +265,15 @@ def whatif_summaries(data_dir: str, versions: dict[str, int | None], params,
     from .coverage import analyse
     from .crs import STORAGE_CRS
 
-    grids, centers, districts = read_versions(data_dir, versions)
+    grids, centers, districts = read_versions(where, versions)
     extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
                              geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
     centers = gpd.GeoDataFrame(pd.concat([centers, extra], ignore_index=True), crs=STORAGE_CRS)
     return analyse(grids, centers, districts, params).summaries
 
 
-def upload_to(data_dir: str, *args, **kwargs):
+def upload_to(where, *args, **kwargs):
     """``geodata.uploads.upload`` on the job process's store (its writes are atomic and locked)."""
     from .uploads import upload
 
-    return upload(store_at(data_dir), *args, **kwargs)
+    return upload(store_at(where), *args, **kwargs)

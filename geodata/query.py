@@ -128,6 +128,10 @@ class FeatureSet:
             return None
         return [round(float(b), 6) for b in self.gdf.total_bounds]
 
+    @property
+    def count(self) -> int:
+        return len(self.gdf)
+
     @cached_property
     def columns(self) -> list[str]:
         geometry = self.gdf.geometry.name
@@ -161,6 +165,10 @@ class FeatureSet:
             chosen = positions[query.offset:query.offset + query.limit]
         features = self.features
         return Page([features[i] for i in chosen], matched, query.offset, query.limit)
+
+    def frame(self, query: Query) -> gpd.GeoDataFrame:
+        """The features the query selects, as a frame (for downloads in other formats)."""
+        return self.gdf if query.selects_all else self.gdf.iloc[self.select(query)]
 
     def all(self, query: Query) -> list[str]:
         features = self.features

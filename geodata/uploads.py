@@ -187,7 +187,11 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
         return Outcome(409, layer, features, report, parsed, current, found)
     if mode == "replace" and not confirmed:
         if_version = now  # the impact was weighed against this version: never store over another unconfirmed
-    version = store.write(layer, report.data, author=author, message=message, if_version=if_version)
+    if merging:  # only the features the file names are written: a 50-grid merge stores 50 rows
+        named = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
+        version = store.write_changes(layer, upserts=named, author=author, message=message, if_version=if_version)
+    else:
+        version = store.write(layer, report.data, author=author, message=message, if_version=if_version)
     return Outcome(201, layer, features, report, parsed, version, found, confirmed)
 
 

@@ -15,7 +15,7 @@ from flask_compress import Compress
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.jobs import JobPool
-from geodata.store import FileStore, Store
+from geodata.store import Store, open_store
 from maps.coverage_map import Basemap
 
 from . import bodies, hosts
@@ -56,8 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
     Compress(app)
 
-    store = FileStore(values["DATA_DIR"])
-    store.check()  # a damaged layer record stops the start (DamagedStore names the file), never half a service
+    store = open_store(values["DATABASE_URL"] or values["DATA_DIR"])
+    store.check()  # a damaged store stops the start (DamagedStore names it), never half a service
     app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
     if values["DEMO"]:
         from geodata.demo import install_if_empty

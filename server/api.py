@@ -188,7 +188,7 @@ def _collection_document(found, fmt: str = "json") -> dict:
                     f"the whole layer: {label}")
               for ext, (media_type, label) in openapi.download_formats().items()),
         ],
-        "numberOfFeatures": len(found.features.gdf),
+        "numberOfFeatures": found.features.count,
     }
     bounds = found.features.bounds
     if bounds is not None:
@@ -295,15 +295,12 @@ def download(collection_id: str, ext: str):
         raise NotFound(f"collection '{collection_id}' has no data yet")
     query = Query.from_params(_filters(), found.features.columns)
     if ext == "geojson":
-        if query.selects_all and not derived and not found.hidden:  # the stored file as it is
-            body = services().store.read_geojson(collection_id, found.version.version)
-        else:
-            body = geojson.feature_collection(found.features.all(query))
+        body = geojson.feature_collection(found.features.all(query))
     elif query.selects_all:  # whole layers are what people download again and again: made once per content
         body = services().responses.get(("download", found.tag, ext),
                                         lambda: downloads.to_format(found.features.gdf, ext, collection_id))
     else:
-        body = downloads.to_format(found.features.gdf.iloc[found.features.select(query)], ext, collection_id)
+        body = downloads.to_format(found.features.frame(query), ext, collection_id)
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, content_type=downloads.FORMATS[ext][0],
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

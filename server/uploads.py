@@ -65,7 +65,7 @@ def upload_layer(layer: str):
 
 def _in_job(*args, **kwargs):
     """``geodata.uploads.upload`` parses and checks the file in a job process (time and memory bounded)."""
-    return services().jobs.run(upload_to, (str(services().store.root), *args), kwargs)
+    return services().jobs.run(upload_to, (services().store.location, *args), kwargs)
 
 
 def _preview(outcome) -> dict:

@@ -42,12 +42,12 @@ CHUNK = 500  # keys per IN (...) list: well under SQLite's parameter limit
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     layer TEXT NOT NULL, version INTEGER NOT NULL, time TEXT NOT NULL, author TEXT, message TEXT NOT NULL,
-    features INTEGER NOT NULL, sha256 TEXT NOT NULL, fields TEXT NOT NULL,
+    features INTEGER NOT NULL, sha256 TEXT NOT NULL, fields TEXT NOT NULL, extent TEXT,
     PRIMARY KEY (layer, version));
 CREATE TABLE IF NOT EXISTS features (
     id INTEGER PRIMARY KEY, layer TEXT NOT NULL, key TEXT NOT NULL,
     version_from INTEGER NOT NULL, version_to INTEGER NOT NULL,
-    hash TEXT NOT NULL, feature TEXT NOT NULL, geom BLOB);
+    hash TEXT NOT NULL, feature TEXT NOT NULL, geom BLOB, minx REAL, miny REAL, maxx REAL, maxy REAL);
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE VIRTUAL TABLE IF NOT EXISTS features_rtree USING rtree (id, minx, maxx, miny, maxy);
@@ -184,18 +184,15 @@ class SQLiteStore(Store):
         return row[0]
 
     def extent(self, layer: str, version: int | None = None) -> list[float] | None:
-        v = self.version(layer, version)
-        where, args = self._where(v)
-        row = self._db().execute(f"SELECT min(r.minx), min(r.miny), max(r.maxx), max(r.maxy) FROM features f "
-                                 f"JOIN features_rtree r ON r.id = f.id WHERE {where}", args).fetchone()
-        if row[0] is None:
-            return None
-        # the R*Tree keeps 32-bit floats rounded outwards: exact within a few centimetres, enough for an extent
-        return [round(float(b), 6) for b in row]
+        return self._record(layer, version, "extent")
 
     def fields(self, layer: str, version: int | None = None) -> list[str]:
+        return self._record(layer, version, "fields")
+
+    def _record(self, layer: str, version: int | None, column: str):
+        """A JSON column of the version's record (computed when it was written)."""
         v = self.version(layer, version)
-        row = self._db().execute("SELECT fields FROM versions WHERE layer = ? AND version = ?",
+        row = self._db().execute(f"SELECT {column} FROM versions WHERE layer = ? AND version = ?",
                                  (layer, v.version)).fetchone()
         return json.loads(row[0])
 
@@ -286,16 +283,21 @@ class SQLiteStore(Store):
             db.execute(f"UPDATE features SET version_to = ? WHERE id IN ({_marks(part)})", (new, *part))
         for key in [*changed, *added]:
             text, h, wkb, bounds = rows[key]
-            row_id = db.execute("INSERT INTO features (layer, key, version_from, version_to, hash, feature, geom) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)", (layer, key, new, ALIVE, h, text, wkb)).lastrowid
+            row_id = db.execute("INSERT INTO features (layer, key, version_from, version_to, hash, feature, geom, "
+                                "minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (layer, key, new, ALIVE, h, text, wkb, *(bounds or (None,) * 4))).lastrowid
             if bounds is not None:
                 db.execute("INSERT INTO features_rtree VALUES (?, ?, ?, ?, ?)", (row_id, *bounds))
         sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        version = Version(layer=layer, version=new, time=time, message=message, features=count + len(added) - len(gone), sha256=sha)
-        db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        version = Version(layer=layer, version=new, time=time, author=author, message=message,
+                          features=count + len(added) - len(gone), sha256=sha)
+        box = db.execute("SELECT min(minx), min(miny), max(maxx), max(maxy) FROM features "
+                         "WHERE layer = ? AND version_to = ?", (layer, ALIVE)).fetchone()
+        db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (layer, new, version.time, author, message, version.features, sha,
-                    json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
+                    json.dumps(fields(json.loads(previous)), ensure_ascii=False),
+                    json.dumps(None if box[0] is None else [round(b, 6) for b in box])))
         return version
 
     def lock(self, name: str) -> FileLock:

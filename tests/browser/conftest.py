@@ -133,7 +133,7 @@ def demo_server(demo_data_dir, tmp_path_factory):
 
 def write_handmade(data_dir: Path) -> None:
     """Six 0.01° grids (tests/factories.py), three named with XSS payloads; centres likewise."""
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.validate import validate
     from shapely import Point
     from tests import factories
@@ -148,7 +148,7 @@ def write_handmade(data_dir: Path) -> None:
         [factories.center_row("c1", "community", name=XSS_IMG),
          factories.center_row("c2", "street", name=XSS_SCRIPT)],
         points=[Point(x0 + 0.009, y0 + 0.009), Point(x0 + 0.019, y0 + 0.009)])  # corners, off the grids' middles
-    store = FileStore(data_dir)
+    store = open_store(data_dir)
     for layer, gdf in (("grids", grids), ("centers", centers)):
         report = validate(gdf, layer)
         assert report.ok, report.errors

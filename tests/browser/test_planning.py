@@ -39,7 +39,7 @@ P1, P2, P3 = middle(0), middle(5), middle(10)
 
 @pytest.fixture(scope="module")
 def planning_server(tmp_path_factory):
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.validate import validate
     from server.users import UserStore
 
@@ -51,7 +51,7 @@ def planning_server(tmp_path_factory):
             factories.grid_row("p3", street="白云街道", community="白云社区", population=300)]
     grids = factories.grids(rows, [factories.square(col, 0) for col in (0, 5, 10)])
     centers = factories.centers([factories.center_row("c1", "community")], [Point(P1[1], P1[0])])
-    store = FileStore(data_dir)
+    store = open_store(data_dir)
     for layer, gdf in (("grids", grids), ("centers", centers)):
         report = validate(gdf, layer)
         assert report.ok, report.errors
@@ -258,9 +258,9 @@ def test_placing_centres_shows_the_coverage_they_would_add(tab, planning_server,
     assert page.locator(".gm-whatif-result").inner_text() == ""
     assert tab.console_errors == [] and tab.page_errors == []
     assert outside(planning_server, tab) == []
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
-    assert FileStore(planning_server.data_dir).current("centers").features == 1  # nothing was stored
+    assert open_store(planning_server.data_dir).current("centers").features == 1  # nothing was stored
 
 
 def test_a_whatif_error_shows_the_api_message(tab, planning_server):

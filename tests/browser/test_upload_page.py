@@ -28,7 +28,7 @@ def editing_data(tmp_path_factory):
     Returns the data directory and the editor's API token (for uploads "by someone else")."""
     import geopandas as gpd
 
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.validate import validate
     from server.users import UserStore
 
@@ -40,7 +40,7 @@ def editing_data(tmp_path_factory):
                                  geometry=[box(x0, y0, x0 + 3 * step, y0 + 2 * step)], crs="EPSG:4326")
     report = validate(districts, "districts")
     assert report.ok, report.errors
-    FileStore(data_dir).write("districts", report.data, author="browser-tests")
+    open_store(data_dir).write("districts", report.data, author="browser-tests")
     return data_dir, token
 
 

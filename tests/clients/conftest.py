@@ -105,12 +105,12 @@ def write_small(data_dir: Path) -> str:
     import geopandas as gpd
     from shapely import box
 
-    from geodata.store import FileStore
+    from geodata.store import open_store
     from geodata.validate import validate
     from server.users import UserStore
     from tests import factories
 
-    store = FileStore(data_dir)
+    store = open_store(data_dir)
     district = gpd.GeoDataFrame({"adcode": ["330203"], "name": ["海曙区"], "name_en": ["Haishu"]},
                                 geometry=[box(121.49, 29.79, 121.54, 29.83)], crs="EPSG:4326")
     layers = [("grids", factories.six_grids()), ("grids", factories.six_grids().iloc[:5]),

@@ -199,9 +199,9 @@ def test_same_seed_same_output_other_seed_differs(demo):
 
 def test_install_fills_an_empty_store_once(tmp_path, demo):
     from geodata.demo import install_if_empty
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
-    store = FileStore(tmp_path)
+    store = open_store(tmp_path)
     assert install_if_empty(store) is True
     assert {name: store.current(name).features for name in store.layer_names} == {
         "grids": len(demo.grids), "centers": len(demo.centers), "districts": 10}
@@ -211,9 +211,9 @@ def test_install_fills_an_empty_store_once(tmp_path, demo):
 
 def test_install_leaves_a_store_with_data_alone(tmp_path, demo):
     from geodata.demo import install_if_empty
-    from geodata.store import FileStore
+    from geodata.store import open_store
 
-    store = FileStore(tmp_path)
+    store = open_store(tmp_path)
     store.write("districts", demo.districts.iloc[:1], author="staff")
     assert install_if_empty(store) is False
     assert store.current("grids") is None

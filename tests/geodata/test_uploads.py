@@ -9,7 +9,7 @@ from shapely import Polygon, box
 
 from geodata import uploads
 from geodata.errors import BadRequest, PreconditionFailed
-from geodata.store import FileStore
+from geodata.store import open_store
 from geodata.uploads import CONFIRM_PERCENT, impact, upload
 from geodata.validate import validate
 from tests.factories import center_row, centers, city_grids, grid_row, grids, six_grids
@@ -17,7 +17,7 @@ from tests.factories import center_row, centers, city_grids, grid_row, grids, si
 
 @pytest.fixture
 def store(tmp_path):
-    return FileStore(tmp_path / "data")
+    return open_store(tmp_path / "data")
 
 
 def as_file(gdf) -> bytes:

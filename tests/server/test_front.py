@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from geodata.store import FileStore
+from geodata.store import open_store
 from server import front
 from server.users import UserStore
 from tests.factories import grid_row, grids
@@ -32,7 +32,7 @@ LINE_EVERY_S = 0.5
 def server(tmp_path_factory):
     """(base URL, editor token) of a live server whose upload limit is 1 MiB."""
     data_dir = tmp_path_factory.mktemp("front")
-    FileStore(data_dir).write("grids", grids([grid_row("g1"), grid_row("g2")]), author="seed")
+    open_store(data_dir).write("grids", grids([grid_row("g1"), grid_row("g2")]), author="seed")
     token = UserStore(data_dir).add("editor", "editor")[1]
     with live_server(data_dir, data_dir / "server.log", demo=False, MAX_UPLOAD_MB=1) as base:
         yield base, token
