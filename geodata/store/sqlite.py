@@ -13,6 +13,7 @@ answers ``bbox`` in place.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -29,15 +30,16 @@ from filelock import FileLock
 
 from .. import geojson
 from ..cache import VersionCache
-from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
+from ..errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
+                      ServiceUnavailable)
 from ..schema import LAYERS
 from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, numeric_filter, property_matches,
                    storable, text_hash)
-from .files import NO_SPACE
 
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
 CHUNK = 500  # keys per IN (...) list: well under SQLite's parameter limit
+_FORKED: list[sqlite3.Connection] = []  # connections a forked process inherited
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -54,6 +56,24 @@ CREATE VIRTUAL TABLE IF NOT EXISTS features_rtree USING rtree (id, minx, maxx, m
 """
 
 
+def _translated(method):
+    """SQLite's errors as the service's: a full disk 507, a busy database 503, a damaged file named."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            text = str(e)
+            if "full" in text:
+                raise InsufficientStorage("the server's disk is full: nothing was changed") from e
+            if "locked" in text or "busy" in text:
+                raise ServiceUnavailable("the database is busy with another write; try again shortly",
+                                         retry_after=5) from e
+            raise DamagedStore(f"the database {self.path} cannot be read ({text}); restore it from a backup",
+                               self.path) from e
+    return wrapper
+
+
 class SQLiteStore(Store):
     """Versioned features in ``DATA_DIR/gridmap.sqlite``, shared safely by several processes."""
 
@@ -68,7 +88,7 @@ class SQLiteStore(Store):
         self._frames = VersionCache(self.CACHE_SIZE)
         self._versions: dict[str, tuple[int, list[Version]]] = {}
         with self.lock("schema"):
-            self._db().executescript(SCHEMA)
+            _translated(lambda store: store._db().executescript(SCHEMA))(self)
 
     @property
     def location(self) -> str:
@@ -78,6 +98,8 @@ class SQLiteStore(Store):
         """This thread's connection (a new one after a fork: connections never cross processes)."""
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
+            if getattr(local, "db", None) is not None:
+                _FORKED.append(local.db)  # the parent's: never used nor closed here (closing could end its WAL)
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed version survives a power cut, not only a kill
@@ -91,6 +113,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
 
     # --- versions ------------------------------------------------------------------------------
+    @_translated
     def versions(self, layer: str) -> list[Version]:
         self._check_layer(layer)
         db = self._db()
@@ -123,6 +146,7 @@ class SQLiteStore(Store):
         current = self.current(layer)
         return current.version if current else 0
 
+    @_translated
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
               filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
         v = self.version(layer, version)
@@ -174,6 +198,7 @@ class SQLiteStore(Store):
             texts.update(db.execute(f"SELECT id, feature FROM features WHERE id IN ({_marks(part)})", part))
         return [texts[i] for i in ids]
 
+    @_translated
     def get(self, layer: str, key: str, version: int | None = None) -> str:
         v = self.version(layer, version)
         where, args = self._where(v)
@@ -189,6 +214,7 @@ class SQLiteStore(Store):
     def fields(self, layer: str, version: int | None = None) -> list[str]:
         return self._record(layer, version, "fields")
 
+    @_translated
     def _record(self, layer: str, version: int | None, column: str):
         """A JSON column of the version's record (computed when it was written)."""
         v = self.version(layer, version)
@@ -200,6 +226,7 @@ class SQLiteStore(Store):
         v = self.version(layer, version)
         return self._frames.get((layer, v.sha256, v.version), lambda: self._frame(v))
 
+    @_translated
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
         where, args = self._where(v)
         rows = self._db().execute(f"SELECT json_extract(f.feature, '$.properties'), f.geom FROM features f "
@@ -233,6 +260,7 @@ class SQLiteStore(Store):
 
         return self._commit(layer, rows, removed, author, message, if_version, fields, None)
 
+    @_translated
     def _commit(self, layer: str, rows: dict[str, tuple], removed: set[str] | None, author, message,
                 if_version, fields, time: str | None) -> Version:
         """One transaction: check ``if_version``, close the rows that change or go, add the new ones.
@@ -241,18 +269,20 @@ class SQLiteStore(Store):
         and ``removed`` change.
         """
         db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time, in every process
         try:
-            db.execute("BEGIN IMMEDIATE")  # one writer at a time, in every process
-            try:
-                new = self._apply(db, layer, rows, removed, author, message, if_version, fields, time)
-                db.execute("COMMIT")
-            except BaseException:
+            new = self._apply(db, layer, rows, removed, author, message, if_version, fields, time)
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if db.in_transaction:
                 db.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as e:
-            if "full" in str(e) or (isinstance(e.__cause__, OSError) and e.__cause__.errno in NO_SPACE):
+            if "full" in str(e):
                 raise InsufficientStorage(f"the server's disk is full: a new version of '{layer}' was not stored "
                                           "(nothing was changed)") from e
+            raise
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         self._versions.pop(layer, None)
         return new

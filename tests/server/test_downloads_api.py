@@ -240,8 +240,9 @@ def test_csv_cells_cannot_start_a_formula(client, store):
     store.write("grids", validate(grids, "grids").data, author="tester")
     rows = list(csv.DictReader(io.StringIO(download(client, "/api/download/grids.csv").data.decode("utf-8-sig"),
                                            newline="")))
-    assert [r["name"] for r in rows] == ["'" + v for v in hostile]
-    assert rows[0]["change"] == "-3"
+    by_key = dict(zip(grids["grid_id"], zip(hostile, grids["change"])))
+    assert {r["grid_id"]: r["name"] for r in rows} == {k: "'" + name for k, (name, _) in by_key.items()}
+    assert {r["grid_id"]: r["change"] for r in rows} == {k: str(change) for k, (_, change) in by_key.items()}
 
 
 def test_kml_is_well_formed_whatever_the_property_names(client, store, ogrinfo):

@@ -229,7 +229,7 @@ class _At1358Utc(datetime):
 
 
 def _version_time_shown(app, monkeypatch) -> tuple[str, str]:
-    monkeypatch.setattr("geodata.store.datetime", _At1358Utc)
+    monkeypatch.setattr("geodata.store.sqlite.datetime", _At1358Utc)
     write(app.extensions["gridmap"].store, six_grids(), "first survey")
     client = app.test_client()
     shown = re.search(r'<time datetime="([^"]+)">([^<]+)</time>', client.get("/history/grids").get_data(as_text=True))
@@ -251,7 +251,7 @@ def test_the_timezone_setting_changes_the_times_shown(data_dir, monkeypatch, zon
 
 
 def test_the_api_keeps_utc(client, store, monkeypatch):
-    monkeypatch.setattr("geodata.store.datetime", _At1358Utc)
+    monkeypatch.setattr("geodata.store.sqlite.datetime", _At1358Utc)
     write(store, six_grids(), "first survey")
     [version] = client.get("/api/collections/grids/versions").get_json()["versions"]
     assert version["time"] == "2026-12-01T13:58:00+00:00"

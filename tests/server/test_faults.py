@@ -1,4 +1,4 @@
-"""Faults answer clearly: a full disk is a 507 with nothing stored; a damaged layer record stops the start."""
+"""Faults answer clearly: a full disk is a 507 with nothing stored; a damaged database stops the start."""
 
 import errno
 import io
@@ -19,27 +19,23 @@ def editor(app):
     return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
 
 
-def upload(client, headers):
-    data = {"file": (io.BytesIO(six_grids().to_json(drop_id=True).encode()), "grids.geojson")}
+def upload(client, headers, grids=None):
+    grids = six_grids() if grids is None else grids
+    data = {"file": (io.BytesIO(grids.to_json(drop_id=True).encode()), "grids.geojson")}
     return client.post("/api/uploads/grids", data=data, headers=headers, content_type="multipart/form-data")
 
 
-def upload_on_a_full_disk(*args, **kwargs):
-    """The upload job, run where it runs (a job process), on a disk that fills while the version file is written."""
+def upload_on_a_full_disk(where, *args, **kwargs):
+    """The upload job, run where it runs (a job process), on a disk that fills while the version is written:
+    the database may not grow by a single page (SQLite then fails as on a full disk)."""
     from geodata import jobs
 
-    real = os.fsync
-
-    def fsync(fd):
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd)
-
-    os.fsync = fsync
+    db = jobs.store_at(where)._db()
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
     try:
-        return jobs.upload_to(*args, **kwargs)
+        return jobs.upload_to(where, *args, **kwargs)
     finally:
-        os.fsync = real
+        db.execute("PRAGMA max_page_count = 4294967294")
 
 
 def upload_with_no_space_to_unpack(*args, **kwargs):
@@ -52,33 +48,41 @@ def test_a_full_disk_answers_507_and_stores_nothing(client, editor, store, data_
     before = store.read_geojson("grids")
     with monkeypatch.context() as mp:
         mp.setattr("server.uploads.upload_to", upload_on_a_full_disk)
-        resp = upload(client, editor)
+        resp = upload(client, editor, six_grids().assign(population=7))  # every feature changes
     assert resp.status_code == 507
     error = resp.get_json()["error"]
     assert error["code"] == "insufficient_storage" and "disk is full" in error["message"]
     assert store.current("grids").version == 1 and store.read_geojson("grids") == before
-    assert sorted(p.name for p in (data_dir / "layers" / "grids").iterdir()) == ["manifest.json", "v000001.geojson"]
     assert read_audit(data_dir)[-1]["outcome"] == "failed 507"
     assert upload(client, editor).status_code == 201  # space again: the next upload is version 2
 
 
-def test_a_damaged_record_stops_the_app_at_start(app, store, data_dir):
+def damage(database, keep: int) -> None:
+    """Overwrite the database file after its first ``keep`` bytes with garbage (its connections closed)."""
+    size = database.stat().st_size
+    with open(database, "r+b") as f:
+        f.seek(keep)
+        f.write(b"\xde\xad" * ((size - keep) // 2))
+
+
+@pytest.mark.parametrize("keep", [0, 4096], ids=["header", "pages"])
+def test_a_damaged_database_stops_the_app_at_start(app, store, data_dir, keep):
     store.write("grids", six_grids(), author="t")
-    manifest = data_dir / "layers" / "grids" / "manifest.json"
-    manifest.write_bytes(manifest.read_bytes()[:40])
-    with pytest.raises(DamagedStore, match=str(manifest)):
+    store.close()
+    damage(store.path, keep)
+    with pytest.raises(DamagedStore, match=str(store.path)):
         create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
 
 
-def test_a_record_damaged_while_serving_is_logged_with_its_file(client, store, data_dir, caplog):
+def test_a_database_damaged_while_serving_is_logged_with_its_file(client, store, data_dir, caplog):
     store.write("grids", six_grids(), author="t")
-    manifest = data_dir / "layers" / "grids" / "manifest.json"
-    manifest.write_bytes(b"{")
+    store.close()
+    damage(store.path, 4096)
     with caplog.at_level(logging.ERROR, logger="server.errors"):
-        resp = client.get("/api/collections/grids/versions")
+        resp = client.get("/api/collections/grids/items")
     assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "damaged_store"
     assert str(data_dir) not in resp.get_data(as_text=True)  # the server's paths stay in its log
-    assert str(manifest) in caplog.text
+    assert str(store.path) in caplog.text
 
 
 def test_a_full_disk_while_the_upload_is_read_is_a_507_too(client, editor, store, data_dir, monkeypatch):
