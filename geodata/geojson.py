@@ -31,16 +31,26 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def dumps(value) -> str:
     """Compact JSON that keeps Chinese text readable."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return _ENCODER.encode(value)
 
 
 def property_records(gdf: gpd.GeoDataFrame) -> list[dict]:
-    """Each row's properties as a dict of plain JSON values (nulls as None)."""
-    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict("records")
+    """Each row's properties as a dict of plain JSON values (nulls as None).
+
+    Column by column (``tolist`` gives Python values at C speed): a province's 85,000 rows
+    in a fraction of what ``to_dict("records")`` takes.
+    """
+    names = [c for c in gdf.columns if c != gdf.geometry.name]
+    columns = []
+    for name in names:
+        values = gdf[name]
+        columns.append(values.astype(object).where(values.notna(), None).tolist())
+    return [dict(zip(names, row)) for row in zip(*columns)] if names else [{} for _ in range(len(gdf))]
 
 
 def rfc7946_geometries(geoms) -> np.ndarray:

@@ -39,6 +39,8 @@ from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, numer
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
 CHUNK = 500  # keys per IN (...) list: well under SQLite's parameter limit
+MMAP_BYTES = 2**31
+CACHE_KIB = 65536
 _FORKED: list[sqlite3.Connection] = []  # connections a forked process inherited
 
 SCHEMA = """
@@ -49,9 +51,9 @@ CREATE TABLE IF NOT EXISTS versions (
 CREATE TABLE IF NOT EXISTS features (
     id INTEGER PRIMARY KEY, layer TEXT NOT NULL, key TEXT NOT NULL,
     version_from INTEGER NOT NULL, version_to INTEGER NOT NULL,
-    hash TEXT NOT NULL, feature TEXT NOT NULL, geom BLOB, minx REAL, miny REAL, maxx REAL, maxy REAL);
+    hash TEXT NOT NULL, feature TEXT NOT NULL, props TEXT NOT NULL, geom BLOB,
+    minx REAL, miny REAL, maxx REAL, maxy REAL);
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
-CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE VIRTUAL TABLE IF NOT EXISTS features_rtree USING rtree (id, minx, maxx, miny, maxy);
 """
 
@@ -103,6 +105,10 @@ class SQLiteStore(Store):
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed version survives a power cut, not only a kill
+            # a province's layer is hundreds of MB: pages read through the OS's shared page cache (mmap),
+            # not copied into each connection, and a cache large enough for a write's index pages
+            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             local.db, local.pid = db, os.getpid()
         return local.db
 
@@ -171,7 +177,7 @@ class SQLiteStore(Store):
         else:
             minx, miny, maxx, maxy = bbox
             sql = (f"SELECT {columns}, (r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
-                   f"FROM features_rtree r JOIN features f ON f.id = r.id "
+                   f"FROM features_rtree r CROSS JOIN features f ON f.id = r.id "  # CROSS: the R*Tree leads
                    f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {where}")
             params = (*paths, minx, maxx, miny, maxy, maxx, minx, maxy, miny, *args)
         rows = [r for r in db.execute(sql, params)
@@ -229,9 +235,10 @@ class SQLiteStore(Store):
     @_translated
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
         where, args = self._where(v)
-        rows = self._db().execute(f"SELECT json_extract(f.feature, '$.properties'), f.geom FROM features f "
-                                  f"WHERE {where} ORDER BY f.key", args).fetchall()
-        props = pd.DataFrame.from_records([json.loads(r[0]) for r in rows], index=range(len(rows)))
+        rows = self._db().execute(f"SELECT f.props, f.geom FROM features f WHERE {where} ORDER BY f.key",
+                                  args).fetchall()
+        records = json.loads("[" + ",".join(r[0] for r in rows) + "]")  # one parse, not one a feature
+        props = pd.DataFrame.from_records(records, index=range(len(rows)))
         for name in self.fields(v.layer, v.version):
             if name not in props.columns:
                 props[name] = None
@@ -311,13 +318,14 @@ class SQLiteStore(Store):
         closing = [live[k][0] for k in [*gone, *changed]]
         for part in _chunks(closing):
             db.execute(f"UPDATE features SET version_to = ? WHERE id IN ({_marks(part)})", (new, *part))
-        for key in [*changed, *added]:
-            text, h, wkb, bounds = rows[key]
-            row_id = db.execute("INSERT INTO features (layer, key, version_from, version_to, hash, feature, geom, "
-                                "minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (layer, key, new, ALIVE, h, text, wkb, *(bounds or (None,) * 4))).lastrowid
-            if bounds is not None:
-                db.execute("INSERT INTO features_rtree VALUES (?, ?, ?, ?, ?)", (row_id, *bounds))
+        first = (db.execute("SELECT max(id) FROM features").fetchone()[0] or 0) + 1
+        writing = [(first + i, key, *rows[key]) for i, key in enumerate(sorted([*changed, *added]))]  # index order
+        db.executemany("INSERT INTO features (id, layer, key, version_from, version_to, hash, feature, props, geom, "
+                       "minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       ((i, layer, key, new, ALIVE, h, text, props, wkb, *(box or (None,) * 4))
+                        for i, key, text, h, props, wkb, box in writing))
+        db.executemany("INSERT INTO features_rtree VALUES (?, ?, ?, ?, ?)",
+                       ((i, *box) for i, _, _, _, _, _, box in writing if box is not None))
         sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
         version = Version(layer=layer, version=new, time=time, author=author, message=message,
@@ -335,7 +343,7 @@ class SQLiteStore(Store):
 
 
 def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
-    """key -> (text, hash, WKB, (minx, maxx, miny, maxy) or None) for each feature."""
+    """key -> (text, hash, properties, WKB, (minx, maxx, miny, maxy) or None) for each feature."""
     texts = feature_texts(gdf, layer)
     if len(texts) != len(gdf):
         raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
@@ -346,8 +354,15 @@ def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
     rows = {}
     for key, wkb, (minx, miny, maxx, maxy) in zip(keys, wkbs, bounds):
         box = None if np.isnan(minx) else (float(minx), float(maxx), float(miny), float(maxy))
-        rows[key] = (texts[key], text_hash(texts[key]), wkb, box)
+        text = texts[key]
+        rows[key] = (text, text_hash(text), _properties(text), wkb, box)
     return rows
+
+
+def _properties(text: str) -> str:
+    """The ``properties`` member of a feature text written by ``geojson.feature_strings``: its first
+    `,"properties":` (a quote inside a string is escaped, and the geometry before it has no names)."""
+    return text[text.index(',"properties":') + len(',"properties":'):-1]
 
 
 def _chunks(values: Sequence, size: int = CHUNK) -> Iterable[list]:
