@@ -31,8 +31,8 @@ from .. import geojson
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, numeric_filter, property_matches,
-                   storable, text_hash)
+from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, imported, numeric_filter,
+                   property_matches, storable, text_hash)
 from .files import NO_SPACE
 
 ALIVE = 2**62  # version_to of features still in the current version
@@ -243,11 +243,33 @@ class SQLiteStore(Store):
         ``removed`` None: ``rows`` is the whole layer (anything else goes); otherwise only ``rows``
         and ``removed`` change.
         """
+        return self._transaction(layer, lambda db: self._apply(db, layer, rows, removed, author, message,
+                                                               if_version, fields, time))
+
+    def import_history(self, layer: str, history: Iterable[tuple[Version, gpd.GeoDataFrame]]) -> list[Version]:
+        """The whole history in one transaction: every number kept (gaps too), all or nothing."""
+        self._check_layer(layer)
+
+        def run(db) -> list[Version]:
+            done, seen = [], {}
+            for old, gdf in history:
+                storable(gdf)
+                fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+                new = self._apply(db, layer, _rows(gdf, LAYERS[layer]), None, old.author, old.message,
+                                  done[-1].version if done else 0, lambda _: fields, old.time, old.version)
+                imported(old, new, seen)
+                done.append(new)
+            return done
+
+        return self._transaction(layer, run)
+
+    def _transaction(self, layer: str, work):
+        """``work(db)`` in one write transaction: committed whole, or rolled back on any error."""
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time, in every process
             try:
-                new = self._apply(db, layer, rows, removed, author, message, if_version, fields, time)
+                result = work(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -258,14 +280,19 @@ class SQLiteStore(Store):
                                           "(nothing was changed)") from e
             raise
         self._versions.pop(layer, None)
-        return new
+        return result
 
-    def _apply(self, db, layer, rows, removed, author, message, if_version, fields, time) -> Version:
+    def _apply(self, db, layer, rows, removed, author, message, if_version, fields, time,
+               number: int | None = None) -> Version:
+        """Version ``number`` (the next one when None) of ``layer``, inside the caller's transaction."""
         last = db.execute("SELECT version, sha256, features, fields FROM versions WHERE layer = ? "
                           "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
-        number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
-        if if_version is not None and if_version != number:
-            raise PreconditionFailed(f"layer '{layer}' is at version {number}, not {if_version}")
+        current, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
+        if if_version is not None and if_version != current:
+            raise PreconditionFailed(f"layer '{layer}' is at version {current}, not {if_version}")
+        new = current + 1 if number is None else number
+        if new <= current:
+            raise PreconditionFailed(f"layer '{layer}' is at version {current}: version {new} cannot follow it")
         if removed is None:
             live = db.execute("SELECT key, id, hash FROM features WHERE layer = ? AND version_to = ?",
                               (layer, ALIVE)).fetchall()
@@ -280,7 +307,6 @@ class SQLiteStore(Store):
         gone = set(live) - set(rows) if removed is None else removed
         changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
         added = [k for k in rows if k not in live]
-        new = number + 1
         closing = [live[k][0] for k in [*gone, *changed]]
         for part in _chunks(closing):
             db.execute(f"UPDATE features SET version_to = ? WHERE id IN ({_marks(part)})", (new, *part))
@@ -292,7 +318,8 @@ class SQLiteStore(Store):
                 db.execute("INSERT INTO features_rtree VALUES (?, ?, ?, ?, ?)", (row_id, *bounds))
         sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        version = Version(layer=layer, version=new, time=time, message=message, features=count + len(added) - len(gone), sha256=sha)
+        version = Version(layer=layer, version=new, time=time, author=author, message=message,
+                          features=count + len(added) - len(gone), sha256=sha)
         db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (layer, new, version.time, author, message, version.features, sha,
                     json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
