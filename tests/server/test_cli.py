@@ -370,3 +370,24 @@ def test_migrate_is_in_the_help():
     assert "python -m server migrate" in run_cli("--help").stdout
     usage = run_cli("migrate", "--help")
     assert usage.returncode == 0 and "--database-url" in usage.stdout
+
+
+def test_the_first_start_imports_an_old_data_directory_and_serves_it(tmp_path):
+    data_dir = tmp_path / "data"
+    old = FileStore(data_dir)
+    old.write("grids", two_grids(), author="王芳", message="第一版")
+    old.write("grids", two_grids().head(1), author="b", message="second")
+    port = free_port()
+    server = Server(["--data-dir", str(data_dir), "--port", str(port)], clean_env(GRIDMAP_DEMO="0"),
+                    tmp_path / "server.log")
+    try:
+        server.wait_healthy(port)
+        url = f"http://127.0.0.1:{port}/api/collections/grids/versions"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            versions = json.loads(response.read())
+        assert "grids: imported 2 version(s)" in server.log()
+    finally:
+        server.stop()
+    assert (data_dir / "layers.migrated").is_dir() and not (data_dir / "layers").exists()
+    assert sorted((v["version"], v["message"], v["features"]) for v in versions["versions"]) == [
+        (1, "第一版", 2), (2, "second", 1)]
