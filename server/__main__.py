@@ -81,7 +81,8 @@ def manage_users(argv: list[str]) -> int:
 
 
 def repair(argv: list[str]) -> int:
-    """Rebuild every damaged layer record (manifest) from the version files present."""
+    """Rebuild every damaged layer record (manifest) of the old store from the version files present:
+    a data directory not yet imported into the database (``migrate`` refuses a damaged one)."""
     from geodata.store import FileStore
 
     parser = argparse.ArgumentParser(prog="python -m server repair",
@@ -90,7 +91,9 @@ def repair(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
     if not (Path(data_dir) / "layers").is_dir():
-        print(f"python -m server repair: error: {data_dir} holds no layers", file=sys.stderr)
+        moved = " (they were imported into the database; the old record is kept as layers.migrated)" \
+            if (Path(data_dir) / "layers.migrated").is_dir() else ""
+        print(f"python -m server repair: error: {data_dir} holds no layers{moved}", file=sys.stderr)
         return 1
     done = FileStore(data_dir).repair()
     for line in done:

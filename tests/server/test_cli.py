@@ -391,3 +391,11 @@ def test_the_first_start_imports_an_old_data_directory_and_serves_it(tmp_path):
     assert (data_dir / "layers.migrated").is_dir() and not (data_dir / "layers").exists()
     assert sorted((v["version"], v["message"], v["features"]) for v in versions["versions"]) == [
         (1, "第一版", 2), (2, "second", 1)]
+
+
+def test_repair_after_migration_says_where_the_old_layers_went(tmp_path):
+    data_dir = tmp_path / "data"
+    FileStore(data_dir).write("grids", two_grids(), author="a")
+    assert run_cli("migrate", "--data-dir", str(data_dir)).returncode == 0
+    late = run_cli("repair", "--data-dir", str(data_dir))
+    assert late.returncode == 1 and "holds no layers" in late.stderr and "layers.migrated" in late.stderr
