@@ -218,9 +218,7 @@ class SQLiteStore(Store):
     # --- writes --------------------------------------------------------------------------------
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
         self._check_layer(layer)
-        storable(gdf)
-        rows = _rows(gdf, LAYERS[layer])
-        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+        rows, fields = _whole(gdf, layer)
         return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
 
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
@@ -253,9 +251,8 @@ class SQLiteStore(Store):
         def run(db) -> list[Version]:
             done, seen = [], {}
             for old, gdf in history:
-                storable(gdf)
-                fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
-                new = self._apply(db, layer, _rows(gdf, LAYERS[layer]), None, old.author, old.message,
+                rows, fields = _whole(gdf, layer)
+                new = self._apply(db, layer, rows, None, old.author, old.message,
                                   done[-1].version if done else 0, lambda _: fields, old.time, old.version)
                 imported(old, new, seen)
                 done.append(new)
@@ -327,6 +324,13 @@ class SQLiteStore(Store):
 
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
+
+
+def _whole(gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
+    """A whole layer's rows (``_rows``) and its property names."""
+    storable(gdf)
+    fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+    return _rows(gdf, LAYERS[layer]), fields
 
 
 def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:

@@ -11,7 +11,7 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 from shapely import Point
 
-from geodata.errors import DamagedStore
+from geodata.errors import DamagedStore, PreconditionFailed
 from geodata.schema import LAYERS
 from geodata.store import FileStore, Store, migrate
 from geodata.store.migrate import ImportFailed
@@ -205,3 +205,10 @@ def test_workers_starting_together_import_once(tmp_path, old):
     assert len(imported) == 1, reports
     assert [v.version for v in SQLiteStore(tmp_path).versions("grids")] == [1, 2, 3, 4]
     assert json.loads((tmp_path / "layers.migrated" / "grids" / "manifest.json").read_bytes())["versions"]
+
+
+def test_a_history_goes_only_into_an_empty_layer(tmp_path, old, target):
+    mine = target.write("grids", six_grids(), author="new")
+    with pytest.raises(PreconditionFailed):
+        target.import_history("grids", [(v, old.read("grids", v.version)) for v in old.versions("grids")])
+    assert target.versions("grids") == [mine]
