@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -17,6 +22,8 @@ from geodata.store import FileStore, Store, migrate
 from geodata.store.migrate import ImportFailed
 from geodata.store.sqlite import SQLiteStore
 from tests.factories import center_row, centers, grid_row, grids, six_grids
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def at(day: int) -> str:
@@ -212,3 +219,62 @@ def test_a_history_goes_only_into_an_empty_layer(tmp_path, old, target):
     with pytest.raises(PreconditionFailed):
         target.import_history("grids", [(v, old.read("grids", v.version)) for v in old.versions("grids")])
     assert target.versions("grids") == [mine]
+
+
+# Imports the old data directory given, killing itself (SIGKILL) at the point given: after the Nth
+# version it stores (``apply:N``, before that layer's commit), or when every layer is stored but the
+# old layers are not yet set aside (``aside``).
+MIGRATOR = """
+import os, signal, sys
+from geodata.store import migrate
+from geodata.store.sqlite import SQLiteStore
+point = sys.argv[2]
+calls = []
+def kill_after(real):
+    def wrapped(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if point == f"apply:{len(calls)}":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return wrapped
+def kill_before(real):
+    def wrapped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return wrapped
+SQLiteStore._apply = kill_after(SQLiteStore._apply)
+if point == "aside":
+    migrate._set_aside = kill_before(migrate._set_aside)
+migrate.migrate(sys.argv[1], SQLiteStore(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("point", ["apply:1", "apply:3", "apply:4", "apply:5", "aside"])
+def test_a_migration_killed_at_any_point_leaves_whole_layers_and_the_next_run_finishes_it(tmp_path, point):
+    def variant(k: int) -> gpd.GeoDataFrame:
+        return grids([grid_row(f"g{i}", name=f"{i}号网格（第{k}版）") for i in range(6)])
+
+    old = FileStore(tmp_path)
+    for n in range(4):  # grids: versions 1-4 (the 1st to 4th stored), centers: 1 (the 5th)
+        old.write("grids", variant(n % 3), author="王芳", message=f"第 {n + 1} 版", time=at(n + 1))
+    old.write("centers", centers([center_row("c1", "street")]), author="a", message="中心", time=at(9))
+    expected = {layer: records(old, layer) for layer in ("grids", "centers")}
+
+    killed = subprocess.run([sys.executable, "-c", MIGRATOR, str(tmp_path), point], cwd=ROOT, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -signal.SIGKILL
+
+    target = SQLiteStore(tmp_path)
+    target.check()
+    whole = {layer: records(target, layer) for layer in ("grids", "centers")}
+    assert whole["grids"] == (expected["grids"] if point in ("apply:5", "aside") else [])  # all, or nothing
+    assert whole["centers"] == (expected["centers"] if point == "aside" else [])
+    assert (tmp_path / "layers").is_dir()  # not set aside before every layer is in
+
+    report = migrate.migrate(tmp_path, target)  # the next start finishes it
+    assert any(line.startswith("grids: skipped") for line in report) == (point in ("apply:5", "aside"))
+    for layer in ("grids", "centers"):
+        assert records(target, layer) == expected[layer]
+    assert target.read("grids", 4)["name"].tolist() == variant(0)["name"].tolist()
+    assert (tmp_path / "layers.migrated").is_dir() and not (tmp_path / "layers").exists()
+    target.close()
