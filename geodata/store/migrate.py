@@ -24,7 +24,7 @@ from typing import Iterator
 import geopandas as gpd
 
 from .. import geojson
-from ..errors import DamagedStore
+from ..errors import DamagedStore, ImportFailed
 from ..schema import LAYERS
 from .base import Store, Version
 from .files import FileStore
@@ -32,12 +32,6 @@ from .files import FileStore
 log = logging.getLogger(__name__)
 
 REPAIR = "`python -m server repair`"
-
-
-class ImportFailed(DamagedStore):
-    """The import of a layer stopped: the server must not start on a partly imported history."""
-
-    code = "import_failed"
 
 
 def pending(data_dir: str | os.PathLike) -> bool:

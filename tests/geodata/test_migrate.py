@@ -16,10 +16,9 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 from shapely import Point
 
-from geodata.errors import DamagedStore, PreconditionFailed
+from geodata.errors import DamagedStore, ImportFailed, PreconditionFailed
 from geodata.schema import LAYERS
 from geodata.store import FileStore, Store, migrate
-from geodata.store.migrate import ImportFailed
 from geodata.store.sqlite import SQLiteStore
 from tests.factories import center_row, centers, grid_row, grids, six_grids
 
@@ -154,7 +153,8 @@ def test_an_import_that_stops_halfway_stores_nothing_of_that_layer_and_says_so(t
         migrate.migrate(tmp_path, target)
 
     message = caught.value.message
-    assert "layer 'grids'" in message and "nothing of it was stored" in message and "python -m server migrate" in message
+    assert "layer 'grids'" in message and "nothing of it was stored" in message
+    assert "python -m server migrate" in message
     assert target.versions("grids") == []  # not versions 1 and 2 alone: all or nothing
     assert (tmp_path / "layers" / "grids" / "manifest.json").is_file()  # the old record stays where it was
 

@@ -30,7 +30,8 @@ def variant(k: int) -> gpd.GeoDataFrame:
     """The k-th content: the same squares, every name and population its own."""
     x = np.arange(N) % 100 * 0.001 + 121.5
     y = np.arange(N) // 100 * 0.001 + 29.8
-    return gpd.GeoDataFrame({"grid_id": [f"g{i:05d}" for i in range(N)], "name": [f"网格{i}（第{k}版）" for i in range(N)],
+    return gpd.GeoDataFrame({"grid_id": [f"g{i:05d}" for i in range(N)],
+                             "name": [f"网格{i}（第{k}版）" for i in range(N)],
                              "population": [100 * k + i % 7 for i in range(N)]},
                             geometry=shapely.box(x, y, x + 0.001, y + 0.001), crs=4326)
 

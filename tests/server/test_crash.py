@@ -55,8 +55,8 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
     # 2,000 tiled squares: big enough that an upload takes a while, so kills land inside one; two
     # contents that differ in every grid, uploaded in turn, so that every upload rewrites the whole layer
     x, y = np.arange(2000) % 50 * 0.001 + 121.5, np.arange(2000) // 50 * 0.001 + 29.8
-    layers = [grids([grid_row(f"g{i}", population=1000 + k) for i in range(2000)], shapely.box(x, y, x + 0.001, y + 0.001))
-              for k in range(2)]
+    squares = shapely.box(x, y, x + 0.001, y + 0.001)
+    layers = [grids([grid_row(f"g{i}", population=1000 + k) for i in range(2000)], squares) for k in range(2)]
     bodies = [layer.to_json(drop_id=True).encode() for layer in layers]
     whole = {content(layer) for layer in layers}
     seed = SQLiteStore(tmp_path)
