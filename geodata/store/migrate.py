@@ -88,8 +88,9 @@ def _layer(old: FileStore, layer: str, target: Store) -> list[str]:
         done = target.import_history(layer, _history(old, layer, versions))
     except Exception as e:
         stored = target.versions(layer)
-        what = (f"versions {', '.join(str(v.version) for v in stored)} of it were stored and stay; "
-                f"the rest is not" if stored else "nothing of it was stored")
+        what = (f"versions {', '.join(str(v.version) for v in stored)} of it were stored and stay, the rest "
+                "was not (a new try skips this layer: the rest of its history stays only in the old record)"
+                if stored else "nothing of it was stored")
         reason = e.message if isinstance(e, DamagedStore) else f"{type(e).__name__}: {e}"
         raise ImportFailed(f"the import of layer '{layer}' from {old.root / 'layers'} stopped ({reason}): {what}. "
                            "The old record is kept as it was; `python -m server migrate` tries again "
