@@ -112,3 +112,9 @@ class DamagedStore(GridmapError):
 
     def __reduce__(self):
         return type(self), (self.message, self.path)
+
+
+class ImportFailed(DamagedStore):
+    """Importing an old data directory stopped: the server must not start on a partly imported history."""
+
+    code = "import_failed"

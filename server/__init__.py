@@ -15,7 +15,7 @@ from flask_compress import Compress
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.jobs import JobPool
-from geodata.store import Store, open_store
+from geodata.store import Store, migrate, open_store
 from maps.coverage_map import Basemap
 
 from . import bodies, hosts
@@ -57,6 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     Compress(app)
 
     store = open_store(values["DATABASE_URL"] or values["DATA_DIR"])
+    migrate.if_needed(values["DATA_DIR"], store)  # a data directory of the first store: imported once, whole
     store.check()  # a damaged store stops the start (DamagedStore names it), never half a service
     app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
     if values["DEMO"]:

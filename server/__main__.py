@@ -2,7 +2,8 @@
 
 ``python -m server user add NAME --role editor [--data-dir DIR]`` (and ``list``,
 ``remove``, ``reset``) manage users; a new token is printed on the last line.
-``python -m server repair [--data-dir DIR]`` rebuilds damaged layer records.
+``python -m server repair [--data-dir DIR]`` rebuilds damaged layer records of the old store.
+``python -m server migrate [--data-dir DIR] [--database-url URL]`` imports the old store's layers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m server", description="Serve gridmap.",
         epilog="other commands: `python -m server user {add,list,remove,reset} ...` manages users; "
                "`python -m server repair [--data-dir DIR]` rebuilds damaged layer records (manifests) "
-               "from the version files present.")
+               "from the version files present; `python -m server migrate [--data-dir DIR] [--database-url URL]` "
+               "imports a data directory of the old store (one file a version) into the database "
+               "(done by itself at the first start).")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
     parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
@@ -78,7 +81,8 @@ def manage_users(argv: list[str]) -> int:
 
 
 def repair(argv: list[str]) -> int:
-    """Rebuild every damaged layer record (manifest) from the version files present."""
+    """Rebuild every damaged layer record (manifest) of the old store from the version files present:
+    a data directory not yet imported into the database (``migrate`` refuses a damaged one)."""
     from geodata.store import FileStore
 
     parser = argparse.ArgumentParser(prog="python -m server repair",
@@ -87,13 +91,46 @@ def repair(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
     if not (Path(data_dir) / "layers").is_dir():
-        print(f"python -m server repair: error: {data_dir} holds no layers", file=sys.stderr)
+        moved = " (they were imported into the database; the old record is kept as layers.migrated)" \
+            if (Path(data_dir) / "layers.migrated").is_dir() else ""
+        print(f"python -m server repair: error: {data_dir} holds no layers{moved}", file=sys.stderr)
         return 1
     done = FileStore(data_dir).repair()
     for line in done:
         print(line)
     if not done:
         print(f"every layer record in {data_dir} is whole; nothing to repair")
+    return 0
+
+
+def migrate(argv: list[str]) -> int:
+    """Import the layers of the old store (one GeoJSON file a version) into the database."""
+    from geodata.errors import DamagedStore
+    from geodata.store import migrate as migration
+    from geodata.store import open_store
+
+    parser = argparse.ArgumentParser(prog="python -m server migrate",
+                                     description="Import every version of the old store's layers (DATA_DIR/layers) "
+                                                 "into the database; done by itself at the first start.")
+    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
+    parser.add_argument("--database-url", help="postgresql://... to import into (default: GRIDMAP_DATABASE_URL, "
+                                               "else the embedded database in the data directory)")
+    args = parser.parse_args(argv)
+    values = config.load({"DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url})
+    data_dir = values["DATA_DIR"]
+    if not migration.pending(data_dir):
+        print(f"python -m server migrate: {data_dir} holds no layers of the old store; nothing to import")
+        return 0
+    store = open_store(values.get("DATABASE_URL") or data_dir)
+    try:
+        lines = migration.migrate(data_dir, store)
+    except DamagedStore as e:
+        print(f"python -m server migrate: error: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -157,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return manage_users(argv[1:])
     if argv[:1] == ["repair"]:
         return repair(argv[1:])
+    if argv[:1] == ["migrate"]:
+        return migrate(argv[1:])
     args = build_parser().parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
         print(f"python -m server: error: --port must be 1-65535, not {args.port}", file=sys.stderr)

@@ -27,7 +27,7 @@ import geopandas as gpd
 import pandas as pd
 
 from .. import geojson
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, DamagedStore, NotFound
 from ..schema import LAYERS, Layer
 
 NUMERIC = ("integer", "number")
@@ -154,6 +154,23 @@ class Store(abc.ABC):
         merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
         return self.write(layer, merged, author=author, message=message, if_version=if_version)
 
+    def import_history(self, layer: str, history: Iterable[tuple[Version, gpd.GeoDataFrame]]) -> list[Version]:
+        """Store an earlier history of the still empty ``layer`` (a migration): each ``(record, frame)``
+        becomes a version with the record's time, author and message; the stored versions, in order.
+
+        An engine that can keeps the records' numbers (gaps included) and stores all or nothing in one
+        transaction (SQLite).  This default numbers on from 1, version after version: a failure leaves
+        the versions stored until then.  Either way each stored version is checked (``imported``).
+        """
+        self._check_layer(layer)
+        done, seen = [], {}
+        for old, gdf in history:
+            new = self.write(layer, gdf, author=old.author, message=old.message, time=old.time,
+                             if_version=done[-1].version if done else 0)
+            imported(old, new, seen)
+            done.append(new)
+        return done
+
     @abc.abstractmethod
     def lock(self, name: str) -> contextlib.AbstractContextManager:
         """A lock shared by every process using this store (e.g. one cold-start computation)."""
@@ -225,3 +242,15 @@ def numeric_filter(layer: Layer, name: str, raw: str) -> bool:
     except ValueError:
         raise BadRequest(f"'{name}' is a number; {raw!r} is not") from None
     return True
+
+
+def imported(old: Version, new: Version, seen: dict[str, str]) -> None:
+    """DamagedStore unless ``new`` holds what the imported record ``old`` says: as many features, and
+    for a content seen before (a restore: an equal ``old.sha256``) the same content hash as then."""
+    if new.features != old.features:
+        raise DamagedStore(f"version {old.version} of '{old.layer}' records {old.features} feature(s) but "
+                           f"{new.features} were read from it", None)
+    first = seen.setdefault(old.sha256, new.sha256)
+    if first != new.sha256:
+        raise DamagedStore(f"version {old.version} of '{old.layer}' restores an earlier content but was not "
+                           "stored equal to it", None)

@@ -77,6 +77,10 @@ class FileStore(Store):
             raise DamagedStore("; ".join(p.message for p in problems), problems[0].path)
 
     def _check_files(self, layer: str) -> None:
+        manifest = self._dir(layer) / self.MANIFEST
+        if not manifest.exists() and any(self._dir(layer).glob("v*.geojson")):
+            raise DamagedStore(f"layer '{layer}' has version files but its record, {manifest}, is missing; "
+                               "`python -m server repair` rebuilds it from the version files", manifest)
         for v in self.versions(layer):
             path = self._version_path(layer, v.version)
             if not path.is_file():
@@ -157,7 +161,7 @@ class FileStore(Store):
 
     def _rebuild(self, layer: str) -> str:
         manifest = self._dir(layer) / self.MANIFEST
-        known, whole = _salvage(manifest.read_bytes())
+        known, whole = _salvage(manifest.read_bytes()) if manifest.exists() else ({}, False)
         versions, skipped = [], []
         for path in sorted(self._dir(layer).glob("v*.geojson")):
             match = re.fullmatch(r"v([0-9]{6,})\.geojson", path.name)
@@ -179,8 +183,9 @@ class FileStore(Store):
                 else "recovered by `python -m server repair`: its record was lost",
                 features=features, sha256=hashlib.sha256(data).hexdigest()))
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        kept = manifest.with_name(f"{self.MANIFEST}.damaged-{stamp}")
-        os.replace(manifest, kept)
+        kept = manifest.with_name(f"{self.MANIFEST}.damaged-{stamp}") if manifest.exists() else None
+        if kept:
+            os.replace(manifest, kept)
         atomic_write(manifest, json.dumps({"versions": [_manifest_entry(v) for v in versions]},
                                           ensure_ascii=False, indent=1).encode("utf-8"))
         self._manifests.pop(layer, None)
@@ -188,7 +193,7 @@ class FileStore(Store):
         return (f"{layer}: rebuilt {manifest} with {len(versions)} version(s)"
                 + (f" ({recovered} without their author and message)" if recovered else "")
                 + (f"; left out unreadable {', '.join(skipped)}" if skipped else "")
-                + f"; the damaged record is kept as {kept.name}")
+                + (f"; the damaged record is kept as {kept.name}" if kept else "; it had none"))
 
     def _sweep(self, layer: str) -> None:
         """Remove temp files a killed writer left behind (safe: we hold the layer's lock)."""

@@ -33,8 +33,8 @@ from ..cache import VersionCache
 from ..errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, numeric_filter, property_matches,
-                   storable, text_hash)
+from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, imported, numeric_filter,
+                   property_matches, storable, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
@@ -249,9 +249,7 @@ class SQLiteStore(Store):
     # --- writes --------------------------------------------------------------------------------
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
         self._check_layer(layer)
-        storable(gdf)
-        rows = _rows(gdf, LAYERS[layer])
-        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+        rows, fields = _whole(gdf, layer)
         return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
 
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
@@ -267,7 +265,6 @@ class SQLiteStore(Store):
 
         return self._commit(layer, rows, removed, author, message, if_version, fields, None)
 
-    @_translated
     def _commit(self, layer: str, rows: dict[str, tuple], removed: set[str] | None, author, message,
                 if_version, fields, time: str | None) -> Version:
         """One transaction: check ``if_version``, close the rows that change or go, add the new ones.
@@ -275,10 +272,32 @@ class SQLiteStore(Store):
         ``removed`` None: ``rows`` is the whole layer (anything else goes); otherwise only ``rows``
         and ``removed`` change.
         """
+        return self._transaction(layer, lambda db: self._apply(db, layer, rows, removed, author, message,
+                                                               if_version, fields, time))
+
+    def import_history(self, layer: str, history: Iterable[tuple[Version, gpd.GeoDataFrame]]) -> list[Version]:
+        """The whole history in one transaction: every number kept (gaps too), all or nothing."""
+        self._check_layer(layer)
+
+        def run(db) -> list[Version]:
+            done, seen = [], {}
+            for old, gdf in history:
+                rows, fields = _whole(gdf, layer)
+                new = self._apply(db, layer, rows, None, old.author, old.message,
+                                  done[-1].version if done else 0, lambda _: fields, old.time, old.version)
+                imported(old, new, seen)
+                done.append(new)
+            return done
+
+        return self._transaction(layer, run)
+
+    @_translated
+    def _transaction(self, layer: str, work):
+        """``work(db)`` in one write transaction: committed whole, or rolled back on any error."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")  # one writer at a time, in every process
         try:
-            new = self._apply(db, layer, rows, removed, author, message, if_version, fields, time)
+            result = work(db)
             db.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             if db.in_transaction:
@@ -292,14 +311,19 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
             raise
         self._versions.pop(layer, None)
-        return new
+        return result
 
-    def _apply(self, db, layer, rows, removed, author, message, if_version, fields, time) -> Version:
+    def _apply(self, db, layer, rows, removed, author, message, if_version, fields, time,
+               number: int | None = None) -> Version:
+        """Version ``number`` (the next one when None) of ``layer``, inside the caller's transaction."""
         last = db.execute("SELECT version, sha256, features, fields FROM versions WHERE layer = ? "
                           "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
-        number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
-        if if_version is not None and if_version != number:
-            raise PreconditionFailed(f"layer '{layer}' is at version {number}, not {if_version}")
+        current, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
+        if if_version is not None and if_version != current:
+            raise PreconditionFailed(f"layer '{layer}' is at version {current}, not {if_version}")
+        new = current + 1 if number is None else number
+        if new <= current:
+            raise PreconditionFailed(f"layer '{layer}' is at version {current}: version {new} cannot follow it")
         if removed is None:
             live = db.execute("SELECT key, id, hash FROM features WHERE layer = ? AND version_to = ?",
                               (layer, ALIVE)).fetchall()
@@ -314,7 +338,6 @@ class SQLiteStore(Store):
         gone = set(live) - set(rows) if removed is None else removed
         changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
         added = [k for k in rows if k not in live]
-        new = number + 1
         closing = [live[k][0] for k in [*gone, *changed]]
         for part in _chunks(closing):
             db.execute(f"UPDATE features SET version_to = ? WHERE id IN ({_marks(part)})", (new, *part))
@@ -340,6 +363,13 @@ class SQLiteStore(Store):
 
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
+
+
+def _whole(gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
+    """A whole layer's rows (``_rows``) and its property names."""
+    storable(gdf)
+    fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+    return _rows(gdf, LAYERS[layer]), fields
 
 
 def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:

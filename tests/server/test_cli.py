@@ -19,6 +19,7 @@ import pytest
 from shapely import box
 
 from geodata.store import FileStore
+from geodata.store.sqlite import SQLiteStore
 from server import __main__ as cli
 from server import config
 
@@ -197,7 +198,7 @@ def test_settings_come_from_the_environment(start_server, tmp_path):
     assert status == 200
     assert body["status"] == "ok"
     assert body["layers"] == {"grids": None, "centers": None, "districts": None}
-    assert (data_dir / "layers").is_dir()  # GRIDMAP_DATA_DIR was used
+    assert (data_dir / "gridmap.sqlite").is_file()  # GRIDMAP_DATA_DIR was used
     assert f":{port}/" in server.log()  # the start-up line names the port it serves
 
 
@@ -318,3 +319,83 @@ def test_repair_is_in_the_help_and_needs_a_data_dir(tmp_path):
     assert "repair" in run_cli("--help").stdout
     missing = run_cli("repair", "--data-dir", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "holds no layers" in missing.stderr
+
+
+# --- `migrate`: a data directory of the old store (one file a version) into the database -------------
+
+def test_migrate_imports_every_old_version_once_and_keeps_the_old_layers_aside(tmp_path):
+    data_dir = tmp_path / "data"
+    old = FileStore(data_dir)
+    old.write("grids", two_grids(), author="王芳", message="第一版", time="2025-03-01T08:00:00+00:00")
+    old.write("grids", two_grids().head(1), author="b", message="second", time="2025-03-02T08:00:00+00:00")
+
+    done = run_cli("migrate", "--data-dir", str(data_dir))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == ("grids: imported 2 version(s), 1 to 2; "
+                                           "the current one has 1 feature(s)")
+    assert "is kept as layers.migrated" in done.stdout
+    assert not (data_dir / "layers").exists() and (data_dir / "layers.migrated" / "grids").is_dir()
+    store = SQLiteStore(data_dir)
+    assert [(v.version, v.time, v.author, v.message, v.features) for v in store.versions("grids")] == [
+        (1, "2025-03-01T08:00:00+00:00", "王芳", "第一版", 2), (2, "2025-03-02T08:00:00+00:00", "b", "second", 1)]
+
+    again = run_cli("migrate", GRIDMAP_DATA_DIR=str(data_dir))
+    assert again.returncode == 0 and "nothing to import" in again.stdout
+    assert len(store.versions("grids")) == 2
+
+
+def test_migrate_refuses_a_damaged_record_naming_repair_which_still_works_before_migration(tmp_path):
+    data_dir = tmp_path / "data"
+    old = FileStore(data_dir)
+    old.write("grids", two_grids(), author="a", message="first")
+    old.write("grids", two_grids().head(1), author="b", message="second")
+    manifest = data_dir / "layers" / "grids" / "manifest.json"
+    raw = manifest.read_bytes()
+    manifest.write_bytes(raw[: raw.index(b'"version": 2')])
+
+    refused = run_cli("migrate", "--data-dir", str(data_dir))
+    assert refused.returncode == 1
+    assert "nothing was imported" in refused.stderr and "python -m server repair" in refused.stderr
+    assert str(manifest) in refused.stderr
+    assert SQLiteStore(data_dir).versions("grids") == []
+
+    assert run_cli("repair", "--data-dir", str(data_dir)).returncode == 0
+    done = run_cli("migrate", "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert [(v.version, v.author) for v in SQLiteStore(data_dir).versions("grids")] == [(1, "a"), (2, None)]
+
+
+def test_migrate_is_in_the_help():
+    assert "python -m server migrate" in run_cli("--help").stdout
+    usage = run_cli("migrate", "--help")
+    assert usage.returncode == 0 and "--database-url" in usage.stdout
+
+
+def test_the_first_start_imports_an_old_data_directory_and_serves_it(tmp_path):
+    data_dir = tmp_path / "data"
+    old = FileStore(data_dir)
+    old.write("grids", two_grids(), author="王芳", message="第一版")
+    old.write("grids", two_grids().head(1), author="b", message="second")
+    port = free_port()
+    server = Server(["--data-dir", str(data_dir), "--port", str(port)], clean_env(GRIDMAP_DEMO="0"),
+                    tmp_path / "server.log")
+    try:
+        server.wait_healthy(port)
+        url = f"http://127.0.0.1:{port}/api/collections/grids/versions"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            versions = json.loads(response.read())
+        assert "grids: imported 2 version(s)" in server.log()
+    finally:
+        server.stop()
+    assert (data_dir / "layers.migrated").is_dir() and not (data_dir / "layers").exists()
+    assert sorted((v["version"], v["message"], v["features"]) for v in versions["versions"]) == [
+        (1, "第一版", 2), (2, "second", 1)]
+
+
+def test_repair_after_migration_says_where_the_old_layers_went(tmp_path):
+    data_dir = tmp_path / "data"
+    FileStore(data_dir).write("grids", two_grids(), author="a")
+    assert run_cli("migrate", "--data-dir", str(data_dir)).returncode == 0
+    late = run_cli("repair", "--data-dir", str(data_dir))
+    assert late.returncode == 1 and "holds no layers" in late.stderr and "layers.migrated" in late.stderr

@@ -14,7 +14,9 @@ import numpy as np
 import requests
 import shapely
 
-from geodata.store import FileStore
+from geodata.schema import LAYERS
+from geodata.store.base import content_hash, feature_texts, text_hash
+from geodata.store.sqlite import SQLiteStore
 from geodata.validate import validate
 from server.users import UserStore
 from tests.factories import grid_row, grids
@@ -44,12 +46,22 @@ def start(data_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the server did not start")
 
 
+def content(layer) -> str:
+    """The content hash the store gives ``layer`` once validated."""
+    return content_hash(text_hash(t) for t in feature_texts(validate(layer, "grids").data, LAYERS["grids"]).values())
+
+
 def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
-    # 2,000 tiled squares: big enough that an upload takes a while, so kills land inside one
+    # 2,000 tiled squares: big enough that an upload takes a while, so kills land inside one; two
+    # contents that differ in every grid, uploaded in turn, so that every upload rewrites the whole layer
     x, y = np.arange(2000) % 50 * 0.001 + 121.5, np.arange(2000) // 50 * 0.001 + 29.8
-    layer = grids([grid_row(f"g{i}") for i in range(2000)], shapely.box(x, y, x + 0.001, y + 0.001))
-    body = layer.to_json(drop_id=True).encode()
-    FileStore(tmp_path).write("grids", validate(layer, "grids").data, author="seed")
+    squares = shapely.box(x, y, x + 0.001, y + 0.001)
+    layers = [grids([grid_row(f"g{i}", population=1000 + k) for i in range(2000)], squares) for k in range(2)]
+    bodies = [layer.to_json(drop_id=True).encode() for layer in layers]
+    whole = {content(layer) for layer in layers}
+    seed = SQLiteStore(tmp_path)
+    seed.write("grids", validate(layers[0], "grids").data, author="seed")
+    seed.close()
     token = UserStore(tmp_path).add("editor", "editor")[1]
     rng = random.Random(3)
 
@@ -59,10 +71,12 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
         stop, stored = threading.Event(), threading.Event()
 
         def keep_uploading():
+            n = 0
             while not stop.is_set():
+                n += 1
                 try:
                     answer = requests.post(f"http://127.0.0.1:{port}/api/uploads/grids",
-                                           files={"file": ("g.geojson", body)},
+                                           files={"file": ("g.geojson", bodies[n % 2])},
                                            headers={"Authorization": f"Bearer {token}"}, timeout=60)
                 except requests.RequestException:
                     return  # the server is gone
@@ -79,9 +93,12 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
         stop.set()
         uploader.join()
 
-        store = FileStore(tmp_path)
+        store = SQLiteStore(tmp_path)  # as the next start sees it
+        store.check()
         current = store.current("grids")
-        assert len(store.read("grids")) == current.features == 2000
+        assert current.sha256 in whole  # exactly one of the uploaded layers, not a mix
+        assert len(store.read("grids")) == len(store.query("grids").features) == current.features == 2000
         versions = [v.version for v in store.versions("grids")]
         assert versions == list(range(1, len(versions) + 1))
-    assert len(FileStore(tmp_path).versions("grids")) > 1  # uploads did complete between kills
+        store.close()
+    assert len(SQLiteStore(tmp_path).versions("grids")) > 1  # uploads did complete between kills
