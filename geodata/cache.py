@@ -31,7 +31,9 @@ class VersionCache:
     Values are keyed by something that names an immutable input (a layer
     version), so they never go stale; they are only evicted.  ``build`` runs
     outside the lock: two threads may build the same value once each, which
-    is cheaper than making every reader wait.
+    is cheaper than making every reader wait -- unless ``once``: then a
+    thread asking for a value being built waits for it (an analysis of a
+    province is too dear to compute twice at once).
 
     With ``max_bytes`` (for rendered pages and documents, whose keys a client
     can vary at will) the values' sizes (``sizer``) together stay within it,
@@ -40,7 +42,7 @@ class VersionCache:
     """
 
     def __init__(self, size: int | None = 8, *, max_bytes: int | None = None,
-                 sizer: Callable[[object], int] = size_of):
+                 sizer: Callable[[object], int] = size_of, once: bool = False):
         self.size = size
         self.max_bytes = max_bytes
         self._sizer = sizer
@@ -48,13 +50,29 @@ class VersionCache:
         self._sizes: dict[Hashable, int] = {}
         self.bytes = 0  # the sizes of the values kept (with max_bytes)
         self._mutex = threading.Lock()
+        self._once = once  # a value dear to build (an analysis): other threads wait for the first build
+        self._building: dict[Hashable, threading.Lock] = {}
 
     def get(self, key: Hashable, build: Callable[[], T]) -> T:
         with self._mutex:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = build()
+            lock = self._building.setdefault(key, threading.Lock()) if self._once else None
+        if lock is None:
+            return self._put(key, build())
+        with lock:
+            with self._mutex:
+                if key in self._items:  # built while this thread waited
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            try:
+                return self._put(key, build())
+            finally:
+                with self._mutex:
+                    self._building.pop(key, None)
+
+    def _put(self, key: Hashable, value: T) -> T:
         size = self._sizer(value) if self.max_bytes is not None else 0
         if self.max_bytes is not None and size > self.max_bytes:
             return value

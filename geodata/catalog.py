@@ -51,7 +51,7 @@ class Catalog:
         self.params = params  # the analysis settings; requests may ask for others (what-if)
         self.jobs = jobs  # None: heavy work runs in the calling thread
         self._sets = VersionCache(self.CACHE_SIZE)
-        self._default = VersionCache(2)  # the settings' analysis, of the current data (and the one before)
+        self._default = VersionCache(2, once=True)  # the settings' analysis, of the current data (and the one before)
         self._what_ifs = VersionCache(4)  # analyses with other parameters
         self._results = VersionCache(32)  # recommendations and proposed-centre summaries: small
 

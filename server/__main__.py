@@ -146,7 +146,7 @@ def _ask_password() -> str:
 
 
 def warm_up(app) -> None:
-    """Compute the analysis and the map's first layers once, here, before the workers fork and share them."""
+    """Compute the analysis and the map's first layers, so the first planner to open the map need not wait."""
     from maps.coverage_map import MAP_DATA
 
     client = app.test_client()
@@ -160,11 +160,13 @@ def serve(options: dict) -> None:
     from . import create_app, front
 
     app = create_app(options)  # once, before forking: the demo is installed a single time
-    warm_up(app)
 
     def start_jobs(server, worker):
-        """Each worker's own job processes, started in the background once it has forked (never before)."""
+        """Each worker's own job processes and its analysis, started in the background once it has forked
+        (never before): it answers at once (a province's analysis takes a minute; requests that need it
+        wait for this one computation, never start another)."""
         threading.Thread(target=app.extensions["gridmap"].jobs.warm, name="gridmap-jobs-warm", daemon=True).start()
+        threading.Thread(target=warm_up, args=(app,), name="gridmap-warm-up", daemon=True).start()
 
     class Server(BaseApplication):
         def load_config(self):

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from geodata.cache import VersionCache, size_of
 
 KB = 1024
@@ -68,3 +70,35 @@ def test_threads_keep_the_books_right():
         t.join()
     assert cache.bytes <= 50 * KB
     assert cache.bytes == sum(KB + key for key in range(40) if key in cache)
+
+
+def test_once_builds_a_value_a_single_time_while_other_threads_wait_for_it():
+    cache, started, release, calls = VersionCache(2, once=True), threading.Event(), threading.Event(), []
+
+    def build():
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return "analysis"
+
+    first = threading.Thread(target=lambda: cache.get("k", build))
+    first.start()
+    started.wait(10)  # the first build is under way
+    answers = []
+    waiters = [threading.Thread(target=lambda: answers.append(cache.get("k", build))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    for t in waiters:
+        t.join(0.2)  # still blocked: on the first build (or, without ``once``, in a build of their own)
+    assert all(t.is_alive() for t in waiters)
+    release.set()
+    for t in [first, *waiters]:
+        t.join(10)
+    assert calls == [1] and answers == ["analysis"] * 3
+
+
+def test_once_builds_again_after_a_failed_build():
+    cache = VersionCache(2, once=True)
+    with pytest.raises(ValueError):
+        cache.get("k", lambda: (_ for _ in ()).throw(ValueError("no")))
+    assert cache.get("k", lambda: 7) == 7
