@@ -23,7 +23,6 @@ from typing import Iterable, Sequence
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from filelock import FileLock
 
@@ -31,8 +30,8 @@ from .. import geojson
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, numeric_filter, property_matches,
-                   storable, text_hash)
+from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, numeric_filter,
+                   property_matches, storable, text_hash)
 from .files import NO_SPACE
 
 ALIVE = 2**62  # version_to of features still in the current version
@@ -207,18 +206,13 @@ class SQLiteStore(Store):
         where, args = self._where(v)
         rows = self._db().execute(f"SELECT json_extract(f.feature, '$.properties'), f.geom FROM features f "
                                   f"WHERE {where} ORDER BY f.key", args).fetchall()
-        props = pd.DataFrame.from_records([json.loads(r[0]) for r in rows], index=range(len(rows)))
-        for name in self.fields(v.layer, v.version):
-            if name not in props.columns:
-                props[name] = None
-        geoms = shapely.from_wkb([r[1] for r in rows]) if rows else []
-        gdf = gpd.GeoDataFrame(props, geometry=gpd.GeoSeries(geoms, index=props.index), crs="EPSG:4326")
-        return geojson.conform(gdf, LAYERS[v.layer])
+        return frame_from([r[0] for r in rows], [r[1] for r in rows], self.fields(v.layer, v.version),
+                          LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
         self._check_layer(layer)
-        storable(gdf)
+        gdf = storable(gdf)
         rows = _rows(gdf, LAYERS[layer])
         fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
         return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
@@ -226,7 +220,7 @@ class SQLiteStore(Store):
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
         self._check_layer(layer)
         if upserts is not None:
-            storable(upserts)
+            upserts = storable(upserts)
         rows = _rows(upserts, LAYERS[layer]) if upserts is not None else {}
         removed = {str(k) for k in removed}
 
@@ -292,7 +286,8 @@ class SQLiteStore(Store):
                 db.execute("INSERT INTO features_rtree VALUES (?, ?, ?, ?, ?)", (row_id, *bounds))
         sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        version = Version(layer=layer, version=new, time=time, message=message, features=count + len(added) - len(gone), sha256=sha)
+        version = Version(layer=layer, version=new, time=time, author=author, message=message,
+                          features=count + len(added) - len(gone), sha256=sha)
         db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (layer, new, version.time, author, message, version.features, sha,
                     json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
