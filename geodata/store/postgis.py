@@ -44,8 +44,9 @@ ALIVE = 2**62  # version_to of features still in the current version
 # advisory lock namespaces (the first key of the two-key form): never collide with each other
 SCHEMA_LOCK, LAYER_LOCKS, NAMED_LOCKS = 0x67726400, 0x67726401, 0x67726402
 
-# key COLLATE "C": keys sort by code point, as on SQLite and in Python, whatever the database's locale
-SCHEMA = """
+# key COLLATE "C": keys sort by code point, as on SQLite and in Python, whatever the database's locale.
+# props: the properties again, as jsonb for the filters (jsonb cannot hold \u0000: a NUL reads as U+FFFD there).
+SCHEMA = r"""
 CREATE TABLE IF NOT EXISTS versions (
     id bigserial PRIMARY KEY, layer text NOT NULL, version integer NOT NULL, time text NOT NULL, author text,
     message text NOT NULL, features integer NOT NULL, sha256 text NOT NULL, fields text NOT NULL,
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS features (
     id bigserial PRIMARY KEY, layer text NOT NULL, key text COLLATE "C" NOT NULL,
     version_from bigint NOT NULL, version_to bigint NOT NULL, hash text NOT NULL,
     feature text NOT NULL,
-    props jsonb GENERATED ALWAYS AS ((feature::jsonb) -> 'properties') STORED,
+    props jsonb GENERATED ALWAYS AS ((replace(feature, '\u0000', '\ufffd')::jsonb) -> 'properties') STORED,
     geom geometry(Geometry, 4326));
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
@@ -62,8 +63,12 @@ CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
 """
 COLUMNS = {"versions": {"id", "layer", "version", "time", "author", "message", "features", "sha256", "fields"},
            "features": {"id", "layer", "key", "version_from", "version_to", "hash", "feature", "props", "geom"}}
+PROPS = "(strpos(f.feature, '\"properties\":') + 13)"  # where the properties object starts in a feature's text
 # a text a client may send as a number that float8 reads too (float() in property_matches)
 NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+_INHERITED: list[ConnectionPool] = []
 
 
 class PostGISStore(Store):
@@ -98,6 +103,8 @@ class PostGISStore(Store):
         """This process's pool (a new one after a fork: connections never cross processes)."""
         with self._pool_mutex:
             if self._pools is None or self._pools[0] != os.getpid():
+                if self._pools is not None:  # a forked child: never collect the parent's pool, whose
+                    _INHERITED.append(self._pools[1])  # connections would say goodbye on the parent's sockets
                 pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.pool_size, open=True, timeout=self.timeout,
                     kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout)),
@@ -220,9 +227,8 @@ class PostGISStore(Store):
 
     def _resolve(self, layer: str, number: int | None) -> tuple[Version, str, tuple]:
         """The version, and the SQL that picks its rows: the current one by its index, another by its range."""
-        versions = self.versions(layer)
-        v = self.version(layer, number) if number is not None or not versions else versions[-1]
-        if v.version == versions[-1].version:
+        v = self.version(layer, number)
+        if v.version == self._versions[layer][1][-1].version:  # the list version() just read (or a later one)
             return v, "f.layer = %s AND f.version_to = %s", (layer, ALIVE)
         return v, "f.layer = %s AND f.version_from <= %s AND f.version_to > %s", (layer, v.version, v.version)
 
@@ -299,10 +305,14 @@ class PostGISStore(Store):
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
         _, where, args = self._resolve(v.layer, v.version)
         with self._connection() as conn:
-            # json, not jsonb: the properties keep their order (the frame's extra columns follow it)
+            # The properties as written (their order makes the frame's extra columns' order, and jsonb would
+            # sort them): the text after '"properties":' up to the feature's closing brace.  Features are
+            # written by geojson.feature_strings, properties last; a quote inside a string is escaped, so the
+            # first '"properties":' is the member itself.
             with conn.cursor(binary=True) as cur:
-                rows = cur.execute(f"SELECT (f.feature::json -> 'properties')::text, ST_AsBinary(f.geom) "
-                                   f"FROM features f WHERE {where} ORDER BY f.key", args).fetchall()
+                rows = cur.execute(f"SELECT substr(f.feature, {PROPS}, length(f.feature) - {PROPS}), "
+                                   f"ST_AsBinary(f.geom) FROM features f WHERE {where} ORDER BY f.key",
+                                   args).fetchall()
         fields = self.fields(v.layer, v.version)
         return frame_from([r[0] for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
 

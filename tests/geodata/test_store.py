@@ -8,6 +8,7 @@ old one-file-a-version store are in ``test_store_files.py``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sqlite3
 import threading
 
@@ -19,7 +20,7 @@ import shapely
 from shapely import MultiPolygon, Polygon
 
 from geodata import geojson
-from geodata.errors import BadRequest, NotFound, PreconditionFailed, ServiceUnavailable
+from geodata.errors import BadRequest, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
@@ -248,6 +249,14 @@ def test_integer_fields_are_nullable_int64(store):
     assert [p["population"] for p in props] == [120, None, 0]
 
 
+def test_control_characters_round_trip(store):
+    odd = "甲\x00乙\t丙\n\\u0000"  # a NUL, a tab, a newline, and a backslash before "u0000"
+    store.write("grids", grids(2, note=[odd, "\x01"]), author="x")
+    assert store.read("grids")["note"].tolist() == [odd, "\x01"]
+    assert json.loads(store.get("grids", "a0"))["properties"]["note"] == odd
+    assert keys(store.query("grids", filters=[("note", "\x01")])) == ["a1"]
+
+
 def test_crs84_and_missing_crs_are_accepted(store):
     store.write("grids", grids(1).set_crs("OGC:CRS84", allow_override=True), author="x")
     store.write("grids", grids(1).set_crs(None, allow_override=True), author="x")
@@ -467,6 +476,26 @@ def test_extent_and_fields(store):
     assert store.fields("grids") == schema
 
 
+def test_a_lock_is_held_against_other_instances(store, instances):
+    other, events = instances(), []
+    got = threading.Event()
+
+    def take() -> None:
+        with other.lock("cold-start"):
+            events.append("other")
+            got.set()
+
+    with store.lock("cold-start"):
+        thread = threading.Thread(target=take)
+        thread.start()
+        assert not got.wait(0.5)  # the other instance waits while this one holds the lock
+        with instances().lock("another name"):
+            pass  # other names are free
+        events.append("this")
+    thread.join(30)
+    assert events == ["this", "other"]
+
+
 # --- only what changed is written --------------------------------------------------------
 
 def test_write_changes_stores_only_the_changed_rows(store):
@@ -623,3 +652,41 @@ def test_an_instance_sees_what_the_other_wrote_at_its_next_call(postgis):
     assert b.current("grids") == v2
     assert b.read("grids")["grid_id"].tolist() == ["a0", "a1", "n0"]
     assert keys(b.query("grids")) == ["a0", "a1", "n0"]
+
+
+def test_a_full_database_disk_is_insufficient_storage_and_stores_nothing(postgis, monkeypatch):
+    store = postgis()
+    v1 = store.write("grids", grids(2), author="x")
+    real = PostGISStore._apply
+
+    def apply(self, conn, *args):
+        real(self, conn, *args)  # the rows are written: the disk fills before the commit
+        raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+    monkeypatch.setattr(PostGISStore, "_apply", apply)
+    with pytest.raises(InsufficientStorage, match="disk is full") as caught:
+        store.write("grids", grids(5, tag="new"), author="y")
+    assert caught.value.status == 507
+    monkeypatch.undo()
+    assert postgis().versions("grids") == [v1]
+    assert rows_stored(store) == 2
+    assert store.write("grids", grids(3), author="z").version == 2
+
+
+def _use_in_a_child(store: PostGISStore, out) -> None:
+    out.put((store.current("grids").version, len(store.read("grids"))))
+    store.close()
+
+
+def test_a_forked_process_has_its_own_connections(postgis):
+    store = postgis()
+    store.write("grids", grids(2), author="x")  # the parent's pool has connections
+    ctx = multiprocessing.get_context("fork")  # as gunicorn forks its workers
+    out = ctx.Queue()
+    child = ctx.Process(target=_use_in_a_child, args=(store, out))
+    child.start()
+    assert out.get(timeout=60) == (1, 2)
+    child.join(60)
+    assert child.exitcode == 0
+    assert store.write("grids", grids(3), author="y", if_version=1).version == 2  # the parent's still work
+    assert len(store.read("grids")) == 3
