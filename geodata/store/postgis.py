@@ -63,7 +63,6 @@ CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
 """
 COLUMNS = {"versions": {"id", "layer", "version", "time", "author", "message", "features", "sha256", "fields"},
            "features": {"id", "layer", "key", "version_from", "version_to", "hash", "feature", "props", "geom"}}
-PROPS = "(strpos(f.feature, '\"properties\":') + 13)"  # where the properties object starts in a feature's text
 # a text a client may send as a number that float8 reads too (float() in property_matches)
 NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
@@ -76,6 +75,7 @@ class PostGISStore(Store):
 
     CACHE_SIZE = 4  # whole frames kept for the analysis: the current layers and one more
     DOWN_WAIT = 1.0  # seconds a call waits for a connection while the database is known to be down
+    ANALYZE_AFTER = 1000  # rows a write adds that make the planner's statistics worth renewing at once
 
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0):
         """``timeout``: seconds a call waits for a working connection before it is ServiceUnavailable."""
@@ -305,16 +305,11 @@ class PostGISStore(Store):
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
         _, where, args = self._resolve(v.layer, v.version)
         with self._connection() as conn:
-            # The properties as written (their order makes the frame's extra columns' order, and jsonb would
-            # sort them): the text after '"properties":' up to the feature's closing brace.  Features are
-            # written by geojson.feature_strings, properties last; a quote inside a string is escaped, so the
-            # first '"properties":' is the member itself.
             with conn.cursor(binary=True) as cur:
-                rows = cur.execute(f"SELECT substr(f.feature, {PROPS}, length(f.feature) - {PROPS}), "
-                                   f"ST_AsBinary(f.geom) FROM features f WHERE {where} ORDER BY f.key",
-                                   args).fetchall()
+                rows = cur.execute(f"SELECT f.feature, ST_AsBinary(f.geom) FROM features f WHERE {where} "
+                                   "ORDER BY f.key", args).fetchall()
         fields = self.fields(v.layer, v.version)
-        return frame_from([r[0] for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
+        return frame_from([_properties(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
@@ -344,14 +339,23 @@ class PostGISStore(Store):
             with self._connection(layer) as conn, conn.transaction():
                 # every instance's writers of this layer queue here until the one ahead commits
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LAYER_LOCKS, layer))
-                new = self._apply(conn, layer, rows, removed, author, message, if_version, fields, time)
+                new, written = self._apply(conn, layer, rows, removed, author, message, if_version, fields, time)
         except psycopg.DataError as e:  # a text PostgreSQL cannot keep (e.g. \u0000): nothing was stored
             raise BadRequest(f"a feature of '{layer}' cannot be stored in the database: "
                              f"{str(e).splitlines()[0]}") from e
         self._versions.pop(layer, None)
+        if written >= self.ANALYZE_AFTER:
+            self._analyze()
         return new
 
-    def _apply(self, conn, layer, rows, removed, author, message, if_version, fields, time) -> Version:
+    def _analyze(self) -> None:
+        """Fresh planner statistics after a bulk load: without them PostgreSQL walks the key index
+        instead of the GiST one for a bbox (10 ms rather than 1), until autovacuum comes round."""
+        with contextlib.suppress(psycopg.Error, ServiceUnavailable):  # the version is stored: only advice lost
+            with self._connection() as conn:
+                conn.execute("ANALYZE features")
+
+    def _apply(self, conn, layer, rows, removed, author, message, if_version, fields, time) -> tuple[Version, int]:
         last = conn.execute("SELECT version, sha256, features, fields FROM versions WHERE layer = %s "
                             "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
         number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
@@ -386,7 +390,7 @@ class PostGISStore(Store):
                      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                      (layer, new, time, author, message, version.features, sha,
                       json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
-        return version
+        return version, len(changed) + len(added)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -409,3 +413,10 @@ def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
     geoms = shapely.set_srid(geojson.rfc7946_geometries(gdf.geometry.values), 4326)
     ewkbs = shapely.to_wkb(geoms, hex=True, include_srid=True)
     return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
+
+
+def _properties(feature: str) -> str:
+    """The properties of a stored feature, as written (their order is the frame's extra columns' order;
+    jsonb would sort them).  Features are written by ``geojson.feature_strings``, properties last; a
+    quote inside a string is escaped, so the first '"properties":' is the member itself."""
+    return feature[feature.index('"properties":') + 13:-1]
