@@ -176,8 +176,13 @@ class PostGISStore(Store):
             pool.check()  # pings the idle connections, drops the broken ones, connects anew in the background
 
     def _unavailable(self, error: Exception, layer: str | None) -> ServiceUnavailable:
-        written = (f"; the new version of '{layer}' may not have been stored: look at its versions before "
-                   "trying again") if layer else ""
+        if not layer:
+            written = ""
+        elif isinstance(error, PoolTimeout):  # before any of it was sent
+            written = f": the new version of '{layer}' was not stored (nothing was changed)"
+        else:  # cut off mid-write, maybe while committing: the database alone knows
+            written = (f"; the new version of '{layer}' may not have been stored: look at its versions before "
+                       "trying again")
         if isinstance(error, PoolTimeout) and not self._down:
             return ServiceUnavailable(f"the database {self.name} is busy: no free connection within "
                                       f"{self.timeout:g} s{written}", retry_after=5)
@@ -195,6 +200,12 @@ class PostGISStore(Store):
                 except psycopg.errors.InsufficientPrivilege:
                     raise DamagedStore(f"the database {self.name} has no PostGIS and this user may not add it: "
                                        "run `CREATE EXTENSION postgis` in it as its owner", self.name) from None
+                except psycopg.Error as e:
+                    if conn.broken:
+                        raise
+                    raise DamagedStore(f"the database {self.name} has no PostGIS and cannot add it "
+                                       f"({str(e).splitlines()[0]}): install PostGIS 3 on its server",
+                                       self.name) from None
             conn.execute(SCHEMA)
         self._schema_ready = True
 

@@ -20,7 +20,7 @@ import shapely
 from shapely import MultiPolygon, Polygon
 
 from geodata import geojson
-from geodata.errors import BadRequest, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
+from geodata.errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
@@ -690,3 +690,33 @@ def test_a_forked_process_has_its_own_connections(postgis):
     assert child.exitcode == 0
     assert store.write("grids", grids(3), author="y", if_version=1).version == 2  # the parent's still work
     assert len(store.read("grids")) == 3
+
+
+def test_a_database_without_postgis_gets_it_or_says_what_to_do(postgres_cluster):
+    name = f"plain_{id(postgres_cluster)}"
+    with postgres_cluster.connect("postgres") as db:
+        db.execute(f"CREATE ROLE {name} LOGIN")
+        db.execute(f"CREATE DATABASE {name} OWNER {name} TEMPLATE template0")  # no PostGIS in it
+    try:
+        owner_url = postgres_cluster.url(name).replace("postgres@", f"{name}@")
+        with pytest.raises(DamagedStore, match="CREATE EXTENSION postgis") as caught:
+            PostGISStore(owner_url)  # may not add it: PostGIS is not a trusted extension
+        assert name in caught.value.message
+        store = PostGISStore(postgres_cluster.url(name))  # a superuser adds it
+        try:
+            store.write("grids", grids(1), author="x")
+            store.check()
+            assert keys(store.query("grids", bbox=(121, 29, 122, 30))) == ["a0"]
+        finally:
+            store.close()
+    finally:
+        with postgres_cluster.connect("postgres") as db:
+            db.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            db.execute(f"DROP ROLE {name}")
+
+
+def test_check_names_a_table_that_is_not_the_stores(postgis, postgis_url):
+    with psycopg.connect(postgis_url, autocommit=True) as db:
+        db.execute("CREATE TABLE versions (id serial, layer text)")  # another program's table
+    with pytest.raises(DamagedStore, match="versions"):
+        postgis().check()
