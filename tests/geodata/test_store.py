@@ -1,8 +1,8 @@
 """The store, on every engine: whatever the embedded SQLite store passes, the PostGIS store passes.
 
 Each test runs once per engine (the ``store`` fixture): SQLite in a fresh data directory, PostGIS
-in a fresh database of the session's throwaway cluster (``tests/postgres.py``).  The tests of the
-old one-file-a-version store are in ``test_store_files.py``.
+in a fresh database of the session's throwaway cluster (``tests/postgres.py``, a plugin of
+``tests/conftest.py``).  The tests of the old one-file-a-version store are in ``test_store_files.py``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import shapely
 from shapely import MultiPolygon, Polygon
 
 from geodata import geojson
-from geodata.errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
+from geodata.errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
+                            ServiceUnavailable)
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
-from tests.postgres import postgis_url, postgres_cluster  # noqa: F401 (fixtures)
 
 # --- data ---------------------------------------------------------------------
 
@@ -257,6 +257,14 @@ def test_control_characters_round_trip(store):
     assert keys(store.query("grids", filters=[("note", "\x01")])) == ["a1"]
 
 
+def test_a_feature_without_geometry_is_kept(store):
+    store.write("grids", grids(2).set_geometry([None, ccw_square(1)], crs="EPSG:4326"), author="x")
+    assert json.loads(store.get("grids", "a0"))["geometry"] is None
+    assert store.read("grids").geometry.isna().tolist() == [True, False]
+    assert keys(store.query("grids", bbox=(121, 29, 122, 30))) == ["a1"]
+    assert_extent(store.extent("grids"), [121.51, 29.9, 121.52, 29.91])
+
+
 def test_crs84_and_missing_crs_are_accepted(store):
     store.write("grids", grids(1).set_crs("OGC:CRS84", allow_override=True), author="x")
     store.write("grids", grids(1).set_crs(None, allow_override=True), author="x")
@@ -353,7 +361,7 @@ def shapes() -> gpd.GeoDataFrame:
 
         sq0 [121.50, 121.51] × [29.90, 29.91]
         sq1 [121.52, 121.53] × [29.90, 29.91]
-        tri (121.54, 29.90) (121.56, 29.90) (121.54, 29.92): x + y ≤ 121.56 + 29.90, box [121.54, 121.56] × [29.90, 29.92]
+        tri (121.54, 29.90) (121.56, 29.90) (121.54, 29.92): x + y ≤ 151.46, box [121.54, 121.56] × [29.90, 29.92]
     """
     tri = Polygon([(121.54, 29.90), (121.56, 29.90), (121.54, 29.92), (121.54, 29.90)])
     return gpd.GeoDataFrame({"grid_id": ["sq0", "sq1", "tri"], "name": ["甲", "乙", "丙"]},
@@ -630,7 +638,7 @@ def test_a_stopped_database_is_service_unavailable_and_comes_back(postgis, postg
 
 
 def test_fifty_writers_on_two_instances_one_wins(postgis):
-    a, b = postgis(), postgis()
+    a, b = postgis(timeout=60), postgis(timeout=60)  # 50 writers, 20 connections: some wait their turn
     a.write("grids", grids(1), author="setup")
     assert b.current("grids").version == 1
     outcomes = _race([a, b], 50)

@@ -18,6 +18,7 @@ from geodata.errors import BadRequest, DamagedStore, InsufficientStorage, Precon
 from geodata.store import FileStore, Version
 from tests.geodata.test_store import grids
 
+
 def layer_dir(store: FileStore, layer: str = "grids") -> Path:
     return store.root / "layers" / layer
 
