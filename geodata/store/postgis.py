@@ -153,22 +153,37 @@ class PostGISStore(Store):
     def _checked(self, pool: ConnectionPool) -> psycopg.Connection:
         """A pooled connection that answers a ping (pre-ping).  One that does not was cut by a database
         restart, and so were the others left idle: drop them all and take a new one."""
-        # while the last attempt to connect failed, answer soon rather than keep every caller waiting
-        wait = min(self.timeout, self.DOWN_WAIT) if self._down else self.timeout
-        conn = pool.getconn(timeout=wait)
+        conn = self._getconn(pool)
         try:
             ConnectionPool.check_connection(conn)
             return conn
         except psycopg.OperationalError:
             pool.putconn(conn)
         self._purge(pool)
-        conn = pool.getconn(timeout=wait)
+        conn = self._getconn(pool)
         try:
             ConnectionPool.check_connection(conn)
         except BaseException:
             pool.putconn(conn)
             raise
         return conn
+
+    def _getconn(self, pool: ConnectionPool) -> psycopg.Connection:
+        if not self._down:
+            return pool.getconn(timeout=self.timeout)
+        try:  # the last attempt to connect failed: answer soon rather than keep every caller waiting
+            return pool.getconn(timeout=min(self.timeout, self.DOWN_WAIT))
+        except PoolTimeout:
+            if not self._answers():
+                raise
+        return pool.getconn(timeout=self.timeout)  # it is back: wait for the pool's new connection
+
+    def _answers(self) -> bool:
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(self.timeout))).close()
+            return True
+        except psycopg.Error:
+            return False
 
     @staticmethod
     def _purge(pool: ConnectionPool) -> None:
