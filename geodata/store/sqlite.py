@@ -146,7 +146,8 @@ class SQLiteStore(Store):
         else:
             minx, miny, maxx, maxy = bbox
             sql = (f"SELECT {columns}, (r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
-                   f"FROM features_rtree r JOIN features f ON f.id = r.id "
+                   f"FROM features_rtree r CROSS JOIN features f ON f.id = r.id "  # the R*Tree first: SQLite
+                   # would otherwise walk the whole layer by its index and probe the tree row by row (17 ms, not 0.2)
                    f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {where}")
             params = (*paths, minx, maxx, miny, maxy, maxx, minx, maxy, miny, *args)
         rows = [r for r in db.execute(sql, params)
