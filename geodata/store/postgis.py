@@ -251,30 +251,50 @@ class PostGISStore(Store):
         self._versions[layer] = (stamp, versions)
         return versions
 
-    def _resolve(self, layer: str, number: int | None) -> tuple[Version, str, tuple]:
-        """The version, and the SQL that picks its rows: the current one by its index, another by its range."""
+    def _resolve(self, layer: str, number: int | None) -> tuple[Version, bool]:
+        """The version, and whether it is the current one (as far as this instance knows)."""
         v = self.version(layer, number)
-        if v.version == self._versions[layer][1][-1].version:  # the list version() just read (or a later one)
-            return v, "f.layer = %s AND f.version_to = %s", (layer, ALIVE)
-        return v, "f.layer = %s AND f.version_from <= %s AND f.version_to > %s", (layer, v.version, v.version)
+        known = self._versions.get(layer)  # the list version() just read, or a later one
+        return v, bool(known and known[1] and known[1][-1].version == v.version)
+
+    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, binary: bool = False,
+                whole=bool) -> list[tuple]:
+        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own).
+
+        The current version's features are found by their index (``version_to`` = ALIVE), unless another
+        instance has stored a newer version meanwhile: the same statement checks, and then finds nothing,
+        so when ``whole(rows)`` is false it asks again by the version's range, which is always right.
+        """
+        with conn.cursor(binary=binary) as cur:
+            if current:
+                where = ("f.layer = %s AND f.version_to = %s AND NOT EXISTS "
+                         "(SELECT 1 FROM versions n WHERE n.layer = %s AND n.version > %s)")
+                rows = cur.execute(sql.replace("{where}", where), (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
+                if whole(rows) or not cur.execute("SELECT EXISTS (SELECT 1 FROM versions WHERE layer = %s AND "
+                                                  "version > %s)", (v.layer, v.version)).fetchone()[0]:
+                    return rows
+            where = "f.layer = %s AND f.version_from <= %s AND f.version_to > %s"
+            return cur.execute(sql.replace("{where}", where), (v.layer, v.version, v.version, *params)).fetchall()
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
               filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
-        v, where, args = self._resolve(layer, version)
+        v, current = self._resolve(layer, version)
         with self._connection() as conn:
             if bbox is None and not filters:
-                rows = conn.execute(f"SELECT f.feature FROM features f WHERE {where} ORDER BY f.key "
-                                    "LIMIT %s OFFSET %s", (*args, limit, offset)).fetchall()
+                rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} "
+                                    "ORDER BY f.key LIMIT %s OFFSET %s", (limit, offset))
                 return FeaturePage([r[0] for r in rows], v.features)
             tests, params = self._tests(LAYERS[layer], bbox, filters)
-            condition = " AND ".join([where, *tests])
-            rows = conn.execute(f"SELECT f.feature, count(*) OVER () FROM features f WHERE {condition} "
-                                "ORDER BY f.key LIMIT %s OFFSET %s", (*args, *params, limit, offset)).fetchall()
+            condition = " AND ".join(["{where}", *tests])
+            rows = self._select(conn, v, current, f"SELECT f.feature, count(*) OVER () FROM features f "
+                                f"WHERE {condition} ORDER BY f.key LIMIT %s OFFSET %s", (*params, limit, offset))
             if rows:
                 return FeaturePage([r[0] for r in rows], rows[0][1])
-            matched = conn.execute(f"SELECT count(*) FROM features f WHERE {condition}",
-                                   (*args, *params)).fetchone()[0] if offset or limit == 0 else 0
+            if not offset and limit != 0:
+                return FeaturePage([], 0)
+            matched = self._select(conn, v, current, f"SELECT count(*) FROM features f WHERE {condition}", params,
+                                   whole=lambda rows: rows[0][0] > 0)[0][0]
             return FeaturePage([], matched)
 
     @staticmethod
@@ -302,19 +322,20 @@ class PostGISStore(Store):
         return tests, params
 
     def get(self, layer: str, key: str, version: int | None = None) -> str:
-        v, where, args = self._resolve(layer, version)
+        v, current = self._resolve(layer, version)
         with self._connection() as conn:
-            row = conn.execute(f"SELECT f.feature FROM features f WHERE {where} AND f.key = %s",
-                               (*args, str(key))).fetchone()
-        if row is None:
+            rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} AND f.key = %s",
+                                (str(key),))
+        if not rows:
             raise NotFound(f"no feature '{key}' in {layer}")
-        return row[0]
+        return rows[0][0]
 
     def extent(self, layer: str, version: int | None = None) -> list[float] | None:
-        v, where, args = self._resolve(layer, version)
+        v, current = self._resolve(layer, version)
         with self._connection() as conn:
-            row = conn.execute(f"SELECT min(ST_XMin(f.geom)), min(ST_YMin(f.geom)), max(ST_XMax(f.geom)), "
-                               f"max(ST_YMax(f.geom)) FROM features f WHERE {where}", args).fetchone()
+            (row,) = self._select(conn, v, current, "SELECT min(ST_XMin(f.geom)), min(ST_YMin(f.geom)), "
+                                  "max(ST_XMax(f.geom)), max(ST_YMax(f.geom)) FROM features f WHERE {where}",
+                                  whole=lambda rows: rows[0][0] is not None)
         return None if row[0] is None else [round(float(b), 6) for b in row]
 
     def fields(self, layer: str, version: int | None = None) -> list[str]:
@@ -329,11 +350,10 @@ class PostGISStore(Store):
         return self._frames.get((layer, v.sha256, v.version), lambda: self._frame(v))
 
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
-        _, where, args = self._resolve(v.layer, v.version)
+        _, current = self._resolve(v.layer, v.version)
         with self._connection() as conn:
-            with conn.cursor(binary=True) as cur:
-                rows = cur.execute(f"SELECT f.feature, ST_AsBinary(f.geom) FROM features f WHERE {where} "
-                                   "ORDER BY f.key", args).fetchall()
+            rows = self._select(conn, v, current, "SELECT f.feature, ST_AsBinary(f.geom) FROM features f "
+                                "WHERE {where} ORDER BY f.key", binary=True, whole=lambda rows: len(rows) == v.features)
         fields = self.fields(v.layer, v.version)
         return frame_from([_properties(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
 

@@ -728,3 +728,32 @@ def test_check_names_a_table_that_is_not_the_stores(postgis, postgis_url):
         db.execute("CREATE TABLE versions (id serial, layer text)")  # another program's table
     with pytest.raises(DamagedStore, match="versions"):
         postgis().check()
+
+
+def test_a_version_stored_meanwhile_by_another_instance_is_not_mixed_in(postgis, monkeypatch):
+    a, b = postgis(), postgis()
+    a.write("grids", grids(3), author="a")
+    real, seen = PostGISStore.versions, []
+
+    def versions(self, layer):
+        found = real(self, layer)
+        if self is b and not seen:  # right after b learnt which version is current, a stores the next
+            seen.append(found[-1].version)
+            a.write("grids", grids(len(found) % 2 + 1, tag=f"z{len(found)}_"), author="a")
+        return found
+
+    def first_key(n: int) -> str:
+        return "a0" if n == 1 else f"z{n - 1}_0"
+
+    monkeypatch.setattr(PostGISStore, "versions", versions)
+    calls = {
+        "read": lambda store, n: store.read("grids", n)["grid_id"].tolist(),
+        "query": lambda store, n: store.query("grids", n).features,
+        "bbox": lambda store, n: store.query("grids", n, bbox=(121, 29, 122, 30), limit=2).features,
+        "get": lambda store, n: store.get("grids", first_key(n or a.current("grids").version), n),
+        "extent": lambda store, n: store.extent("grids", n),
+    }
+    for name, call in calls.items():
+        seen.clear()
+        answer = call(b, None)  # the current version, as b was told
+        assert answer == call(a, seen[0]), name  # that version's features, none of the next one's
