@@ -575,6 +575,13 @@ def test_restoring_version_1_gives_its_hash_and_bytes_again(store):
     assert store.read_geojson("grids") == first
 
 
+def test_a_versions_frame_is_read_once(store):
+    store.write("grids", grids(3), author="x")
+    assert store.read("grids") is store.read("grids") is store.read("grids", 1)
+    store.write("grids", grids(2), author="x")
+    assert len(store.read("grids")) == 2 and len(store.read("grids", 1)) == 3
+
+
 def test_read_geojson_is_the_features_in_key_order(store):
     store.write("grids", grids(12), author="x")
     data = store.read_geojson("grids")
@@ -628,11 +635,15 @@ def test_a_stopped_database_is_service_unavailable_and_comes_back(postgis, postg
             assert caught.value.status == 503 and caught.value.retry_after > 0
             assert "127.0.0.1" in caught.value.message and "cannot be reached" in caught.value.message
             assert not isinstance(caught.value.__cause__, ServiceUnavailable)
+        late = postgis(timeout=2)  # an instance starting while the database is down starts all the same
+        with pytest.raises(ServiceUnavailable):
+            late.versions("grids")
     finally:
         stopped.set()
         postgres_cluster.start()
     # the same store, not rebuilt, answers again at once
     assert store.current("grids") == v1
+    assert late.current("grids") == v1
     assert store.query("grids", bbox=(121, 29, 122, 30)).number_matched == 3
     assert store.write("grids", grids(2), author="y", if_version=1).version == 2
 
