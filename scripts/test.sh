@@ -3,7 +3,8 @@
 #
 # The browser tests (tests/browser) drive Debian's Chromium at /usr/bin/chromium, and the
 # download tests (tests/server/test_downloads_api.py) run GDAL's ogrinfo (Debian's gdal-bin)
-# on the downloaded files; both are installed with apt when missing and this runs as root.
+# on the downloaded files, and the store tests start a PostgreSQL + PostGIS cluster of their own
+# (Debian's postgresql-15-postgis-3); all are installed with apt when missing and this runs as root.
 # Otherwise those tests skip, naming what is missing -- except with CI=true, where they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,13 @@ if ! { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=zh family 2>/dev/n
 fi
 # GDAL's command-line tools, a GDAL other than pyogrio's, check what analysts download
 command -v ogrinfo >/dev/null || missing+=(gdal-bin)
+# PostgreSQL + PostGIS: the store tests start a throwaway cluster of their own (tests/postgres.py)
+PG_BIN=/usr/lib/postgresql/15/bin
+{ [ -x "$PG_BIN/initdb" ] && [ -f /usr/share/postgresql/15/extension/postgis.control ]; } ||
+    missing+=(postgresql-15-postgis-3)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "scripts/test.sh: installing ${missing[*]} with apt-get for the browser and download tests" >&2
+        echo "scripts/test.sh: installing ${missing[*]} with apt-get for the browser, download and store tests" >&2
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
@@ -32,6 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
         elif [[ " ${missing[*]} " == *" fonts-wqy-microhei "* ]]; then
             echo "scripts/test.sh: no Chinese font (sudo apt-get install fonts-wqy-microhei):" \
                  "browser screenshots will show boxes for Chinese text" >&2
+        fi
+        if [[ " ${missing[*]} " == *" postgresql-15-postgis-3 "* ]]; then
+            echo "scripts/test.sh: PostgreSQL 15 with PostGIS is not installed and this is not root:" \
+                 "the PostGIS store tests will $([ "${CI:-}" = true ] && echo FAIL || echo skip)." \
+                 "Install it with: sudo apt-get install postgresql-15-postgis-3" >&2
         fi
         if ! command -v ogrinfo >/dev/null; then
             echo "scripts/test.sh: GDAL's ogrinfo is not installed and this is not root:" \

@@ -6,6 +6,8 @@ import pytest
 
 from server import create_app
 
+pytest_plugins = ("tests.postgres",)  # postgres_cluster, postgis_url: a throwaway PostGIS for the store tests
+
 
 @pytest.fixture
 def data_dir(tmp_path):

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from .. import geojson
 from ..errors import BadRequest, DamagedStore, NotFound
@@ -188,10 +189,27 @@ class Store(abc.ABC):
 
 # --- what every engine shares --------------------------------------------------------------------
 
-def storable(gdf: gpd.GeoDataFrame) -> None:
-    """BadRequest unless ``gdf`` is in the storage CRS (WGS84 lon/lat, or none said)."""
+def frame_from(properties: Sequence[str], wkbs: Sequence[bytes | None], fields: Sequence[str],
+               layer: Layer) -> gpd.GeoDataFrame:
+    """A version's frame from its features' properties (JSON texts) and WKB geometries, in that order:
+    every field the version has (``fields``) as a column, typed as the layer's schema says."""
+    records = json.loads("[" + ",".join(properties) + "]")  # one parse, not one a feature
+    props = pd.DataFrame.from_records(records, index=range(len(properties)))
+    for name in fields:
+        if name not in props.columns:
+            props[name] = None
+    geoms = shapely.from_wkb(list(wkbs)) if len(wkbs) else []
+    gdf = gpd.GeoDataFrame(props, geometry=gpd.GeoSeries(geoms, index=props.index), crs="EPSG:4326")
+    return geojson.conform(gdf, layer)
+
+
+def storable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` labelled EPSG:4326; BadRequest unless it is in the storage CRS (WGS84 lon/lat, or none said)."""
     if gdf.crs is not None and not (gdf.crs.equals("EPSG:4326") or gdf.crs.equals("OGC:CRS84")):
         raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
+    # CRS84 is the same lon/lat numbers: only the label changes (the frames built from it say EPSG:4326)
+    return gdf if gdf.crs is not None and gdf.crs.equals("EPSG:4326") else gdf.set_crs("EPSG:4326",
+                                                                                       allow_override=True)
 
 
 def feature_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> dict[str, str]:

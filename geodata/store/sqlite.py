@@ -13,6 +13,7 @@ answers ``bbox`` in place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,7 +25,6 @@ from typing import Iterable, Sequence
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from filelock import FileLock
 
@@ -33,7 +33,7 @@ from ..cache import VersionCache
 from ..errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, imported, numeric_filter,
+from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, imported, numeric_filter,
                    property_matches, storable, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
@@ -142,29 +142,34 @@ class SQLiteStore(Store):
             raise DamagedStore(f"the database {self.path} is damaged ({found}); restore it from a backup", self.path)
 
     # --- features ------------------------------------------------------------------------------
-    def _where(self, v: Version) -> tuple[str, tuple]:
-        """The rows of version ``v``: the current one through its index, any other by its range."""
-        if v.version == self._current_number(v.layer):
-            return "f.layer = ? AND f.version_to = ?", (v.layer, ALIVE)
-        return "f.layer = ? AND f.version_from <= ? AND f.version_to > ?", (v.layer, v.version, v.version)
-
-    def _current_number(self, layer: str) -> int:
-        current = self.current(layer)
-        return current.version if current else 0
+    @contextlib.contextmanager
+    def _reading(self, v: Version):
+        """A connection in a read transaction (one snapshot of the database), and the condition that selects
+        the rows of version ``v``: the current one through its index, any other by its range.  The snapshot
+        keeps a version stored meanwhile by another process out of the rows read."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            current = db.execute("SELECT max(version) FROM versions WHERE layer = ?", (v.layer,)).fetchone()[0]
+            if v.version == current:
+                yield db, "f.layer = ? AND f.version_to = ?", (v.layer, ALIVE)
+            else:
+                yield db, "f.layer = ? AND f.version_from <= ? AND f.version_to > ?", (v.layer, v.version, v.version)
+        finally:
+            db.execute("COMMIT")
 
     @_translated
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
               filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
         v = self.version(layer, version)
-        where, args = self._where(v)
-        db = self._db()
-        if bbox is None and not filters:
-            rows = db.execute(f"SELECT f.feature FROM features f WHERE {where} ORDER BY f.key LIMIT ? OFFSET ?",
-                              (*args, -1 if limit is None else limit, offset)).fetchall()
-            return FeaturePage([r[0] for r in rows], v.features)
-        ids = self._matching(db, v, where, args, bbox, filters)
-        chosen = ids[offset:None if limit is None else offset + limit]
-        return FeaturePage(self._texts(db, chosen), len(ids))
+        with self._reading(v) as (db, where, args):
+            if bbox is None and not filters:
+                rows = db.execute(f"SELECT f.feature FROM features f WHERE {where} ORDER BY f.key LIMIT ? OFFSET ?",
+                                  (*args, -1 if limit is None else limit, offset)).fetchall()
+                return FeaturePage([r[0] for r in rows], v.features)
+            ids = self._matching(db, v, where, args, bbox, filters)
+            chosen = ids[offset:None if limit is None else offset + limit]
+            return FeaturePage(self._texts(db, chosen), len(ids))
 
     def _matching(self, db, v: Version, where: str, args: tuple, bbox, filters) -> list[int]:
         """Row ids of the version's features in ``bbox`` with ``filters``, in key order."""
@@ -177,7 +182,8 @@ class SQLiteStore(Store):
         else:
             minx, miny, maxx, maxy = bbox
             sql = (f"SELECT {columns}, (r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
-                   f"FROM features_rtree r CROSS JOIN features f ON f.id = r.id "  # CROSS: the R*Tree leads
+                   f"FROM features_rtree r CROSS JOIN features f ON f.id = r.id "  # the R*Tree first: SQLite
+                   # would otherwise walk the whole layer by its index and probe the tree row by row (17 ms, not 0.2)
                    f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {where}")
             params = (*paths, minx, maxx, miny, maxy, maxx, minx, maxy, miny, *args)
         rows = [r for r in db.execute(sql, params)
@@ -207,9 +213,9 @@ class SQLiteStore(Store):
     @_translated
     def get(self, layer: str, key: str, version: int | None = None) -> str:
         v = self.version(layer, version)
-        where, args = self._where(v)
-        row = self._db().execute(f"SELECT f.feature FROM features f WHERE {where} AND f.key = ?",
-                                 (*args, str(key))).fetchone()
+        with self._reading(v) as (db, where, args):
+            row = db.execute(f"SELECT f.feature FROM features f WHERE {where} AND f.key = ?",
+                             (*args, str(key))).fetchone()
         if row is None:
             raise NotFound(f"no feature '{key}' in {layer}")
         return row[0]
@@ -234,17 +240,11 @@ class SQLiteStore(Store):
 
     @_translated
     def _frame(self, v: Version) -> gpd.GeoDataFrame:
-        where, args = self._where(v)
-        rows = self._db().execute(f"SELECT f.props, f.geom FROM features f WHERE {where} ORDER BY f.key",
-                                  args).fetchall()
-        records = json.loads("[" + ",".join(r[0] for r in rows) + "]")  # one parse, not one a feature
-        props = pd.DataFrame.from_records(records, index=range(len(rows)))
-        for name in self.fields(v.layer, v.version):
-            if name not in props.columns:
-                props[name] = None
-        geoms = shapely.from_wkb([r[1] for r in rows]) if rows else []
-        gdf = gpd.GeoDataFrame(props, geometry=gpd.GeoSeries(geoms, index=props.index), crs="EPSG:4326")
-        return geojson.conform(gdf, LAYERS[v.layer])
+        with self._reading(v) as (db, where, args):
+            rows = db.execute(f"SELECT f.props, f.geom FROM features f WHERE {where} ORDER BY f.key",
+                              args).fetchall()
+        return frame_from([r[0] for r in rows], [r[1] for r in rows], self.fields(v.layer, v.version),
+                          LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
@@ -255,7 +255,7 @@ class SQLiteStore(Store):
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
         self._check_layer(layer)
         if upserts is not None:
-            storable(upserts)
+            upserts = storable(upserts)
         rows = _rows(upserts, LAYERS[layer]) if upserts is not None else {}
         removed = {str(k) for k in removed}
 
@@ -367,7 +367,7 @@ class SQLiteStore(Store):
 
 def _whole(gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
     """A whole layer's rows (``_rows``) and its property names."""
-    storable(gdf)
+    gdf = storable(gdf)
     fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
     return _rows(gdf, LAYERS[layer]), fields
 

@@ -1,0 +1,468 @@
+"""The shared store: PostgreSQL + PostGIS, for any number of instances on any machines.
+
+Same model as the embedded engine (``sqlite.py``, the reference): versions are change sets,
+a feature row lives ``version_from`` ≤ n < ``version_to``, its GeoJSON kept as the exact text
+served.  PostGIS answers ``bbox`` in place (a GiST index, ``&&`` then ``ST_Intersects``),
+and pages are cut in SQL.  Each write is one transaction that first takes the layer's
+advisory lock, so writers on every instance queue up and exactly one of those sharing an
+``if_version`` wins.
+
+A pool of connections, each checked before use, lives through a database restart: while the
+database cannot be reached, calls raise ServiceUnavailable (503) naming it, and the first call
+after it is back is answered again.
+
+    versions   layer, version, time, author, message, features, sha256, fields
+    features   layer, key, version_from, version_to, hash, feature (text), props (jsonb), geom
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Iterator, Sequence
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import psycopg.conninfo
+import psycopg.errors
+import shapely
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .. import geojson
+from ..cache import VersionCache
+from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
+from ..schema import LAYERS
+from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, numeric_filter, storable,
+                   text_hash)
+
+ALIVE = 2**62  # version_to of features still in the current version
+# advisory lock namespaces (the first key of the two-key form): never collide with each other
+SCHEMA_LOCK, LAYER_LOCKS, NAMED_LOCKS = 0x67726400, 0x67726401, 0x67726402
+
+# key COLLATE "C": keys sort by code point, as on SQLite and in Python, whatever the database's locale.
+# props: the properties again, as jsonb for the filters (jsonb cannot hold \u0000: a NUL reads as U+FFFD there).
+SCHEMA = r"""
+CREATE TABLE IF NOT EXISTS versions (
+    id bigserial PRIMARY KEY, layer text NOT NULL, version integer NOT NULL, time text NOT NULL, author text,
+    message text NOT NULL, features integer NOT NULL, sha256 text NOT NULL, fields text NOT NULL,
+    UNIQUE (layer, version));
+CREATE TABLE IF NOT EXISTS features (
+    id bigserial PRIMARY KEY, layer text NOT NULL, key text COLLATE "C" NOT NULL,
+    version_from bigint NOT NULL, version_to bigint NOT NULL, hash text NOT NULL,
+    feature text NOT NULL,
+    props jsonb GENERATED ALWAYS AS ((replace(feature, '\u0000', '\ufffd')::jsonb) -> 'properties') STORED,
+    geom geometry(Geometry, 4326));
+CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
+CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
+CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
+"""
+COLUMNS = {"versions": {"id", "layer", "version", "time", "author", "message", "features", "sha256", "fields"},
+           "features": {"id", "layer", "key", "version_from", "version_to", "hash", "feature", "props", "geom"}}
+# a text a client may send as a number that float8 reads too (float() in property_matches)
+NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+_INHERITED: list[ConnectionPool] = []
+
+
+class PostGISStore(Store):
+    """Versioned features in a PostgreSQL database with PostGIS, shared by every instance."""
+
+    CACHE_SIZE = 4  # whole frames kept for the analysis: the current layers and one more
+    DOWN_WAIT = 1.0  # seconds a call waits for a connection while the database is known to be down
+    ANALYZE_AFTER = 1000  # rows a write adds that make the planner's statistics worth renewing at once
+
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0):
+        """``timeout``: seconds a call waits for a working connection before it is ServiceUnavailable."""
+        self.url = url
+        self.pool_size = pool_size
+        self.timeout = timeout
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        self.name = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+        self._pools: tuple[int, ConnectionPool] | None = None
+        self._pool_mutex = threading.Lock()
+        self._schema_ready = False
+        self._down = False  # the last attempt to connect failed
+        self._frames = VersionCache(self.CACHE_SIZE)
+        self._versions: dict[str, tuple[int, list[Version]]] = {}
+        with contextlib.suppress(ServiceUnavailable):  # a database still starting: the first call makes it
+            with self._connection():
+                pass
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    # --- connections -----------------------------------------------------------------------------
+    def _pool(self) -> ConnectionPool:
+        """This process's pool (a new one after a fork: connections never cross processes)."""
+        with self._pool_mutex:
+            if self._pools is None or self._pools[0] != os.getpid():
+                if self._pools is not None:  # a forked child: never collect the parent's pool, whose
+                    _INHERITED.append(self._pools[1])  # connections would say goodbye on the parent's sockets
+                pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self.pool_size, open=True, timeout=self.timeout,
+                    kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout)),
+                            "application_name": "gridmap"},
+                    configure=self._connected, reconnect_failed=self._unreachable,
+                    # give up a failed connection attempt at once: the next call tries again, so the first
+                    # call after a restart is answered, with no back-off delay
+                    reconnect_timeout=0, name=f"gridmap {self.name}")
+                self._pools = (os.getpid(), pool)
+            return self._pools[1]
+
+    def _connected(self, conn: psycopg.Connection) -> None:
+        self._down = False
+
+    def _unreachable(self, pool: ConnectionPool) -> None:
+        self._down = True
+
+    def close(self) -> None:
+        with self._pool_mutex:
+            if self._pools is not None and self._pools[0] == os.getpid():
+                self._pools[1].close()
+            self._pools = None
+
+    @contextlib.contextmanager
+    def _connection(self, layer: str | None = None) -> Iterator[psycopg.Connection]:
+        """A working connection from the pool; the database's failures as gridmap's errors."""
+        pool = self._pool()
+        try:
+            conn = self._checked(pool)
+            try:
+                if not self._schema_ready:
+                    self._create_schema(conn)
+                yield conn
+            finally:
+                pool.putconn(conn)  # a broken connection is dropped, an open transaction rolled back
+        except PoolTimeout as e:
+            raise self._unavailable(e, layer) from e
+        except psycopg.errors.DiskFull as e:
+            raise InsufficientStorage(f"the database's disk is full ({self.name})"
+                                      + (f": a new version of '{layer}' was not stored (nothing was changed)"
+                                         if layer else "")) from e
+        except psycopg.OperationalError as e:
+            self._purge(pool)
+            raise self._unavailable(e, layer) from e
+
+    def _checked(self, pool: ConnectionPool) -> psycopg.Connection:
+        """A pooled connection that answers a ping (pre-ping).  One that does not was cut by a database
+        restart, and so were the others left idle: drop them all and take a new one."""
+        conn = self._getconn(pool)
+        try:
+            ConnectionPool.check_connection(conn)
+            return conn
+        except psycopg.OperationalError:
+            pool.putconn(conn)
+        self._purge(pool)
+        conn = self._getconn(pool)
+        try:
+            ConnectionPool.check_connection(conn)
+        except BaseException:
+            pool.putconn(conn)
+            raise
+        return conn
+
+    def _getconn(self, pool: ConnectionPool) -> psycopg.Connection:
+        if not self._down:
+            return pool.getconn(timeout=self.timeout)
+        try:  # the last attempt to connect failed: answer soon rather than keep every caller waiting
+            return pool.getconn(timeout=min(self.timeout, self.DOWN_WAIT))
+        except PoolTimeout:
+            if not self._answers():
+                raise
+        return pool.getconn(timeout=self.timeout)  # it is back: wait for the pool's new connection
+
+    def _answers(self) -> bool:
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(self.timeout))).close()
+            return True
+        except psycopg.Error:
+            return False
+
+    @staticmethod
+    def _purge(pool: ConnectionPool) -> None:
+        with contextlib.suppress(psycopg.Error):
+            pool.check()  # pings the idle connections, drops the broken ones, connects anew in the background
+
+    def _unavailable(self, error: Exception, layer: str | None) -> ServiceUnavailable:
+        if not layer:
+            written = ""
+        elif isinstance(error, PoolTimeout):  # before any of it was sent
+            written = f": the new version of '{layer}' was not stored (nothing was changed)"
+        else:  # cut off mid-write, maybe while committing: the database alone knows
+            written = (f"; the new version of '{layer}' may not have been stored: look at its versions before "
+                       "trying again")
+        if isinstance(error, PoolTimeout) and not self._down:
+            return ServiceUnavailable(f"the database {self.name} is busy: no free connection within "
+                                      f"{self.timeout:g} s{written}", retry_after=5)
+        reason = "no connection could be made" if isinstance(error, PoolTimeout) else (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        return ServiceUnavailable(f"the database {self.name} cannot be reached ({reason}){written}", retry_after=5)
+
+    def _create_schema(self, conn: psycopg.Connection) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (SCHEMA_LOCK,))  # instances starting together
+            if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone():
+                try:
+                    with conn.transaction():
+                        conn.execute("CREATE EXTENSION postgis")
+                except psycopg.errors.InsufficientPrivilege:
+                    raise DamagedStore(f"the database {self.name} has no PostGIS and this user may not add it: "
+                                       "run `CREATE EXTENSION postgis` in it as its owner", self.name) from None
+                except psycopg.Error as e:
+                    if conn.broken:
+                        raise
+                    raise DamagedStore(f"the database {self.name} has no PostGIS and cannot add it "
+                                       f"({str(e).splitlines()[0]}): install PostGIS 3 on its server",
+                                       self.name) from None
+            conn.execute(SCHEMA)
+        self._schema_ready = True
+
+    def check(self) -> None:
+        with self._connection() as conn:
+            found = dict(conn.execute("SELECT table_name, array_agg(column_name::text) FROM information_schema.columns "
+                                      "WHERE table_schema = current_schema() AND table_name = ANY(%s) "
+                                      "GROUP BY table_name", (list(COLUMNS),)).fetchall())
+        for table, columns in COLUMNS.items():
+            missing = columns - set(found.get(table, ()))
+            if missing:
+                raise DamagedStore(f"the table '{table}' of the database {self.name} lacks "
+                                   f"{', '.join(sorted(missing))}: it is not gridmap's", self.name)
+
+    # --- versions ------------------------------------------------------------------------------
+    def versions(self, layer: str) -> list[Version]:
+        self._check_layer(layer)
+        with self._connection() as conn:
+            # versions of a layer are written one at a time and never removed: the last number names the list
+            stamp = conn.execute("SELECT coalesce(max(version), 0) FROM versions WHERE layer = %s",
+                                 (layer,)).fetchone()[0]
+            cached = self._versions.get(layer)
+            if cached and cached[0] == stamp:
+                return cached[1]
+            rows = conn.execute("SELECT version, time, author, message, features, sha256 FROM versions "
+                                "WHERE layer = %s AND version <= %s ORDER BY version", (layer, stamp)).fetchall()
+        versions = [Version(layer, *row) for row in rows]
+        self._versions[layer] = (stamp, versions)
+        return versions
+
+    def _resolve(self, layer: str, number: int | None) -> tuple[Version, bool]:
+        """The version, and whether it is the current one (as far as this instance knows)."""
+        v = self.version(layer, number)
+        known = self._versions.get(layer)  # the list version() just read, or a later one
+        return v, bool(known and known[1] and known[1][-1].version == v.version)
+
+    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, binary: bool = False,
+                whole=bool) -> list[tuple]:
+        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own).
+
+        The current version's features are found by their index (``version_to`` = ALIVE), unless another
+        instance has stored a newer version meanwhile: the same statement checks, and then finds nothing,
+        so when ``whole(rows)`` is false it asks again by the version's range, which is always right.
+        """
+        with conn.cursor(binary=binary) as cur:
+            if current:
+                where = ("f.layer = %s AND f.version_to = %s AND NOT EXISTS "
+                         "(SELECT 1 FROM versions n WHERE n.layer = %s AND n.version > %s)")
+                rows = cur.execute(sql.replace("{where}", where), (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
+                if whole(rows) or not cur.execute("SELECT EXISTS (SELECT 1 FROM versions WHERE layer = %s AND "
+                                                  "version > %s)", (v.layer, v.version)).fetchone()[0]:
+                    return rows
+            where = "f.layer = %s AND f.version_from <= %s AND f.version_to > %s"
+            return cur.execute(sql.replace("{where}", where), (v.layer, v.version, v.version, *params)).fetchall()
+
+    # --- features ------------------------------------------------------------------------------
+    def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
+              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
+        v, current = self._resolve(layer, version)
+        with self._connection() as conn:
+            if bbox is None and not filters:
+                rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} "
+                                    "ORDER BY f.key LIMIT %s OFFSET %s", (limit, offset))
+                return FeaturePage([r[0] for r in rows], v.features)
+            tests, params = self._tests(LAYERS[layer], bbox, filters)
+            condition = " AND ".join(["{where}", *tests])
+            rows = self._select(conn, v, current, f"SELECT f.feature, count(*) OVER () FROM features f "
+                                f"WHERE {condition} ORDER BY f.key LIMIT %s OFFSET %s", (*params, limit, offset))
+            if rows:
+                return FeaturePage([r[0] for r in rows], rows[0][1])
+            if not offset and limit != 0:
+                return FeaturePage([], 0)
+            matched = self._select(conn, v, current, f"SELECT count(*) FROM features f WHERE {condition}", params,
+                                   whole=lambda rows: rows[0][0] > 0)[0][0]
+            return FeaturePage([], matched)
+
+    @staticmethod
+    def _tests(layer, bbox, filters) -> tuple[list[str], list]:
+        """SQL conditions for ``bbox`` and ``filters``, as ``property_matches`` tests them."""
+        tests, params = [], []
+        if bbox is not None:
+            # && uses the GiST index on the bounding boxes, ST_Intersects keeps only the shapes that meet
+            tests.append("f.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
+                         "AND ST_Intersects(f.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+            params += [*map(float, bbox), *map(float, bbox)]
+        for name, raw in filters:
+            if numeric_filter(layer, name, raw):
+                if math.isnan(float(raw)):
+                    tests.append("false")  # nothing equals NaN
+                    continue
+                # numbers as numbers; a text that reads as a number too (float() does), anything else never
+                tests.append("(CASE jsonb_typeof(f.props -> %s) WHEN 'number' THEN (f.props ->> %s)::float8 "
+                             "WHEN 'string' THEN CASE WHEN f.props ->> %s ~ %s THEN (f.props ->> %s)::float8 END "
+                             "END) = %s::float8")
+                params += [name, name, name, NUMBER, name, float(raw)]
+            else:
+                tests.append("f.props ->> %s = %s")
+                params += [name, raw]
+        return tests, params
+
+    def get(self, layer: str, key: str, version: int | None = None) -> str:
+        v, current = self._resolve(layer, version)
+        with self._connection() as conn:
+            rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} AND f.key = %s",
+                                (str(key),))
+        if not rows:
+            raise NotFound(f"no feature '{key}' in {layer}")
+        return rows[0][0]
+
+    def extent(self, layer: str, version: int | None = None) -> list[float] | None:
+        v, current = self._resolve(layer, version)
+        with self._connection() as conn:
+            (row,) = self._select(conn, v, current, "SELECT min(ST_XMin(f.geom)), min(ST_YMin(f.geom)), "
+                                  "max(ST_XMax(f.geom)), max(ST_YMax(f.geom)) FROM features f WHERE {where}",
+                                  whole=lambda rows: rows[0][0] is not None)
+        return None if row[0] is None else [round(float(b), 6) for b in row]
+
+    def fields(self, layer: str, version: int | None = None) -> list[str]:
+        v = self.version(layer, version)
+        with self._connection() as conn:
+            row = conn.execute("SELECT fields FROM versions WHERE layer = %s AND version = %s",
+                               (layer, v.version)).fetchone()
+        return json.loads(row[0])
+
+    def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
+        v = self.version(layer, version)
+        return self._frames.get((layer, v.sha256, v.version), lambda: self._frame(v))
+
+    def _frame(self, v: Version) -> gpd.GeoDataFrame:
+        _, current = self._resolve(v.layer, v.version)
+        with self._connection() as conn:
+            rows = self._select(conn, v, current, "SELECT f.feature, ST_AsBinary(f.geom) FROM features f "
+                                "WHERE {where} ORDER BY f.key", binary=True, whole=lambda rows: len(rows) == v.features)
+        fields = self.fields(v.layer, v.version)
+        return frame_from([_properties(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
+
+    # --- writes --------------------------------------------------------------------------------
+    def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
+        self._check_layer(layer)
+        gdf = storable(gdf)
+        rows = _rows(gdf, LAYERS[layer])
+        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+        return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
+
+    def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
+        self._check_layer(layer)
+        if upserts is not None:
+            upserts = storable(upserts)
+        rows = _rows(upserts, LAYERS[layer]) if upserts is not None else {}
+        removed = {str(k) for k in removed}
+
+        def fields(previous: list[str]) -> list[str]:
+            extra = [c for c in (upserts.columns if upserts is not None else ()) if c != "geometry"]
+            return list(dict.fromkeys([*previous, *extra]))
+
+        return self._commit(layer, rows, removed, author, message, if_version, fields, None)
+
+    def _commit(self, layer, rows, removed, author, message, if_version, fields, time) -> Version:
+        """One transaction, the layer's lock held: check ``if_version``, close the rows that change or
+        go, copy in the new ones (``removed`` None: ``rows`` is the whole layer)."""
+        try:
+            with self._connection(layer) as conn, conn.transaction():
+                # every instance's writers of this layer queue here until the one ahead commits
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LAYER_LOCKS, layer))
+                new, written = self._apply(conn, layer, rows, removed, author, message, if_version, fields, time)
+        except psycopg.DataError as e:  # a text PostgreSQL cannot keep (e.g. \u0000): nothing was stored
+            raise BadRequest(f"a feature of '{layer}' cannot be stored in the database: "
+                             f"{str(e).splitlines()[0]}") from e
+        self._versions.pop(layer, None)
+        if written >= self.ANALYZE_AFTER:
+            self._analyze()
+        return new
+
+    def _analyze(self) -> None:
+        """Fresh planner statistics after a bulk load: without them PostgreSQL walks the key index
+        instead of the GiST one for a bbox (10 ms rather than 1), until autovacuum comes round."""
+        with contextlib.suppress(psycopg.Error, ServiceUnavailable):  # the version is stored: only advice lost
+            with self._connection() as conn:
+                conn.execute("ANALYZE features")
+
+    def _apply(self, conn, layer, rows, removed, author, message, if_version, fields, time) -> tuple[Version, int]:
+        last = conn.execute("SELECT version, sha256, features, fields FROM versions WHERE layer = %s "
+                            "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
+        number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
+        if if_version is not None and if_version != number:
+            raise PreconditionFailed(f"layer '{layer}' is at version {number}, not {if_version}")
+        if removed is None:
+            live = conn.execute("SELECT key, id, hash FROM features WHERE layer = %s AND version_to = %s",
+                                (layer, ALIVE)).fetchall()
+        else:
+            live = conn.execute("SELECT key, id, hash FROM features WHERE layer = %s AND version_to = %s "
+                                "AND key = ANY(%s)", (layer, ALIVE, sorted({*rows, *removed}))).fetchall()
+        live = {key: (row_id, h) for key, row_id, h in live}
+        if removed is not None and (missing := removed - set(live)):
+            raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
+        gone = set(live) - set(rows) if removed is None else removed
+        changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
+        added = [k for k in rows if k not in live]
+        new = number + 1
+        closing = [live[k][0] for k in [*gone, *changed]]
+        if closing:
+            conn.execute("UPDATE features SET version_to = %s WHERE id = ANY(%s)", (new, closing))
+        with conn.cursor() as cur, cur.copy("COPY features (layer, key, version_from, version_to, hash, feature, geom) "
+                                            "FROM STDIN") as copy:
+            for key in [*changed, *added]:
+                text, h, ewkb = rows[key]
+                copy.write_row((layer, key, new, ALIVE, h, text, ewkb))
+        sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
+        time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        version = Version(layer=layer, version=new, time=time, author=author, message=message,
+                          features=count + len(added) - len(gone), sha256=sha)
+        conn.execute("INSERT INTO versions (layer, version, time, author, message, features, sha256, fields) "
+                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                     (layer, new, time, author, message, version.features, sha,
+                      json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
+        return version, len(changed) + len(added)
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A session advisory lock, held on one connection until the block ends (or the connection dies)."""
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(psycopg.OperationalError):  # a lost connection let go of it already
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (NAMED_LOCKS, name))
+
+
+def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
+    """key -> (text, hash, hex EWKB in EPSG:4326 or None) for each feature."""
+    texts = feature_texts(gdf, layer)
+    if len(texts) != len(gdf):
+        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
+    keys = gdf[layer.key].astype(str).to_numpy() if len(gdf) else np.array([], dtype=object)
+    geoms = shapely.set_srid(geojson.rfc7946_geometries(gdf.geometry.values), 4326)
+    ewkbs = shapely.to_wkb(geoms, hex=True, include_srid=True)
+    return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
+
+
+def _properties(feature: str) -> str:
+    """The properties of a stored feature, as written (their order is the frame's extra columns' order;
+    jsonb would sort them).  Features are written by ``geojson.feature_strings``, properties last; a
+    quote inside a string is escaped, so the first '"properties":' is the member itself."""
+    return feature[feature.index('"properties":') + 13:-1]
