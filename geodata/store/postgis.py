@@ -89,6 +89,7 @@ class PostGISStore(Store):
         self._schema_ready = False
         self._down = False  # the last attempt to connect failed
         self._frames = VersionCache(self.CACHE_SIZE)
+        self._extents = VersionCache(64)  # an extent a version: small, dear to scan for
         self._versions: dict[str, tuple[int, list[Version]]] = {}
         with contextlib.suppress(ServiceUnavailable):  # a database still starting: the first call makes it
             with self._connection():
@@ -331,6 +332,11 @@ class PostGISStore(Store):
         return rows[0][0]
 
     def extent(self, layer: str, version: int | None = None) -> list[float] | None:
+        v = self.version(layer, version)
+        return self._extents.get((layer, v.version, v.sha256), lambda: self._extent(layer, v.version))
+
+    def _extent(self, layer: str, version: int) -> list[float] | None:
+        """A scan of the version's rows (a province's grids: tens of ms), so kept per version."""
         v, current = self._resolve(layer, version)
         with self._connection() as conn:
             (row,) = self._select(conn, v, current, "SELECT min(ST_XMin(f.geom)), min(ST_YMin(f.geom)), "
