@@ -187,6 +187,48 @@ class Store(abc.ABC):
             raise NotFound(f"no layer '{layer}'; layers are {', '.join(self.layer_names)}")
 
 
+class ChangeSetStore(Store):
+    """The engines whose versions are change sets (SQLite, PostGIS) share their write path: a whole
+    layer or a change set becomes rows (``_rows``: key -> (text, hash, ...) as the engine stores them),
+    then the engine commits them in one transaction (``_commit``)."""
+
+    def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
+        self._check_layer(layer)
+        rows, fields = self._whole(gdf, layer)
+        return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
+
+    def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
+        self._check_layer(layer)
+        if upserts is not None:
+            upserts = storable(upserts)
+        rows = self._rows(upserts, LAYERS[layer]) if upserts is not None else {}
+        removed = {str(k) for k in removed}
+
+        def fields(previous: list[str]) -> list[str]:
+            extra = [c for c in (upserts.columns if upserts is not None else ()) if c != upserts.geometry.name]
+            return list(dict.fromkeys([*previous, *extra]))
+
+        return self._commit(layer, rows, removed, author, message, if_version, fields, None)
+
+    def _whole(self, gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
+        """A whole layer's rows and its property names."""
+        gdf = storable(gdf)
+        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
+        return self._rows(gdf, LAYERS[layer]), fields
+
+    @staticmethod
+    @abc.abstractmethod
+    def _rows(gdf: gpd.GeoDataFrame, layer: Layer) -> dict[str, tuple]:
+        """key -> (text, hash, ...what the engine stores) for each feature."""
+
+    @abc.abstractmethod
+    def _commit(self, layer: str, rows: dict[str, tuple], removed: set[str] | None, author, message,
+                if_version, fields, time: str | None) -> Version:
+        """One transaction: check ``if_version``, close the rows that change or go, add the new ones.
+        ``removed`` None: ``rows`` is the whole layer (anything else goes); otherwise only ``rows``
+        and ``removed`` change.  ``fields(previous)`` gives the new version's property names."""
+
+
 # --- what every engine shares --------------------------------------------------------------------
 
 def frame_from(properties: Sequence[str], wkbs: Sequence[bytes | None], fields: Sequence[str],
@@ -218,6 +260,22 @@ def feature_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> dict[str, str]:
         return {}
     conformed = geojson.conform(gdf, layer)
     return dict(zip(conformed[layer.key].astype(str), geojson.feature_strings(conformed, id_field=layer.key)))
+
+
+def keyed_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> tuple[list[str], dict[str, str], object]:
+    """The features' keys, their stored texts by key and their RFC 7946 geometries (for the engine's
+    own geometry column); BadRequest if a key repeats."""
+    texts = feature_texts(gdf, layer)
+    if len(texts) != len(gdf):
+        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
+    keys = gdf[layer.key].astype(str).tolist() if len(gdf) else []
+    return keys, texts, geojson.rfc7946_geometries(gdf.geometry.values)
+
+
+def properties_text(text: str) -> str:
+    """The ``properties`` member of a feature text written by ``geojson.feature_strings`` (properties last):
+    its first ``,"properties":`` (a quote inside a string is escaped, and the geometry before it has no names)."""
+    return text[text.index(',"properties":') + len(',"properties":'):-1]
 
 
 def text_hash(text: str) -> str:

@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from .. import geojson
 from ..cache import VersionCache
-from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed
+from ..errors import BadRequest, DamagedStore, InsufficientStorage, PreconditionFailed
 from ..schema import LAYERS
 from .base import Store, Version
 

@@ -26,19 +26,17 @@ from datetime import datetime, timezone
 from typing import Iterator, Sequence
 
 import geopandas as gpd
-import numpy as np
 import psycopg
 import psycopg.conninfo
 import psycopg.errors
 import shapely
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .. import geojson
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, numeric_filter, storable,
-                   text_hash)
+from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, frame_from, keyed_texts, numeric_filter,
+                   properties_text, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
 # advisory lock namespaces (the first key of the two-key form): never collide with each other
@@ -70,7 +68,7 @@ NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _INHERITED: list[ConnectionPool] = []
 
 
-class PostGISStore(Store):
+class PostGISStore(ChangeSetStore):
     """Versioned features in a PostgreSQL database with PostGIS, shared by every instance."""
 
     CACHE_SIZE = 4  # whole frames kept for the analysis: the current layers and one more
@@ -361,29 +359,9 @@ class PostGISStore(Store):
             rows = self._select(conn, v, current, "SELECT f.feature, ST_AsBinary(f.geom) FROM features f "
                                 "WHERE {where} ORDER BY f.key", binary=True, whole=lambda rows: len(rows) == v.features)
         fields = self.fields(v.layer, v.version)
-        return frame_from([_properties(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
+        return frame_from([properties_text(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
-    def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
-        self._check_layer(layer)
-        gdf = storable(gdf)
-        rows = _rows(gdf, LAYERS[layer])
-        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
-        return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
-
-    def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
-        self._check_layer(layer)
-        if upserts is not None:
-            upserts = storable(upserts)
-        rows = _rows(upserts, LAYERS[layer]) if upserts is not None else {}
-        removed = {str(k) for k in removed}
-
-        def fields(previous: list[str]) -> list[str]:
-            extra = [c for c in (upserts.columns if upserts is not None else ()) if c != "geometry"]
-            return list(dict.fromkeys([*previous, *extra]))
-
-        return self._commit(layer, rows, removed, author, message, if_version, fields, None)
-
     def _commit(self, layer, rows, removed, author, message, if_version, fields, time) -> Version:
         """One transaction, the layer's lock held: check ``if_version``, close the rows that change or
         go, copy in the new ones (``removed`` None: ``rows`` is the whole layer)."""
@@ -444,6 +422,13 @@ class PostGISStore(Store):
                       json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
         return version, len(changed) + len(added)
 
+    @staticmethod
+    def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
+        """key -> (text, hash, hex EWKB in EPSG:4326 or None) for each feature."""
+        keys, texts, geoms = keyed_texts(gdf, layer)
+        ewkbs = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+        return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
+
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """A session advisory lock, held on one connection until the block ends (or the connection dies)."""
@@ -455,20 +440,3 @@ class PostGISStore(Store):
                 with contextlib.suppress(psycopg.OperationalError):  # a lost connection let go of it already
                     conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (NAMED_LOCKS, name))
 
-
-def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
-    """key -> (text, hash, hex EWKB in EPSG:4326 or None) for each feature."""
-    texts = feature_texts(gdf, layer)
-    if len(texts) != len(gdf):
-        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
-    keys = gdf[layer.key].astype(str).to_numpy() if len(gdf) else np.array([], dtype=object)
-    geoms = shapely.set_srid(geojson.rfc7946_geometries(gdf.geometry.values), 4326)
-    ewkbs = shapely.to_wkb(geoms, hex=True, include_srid=True)
-    return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
-
-
-def _properties(feature: str) -> str:
-    """The properties of a stored feature, as written (their order is the frame's extra columns' order;
-    jsonb would sort them).  Features are written by ``geojson.feature_strings``, properties last; a
-    quote inside a string is escaped, so the first '"properties":' is the member itself."""
-    return feature[feature.index('"properties":') + 13:-1]

@@ -28,13 +28,12 @@ import numpy as np
 import shapely
 from filelock import FileLock
 
-from .. import geojson
 from ..cache import VersionCache
-from ..errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
+from ..errors import (DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
 from ..schema import LAYERS
-from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, imported, numeric_filter,
-                   property_matches, storable, text_hash)
+from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, frame_from, imported, keyed_texts,
+                   numeric_filter, properties_text, property_matches, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
@@ -76,7 +75,7 @@ def _translated(method):
     return wrapper
 
 
-class SQLiteStore(Store):
+class SQLiteStore(ChangeSetStore):
     """Versioned features in ``DATA_DIR/gridmap.sqlite``, shared safely by several processes."""
 
     CACHE_SIZE = 4  # whole frames kept for the analysis: the current layers and one more
@@ -247,24 +246,6 @@ class SQLiteStore(Store):
                           LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
-    def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
-        self._check_layer(layer)
-        rows, fields = _whole(gdf, layer)
-        return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
-
-    def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
-        self._check_layer(layer)
-        if upserts is not None:
-            upserts = storable(upserts)
-        rows = _rows(upserts, LAYERS[layer]) if upserts is not None else {}
-        removed = {str(k) for k in removed}
-
-        def fields(previous: list[str]) -> list[str]:
-            extra = [c for c in (upserts.columns if upserts is not None else ()) if c != "geometry"]
-            return list(dict.fromkeys([*previous, *extra]))
-
-        return self._commit(layer, rows, removed, author, message, if_version, fields, None)
-
     def _commit(self, layer: str, rows: dict[str, tuple], removed: set[str] | None, author, message,
                 if_version, fields, time: str | None) -> Version:
         """One transaction: check ``if_version``, close the rows that change or go, add the new ones.
@@ -282,7 +263,7 @@ class SQLiteStore(Store):
         def run(db) -> list[Version]:
             done, seen = [], {}
             for old, gdf in history:
-                rows, fields = _whole(gdf, layer)
+                rows, fields = self._whole(gdf, layer)
                 new = self._apply(db, layer, rows, None, old.author, old.message,
                                   done[-1].version if done else 0, lambda _: fields, old.time, old.version)
                 imported(old, new, seen)
@@ -361,38 +342,21 @@ class SQLiteStore(Store):
                     json.dumps(None if box[0] is None else [round(b, 6) for b in box])))
         return version
 
+    @staticmethod
+    def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
+        """key -> (text, hash, properties, WKB, (minx, maxx, miny, maxy) or None) for each feature."""
+        keys, texts, geoms = keyed_texts(gdf, layer)
+        rows = {}
+        for key, wkb, (minx, miny, maxx, maxy) in zip(keys, shapely.to_wkb(geoms), shapely.bounds(geoms)):
+            box = None if np.isnan(minx) else (float(minx), float(maxx), float(miny), float(maxy))
+            text = texts[key]
+            rows[key] = (text, text_hash(text), properties_text(text), wkb, box)
+        return rows
+
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
 
 
-def _whole(gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
-    """A whole layer's rows (``_rows``) and its property names."""
-    gdf = storable(gdf)
-    fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
-    return _rows(gdf, LAYERS[layer]), fields
-
-
-def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:
-    """key -> (text, hash, properties, WKB, (minx, maxx, miny, maxy) or None) for each feature."""
-    texts = feature_texts(gdf, layer)
-    if len(texts) != len(gdf):
-        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
-    keys = gdf[layer.key].astype(str).to_numpy() if len(gdf) else np.array([], dtype=object)
-    geoms = geojson.rfc7946_geometries(gdf.geometry.values)
-    wkbs = shapely.to_wkb(geoms)
-    bounds = shapely.bounds(geoms)
-    rows = {}
-    for key, wkb, (minx, miny, maxx, maxy) in zip(keys, wkbs, bounds):
-        box = None if np.isnan(minx) else (float(minx), float(maxx), float(miny), float(maxy))
-        text = texts[key]
-        rows[key] = (text, text_hash(text), _properties(text), wkb, box)
-    return rows
-
-
-def _properties(text: str) -> str:
-    """The ``properties`` member of a feature text written by ``geojson.feature_strings``: its first
-    `,"properties":` (a quote inside a string is escaped, and the geometry before it has no names)."""
-    return text[text.index(',"properties":') + len(',"properties":'):-1]
 
 
 def _chunks(values: Sequence, size: int = CHUNK) -> Iterable[list]:
