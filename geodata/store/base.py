@@ -262,6 +262,19 @@ def feature_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> dict[str, str]:
     return dict(zip(conformed[layer.key].astype(str), geojson.feature_strings(conformed, id_field=layer.key)))
 
 
+def change_set(layer: str, live: dict[str, tuple[int, str]], rows: dict[str, tuple],
+               removed: set[str] | None) -> tuple[list[str], list[str], list[str]]:
+    """The keys a write closes (``gone``), replaces (``changed``: another text) and adds, given the
+    current rows ``live`` (key -> (row id, hash)) and the new ``rows`` (key -> (text, hash, ...));
+    ``removed`` None: ``rows`` is the whole layer.  NotFound for a removed key the layer lacks."""
+    if removed is not None and (missing := removed - set(live)):
+        raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
+    gone = [k for k in live if k not in rows] if removed is None else sorted(removed)
+    changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
+    added = [k for k in rows if k not in live]
+    return gone, changed, added
+
+
 def keyed_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> tuple[list[str], dict[str, str], object]:
     """The features' keys, their stored texts by key and their RFC 7946 geometries (for the engine's
     own geometry column); BadRequest if a key repeats."""

@@ -35,8 +35,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
-from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, frame_from, keyed_texts, numeric_filter,
-                   properties_text, text_hash)
+from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, keyed_texts,
+                   numeric_filter, properties_text, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
 # advisory lock namespaces (the first key of the two-key form): never collide with each other
@@ -268,7 +268,8 @@ class PostGISStore(ChangeSetStore):
             if current:
                 where = ("f.layer = %s AND f.version_to = %s AND NOT EXISTS "
                          "(SELECT 1 FROM versions n WHERE n.layer = %s AND n.version > %s)")
-                rows = cur.execute(sql.replace("{where}", where), (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
+                rows = cur.execute(sql.replace("{where}", where),
+                                   (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
                 if whole(rows) or not cur.execute("SELECT EXISTS (SELECT 1 FROM versions WHERE layer = %s AND "
                                                   "version > %s)", (v.layer, v.version)).fetchone()[0]:
                     return rows
@@ -398,11 +399,7 @@ class PostGISStore(ChangeSetStore):
             live = conn.execute("SELECT key, id, hash FROM features WHERE layer = %s AND version_to = %s "
                                 "AND key = ANY(%s)", (layer, ALIVE, sorted({*rows, *removed}))).fetchall()
         live = {key: (row_id, h) for key, row_id, h in live}
-        if removed is not None and (missing := removed - set(live)):
-            raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
-        gone = set(live) - set(rows) if removed is None else removed
-        changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
-        added = [k for k in rows if k not in live]
+        gone, changed, added = change_set(layer, live, rows, removed)
         new = number + 1
         closing = [live[k][0] for k in [*gone, *changed]]
         if closing:

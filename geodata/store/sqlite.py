@@ -32,7 +32,7 @@ from ..cache import VersionCache
 from ..errors import (DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
 from ..schema import LAYERS
-from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, frame_from, imported, keyed_texts,
+from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, imported, keyed_texts,
                    numeric_filter, properties_text, property_matches, text_hash)
 
 ALIVE = 2**62  # version_to of features still in the current version
@@ -314,11 +314,7 @@ class SQLiteStore(ChangeSetStore):
                 live += db.execute(f"SELECT key, id, hash FROM features WHERE layer = ? AND version_to = ? "
                                    f"AND key IN ({_marks(part)})", (layer, ALIVE, *part)).fetchall()
         live = {key: (row_id, h) for key, row_id, h in live}
-        if removed is not None and (missing := removed - set(live)):
-            raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
-        gone = set(live) - set(rows) if removed is None else removed
-        changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
-        added = [k for k in rows if k not in live]
+        gone, changed, added = change_set(layer, live, rows, removed)
         closing = [live[k][0] for k in [*gone, *changed]]
         for part in _chunks(closing):
             db.execute(f"UPDATE features SET version_to = ? WHERE id IN ({_marks(part)})", (new, *part))
