@@ -115,9 +115,9 @@ def restore(collection_id: str, number: str):
     if collection_id not in store.layer_names:
         raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
     old = store.version(collection_id, number)
-    new = store.write(collection_id, store.read(collection_id, number), author=current_user().name,
-                      message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
-                      if_version=_if_match(collection_id))
+    new = store.restore(collection_id, number, author=current_user().name,
+                        message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
+                        if_version=_if_match(collection_id))
     audit.note(version=new.version)
     response = jsonify({"version": new.version, "features": new.features, "restored": number})
     response.status_code = 201

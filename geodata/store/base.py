@@ -155,6 +155,11 @@ class Store(abc.ABC):
         merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
         return self.write(layer, merged, author=author, message=message, if_version=if_version)
 
+    def restore(self, layer: str, number: int, *, author: str | None, message: str = "",
+                if_version: int | None = None) -> Version:
+        """Version ``number``'s features again, as the layer's next version."""
+        return self.write(layer, self.read(layer, number), author=author, message=message, if_version=if_version)
+
     def import_history(self, layer: str, history: Iterable[tuple[Version, gpd.GeoDataFrame]]) -> list[Version]:
         """Store an earlier history of the still empty ``layer`` (a migration): each ``(record, frame)``
         becomes a version with the record's time, author and message; the stored versions, in order.
@@ -209,6 +214,19 @@ class ChangeSetStore(Store):
             return list(dict.fromkeys([*previous, *extra]))
 
         return self._commit(layer, rows, removed, author, message, if_version, fields, None)
+
+    def restore(self, layer, number, *, author, message="", if_version=None) -> Version:
+        """A query, not a copy: the version's rows as stored, of which only those the current version
+        lacks are written again."""
+        self._check_layer(layer)
+        v = self.version(layer, number)
+        fields = self.fields(layer, v.version)
+        return self._commit(layer, self._stored_rows(layer, v.version), None, author, message, if_version,
+                            lambda _: fields, None)
+
+    @abc.abstractmethod
+    def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
+        """Version ``number``'s features as ``_rows`` gives them, read as stored."""
 
     def _whole(self, gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
         """A whole layer's rows and its property names."""

@@ -426,6 +426,13 @@ class PostGISStore(ChangeSetStore):
         ewkbs = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
         return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
 
+    def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
+        with self._connection(layer) as conn:
+            rows = conn.execute("SELECT key, feature, hash, encode(ST_AsEWKB(geom), 'hex') FROM features "
+                                "WHERE layer = %s AND version_from <= %s AND version_to > %s",
+                                (layer, number, number)).fetchall()
+        return {key: (text, h, ewkb) for key, text, h, ewkb in rows}
+
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """A session advisory lock, held on one connection until the block ends (or the connection dies)."""

@@ -349,6 +349,13 @@ class SQLiteStore(ChangeSetStore):
             rows[key] = (text, text_hash(text), properties_text(text), wkb, box)
         return rows
 
+    @_translated
+    def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
+        rows = self._db().execute("SELECT key, feature, hash, props, geom, minx, maxx, miny, maxy FROM features "
+                                  "WHERE layer = ? AND version_from <= ? AND version_to > ?", (layer, number, number))
+        return {key: (text, h, props, wkb, None if minx is None else (minx, maxx, miny, maxy))
+                for key, text, h, props, wkb, minx, maxx, miny, maxy in rows}
+
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
 

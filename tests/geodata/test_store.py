@@ -575,6 +575,26 @@ def test_restoring_version_1_gives_its_hash_and_bytes_again(store):
     assert store.read_geojson("grids") == first
 
 
+def test_restore_writes_again_only_the_rows_the_current_version_lacks(store):
+    v1 = store.write("grids", grids(10), author="x")
+    changed = grids(10).iloc[[3, 7]].copy()
+    changed["population"] = [1, 2]
+    store.write_changes("grids", upserts=changed, removed=["a0"], author="y")
+    assert rows_stored(store) == 12
+    restored = store.restore("grids", 1, author="z", message="restored version 1")
+    assert (restored.version, restored.author, restored.message) == (3, "z", "restored version 1")
+    assert rows_stored(store) == 15  # a0, a3 and a7 again: the seven unchanged rows live on
+    assert restored.sha256 == v1.sha256 and restored.features == 10
+    assert store.read_geojson("grids") == store.read_geojson("grids", 1)
+    assert store.fields("grids") == store.fields("grids", 1)
+    assert store.extent("grids") == store.extent("grids", 1)
+    with pytest.raises(PreconditionFailed):
+        store.restore("grids", 2, author="z", if_version=2)
+    with pytest.raises(NotFound):
+        store.restore("grids", 9, author="z")
+    assert store.current("grids").version == 3
+
+
 def test_a_versions_frame_is_read_once(store):
     store.write("grids", grids(3), author="x")
     assert store.read("grids") is store.read("grids") is store.read("grids", 1)
