@@ -10,6 +10,8 @@ differ only when they really do: None, NaN and a missing column are all "no valu
 
 from __future__ import annotations
 
+import operator
+
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -121,8 +123,22 @@ def _same(a: pd.Series | None, b: pd.Series | None) -> np.ndarray:
         # 3 (Int64) and 3.0 (float64) are one value
         equal = (a.astype("Float64") == b.astype("Float64")).fillna(False).to_numpy(dtype=bool)
     else:
-        equal = np.array([_equal(x, y) for x, y in zip(a.astype(object), b.astype(object))], dtype=bool)
+        equal = _equal_objects(a.astype(object).to_numpy(), b.astype(object).to_numpy(), null_a | null_b)
     return (null_a & null_b) | (~null_a & ~null_b & equal)
+
+
+_EQ = np.frompyfunc(operator.eq, 2, 1)
+
+
+def _equal_objects(a: np.ndarray, b: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """``_equal`` element-wise, in numpy's loop where the values are plain (a province's 85,000 rows
+    a column in a fraction of a second); pairs with a null in them are left to the caller."""
+    a, b = a.copy(), b.copy()
+    a[null], b[null] = None, None  # pd.NA compares to nothing: keep it out of ==
+    try:
+        return _EQ(a, b).astype(bool)
+    except (TypeError, ValueError):  # an == that is not one truth value (arrays kept from an upload)
+        return np.array([_equal(x, y) for x, y in zip(a, b)], dtype=bool)
 
 
 def _equal(x, y) -> bool:
