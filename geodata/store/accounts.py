@@ -38,7 +38,7 @@ from typing import Iterator
 
 from filelock import FileLock
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, DamagedStore, NotFound
 from .base import Store
 from .files import atomic_write
 
@@ -118,16 +118,17 @@ class Accounts(abc.ABC):
 def open_accounts(location: str | os.PathLike | Store) -> Accounts:
     """The accounts at ``location``: a PostgreSQL URL or a PostGIS store (tables in that database,
     through the store's own connections), else a data directory or the embedded store in one."""
-    from .postgis import PostGISStore
-
-    if isinstance(location, PostGISStore):
-        return PostgresAccounts(location)
     if isinstance(location, Store):
-        return FileAccounts(location.location)
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        return PostgresAccounts(PostGISStore(text), owned=True)
-    return FileAccounts(text)
+        return PostgresAccounts(location) if _is_url(location.location) else FileAccounts(location.location)
+    if _is_url(str(location)):
+        from .postgis import PostGISStore
+
+        return PostgresAccounts(PostGISStore(str(location)), owned=True)
+    return FileAccounts(location)
+
+
+def _is_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))  # as open_store tells them apart
 
 
 # --- embedded: files in the data directory ----------------------------------------------------------
@@ -445,11 +446,15 @@ class PostgresAccounts(Accounts):
                     continue
                 body = path.read_bytes()
                 mark = f"imported {hashlib.sha256(body).hexdigest()}"
-                if conn.execute("INSERT INTO gridmap_settings VALUES (%s, %s) ON CONFLICT (name) DO NOTHING "
-                                "RETURNING name", (mark, str(path))).fetchone():
-                    lines.append(load(conn, path, body))
-                else:
+                if not conn.execute("INSERT INTO gridmap_settings VALUES (%s, %s) ON CONFLICT (name) DO NOTHING "
+                                    "RETURNING name", (mark, str(path))).fetchone():
                     lines.append(f"{path} was imported before")
+                    continue
+                try:
+                    lines.append(load(conn, path, body))
+                except (ValueError, KeyError, TypeError) as e:  # the start stops: no account is silently lost
+                    raise DamagedStore(f"{path} cannot be read ({type(e).__name__}: {e}): nothing was imported "
+                                       "into the database; restore it from a backup or move it away", path) from None
         for path in files[:2]:  # after the commit: a start killed before this finds the mark next time
             moved = path.with_name(path.name + ".migrated")
             try:

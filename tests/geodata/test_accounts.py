@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from geodata.errors import Conflict, NotFound, ServiceUnavailable
+from geodata.errors import Conflict, DamagedStore, NotFound, ServiceUnavailable
 from geodata.store.accounts import FileAccounts, PostgresAccounts, open_accounts
 from geodata.store.postgis import PostGISStore
 
@@ -202,6 +202,20 @@ def test_a_data_directorys_users_audit_and_key_are_imported_once(postgis_url, tm
         assert any("already had li" in line for line in lines)
         assert accounts.user("li") == users["li"] and accounts.user("zhao") == user("zhao")
         assert accounts.secret() == key  # the first key stays: sessions signed with it stay valid
+    finally:
+        accounts.close()
+
+
+def test_a_damaged_users_file_stops_the_import_and_imports_nothing(postgis_url, tmp_path):
+    files_of_an_old_instance(tmp_path / "a")
+    (tmp_path / "a" / "users.json").write_text('{"users": [{"name": "li"')  # cut short
+    accounts = open_accounts(postgis_url)
+    try:
+        with pytest.raises(DamagedStore) as caught:
+            accounts.import_files(tmp_path / "a")
+        assert "users.json" in caught.value.message and "nothing was imported" in caught.value.message
+        assert accounts.users() == {} and accounts.audit() == []  # one transaction: the audit log neither
+        assert (tmp_path / "a" / "users.json").exists() and (tmp_path / "a" / "audit.log").exists()
     finally:
         accounts.close()
 
