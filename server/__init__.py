@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import Flask, current_app
 from flask_compress import Compress
@@ -16,6 +12,7 @@ from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.jobs import JobPool
 from geodata.store import Store, migrate, open_store
+from geodata.store.accounts import open_accounts
 from maps.coverage_map import Basemap
 
 from . import bodies, hosts
@@ -59,7 +56,10 @@ def create_app(config: dict | None = None) -> Flask:
     store = open_store(values["DATABASE_URL"] or values["DATA_DIR"])
     migrate.if_needed(values["DATA_DIR"], store)  # a data directory of the first store: imported once, whole
     store.check()  # a damaged store stops the start (DamagedStore names it), never half a service
-    app.config["SECRET_KEY"] = values["SECRET_KEY"] or _stored_secret(Path(values["DATA_DIR"]))
+    # users, sign-in counts, audit lines and the session key live where the layers do (shared by all instances)
+    accounts = app.extensions["gridmap_accounts"] = open_accounts(store)
+    accounts.import_files(values["DATA_DIR"])  # into a database: this directory's users and audit log, once
+    app.config["SECRET_KEY"] = values["SECRET_KEY"] or accounts.secret()
     if values["DEMO"]:
         from geodata.demo import install_if_empty
 
@@ -95,19 +95,3 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     headers.register(app)
     return app
-
-
-def _stored_secret(data_dir: Path) -> str:
-    """A random key kept in the data dir, so sessions survive restarts and all workers agree."""
-    path = data_dir / "secret_key"
-    if not path.exists():
-        tmp = data_dir / f".secret_key.{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # left by a process of this id that died here
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:  # never readable by others
-            f.write(secrets.token_hex(32))
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # atomic and never overwrites: the first process to get here wins
-        tmp.unlink()
-    return path.read_text().strip()

@@ -1,6 +1,6 @@
 """``python -m server``: serve gridmap with a production server (gunicorn's asyncio worker, see ``front``).
 
-``python -m server user add NAME --role editor [--data-dir DIR]`` (and ``list``,
+``python -m server user add NAME --role editor [--data-dir DIR] [--database-url URL]`` (and ``list``,
 ``remove``, ``reset``) manage users; a new token is printed on the last line.
 ``python -m server repair [--data-dir DIR]`` rebuilds damaged layer records of the old store.
 ``python -m server migrate [--data-dir DIR] [--database-url URL]`` imports the old store's layers.
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 def build_user_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server user", description="Manage gridmap's users.")
     parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
+    parser.add_argument("--database-url", help="postgresql://... whose users every instance shares (default: "
+                                               "GRIDMAP_DATABASE_URL, else the data directory's users)")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="create a user and print its API token")
     add.add_argument("name")
@@ -47,19 +49,23 @@ def build_user_parser() -> argparse.ArgumentParser:
     reset.add_argument("--password", action="store_true", help="also set a new password (asked for)")
     for sub in commands.choices.values():  # accepted after the command too, as people type it
         sub.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sub.add_argument("--database-url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def manage_users(argv: list[str]) -> int:
     from geodata.errors import GridmapError
 
+    from geodata.store.accounts import open_accounts
+
     from .users import UserStore
 
     args = build_user_parser().parse_args(argv)
-    data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
-    store = UserStore(data_dir)
-    (Path(data_dir) / "locks").mkdir(parents=True, exist_ok=True)
+    values = config.load({"DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url})
+    accounts = open_accounts(values["DATABASE_URL"] or values["DATA_DIR"])
+    store = UserStore(accounts)
     try:
+        accounts.import_files(values["DATA_DIR"])  # as the first start would: the data directory's users too
         if args.command == "add":
             user, token = store.add(args.name, args.role, _ask_password() if args.password else None)
             print(f"created {user.role} '{user.name}'; its API token (shown once) is:")
@@ -77,6 +83,8 @@ def manage_users(argv: list[str]) -> int:
     except GridmapError as e:
         print(f"python -m server user: error: {e.message}", file=sys.stderr)
         return 1
+    finally:
+        accounts.close()
     return 0
 
 

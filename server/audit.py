@@ -1,5 +1,8 @@
 """The audit log: one JSON line per write attempt — who, when, what, from where, and how it ended.
 
+The lines are kept by the accounts backend: ``DATA_DIR/audit.log``, or the ``gridmap_audit``
+table of the database every instance shares, where ``read`` finds the lines of all of them.
+
 Write routes are marked with :func:`audited`; one ``after_request`` hook writes the
 line for every write request to them, whatever answered it: the view (stored, dry
 run, rejected), a role check (401, 403), a precondition (409, 412), a body limit
@@ -11,14 +14,13 @@ version into an error (a client retrying it would store it twice).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
-from filelock import FileLock
 from flask import Flask, Response, current_app, g, request
+
+from geodata.store.accounts import Accounts, open_accounts
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +77,21 @@ def record(action: str, target: str, outcome: str, **details) -> None:
         "remote_addr": request.remote_addr,
         "action": action, "target": target, "outcome": outcome, **details,
     }
-    append(Path(current_app.config["DATA_DIR"]), entry)
+    append(current_app.extensions["gridmap_accounts"], entry)
 
 
-def append(data_dir: Path, entry: dict) -> None:
-    """Append one line; the lock keeps lines from several processes whole."""
-    line = json.dumps(entry, ensure_ascii=False) + "\n"
-    with FileLock(data_dir / "locks" / "audit.lock"):
-        # created readable by the service's user only (it names accounts and addresses), whatever the umask
-        fd = os.open(data_dir / "audit.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with open(fd, "a", encoding="utf-8") as out:
-            out.write(line)
+def append(accounts: Accounts, entry: dict) -> None:
+    """Keep one line, whole whoever else writes at the same time."""
+    accounts.append_audit(entry)
 
 
-def read(data_dir: Path) -> list[dict]:
-    path = data_dir / "audit.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def read(where: str | os.PathLike | Accounts) -> list[dict]:
+    """Every line, oldest first, of every instance sharing ``where``: the accounts, a data directory
+    or a ``postgresql://`` URL."""
+    if isinstance(where, Accounts):
+        return where.audit()
+    accounts = open_accounts(where)
+    try:
+        return accounts.audit()
+    finally:
+        accounts.close()

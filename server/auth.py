@@ -72,9 +72,9 @@ def require(role: str):
 
 
 def register(app: Flask) -> None:
-    app.extensions["gridmap_users"] = UserStore(app.config["DATA_DIR"])
+    app.extensions["gridmap_users"] = UserStore(app.extensions["gridmap_accounts"])
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked below, only for cookie-signed writes
-    app.extensions["gridmap_attempts"] = Attempts(app.config["DATA_DIR"])
+    app.extensions["gridmap_attempts"] = Attempts(app.extensions["gridmap_accounts"])
     if app.config["TRUSTED_PROXIES"]:  # else every client behind a proxy is one address to the sign-in limit
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

@@ -1,8 +1,9 @@
-"""Users, roles and API tokens, kept in ``DATA_DIR/users.json``.
+"""Users, roles and API tokens, kept by the accounts backend: ``DATA_DIR/users.json``, or the
+``gridmap_users`` table of the database every instance shares (``GRIDMAP_DATABASE_URL``).
 
 Passwords are stored as werkzeug hashes, API tokens only as SHA-256 digests
 (they are long random strings, so a fast hash is enough and lookups are by
-digest).  Changes are atomic and serialised by a file lock, like layer writes.
+digest).  Each change is atomic (a file replaced under a lock, or one statement).
 
 Each user also has a random ``session_nonce`` that its browser sessions carry:
 a new one (on logout, a token or password reset) ends every session signed in
@@ -12,18 +13,16 @@ with the old one, wherever its cookie was copied to.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
-from filelock import FileLock
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from geodata.errors import BadRequest, Conflict, NotFound
-from geodata.store import atomic_write
+from geodata.errors import BadRequest
+from geodata.store.accounts import Accounts, open_accounts
 
 ROLES = ("viewer", "editor", "admin")
 
@@ -61,28 +60,31 @@ def _dummy_hash() -> str:
 
 
 class UserStore:
-    def __init__(self, data_dir: str | Path):
-        self.path = Path(data_dir) / "users.json"
-        self._lock = FileLock(Path(data_dir) / "locks" / "users.lock")
-        self._cache: tuple[tuple, dict[str, User]] | None = None
+    """Users on top of the accounts backend (``geodata.store.accounts``): files in the data directory,
+    or tables in the PostgreSQL database every instance shares."""
+
+    def __init__(self, where: str | Path | Accounts):
+        """``where``: the accounts, a data directory or a ``postgresql://`` URL."""
+        self.accounts = where if isinstance(where, Accounts) else open_accounts(where)
+
+    @property
+    def path(self) -> Path | None:
+        """The users file of the embedded backend (None in a database)."""
+        return getattr(self.accounts, "users_path", None)
 
     def all(self) -> dict[str, User]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return {}
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if self._cache is None or self._cache[0] != stamp:
-            users = {u["name"]: User(**u) for u in json.loads(self.path.read_text())["users"]}
-            self._cache = (stamp, users)
-        return self._cache[1]
+        return {name: User(**record) for name, record in self.accounts.users().items()}
+
+    def _user(self, name: str) -> User | None:
+        record = self.accounts.user(name)
+        return None if record is None else User(**record)
 
     def by_token(self, token: str) -> User | None:
-        digest = _digest(token)
-        return next((u for u in self.all().values() if secrets.compare_digest(u.token_sha256, digest)), None)
+        record = self.accounts.user_by_token(_digest(token))
+        return None if record is None else User(**record)
 
     def check_password(self, name: str, password: str) -> User | None:
-        user = self.all().get(name)
+        user = self._user(name)
         stored = user.password_hash if user is not None else None
         # one slow hash check whether or not the user exists: the answer's timing does not tell
         right = check_password_hash(stored or _dummy_hash(), password)
@@ -90,33 +92,21 @@ class UserStore:
 
     def by_session(self, name: str, nonce: str | None) -> User | None:
         """The user a browser session names, while the session is still valid."""
-        user = self.all().get(name)
+        user = self._user(name) if isinstance(name, str) else None
         if user is None or not user.session_nonce or not isinstance(nonce, str):
             return None
         return user if secrets.compare_digest(user.session_nonce, nonce) else None
 
     def session_nonce(self, name: str) -> str:
         """The nonce a new session of ``name`` carries (made on first use for records that have none)."""
-        user = self.all().get(name)
+        user = self._user(name)
         if user is not None and user.session_nonce:
             return user.session_nonce
-        with self._lock:
-            users = dict(self.all())
-            if name not in users:
-                raise NotFound(f"no user '{name}'")
-            if not users[name].session_nonce:
-                users[name] = replace(users[name], session_nonce=_nonce())
-                self._save(users)
-            return users[name].session_nonce
+        return self.accounts.change_user(name, {"session_nonce": _nonce()}, only_empty=True)["session_nonce"]
 
     def end_sessions(self, name: str) -> None:
         """Sign every browser of ``name`` out (sessions carrying the old nonce stop working)."""
-        with self._lock:
-            users = dict(self.all())
-            if name not in users:
-                raise NotFound(f"no user '{name}'")
-            users[name] = replace(users[name], session_nonce=_nonce())
-            self._save(users)
+        self.accounts.change_user(name, {"session_nonce": _nonce()})
 
     def add(self, name: str, role: str, password: str | None = None) -> tuple[User, str]:
         """A new user and its API token (shown once: only its digest is kept)."""
@@ -125,12 +115,7 @@ class UserStore:
         user = User(name=name, role=role, token_sha256=_digest(token),
                     password_hash=generate_password_hash(password) if password else None,
                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"), session_nonce=_nonce())
-        with self._lock:
-            users = dict(self.all())
-            if name in users:
-                raise Conflict(f"user '{name}' already exists")
-            users[name] = user
-            self._save(users)
+        self.accounts.add_user(asdict(user))
         return user, token
 
     def reset(self, name: str, password: str | None = None) -> str:
@@ -139,27 +124,14 @@ class UserStore:
         Either way the user's browser sessions end.
         """
         token = secrets.token_urlsafe(32)
-        with self._lock:
-            users = dict(self.all())
-            if name not in users:
-                raise NotFound(f"no user '{name}'")
-            changes = {"token_sha256": _digest(token), "session_nonce": _nonce()}
-            if password:
-                changes["password_hash"] = generate_password_hash(password)
-            users[name] = replace(users[name], **changes)
-            self._save(users)
+        changes = {"token_sha256": _digest(token), "session_nonce": _nonce()}
+        if password:
+            changes["password_hash"] = generate_password_hash(password)
+        self.accounts.change_user(name, changes)
         return token
 
     def remove(self, name: str) -> None:
-        with self._lock:
-            users = dict(self.all())
-            if users.pop(name, None) is None:
-                raise NotFound(f"no user '{name}'")
-            self._save(users)
-
-    def _save(self, users: dict[str, User]) -> None:
-        body = {"users": [asdict(u) for u in users.values()]}
-        atomic_write(self.path, json.dumps(body, ensure_ascii=False, indent=1).encode(), mode=0o600)
+        self.accounts.remove_user(name)
 
 
 def _check(name: str, role: str) -> None:

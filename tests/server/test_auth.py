@@ -346,7 +346,7 @@ def test_when_the_counts_cannot_be_kept_sign_in_is_a_503_not_unlimited(app, clie
     def broken():
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(app.extensions["gridmap_attempts"], "_connect", broken)
+    monkeypatch.setattr(app.extensions["gridmap_accounts"], "_connect", broken)  # the counts' file
     resp = client.post("/login", data={"name": "editor1", "password": "editor-pw", "csrf_token": csrf_token(client)},
                        headers={"Accept": "application/json"})
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "service_unavailable"
