@@ -51,8 +51,9 @@ def _zone(value) -> str:
 SETTINGS = (
     Setting("DATA_DIR", "./gridmap-data", "where the embedded database (layers and their versions) and the "
             "service's own files are kept"),
-    Setting("DATABASE_URL", "", "`postgresql://user:password@host/db` keeps layers and versions in PostgreSQL + "
-            "PostGIS instead, shared by any number of instances (empty: the embedded database)"),
+    Setting("DATABASE_URL", "", "`postgresql://user:password@host/db` keeps layers and versions, users, sign-in "
+            "limits, the audit log and the session key in PostgreSQL + PostGIS instead, shared by any number of "
+            "instances (empty: the embedded database and files in the data directory)"),
     Setting("HOST", "127.0.0.1", "address `python -m server` listens on"),
     Setting("PORT", 5000, "port `python -m server` listens on", int),
     Setting("WORKERS", 2, "server processes (they share the data directory safely)", int),

@@ -17,7 +17,7 @@ UPLOADERS = 50
 
 @pytest.fixture(params=["sqlite", "postgis"])
 def instances(request, tmp_path):
-    """Two apps sharing one store (and one data directory, for their users), as two servers would."""
+    """Two apps sharing one store, as two servers would (on one machine: one data directory too)."""
     config = {"DATA_DIR": str(tmp_path / "data"), "DEMO": False, "TESTING": True,
               "THREADS": UPLOADERS + 4, "JOB_QUEUE": UPLOADERS + 4}  # every uploader waits for its job
     if request.param == "postgis":
