@@ -147,7 +147,7 @@ class Postgres:
         url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
         try:
             with psycopg.connect(self.url, autocommit=True) as db:
-                db.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 db.execute(f'CREATE DATABASE "{name}"')
             self.created.append(name)
         except psycopg.Error as e:
@@ -177,8 +177,7 @@ def postgis_engine(pg: Postgres, name: str) -> Engine:
     url = pg.database(name)
 
     def size() -> int:
-        with psycopg.connect(url, autocommit=True) as db:
-            db.execute("CHECKPOINT") if pg.cluster is not None else None
+        with psycopg.connect(url, autocommit=True) as db:  # relation files grow as rows are written
             row = db.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') "
                              "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -196,9 +195,12 @@ class Figures:
     notes: list[str] = field(default_factory=list)
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn, cpu: dict | None = None, key: str = ""):
+    """(result, wall seconds); this process's CPU seconds go to ``cpu[key]`` (steadier on a busy machine)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
+    if cpu is not None:
+        cpu[key] = time.process_time() - start_cpu
     return result, time.perf_counter() - start
 
 
@@ -225,12 +227,13 @@ def store_figures(engine: Engine, grids, boxes, expected, query_budget_s: float)
     v = out.values
     store = engine.open()
     empty = engine.size()
-    _, v["write"] = timed(lambda: store.write("grids", grids, author="bench", message="whole layer"))
+    _, v["write"] = timed(lambda: store.write("grids", grids, author="bench", message="whole layer"), v, "write_cpu")
     layer_bytes = engine.size() - empty
     v["layer_mb"] = layer_bytes / 1e6
     replaced = grids.copy()
     replaced["population"] = replaced["population"].fillna(0) + 1
-    _, v["replace"] = timed(lambda: store.write("grids", replaced, author="bench", message="every population"))
+    _, v["replace"] = timed(lambda: store.write("grids", replaced, author="bench", message="every population"),
+                            v, "replace_cpu")
     before = engine.size()
     rng = np.random.default_rng(50)
     upserts = replaced.iloc[np.sort(rng.choice(len(replaced), MERGED, replace=False))].copy()
@@ -275,14 +278,26 @@ def store_figures(engine: Engine, grids, boxes, expected, query_budget_s: float)
 
 # --- through HTTP ------------------------------------------------------------------------------
 
-def app_engines() -> tuple[list[str], str]:
-    """The engines ``python -m server`` can run on today, and why."""
-    source = (ROOT / "server" / "__init__.py").read_text()
+def app_engines(root: Path = ROOT) -> tuple[list[str], str]:
+    """The engines ``python -m server`` of the tree ``root`` can run on, and why."""
+    source = (root / "server" / "__init__.py").read_text()
     if "open_store" not in source:
-        return ["FileStore"], "the app still opens a FileStore (server/__init__.py has no open_store)"
-    config = (ROOT / "server" / "config.py").read_text()
+        return ["FileStore"], f"the app of {root} opens a FileStore (its server/__init__.py has no open_store)"
+    config = (root / "server" / "config.py").read_text()
     engines = ["SQLite"] + (["PostGIS"] if '"DATABASE_URL"' in config else [])
-    return engines, "the app opens its store with open_store"
+    return engines, f"the app of {root} opens its store with open_store"
+
+
+def http_runs(old_app: str | None) -> list[tuple[str, Path]]:
+    """(engine, tree whose ``python -m server`` runs) for each HTTP column, printing why."""
+    engines, why = app_engines()
+    print(f"HTTP: {why}")
+    runs = [(name, ROOT) for name in engines]
+    if old_app and "FileStore" not in engines:
+        old_engines, old_why = app_engines(Path(old_app).resolve())
+        print(f"HTTP baseline: {old_why}")
+        runs += [(name, Path(old_app).resolve()) for name in old_engines if name == "FileStore"]
+    return runs
 
 
 def descendants(pid: int) -> list[int]:
@@ -317,11 +332,11 @@ def server_pid(port: int) -> int:
     raise RuntimeError("the server process was not found")
 
 
-def http_figures(engine: str, data_dir: str, settings: dict, boxes, expected) -> Figures:
+def http_figures(root: Path, data_dir: str, settings: dict, boxes, expected) -> Figures:
     out = Figures()
     v = out.values
     start = time.perf_counter()
-    with running_server(data_dir, DEMO="false", **settings) as (base, _):
+    with running_server(data_dir, root, DEMO="false", **settings) as (base, _):
         items = f"{base}/api/collections/grids/items"
         first = requests.get(items, params={"bbox": ",".join(map(str, boxes[0])), "limit": 100}, timeout=300)
         v["http_start"] = time.perf_counter() - start
@@ -366,6 +381,8 @@ def fill_for_http(engine: Engine, demo) -> None:
 ROWS = [  # key, label, unit, format
     ("write", "write of the whole layer", "s", "{:.2f}"),
     ("replace", "replace of all grids", "s", "{:.2f}"),
+    ("write_cpu", "  write: CPU of this process", "s", "{:.2f}"),
+    ("replace_cpu", "  replace: CPU of this process", "s", "{:.2f}"),
     ("merge", f"merge of {MERGED} grids", "s", "{:.3f}"),
     ("growth", "store growth by the merge", "%", "{:.2f}"),
     ("layer_mb", "layer on disk", "MB", "{:.1f}"),
@@ -416,6 +433,9 @@ def main() -> None:
                         help="seconds of bbox queries at most per engine (the FileStore parses the layer each time)")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: FileStore,SQLite,PostGIS")
     parser.add_argument("--no-http", action="store_true", help="the store figures only")
+    parser.add_argument("--old-app", metavar="DIR",
+                        help="a checkout whose app still runs on the FileStore, for the HTTP baseline once this "
+                             "one runs on open_store (e.g. `git worktree add /tmp/old e97fbee`)")
     parser.add_argument("--database-url", default=os.environ.get("GRIDMAP_BENCH_DATABASE_URL"),
                         help="a PostgreSQL server for the PostGIS column (default: GRIDMAP_BENCH_DATABASE_URL, "
                              "else a throwaway cluster)")
@@ -453,8 +473,8 @@ def run_size(copies: int, args, wanted: list[str], pg: Postgres, postgis_skip: s
     expected = expected_matches(grids, boxes)
     print(f"{len(boxes)} bboxes of 1-4 km, {statistics.mean(expected):.1f} grids each on average")
 
-    makers = {"FileStore": lambda: file_engine(tmp), "SQLite": lambda: sqlite_engine(tmp),
-              "PostGIS": lambda: postgis_engine(pg, f"gridmap_bench_{copies}")}
+    makers = {"FileStore": lambda suffix="": file_engine(tmp), "SQLite": lambda suffix="": sqlite_engine(tmp),
+              "PostGIS": lambda suffix="": postgis_engine(pg, f"gridmap_bench_{copies}{suffix}")}
     results: dict[str, Figures] = {}
     for name in ENGINES:
         if name not in wanted or (name == "PostGIS" and postgis_skip):
@@ -467,20 +487,20 @@ def run_size(copies: int, args, wanted: list[str], pg: Postgres, postgis_skip: s
         finally:
             engine.cleanup()
         f = results[name].values
-        print(f"{name}: " + (", ".join(f"{k} {f[k]:.3g}" for k in f) or "; ".join(results[name].notes)), flush=True)
+        print(f"{name} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): "
+              + (", ".join(f"{k} {f[k]:.3g}" for k in f) or "; ".join(results[name].notes)), flush=True)
 
     if not args.no_http:
-        engines, why = app_engines()
-        print(f"HTTP: {why}")
-        for name in engines:
+        runs = http_runs(args.old_app)
+        for name, root in runs:
             if name not in wanted or (name == "PostGIS" and postgis_skip):
                 continue
-            engine = makers[name]()
+            engine = makers[name]("_http")
             data_dir = engine.location if name != "PostGIS" else tempfile.mkdtemp(prefix="data-", dir=tmp)
             settings = {"DATABASE_URL": engine.location} if name == "PostGIS" else {}
             try:
                 fill_for_http(engine, demo)
-                http = http_figures(name, data_dir, settings, boxes, expected)
+                http = http_figures(root, data_dir, settings, boxes, expected)
                 results.setdefault(name, Figures()).values.update(http.values)
                 results[name].notes.extend(f"HTTP: {n}" for n in http.notes)
             except Exception as e:
@@ -488,11 +508,13 @@ def run_size(copies: int, args, wanted: list[str], pg: Postgres, postgis_skip: s
             finally:
                 engine.cleanup()
         for name in ENGINES:
-            if name in wanted and name not in engines:
-                results.setdefault(name, Figures()).notes.append(f"HTTP not measured: {why}")
+            if name in wanted and name not in dict(runs):
+                results.setdefault(name, Figures()).notes.append(
+                    "HTTP not measured: no app here runs on it" + ("" if name != "FileStore" or args.old_app else
+                                                                   " (--old-app DIR: a checkout still on FileStore)"))
     if postgis_skip:
         results.setdefault("PostGIS", Figures()).notes.append(postgis_skip)
-    table(f"{len(grids):,} grids: figure | target | FileStore | SQLite | PostGIS | ratio", results,
+    table(f"{len(grids):,} grids (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", results,
           large=copies > 1)
 
 
