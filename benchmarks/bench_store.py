@@ -444,8 +444,8 @@ def main() -> None:
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: FileStore,SQLite,PostGIS")
     parser.add_argument("--no-http", action="store_true", help="the store figures only")
     parser.add_argument("--old-app", metavar="DIR",
-                        help="a checkout whose app still runs on the FileStore, for the HTTP baseline once this "
-                             "one runs on open_store (e.g. `git worktree add /tmp/old e97fbee`)")
+                        help="a copy of a tree whose app still runs on the FileStore, for the HTTP baseline "
+                             "(e.g. `mkdir /tmp/old && git archive e97fbee | tar -x -C /tmp/old`)")
     parser.add_argument("--database-url", default=os.environ.get("GRIDMAP_BENCH_DATABASE_URL"),
                         help="a PostgreSQL server for the PostGIS column (default: GRIDMAP_BENCH_DATABASE_URL, "
                              "else a throwaway cluster)")
