@@ -21,15 +21,15 @@ from functools import cached_property
 
 import geopandas as gpd
 
+from . import geojson, units
 from . import jobs as job
-from . import units
 from .cache import VersionCache
 from .coverage import Analysis, Params, analyse
-from . import geojson
 from .errors import BadRequest, NotFound
 from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
 from .store import Store, Version
+from .store.base import properties_text
 
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
 
@@ -194,10 +194,10 @@ class StoredFeatures:
         if not self.hidden:
             return texts
         shown = []
-        for text in texts:
-            feature = json.loads(text)
-            feature["properties"] = {k: v for k, v in feature["properties"].items() if k not in self.hidden}
-            shown.append(geojson.dumps(feature))
+        for text in texts:  # only the properties are parsed again: the geometry is most of a feature
+            properties = properties_text(text)
+            kept = {k: v for k, v in json.loads(properties).items() if k not in self.hidden}
+            shown.append(text[:-len(properties) - 1] + geojson.dumps(kept) + "}")
         return shown
 
 

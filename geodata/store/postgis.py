@@ -43,7 +43,8 @@ ALIVE = 2**62  # version_to of features still in the current version
 SCHEMA_LOCK, LAYER_LOCKS, NAMED_LOCKS = 0x67726400, 0x67726401, 0x67726402
 
 # key COLLATE "C": keys sort by code point, as on SQLite and in Python, whatever the database's locale.
-# props: the properties again, as jsonb for the filters (jsonb cannot hold \u0000: a NUL reads as U+FFFD there).
+# props: the properties again, as jsonb for the filters (jsonb cannot hold \u0000: a NUL reads as U+FFFD there);
+# written with the row, not generated: closing a row (version_to) must not compute it again
 SCHEMA = r"""
 CREATE TABLE IF NOT EXISTS versions (
     id bigserial PRIMARY KEY, layer text NOT NULL, version integer NOT NULL, time text NOT NULL, author text,
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS features (
     id bigserial PRIMARY KEY, layer text NOT NULL, key text COLLATE "C" NOT NULL,
     version_from bigint NOT NULL, version_to bigint NOT NULL, hash text NOT NULL,
     feature text NOT NULL,
-    props jsonb GENERATED ALWAYS AS ((replace(feature, '\u0000', '\ufffd')::jsonb) -> 'properties') STORED,
+    props jsonb NOT NULL,
     geom geometry(Geometry, 4326));
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
@@ -404,11 +405,12 @@ class PostGISStore(ChangeSetStore):
         closing = [live[k][0] for k in [*gone, *changed]]
         if closing:
             conn.execute("UPDATE features SET version_to = %s WHERE id = ANY(%s)", (new, closing))
-        with conn.cursor() as cur, cur.copy("COPY features (layer, key, version_from, version_to, hash, feature, geom) "
-                                            "FROM STDIN") as copy:
+        with conn.cursor() as cur, cur.copy("COPY features (layer, key, version_from, version_to, hash, feature, "
+                                            "props, geom) FROM STDIN") as copy:
             for key in [*changed, *added]:
                 text, h, ewkb = rows[key]
-                copy.write_row((layer, key, new, ALIVE, h, text, ewkb))
+                props = properties_text(text).replace("\\u0000", "\\ufffd")
+                copy.write_row((layer, key, new, ALIVE, h, text, props, ewkb))
         sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
         version = Version(layer=layer, version=new, time=time, author=author, message=message,
