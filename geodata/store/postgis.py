@@ -22,8 +22,9 @@ import json
 import math
 import os
 import threading
+import time
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -70,6 +71,35 @@ NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _INHERITED: list[ConnectionPool] = []
 
 
+def database_name(url: str) -> str:
+    """host:port/database, for messages (never the password)."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+
+
+def wait_until_reachable(url: str, seconds: float, say: Callable[[str], None]) -> None:
+    """Return once the database at ``url`` takes a connection; ServiceUnavailable after ``seconds``.
+
+    For a server started before its database (a machine booting, both restarted together): ``say`` is
+    told why it waits, once a reason.  Plain connections, not the pool: nothing retries behind it."""
+    deadline = time.monotonic() + seconds
+    told = None
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=max(1, min(5, math.ceil(seconds)))).close()
+            return
+        except psycopg.Error as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(f"the database {database_name(url)} cannot be reached ({reason}); "
+                                     f"waited {seconds:g} s for it (GRIDMAP_DATABASE_WAIT_S)")
+        if reason != told:
+            say(f"the database {database_name(url)} cannot be reached ({reason}); "
+                f"trying again for up to {seconds:g} s (GRIDMAP_DATABASE_WAIT_S)")
+            told = reason
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))  # once a second: a restart takes seconds
+
+
 class PostGISStore(Store):
     """Versioned features in a PostgreSQL database with PostGIS, shared by every instance."""
 
@@ -82,8 +112,7 @@ class PostGISStore(Store):
         self.url = url
         self.pool_size = pool_size
         self.timeout = timeout
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        self.name = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+        self.name = database_name(url)
         self._pools: tuple[int, ConnectionPool] | None = None
         self._pool_mutex = threading.Lock()
         self._schema_ready = False

@@ -1,16 +1,19 @@
 """PostgreSQL stopped and started under a running app: readers and a writer meet 503 with Retry-After
 while it is down, never a 500; every upload answered 201 is stored whole, no version is partial; the
-same app answers again once it is back.  (The store alone: tests/geodata/test_store.py.)"""
+same app answers again once it is back.  A server started while its database is down waits for it a
+bounded time, then exits with one line.  (The store alone: tests/geodata/test_store.py.)"""
 
 from __future__ import annotations
 
 import io
 import threading
+import time
 
 import pytest
 
 from server import create_app
 from tests.factories import six_grids
+from tests.server.test_cli import free_port, run_cli, start_server  # noqa: F401 - start_server: a fixture
 
 READS = ["/api/collections/grids/items", "/api/collections/grids/items?bbox=121,29,122,30&limit=3",
          "/healthz", "/api/collections/grids/versions"]
@@ -119,3 +122,38 @@ def test_a_database_restart_under_readers_and_a_writer_loses_nothing(app, postgr
         contents[v["version"]] = populations.pop()
     assert set(stored) <= set(contents.values())  # every upload answered 201 is in the history
     assert client.get("/healthz").get_json()["layers"]["grids"]["version"] == len(history)
+
+
+# --- `python -m server` started while the database is down -------------------------------------
+
+def test_a_server_whose_database_stays_down_exits_with_a_one_line_error(tmp_path):
+    port = free_port()  # nothing listens there
+    result = run_cli("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                     "--database-url", f"postgresql://gridmap:secret@127.0.0.1:{port}/gridmap",
+                     GRIDMAP_DEMO="0", GRIDMAP_DATABASE_WAIT_S="1")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    (error,) = result.stderr.strip().splitlines()
+    assert error.startswith(f"python -m server: error: the database 127.0.0.1:{port}/gridmap cannot be reached")
+    assert "GRIDMAP_DATABASE_WAIT_S" in error and "secret" not in error
+    assert f"127.0.0.1:{port}/gridmap cannot be reached" in result.stdout  # it said it would wait
+
+
+def test_a_server_started_before_its_database_waits_for_it_and_serves(start_server, postgis_url, postgres_cluster,
+                                                                      tmp_path):
+    port = free_port()
+    postgres_cluster.stop()
+    try:
+        server = start_server(["--data-dir", str(tmp_path / "data"), "--port", str(port)], GRIDMAP_DEMO="0",
+                              GRIDMAP_WORKERS="1", GRIDMAP_BASEMAP="none", GRIDMAP_DATABASE_URL=postgis_url,
+                              GRIDMAP_DATABASE_WAIT_S="600")
+        deadline = time.monotonic() + WAIT_S
+        while "cannot be reached" not in server.log():  # it says it waits, and goes on waiting
+            assert server.proc.poll() is None, server.log()
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)  # poll interval; the deadline bounds the loop
+    finally:
+        postgres_cluster.start()
+    status, _, body = server.wait_healthy(port)
+    assert status == 200 and body["status"] == "ok"
+    assert "Traceback" not in server.log()
