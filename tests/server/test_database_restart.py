@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from geodata.store import FileStore
 from server import create_app
 from tests.factories import six_grids
 from tests.server.test_cli import free_port, run_cli, start_server  # noqa: F401 - start_server: a fixture
@@ -157,3 +158,15 @@ def test_a_server_started_before_its_database_waits_for_it_and_serves(start_serv
     status, _, body = server.wait_healthy(port)
     assert status == 200 and body["status"] == "ok"
     assert "Traceback" not in server.log()
+
+
+def test_migrate_into_a_database_that_is_down_is_a_one_line_error(tmp_path):
+    FileStore(tmp_path / "data").write("grids", six_grids(), author="planner")  # an older data directory
+    port = free_port()  # nothing listens there
+    result = run_cli("migrate", "--data-dir", str(tmp_path / "data"),
+                     "--database-url", f"postgresql://gridmap@127.0.0.1:{port}/gridmap")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"python -m server migrate: error: the database 127.0.0.1:{port}/gridmap cannot be reached")
+    assert (tmp_path / "data" / "layers" / "grids").is_dir()  # left as it was, to import once the database is up
