@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import threading
@@ -40,6 +41,8 @@ from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, Pr
 from ..schema import LAYERS
 from .base import (FeaturePage, Store, Version, add_hashes, feature_texts, frame_from, numeric_filter, storable,
                    text_hash)
+
+log = logging.getLogger(__name__)
 
 ALIVE = 2**62  # version_to of features still in the current version
 # advisory lock namespaces (the first key of the two-key form): never collide with each other
@@ -146,9 +149,14 @@ class PostGISStore(Store):
             return self._pools[1]
 
     def _connected(self, conn: psycopg.Connection) -> None:
+        if self._down:  # one line each way in the server's log, whatever the number of requests meanwhile
+            log.warning("gridmap: the database %s answers again", self.name)
         self._down = False
 
     def _unreachable(self, pool: ConnectionPool) -> None:
+        if not self._down:
+            log.warning("gridmap: the database %s cannot be reached: requests that need it answer 503 "
+                        "until it is back", self.name)
         self._down = True
 
     def close(self) -> None:

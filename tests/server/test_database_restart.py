@@ -51,7 +51,7 @@ def allowed(resp) -> str | None:
     return None if body.get("error", {}).get("code") == "service_unavailable" else f"503 body: {body}"
 
 
-def test_a_database_restart_under_readers_and_a_writer_loses_nothing(app, postgres_cluster):
+def test_a_database_restart_under_readers_and_a_writer_loses_nothing(app, postgres_cluster, caplog):
     editor = {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
     assert upload(app.test_client(), editor, 1000).status_code == 201
     stop, wrong, stored = threading.Event(), [], []  # stored: populations of the uploads answered 201
@@ -107,6 +107,9 @@ def test_a_database_restart_under_readers_and_a_writer_loses_nothing(app, postgr
         for thread in threads:
             thread.join(WAIT_S)
     assert not wrong, wrong[:10]
+    said = [r.getMessage() for r in caplog.records if r.name == "geodata.store.postgis"]
+    assert any("cannot be reached: requests that need it answer 503" in line for line in said), said
+    assert any(line.endswith("answers again") for line in said), said
 
     client = app.test_client()
     for url in READS:
