@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
     parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
+    parser.add_argument("--database-url", help="postgresql://user:password@host/db: keep the layers in PostgreSQL "
+                                               "+ PostGIS (default: GRIDMAP_DATABASE_URL, else the embedded database)")
     parser.add_argument("--workers", type=int, help="server processes (default 2)")
     return parser
 
@@ -113,7 +115,7 @@ def repair(argv: list[str]) -> int:
 
 def migrate(argv: list[str]) -> int:
     """Import the layers of the old store (one GeoJSON file a version) into the database."""
-    from geodata.errors import DamagedStore
+    from geodata.errors import DamagedStore, ServiceUnavailable
     from geodata.store import migrate as migration
     from geodata.store import open_store
 
@@ -132,7 +134,7 @@ def migrate(argv: list[str]) -> int:
     store = open_store(values.get("DATABASE_URL") or data_dir)
     try:
         lines = migration.migrate(data_dir, store)
-    except DamagedStore as e:
+    except (DamagedStore, ServiceUnavailable) as e:
         print(f"python -m server migrate: error: {e.message}", file=sys.stderr)
         return 1
     finally:
@@ -167,6 +169,12 @@ def serve(options: dict) -> None:
 
     from . import create_app, front
 
+    values = config.load(options)
+    if values["DATABASE_URL"]:  # started before its database (a machine booting): wait a while for it
+        from geodata.store.postgis import wait_until_reachable
+
+        wait_until_reachable(values["DATABASE_URL"], values["DATABASE_WAIT_S"],
+                             lambda line: print(f"gridmap: {line}", flush=True))
     app = create_app(options)  # once, before forking: the demo is installed a single time
 
     def start_jobs(server, worker):
@@ -193,7 +201,8 @@ def serve(options: dict) -> None:
         def load(self):  # in each worker, after the fork: its threads start there
             return front.asgi_app(app)
 
-    print(f"gridmap: serving {app.config['DATA_DIR']} on http://{app.config['HOST']}:{app.config['PORT']}/",
+    where = getattr(app.extensions["gridmap"].store, "name", None) if values["DATABASE_URL"] else None
+    print(f"gridmap: serving {where or app.config['DATA_DIR']} on http://{app.config['HOST']}:{app.config['PORT']}/",
           flush=True)
     Server().run()
 
@@ -213,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         print(f"python -m server: error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
         return 2
-    from geodata.errors import DamagedStore
+    from geodata.errors import DamagedStore, ServiceUnavailable
 
     from .config import SettingError
 
     try:
-        serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "WORKERS": args.workers})
-    except DamagedStore as e:
+        serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url,
+               "WORKERS": args.workers})
+    except (DamagedStore, ServiceUnavailable) as e:  # a database still down after the wait: systemd restarts it
         print(f"python -m server: error: {e.message}", file=sys.stderr)
         return 1
     except SettingError as e:

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from geodata import geojson, summaries
 from geodata import downloads
 from geodata.coverage import LEVELS, PARAM_NAMES
-from geodata.errors import BadRequest, NotFound
+from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
 from geodata.params import version_number
 from geodata.query import Query
@@ -88,11 +88,19 @@ def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
 
 @blueprint.get("/healthz")
 def healthz():
+    """200 ``ok`` with each layer's current version; 503 ``unavailable`` (with Retry-After) while the store
+    cannot answer, e.g. its database is down: a load balancer then sends no traffic here."""
     store = services().store
     layers = {}
-    for name in store.layer_names:
-        v = store.current(name)
-        layers[name] = {"version": v.version, "features": v.features} if v else None
+    try:
+        for name in store.layer_names:
+            v = store.current(name)
+            layers[name] = {"version": v.version, "features": v.features} if v else None
+    except ServiceUnavailable as e:
+        response = jsonify({"status": "unavailable", "message": e.message})
+        response.status_code = 503
+        response.headers["Retry-After"] = str(e.retry_after)
+        return response
     return jsonify({"status": "ok", "layers": layers})
 
 

@@ -54,6 +54,8 @@ SETTINGS = (
     Setting("DATABASE_URL", "", "`postgresql://user:password@host/db` keeps layers and versions, users, sign-in "
             "limits, the audit log and the session key in PostgreSQL + PostGIS instead, shared by any number of "
             "instances (empty: the embedded database and files in the data directory)"),
+    Setting("DATABASE_WAIT_S", 30.0, "seconds `python -m server` waits at start for a database it cannot reach "
+            "yet (then it exits with an error, for systemd to start it again)", float),
     Setting("HOST", "127.0.0.1", "address `python -m server` listens on"),
     Setting("PORT", 5000, "port `python -m server` listens on", int),
     Setting("WORKERS", 2, "server processes (they share the data directory safely)", int),

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import threading
+import time
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import geopandas as gpd
 import psycopg
@@ -37,6 +39,8 @@ from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, Pr
 from ..schema import LAYERS
 from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, keyed_texts,
                    numeric_filter, properties_text, text_hash)
+
+log = logging.getLogger(__name__)
 
 ALIVE = 2**62  # version_to of features still in the current version
 # advisory lock namespaces (the first key of the two-key form): never collide with each other
@@ -69,6 +73,35 @@ NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _INHERITED: list[ConnectionPool] = []
 
 
+def database_name(url: str) -> str:
+    """host:port/database, for messages (never the password)."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+
+
+def wait_until_reachable(url: str, seconds: float, say: Callable[[str], None]) -> None:
+    """Return once the database at ``url`` takes a connection; ServiceUnavailable after ``seconds``.
+
+    For a server started before its database (a machine booting, both restarted together): ``say`` is
+    told why it waits, once a reason.  Plain connections, not the pool: nothing retries behind it."""
+    deadline = time.monotonic() + seconds
+    told = None
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=max(1, min(5, math.ceil(seconds)))).close()
+            return
+        except psycopg.Error as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(f"the database {database_name(url)} cannot be reached ({reason}); "
+                                     f"waited {seconds:g} s for it (GRIDMAP_DATABASE_WAIT_S)")
+        if reason != told:
+            say(f"the database {database_name(url)} cannot be reached ({reason}); "
+                f"trying again for up to {seconds:g} s (GRIDMAP_DATABASE_WAIT_S)")
+            told = reason
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))  # once a second: a restart takes seconds
+
+
 class PostGISStore(ChangeSetStore):
     """Versioned features in a PostgreSQL database with PostGIS, shared by every instance."""
 
@@ -81,8 +114,7 @@ class PostGISStore(ChangeSetStore):
         self.url = url
         self.pool_size = pool_size
         self.timeout = timeout
-        params = psycopg.conninfo.conninfo_to_dict(url)
-        self.name = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+        self.name = database_name(url)
         self._pools: tuple[int, ConnectionPool] | None = None
         self._pool_mutex = threading.Lock()
         self._schema_ready = False
@@ -117,9 +149,14 @@ class PostGISStore(ChangeSetStore):
             return self._pools[1]
 
     def _connected(self, conn: psycopg.Connection) -> None:
+        if self._down:  # one line each way in the server's log, whatever the number of requests meanwhile
+            log.warning("gridmap: the database %s answers again", self.name)
         self._down = False
 
     def _unreachable(self, pool: ConnectionPool) -> None:
+        if not self._down:
+            log.warning("gridmap: the database %s cannot be reached: requests that need it answer 503 "
+                        "until it is back", self.name)
         self._down = True
 
     def close(self) -> None:

@@ -122,7 +122,7 @@ def start_server(tmp_path):
 def test_help_lists_the_options():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
-    for option in ("--host", "--port", "--data-dir", "--workers"):
+    for option in ("--host", "--port", "--data-dir", "--database-url", "--workers"):
         assert option in result.stdout
 
 
@@ -152,15 +152,17 @@ def test_workers_must_be_positive(monkeypatch, capsys, workers):
 def test_main_passes_options_on(monkeypatch):
     served = []
     monkeypatch.setattr(cli, "serve", served.append)
-    assert cli.main(["--host", "0.0.0.0", "--port", "8080", "--data-dir", "/srv/grids", "--workers", "3"]) == 0
-    assert served == [{"HOST": "0.0.0.0", "PORT": 8080, "DATA_DIR": "/srv/grids", "WORKERS": 3}]
+    assert cli.main(["--host", "0.0.0.0", "--port", "8080", "--data-dir", "/srv/grids", "--workers", "3",
+                     "--database-url", "postgresql://gridmap@db/gridmap"]) == 0
+    assert served == [{"HOST": "0.0.0.0", "PORT": 8080, "DATA_DIR": "/srv/grids",
+                       "DATABASE_URL": "postgresql://gridmap@db/gridmap", "WORKERS": 3}]
 
 
 def test_main_leaves_missing_options_to_the_settings(monkeypatch):
     served = []
     monkeypatch.setattr(cli, "serve", served.append)
     assert cli.main([]) == 0
-    assert served == [{"HOST": None, "PORT": None, "DATA_DIR": None, "WORKERS": None}]
+    assert served == [{"HOST": None, "PORT": None, "DATA_DIR": None, "DATABASE_URL": None, "WORKERS": None}]
     # None options do not hide GRIDMAP_* values
     loaded = config.load(served[0], environ={"GRIDMAP_PORT": "5123", "GRIDMAP_DATA_DIR": "/env/dir"})
     assert (loaded["PORT"], loaded["DATA_DIR"], loaded["WORKERS"]) == (5123, "/env/dir", 2)

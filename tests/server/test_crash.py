@@ -1,4 +1,5 @@
-"""Killing the server (SIGKILL) in the middle of uploads never leaves a broken layer behind."""
+"""Killing the server (SIGKILL) in the middle of uploads never leaves a broken layer behind: on the embedded
+database, and on PostGIS (a write is one transaction on both)."""
 
 import os
 import random
@@ -11,12 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import requests
 import shapely
 
 from geodata.schema import LAYERS
+from geodata.store import open_store
 from geodata.store.base import content_hash, feature_texts, text_hash
-from geodata.store.sqlite import SQLiteStore
 from geodata.validate import validate
 from server.users import UserStore
 from tests.factories import grid_row, grids
@@ -30,8 +32,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "GRIDMAP_DEMO": "0", "GRIDMAP_WORKERS": "1", "GRIDMAP_BASEMAP": "none"}
+def start(data_dir: Path, port: int, database_url: str = "") -> subprocess.Popen:
+    env = {**os.environ, "GRIDMAP_DEMO": "0", "GRIDMAP_WORKERS": "1", "GRIDMAP_BASEMAP": "none",
+           "GRIDMAP_DATABASE_URL": database_url}
     server = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(data_dir)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
@@ -51,7 +54,13 @@ def content(layer) -> str:
     return content_hash(text_hash(t) for t in feature_texts(validate(layer, "grids").data, LAYERS["grids"]).values())
 
 
-def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
+@pytest.fixture(params=["sqlite", "postgis"])
+def database_url(request) -> str:
+    """The server's GRIDMAP_DATABASE_URL: empty for the embedded database in the data directory."""
+    return request.getfixturevalue("postgis_url") if request.param == "postgis" else ""
+
+
+def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path, database_url):
     # 2,000 tiled squares: big enough that an upload takes a while, so kills land inside one; two
     # contents that differ in every grid, uploaded in turn, so that every upload rewrites the whole layer
     x, y = np.arange(2000) % 50 * 0.001 + 121.5, np.arange(2000) // 50 * 0.001 + 29.8
@@ -59,7 +68,8 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
     layers = [grids([grid_row(f"g{i}", population=1000 + k) for i in range(2000)], squares) for k in range(2)]
     bodies = [layer.to_json(drop_id=True).encode() for layer in layers]
     whole = {content(layer) for layer in layers}
-    seed = SQLiteStore(tmp_path)
+    location = database_url or tmp_path
+    seed = open_store(location)
     seed.write("grids", validate(layers[0], "grids").data, author="seed")
     seed.close()
     token = UserStore(tmp_path).add("editor", "editor")[1]
@@ -67,7 +77,7 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
 
     for round_ in range(6):
         port = free_port()
-        server = start(tmp_path, port)
+        server = start(tmp_path, port, database_url)
         stop, stored = threading.Event(), threading.Event()
 
         def keep_uploading():
@@ -93,7 +103,7 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
         stop.set()
         uploader.join()
 
-        store = SQLiteStore(tmp_path)  # as the next start sees it
+        store = open_store(location)  # as the next start sees it
         store.check()
         current = store.current("grids")
         assert current.sha256 in whole  # exactly one of the uploaded layers, not a mix
@@ -101,4 +111,6 @@ def test_sigkill_during_uploads_leaves_the_current_version_whole(tmp_path):
         versions = [v.version for v in store.versions("grids")]
         assert versions == list(range(1, len(versions) + 1))
         store.close()
-    assert len(SQLiteStore(tmp_path).versions("grids")) > 1  # uploads did complete between kills
+    store = open_store(location)
+    assert len(store.versions("grids")) > 1  # uploads did complete between kills
+    store.close()
