@@ -38,8 +38,7 @@ from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set,
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
 CHUNK = 500  # keys per IN (...) list: well under SQLite's parameter limit
-MMAP_BYTES = 2**31
-CACHE_KIB = 65536
+CACHE_KIB = 8192  # SQLite's page cache a connection (its default is 2 MiB); reads go through the OS's cache
 _FORKED: list[sqlite3.Connection] = []  # connections a forked process inherited
 
 SCHEMA = """
@@ -104,9 +103,8 @@ class SQLiteStore(ChangeSetStore):
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed version survives a power cut, not only a kill
-            # a province's layer is hundreds of MB: pages read through the OS's shared page cache (mmap),
-            # not copied into each connection, and a cache large enough for a write's index pages
-            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            # no memory-mapping: pages a worker touched would count in its memory, a province's layer
+            # is 130 MB, and reads through the OS's page cache are as fast here
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             local.db, local.pid = db, os.getpid()
         return local.db
