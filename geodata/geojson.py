@@ -62,13 +62,12 @@ def feature_strings(gdf: gpd.GeoDataFrame, id_field: str | None = None) -> list[
     """One GeoJSON Feature string per row; ``id`` taken from ``id_field`` when given."""
     geometries = shapely.to_geojson(rfc7946_geometries(gdf.geometry.values))
     records = property_records(gdf)
-    features = []
-    for geometry, props in zip(geometries, records):
-        head = '{"type":"Feature",'
-        if id_field is not None:
-            head += f'"id":{dumps(props[id_field])},'
-        features.append(f'{head}"geometry":{geometry or "null"},"properties":{dumps(props)}}}')
-    return features
+    encode = _ENCODER.encode
+    if id_field is None:
+        return [f'{{"type":"Feature","geometry":{g or "null"},"properties":{encode(p)}}}'
+                for g, p in zip(geometries, records)]
+    return [f'{{"type":"Feature","id":{encode(p[id_field])},"geometry":{g or "null"},"properties":{encode(p)}}}'
+            for g, p in zip(geometries, records)]
 
 
 def feature_collection(features: list[str], **members) -> bytes:

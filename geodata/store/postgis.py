@@ -413,8 +413,8 @@ class PostGISStore(ChangeSetStore):
             raise BadRequest(f"a feature of '{layer}' cannot be stored in the database: "
                              f"{str(e).splitlines()[0]}") from e
         self._versions.pop(layer, None)
-        if written >= self.ANALYZE_AFTER:
-            self._analyze()
+        if written >= self.ANALYZE_AFTER:  # after the answer, not before it: a province's layer takes a second
+            threading.Thread(target=self._analyze, name="gridmap-analyze", daemon=True).start()
         return new
 
     def _analyze(self) -> None:

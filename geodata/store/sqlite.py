@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import geopandas as gpd
-import numpy as np
 import shapely
 from filelock import FileLock
 
@@ -341,9 +340,9 @@ class SQLiteStore(ChangeSetStore):
         """key -> (text, hash, properties, WKB, (minx, maxx, miny, maxy) or None) for each feature."""
         keys, texts, geoms = keyed_texts(gdf, layer)
         rows = {}
-        for key, wkb, (minx, miny, maxx, maxy) in zip(keys, shapely.to_wkb(geoms), shapely.bounds(geoms)):
-            box = None if np.isnan(minx) else (float(minx), float(maxx), float(miny), float(maxy))
+        for key, wkb, (minx, miny, maxx, maxy) in zip(keys, shapely.to_wkb(geoms), shapely.bounds(geoms).tolist()):
             text = texts[key]
+            box = None if minx != minx else (minx, maxx, miny, maxy)  # NaN: no geometry
             rows[key] = (text, text_hash(text), properties_text(text), wkb, box)
         return rows
 
