@@ -40,3 +40,19 @@ def test_the_key_is_never_hidden(catalog):
     seen = catalog.get("grids", hidden=frozenset({"grid_id", "name"}))
     assert "grid_id" in seen.features.columns and "name" not in seen.features.columns
     assert seen.layer.key in seen.layer.field_names
+
+
+@pytest.mark.parametrize("properties, kept", [
+    ({"grid_id": "a", "instructor": '张"三', "x": 1, "party_members": 12, "party_branch": None},
+     {"grid_id": "a", "x": 1}),
+    ({"instructor": "a", "party_branch": "b", "party_members": 3}, {}),  # every member, the first ones too
+    ({"a": 1, "instructor": {"n": [1, 2]}, "b": "x"}, {"a": 1, "b": "x"}),  # a value of another shape
+    ({"party_members": -1.5e3, "z": 'instructor":'}, {"z": 'instructor":'}),  # a name inside a text stays
+    ({"note": ',"instructor":"x"', "instructor": "y"}, {"note": ',"instructor":"x"'}),
+], ids=["middle", "all", "nested", "text", "quoted"])
+def test_hidden_members_are_cut_out_of_the_stored_text(properties, kept):
+    from geodata import geojson
+    from geodata.catalog import _without
+
+    head = '{"type":"Feature","id":"a","geometry":{"type":"Point","coordinates":[121.5,29.8]},"properties":'
+    assert _without(head + geojson.dumps(properties) + "}", RESTRICTED) == head + geojson.dumps(kept) + "}"
