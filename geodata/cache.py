@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import sys
 import threading
 from collections import OrderedDict
@@ -93,3 +95,14 @@ class VersionCache:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._items
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed after a large computation back to the system.
+
+    glibc's allocator keeps freed memory for reuse: a worker's first analysis of a province frees a few
+    hundred MB of intermediate frames that would stay in its resident size (measured: 730 MB after the
+    warm-up, 506 MB after this).  Elsewhere than glibc this does nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

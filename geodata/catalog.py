@@ -25,7 +25,7 @@ import geopandas as gpd
 
 from . import geojson, units
 from . import jobs as job
-from .cache import VersionCache
+from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse
 from .errors import BadRequest, NotFound
 from .query import FeatureSet, Page, Query
@@ -114,7 +114,9 @@ class Catalog:
             def compute() -> Analysis:  # from exactly the versions the tag names
                 frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
                           for name, v in zip(ANALYSIS_INPUTS, inputs)]
-                return analyse(*frames, params=params)
+                analysis = analyse(*frames, params=params)
+                release_freed_memory()  # its intermediate frames: hundreds of MB for a province
+                return analysis
 
             return tag, self._default.get(tag, compute)
         versions = _numbers(ANALYSIS_INPUTS, inputs)

@@ -102,3 +102,19 @@ def test_once_builds_again_after_a_failed_build():
     with pytest.raises(ValueError):
         cache.get("k", lambda: (_ for _ in ()).throw(ValueError("no")))
     assert cache.get("k", lambda: 7) == 7
+
+
+def test_freed_memory_goes_back_to_the_system():
+    from geodata.cache import release_freed_memory
+
+    def resident_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    chunks = [bytearray(1000) for _ in range(200_000)]  # 200 MB in small blocks: the allocator's heap
+    later = [bytearray(100) for _ in range(10)]  # allocated after them: the heap's top stays in use
+    before = resident_mb()
+    del chunks
+    release_freed_memory()  # without it, about 13 MB of the 200 go back
+    assert resident_mb() < before - 100
+    assert len(later) == 10
