@@ -120,6 +120,7 @@ class PostGISStore(ChangeSetStore):
         self._schema_ready = False
         self._down = False  # the last attempt to connect failed
         self._frames = VersionCache(self.CACHE_SIZE)
+        self._fields = VersionCache(64)
         self._extents = VersionCache(64)  # an extent a version: small, dear to scan for
         self._versions: dict[str, tuple[int, list[Version]]] = {}
         with contextlib.suppress(ServiceUnavailable):  # a database still starting: the first call makes it
@@ -383,10 +384,14 @@ class PostGISStore(ChangeSetStore):
 
     def fields(self, layer: str, version: int | None = None) -> list[str]:
         v = self.version(layer, version)
-        with self._connection() as conn:
-            row = conn.execute("SELECT fields FROM versions WHERE layer = %s AND version = %s",
-                               (layer, v.version)).fetchone()
-        return json.loads(row[0])
+
+        def read() -> list[str]:
+            with self._connection() as conn:
+                row = conn.execute("SELECT fields FROM versions WHERE layer = %s AND version = %s",
+                                   (layer, v.version)).fetchone()
+            return json.loads(row[0])
+
+        return self._fields.get((layer, v.version, v.sha256), read)  # every items request asks
 
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         v = self.version(layer, version)

@@ -85,6 +85,7 @@ class SQLiteStore(ChangeSetStore):
         self.path = self.root / FILE
         self._local = threading.local()
         self._frames = VersionCache(self.CACHE_SIZE)
+        self._records = VersionCache(256)  # fields and extents of versions: asked by every items request
         self._versions: dict[str, tuple[int, list[Version]]] = {}
         with self.lock("schema"):
             _translated(lambda store: store._db().executescript(SCHEMA))(self)
@@ -224,11 +225,15 @@ class SQLiteStore(ChangeSetStore):
 
     @_translated
     def _record(self, layer: str, version: int | None, column: str):
-        """A JSON column of the version's record (computed when it was written)."""
+        """A JSON column of the version's record (computed when it was written; a version never changes)."""
         v = self.version(layer, version)
-        row = self._db().execute(f"SELECT {column} FROM versions WHERE layer = ? AND version = ?",
-                                 (layer, v.version)).fetchone()
-        return json.loads(row[0])
+
+        def read():
+            row = self._db().execute(f"SELECT {column} FROM versions WHERE layer = ? AND version = ?",
+                                     (layer, v.version)).fetchone()
+            return json.loads(row[0])
+
+        return self._records.get((layer, v.version, v.sha256, column), read)
 
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         v = self.version(layer, version)
