@@ -183,8 +183,10 @@ class SQLiteStore(ChangeSetStore):
                    # would otherwise walk the whole layer by its index and probe the tree row by row (17 ms, not 0.2)
                    f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {where}")
             params = (*paths, minx, maxx, miny, maxy, maxx, minx, maxy, miny, *args)
-        rows = [r for r in db.execute(sql, params)
-                if all(property_matches(r[2 + i], raw, numeric) for i, (raw, numeric) in enumerate(tests))]
+        rows = db.execute(sql, params).fetchall()
+        if tests:
+            rows = [r for r in rows
+                    if all(property_matches(r[2 + i], raw, numeric) for i, (raw, numeric) in enumerate(tests))]
         if bbox is not None:  # boxes that only cross the bbox: test the geometry itself
             crossing = [r[0] for r in rows if not r[-1]]
             outside = set(crossing) - set(self._intersecting(db, crossing, bbox))
