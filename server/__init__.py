@@ -51,6 +51,8 @@ def create_app(config: dict | None = None) -> Flask:
                                                  "application/geo+json", "application/vnd.google-earth.kml+xml",
                                                  "application/vnd.oai.openapi+json", "application/schema+json"])
     app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
+    # level 1 (nginx's default): a page of 100 features in a third of level 6's time, a quarter larger
+    app.config.setdefault("COMPRESS_LEVEL", 1)
     Compress(app)
 
     store = open_store(values["DATABASE_URL"] or values["DATA_DIR"])

@@ -106,6 +106,7 @@ class PostGISStore(ChangeSetStore):
     """Versioned features in a PostgreSQL database with PostGIS, shared by every instance."""
 
     CACHE_SIZE = 4  # whole frames kept for the analysis: the current layers and one more
+    FRESH_S = 1.0  # a connection that answered this recently is not pinged again (a restart meanwhile: one 503)
     DOWN_WAIT = 1.0  # seconds a call waits for a connection while the database is known to be down
     ANALYZE_AFTER = 1000  # rows a write adds that make the planner's statistics worth renewing at once
 
@@ -120,6 +121,7 @@ class PostGISStore(ChangeSetStore):
         self._schema_ready = False
         self._down = False  # the last attempt to connect failed
         self._frames = VersionCache(self.CACHE_SIZE)
+        self._used: dict[int, float] = {}  # when each pooled connection (by id) last answered
         self._fields = VersionCache(64)
         self._extents = VersionCache(64)  # an extent a version: small, dear to scan for
         self._versions: dict[str, tuple[int, list[Version]]] = {}
@@ -176,6 +178,7 @@ class PostGISStore(ChangeSetStore):
                 if not self._schema_ready:
                     self._create_schema(conn)
                 yield conn
+                self._used[id(conn)] = time.monotonic()
             finally:
                 pool.putconn(conn)  # a broken connection is dropped, an open transaction rolled back
         except PoolTimeout as e:
@@ -192,6 +195,8 @@ class PostGISStore(ChangeSetStore):
         """A pooled connection that answers a ping (pre-ping).  One that does not was cut by a database
         restart, and so were the others left idle: drop them all and take a new one."""
         conn = self._getconn(pool)
+        if time.monotonic() - self._used.get(id(conn), -math.inf) < self.FRESH_S:
+            return conn  # it answered a moment ago: a ping would double the round trips of every call
         try:
             ConnectionPool.check_connection(conn)
             return conn
