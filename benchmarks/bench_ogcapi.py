@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from _server import ROOT, demo_data_dir, free_port, running_server, wait_until_up
+from _server import ROOT, demo_data_dir, free_port, running_server, wait_for_warm_up, wait_until_up
 
 BENCH_VENV = ROOT / ".venv-bench"
 GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
@@ -121,6 +121,7 @@ def main() -> None:
     with demo_data_dir() as data_dir, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with running_server(data_dir, WORKERS=2, THREADS=4) as (base, _):
+            wait_for_warm_up(base)
             url = f"{base}/api/collections/grids/items?limit=100"
             page = requests.get(url).content
             (tmp / "grids.geojson").write_bytes(requests.get(f"{base}/api/download/grids.geojson").content)
@@ -128,6 +129,7 @@ def main() -> None:
         if args.database_url:
             with tempfile.TemporaryDirectory() as other, \
                     running_server(other, WORKERS=2, THREADS=4, DATABASE_URL=args.database_url) as (base, _):
+                wait_for_warm_up(base)
                 url = f"{base}/api/collections/grids/items?limit=100"
                 same = requests.get(url).json()["features"] == json.loads(page)["features"]
                 assert same, "the PostGIS server answers another first page than the embedded one"

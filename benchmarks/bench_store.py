@@ -50,7 +50,6 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -62,7 +61,7 @@ import numpy as np
 import requests
 
 from _demo10 import scaled_demo
-from _server import ROOT, free_port, running_server
+from _server import ROOT, free_port, running_server, wait_for_warm_up
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MERGED = 50
@@ -351,7 +350,7 @@ def http_figures(root: Path, data_dir: str, settings: dict, boxes, expected) -> 
                              f"{first.json().get('numberMatched') if first.ok else '-'} (expected {expected[0]}): "
                              f"the app is not serving this store's data")
             return out
-        warm, v["warm"] = timed(lambda: warm_up(base))
+        warm, v["warm"] = timed(lambda: wait_for_warm_up(base))
         session = requests.Session()
         for encoding, key in (("gzip, deflate", "http"), ("identity", "http_plain")):
             times = []
@@ -376,17 +375,6 @@ def http_figures(root: Path, data_dir: str, settings: dict, boxes, expected) -> 
         out.notes.append(f"{len(sizes)} server processes, RSS now/peak MB: "
                          + ", ".join(f"{now:.0f}/{peak:.0f}" for now, peak in sizes.values()))
     return out
-
-
-def warm_up(base: str) -> None:
-    """Ask each map layer of both workers (new connections land on either): each waits for its worker's
-    warm-up (analysis and map layers), so the figures after it are of a server at rest."""
-    from maps.coverage_map import MAP_DATA
-
-    for _ in range(4):
-        for layer in MAP_DATA:
-            requests.get(f"{base}/map/data/{layer}.geojson", headers={"Accept-Encoding": "gzip"},
-                         timeout=900).raise_for_status()
 
 
 def fill_for_http(engine: Engine, demo) -> None:
