@@ -141,3 +141,25 @@ def postgis_url(postgres_cluster):
     url = postgres_cluster.new_database()
     yield url
     postgres_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["embedded", "postgis"])
+def location(request, tmp_path) -> str:
+    """Where a store and its accounts live: a data directory (the embedded engine), or a fresh PostGIS database."""
+    if request.param == "embedded":
+        return str(tmp_path / "data")
+    return request.getfixturevalue("postgis_url")
+
+
+def opened_at(location: str, open_one):
+    """A fixture's body: a function opening another instance at ``location`` with ``open_one`` (as another
+    process or server would), every instance closed after the test."""
+    opened = []
+
+    def another():
+        opened.append(open_one(location))
+        return opened[-1]
+
+    yield another
+    for instance in opened:
+        instance.close()

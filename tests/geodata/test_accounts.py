@@ -11,30 +11,15 @@ import pytest
 from geodata.errors import Conflict, DamagedStore, NotFound, ServiceUnavailable
 from geodata.store.accounts import FileAccounts, PostgresAccounts, open_accounts
 from geodata.store.postgis import PostGISStore
+from tests.postgres import opened_at
 
 WINDOW, LIMIT = 900, 5
-
-
-@pytest.fixture(params=["files", "postgis"])
-def location(request, tmp_path) -> str:
-    """Where accounts live: a data directory, or a PostGIS database URL."""
-    if request.param == "files":
-        return str(tmp_path / "data")
-    return request.getfixturevalue("postgis_url")
 
 
 @pytest.fixture
 def instances(location):
     """Opens another instance's accounts on the same location, closed after the test."""
-    opened = []
-
-    def another():
-        opened.append(open_accounts(location))
-        return opened[-1]
-
-    yield another
-    for accounts in opened:
-        accounts.close()
+    yield from opened_at(location, open_accounts)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from geodata.errors import (BadRequest, DamagedStore, InsufficientStorage, NotFo
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
+from tests.postgres import opened_at
 
 # --- data ---------------------------------------------------------------------
 
@@ -58,26 +59,10 @@ def grids(n: int = 2, *, tag: str = "a", **columns) -> gpd.GeoDataFrame:
 
 # --- the engines ----------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def location(request, tmp_path) -> str:
-    """Where a store lives: a data directory, or a PostGIS database URL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "data")
-    return request.getfixturevalue("postgis_url")
-
-
 @pytest.fixture
 def instances(location):
     """Opens another instance of the store (as another process or server would), closed after the test."""
-    opened = []
-
-    def another():
-        opened.append(open_store(location))
-        return opened[-1]
-
-    yield another
-    for store in opened:
-        store.close()
+    yield from opened_at(location, open_store)
 
 
 @pytest.fixture
