@@ -292,14 +292,21 @@ def test_user_reset_and_remove_end_the_users_browser_sessions(tmp_path, command)
 
 # --- a damaged layer record: no start, and `repair` ------------------------------------
 
-def test_a_damaged_record_stops_the_server_naming_the_file_and_repair_restores_it(tmp_path):
+def damaged_old_data_dir(tmp_path):
+    """A data directory of the first store, two versions of grids, its record truncated in the second
+    entry: the data directory and the damaged record."""
     data_dir = tmp_path / "data"
-    store = FileStore(data_dir)
-    store.write("grids", two_grids(), author="a", message="first")
-    store.write("grids", two_grids().head(1), author="b", message="second")
+    old = FileStore(data_dir)
+    old.write("grids", two_grids(), author="a", message="first")
+    old.write("grids", two_grids().head(1), author="b", message="second")
     manifest = data_dir / "layers" / "grids" / "manifest.json"
     raw = manifest.read_bytes()
-    manifest.write_bytes(raw[: raw.index(b'"version": 2')])  # truncated in the second entry
+    manifest.write_bytes(raw[: raw.index(b'"version": 2')])
+    return data_dir, manifest
+
+
+def test_a_damaged_record_stops_the_server_naming_the_file_and_repair_restores_it(tmp_path):
+    data_dir, manifest = damaged_old_data_dir(tmp_path)
 
     started = run_cli("--data-dir", str(data_dir), "--port", str(free_port()), GRIDMAP_DEMO="0")
     assert started.returncode == 1
@@ -348,13 +355,7 @@ def test_migrate_imports_every_old_version_once_and_keeps_the_old_layers_aside(t
 
 
 def test_migrate_refuses_a_damaged_record_naming_repair_which_still_works_before_migration(tmp_path):
-    data_dir = tmp_path / "data"
-    old = FileStore(data_dir)
-    old.write("grids", two_grids(), author="a", message="first")
-    old.write("grids", two_grids().head(1), author="b", message="second")
-    manifest = data_dir / "layers" / "grids" / "manifest.json"
-    raw = manifest.read_bytes()
-    manifest.write_bytes(raw[: raw.index(b'"version": 2')])
+    data_dir, manifest = damaged_old_data_dir(tmp_path)
 
     refused = run_cli("migrate", "--data-dir", str(data_dir))
     assert refused.returncode == 1
