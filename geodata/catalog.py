@@ -96,9 +96,9 @@ class Catalog:
             features = self._sets.get((collection_id, tag),
                                       lambda: FeatureSet(_derived_frame(collection_id, analysis), layer))
             return Collection(layer, None, features, f"{collection_id}-{tag}")
-        if version is None and self.store.current(collection_id) is None:
+        v = self.store.current(collection_id) if version is None else self.store.version(collection_id, version)
+        if v is None:
             return Collection(layer, None, FeatureSet(empty_frame(layer), layer), f"{collection_id}-empty")
-        v = self.store.version(collection_id, version)
         return Collection(layer, v, StoredFeatures(self.store, layer, v), f"{collection_id}-{v.sha256[:16]}")
 
     def analysis(self, params: Params | None = None) -> Analysis:

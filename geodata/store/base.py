@@ -197,7 +197,7 @@ class ChangeSetStore(Store):
     layer or a change set becomes rows (``_rows``: key -> (text, hash, ...) as the engine stores them),
     then the engine commits them in one transaction (``_commit``)."""
 
-    _versions: dict[str, tuple[int, list[Version]]]  # the engine's versions of each layer, with the stamp read
+    _versions: dict[str, tuple]  # the engine's versions of each layer: (the stamp read, the list, ...)
 
     def version(self, layer: str, number: int | None = None) -> Version:
         if number is not None:  # a version never changes: one already known needs no look at the database

@@ -25,7 +25,7 @@ from geodata.errors import (BadRequest, DamagedStore, InsufficientStorage, NotFo
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
-from tests.postgres import opened_at
+from tests.postgres import HEARD_WITHIN_S, heard_within, opened_at
 
 # --- data ---------------------------------------------------------------------
 
@@ -268,16 +268,40 @@ def test_a_bad_layer_is_refused_and_stores_nothing(store, bad):
 
 def test_another_instance_sees_new_writes(store, instances):
     other = instances()
+    bound = HEARD_WITHIN_S if isinstance(store, PostGISStore) else 0  # one database file: at once
+
+    def at(one, number: int):
+        return lambda: (v := one.current("grids")) and v.version == number
+
     assert other.versions("grids") == [] and other.current("grids") is None
     store.write("grids", grids(2), author="a")
-    assert other.current("grids").version == 1  # its empty view is not cached for ever
+    heard_within(bound, at(other, 1))  # its empty view is not cached for ever
     assert other.read("grids")["grid_id"].tolist() == ["a0", "a1"]
     store.write("grids", grids(4, tag="z"), author="a")
+    heard_within(bound, at(other, 2))
     assert [v.version for v in other.versions("grids")] == [1, 2]
     assert other.read("grids")["grid_id"].tolist() == ["z0", "z1", "z2", "z3"]
     other.write("grids", grids(1), author="b")
-    assert store.current("grids").version == 3
-    assert store.current("grids").author == "b"
+    assert heard_within(bound, at(store, 3)) and store.current("grids").author == "b"
+
+
+def test_a_write_while_the_listener_is_cut_off_is_not_missed(postgis_url):
+    """PostGIS: the versions a store keeps in memory stay right only while it hears every notice; a
+    listener cut off (and the notice of a write meanwhile lost to it) must not leave a stale answer."""
+    one, other = open_store(postgis_url), open_store(postgis_url)
+    try:
+        one.write("grids", grids(2), author="a")
+        heard_within(HEARD_WITHIN_S, lambda: (v := other.current("grids")) and v.version == 1)
+        with psycopg.connect(postgis_url, autocommit=True) as db:
+            cut = db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "application_name = 'gridmap notices' AND datname = current_database()").fetchall()
+            assert len(cut) == 2  # each store's listener
+            one.write("grids", grids(3), author="a")  # its notice may reach nobody
+        heard_within(HEARD_WITHIN_S, lambda: other.current("grids").version == 2)
+        assert other.read("grids")["grid_id"].tolist() == ["a0", "a1", "a2"]
+    finally:
+        one.close()
+        other.close()
 
 
 # --- If-Match -----------------------------------------------------------------------
