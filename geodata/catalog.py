@@ -17,13 +17,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import re
+import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 
 import geopandas as gpd
 
-from . import geojson, units
+from . import geojson, kept, units
 from . import jobs as job
 from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse
@@ -33,6 +35,7 @@ from .schema import DERIVED, LAYERS, Layer
 from .store import Store, Version
 from .store.base import properties_text
 
+log = logging.getLogger(__name__)
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
 
 
@@ -114,7 +117,7 @@ class Catalog:
             def compute() -> Analysis:  # from exactly the versions the tag names
                 frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
                           for name, v in zip(ANALYSIS_INPUTS, inputs)]
-                analysis = analyse(*frames, params=params)
+                analysis = self._shared_analysis(tag, frames, params)
                 release_freed_memory()  # its intermediate frames: hundreds of MB for a province
                 return analysis
 
@@ -122,6 +125,24 @@ class Catalog:
         versions = _numbers(ANALYSIS_INPUTS, inputs)
         return tag, self._what_ifs.get(tag, lambda: self._job(job.analyse_versions, (versions, params),
                                                               ("analysis", tag)))
+
+    def _shared_analysis(self, tag: str, frames: list[gpd.GeoDataFrame], params: Params) -> Analysis:
+        """The analysis of ``frames``, computed once for every worker and instance of this store: the
+        first to ask computes and keeps it, the others load it."""
+        computed: list[Analysis] = []
+
+        def build() -> bytes:
+            computed.append(analyse(*frames, params=params))
+            return kept.to_bytes(computed[0])
+
+        data = self.store.shared(f"analysis/{kept.code_digest()}/{tag}", build)
+        if computed:
+            return computed[0]
+        try:
+            return kept.from_bytes(data, frames[0], params)
+        except (ValueError, KeyError, zipfile.BadZipFile) as e:  # damaged: computed here, as without it
+            log.warning("gridmap: a kept analysis could not be read (%s); computing it again", e)
+            return analyse(*frames, params=params)
 
     def recommendation(self, level: str, k: int, params: Params | None = None, unit: dict[str, str] | None = None,
                        solver: str = "auto"):

@@ -11,6 +11,7 @@ import shapely
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from geodata.coverage import merge_tiles
+from geodata import kept
 from geodata.errors import NotFound
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
@@ -89,14 +90,17 @@ def map_data(layer: str):
     # only what the layer draws decides its audience: shared when none of its fields are restricted
     found = services().catalog.get(spec.collection, hidden=privacy.hidden_fields() & set(spec.fields))
 
-    def build() -> tuple[bytes, bytes]:
+    def build() -> bytes:
         gdf = found.features.gdf
         if spec.kinds:
             gdf = gdf[gdf["kind"].isin(spec.kinds)]
-        data = display.geojson_bytes(gdf, list(spec.fields), spec.tolerance)
-        return data, gzip.compress(data, compresslevel=6)
+        return gzip.compress(display.geojson_bytes(gdf, list(spec.fields), spec.tolerance), compresslevel=6)
 
-    return _send(services().display.get((layer, found.tag), build), "application/geo+json",
+    def shared() -> tuple[bytes, bytes]:  # drawn by one worker of all that share the store
+        gzipped = services().store.shared(f"map/{kept.code_digest()}/{layer}/{found.tag}", build)
+        return gzip.decompress(gzipped), gzipped
+
+    return _send(services().display.get((layer, found.tag), shared), "application/geo+json",
                  etag=f"{layer}-{found.tag}")
 
 

@@ -20,17 +20,19 @@ import abc
 import contextlib
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import geopandas as gpd
 import pandas as pd
 import shapely
 
 from .. import geojson
-from ..errors import BadRequest, DamagedStore, NotFound
+from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, ServiceUnavailable
 from ..schema import LAYERS, Layer
 
+log = logging.getLogger(__name__)
 NUMERIC = ("integer", "number")
 
 
@@ -180,6 +182,33 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def lock(self, name: str) -> contextlib.AbstractContextManager:
         """A lock shared by every process using this store (e.g. one cold-start computation)."""
+
+    # --- results shared by every process -------------------------------------------------------
+    RESULTS_KEPT = 48  # the most recent results kept; an older one asked for again is built again
+
+    def shared(self, key: str, build: Callable[[], bytes]) -> bytes:
+        """Bytes derived from stored versions (an analysis, a map layer), built by whichever process asks
+        first while the others wait, then kept for every worker and instance.  ``key`` must name the
+        exact inputs and the code that builds them: a kept result is never out of date, only dropped."""
+        data = self._load_result(key)
+        if data is not None:
+            return data
+        with self.lock("result-" + hashlib.sha256(key.encode()).hexdigest()[:20]):
+            data = self._load_result(key)
+            if data is None:
+                data = build()
+                try:
+                    self._save_result(key, data)
+                except (InsufficientStorage, ServiceUnavailable) as e:  # answered anyway, kept by no one
+                    log.warning("gridmap: a result could not be kept for the other workers (%s)", e)
+        return data
+
+    def _load_result(self, key: str) -> bytes | None:
+        """The result kept under ``key``, None if there is none.  Engines that keep none build each time."""
+        return None
+
+    def _save_result(self, key: str, data: bytes) -> None:
+        """Keep ``data`` under ``key``, and no more than RESULTS_KEPT results in all."""
 
     def check(self) -> None:
         """DamagedStore naming what is damaged, if anything is; the server checks at start."""

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS features (
     feature text NOT NULL,
     props jsonb NOT NULL,
     geom geometry(Geometry, 4326));
+CREATE TABLE IF NOT EXISTS results (key text PRIMARY KEY, data bytea NOT NULL, used timestamptz NOT NULL);
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
@@ -559,6 +560,19 @@ class PostGISStore(ChangeSetStore):
                                 "WHERE layer = %s AND version_from <= %s AND version_to > %s",
                                 (layer, number, number)).fetchall()
         return {key: (text, h, ewkb) for key, text, h, ewkb in rows}
+
+    # results: rows every instance reads (``Store.shared``)
+    def _load_result(self, key: str) -> bytes | None:
+        with self._connection() as conn:
+            row = conn.execute("UPDATE results SET used = now() WHERE key = %s RETURNING data", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _save_result(self, key: str, data: bytes) -> None:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO results (key, data, used) VALUES (%s, %s, now()) ON CONFLICT (key) DO "
+                         "UPDATE SET data = excluded.data, used = now()", (key, data))
+            conn.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM results ORDER BY used DESC "
+                         "LIMIT %s)", (self.RESULTS_KEPT,))
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
