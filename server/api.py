@@ -26,7 +26,7 @@ from geodata.schema import DERIVED
 from maps.coverage_map import NINGBO_CENTRE
 from maps.layers import Field, GeoJsonLayer, ReadySignal
 
-from . import negotiation, openapi, privacy, services, whatif
+from . import negotiation, openapi, privacy, services, tiles, whatif
 from .assets import map_assets
 from .i18n import current_language
 from .pages import render_map
@@ -42,6 +42,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    *tiles.CONFORMANCE,
 ]
 NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
 ANY_ROUTE = ("f", "lang")  # parameters every OGC route takes
@@ -195,6 +196,7 @@ def _collection_document(found, fmt: str = "json") -> dict:
             *(_link(url_for("api.download", collection_id=cid, ext=ext, _external=True), "enclosure", media_type,
                     f"the whole layer: {label}")
               for ext, (media_type, label) in openapi.download_formats().items()),
+            tiles.tiles_link(cid),
         ],
         "numberOfFeatures": found.features.count,
     }
