@@ -70,6 +70,7 @@ _URBAN = 6.0  # relative density above which a place counts as urban
 # Lattice steps (1e-6°) tried, nearest first, for a vertex rounding pushed out of its district.
 _OFFSETS = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-10, 11)), axis=-1).reshape(-1, 2)
 _OFFSETS = _OFFSETS[np.argsort(np.hypot(*_OFFSETS.T), kind="stable")]
+_RINGS = np.searchsorted(np.hypot(*_OFFSETS.T), [1.5, 3, 6], side="right")  # where to pause the search
 
 # The province demo: Zhejiang's 90 districts (Ningbo's ten keep the table above).
 PROVINCE_DISTRICTS_PATH = Path(__file__).parent / "data" / "zhejiang_districts.geojson"
@@ -316,10 +317,15 @@ def _round_inside(geoms: np.ndarray, parents: np.ndarray, parents_m: np.ndarray)
 
     lattice = np.rint(xy * 1e6)
     out = np.flatnonzero(~inside(np.arange(len(xy)), lattice / 1e6))
-    cand = lattice[out][:, None, :] + _OFFSETS
-    ok = inside(out[:, None], cand / 1e6)
-    fixable = ok.any(axis=1)
-    lattice[out[fixable]] = cand[fixable, ok[fixable].argmax(axis=1)]  # offsets go nearest first
+    # offsets go nearest first: try them a ring at a time, each vertex until one is inside
+    for ring in np.split(np.arange(len(_OFFSETS)), _RINGS):
+        if not len(out):
+            break
+        cand = lattice[out][:, None, :] + _OFFSETS[ring]
+        ok = inside(out[:, None], cand / 1e6)
+        fixed = ok.any(axis=1)
+        lattice[out[fixed]] = cand[fixed, ok[fixed].argmax(axis=1)]
+        out = out[~fixed]
     return shapely.set_coordinates(geoms.copy(), lattice / 1e6)
 
 
@@ -366,7 +372,8 @@ def _cluster(rng, xy: np.ndarray, k: int, iters: int = 4) -> tuple[np.ndarray, n
     """
     medoids = np.sort(rng.choice(len(xy), k, replace=False))
     for step in range(iters + 1):
-        d2 = ((xy[:, None, :] - xy[medoids][None, :, :]) ** 2).sum(axis=2)
+        dx, dy = xy[:, None, 0] - xy[medoids, 0], xy[:, None, 1] - xy[medoids, 1]
+        d2 = dx * dx + dy * dy  # the sum over a (n, k, 2) array, bit for bit, without it
         labels = d2.argmin(axis=1)
         if step == iters:
             return labels, medoids
@@ -515,20 +522,25 @@ def _inside(rng, polys: np.ndarray, tries: int = 40) -> np.ndarray:
 DEMO_AUTHOR = "gridmap demo"
 
 
-def install_if_empty(store: Store) -> bool:
-    """Fill a store that has no data at all with the demo; True if it did.
+# the demos GRIDMAP_DEMO names: builder and the name its first versions are stored under
+DEMOS = {"ningbo": (build_demo, "Ningbo"), "zhejiang": (build_province_demo, "Zhejiang")}
+
+
+def install_if_empty(store: Store, which: str = "ningbo") -> bool:
+    """Fill a store that has no data at all with the demo ``which`` (a key of DEMOS); True if it did.
 
     Every layer is validated like an upload before it is stored.  The lock
     makes several processes starting on one empty data dir install it once.
     """
+    build, title = DEMOS[which]
     with store.lock("demo"):
         if any(store.current(name) for name in store.layer_names):
             return False
-        demo = build_demo()
+        demo = build()
         reports = {name: validate(getattr(demo, name), name) for name in ("districts", "grids", "centers")}
         for name, report in reports.items():
             if not report.ok:
                 raise RuntimeError(f"the demo {name} fail validation: {report.errors[:3]}")
         for name, report in reports.items():
-            store.write(name, report.data, author=DEMO_AUTHOR, message="Ningbo demo: generated at first start")
+            store.write(name, report.data, author=DEMO_AUTHOR, message=f"{title} demo: generated at first start")
         return True
