@@ -1,6 +1,11 @@
-"""Deterministic Ningbo-scale demo dataset: districts, grids and service centres.
+"""Deterministic demo datasets: districts, grids and service centres.
 
-The ten real district boundaries are split into streets, communities and
+``build_demo`` is Ningbo (10 districts, 8,499 grids); ``build_province_demo`` is
+Zhejiang (11 cities, 90 districts, 85,004 grids), each district treated as
+Ningbo's are, with ``city`` on every grid and centre.  ``install_if_empty``
+puts the one GRIDMAP_DEMO names into an empty store.
+
+The real district boundaries are split into streets, communities and
 grids.  Grid seeds are sampled denser around the city centre and the county
 seats, one Voronoi diagram per district clipped to the district gives the
 grids, and communities and streets are clusters of grids, so the hierarchy
