@@ -194,14 +194,13 @@ def build_demo(seed: int = 20261127) -> Demo:
     rng = np.random.default_rng(seed)
     districts = load_districts()
     metric = districts.to_crs(_METRIC)
-    cores = np.column_stack([gpd.GeoSeries(gpd.points_from_xy(*_CORES[:, :2].T), crs=_WGS84)
-                             .to_crs(_METRIC).get_coordinates().to_numpy(), _CORES[:, 2:]])
+    cores = _metric_cores(_CORES)
     pops = np.array([_DISTRICTS[a][0] for a in districts.adcode], float)
     n_grids = np.round(_TOTAL_GRIDS * pops / pops.sum()).astype(int)
     weight = np.sqrt(pops * metric.area.to_numpy())  # rural districts have many small villages
     n_comms = np.round(_TOTAL_COMMUNITIES * weight / weight.sum()).astype(int)
 
-    plans = [(*_DISTRICTS[a][:3], _DISTRICTS[a][3].split()) for a in districts.adcode]
+    plans = [_ningbo_plan(a) for a in districts.adcode]
     parts = [_district_grids(rng, row, geom, cores, ng, nc, plan)
              for row, geom, ng, nc, plan in zip(districts.itertuples(), metric.geometry, n_grids, n_comms, plans)]
     return _assemble(rng, districts, metric, parts)
@@ -215,7 +214,7 @@ def load_province_districts() -> gpd.GeoDataFrame:
 
 
 def load_province_cities() -> gpd.GeoDataFrame:
-    """Return the outlines of Zhejiang's 11 cities (EPSG:4326; coarser than the districts)."""
+    """Return the outlines of Zhejiang's 11 cities (EPSG:4326), simplified on their own: for overview maps."""
     return gpd.read_file(PROVINCE_CITIES_PATH)[["adcode", "name", "name_en", "geometry"]].set_crs(
         _WGS84, allow_override=True)
 
@@ -252,7 +251,7 @@ def build_province_demo(seed: int = 20261202) -> Demo:
     parts = []
     for row, geom, ng, nc, ns in zip(districts.itertuples(), geoms, n_grids, n_comms, n_streets):
         if row.adcode in _DISTRICTS:
-            plan = (*_DISTRICTS[row.adcode][:3], _DISTRICTS[row.adcode][3].split())
+            plan = _ningbo_plan(row.adcode)
         else:
             pop_k, profile = _PROVINCE[row.adcode]
             plan = (pop_k, _PROVINCE_URBAN_SHARE[profile], profile, _street_names(rng, ns, profile))
@@ -260,6 +259,12 @@ def build_province_demo(seed: int = 20261202) -> Demo:
         near = shapely.distance(geom, shapely.points(cores[:, :2])) < 8000 * cores[:, 3]
         parts.append(_district_grids(rng, row, geom, cores[near], ng, nc, plan))
     return _assemble(rng, districts, metric, parts)
+
+
+def _ningbo_plan(adcode: str) -> tuple:
+    """A Ningbo district's plan for ``_district_grids``, from _DISTRICTS."""
+    pop_k, urban_share, profile, street_names = _DISTRICTS[adcode]
+    return pop_k, urban_share, profile, street_names.split()
 
 
 def _metric_cores(cores: np.ndarray) -> np.ndarray:

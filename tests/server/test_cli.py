@@ -253,6 +253,12 @@ def test_demo_setting_names_a_demo(value, expected):
         assert config.load(environ={"GRIDMAP_DEMO": value})["DEMO"] == expected
 
 
+def test_the_demo_setting_names_the_demos_there_are():
+    from geodata.demo import DEMOS
+
+    assert set(config.DEMOS) == set(DEMOS)
+
+
 def test_an_unknown_demo_is_a_setting_error():
     with pytest.raises(config.SettingError, match="GRIDMAP_DEMO must be ningbo, zhejiang or off, not 'shanghai'"):
         config.load(environ={"GRIDMAP_DEMO": "shanghai"})
