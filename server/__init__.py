@@ -67,7 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     if values["DEMO"]:
         from geodata.demo import install_if_empty
 
-        install_if_empty(store)
+        install_if_empty(store, values["DEMO"])
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
     jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
                    memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
