@@ -32,6 +32,7 @@ from .coverage import Analysis, Params, analyse
 from .errors import BadRequest, NotFound
 from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
+from .search import SearchIndex
 from .store import Store, Version
 from .store.base import properties_text
 
@@ -59,6 +60,7 @@ class Catalog:
         self._default = VersionCache(2, once=True)  # the settings' analysis, of the current data (and the one before)
         self._what_ifs = VersionCache(4)  # analyses with other parameters
         self._results = VersionCache(32)  # recommendations and proposed-centre summaries: small
+        self._search = VersionCache(2)  # the search index of the current grids and centres (and the one before)
 
     @property
     def ids(self) -> list[str]:
@@ -143,6 +145,16 @@ class Catalog:
         except (ValueError, KeyError, zipfile.BadZipFile) as e:  # damaged: computed here, as without it
             log.warning("gridmap: a kept analysis could not be read (%s); computing it again", e)
             return analyse(*frames, params=params)
+
+    def search_index(self) -> SearchIndex:
+        """Grids, units and centres to search, of the current versions; built once per versions."""
+        inputs = [self.store.current(name) for name in ("grids", "centers")]
+
+        def build() -> SearchIndex:
+            return SearchIndex.of(*(self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
+                                    for name, v in zip(("grids", "centers"), inputs)))
+
+        return self._search.get(tuple(v.sha256 if v else None for v in inputs), build)
 
     def recommendation(self, level: str, k: int, params: Params | None = None, unit: dict[str, str] | None = None,
                        solver: str = "auto"):

@@ -316,6 +316,35 @@ def download(collection_id: str, ext: str):
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+SEARCH_LIMIT = 50  # hits an answer holds at most
+SEARCH_DEFAULT = 10
+
+
+@blueprint.get("/api/search")
+def search():
+    """Grids, units and centres by code or (partial, short) name, each hit with its parents."""
+    _only("q", "limit")
+    query = request.args.get("q", "").strip()
+    if not query or len(query) > 100:
+        raise BadRequest("'q' must be a code or (part of) a name, 1 to 100 characters")
+    raw = request.args.get("limit", str(SEARCH_DEFAULT))
+    if not raw.isdigit() or not 1 <= int(raw) <= SEARCH_LIMIT:
+        raise BadRequest(f"'limit' must be a whole number from 1 to {SEARCH_LIMIT}, not {raw!r}")
+    hits = services().catalog.search_index().search(query, int(raw))
+    return jsonify({"query": query, "numberReturned": len(hits), "hits": [_search_hit(hit) for hit in hits]})
+
+
+def _search_hit(hit) -> dict:
+    """A hit, and where it is shown: a unit's map, or a grid's or centre's page."""
+    doc = hit.to_dict()
+    if hit.unit:
+        doc["href"] = url_for("pages.unit_map", **dict(hit.unit), _external=True)
+    else:
+        collection = "grids" if hit.kind == "grid" else "centers"
+        doc["href"] = url_for("api.item", collection_id=collection, feature_id=hit.id, f="html", _external=True)
+    return doc
+
+
 SUMMARY_LEVELS = ("city", *LEVELS)
 
 

@@ -536,6 +536,22 @@ def _whatif(ctx: dict, values: dict) -> dict:
                           **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS)}}}
 
 
+def _search(ctx: dict, values: dict) -> dict:
+    params = [_query("q", {"type": "string", "minLength": 1, "maxLength": 100},
+                     "a grid's or centre's code (whole or its beginning), or (part of) a name: 海曙 finds 海曙区",
+                     required=True),
+              _query("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "hits at most")]
+    hit = {"type": "object", "required": ["kind", "id", "name", "parents", "label", "bbox", "href"], "properties": {
+        "kind": {"type": "string", "enum": ["city", "district", "street", "community", "grid", "center"]},
+        "id": STRING, "name": STRING, "parents": {"type": "array", "items": STRING}, "label": STRING,
+        "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "unit": {"type": "object", "additionalProperties": STRING}, "href": STRING}}
+    schema = {"type": "object", "properties": {"query": STRING, "numberReturned": {"type": "integer"},
+                                               "hits": {"type": "array", "items": hit}}}
+    return _read("grids, units and centres by code or (partial) name, best first, each with its parents",
+                 _ok("the hits", _content(schema)), tag="search", parameters=params)
+
+
 TILES = "tiles"  # the tag of OGC API – Tiles' operations
 _TMS = _path("tileMatrixSetId", {"type": "string", "enum": ["WebMercatorQuad"]}, "the tile matrix set")
 
@@ -578,7 +594,7 @@ OPERATIONS = {
     "uploads.versions": _versions, "uploads.diff": _diff, "uploads.restore": _restore,
     "uploads.upload_layer": _upload, "planning.recommendations": _recommendations, "planning.whatif": _whatif,
     "tiles.matrix_sets": _matrix_sets, "tiles.matrix_set": _matrix_set, "tiles.tilesets": _tilesets,
-    "tiles.tileset": _tileset, "tiles.tile": _tile,
+    "tiles.tileset": _tileset, "tiles.tile": _tile, "api.search": _search,
 }
 # Path variables: the values each endpoint is documented for (one path per value), or a name for a {parameter}.
 EXPANDED = {"collection_id": collection_ids, "layer": lambda: list(LAYERS)}
@@ -659,8 +675,8 @@ def document(app: Flask, server_url: str, hidden: frozenset[str] = frozenset()) 
                                 "Reading is open unless GRIDMAP_PUBLIC_READ=0 (then send a bearer token); "
                                 "writes need an editor's token. Errors are {\"error\": {code, message, details}}."},
         "servers": [{"url": server_url}],
-        "tags": [{"name": OGC}, {"name": TILES}, {"name": "downloads"}, {"name": "summary"}, {"name": "planning"},
-                 {"name": "versions"}, {"name": "uploads"}],
+        "tags": [{"name": OGC}, {"name": TILES}, {"name": "search"}, {"name": "downloads"}, {"name": "summary"},
+                 {"name": "planning"}, {"name": "versions"}, {"name": "uploads"}],
         "paths": paths,
         "components": {
             "schemas": schemas,
