@@ -38,6 +38,7 @@ from .store.base import properties_text
 
 log = logging.getLogger(__name__)
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
+UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Catalog:
                 raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
             tag, analysis = self.analysis_entry(params)
             features = self._sets.get((collection_id, tag),
-                                      lambda: FeatureSet(_derived_frame(collection_id, analysis), layer))
+                                      lambda: FeatureSet(self._derived_frame(collection_id, tag, analysis), layer))
             return Collection(layer, None, features, f"{collection_id}-{tag}")
         v = self.store.current(collection_id) if version is None else self.store.version(collection_id, version)
         if v is None:
@@ -129,22 +130,37 @@ class Catalog:
                                                               ("analysis", tag)))
 
     def _shared_analysis(self, tag: str, frames: list[gpd.GeoDataFrame], params: Params) -> Analysis:
-        """The analysis of ``frames``, computed once for every worker and instance of this store: the
-        first to ask computes and keeps it, the others load it."""
-        computed: list[Analysis] = []
+        """The analysis of ``frames``, computed once for every worker and instance of this store."""
+        return self._shared(f"analysis/{tag}", lambda: analyse(*frames, params=params), kept.to_bytes,
+                            lambda data: kept.from_bytes(data, frames[0], params))
+
+    def _derived_frame(self, collection_id: str, tag: str, analysis: Analysis) -> gpd.GeoDataFrame:
+        """A derived collection's features; streets and communities (dissolved: seconds for a province)
+        computed once for every worker and instance."""
+        if collection_id not in UNIT_LEVELS:
+            return getattr(analysis, collection_id)
+        level = UNIT_LEVELS[collection_id]
+        return self._shared(
+            f"{collection_id}/{tag}", lambda: units.dissolve(analysis.coverage, level, analysis.summaries[level]),
+            lambda frame: kept.frames_to_bytes({"units": frame}), lambda data: kept.frames_from_bytes(data)[0]["units"])
+
+    def _shared(self, key: str, compute, encode, decode):
+        """``compute()``, done by whichever process of all sharing the store asks first (``Store.shared``):
+        the others ``decode`` what it kept.  The key names the code too: results of other code are not used."""
+        computed = []
 
         def build() -> bytes:
-            computed.append(analyse(*frames, params=params))
-            return kept.to_bytes(computed[0])
+            computed.append(compute())
+            return encode(computed[0])
 
-        data = self.store.shared(f"analysis/{kept.code_digest()}/{tag}", build)
+        data = self.store.shared(f"{key}/{kept.code_digest()}", build)
         if computed:
             return computed[0]
         try:
-            return kept.from_bytes(data, frames[0], params)
+            return decode(data)
         except (ValueError, KeyError, zipfile.BadZipFile) as e:  # damaged: computed here, as without it
-            log.warning("gridmap: a kept analysis could not be read (%s); computing it again", e)
-            return analyse(*frames, params=params)
+            log.warning("gridmap: a kept result (%s) could not be read (%s); computing it again", key, e)
+            return compute()
 
     def search_index(self) -> SearchIndex:
         """Grids, units and centres to search, of the current versions; built once per versions."""
@@ -256,14 +272,6 @@ def _without(text: str, hidden: frozenset[str]) -> str:
     if any(f'"{name}":' in kept for name in hidden):  # a value of another shape: parse it after all
         kept = geojson.dumps({k: v for k, v in json.loads(properties).items() if k not in hidden})
     return text[:-len(properties) - 1] + kept + "}"
-
-
-def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
-    if collection_id == "streets":
-        return units.dissolve(analysis.coverage, "street", analysis.summaries["street"])
-    if collection_id == "communities":
-        return units.dissolve(analysis.coverage, "community", analysis.summaries["community"])
-    return getattr(analysis, collection_id)
 
 
 def _numbers(names, inputs) -> dict[str, int | None]:

@@ -130,3 +130,14 @@ def test_a_damaged_kept_analysis_is_computed_again(instances, monkeypatch, caplo
 
 def test_the_key_names_the_code():
     assert kept.code_digest() == kept.code_digest() and len(kept.code_digest()) == 16
+
+
+def test_a_second_catalog_loads_the_units_the_first_dissolved(instances, monkeypatch):
+    first = Catalog(filled(instances()))
+    dissolved = {cid: first.get(cid).features.gdf for cid in ("streets", "communities")}
+    calls = []
+    monkeypatch.setattr(catalog_module.units, "dissolve", lambda *a, **k: calls.append(1))
+    other = Catalog(instances())
+    for cid, frame in dissolved.items():
+        assert_geodataframe_equal(other.get(cid).features.gdf, frame)
+    assert calls == []
