@@ -102,15 +102,18 @@ class TileSource:
             polygonal = np.isin(shapely.get_type_id(local), (3, 6)) & ~shapely.is_empty(local)
             local, hits = local[polygonal], hits[polygonal]
             local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True) if len(local) else local
-        # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both
-        local = shapely.transform(local, np.round)
+        # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
+        # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
+        # encoder need not check each polygon in Python
+        local = shapely.orient_polygons(shapely.transform(local, np.round), exterior_cw=False)
         keep = ~shapely.is_empty(local) & (shapely.area(local) > 0 if self.coverage else True)
         features = [{"geometry": geom, "properties": properties}
                     for geom, properties in zip(local[keep], self._properties(hits[keep]))]
         if not features:
             return None
         return mapbox_vector_tile.encode([{"name": self.name, "features": features}],
-                                         default_options={"y_coord_down": True, "extents": EXTENT})
+                                         default_options={"y_coord_down": True, "extents": EXTENT,
+                                                          "check_winding_order": False})
 
 
 def _value(value):

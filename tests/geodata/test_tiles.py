@@ -6,6 +6,7 @@ from __future__ import annotations
 import geopandas as gpd
 import mapbox_vector_tile
 import pytest
+import shapely
 from shapely import box
 
 from geodata import tiles
@@ -48,6 +49,8 @@ def test_two_grids_on_the_4096_grid_with_their_shared_edge_shared():
     assert rings[0] == {(0, 0), (2048, 0), (2048, 2048), (0, 2048)}
     assert rings[1] == {(2048, 0), (4096, 0), (4096, 2048), (2048, 2048)}
     assert {(2048, 0), (2048, 2048)} <= rings[0] & rings[1]  # the same edge in both
+    # MVT's winding: exteriors clockwise on screen, so counter-clockwise in these y-down numbers
+    assert all(shapely.is_ccw(shapely.LinearRing(f["geometry"]["coordinates"][0])) for f in features)
 
 
 def test_a_feature_is_clipped_a_little_beyond_the_tile():
