@@ -47,6 +47,11 @@ TILE_FIELDS = {
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 
 
+def shown_fields(name: str, visible) -> list[str]:
+    """The properties tiles of ``name`` carry: what the map shows, of the fields this reader may see."""
+    return [f for f in TILE_FIELDS.get(name, ()) if f in visible]
+
+
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     """The tile's box in Web Mercator metres (x to the east, y up; tile row 0 at the top)."""
     size = 2 * ORIGIN / 2**z
@@ -72,7 +77,7 @@ class TileSource:
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
-        fields = [f for f in TILE_FIELDS.get(name, ()) if f in visible and f in gdf.columns]
+        fields = [f for f in shown_fields(name, visible) if f in gdf.columns]
         geometries = gdf.geometry.to_crs(3857).values.to_numpy() if len(gdf) else np.array([], dtype=object)
         table = pd.DataFrame(gdf[fields]).reset_index(drop=True)
         return cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES)

@@ -3,6 +3,8 @@ WebMercatorQuad tile matrix set, as QGIS and GDAL's OGC API driver walk them."""
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from geodata import tiles
@@ -104,7 +106,7 @@ def tilesets(collection_id: str):
 def tileset(collection_id: str, tms: str):
     _check_tms(tms)
     found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())
-    shown = [f for f in tiles.TILE_FIELDS.get(collection_id, ()) if f in found.features.columns]
+    shown = tiles.shown_fields(collection_id, found.features.columns)
     layer = {"id": collection_id, "dataType": "vector", "geometryType": _geometry_type(found.layer.geometry_types),
              "minTileMatrix": str(tiles.MIN_ZOOM.get(collection_id, 0)), "maxTileMatrix": str(tiles.MAX_ZOOM),
              "propertiesSchema": {"type": "object", "properties": {f: {} for f in shown}}}
@@ -137,8 +139,16 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
     def source() -> tiles.TileSource:  # once a collection version, as its readers may see it
         return tiles.TileSource.of(collection_id, found.features.gdf, list(found.features.columns))
 
-    data = services().pages.get(("tile", etag), lambda: services().tile_sources.get(found.tag, source)
-                                .tile(z, x, y) or b"")
+    def cut() -> bytes:
+        if z < tiles.MIN_ZOOM.get(collection_id, 0):
+            return b""
+        if found.version is not None:  # a stored layer: the database may cut it where the features are
+            with contextlib.suppress(NotImplementedError):
+                fields = tiles.shown_fields(collection_id, found.features.columns)
+                return services().store.tile(collection_id, found.version.version, z, x, y, fields) or b""
+        return services().tile_sources.get(found.tag, source).tile(z, x, y) or b""
+
+    data = services().pages.get(("tile", etag), cut)
     response = Response(data, status=200 if data else 204, mimetype=tiles.MVT)
     response.set_etag(etag)
     response.cache_control.no_cache = True  # revalidated: a 304 while the version stands

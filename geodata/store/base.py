@@ -183,6 +183,11 @@ class Store(abc.ABC):
     def lock(self, name: str) -> contextlib.AbstractContextManager:
         """A lock shared by every process using this store (e.g. one cold-start computation)."""
 
+    def tile(self, layer: str, version: int, z: int, x: int, y: int, fields: Sequence[str]) -> bytes | None:
+        """A Mapbox Vector Tile of the layer's version (WebMercatorQuad; ``fields`` its properties), cut by the
+        engine itself; None when nothing is there.  NotImplementedError: the caller cuts it (geodata.tiles)."""
+        raise NotImplementedError
+
     # --- results shared by every process -------------------------------------------------------
     RESULTS_KEPT = 48  # the most recent results kept; an older one asked for again is built again
 

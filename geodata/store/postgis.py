@@ -43,6 +43,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
+from ..tiles import BUFFER, EXTENT
 from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, keyed_texts,
                    numeric_filter, properties_text, text_hash)
 
@@ -377,9 +378,10 @@ class PostGISStore(ChangeSetStore):
         known = self._versions.get(layer)  # the list version() just read, or a later one
         return v, bool(known and known[1] and known[1][-1].version == v.version)
 
-    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, binary: bool = False,
-                whole=bool) -> list[tuple]:
-        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own).
+    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, lead: Sequence = (),
+                binary: bool = False, whole=bool) -> list[tuple]:
+        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own,
+        ``lead`` come before them).
 
         The current version's features are found by their index (``version_to`` = ALIVE), unless another
         instance has stored a newer version meanwhile: the same statement checks, and then finds nothing,
@@ -390,12 +392,13 @@ class PostGISStore(ChangeSetStore):
                 where = ("f.layer = %s AND f.version_to = %s AND NOT EXISTS "
                          "(SELECT 1 FROM versions n WHERE n.layer = %s AND n.version > %s)")
                 rows = cur.execute(sql.replace("{where}", where),
-                                   (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
+                                   (*lead, v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
                 if whole(rows) or not cur.execute("SELECT EXISTS (SELECT 1 FROM versions WHERE layer = %s AND "
                                                   "version > %s)", (v.layer, v.version)).fetchone()[0]:
                     return rows
             where = "f.layer = %s AND f.version_from <= %s AND f.version_to > %s"
-            return cur.execute(sql.replace("{where}", where), (v.layer, v.version, v.version, *params)).fetchall()
+            return cur.execute(sql.replace("{where}", where),
+                               (*lead, v.layer, v.version, v.version, *params)).fetchall()
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
@@ -417,6 +420,23 @@ class PostGISStore(ChangeSetStore):
             matched = self._select(conn, v, current, f"SELECT count(*) FROM features f WHERE {condition}", params,
                                    whole=lambda rows: rows[0][0] > 0)[0][0]
             return FeaturePage([], matched)
+
+    def tile(self, layer: str, version: int, z: int, x: int, y: int, fields: Sequence[str]) -> bytes | None:
+        """PostGIS cuts it: ST_AsMVTGeom clips (64 units beyond the edges) and snaps to the 4096 grid,
+        ST_AsMVT encodes; the properties are the jsonb ``props`` narrowed to ``fields``."""
+        v, current = self._resolve(layer, version)
+        properties = ", ".join(["%s::text, f.props -> %s::text"] * len(fields))
+        sql = (f"SELECT ST_AsMVT(t, %s::text, {EXTENT}, 'geom') FROM (SELECT ST_AsMVTGeom(ST_Transform(f.geom, 3857), "
+               f"ST_TileEnvelope(%s::int, %s::int, %s::int), {EXTENT}, {BUFFER}, true) AS geom, "
+               f"jsonb_strip_nulls(jsonb_build_object({properties})) AS props FROM features f WHERE {{where}} AND "
+               f"f.geom && ST_Transform(ST_TileEnvelope(%s::int, %s::int, %s::int, margin => {BUFFER / EXTENT}), "
+               "4326)) t "
+               "WHERE t.geom IS NOT NULL")
+        head = [layer, z, x, y, *[p for name in fields for p in (name, name)]]  # the parameters before {where}
+        with self._connection() as conn:
+            rows = self._select(conn, v, current, sql, (z, x, y), lead=head, whole=lambda rows: bool(rows[0][0]))
+        data = bytes(rows[0][0] or b"")
+        return data or None
 
     @staticmethod
     def _tests(layer, bbox, filters) -> tuple[list[str], list]:
