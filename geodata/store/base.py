@@ -51,6 +51,15 @@ class Version:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """The keys that differ between two versions of a layer."""
+
+    added: frozenset[str]
+    changed: frozenset[str]  # in both, with another text
+    removed: frozenset[str]
+
+
+@dataclass(frozen=True)
 class FeaturePage:
     features: list[str]  # GeoJSON Feature texts, in key order
     number_matched: int
@@ -244,6 +253,25 @@ class ChangeSetStore(Store):
         self._check_layer(layer)
         rows, fields = self._whole(gdf, layer)
         return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
+
+    def changes(self, layer: str, old: int, new: int) -> Changes:
+        """What differs from version ``old`` to ``new`` (``old`` < ``new``; 0: the empty layer), read from
+        the rows the versions between them opened and closed, never from the whole layer."""
+        self.version(layer, new)
+        if old:
+            self.version(layer, old)
+        if old >= new:
+            raise BadRequest(f"changes run from an older version to a newer one, not {old} to {new}")
+        before, after = self._crossing(layer, old, new)  # key -> hash: alive at old and closed by new; the reverse
+        both = before.keys() & after.keys()
+        return Changes(added=frozenset(after.keys() - before.keys()),
+                       changed=frozenset(k for k in both if before[k] != after[k]),
+                       removed=frozenset(before.keys() - after.keys()))
+
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        """(key -> hash of the rows alive at ``old`` that a version up to ``new`` closed, key -> hash of the
+        rows alive at ``new`` that a version after ``old`` opened)."""
+        raise NotImplementedError
 
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
         self._check_layer(layer)

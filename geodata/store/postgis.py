@@ -574,6 +574,14 @@ class PostGISStore(ChangeSetStore):
         ewkbs = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
         return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
 
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        with self._connection() as conn, conn.transaction():  # one snapshot for both
+            before = conn.execute("SELECT key, hash FROM features WHERE layer = %s AND version_to > %s AND "
+                                  "version_to <= %s AND version_from <= %s", (layer, old, new, old)).fetchall()
+            after = conn.execute("SELECT key, hash FROM features WHERE layer = %s AND version_from > %s AND "
+                                 "version_from <= %s AND version_to > %s", (layer, old, new, new)).fetchall()
+        return dict(before), dict(after)
+
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         with self._connection(layer) as conn:
             rows = conn.execute("SELECT key, feature, hash, encode(ST_AsEWKB(geom), 'hex') FROM features "

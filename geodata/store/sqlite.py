@@ -357,6 +357,15 @@ class SQLiteStore(ChangeSetStore):
         return rows
 
     @_translated
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        db = self._db()
+        before = db.execute("SELECT key, hash FROM features WHERE layer = ? AND version_to > ? AND version_to <= ? "
+                            "AND version_from <= ?", (layer, old, new, old))
+        after = db.execute("SELECT key, hash FROM features WHERE layer = ? AND version_from > ? AND version_from <= ? "
+                           "AND version_to > ?", (layer, old, new, new))
+        return dict(before.fetchall()), dict(after.fetchall())
+
+    @_translated
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         rows = self._db().execute("SELECT key, feature, hash, props, geom, minx, maxx, miny, maxy FROM features "
                                   "WHERE layer = ? AND version_from <= ? AND version_to > ?", (layer, number, number))

@@ -797,3 +797,28 @@ def test_a_version_stored_meanwhile_by_another_instance_is_not_mixed_in(postgis,
         seen.clear()
         answer = call(b, None)  # the current version, as b was told
         assert answer == call(a, seen[0]), name  # that version's features, none of the next one's
+
+
+# --- changes between versions -----------------------------------------------------------
+
+def test_changes_between_versions_by_key(store):
+    v1 = store.write("grids", grids(3), author="x")  # a0 a1 a2
+    changed = grids(3, population=[100, 7, 300]).iloc[[1]]
+    v2 = store.write_changes("grids", upserts=pd.concat([changed, grids(4).iloc[[3]]]), removed=["a2"], author="x")
+    v3 = store.write_changes("grids", upserts=pd.concat([grids(3).iloc[[1]], grids(5).iloc[[4]]]),  # a1 as at v1
+                             removed=["a3"], author="x")
+    c = store.changes("grids", v1.version, v2.version)
+    assert (c.added, c.changed, c.removed) == ({"a3"}, {"a1"}, {"a2"})
+    c = store.changes("grids", v1.version, v3.version)  # a1 changed and back: the same; a3 came and went
+    assert (c.added, c.changed, c.removed) == ({"a4"}, set(), {"a2"})
+    c = store.changes("grids", v2.version, v3.version)
+    assert (c.added, c.changed, c.removed) == ({"a4"}, {"a1"}, {"a3"})
+    assert store.changes("grids", 0, v1.version).added == {"a0", "a1", "a2"}
+
+
+def test_changes_need_two_versions_in_order(store):
+    v1 = store.write("grids", grids(2), author="x")
+    with pytest.raises(BadRequest):
+        store.changes("grids", v1.version, v1.version)
+    with pytest.raises(NotFound):
+        store.changes("grids", v1.version, 9)
