@@ -1,7 +1,7 @@
 """Administrative order: how every list of districts, streets and communities is ordered.
 
 Districts follow their ``adcode`` (the districts layer's national code: 海曙区 330203 before
-江北区 330205). Streets and communities follow the codes of their grids: a grid_id such as
+江北区 330205), and cities their districts' first one. Streets and communities follow the codes of their grids: a grid_id such as
 ``330203-01-001-01`` (district, street, community, grid) puts a street or community where its
 first grid is; ids without such codes still give a stable order. Names break the remaining ties.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
-LEVELS = ("district", "street", "community")
+from .unitkeys import CITY, LEVELS, has_cities, key_table
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -26,16 +26,27 @@ def natural_key(value) -> tuple:
                   for part in _DIGITS.split("" if value is None else str(value)) if part])
 
 
-def adcodes(districts: pd.DataFrame | None) -> dict[str, str]:
-    """District name -> adcode from a districts layer (empty when there is none or it has no codes)."""
+def adcodes(districts: pd.DataFrame | None) -> dict:
+    """District name -> adcode from a districts layer (empty when there is none or it has no codes).
+
+    A layer that names cities also gives (city, name) -> adcode (two cities may both have a 市辖区)
+    and (city,) -> its districts' first adcode, which orders the cities.
+    """
     if districts is None or districts.empty or "adcode" not in districts.columns:
         return {}
-    return {name: code for name, code in zip(districts["name"], districts["adcode"])
-            if isinstance(name, str) and isinstance(code, str) and code}
+    codes: dict = {name: code for name, code in zip(districts["name"], districts["adcode"])
+                   if isinstance(name, str) and isinstance(code, str) and code}
+    if has_cities(districts):
+        for city, name, code in zip(districts[CITY], districts["name"], districts["adcode"]):
+            if isinstance(city, str) and city and isinstance(name, str) and isinstance(code, str) and code:
+                codes[(city, name)] = code
+                codes[(city,)] = min(codes.get((city,), code), code, key=natural_key)
+    return codes
 
 
-def admin_order(frame: pd.DataFrame, grids: pd.DataFrame, codes: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """``frame``'s rows (one unit each, named by its district / street / community columns) in administrative order.
+def admin_order(frame: pd.DataFrame, grids: pd.DataFrame, codes: Mapping | None = None) -> pd.DataFrame:
+    """``frame``'s rows (one unit each, named by its city / district / street / community columns) in
+    administrative order.
 
     ``grids`` are the grids the units are made of (with ``grid_id`` and the unit columns);
     ``codes`` maps district names to adcodes (see ``adcodes``). The index is kept.
@@ -48,31 +59,41 @@ def admin_order(frame: pd.DataFrame, grids: pd.DataFrame, codes: Mapping[str, st
     return orderer(grids, codes)(frame)
 
 
-def orderer(grids: pd.DataFrame, codes: Mapping[str, str] | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _key_columns(frame: pd.DataFrame, cities: bool) -> list[str]:
+    """The unit columns ``frame`` has, from the top: its city (when there are cities), district, …"""
+    return [CITY] * (cities and CITY in frame.columns) + list(itertools.takewhile(frame.columns.__contains__, LEVELS))
+
+
+def orderer(grids: pd.DataFrame, codes: Mapping | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """``admin_order`` over the same grids for many frames: the grids are ranked once."""
     codes = codes or {}
-    columns = list(itertools.takewhile(grids.columns.__contains__, LEVELS))
+    cities = has_cities(grids)
+    columns = _key_columns(grids, cities)
     first_grid: dict[tuple, int] = {}  # unit (its names down to its level) -> rank of its first grid
     if not grids.empty and "grid_id" in grids.columns and columns:
         ids = [natural_key(i) for i in grids["grid_id"]]
-        names = grids[columns].astype(object).to_numpy()
+        names = key_table(grids, columns).to_numpy()
         for rank, position in enumerate(sorted(range(len(ids)), key=ids.__getitem__)):
             unit = tuple(names[position])
             for depth in range(1, len(unit) + 1):
                 first_grid.setdefault(unit[:depth], rank)
+    district_depth = 2 if cities else 1
 
     @functools.cache  # a district's key serves all its streets and communities
     def level_key(unit: tuple) -> tuple:
         name = unit[-1]
-        if len(unit) == 1 and name in codes:
-            return 0, natural_key(codes[name]), 0, natural_key(name)
+        code = codes.get(unit) if len(unit) <= district_depth else None
+        if code is None and len(unit) == district_depth:
+            code = codes.get(name)
+        if code is not None:
+            return 0, natural_key(code), 0, natural_key(name)
         return 1, (), first_grid.get(unit, math.inf), natural_key(name)
 
     def order(frame: pd.DataFrame) -> pd.DataFrame:
-        keys = list(itertools.takewhile(frame.columns.__contains__, LEVELS))
+        keys = _key_columns(frame, cities)
         if not keys or len(frame) < 2:
             return frame
-        units = [tuple(u) for u in frame[keys].astype(object).to_numpy()]
+        units = [tuple(u) for u in key_table(frame, keys).to_numpy()]
         at = sorted(range(len(units)), key=lambda i: tuple(level_key(units[i][:d]) for d in range(1, len(keys) + 1)))
         return frame.iloc[at]
 

@@ -7,10 +7,11 @@ import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 
 from geodata import geojson, tables
-from geodata.coverage import LEVELS
+from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
 from geodata.siting import MAX_K, SOLVERS
+from geodata.unitkeys import UNIT_KEYS
 
 from . import services
 from .whatif import params as whatif_params, require_user
@@ -18,7 +19,6 @@ from .whatif import params as whatif_params, require_user
 blueprint = Blueprint("planning", __name__)
 
 MAX_PROPOSED = 200
-UNIT_KEYS = ("district", "street", "community")
 
 
 @blueprint.get("/api/recommendations")
@@ -51,13 +51,13 @@ def whatif():
     catalog = services().catalog
     params = whatif_params()
     level = request.args.get("level", "district")
-    if level not in ("city", *LEVELS):
-        raise BadRequest(f"'level' must be city or one of {', '.join(LEVELS)}, not {level!r}")
+    if level not in SUMMARY_LEVELS:
+        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
     before = catalog.analysis(params)
     after = catalog.what_if(  # the summaries: a job, once per data, parameters and proposal
         tuple(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist(), proposed["level"].tolist())), params)
-    city_before = before.summaries["city"].iloc[0]
-    city_after = after["city"].iloc[0]
+    city_before = before.summaries["total"].iloc[0]  # the whole dataset's: a province's, or the one city's
+    city_after = after["total"].iloc[0]
     return jsonify({
         "proposed": len(proposed),
         "before": {"covered_population": int(city_before["covered_population"]),
