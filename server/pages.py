@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 
 from geodata.coverage import merge_tiles
 from geodata.errors import NotFound
+from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
@@ -21,8 +22,6 @@ from .auth import current_user
 from .i18n import current_language
 
 blueprint = Blueprint("pages", __name__)
-
-UNIT_KEYS = ("district", "street", "community")
 
 
 @blueprint.get("/")
@@ -34,7 +33,10 @@ def city():
 
 @blueprint.get("/map")
 def unit_map():
-    """``/map?district=…&street=…&community=…``: the same map, zoomed to the unit and outlined."""
+    """``/map?city=…&district=…&street=…&community=…``: the same map, zoomed to the unit and outlined.
+
+    A unit is named by its name and every level above it; a name given alone takes every unit of that
+    name (e.g. both cities' 市辖区), as a filter does."""
     unit = {k: request.args[k] for k in UNIT_KEYS if request.args.get(k)}
     if not unit:
         return city()
@@ -56,9 +58,11 @@ def _map_page(view: View, title: str | None) -> Response:
         view=view,
         urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
               "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
-              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}",
+              # city last: the map page leaves a null one out (with its "&")
+              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
+                                                  "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif")},
-        radii={level: params.radius(level) for level in UNIT_KEYS},
+        radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
         assets=map_assets(),
         lang=current_language(),
@@ -93,7 +97,8 @@ def map_data(layer: str):
         gdf = found.features.gdf
         if spec.kinds:
             gdf = gdf[gdf["kind"].isin(spec.kinds)]
-        data = display.geojson_bytes(gdf, list(spec.fields), spec.tolerance)
+        fields = [f for f in spec.fields if f != CITY or has_cities(gdf)]  # no null city on every feature
+        data = display.geojson_bytes(gdf, fields, spec.tolerance)
         return data, gzip.compress(data, compresslevel=6)
 
     return _send(services().display.get((layer, found.tag), build), "application/geo+json",
