@@ -1,0 +1,129 @@
+"""Two cities in one service, through the routes: the layout of tests/geodata/test_cities.py.
+
+甲市 and 乙市 each have a 市辖区 / 中山街道 / 东门社区; 甲市 also has 西门社区 and all its centres.
+With 5 km radii: 甲市 300 of 300 people covered, 乙市 0 of 400; missing centres 1 (甲市's 西门社区)
+and 3 (乙市's district, street and 东门社区); one service gap (乙市's grid).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from server import create_app
+from tests.geodata.test_cities import layout
+from tests.http import get_json
+
+WIDE = {"RADIUS_COMMUNITY_M": 5000.0, "RADIUS_STREET_M": 5000.0, "RADIUS_DISTRICT_M": 5000.0}
+NUMBERS = ("grids", "population", "covered_population", "covered_share", "missing_center", "service_gap")
+
+
+def load(data_dir, cities: bool):
+    app = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, **WIDE})
+    store = app.extensions["gridmap"].store
+    grids, centers = layout(cities)
+    store.write("grids", grids, author="t")
+    store.write("centers", centers, author="t")
+    return app
+
+
+@pytest.fixture
+def two_cities(data_dir):
+    app = load(data_dir, cities=True)
+    yield app.test_client()
+    app.extensions["gridmap"].jobs.close()
+
+
+@pytest.fixture
+def no_city(data_dir):
+    app = load(data_dir, cities=False)
+    yield app.test_client()
+    app.extensions["gridmap"].jobs.close()
+
+
+def numbers(row: dict) -> tuple:
+    return tuple(row[k] for k in NUMBERS)
+
+
+def test_summary_total_is_one_row_for_the_whole(two_cities):
+    body = get_json(two_cities, "/api/summary?level=total")
+    assert body["level"] == "total"
+    [row] = body["rows"]
+    assert numbers(row) == (3, 700, 300, 0.4286, 4, 1) and "city" not in row
+
+
+def test_summary_city_is_one_row_a_city(two_cities):
+    rows = get_json(two_cities, "/api/summary?level=city")["rows"]
+    assert [(r["city"], numbers(r)) for r in rows] == [("甲市", (2, 300, 300, 1.0, 1, 0)),
+                                                       ("乙市", (1, 400, 0, 0.0, 3, 1))]
+
+
+def test_summary_districts_of_the_same_name_in_two_cities_are_two_rows(two_cities):
+    rows = get_json(two_cities, "/api/summary?level=district")["rows"]
+    assert [(r["city"], r["district"], r["missing_center"]) for r in rows] == [("甲市", "市辖区", 1), ("乙市", "市辖区", 3)]
+    only = get_json(two_cities, "/api/summary?level=community&city=乙市&district=市辖区")["rows"]
+    assert [(r["city"], r["community"], r["population"]) for r in only] == [("乙市", "东门社区", 400)]
+    table = list(csv.DictReader(io.StringIO(
+        two_cities.get("/api/summary?level=community&f=csv").data.decode("utf-8-sig"))))
+    assert [(r["city"], r["community"]) for r in table] == [("甲市", "东门社区"), ("甲市", "西门社区"),
+                                                           ("乙市", "东门社区")]
+
+
+def test_without_cities_the_city_row_is_the_total(no_city):
+    total = get_json(no_city, "/api/summary?level=total")["rows"]
+    city = get_json(no_city, "/api/summary?level=city")["rows"]
+    assert city == total and len(city) == 1 and "city" not in city[0]
+    assert numbers(city[0]) == (3, 700, 300, 0.4286, 1, 1)  # by name alone, 东门社区 has its centre
+    assert [r["district"] for r in get_json(no_city, "/api/summary?level=district")["rows"]] == ["市辖区"]
+
+
+def test_collections_filter_by_city_and_keep_namesakes_apart(two_cities):
+    streets = get_json(two_cities, "/api/collections/streets/items")["features"]
+    assert [(f["properties"]["unit_id"], f["properties"]["population"]) for f in streets] == [
+        ("甲市.市辖区.中山街道", 300), ("乙市.市辖区.中山街道", 400)]
+    communities = get_json(two_cities, "/api/collections/communities/items?city=乙市")["features"]
+    assert [f["properties"]["unit_id"] for f in communities] == ["乙市.市辖区.中山街道.东门社区"]
+    grids = get_json(two_cities, "/api/collections/grids/items?city=甲市")["features"]
+    assert sorted(f["id"] for f in grids) == ["a1", "a2"]
+    missing = get_json(two_cities, "/api/collections/gaps/items?kind=missing_center&city=乙市")["features"]
+    assert sorted(f["properties"]["level"] for f in missing) == ["community", "district", "street"]
+    download = two_cities.get("/api/download/coverage.csv?city=乙市")
+    assert download.status_code == 200
+    assert [r["grid_id"] for r in csv.DictReader(io.StringIO(download.data.decode("utf-8-sig")))] == ["b1"]
+
+
+def test_the_map_of_one_citys_district(two_cities):
+    assert two_cities.get("/map?city=乙市&district=市辖区").status_code == 200
+    assert two_cities.get("/map?city=丙市&district=市辖区").status_code == 404
+
+
+def test_dashboard_has_a_city_table_and_links_name_the_city(two_cities):
+    html = two_cities.get("/dashboard").get_data(as_text=True)
+    assert 'data-level="city"' in html and "/api/summary?level=city&amp;f=csv" in html
+    links = [parse_qs(urlsplit(h).query) for h in _hrefs(html) if urlsplit(h).path == "/map"]
+    assert {"city": ["乙市"], "district": ["市辖区"]} in links
+    assert {"city": ["乙市"], "district": ["市辖区"], "street": ["中山街道"], "community": ["东门社区"]} in links
+    assert 'data-city="乙市"' in html  # the charts compare the cities
+
+
+def test_recommendations_inside_one_city(two_cities):
+    body = get_json(two_cities, "/api/recommendations?level=community&k=1&city=乙市&district=市辖区")
+    assert body["population"] == 400
+    assert [f["properties"]["city"] for f in body["features"]] == ["乙市"]
+
+
+def _hrefs(html: str) -> list[str]:
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "a" and dict(attrs).get("href"):
+                found.append(dict(attrs)["href"])
+
+    Links().feed(html)
+    return found
