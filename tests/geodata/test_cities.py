@@ -25,6 +25,7 @@ from geodata.order import adcodes, admin_order
 from geodata.siting import recommend
 from geodata.summaries import rows
 from geodata.units import dissolve
+from geodata.uploads import impact
 from geodata.validate import validate
 from tests.factories import center_row, grid_row
 
@@ -169,3 +170,9 @@ def test_siting_inside_one_city_of_namesake_districts():
     inside = recommend(grids, centers, "community", k=1, params=WIDE, unit={"city": "乙市", "district": "市辖区"})
     assert inside.population == 400 and inside.sites["city"].tolist() == ["乙市"]
     assert recommend(grids, centers, "community", k=1, params=WIDE, unit={"district": "市辖区"}).population == 700
+
+
+def test_an_upload_that_empties_one_citys_district_says_so():
+    grids, _ = layout()
+    found = impact(grids, grids.iloc[:2], "grids")  # 乙市's only grid goes; 甲市's 市辖区 keeps its two
+    assert found.emptied == ["乙市 / 市辖区"] and found.needs_confirmation
