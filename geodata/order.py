@@ -72,11 +72,13 @@ def orderer(grids: pd.DataFrame, codes: Mapping | None = None) -> Callable[[pd.D
     first_grid: dict[tuple, int] = {}  # unit (its names down to its level) -> rank of its first grid
     if not grids.empty and "grid_id" in grids.columns and columns:
         ids = [natural_key(i) for i in grids["grid_id"]]
-        names = key_table(grids, columns).to_numpy()
-        for rank, position in enumerate(sorted(range(len(ids)), key=ids.__getitem__)):
-            unit = tuple(names[position])
-            for depth in range(1, len(unit) + 1):
-                first_grid.setdefault(unit[:depth], rank)
+        table = key_table(grids, columns).reset_index(drop=True)
+        table["rank"] = 0
+        table.loc[sorted(range(len(ids)), key=ids.__getitem__), "rank"] = range(len(ids))
+        for depth in range(1, len(columns) + 1):  # a unit's rank is its first grid's: grouped, not looped
+            first = table.groupby(columns[:depth], sort=False, dropna=False)["rank"].min()
+            units = first.index if depth > 1 else ((name,) for name in first.index)
+            first_grid.update(zip(map(tuple, units), first.to_numpy().tolist()))
     district_depth = 2 if cities else 1
 
     @functools.cache  # a district's key serves all its streets and communities
