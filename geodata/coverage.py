@@ -23,9 +23,9 @@ import shapely
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .order import adcodes, orderer
-
-from .unitkeys import (CITY, LEVELS, NO_CITY, UNIT_COLUMNS, district_shape, district_shapes, has_cities, key_table,
-                       shown_city, unit_columns)
+from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,
+                       unit_columns)
+from .unitkeys import UNIT_COLUMNS  # noqa: F401  (still imported from here: the keys without cities)
 
 SUMMARY_LEVELS = ("total", CITY, *LEVELS)  # total: the whole dataset; city: one row a city (one in all without)
 GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")
