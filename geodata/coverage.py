@@ -441,12 +441,16 @@ def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
     """
     cities = has_cities(coverage)
     keys = unit_columns("community", cities)
+    status = coverage["coverage_status"].to_numpy(dtype=object)
     table = key_table(coverage, keys).assign(
+        grids=1,
         population=pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
         covered_population=pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float),
-        status=coverage["coverage_status"])
+        **{f"grids_{s}": (status == s).astype(int) for s in STATUSES})
+    # every level sums the communities' sums: grouping 85k grids once, not once a level
+    table = table.groupby(keys, sort=False, dropna=False, observed=True).sum().reset_index()
     gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
-    if cities:
+    if cities and (CITY not in gap_table.columns or gap_table[CITY].isna().any()):  # else each has its own
         gap_table[CITY] = _gap_cities(gap_table, coverage)
     whole = "_whole"  # a key every row shares
     out = {"total": _summary(table.assign(**{whole: True}), gap_table.assign(**{whole: True}), [whole])
@@ -479,11 +483,9 @@ def _gap_cities(gaps: pd.DataFrame, coverage: gpd.GeoDataFrame) -> pd.Series:
 
 
 def _summary(table: pd.DataFrame, gaps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    grouped = table.groupby(keys, sort=True)
-    result = grouped.agg(grids=("status", "size"), population=("population", "sum"),
-                         covered_population=("covered_population", "sum"))
-    statuses = table.groupby(keys + ["status"]).size().unstack(fill_value=0)
-    result = result.join(statuses.reindex(columns=list(STATUSES), fill_value=0).add_prefix("grids_"))
+    """``table``'s rows (grids, or units with their grids' sums) and ``gaps`` summed by ``keys``."""
+    result = table.groupby(keys, sort=True)[["grids", "population", "covered_population",
+                                             *(f"grids_{s}" for s in STATUSES)]].sum()
     counted = gaps.dropna(subset=keys) if not gaps.empty else gaps
     if not counted.empty:
         kinds = counted.groupby(keys + ["kind"]).size().unstack(fill_value=0)

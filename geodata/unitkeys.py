@@ -44,9 +44,9 @@ def unit_columns(level: str, cities: bool) -> list[str]:
 
 def key_table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``frame``'s unit columns as objects, a missing city as ``NO_CITY`` (so it groups and compares as a name)."""
-    table = pd.DataFrame({c: frame[c].astype(object) for c in columns}, index=frame.index)
+    table = pd.DataFrame({c: frame[c] for c in columns}, index=frame.index)  # copies; kept in its dtype (fast)
     if CITY in table.columns:
-        table[CITY] = table[CITY].where(table[CITY].notna(), NO_CITY)
+        table[CITY] = table[CITY].astype(object).where(table[CITY].notna(), NO_CITY)
     return table
 
 
