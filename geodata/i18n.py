@@ -99,6 +99,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "dashboard.charts_city": ("分地级市图表", "Cities at a glance"),
     "dashboard.total_summary": ("总体概况（{n} 个地级市）", "All {n} cities"),
     "dashboard.export_total_csv": ("导出总体汇总 CSV", "Export the summary of all cities as CSV"),
+    "dashboard.city_dashboards": ("各地级市的街道和社区", "Each city's streets and communities"),
+    "dashboard.all_cities": ("全部地级市", "All cities"),
     "dashboard.sort_hint": ("点击表头排序", "Click a heading to sort"),
     "dashboard.filter": ("筛选", "Filter"),
     "dashboard.no_data": ("暂无数据", "No data yet"),

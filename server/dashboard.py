@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from geodata import summaries
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES
+from geodata.errors import NotFound
 from geodata.siting import recommend
 from geodata.unitkeys import CITY, UNIT_KEYS, unit_columns
 from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
@@ -63,6 +64,12 @@ TOP_SITES = 10
 
 @blueprint.get("/dashboard")
 def dashboard():
+    """The whole dataset's dashboard; ``?city=…`` one city's (when the data names cities).
+
+    With several cities the whole one compares the cities and their districts, and links to each
+    city's own dashboard for its streets and communities (a province's 25,000 community rows would
+    make a page of megabytes); their CSV exports stay whole.
+    """
     catalog = services().catalog
     tag, analysis = catalog.analysis_entry()
     total = summaries.rows(analysis, "total")
@@ -70,19 +77,35 @@ def dashboard():
         return render_template("dashboard.html", empty=True)
     cities = summaries.rows(analysis, CITY)
     named = CITY in cities.columns  # the grids name their cities: every unit's key starts with its city
-    levels = (CITY, *LEVELS) if named else LEVELS
-    # the charts compare cities when there are several (a province's ~90 districts would not read as bars)
-    by = CITY if named and len(cities) > 1 else "district"
-    per_unit = cities if by == CITY else summaries.rows(analysis, "district")
+    chosen = request.args.get(CITY) if named else None
+    if chosen is not None:
+        one = cities[cities[CITY] == chosen]
+        if one.empty:
+            raise NotFound(f"no city '{chosen}'; the data has {', '.join(map(str, cities[CITY]))}",
+                           details=[str(c) for c in cities[CITY]])
+        unit = {CITY: chosen}
+        head, count, levels, by = one, 1, LEVELS, "district"
+    else:
+        unit = {}
+        head, count = total, len(cities) if named else 1
+        levels = (CITY, *LEVELS) if named else LEVELS
+        if count > 1:
+            levels = (CITY, "district")
+        # the charts compare cities when there are several (a province's ~90 districts would not read as bars)
+        by = CITY if count > 1 else "district"
+    per_unit = summaries.rows(analysis, by, unit)
     return render_template(
         "dashboard.html", empty=False,
-        city=_records(total)[0], cities=len(cities) if named else 1, chart_level=by,
+        city=_records(head)[0], cities=count, chart_level=by, chosen=chosen,
+        city_links=[(c, url_for("dashboard.dashboard", city=c)) for c in cities[CITY] if c]
+        if named and count > 1 else [],
         share_bars=share_bars(per_unit, by),
         gap_bars=gap_bars(per_unit, by),
-        siting=services().responses.get(("siting", tag), lambda: siting(catalog)),
-        sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv"),
-        tables=[table(level, summaries.rows(analysis, level), named) for level in levels],
-        csv_urls={level: url_for("api.summary", level=level, f="csv") for level in ("total", CITY, *LEVELS)},
+        siting=services().responses.get(("siting", tag, chosen), lambda: siting(catalog, unit)),
+        sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv", **unit),
+        tables=[table(level, summaries.rows(analysis, level, unit), named) for level in levels],
+        csv_urls={level: url_for("api.summary", level=level, f="csv", **unit)
+                  for level in ("total", CITY, *LEVELS)},
         headings=HEADINGS, number_columns=NUMBER_COLUMNS, gap_kinds=GAP_KINDS, gap_colours=GAP_COLOURS,
         fmt=fmt,
     )
@@ -133,15 +156,15 @@ def gap_bars(units: pd.DataFrame, level: str = "district") -> list[dict]:
     return sorted(rows, key=lambda r: -r["total"])  # stable: ties keep administrative order
 
 
-def siting(catalog) -> Siting:
-    """Greedy recommendation of ``K_MAX`` community sites over the current grids and centres.
+def siting(catalog, unit: dict[str, str] | None = None) -> Siting:
+    """Greedy recommendation of ``K_MAX`` community sites over the current grids and centres (of ``unit``).
 
     Greedy picks sites one at a time, so its first k sites are its answer for k: the
     cumulative covered population after each site is the curve of covered share by k.
     When fewer sites add coverage, the share stays where the last one left it.
     """
     result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf, SITING_LEVEL,
-                       K_MAX, catalog.params, solver="greedy")
+                       K_MAX, catalog.params, unit=unit or None, solver="greedy")
     population = max(result.population, 1)
     sites = _records(result.sites.drop(columns="geometry"))
     covered, points = result.covered_before, []

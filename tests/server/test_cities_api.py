@@ -100,13 +100,31 @@ def test_the_map_of_one_citys_district(two_cities):
     assert two_cities.get("/map?city=丙市&district=市辖区").status_code == 404
 
 
-def test_dashboard_has_a_city_table_and_links_name_the_city(two_cities):
+def test_dashboard_of_several_cities_compares_cities_and_districts(two_cities):
     html = two_cities.get("/dashboard").get_data(as_text=True)
-    assert 'data-level="city"' in html and "/api/summary?level=city&amp;f=csv" in html
-    links = [parse_qs(urlsplit(h).query) for h in _hrefs(html) if urlsplit(h).path == "/map"]
-    assert {"city": ["乙市"], "district": ["市辖区"]} in links
-    assert {"city": ["乙市"], "district": ["市辖区"], "street": ["中山街道"], "community": ["东门社区"]} in links
+    assert 'data-level="city"' in html and 'data-level="district"' in html
+    assert 'data-level="street"' not in html and 'data-level="community"' not in html  # on each city's own
+    hrefs = _hrefs(html)
+    assert "/dashboard?city=%E4%B9%99%E5%B8%82" in hrefs  # 乙市's dashboard
+    assert {"/api/summary?level=city&f=csv", "/api/summary?level=street&f=csv",
+            "/api/summary?level=community&f=csv"} <= set(hrefs)
+    links = [parse_qs(urlsplit(h).query) for h in hrefs if urlsplit(h).path == "/map"]
+    assert {"city": ["乙市"]} in links and {"city": ["乙市"], "district": ["市辖区"]} in links
     assert 'data-city="乙市"' in html  # the charts compare the cities
+    assert "2 个地级市" in html or "All 2 cities" in html
+
+
+def test_dashboard_of_one_city(two_cities):
+    resp = two_cities.get("/dashboard?city=乙市")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "乙市 · " in html and 'data-level="community"' in html and 'data-level="city"' not in html
+    links = [parse_qs(urlsplit(h).query) for h in _hrefs(html) if urlsplit(h).path == "/map"]
+    assert {"city": ["乙市"], "district": ["市辖区"], "street": ["中山街道"], "community": ["东门社区"]} in links
+    assert not any(q.get("city") == ["甲市"] for q in links)  # only 乙市's units
+    assert 'data-district="市辖区"' in html  # its charts compare its districts
+    assert "/api/summary?level=community&f=csv&city=%E4%B9%99%E5%B8%82" in _hrefs(html)
+    assert two_cities.get("/dashboard?city=丙市").status_code == 404
 
 
 def test_recommendations_inside_one_city(two_cities):
