@@ -68,7 +68,7 @@ def dashboard():
 
     With several cities the whole one compares the cities and their districts, and links to each
     city's own dashboard for its streets and communities (a province's 25,000 community rows would
-    make a page of megabytes); their CSV exports stay whole.
+    make a page of megabytes), and for where the next centres would go; their CSV exports stay whole.
     """
     catalog = services().catalog
     tag, analysis = catalog.analysis_entry()
@@ -101,7 +101,9 @@ def dashboard():
         if named and count > 1 else [],
         share_bars=share_bars(per_unit, by),
         gap_bars=gap_bars(per_unit, by),
-        siting=services().responses.get(("siting", tag, chosen), lambda: siting(catalog, unit)),
+        # where the next community centres go is a city's question (and a province's greedy run took 18 s)
+        siting=None if count > 1 else services().responses.get(("siting", tag, chosen),
+                                                               lambda: siting(catalog, unit)),
         sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv", **unit),
         tables=[table(level, summaries.rows(analysis, level, unit), named) for level in levels],
         csv_urls={level: url_for("api.summary", level=level, f="csv", **unit)

@@ -112,6 +112,7 @@ def test_dashboard_of_several_cities_compares_cities_and_districts(two_cities):
     assert {"city": ["乙市"]} in links and {"city": ["乙市"], "district": ["市辖区"]} in links
     assert 'data-city="乙市"' in html  # the charts compare the cities
     assert "2 个地级市" in html or "All 2 cities" in html
+    assert "<section class=\"siting\"" not in html  # a city's question: on each city's dashboard
 
 
 def test_dashboard_of_one_city(two_cities):
@@ -124,6 +125,7 @@ def test_dashboard_of_one_city(two_cities):
     assert not any(q.get("city") == ["甲市"] for q in links)  # only 乙市's units
     assert 'data-district="市辖区"' in html  # its charts compare its districts
     assert "/api/summary?level=community&f=csv&city=%E4%B9%99%E5%B8%82" in _hrefs(html)
+    assert '<section class="siting"' in html and "/api/recommendations?level=community&amp;k=20&amp;f=csv&amp;city=" in html
     assert two_cities.get("/dashboard?city=丙市").status_code == 404
 
 
