@@ -532,7 +532,10 @@ def _whatif(ctx: dict, values: dict) -> dict:
     return {"tags": ["planning"], "summary": "coverage as if the proposed centres existed; nothing is stored",
             "description": "A signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1.",
             "parameters": [_query("level", {"type": "string", "enum": list(SUMMARY_LEVELS), "default": "district"},
-                                  "the level of the summary rows"), *_analysis_parameters()],
+                                  "the level of the summary rows"),
+                           *(_query(level, STRING, f"only the grids inside this {level}: before and after are "
+                                                   "that unit's") for level in UNIT_KEYS),
+                           *_analysis_parameters()],
             "requestBody": {"required": True, "content": {JSON: {"schema": proposal}}},
             "responses": {"200": {"description": "before and after", "content": _content(answer)},
                           **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS)}}}

@@ -147,3 +147,25 @@ def _hrefs(html: str) -> list[str]:
 
     Links().feed(html)
     return found
+
+
+def test_a_what_if_inside_one_city(two_cities):
+    token = two_cities.application.extensions["gridmap_users"].add("viewer1", "viewer")[1]
+    grids, _ = layout()
+    middle = grids[grids["grid_id"] == "b1"].geometry.iloc[0].centroid  # 乙市's grid: a 5 km disc covers it
+    proposal = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"level": "community"}, "geometry": {"type": "Point",
+                                                                                 "coordinates": [middle.x, middle.y]}}]}
+    headers = {"Authorization": f"Bearer {token}"}
+    inside = two_cities.post("/api/whatif?level=community&city=乙市", json=proposal, headers=headers)
+    assert inside.status_code == 200, inside.get_data(as_text=True)
+    body = inside.get_json()
+    assert body["before"] == {"covered_population": 0, "covered_share": 0.0}
+    assert body["after"] == {"covered_population": 400, "covered_share": 1.0}
+    assert [(r["city"], r["community"], r["covered_population"], r["missing_center"]) for r in body["rows"]] == [
+        ("乙市", "东门社区", 400, 0)]  # its own community centre now
+    whole = two_cities.post("/api/whatif?level=city", json=proposal, headers=headers).get_json()
+    assert whole["before"] == {"covered_population": 300, "covered_share": 0.4286}
+    assert whole["after"] == {"covered_population": 700, "covered_share": 1.0}
+    assert [r["city"] for r in whole["rows"]] == ["甲市", "乙市"]
+    assert two_cities.post("/api/whatif?city=丙市", json=proposal, headers=headers).status_code == 400
