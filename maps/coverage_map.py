@@ -211,7 +211,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                   t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
     if urls.get("whatif"):
-        WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL})}", level=PROPOSED_LEVEL,
+        # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
+        WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",
+                      level=PROPOSED_LEVEL,
                       radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
                       texts={key: t(f"planning.{key}") for key in (
                           "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
