@@ -538,7 +538,7 @@ def _whatif(ctx: dict, values: dict) -> dict:
                            *_analysis_parameters()],
             "requestBody": {"required": True, "content": {JSON: {"schema": proposal}}},
             "responses": {"200": {"description": "before and after", "content": _content(answer)},
-                          **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS)}}}
+                          **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS, "414")}}}
 
 
 OPERATIONS = {
