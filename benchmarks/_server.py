@@ -39,8 +39,8 @@ def demo_data_dir():
 def wait_until_up(url: str, deadline_s: float) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < deadline_s:
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(url, timeout=2).status_code == 200:
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting
+            if requests.get(url, timeout=10).status_code == 200:
                 return time.perf_counter() - start
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {deadline_s} s")

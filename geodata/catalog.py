@@ -17,23 +17,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import re
+import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 
 import geopandas as gpd
 
-from . import geojson, units
+from . import geojson, kept, units
 from . import jobs as job
 from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse
 from .errors import BadRequest, NotFound
 from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
+from .search import SearchIndex
 from .store import Store, Version
 from .store.base import properties_text
 
+log = logging.getLogger(__name__)
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
+UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Catalog:
         self._default = VersionCache(2, once=True)  # the settings' analysis, of the current data (and the one before)
         self._what_ifs = VersionCache(4)  # analyses with other parameters
         self._results = VersionCache(32)  # recommendations and proposed-centre summaries: small
+        self._search = VersionCache(2)  # the search index of the current grids and centres (and the one before)
 
     @property
     def ids(self) -> list[str]:
@@ -94,11 +100,11 @@ class Catalog:
                 raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
             tag, analysis = self.analysis_entry(params)
             features = self._sets.get((collection_id, tag),
-                                      lambda: FeatureSet(_derived_frame(collection_id, analysis), layer))
+                                      lambda: FeatureSet(self._derived_frame(collection_id, tag, analysis), layer))
             return Collection(layer, None, features, f"{collection_id}-{tag}")
-        if version is None and self.store.current(collection_id) is None:
+        v = self.store.current(collection_id) if version is None else self.store.version(collection_id, version)
+        if v is None:
             return Collection(layer, None, FeatureSet(empty_frame(layer), layer), f"{collection_id}-empty")
-        v = self.store.version(collection_id, version)
         return Collection(layer, v, StoredFeatures(self.store, layer, v), f"{collection_id}-{v.sha256[:16]}")
 
     def analysis(self, params: Params | None = None) -> Analysis:
@@ -114,7 +120,7 @@ class Catalog:
             def compute() -> Analysis:  # from exactly the versions the tag names
                 frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
                           for name, v in zip(ANALYSIS_INPUTS, inputs)]
-                analysis = analyse(*frames, params=params)
+                analysis = self._shared_analysis(tag, frames, params)
                 release_freed_memory()  # its intermediate frames: hundreds of MB for a province
                 return analysis
 
@@ -122,6 +128,49 @@ class Catalog:
         versions = _numbers(ANALYSIS_INPUTS, inputs)
         return tag, self._what_ifs.get(tag, lambda: self._job(job.analyse_versions, (versions, params),
                                                               ("analysis", tag)))
+
+    def _shared_analysis(self, tag: str, frames: list[gpd.GeoDataFrame], params: Params) -> Analysis:
+        """The analysis of ``frames``, computed once for every worker and instance of this store."""
+        return self._shared(f"analysis/{tag}", lambda: analyse(*frames, params=params), kept.to_bytes,
+                            lambda data: kept.from_bytes(data, frames[0], params))
+
+    def _derived_frame(self, collection_id: str, tag: str, analysis: Analysis) -> gpd.GeoDataFrame:
+        """A derived collection's features; streets and communities (dissolved: seconds for a province)
+        computed once for every worker and instance."""
+        if collection_id not in UNIT_LEVELS:
+            return getattr(analysis, collection_id)
+        level = UNIT_LEVELS[collection_id]
+        return self._shared(
+            f"{collection_id}/{tag}", lambda: units.dissolve(analysis.coverage, level, analysis.summaries[level]),
+            lambda frame: kept.frames_to_bytes({"units": frame}), lambda data: kept.frames_from_bytes(data)[0]["units"])
+
+    def _shared(self, key: str, compute, encode, decode):
+        """``compute()``, done by whichever process of all sharing the store asks first (``Store.shared``):
+        the others ``decode`` what it kept.  The key names the code too: results of other code are not used."""
+        computed = []
+
+        def build() -> bytes:
+            computed.append(compute())
+            return encode(computed[0])
+
+        data = self.store.shared(f"{key}/{kept.code_digest()}", build)
+        if computed:
+            return computed[0]
+        try:
+            return decode(data)
+        except (ValueError, KeyError, zipfile.BadZipFile) as e:  # damaged: computed here, as without it
+            log.warning("gridmap: a kept result (%s) could not be read (%s); computing it again", key, e)
+            return compute()
+
+    def search_index(self) -> SearchIndex:
+        """Grids, units and centres to search, of the current versions; built once per versions."""
+        inputs = [self.store.current(name) for name in ("grids", "centers")]
+
+        def build() -> SearchIndex:
+            return SearchIndex.of(*(self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
+                                    for name, v in zip(("grids", "centers"), inputs)))
+
+        return self._search.get(tuple(v.sha256 if v else None for v in inputs), build)
 
     def recommendation(self, level: str, k: int, params: Params | None = None, unit: dict[str, str] | None = None,
                        solver: str = "auto"):
@@ -226,14 +275,6 @@ def _without(text: str, hidden: frozenset[str]) -> str:
     if any(f'"{name}":' in kept for name in hidden):  # a value of another shape: parse it after all
         kept = geojson.dumps({k: v for k, v in json.loads(properties).items() if k not in hidden})
     return text[:-len(properties) - 1] + kept + "}"
-
-
-def _derived_frame(collection_id: str, analysis: Analysis) -> gpd.GeoDataFrame:
-    if collection_id == "streets":
-        return units.dissolve(analysis.coverage, "street", analysis.summaries["street"])
-    if collection_id == "communities":
-        return units.dissolve(analysis.coverage, "community", analysis.summaries["community"])
-    return getattr(analysis, collection_id)
 
 
 def _numbers(names, inputs) -> dict[str, int | None]:

@@ -1,6 +1,11 @@
-"""Deterministic Ningbo-scale demo dataset: districts, grids and service centres.
+"""Deterministic demo datasets: districts, grids and service centres.
 
-The ten real district boundaries are split into streets, communities and
+``build_demo`` is Ningbo (10 districts, 8,499 grids); ``build_province_demo`` is
+Zhejiang (11 cities, 90 districts, 85,004 grids), each district treated as
+Ningbo's are, with ``city`` on every grid and centre.  ``install_if_empty``
+puts the one GRIDMAP_DEMO names into an empty store.
+
+The real district boundaries are split into streets, communities and
 grids.  Grid seeds are sampled denser around the city centre and the county
 seats, one Voronoi diagram per district clipped to the district gives the
 grids, and communities and streets are clusters of grids, so the hierarchy
@@ -70,6 +75,64 @@ _URBAN = 6.0  # relative density above which a place counts as urban
 # Lattice steps (1e-6°) tried, nearest first, for a vertex rounding pushed out of its district.
 _OFFSETS = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-10, 11)), axis=-1).reshape(-1, 2)
 _OFFSETS = _OFFSETS[np.argsort(np.hypot(*_OFFSETS.T), kind="stable")]
+_RINGS = np.searchsorted(np.hypot(*_OFFSETS.T), [1.5, 3, 6], side="right")  # where to pause the search
+
+# The province demo: Zhejiang's 90 districts (Ningbo's ten keep the table above).
+PROVINCE_DISTRICTS_PATH = Path(__file__).parent / "data" / "zhejiang_districts.geojson"
+PROVINCE_CITIES_PATH = Path(__file__).parent / "data" / "zhejiang_cities.geojson"
+_PROVINCE_GRIDS = 85_000
+_PROVINCE_COMMUNITIES = 24_700  # with about 95 % of them served: some 24,000 centres in all
+_PROVINCE_STREETS = 1_360  # Zhejiang's 乡镇街道
+_PROVINCE_URBAN_SHARE = {"core": 0.70, "industry": 0.55, "county": 0.45}
+# adcode: (residents in thousands, about the 2020 census; type profile)
+_PROVINCE = {
+    "330102": (1325, "core"), "330105": (1117, "core"), "330106": (1145, "core"), "330108": (504, "core"),
+    "330109": (2011, "industry"), "330110": (1269, "core"), "330111": (836, "county"),
+    "330112": (641, "county"), "330113": (1118, "industry"), "330114": (769, "industry"),
+    "330122": (455, "county"), "330127": (329, "county"), "330182": (443, "county"),
+    "330302": (1151, "core"), "330303": (763, "industry"), "330304": (963, "core"), "330305": (107, "county"),
+    "330324": (869, "county"), "330326": (863, "county"), "330327": (840, "county"), "330328": (288, "county"),
+    "330329": (266, "county"), "330381": (1520, "industry"), "330382": (1453, "industry"),
+    "330383": (465, "industry"),
+    "330402": (620, "core"), "330411": (698, "industry"), "330421": (647, "industry"),
+    "330424": (525, "industry"), "330481": (1076, "industry"), "330482": (671, "industry"),
+    "330483": (1029, "industry"),
+    "330502": (886, "core"), "330503": (549, "industry"), "330521": (549, "industry"),
+    "330522": (673, "industry"), "330523": (581, "county"),
+    "330602": (1033, "core"), "330603": (1098, "industry"), "330604": (833, "industry"),
+    "330624": (439, "county"), "330681": (1218, "industry"), "330683": (675, "county"),
+    "330702": (970, "core"), "330703": (495, "county"), "330723": (464, "county"), "330726": (461, "county"),
+    "330727": (183, "county"), "330781": (576, "county"), "330782": (1859, "industry"),
+    "330783": (1089, "county"), "330784": (964, "industry"),
+    "330802": (533, "core"), "330803": (405, "county"), "330822": (259, "county"), "330824": (246, "county"),
+    "330825": (362, "county"), "330881": (478, "county"),
+    "330902": (548, "core"), "330903": (379, "county"), "330921": (202, "county"), "330922": (77, "county"),
+    "331002": (646, "core"), "331003": (646, "industry"), "331004": (667, "industry"),
+    "331022": (372, "county"), "331023": (438, "county"), "331024": (453, "county"),
+    "331081": (1416, "industry"), "331082": (1114, "county"), "331083": (644, "industry"),
+    "331102": (594, "core"), "331121": (507, "county"), "331122": (399, "county"), "331123": (189, "county"),
+    "331124": (208, "county"), "331125": (129, "county"), "331126": (137, "county"), "331127": (111, "county"),
+    "331181": (244, "county"),
+}
+# City centres besides Ningbo's (in _CORES): lon, lat, peak density, decay length (km).  Every
+# district with neither gets a county-seat core of its own inside it.
+_CITY_CORES = np.array([
+    (120.17, 30.27, 60, 4.5),  # Hangzhou
+    (120.67, 28.01, 45, 3.0),  # Wenzhou
+    (120.76, 30.75, 30, 2.5),  # Jiaxing
+    (120.09, 30.89, 30, 2.5),  # Huzhou
+    (120.58, 30.00, 35, 2.5),  # Shaoxing
+    (119.65, 29.08, 35, 2.5),  # Jinhua
+    (118.87, 28.94, 25, 2.0),  # Quzhou
+    (122.11, 30.02, 20, 1.8),  # Zhoushan (Dinghai)
+    (121.42, 28.66, 30, 2.2),  # Taizhou (Jiaojiang)
+    (119.92, 28.45, 25, 2.0),  # Lishui
+])
+_SEAT = (20, 1.8)  # a county seat's peak density and decay length (km), as Ningbo's
+_STREET_A = list("东西南北中新大小上下长永安平兴福和石白金青龙凤清仁义河高双三塘")
+_STREET_B = list("江湖山溪桥塘浦岭港口关门坑源田洋亭林阳城岙埠")
+# share of a district's streets that are 街道 (the densest ones), and of 乡 (the sparsest)
+_STREET_KINDS = {"core": (0.8, 0.0), "industry": (0.4, 0.0), "county": (0.25, 0.15)}
 
 _TYPES = np.array(["residential", "industrial_park", "commercial_market", "office_building", "other"])
 # (profile, urban) -> probabilities in _TYPES order
@@ -131,16 +194,103 @@ def build_demo(seed: int = 20261127) -> Demo:
     rng = np.random.default_rng(seed)
     districts = load_districts()
     metric = districts.to_crs(_METRIC)
-    cores = np.column_stack([gpd.GeoSeries(gpd.points_from_xy(*_CORES[:, :2].T), crs=_WGS84)
-                             .to_crs(_METRIC).get_coordinates().to_numpy(), _CORES[:, 2:]])
+    cores = _metric_cores(_CORES)
     pops = np.array([_DISTRICTS[a][0] for a in districts.adcode], float)
     n_grids = np.round(_TOTAL_GRIDS * pops / pops.sum()).astype(int)
     weight = np.sqrt(pops * metric.area.to_numpy())  # rural districts have many small villages
     n_comms = np.round(_TOTAL_COMMUNITIES * weight / weight.sum()).astype(int)
 
-    parts = [_district_grids(rng, row, geom, cores, ng, nc)
-             for row, geom, ng, nc in zip(districts.itertuples(), metric.geometry, n_grids, n_comms)]
+    plans = [_ningbo_plan(a) for a in districts.adcode]
+    parts = [_district_grids(rng, row, geom, cores, ng, nc, plan)
+             for row, geom, ng, nc, plan in zip(districts.itertuples(), metric.geometry, n_grids, n_comms, plans)]
+    return _assemble(rng, districts, metric, parts)
+
+
+def load_province_districts() -> gpd.GeoDataFrame:
+    """Return Zhejiang's 90 districts with their ``city`` (EPSG:4326, counter-clockwise shells)."""
+    gdf = gpd.read_file(PROVINCE_DISTRICTS_PATH)[["adcode", "name", "name_en", "city", "geometry"]]
+    gdf["geometry"] = shapely.orient_polygons(_round(gdf.geometry.values))
+    return gdf.set_crs(_WGS84, allow_override=True)
+
+
+def load_province_cities() -> gpd.GeoDataFrame:
+    """Return the outlines of Zhejiang's 11 cities (EPSG:4326), simplified on their own: for overview maps."""
+    return gpd.read_file(PROVINCE_CITIES_PATH)[["adcode", "name", "name_en", "geometry"]].set_crs(
+        _WGS84, allow_override=True)
+
+
+def build_province_demo(seed: int = 20261202) -> Demo:
+    """Build the Zhejiang demo: 11 cities, 90 districts, about 85,000 grids and 24,000 centres.
+
+    Every district gets the Ningbo demo's treatment (cores, streets, communities,
+    grid types, staffing gaps, a few missing centres), scaled to its residents;
+    Ningbo's ten districts keep their real street names.  Grids and centres
+    carry ``city``.  The same seed gives identical output.
+    """
+    rng = np.random.default_rng(seed)
+    districts = load_province_districts()
+    metric = districts.to_crs(_METRIC)
+    geoms = metric.geometry.to_numpy()
+    cores = _metric_cores(np.vstack([_CORES, _CITY_CORES]))
+    # a county seat in every district that has no core yet, at the centre of its largest inscribed circle
+    bare = ~np.array([shapely.contains_xy(g, *cores[:, :2].T).any() for g in geoms])
+    seats = shapely.get_coordinates(shapely.get_point(shapely.maximum_inscribed_circle(geoms[bare], 100.0), 0))
+    cores = np.vstack([cores, np.column_stack([seats, np.tile(_SEAT, (len(seats), 1))])])
+
+    nb = districts.adcode.isin(list(_DISTRICTS)).to_numpy()
+    pops = np.array([_DISTRICTS[a][0] if a in _DISTRICTS else _PROVINCE[a][0] for a in districts.adcode], float)
+    area = metric.area.to_numpy()
+    n_grids = np.round(_PROVINCE_GRIDS * pops / pops.sum()).astype(int)
+    weight = np.sqrt(pops * area)  # as Ningbo's: rural districts have many small villages
+    n_comms = np.minimum(np.round(_PROVINCE_COMMUNITIES * weight / weight.sum()).astype(int), n_grids // 2)
+    n_streets = np.array([len(_DISTRICTS[a][3].split()) if a in _DISTRICTS else 0 for a in districts.adcode])
+    rest = _PROVINCE_STREETS - n_streets.sum()
+    n_streets[~nb] = np.maximum(4, np.round(rest * weight[~nb] / weight[~nb].sum())).astype(int)
+    n_streets = np.minimum(n_streets, n_comms)
+
+    parts = []
+    for row, geom, ng, nc, ns in zip(districts.itertuples(), geoms, n_grids, n_comms, n_streets):
+        if row.adcode in _DISTRICTS:
+            plan = _ningbo_plan(row.adcode)
+        else:
+            pop_k, profile = _PROVINCE[row.adcode]
+            plan = (pop_k, _PROVINCE_URBAN_SHARE[profile], profile, _street_names(rng, ns, profile))
+        # only the cores whose kernel reaches the district: sampling draws around them
+        near = shapely.distance(geom, shapely.points(cores[:, :2])) < 8000 * cores[:, 3]
+        parts.append(_district_grids(rng, row, geom, cores[near], ng, nc, plan))
+    return _assemble(rng, districts, metric, parts)
+
+
+def _ningbo_plan(adcode: str) -> tuple:
+    """A Ningbo district's plan for ``_district_grids``, from _DISTRICTS."""
+    pop_k, urban_share, profile, street_names = _DISTRICTS[adcode]
+    return pop_k, urban_share, profile, street_names.split()
+
+
+def _metric_cores(cores: np.ndarray) -> np.ndarray:
+    """Cores (lon, lat, peak, decay km) with their centres in metric coordinates."""
+    xy = gpd.GeoSeries(gpd.points_from_xy(*cores[:, :2].T), crs=_WGS84).to_crs(_METRIC).get_coordinates()
+    return np.column_stack([xy.to_numpy(), cores[:, 2:]])
+
+
+def _street_names(rng, n: int, profile: str) -> list[str]:
+    """``n`` distinct street / town / township names: 街道 first (the densest streets get them), 乡 last."""
+    names: list[str] = []
+    while len(names) < n:
+        name = _STREET_A[rng.integers(len(_STREET_A))] + _STREET_B[rng.integers(len(_STREET_B))]
+        if name not in names:
+            names.append(name)
+    streets, townships = (round(n * share) for share in _STREET_KINDS[profile])
+    streets = max(streets, 1)
+    return [name + ("街道" if i < streets else "乡" if i >= n - townships else "镇") for i, name in enumerate(names)]
+
+
+def _assemble(rng, districts: gpd.GeoDataFrame, metric: gpd.GeoDataFrame, parts: list[pd.DataFrame]) -> Demo:
+    """The grids of every district in lon/lat on the 1e-6° lattice, and their centres."""
     grids = pd.concat(parts, ignore_index=True)
+    if "city" in districts:
+        city = districts.set_index("name").city
+        grids.insert(grids.columns.get_loc("district"), "city", city.loc[grids.district].to_numpy())
     geoms = gpd.GeoSeries(grids.pop("geometry"), crs=_METRIC).to_crs(_WGS84).to_numpy()
     shapely.prepare(districts.geometry.values)  # the metric ones were prepared per district
     where = districts.set_index("name").index.get_indexer(grids.district)
@@ -177,10 +327,15 @@ def _round_inside(geoms: np.ndarray, parents: np.ndarray, parents_m: np.ndarray)
 
     lattice = np.rint(xy * 1e6)
     out = np.flatnonzero(~inside(np.arange(len(xy)), lattice / 1e6))
-    cand = lattice[out][:, None, :] + _OFFSETS
-    ok = inside(out[:, None], cand / 1e6)
-    fixable = ok.any(axis=1)
-    lattice[out[fixable]] = cand[fixable, ok[fixable].argmax(axis=1)]  # offsets go nearest first
+    # offsets go nearest first: try them a ring at a time, each vertex until one is inside
+    for ring in np.split(np.arange(len(_OFFSETS)), _RINGS):
+        if not len(out):
+            break
+        cand = lattice[out][:, None, :] + _OFFSETS[ring]
+        ok = inside(out[:, None], cand / 1e6)
+        fixed = ok.any(axis=1)
+        lattice[out[fixed]] = cand[fixed, ok[fixed].argmax(axis=1)]
+        out = out[~fixed]
     return shapely.set_coordinates(geoms.copy(), lattice / 1e6)
 
 
@@ -190,7 +345,7 @@ def _density(xy: np.ndarray, cores: np.ndarray) -> np.ndarray:
     return 1 + (cores[:, 2] * np.exp(-dist / (cores[:, 3] * 1000))).sum(axis=1)
 
 
-def _sample(rng, district, cores: np.ndarray, n_urban: int, n_rural: int) -> np.ndarray:
+def _sample(rng, district, box, cores: np.ndarray, n_urban: int, n_rural: int) -> np.ndarray:
     """Seed points inside the district: exponential kernels around cores plus uniform."""
     x0, y0, x1, y1 = district.bounds
     mass = cores[:, 2] * cores[:, 3] ** 2
@@ -205,14 +360,18 @@ def _sample(rng, district, cores: np.ndarray, n_urban: int, n_rural: int) -> np.
         rural = np.vstack([rural, cand[shapely.contains_xy(district, *cand.T)]])
     pts = np.vstack([urban[:n_urban], rural[:n_rural]])
     for _ in range(2):  # Lloyd steps spread out points that landed too close together
-        cells = _voronoi(pts, district)
+        cells = _voronoi(pts, box)
         cent = shapely.get_coordinates(shapely.centroid(cells))
         pts = np.where(shapely.contains_xy(district, *cent.T)[:, None], cent, pts)
     return pts
 
 
-def _voronoi(pts: np.ndarray, district) -> np.ndarray:
-    box = shapely.box(*district.buffer(2000).bounds)
+def _box(district):
+    """The frame Voronoi diagrams of a district extend to (computed once: buffering is slow)."""
+    return shapely.box(*district.buffer(2000).bounds)
+
+
+def _voronoi(pts: np.ndarray, box) -> np.ndarray:
     return shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=box, ordered=True))
 
 
@@ -223,7 +382,8 @@ def _cluster(rng, xy: np.ndarray, k: int, iters: int = 4) -> tuple[np.ndarray, n
     """
     medoids = np.sort(rng.choice(len(xy), k, replace=False))
     for step in range(iters + 1):
-        d2 = ((xy[:, None, :] - xy[medoids][None, :, :]) ** 2).sum(axis=2)
+        dx, dy = xy[:, None, 0] - xy[medoids, 0], xy[:, None, 1] - xy[medoids, 1]
+        d2 = dx * dx + dy * dy  # the sum over a (n, k, 2) array, bit for bit, without it
         labels = d2.argmin(axis=1)
         if step == iters:
             return labels, medoids
@@ -268,14 +428,18 @@ def _unique_names(rng, groups: np.ndarray, urban: np.ndarray) -> list[str]:
     return names
 
 
-def _district_grids(rng, row, district, cores, n_grids: int, n_comms: int) -> pd.DataFrame:
-    """The grids of one district, attributes and clipped metric geometry."""
-    pop_k, urban_share, profile, street_names = _DISTRICTS[row.adcode]
-    street_names = street_names.split()
+def _district_grids(rng, row, district, cores, n_grids: int, n_comms: int, plan: tuple) -> pd.DataFrame:
+    """The grids of one district, attributes and clipped metric geometry.
+
+    ``plan`` is (residents in thousands, share of seeds around the cores, type
+    profile, street names with the densest first).
+    """
+    pop_k, urban_share, profile, street_names = plan
     n_urban = round(n_grids * urban_share)
     shapely.prepare(district)
-    pts = _sample(rng, district, cores, n_urban, n_grids - n_urban)
-    cells = _voronoi(pts, district)
+    box = _box(district)
+    pts = _sample(rng, district, box, cores, n_urban, n_grids - n_urban)
+    cells = _voronoi(pts, box)
     cut = ~shapely.contains_properly(district, cells)
     cells[cut] = shapely.intersection(cells[cut], district)
     dens = _density(pts, cores)
@@ -344,6 +508,7 @@ def _centers(rng, districts: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> gpd.G
             "center_id": ["C-" + "-".join(p[:len(keys)]) for p in ids],
             "name": top[keys[-1]].to_numpy() + "党群服务中心",
             "level": level,
+            **({"city": top.city.to_numpy()} if "city" in top else {}),
             "district": top.district.to_numpy(),
             "street": _optional(top.street if level != "district" else [None] * len(top)),
             "community": _optional(top.community if level == "community" else [None] * len(top)),
@@ -367,20 +532,25 @@ def _inside(rng, polys: np.ndarray, tries: int = 40) -> np.ndarray:
 DEMO_AUTHOR = "gridmap demo"
 
 
-def install_if_empty(store: Store) -> bool:
-    """Fill a store that has no data at all with the demo; True if it did.
+# the demos GRIDMAP_DEMO names: builder and the name its first versions are stored under
+DEMOS = {"ningbo": (build_demo, "Ningbo"), "zhejiang": (build_province_demo, "Zhejiang")}
+
+
+def install_if_empty(store: Store, which: str = "ningbo") -> bool:
+    """Fill a store that has no data at all with the demo ``which`` (a key of DEMOS); True if it did.
 
     Every layer is validated like an upload before it is stored.  The lock
     makes several processes starting on one empty data dir install it once.
     """
+    build, title = DEMOS[which]
     with store.lock("demo"):
         if any(store.current(name) for name in store.layer_names):
             return False
-        demo = build_demo()
+        demo = build()
         reports = {name: validate(getattr(demo, name), name) for name in ("districts", "grids", "centers")}
         for name, report in reports.items():
             if not report.ok:
                 raise RuntimeError(f"the demo {name} fail validation: {report.errors[:3]}")
         for name, report in reports.items():
-            store.write(name, report.data, author=DEMO_AUTHOR, message="Ningbo demo: generated at first start")
+            store.write(name, report.data, author=DEMO_AUTHOR, message=f"{title} demo: generated at first start")
         return True

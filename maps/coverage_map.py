@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import folium
 
 from geodata.i18n import text
+from geodata.search import KINDS as SEARCH_KINDS
 
 from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
                      RecommendationsLayer, SearchControl, WhatIfControl, preload)
@@ -207,8 +208,11 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         fit = [[miny, minx], [maxy, maxx]]
 
     folium.LayerControl(collapsed=True).add_to(m)
-    SearchControl(t("layer.coverage"), ["name", "community", "street"], t("map.search"),
-                  t("map.search_none")).add_to(m)
+    if urls.get("search"):
+        SearchControl(urls["search"], urls["items"], grids_layer=t("layer.coverage"), centers_layer=t("layer.centers"),
+                      kinds={kind: t(f"search.{kind}") for kind in SEARCH_KINDS},
+                      outline_colour=BOUNDARY_COLOURS["unit"], placeholder=t("map.search"),
+                      not_found=t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
     if urls.get("whatif"):
         # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)

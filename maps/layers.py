@@ -99,7 +99,9 @@ def preload(m, url: str) -> None:
 
 
 class SearchControl(MacroElement):
-    """Search the names in ``fields`` of a loaded layer; zoom to what matches."""
+    """Search through the server (``url``: /api/search); a chosen hit is zoomed to and outlined, and its
+    grid's or centre's popup opened when the feature is on the map (layers named ``grids_layer`` and
+    ``centers_layer``); a unit's outline comes from ``items_url`` ("{collection}" in it)."""
 
     _template = Template(
         """
@@ -109,10 +111,15 @@ class SearchControl(MacroElement):
         """
     )
 
-    def __init__(self, layer: str, fields: list[str], placeholder: str, not_found: str):
+    COLLECTIONS = {"district": "districts", "street": "streets", "community": "communities"}
+
+    def __init__(self, url: str, items_url: str, *, grids_layer: str, centers_layer: str, kinds: dict[str, str],
+                 outline_colour: str, placeholder: str, not_found: str):
         super().__init__()
         self._name = "SearchControl"
-        self.config = {"layer": layer, "fields": fields, "placeholder": placeholder, "notFound": not_found}
+        self.config = {"url": url, "itemsUrl": items_url, "gridsLayer": grids_layer, "centersLayer": centers_layer,
+                       "collections": self.COLLECTIONS, "kinds": kinds, "outlineColour": outline_colour,
+                       "placeholder": placeholder, "notFound": not_found}
 
 
 class FullscreenControl(MacroElement):

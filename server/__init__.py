@@ -28,7 +28,8 @@ class Services:
     catalog: Catalog
     display: VersionCache  # light map layers, per layer version
     responses: VersionCache  # rendered documents (summaries, downloads), per analysis or version
-    pages: VersionCache  # items pages, per data version and URL (so a strong ETag names exact bytes)
+    pages: VersionCache  # items pages and tiles, per data version and URL (so a strong ETag names exact bytes)
+    tile_sources: VersionCache  # collections ready to cut into vector tiles, per version and audience
     basemap: Basemap
     jobs: JobPool  # heavy work (what-ifs, recommendations, upload checks), bounded; started at its first job
 
@@ -49,7 +50,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("COMPRESS_MIMETYPES", ["text/html", "text/css", "text/csv", "text/javascript",
                                                  "application/javascript", "application/json",
                                                  "application/geo+json", "application/vnd.google-earth.kml+xml",
-                                                 "application/vnd.oai.openapi+json", "application/schema+json"])
+                                                 "application/vnd.oai.openapi+json", "application/schema+json",
+                                                 "application/vnd.mapbox-vector-tile"])
     app.config.setdefault("COMPRESS_ALGORITHM", "gzip")
     # level 1 (nginx's default): a page of 100 features in a third of level 6's time, a quarter larger
     app.config.setdefault("COMPRESS_LEVEL", 1)
@@ -65,7 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     if values["DEMO"]:
         from geodata.demo import install_if_empty
 
-        install_if_empty(store)
+        install_if_empty(store, values["DEMO"])
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
     jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
                    memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
@@ -79,14 +81,16 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(
         store=store, catalog=catalog, basemap=basemap, jobs=jobs,
         display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
-        pages=VersionCache(None, max_bytes=budget // 4))
+        pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(3))
 
-    from . import api, assets, audit, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, uploads
+    from . import (api, assets, audit, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, tiles,
+                   uploads)
 
     auth.register(app)
     audit.register(app)
     privacy.register(app)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(tiles.blueprint)
     app.register_blueprint(uploads.blueprint)
     app.register_blueprint(planning.blueprint)
     app.register_blueprint(editing.blueprint)

@@ -156,13 +156,15 @@ def _ask_password() -> str:
 
 
 def warm_up(app) -> None:
-    """Compute the analysis and the map's first layers, so the first planner to open the map need not wait."""
+    """Compute the analysis, the map's first layers and the search index, so the first planner to open the map
+    need not wait."""
     from geodata.cache import release_freed_memory
     from maps.coverage_map import MAP_DATA
 
     client = app.test_client()
     for layer in MAP_DATA:
         client.get(f"/map/data/{layer}.geojson", headers={"Accept-Encoding": "gzip"})
+    client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
     release_freed_memory()  # what building the map layers freed
 
 

@@ -27,7 +27,7 @@ from geodata.unitkeys import UNIT_KEYS
 from maps.coverage_map import NINGBO_CENTRE
 from maps.layers import Field, GeoJsonLayer, ReadySignal
 
-from . import negotiation, openapi, privacy, services, whatif
+from . import negotiation, openapi, privacy, services, tiles, whatif
 from .assets import map_assets
 from .i18n import current_language
 from .pages import render_map
@@ -43,6 +43,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    *tiles.CONFORMANCE,
 ]
 NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
 ANY_ROUTE = ("f", "lang")  # parameters every OGC route takes
@@ -196,6 +197,7 @@ def _collection_document(found, fmt: str = "json") -> dict:
             *(_link(url_for("api.download", collection_id=cid, ext=ext, _external=True), "enclosure", media_type,
                     f"the whole layer: {label}")
               for ext, (media_type, label) in openapi.download_formats().items()),
+            tiles.tiles_link(cid),
         ],
         "numberOfFeatures": found.features.count,
     }
@@ -313,6 +315,35 @@ def download(collection_id: str, ext: str):
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, content_type=downloads.FORMATS[ext][0],
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+SEARCH_LIMIT = 50  # hits an answer holds at most
+SEARCH_DEFAULT = 10
+
+
+@blueprint.get("/api/search")
+def search():
+    """Grids, units and centres by code or (partial, short) name, each hit with its parents."""
+    _only("q", "limit")
+    query = request.args.get("q", "").strip()
+    if not query or len(query) > 100:
+        raise BadRequest("'q' must be a code or (part of) a name, 1 to 100 characters")
+    raw = request.args.get("limit", str(SEARCH_DEFAULT))
+    if not raw.isdigit() or not 1 <= int(raw) <= SEARCH_LIMIT:
+        raise BadRequest(f"'limit' must be a whole number from 1 to {SEARCH_LIMIT}, not {raw!r}")
+    hits = services().catalog.search_index().search(query, int(raw))
+    return jsonify({"query": query, "numberReturned": len(hits), "hits": [_search_hit(hit) for hit in hits]})
+
+
+def _search_hit(hit) -> dict:
+    """A hit, and where it is shown: a unit's map, or a grid's or centre's page."""
+    doc = hit.to_dict()
+    if hit.unit:
+        doc["href"] = url_for("pages.unit_map", **dict(hit.unit), _external=True)
+    else:
+        collection = "grids" if hit.kind == "grid" else "centers"
+        doc["href"] = url_for("api.item", collection_id=collection, feature_id=hit.id, f="html", _external=True)
+    return doc
 
 
 

@@ -48,6 +48,26 @@ def _zone(value) -> str:
     return name
 
 
+DEMOS = ("ningbo", "zhejiang")
+
+
+def _demo(value) -> str | None:
+    """Which demo fills an empty data directory: ningbo, zhejiang, or None for none.
+
+    ``1``/``true``/``yes``/``on`` (the setting was a boolean) still mean ningbo.
+    """
+    if isinstance(value, bool):
+        return "ningbo" if value else None
+    text = str(value).strip().lower()
+    if text in DEMOS:
+        return text
+    if text in ("1", "true", "yes", "on"):
+        return "ningbo"
+    if text in ("", "0", "false", "no", "off", "none"):
+        return None
+    raise SettingError(f"GRIDMAP_DEMO must be ningbo, zhejiang or off, not {value!r}")
+
+
 SETTINGS = (
     Setting("DATA_DIR", "./gridmap-data", "where the embedded database (layers and their versions) and the "
             "service's own files are kept"),
@@ -60,7 +80,8 @@ SETTINGS = (
     Setting("PORT", 5000, "port `python -m server` listens on", int),
     Setting("WORKERS", 2, "server processes (they share the data directory safely)", int),
     Setting("THREADS", 4, "threads per server process", int),
-    Setting("DEMO", True, "fill an empty data directory with the Ningbo demo at start", _bool),
+    Setting("DEMO", "ningbo", "the demo an empty data directory is filled with at start: ningbo (10 districts, "
+            "8,500 grids), zhejiang (11 cities, 90 districts, 85,000 grids) or off (start empty)", _demo),
     Setting("PUBLIC_READ", True, "anyone may read; 0 = reading needs a signed-in user", _bool),
     Setting("RESTRICTED_FIELDS", "instructor,party_branch,party_members",
             "fields shown to signed-in users only (comma-separated; empty = none)", _names),

@@ -541,17 +541,71 @@ def _whatif(ctx: dict, values: dict) -> dict:
                           **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS, "414")}}}
 
 
+def _search(ctx: dict, values: dict) -> dict:
+    params = [_query("q", {"type": "string", "minLength": 1, "maxLength": 100},
+                     "a grid's or centre's code (whole or its beginning), or (part of) a name: 海曙 finds 海曙区",
+                     required=True),
+              _query("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, "hits at most")]
+    hit = {"type": "object", "required": ["kind", "id", "name", "parents", "label", "bbox", "href"], "properties": {
+        "kind": {"type": "string", "enum": ["city", "district", "street", "community", "grid", "center"]},
+        "id": STRING, "name": STRING, "parents": {"type": "array", "items": STRING}, "label": STRING,
+        "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "unit": {"type": "object", "additionalProperties": STRING}, "href": STRING}}
+    schema = {"type": "object", "properties": {"query": STRING, "numberReturned": {"type": "integer"},
+                                               "hits": {"type": "array", "items": hit}}}
+    return _read("grids, units and centres by code or (partial) name, best first, each with its parents",
+                 _ok("the hits", _content(schema)), tag="search", parameters=params)
+
+
+TILES = "tiles"  # the tag of OGC API – Tiles' operations
+_TMS = _path("tileMatrixSetId", {"type": "string", "enum": ["WebMercatorQuad"]}, "the tile matrix set")
+
+
+def _matrix_sets(ctx: dict, values: dict) -> dict:
+    return _read("the tile matrix sets tiles are cut on", _ok("tile matrix sets", _content({"type": "object"})),
+                 tag=TILES)
+
+
+def _matrix_set(ctx: dict, values: dict) -> dict:
+    return _read("a tile matrix set's definition (OGC 2D Tile Matrix Set, JSON)",
+                 _ok("the tile matrix set", _content({"type": "object"})), "404", tag=TILES, parameters=[_TMS])
+
+
+def _tilesets(ctx: dict, values: dict) -> dict:
+    return _read(f"the vector tilesets of '{values['collection_id']}'",
+                 _ok("tilesets", _content({"type": "object"})), "404", tag=TILES)
+
+
+def _tileset(ctx: dict, values: dict) -> dict:
+    return _read(f"the vector tileset of '{values['collection_id']}': its zoom levels, limits, layer and tile link",
+                 _ok("the tileset", _content({"type": "object"})), "404", tag=TILES, parameters=[_TMS])
+
+
+def _tile(ctx: dict, values: dict) -> dict:
+    number = {"type": "integer", "minimum": 0}
+    params = [_TMS, _path("tileMatrix", {**number, "maximum": 22}, "the zoom level"),
+              _path("tileRow", number, "the row, 0 at the top"), _path("tileCol", number, "the column, 0 at the west")]
+    ok = _ok("the tile (Mapbox Vector Tile)", {"application/vnd.mapbox-vector-tile": {
+        "schema": {"type": "string", "format": "binary"}}})
+    op = _read(f"a vector tile of '{values['collection_id']}'", ok, "404", tag=TILES, parameters=params)
+    op["responses"]["204"] = {"description": "nothing of the layer in this tile (or not drawn at this zoom)"}
+    return op
+
+
 OPERATIONS = {
     "api.landing": _landing, "api.conformance": _conformance, "api.openapi": _openapi,
     "api.collections": _collections, "api.collection": _collection, "api.queryables": _queryables,
     "api.items": _items, "api.item": _item, "api.download": _download, "api.summary": _summary,
     "uploads.versions": _versions, "uploads.diff": _diff, "uploads.restore": _restore,
     "uploads.upload_layer": _upload, "planning.recommendations": _recommendations, "planning.whatif": _whatif,
+    "tiles.matrix_sets": _matrix_sets, "tiles.matrix_set": _matrix_set, "tiles.tilesets": _tilesets,
+    "tiles.tileset": _tileset, "tiles.tile": _tile, "api.search": _search,
 }
 # Path variables: the values each endpoint is documented for (one path per value), or a name for a {parameter}.
 EXPANDED = {"collection_id": collection_ids, "layer": lambda: list(LAYERS)}
 STORED_ONLY = {"uploads.versions", "uploads.diff", "uploads.restore"}  # derived collections have no versions
-RENAMED = {"feature_id": "featureId", "number": "n"}
+RENAMED = {"feature_id": "featureId", "number": "n", "tms": "tileMatrixSetId", "z": "tileMatrix", "y": "tileRow",
+           "x": "tileCol"}
 
 
 def _param_ref(name: str) -> dict:
@@ -626,8 +680,8 @@ def document(app: Flask, server_url: str, hidden: frozenset[str] = frozenset()) 
                                 "Reading is open unless GRIDMAP_PUBLIC_READ=0 (then send a bearer token); "
                                 "writes need an editor's token. Errors are {\"error\": {code, message, details}}."},
         "servers": [{"url": server_url}],
-        "tags": [{"name": OGC}, {"name": "downloads"}, {"name": "summary"}, {"name": "planning"}, {"name": "versions"},
-                 {"name": "uploads"}],
+        "tags": [{"name": OGC}, {"name": TILES}, {"name": "search"}, {"name": "downloads"}, {"name": "summary"},
+                 {"name": "planning"}, {"name": "versions"}, {"name": "uploads"}],
         "paths": paths,
         "components": {
             "schemas": schemas,

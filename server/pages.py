@@ -11,6 +11,7 @@ import shapely
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from geodata.coverage import merge_tiles
+from geodata import kept
 from geodata.errors import NotFound
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
 from maps import display
@@ -61,7 +62,9 @@ def _map_page(view: View, title: str | None) -> Response:
               # city last: the map page leaves a null one out (with its "&")
               "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
                                                   "&city={city}",
-              "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif")},
+              "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
+              "search": url_for("api.search"),
+              "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
         assets=map_assets(),
@@ -93,15 +96,18 @@ def map_data(layer: str):
     # only what the layer draws decides its audience: shared when none of its fields are restricted
     found = services().catalog.get(spec.collection, hidden=privacy.hidden_fields() & set(spec.fields))
 
-    def build() -> tuple[bytes, bytes]:
+    def build() -> bytes:
         gdf = found.features.gdf
         if spec.kinds:
             gdf = gdf[gdf["kind"].isin(spec.kinds)]
         fields = [f for f in spec.fields if f != CITY or has_cities(gdf)]  # no null city on every feature
-        data = display.geojson_bytes(gdf, fields, spec.tolerance)
-        return data, gzip.compress(data, compresslevel=6)
+        return gzip.compress(display.geojson_bytes(gdf, fields, spec.tolerance), compresslevel=6)
 
-    return _send(services().display.get((layer, found.tag), build), "application/geo+json",
+    def shared() -> tuple[bytes, bytes]:  # drawn by one worker of all that share the store
+        gzipped = services().store.shared(f"map/{kept.code_digest()}/{layer}/{found.tag}", build)
+        return gzip.decompress(gzipped), gzipped
+
+    return _send(services().display.get((layer, found.tag), shared), "application/geo+json",
                  etag=f"{layer}-{found.tag}")
 
 

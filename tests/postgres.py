@@ -20,12 +20,23 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 TEMPLATE = "gridmap_template"
 INSTALL = "apt-get install postgresql-15-postgis-3"
+HEARD_WITHIN_S = 1.0  # another instance's write reaches a PostGIS store by NOTIFY within this (issue #11)
+
+
+def heard_within(seconds: float, probe):
+    """``probe()``'s answer once it is truthy, asked again and again; fails after ``seconds`` (0: asked once)."""
+    start = time.monotonic()
+    while not (answer := probe()):
+        assert time.monotonic() - start < seconds, f"not answered within {seconds} s"
+        time.sleep(0.005)  # between polls; the deadline above bounds the wait
+    return answer
 
 
 def _bindir() -> Path | None:

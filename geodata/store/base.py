@@ -20,17 +20,19 @@ import abc
 import contextlib
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import geopandas as gpd
 import pandas as pd
 import shapely
 
 from .. import geojson
-from ..errors import BadRequest, DamagedStore, NotFound
+from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, ServiceUnavailable
 from ..schema import LAYERS, Layer
 
+log = logging.getLogger(__name__)
 NUMERIC = ("integer", "number")
 
 
@@ -46,6 +48,15 @@ class Version:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The keys that differ between two versions of a layer."""
+
+    added: frozenset[str]
+    changed: frozenset[str]  # in both, with another text
+    removed: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,38 @@ class Store(abc.ABC):
     def lock(self, name: str) -> contextlib.AbstractContextManager:
         """A lock shared by every process using this store (e.g. one cold-start computation)."""
 
+    def tile(self, layer: str, version: int, z: int, x: int, y: int, fields: Sequence[str]) -> bytes | None:
+        """A Mapbox Vector Tile of the layer's version (WebMercatorQuad; ``fields`` its properties), cut by the
+        engine itself; None when nothing is there.  NotImplementedError: the caller cuts it (geodata.tiles)."""
+        raise NotImplementedError
+
+    # --- results shared by every process -------------------------------------------------------
+    RESULTS_KEPT = 48  # the most recent results kept; an older one asked for again is built again
+
+    def shared(self, key: str, build: Callable[[], bytes]) -> bytes:
+        """Bytes derived from stored versions (an analysis, a map layer), built by whichever process asks
+        first while the others wait, then kept for every worker and instance.  ``key`` must name the
+        exact inputs and the code that builds them: a kept result is never out of date, only dropped."""
+        data = self._load_result(key)
+        if data is not None:
+            return data
+        with self.lock("result-" + hashlib.sha256(key.encode()).hexdigest()[:20]):
+            data = self._load_result(key)
+            if data is None:
+                data = build()
+                try:
+                    self._save_result(key, data)
+                except (InsufficientStorage, ServiceUnavailable) as e:  # answered anyway, kept by no one
+                    log.warning("gridmap: a result could not be kept for the other workers (%s)", e)
+        return data
+
+    def _load_result(self, key: str) -> bytes | None:
+        """The result kept under ``key``, None if there is none.  Engines that keep none build each time."""
+        return None
+
+    def _save_result(self, key: str, data: bytes) -> None:
+        """Keep ``data`` under ``key``, and no more than RESULTS_KEPT results in all."""
+
     def check(self) -> None:
         """DamagedStore naming what is damaged, if anything is; the server checks at start."""
 
@@ -197,7 +240,7 @@ class ChangeSetStore(Store):
     layer or a change set becomes rows (``_rows``: key -> (text, hash, ...) as the engine stores them),
     then the engine commits them in one transaction (``_commit``)."""
 
-    _versions: dict[str, tuple[int, list[Version]]]  # the engine's versions of each layer, with the stamp read
+    _versions: dict[str, tuple]  # the engine's versions of each layer: (the stamp read, the list, ...)
 
     def version(self, layer: str, number: int | None = None) -> Version:
         if number is not None:  # a version never changes: one already known needs no look at the database
@@ -210,6 +253,25 @@ class ChangeSetStore(Store):
         self._check_layer(layer)
         rows, fields = self._whole(gdf, layer)
         return self._commit(layer, rows, None, author, message, if_version, lambda _: fields, time)
+
+    def changes(self, layer: str, old: int, new: int) -> Changes:
+        """What differs from version ``old`` to ``new`` (``old`` < ``new``; 0: the empty layer), read from
+        the rows the versions between them opened and closed, never from the whole layer."""
+        self.version(layer, new)
+        if old:
+            self.version(layer, old)
+        if old >= new:
+            raise BadRequest(f"changes run from an older version to a newer one, not {old} to {new}")
+        before, after = self._crossing(layer, old, new)  # key -> hash: alive at old and closed by new; the reverse
+        both = before.keys() & after.keys()
+        return Changes(added=frozenset(after.keys() - before.keys()),
+                       changed=frozenset(k for k in both if before[k] != after[k]),
+                       removed=frozenset(before.keys() - after.keys()))
+
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        """(key -> hash of the rows alive at ``old`` that a version up to ``new`` closed, key -> hash of the
+        rows alive at ``new`` that a version after ``old`` opened)."""
+        raise NotImplementedError
 
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
         self._check_layer(layer)

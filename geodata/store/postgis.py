@@ -11,12 +11,17 @@ A pool of connections, each checked before use, lives through a database restart
 database cannot be reached, calls raise ServiceUnavailable (503) naming it, and the first call
 after it is back is answered again.
 
+Every write NOTIFYs the layer's name at commit, and each process LISTENs (``VersionNotices``): a
+layer's list of versions is read from the database once, then answered from memory until a notice
+says another version came (another instance's or worker's write reaches here in milliseconds).
+
     versions   layer, version, time, author, message, features, sha256, fields
     features   layer, key, version_from, version_to, hash, feature (text), props (jsonb), geom
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -24,6 +29,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
 
@@ -37,6 +43,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
+from ..tiles import BUFFER, EXTENT
 from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, keyed_texts,
                    numeric_filter, properties_text, text_hash)
 
@@ -60,6 +67,7 @@ CREATE TABLE IF NOT EXISTS features (
     feature text NOT NULL,
     props jsonb NOT NULL,
     geom geometry(Geometry, 4326));
+CREATE TABLE IF NOT EXISTS results (key text PRIMARY KEY, data bytea NOT NULL, used timestamptz NOT NULL);
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
@@ -71,6 +79,58 @@ NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
 
 _INHERITED: list[ConnectionPool] = []
+CHANNEL = "gridmap_versions"  # the NOTIFY channel: its payload is the layer written
+
+
+class VersionNotices:
+    """Which layers have new versions, heard on a connection of this process's own that LISTENs.
+
+    ``stamp(layer)`` names what a list of versions read now stays valid for: the same stamp later
+    means no version has been committed since (by anyone). It is None while the listener is not
+    hearing — not connected, or its connection silent for HEARD_S — and then every list must be read
+    again. A thread keeps the connection, proving it alive every BEAT_S.
+    """
+
+    BEAT_S = 0.5
+    HEARD_S = 2.0
+    RETRY_S = 1.0  # between attempts to connect again
+
+    def __init__(self, url: str, connect_timeout: int):
+        self._url, self._connect_timeout = url, connect_timeout
+        self._changes: collections.Counter[str] = collections.Counter()
+        self._epoch = 0  # a new connection may have missed notices: lists read before it are suspect
+        self._heard = -math.inf  # when the connection last answered
+        self._closed = threading.Event()
+        threading.Thread(target=self._listen, name="gridmap-notices", daemon=True).start()
+
+    def stamp(self, layer: str) -> tuple[int, int] | None:
+        if time.monotonic() - self._heard > self.HEARD_S:
+            return None
+        return self._epoch, self._changes[layer]
+
+    def changed(self, layer: str) -> None:
+        """This process wrote ``layer``: its own readers need not wait for the notice."""
+        self._changes[layer] += 1
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=self._connect_timeout,
+                                     application_name="gridmap notices") as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._epoch += 1
+                    while not self._closed.is_set():
+                        conn.execute("SELECT 1")
+                        self._heard = time.monotonic()
+                        # notices that came during the SELECT are kept for this, and yielded first
+                        for notice in conn.notifies(timeout=self.BEAT_S):
+                            self._changes[notice.payload] += 1
+            except psycopg.Error:
+                self._heard = -math.inf  # until it hears again, every list of versions is read again
+                self._closed.wait(self.RETRY_S)
 
 
 def database_name(url: str) -> str:
@@ -124,7 +184,8 @@ class PostGISStore(ChangeSetStore):
         self._used: dict[int, float] = {}  # when each pooled connection (by id) last answered
         self._fields = VersionCache(64)
         self._extents = VersionCache(64)  # an extent a version: small, dear to scan for
-        self._versions: dict[str, tuple[int, list[Version]]] = {}
+        self._versions: dict[str, tuple[int, list[Version], tuple | None]] = {}  # (stamp, list, notices' stamp)
+        self._notice_board: tuple[int, VersionNotices] | None = None
         with contextlib.suppress(ServiceUnavailable):  # a database still starting: the first call makes it
             with self._connection():
                 pass
@@ -162,11 +223,23 @@ class PostGISStore(ChangeSetStore):
                         "until it is back", self.name)
         self._down = True
 
+    def _notices(self) -> VersionNotices:
+        """This process's listener (a new one after a fork: threads do not cross it)."""
+        with self._pool_mutex:
+            if self._notice_board is None or self._notice_board[0] != os.getpid():
+                notices = VersionNotices(self.url, max(1, round(self.timeout)))
+                weakref.finalize(self, notices.close)  # a store dropped unclosed stops listening too
+                self._notice_board = (os.getpid(), notices)
+            return self._notice_board[1]
+
     def close(self) -> None:
         with self._pool_mutex:
             if self._pools is not None and self._pools[0] == os.getpid():
                 self._pools[1].close()
             self._pools = None
+            if self._notice_board is not None and self._notice_board[0] == os.getpid():
+                self._notice_board[1].close()
+            self._notice_board = None
 
     @contextlib.contextmanager
     def _connection(self, layer: str | None = None) -> Iterator[psycopg.Connection]:
@@ -281,17 +354,22 @@ class PostGISStore(ChangeSetStore):
     # --- versions ------------------------------------------------------------------------------
     def versions(self, layer: str) -> list[Version]:
         self._check_layer(layer)
+        heard = self._notices().stamp(layer)  # taken before reading: a notice meanwhile makes it stale
+        cached = self._versions.get(layer)
+        if cached and heard is not None and cached[2] == heard:
+            return cached[1]  # no version committed since it was read
         with self._connection() as conn:
             # versions of a layer are written one at a time and never removed: the last number names the list
             stamp = conn.execute("SELECT coalesce(max(version), 0) FROM versions WHERE layer = %s",
                                  (layer,)).fetchone()[0]
-            cached = self._versions.get(layer)
             if cached and cached[0] == stamp:
-                return cached[1]
-            rows = conn.execute("SELECT version, time, author, message, features, sha256 FROM versions "
-                                "WHERE layer = %s AND version <= %s ORDER BY version", (layer, stamp)).fetchall()
-        versions = [Version(layer, *row) for row in rows]
-        self._versions[layer] = (stamp, versions)
+                versions = cached[1]
+            else:
+                rows = conn.execute("SELECT version, time, author, message, features, sha256 FROM versions "
+                                    "WHERE layer = %s AND version <= %s ORDER BY version",
+                                    (layer, stamp)).fetchall()
+                versions = [Version(layer, *row) for row in rows]
+        self._versions[layer] = (stamp, versions, heard)
         return versions
 
     def _resolve(self, layer: str, number: int | None) -> tuple[Version, bool]:
@@ -300,9 +378,10 @@ class PostGISStore(ChangeSetStore):
         known = self._versions.get(layer)  # the list version() just read, or a later one
         return v, bool(known and known[1] and known[1][-1].version == v.version)
 
-    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, binary: bool = False,
-                whole=bool) -> list[tuple]:
-        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own).
+    def _select(self, conn, v: Version, current: bool, sql: str, params: Sequence = (), *, lead: Sequence = (),
+                binary: bool = False, whole=bool) -> list[tuple]:
+        """Rows of ``sql`` whose ``{where}`` picks the features of version ``v`` (``params`` follow its own,
+        ``lead`` come before them).
 
         The current version's features are found by their index (``version_to`` = ALIVE), unless another
         instance has stored a newer version meanwhile: the same statement checks, and then finds nothing,
@@ -313,12 +392,13 @@ class PostGISStore(ChangeSetStore):
                 where = ("f.layer = %s AND f.version_to = %s AND NOT EXISTS "
                          "(SELECT 1 FROM versions n WHERE n.layer = %s AND n.version > %s)")
                 rows = cur.execute(sql.replace("{where}", where),
-                                   (v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
+                                   (*lead, v.layer, ALIVE, v.layer, v.version, *params)).fetchall()
                 if whole(rows) or not cur.execute("SELECT EXISTS (SELECT 1 FROM versions WHERE layer = %s AND "
                                                   "version > %s)", (v.layer, v.version)).fetchone()[0]:
                     return rows
             where = "f.layer = %s AND f.version_from <= %s AND f.version_to > %s"
-            return cur.execute(sql.replace("{where}", where), (v.layer, v.version, v.version, *params)).fetchall()
+            return cur.execute(sql.replace("{where}", where),
+                               (*lead, v.layer, v.version, v.version, *params)).fetchall()
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
@@ -340,6 +420,23 @@ class PostGISStore(ChangeSetStore):
             matched = self._select(conn, v, current, f"SELECT count(*) FROM features f WHERE {condition}", params,
                                    whole=lambda rows: rows[0][0] > 0)[0][0]
             return FeaturePage([], matched)
+
+    def tile(self, layer: str, version: int, z: int, x: int, y: int, fields: Sequence[str]) -> bytes | None:
+        """PostGIS cuts it: ST_AsMVTGeom clips (64 units beyond the edges) and snaps to the 4096 grid,
+        ST_AsMVT encodes; the properties are the jsonb ``props`` narrowed to ``fields``."""
+        v, current = self._resolve(layer, version)
+        properties = ", ".join(["%s::text, f.props -> %s::text"] * len(fields))
+        sql = (f"SELECT ST_AsMVT(t, %s::text, {EXTENT}, 'geom') FROM (SELECT ST_AsMVTGeom(ST_Transform(f.geom, 3857), "
+               f"ST_TileEnvelope(%s::int, %s::int, %s::int), {EXTENT}, {BUFFER}, true) AS geom, "
+               f"jsonb_strip_nulls(jsonb_build_object({properties})) AS props FROM features f WHERE {{where}} AND "
+               f"f.geom && ST_Transform(ST_TileEnvelope(%s::int, %s::int, %s::int, margin => {BUFFER / EXTENT}), "
+               "4326)) t "
+               "WHERE t.geom IS NOT NULL")
+        head = [layer, z, x, y, *[p for name in fields for p in (name, name)]]  # the parameters before {where}
+        with self._connection() as conn:
+            rows = self._select(conn, v, current, sql, (z, x, y), lead=head, whole=lambda rows: bool(rows[0][0]))
+        data = bytes(rows[0][0] or b"")
+        return data or None
 
     @staticmethod
     def _tests(layer, bbox, filters) -> tuple[list[str], list]:
@@ -423,6 +520,7 @@ class PostGISStore(ChangeSetStore):
             raise BadRequest(f"a feature of '{layer}' cannot be stored in the database: "
                              f"{str(e).splitlines()[0]}") from e
         self._versions.pop(layer, None)
+        self._notices().changed(layer)  # a list read by another thread meanwhile is stale too
         if written >= self.ANALYZE_AFTER:  # after the answer, not before it: a province's layer takes a second
             threading.Thread(target=self._analyze, name="gridmap-analyze", daemon=True).start()
         return new
@@ -466,6 +564,7 @@ class PostGISStore(ChangeSetStore):
                      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                      (layer, new, time, author, message, version.features, sha,
                       json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, layer))  # heard by every instance at commit
         return version, len(changed) + len(added)
 
     @staticmethod
@@ -475,12 +574,33 @@ class PostGISStore(ChangeSetStore):
         ewkbs = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
         return {key: (texts[key], text_hash(texts[key]), ewkb) for key, ewkb in zip(keys, ewkbs)}
 
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        with self._connection() as conn, conn.transaction():  # one snapshot for both
+            before = conn.execute("SELECT key, hash FROM features WHERE layer = %s AND version_to > %s AND "
+                                  "version_to <= %s AND version_from <= %s", (layer, old, new, old)).fetchall()
+            after = conn.execute("SELECT key, hash FROM features WHERE layer = %s AND version_from > %s AND "
+                                 "version_from <= %s AND version_to > %s", (layer, old, new, new)).fetchall()
+        return dict(before), dict(after)
+
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         with self._connection(layer) as conn:
             rows = conn.execute("SELECT key, feature, hash, encode(ST_AsEWKB(geom), 'hex') FROM features "
                                 "WHERE layer = %s AND version_from <= %s AND version_to > %s",
                                 (layer, number, number)).fetchall()
         return {key: (text, h, ewkb) for key, text, h, ewkb in rows}
+
+    # results: rows every instance reads (``Store.shared``)
+    def _load_result(self, key: str) -> bytes | None:
+        with self._connection() as conn:
+            row = conn.execute("UPDATE results SET used = now() WHERE key = %s RETURNING data", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _save_result(self, key: str, data: bytes) -> None:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO results (key, data, used) VALUES (%s, %s, now()) ON CONFLICT (key) DO "
+                         "UPDATE SET data = excluded.data, used = now()", (key, data))
+            conn.execute("DELETE FROM results WHERE key NOT IN (SELECT key FROM results ORDER BY used DESC "
+                         "LIMIT %s)", (self.RESULTS_KEPT,))
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -9,12 +9,14 @@ answers ``bbox`` in place.
 
     DATA_DIR/gridmap.sqlite     versions, features, features_rtree
     DATA_DIR/locks/NAME.lock    locks held across processes (``Store.lock``)
+    DATA_DIR/results/SHA256     results shared by the workers (``Store.shared``)
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import sqlite3
@@ -33,6 +35,7 @@ from ..errors import (DamagedStore, InsufficientStorage, NotFound, PreconditionF
 from ..schema import LAYERS
 from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, imported, keyed_texts,
                    numeric_filter, properties_text, property_matches, text_hash)
+from .files import NO_SPACE, atomic_write
 
 ALIVE = 2**62  # version_to of features still in the current version
 FILE = "gridmap.sqlite"
@@ -354,6 +357,15 @@ class SQLiteStore(ChangeSetStore):
         return rows
 
     @_translated
+    def _crossing(self, layer: str, old: int, new: int) -> tuple[dict[str, str], dict[str, str]]:
+        db = self._db()
+        before = db.execute("SELECT key, hash FROM features WHERE layer = ? AND version_to > ? AND version_to <= ? "
+                            "AND version_from <= ?", (layer, old, new, old))
+        after = db.execute("SELECT key, hash FROM features WHERE layer = ? AND version_from > ? AND version_from <= ? "
+                           "AND version_to > ?", (layer, old, new, new))
+        return dict(before.fetchall()), dict(after.fetchall())
+
+    @_translated
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         rows = self._db().execute("SELECT key, feature, hash, props, geom, minx, maxx, miny, maxy FROM features "
                                   "WHERE layer = ? AND version_from <= ? AND version_to > ?", (layer, number, number))
@@ -362,6 +374,32 @@ class SQLiteStore(ChangeSetStore):
 
     def lock(self, name: str) -> FileLock:
         return FileLock(self.root / "locks" / f"{name}.lock")
+
+    # results: files beside the database (one machine shares this store), never rows in it (its WAL)
+    def _result_path(self, key: str) -> Path:
+        return self.root / "results" / hashlib.sha256(key.encode()).hexdigest()
+
+    def _load_result(self, key: str) -> bytes | None:
+        path = self._result_path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used: the last to go when old ones are dropped
+        return data
+
+    def _save_result(self, key: str, data: bytes) -> None:
+        path = self._result_path(key)
+        try:
+            atomic_write(path, data)
+        except OSError as e:
+            if e.errno in NO_SPACE:
+                raise InsufficientStorage("the server's disk is full") from e
+            raise
+        kept = sorted(path.parent.glob("[0-9a-f]" * 64), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[self.RESULTS_KEPT:]:
+            old.unlink(missing_ok=True)
 
 
 

@@ -145,53 +145,102 @@
     if (key) { registry.keyed[key] = {layer: layer, load: load || null}; }
   }
 
+  // Search through the server (/api/search): codes, units, grids and centres, each hit named with its
+  // parents; choosing one zooms to it, outlines it and opens its popup when its feature is on the map.
   registry.searchControl = function (map, opts) {
     var control = L.control({position: "topleft"});
+    var outline = null;  // the chosen hit's outline
     control.onAdd = function () {
       var box = el("form", "gm-search leaflet-bar");
+      box.setAttribute("role", "search");
       var input = el("input");
       input.type = "search";
       input.placeholder = opts.placeholder;
       input.setAttribute("aria-label", opts.placeholder);
-      input.setAttribute("list", "gm-search-list");
-      var list = el("datalist");
-      list.id = "gm-search-list";
+      input.setAttribute("autocomplete", "off");
+      var list = el("ul", "gm-search-hits");
+      list.setAttribute("role", "listbox");
       var message = el("div", "gm-search-message");
+      message.setAttribute("role", "status");
       box.appendChild(input); box.appendChild(list); box.appendChild(message);
       L.DomEvent.disableClickPropagation(box);
       L.DomEvent.disableScrollPropagation(box);
 
-      var index = null;  // name -> [layers], built from the searched layer once it has loaded
-      function build() {
-        index = new Map();
-        var source = registry.layers[opts.layer];
-        source.eachLayer(function (item) {
-          opts.fields.forEach(function (field) {
-            var name = item.feature.properties[field];
-            if (!name) { return; }
-            if (!index.has(name)) { index.set(name, []); }
-            index.get(name).push(item);
-          });
-        });
-        var names = Array.from(index.keys()).sort();
-        names.forEach(function (name) { var o = el("option"); o.value = name; list.appendChild(o); });
+      var hits = [], asked = 0, timer = null;
+      function ask(query, then) {
+        var mine = ++asked;  // answers to older queries are dropped
+        fetch(opts.url + "?" + new URLSearchParams({q: query, limit: "8"}), {credentials: "same-origin"})
+          .then(function (r) { return r.ok ? r.json() : {hits: []}; })
+          .then(function (body) { if (mine === asked) { show(body.hits || []); if (then) { then(); } } })
+          .catch(function () { if (mine === asked) { show([]); } });
       }
-      input.addEventListener("focus", function () { if (!index) { build(); } });
-      box.addEventListener("submit", function (e) {
-        e.preventDefault();
-        if (!index) { build(); }
-        var query = input.value.trim();
-        var hits = index.get(query) || [];
-        if (!hits.length) {
-          index.forEach(function (items, name) { if (!hits.length && name.indexOf(query) >= 0) { hits = items; } });
+      function show(found) {
+        hits = found;
+        list.textContent = "";
+        found.forEach(function (hit, i) {
+          var item = el("li", "gm-search-hit");
+          item.setAttribute("role", "option");
+          item.appendChild(el("b", null, hit.name));
+          if (hit.parents.length) { item.appendChild(el("span", "gm-search-parents", " · " + hit.parents.join(" · "))); }
+          item.appendChild(el("span", "gm-search-kind", opts.kinds[hit.kind] || hit.kind));
+          item.addEventListener("mousedown", function (e) { e.preventDefault(); choose(i); });
+          list.appendChild(item);
+        });
+        message.textContent = found.length || !input.value.trim() ? "" : opts.notFound;
+      }
+      function choose(i) {
+        var hit = hits[i];
+        if (!hit) { return; }
+        input.value = hit.name;
+        list.textContent = "";
+        var b = hit.bbox;
+        map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {maxZoom: hit.kind === "center" ? 17 : 16});
+        var feature = findFeature(hit);
+        if (feature) {
+          drawOutline(feature.feature || feature.toGeoJSON(), hit.id);
+          feature.fire("click", {latlng: feature.getLatLng ? feature.getLatLng() : feature.getBounds().getCenter()}, true);
+          return;
         }
-        message.textContent = hits.length ? "" : opts.notFound;
-        if (!hits.length) { return; }
-        var bounds = L.latLngBounds([]);
-        hits.forEach(function (item) { bounds.extend(item.getBounds()); });
-        map.fitBounds(bounds, {maxZoom: 16});
-        // a click on the feature opens the popup its layer binds for all its features
-        if (hits.length === 1) { hits[0].fire("click", {latlng: bounds.getCenter()}, true); }
+        var source = opts.collections[hit.kind];
+        var url = hit.unit && source ? opts.itemsUrl.replace("{collection}", source) + "?" +
+          new URLSearchParams(unitFilter(hit)) + "&limit=1" : null;
+        if (url) {
+          fetch(url, {credentials: "same-origin"}).then(function (r) { return r.ok ? r.json() : null; })
+            .then(function (body) {
+              if (body && body.features && body.features.length) { drawOutline(body.features[0], hit.id); }
+            });
+        }
+      }
+      function unitFilter(hit) {  // the districts collection names its units by `name`
+        return hit.kind === "district" ? {name: hit.name} : hit.unit;
+      }
+      function findFeature(hit) {
+        var layer = registry.layers[hit.kind === "center" ? opts.centersLayer : opts.gridsLayer];
+        var key = hit.kind === "center" ? "center_id" : "grid_id";
+        if (!layer || (hit.kind !== "grid" && hit.kind !== "center")) { return null; }
+        var found = null;
+        layer.eachLayer(function (item) { if (!found && item.feature && item.feature.properties[key] === hit.id) { found = item; } });
+        return found;
+      }
+      function drawOutline(feature, id) {
+        if (outline) { map.removeLayer(outline); }
+        outline = L.geoJSON(feature, {interactive: false, style: {color: opts.outlineColour, weight: 3, fill: false,
+          dashArray: "6 4"}, pointToLayer: function (f, latlng) {
+          return L.circleMarker(latlng, {radius: 14, color: opts.outlineColour, weight: 3, fill: false});
+        }}).addTo(map);
+        box.setAttribute("data-outlined", id);  // what is outlined (for tests and assistive tools)
+      }
+      input.addEventListener("input", function () {
+        clearTimeout(timer);
+        var query = input.value.trim();
+        if (!query) { asked++; show([]); return; }
+        timer = setTimeout(function () { ask(query); }, 150);
+      });
+      input.addEventListener("blur", function () { setTimeout(function () { list.textContent = ""; }, 150); });
+      box.addEventListener("submit", function (e) {  // Enter: the best hit of what is typed
+        e.preventDefault();
+        var query = input.value.trim();
+        if (query) { clearTimeout(timer); ask(query, function () { choose(0); }); }
       });
       return box;
     };

@@ -1,5 +1,6 @@
 """Tests of the deterministic Ningbo demo dataset (geodata.demo)."""
 
+import hashlib
 import re
 
 import geopandas as gpd
@@ -8,7 +9,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from geodata.demo import DISTRICTS_PATH, Demo, build_demo, load_districts
+from geodata.demo import (DISTRICTS_PATH, PROVINCE_CITIES_PATH, PROVINCE_DISTRICTS_PATH, Demo, build_demo,
+                          build_province_demo, load_districts, load_province_cities, load_province_districts)
+from geodata.validate import validate
 
 METRIC = "EPSG:32651"
 KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -217,3 +220,130 @@ def test_install_leaves_a_store_with_data_alone(tmp_path, demo):
     store.write("districts", demo.districts.iloc[:1], author="staff")
     assert install_if_empty(store) is False
     assert store.current("grids") is None
+
+
+def digest(demo: Demo) -> str:
+    """Attributes and lattice coordinates of every layer: equal digests, equal demos."""
+    h = hashlib.sha256()
+    for gdf in (demo.districts, demo.grids, demo.centers):
+        h.update(gdf.drop(columns="geometry").to_json().encode())
+        h.update(np.rint(shapely.get_coordinates(gdf.geometry.values) * 1e6).astype(np.int64).tobytes())
+        h.update(shapely.get_num_coordinates(gdf.geometry.values).tobytes())
+    return h.hexdigest()
+
+
+def test_ningbo_demo_unchanged(demo):
+    # the province demo shares its code: the Ningbo demo stays exactly what it was
+    assert digest(demo) == "a3b5397155b65dd937039f88cdc48cfd0fdbf163c5dffe6877c8e3f6c5db228d"
+
+
+# --- the Zhejiang files and the province demo ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def province_districts() -> gpd.GeoDataFrame:
+    return load_province_districts()
+
+
+def test_zhejiang_files(province_districts):
+    cities = load_province_cities()
+    assert len(cities) == 11 and cities.name.is_unique and "宁波市" in set(cities.name)
+    assert len(province_districts) == 90
+    assert province_districts.adcode.is_unique and province_districts.name.is_unique
+    assert list(province_districts.columns) == ["adcode", "name", "name_en", "city", "geometry"]
+    assert set(province_districts.city) == set(cities.name)
+    assert province_districts.name_en.str.fullmatch(r"[A-Z][a-z']+").all()
+    city_code = province_districts.city.map(dict(zip(cities.name, cities.adcode)))
+    assert (province_districts.adcode.str[:4] == city_code.str[:4]).all()
+    for gdf in (province_districts, cities):
+        assert gdf.crs.to_epsg() == 4326 and shapely.is_valid(gdf.geometry.values).all()
+        coords = shapely.get_coordinates(gdf.geometry.values) * 1e6
+        assert np.abs(coords - np.rint(coords)).max() < 1e-6
+    for path in (PROVINCE_DISTRICTS_PATH, PROVINCE_CITIES_PATH):
+        assert path.stat().st_size < 2e6
+
+
+def test_zhejiang_districts_tile_their_cities(province_districts):
+    # simplified as one coverage: neighbours share borders exactly, never overlap
+    assert shapely.coverage_is_valid(province_districts.geometry.values)
+    districts = province_districts.to_crs(METRIC)
+    cities = load_province_cities().to_crs(METRIC).set_index("name").geometry
+    outside = shapely.area(shapely.difference(districts.geometry.values, cities.loc[districts.city].values))
+    assert (outside / districts.area.to_numpy()).max() < 0.005
+    union = districts.geometry.groupby(districts.city).agg(lambda s: shapely.coverage_union_all(s.values))
+    error = np.abs(shapely.area(union.values) - cities.loc[union.index].area.to_numpy()) / cities.loc[union.index].area
+    assert error.max() < 0.005
+
+
+def test_zhejiang_ningbo_districts_are_the_ningbo_file_simplified(province_districts):
+    ningbo = load_districts().to_crs(METRIC).set_index("adcode")
+    mine = province_districts[province_districts.city == "宁波市"].to_crs(METRIC).set_index("adcode")
+    assert sorted(mine.index) == sorted(ningbo.index)
+    assert (mine.name == ningbo.name.loc[mine.index]).all() and (mine.name_en == ningbo.name_en.loc[mine.index]).all()
+    assert (np.abs(mine.area / ningbo.area.loc[mine.index] - 1) < 0.001).all()  # same CRS, same place
+    assert shapely.hausdorff_distance(mine.geometry.values, ningbo.geometry.loc[mine.index].values).max() < 150
+
+
+@pytest.fixture(scope="module")
+def province() -> Demo:
+    return build_province_demo()  # read-only; about half a minute
+
+
+@pytest.mark.slow
+def test_province_counts(province):
+    grids, centers = province.grids, province.centers
+    assert list(grids.columns) == GRID_COLUMNS[:3] + ["city"] + GRID_COLUMNS[3:]
+    assert list(centers.columns) == CENTER_COLUMNS[:3] + ["city"] + CENTER_COLUMNS[3:]
+    assert 83_000 <= len(grids) <= 87_000 and 22_500 <= len(centers) <= 25_500
+    assert grids.city.nunique() == 11 and grids.district.nunique() == 90
+    assert 1_250 <= len(grids[["district", "street"]].drop_duplicates()) <= 1_450
+    assert 22_000 <= len(grids[["district", "street", "community"]].drop_duplicates()) <= 25_000
+    assert 55e6 <= grids.population.sum() <= 70e6
+    for ids in (grids.grid_id, centers.center_id):
+        assert ids.is_unique and ids.map(lambda s: bool(KEY.match(s))).all()
+    counts = centers.level.value_counts()
+    assert counts["district"] == 89  # one district lacks its centre, as in Ningbo
+    assert grids.street.str.contains(r"(?:街道|镇|乡)$").all() and grids.community.str.contains(r"(?:社区|村)$").all()
+    # Ningbo's districts keep their real streets
+    assert {"月湖街道", "龙观乡"} <= set(grids.loc[grids.district == "海曙区", "street"])
+
+
+@pytest.mark.slow
+def test_province_city_on_every_grid_and_centre(province):
+    city_of = dict(zip(province.districts.name, province.districts.city))
+    for gdf in (province.grids, province.centers):
+        assert gdf.city.notna().all()
+        assert (gdf.city == gdf.district.map(city_of)).all()
+    for name in ("districts", "grids", "centers"):  # validated as an upload, city kept
+        report = validate(getattr(province, name), name)
+        assert report.ok, report.errors[:3]
+        assert "city" in report.data
+
+
+@pytest.mark.slow
+def test_province_grids_tile_their_districts(province):
+    grids, districts = province.grids, province.districts.set_index("name").geometry
+    parents = districts.loc[grids.district].values
+    shapely.prepare(parents)
+    assert shapely.covered_by(grids.geometry.values, parents).all()
+    # with the districts one coverage, no two grids of the province overlap
+    assert grids.geometry.groupby(grids.district).agg(lambda s: shapely.coverage_is_valid(s.values)).all()
+    grids_m = grids.to_crs(METRIC)
+    union = grids_m.geometry.groupby(grids_m.district).agg(lambda s: shapely.coverage_union_all(s.values))
+    area = province.districts.to_crs(METRIC).set_index("name").area.loc[union.index]
+    assert (np.abs(shapely.area(union.values) - area) / area).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_province_centres_inside_the_unit_they_serve(province):
+    centers, grids = province.centers, province.grids
+    hits = gpd.sjoin(centers, grids, predicate="intersects", lsuffix="c", rsuffix="g")
+    for level, keys in UNITS.items():
+        at = hits[hits.level == level]
+        match = np.logical_and.reduce([at[f"{k}_c"] == at[f"{k}_g"] for k in ["city", *keys]])
+        assert set(at.index[match]) == set(centers.index[centers.level == level]), level
+
+
+@pytest.mark.slow
+def test_province_is_deterministic(province):
+    # the same frames on every run (and on every machine with the pinned libraries)
+    assert digest(province) == "8d224fd5812d0c40882e8a57719cefdaf88487c5a8b6fbbbbb3edb58d2522072"

@@ -25,7 +25,7 @@ from geodata.errors import (BadRequest, DamagedStore, InsufficientStorage, NotFo
 from geodata.store import Version, open_store
 from geodata.store.base import content_hash, text_hash
 from geodata.store.postgis import PostGISStore
-from tests.postgres import opened_at
+from tests.postgres import HEARD_WITHIN_S, heard_within, opened_at
 
 # --- data ---------------------------------------------------------------------
 
@@ -268,16 +268,40 @@ def test_a_bad_layer_is_refused_and_stores_nothing(store, bad):
 
 def test_another_instance_sees_new_writes(store, instances):
     other = instances()
+    bound = HEARD_WITHIN_S if isinstance(store, PostGISStore) else 0  # one database file: at once
+
+    def at(one, number: int):
+        return lambda: (v := one.current("grids")) and v.version == number
+
     assert other.versions("grids") == [] and other.current("grids") is None
     store.write("grids", grids(2), author="a")
-    assert other.current("grids").version == 1  # its empty view is not cached for ever
+    heard_within(bound, at(other, 1))  # its empty view is not cached for ever
     assert other.read("grids")["grid_id"].tolist() == ["a0", "a1"]
     store.write("grids", grids(4, tag="z"), author="a")
+    heard_within(bound, at(other, 2))
     assert [v.version for v in other.versions("grids")] == [1, 2]
     assert other.read("grids")["grid_id"].tolist() == ["z0", "z1", "z2", "z3"]
     other.write("grids", grids(1), author="b")
-    assert store.current("grids").version == 3
-    assert store.current("grids").author == "b"
+    assert heard_within(bound, at(store, 3)) and store.current("grids").author == "b"
+
+
+def test_a_write_while_the_listener_is_cut_off_is_not_missed(postgis_url):
+    """PostGIS: the versions a store keeps in memory stay right only while it hears every notice; a
+    listener cut off (and the notice of a write meanwhile lost to it) must not leave a stale answer."""
+    one, other = open_store(postgis_url), open_store(postgis_url)
+    try:
+        one.write("grids", grids(2), author="a")
+        heard_within(HEARD_WITHIN_S, lambda: (v := other.current("grids")) and v.version == 1)
+        with psycopg.connect(postgis_url, autocommit=True) as db:
+            cut = db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "application_name = 'gridmap notices' AND datname = current_database()").fetchall()
+            assert len(cut) == 2  # each store's listener
+            one.write("grids", grids(3), author="a")  # its notice may reach nobody
+        heard_within(HEARD_WITHIN_S, lambda: other.current("grids").version == 2)
+        assert other.read("grids")["grid_id"].tolist() == ["a0", "a1", "a2"]
+    finally:
+        one.close()
+        other.close()
 
 
 # --- If-Match -----------------------------------------------------------------------
@@ -773,3 +797,28 @@ def test_a_version_stored_meanwhile_by_another_instance_is_not_mixed_in(postgis,
         seen.clear()
         answer = call(b, None)  # the current version, as b was told
         assert answer == call(a, seen[0]), name  # that version's features, none of the next one's
+
+
+# --- changes between versions -----------------------------------------------------------
+
+def test_changes_between_versions_by_key(store):
+    v1 = store.write("grids", grids(3), author="x")  # a0 a1 a2
+    changed = grids(3, population=[100, 7, 300]).iloc[[1]]
+    v2 = store.write_changes("grids", upserts=pd.concat([changed, grids(4).iloc[[3]]]), removed=["a2"], author="x")
+    v3 = store.write_changes("grids", upserts=pd.concat([grids(3).iloc[[1]], grids(5).iloc[[4]]]),  # a1 as at v1
+                             removed=["a3"], author="x")
+    c = store.changes("grids", v1.version, v2.version)
+    assert (c.added, c.changed, c.removed) == ({"a3"}, {"a1"}, {"a2"})
+    c = store.changes("grids", v1.version, v3.version)  # a1 changed and back: the same; a3 came and went
+    assert (c.added, c.changed, c.removed) == ({"a4"}, set(), {"a2"})
+    c = store.changes("grids", v2.version, v3.version)
+    assert (c.added, c.changed, c.removed) == ({"a4"}, {"a1"}, {"a3"})
+    assert store.changes("grids", 0, v1.version).added == {"a0", "a1", "a2"}
+
+
+def test_changes_need_two_versions_in_order(store):
+    v1 = store.write("grids", grids(2), author="x")
+    with pytest.raises(BadRequest):
+        store.changes("grids", v1.version, v1.version)
+    with pytest.raises(NotFound):
+        store.changes("grids", v1.version, 9)

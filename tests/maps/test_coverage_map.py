@@ -14,7 +14,8 @@ XSS = '</script><img src=x onerror="alert(1)">'
 ASSETS = Assets(js=(("leaflet", "/assets/leaflet/1/leaflet.js"), ("gridmap", "/assets/gridmap/1/gridmap-map.js")),
                 css=(("leaflet_css", "/assets/leaflet/1/leaflet.css"),))
 URLS = {**{name: f"/map/data/{name}.geojson" for name in MAP_DATA},
-        "data": "/api/collections/coverage/items/{grid_id}", "map": "/map?district={district}"}
+        "data": "/api/collections/coverage/items/{grid_id}", "map": "/map?district={district}",
+        "search": "/api/search", "items": "/api/collections/{collection}/items"}
 RADII = {"community": 1000, "street": 2500, "district": 5000}
 
 
@@ -66,7 +67,8 @@ def test_centres_are_clustered_icons_by_level_and_catchments_use_the_radii():
 def test_english_labels():
     html = render(lang="en")
     assert list(layer_configs(html))[0] == "Grid coverage"
-    assert "Search grids, communities, streets" in html and "Legend" in html
+    assert "Search codes, grids, communities, streets, centres" in html and "Legend" in html
+    assert '"community": "community"' in html  # the hits' kinds, in English too
     assert "网格覆盖状态" not in html
 
 
@@ -81,7 +83,8 @@ def test_unit_view_outlines_the_unit():
 
 def test_search_fullscreen_scale_legend_and_ready_signal():
     html = render()
-    assert 'gridmap.searchControl(' in html and '"fields": ["name", "community", "street"]' in html
+    assert 'gridmap.searchControl(' in html and '"url": "/api/search"' in html
+    assert '"itemsUrl": "/api/collections/{collection}/items"' in html
     assert "gridmap.fullscreenControl(" in html
     assert "L.control.scale(" in html
     body = html.split("<body>", 1)[1]

@@ -169,3 +169,15 @@ def test_a_what_if_inside_one_city(two_cities):
     assert whole["after"] == {"covered_population": 700, "covered_share": 1.0}
     assert [r["city"] for r in whole["rows"]] == ["甲市", "乙市"]
     assert two_cities.post("/api/whatif?city=丙市", json=proposal, headers=headers).status_code == 400
+
+
+def test_search_tells_namesake_districts_apart_by_their_city(two_cities):
+    hits = [h for h in get_json(two_cities, "/api/search?q=市辖区")["hits"] if h["kind"] == "district"]
+    assert sorted(tuple(h["parents"]) for h in hits) == [("乙市",), ("甲市",)]
+    queries = sorted(parse_qs(urlsplit(h["href"]).query)["city"][0] for h in hits)
+    assert queries == ["乙市", "甲市"]
+
+
+def test_search_without_cities_finds_units_as_before(no_city):
+    hits = get_json(no_city, "/api/search?q=东门社区")["hits"]
+    assert [(h["kind"], h["parents"]) for h in hits if h["kind"] == "community"] == [("community", ["中山街道", "市辖区"])]

@@ -211,7 +211,7 @@ def test_defaults_without_environment():
     assert values["PORT"] == 5000
     assert values["HOST"] == "127.0.0.1"
     assert values["WORKERS"] == 2
-    assert values["DEMO"] is True
+    assert values["DEMO"] == "ningbo"
     assert values["PUBLIC_READ"] is True
     assert values["SECRET_KEY"] is None
     assert values["DATA_DIR"] == "./gridmap-data"
@@ -227,7 +227,7 @@ def test_environment_values_are_typed():
     assert values["PORT"] == 5050 and type(values["PORT"]) is int
     assert values["WORKERS"] == 3 and values["MAX_ITEMS"] == 200
     assert values["PUBLIC_READ"] is False
-    assert values["DEMO"] is True
+    assert values["DEMO"] == "ningbo"
     assert values["DATA_DIR"] == "/var/lib/gridmap"
     assert values["BASEMAP"] == "none"
     assert values["SECRET_KEY"] == "s3cret"
@@ -238,14 +238,47 @@ def test_environment_values_are_typed():
     ("0", False), ("false", False), ("no", False), ("off", False), ("", False),
 ])
 def test_boolean_settings(text, expected):
-    assert config.load(environ={"GRIDMAP_DEMO": text})["DEMO"] is expected
+    assert config.load(environ={"GRIDMAP_PUBLIC_READ": text})["PUBLIC_READ"] is expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("ningbo", "ningbo"), ("zhejiang", "zhejiang"), (" Zhejiang ", "zhejiang"),
+    # the setting was a boolean: its words keep their meaning
+    ("1", "ningbo"), ("true", "ningbo"), ("yes", "ningbo"), ("on", "ningbo"), (True, "ningbo"),
+    ("0", None), ("false", None), ("no", None), ("off", None), ("none", None), ("", None), (False, None),
+])
+def test_demo_setting_names_a_demo(value, expected):
+    assert config.load({"DEMO": value}, environ={})["DEMO"] == expected
+    if isinstance(value, str):
+        assert config.load(environ={"GRIDMAP_DEMO": value})["DEMO"] == expected
+
+
+def test_the_demo_setting_names_the_demos_there_are():
+    from geodata.demo import DEMOS
+
+    assert set(config.DEMOS) == set(DEMOS)
+
+
+def test_an_unknown_demo_is_a_setting_error():
+    with pytest.raises(config.SettingError, match="GRIDMAP_DEMO must be ningbo, zhejiang or off, not 'shanghai'"):
+        config.load(environ={"GRIDMAP_DEMO": "shanghai"})
+
+
+def test_python_m_server_names_an_unknown_demo_and_does_not_start(tmp_path, monkeypatch, capsys):
+    from server import __main__ as cli
+
+    monkeypatch.setenv("GRIDMAP_DEMO", "shanghai")
+    assert cli.main(["--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "GRIDMAP_DEMO" in err and "'shanghai'" in err and "Traceback" not in err
+    assert not (tmp_path / "data" / "gridmap.sqlite").exists()
 
 
 def test_options_override_the_environment():
     environ = {"GRIDMAP_PORT": "5050", "GRIDMAP_DEMO": "1", "GRIDMAP_HOST": "0.0.0.0"}
     values = config.load({"PORT": 6000, "DEMO": False, "HOST": None}, environ=environ)
     assert values["PORT"] == 6000
-    assert values["DEMO"] is False
+    assert values["DEMO"] is None
     assert values["HOST"] == "0.0.0.0"  # a None option leaves the environment's value
     assert config.load({"PORT": "7000"}, environ=environ)["PORT"] == 7000  # options are typed too
 

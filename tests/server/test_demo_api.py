@@ -1,4 +1,4 @@
-"""The served demo: an empty data dir is filled at start and the API reports Ningbo scale."""
+"""The served demos: an empty data dir is filled at start (Ningbo by default, Zhejiang on request)."""
 
 import pytest
 
@@ -55,3 +55,18 @@ def test_demo_has_gaps_for_planners_to_find(client):
     assert gaps["missing_center"] > 0 and gaps["staffing_gap"] > 0 and gaps["service_gap"] > 0
     # the demo grids tile their districts: no tiling gaps or overlaps beyond the sliver tolerance
     assert gaps["tiling_gap"] == 0 and gaps["overlap"] == 0
+
+
+@pytest.mark.slow
+def test_gridmap_demo_zhejiang_serves_the_province(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDMAP_DEMO", "zhejiang")
+    client = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True}).test_client()
+    assert matched(client, "/api/collections/districts/items?limit=1") == 90
+    assert 83_000 <= matched(client, "/api/collections/grids/items?limit=1") <= 87_000
+    assert 22_500 <= matched(client, "/api/collections/centers/items?limit=1") <= 25_500
+    for layer in ("districts", "grids", "centers"):
+        [feature] = client.get(f"/api/collections/{layer}/items?limit=1").get_json(force=True)["features"]
+        assert feature["properties"]["city"] == "杭州市"
+    assert matched(client, "/api/collections/grids/items?limit=1&district=海曙区") > 1000
+    versions = client.get("/api/collections/grids/versions").get_json()["versions"]
+    assert [v["message"] for v in versions] == ["Zhejiang demo: generated at first start"]

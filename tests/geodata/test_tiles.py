@@ -1,0 +1,98 @@
+"""Vector tiles cut from a collection: WebMercatorQuad arithmetic, clipping, the 4096 grid with y
+down, shared edges kept shared, only the map's properties, and each layer from its zoom on."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import mapbox_vector_tile
+import pytest
+import shapely
+from shapely import box
+
+from geodata import tiles
+from geodata.errors import NotFound
+
+Z, X, Y = 14, 13723, 6766  # over Ningbo: 301.55/360·2¹⁴ = 13723.9; (1 − asinh(tan 29.87°)/π)/2·2¹⁴ = 6766.6
+
+
+def quarter(col: int, row: int, z: int = Z, x: int = X, y: int = Y):
+    """A quarter of the tile (col, row in 0..1, row 0 at the top) as a Web Mercator box."""
+    minx, miny, maxx, maxy = tiles.tile_bounds(z, x, y)
+    half = (maxx - minx) / 2
+    return box(minx + col * half, maxy - (row + 1) * half, minx + (col + 1) * half, maxy - row * half)
+
+
+def layer(name: str, rows: list[dict], geoms) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(rows, geometry=list(geoms), crs=3857).to_crs(4326)
+
+
+def decoded(data: bytes) -> dict:
+    return mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})
+
+
+def test_tile_boxes_by_hand():
+    o = tiles.ORIGIN
+    assert tiles.tile_bounds(0, 0, 0) == (-o, -o, o, o)
+    assert tiles.tile_bounds(1, 1, 0) == (0, 0, o, o)  # column 1, row 0: the north-east quarter
+    assert tiles._tile_of(0.0, 0.0, 1) == (1, 1) and tiles._tile_of(-180, 85.06, 3) == (0, 0)
+    assert tiles._tile_of(121.55, 29.87, Z) == (X, Y)
+
+
+def test_two_grids_on_the_4096_grid_with_their_shared_edge_shared():
+    grids = layer("grids", [{"grid_id": "a", "name": "甲", "instructor": "王", "population": 5},
+                            {"grid_id": "b", "name": "乙", "instructor": "李", "population": 7}],
+                  [quarter(0, 0), quarter(1, 0)])
+    source = tiles.TileSource.of("grids", grids, list(grids.columns))
+    features = decoded(source.tile(Z, X, Y))["grids"]["features"]
+    assert [f["properties"] for f in features] == [{"grid_id": "a", "name": "甲"}, {"grid_id": "b", "name": "乙"}]
+    rings = [{tuple(p) for p in f["geometry"]["coordinates"][0]} for f in features]
+    assert rings[0] == {(0, 0), (2048, 0), (2048, 2048), (0, 2048)}
+    assert rings[1] == {(2048, 0), (4096, 0), (4096, 2048), (2048, 2048)}
+    assert {(2048, 0), (2048, 2048)} <= rings[0] & rings[1]  # the same edge in both
+    # MVT's winding: exteriors clockwise on screen, so counter-clockwise in these y-down numbers
+    assert all(shapely.is_ccw(shapely.LinearRing(f["geometry"]["coordinates"][0])) for f in features)
+
+
+def test_a_feature_is_clipped_a_little_beyond_the_tile():
+    minx, miny, maxx, maxy = tiles.tile_bounds(Z, X, Y)
+    wide = box(minx - (maxx - minx), miny, maxx + (maxx - minx), maxy)  # three tiles wide
+    source = tiles.TileSource.of("districts", layer("districts", [{"adcode": "330203", "name": "海曙区"}], [wide]),
+                                 ["adcode", "name"])
+    (feature,) = decoded(source.tile(Z, X, Y))["districts"]["features"]
+    xs = {p[0] for p in feature["geometry"]["coordinates"][0]}
+    assert xs == {-tiles.BUFFER, tiles.EXTENT + tiles.BUFFER}
+
+
+def test_points_keep_their_place_and_hidden_fields_stay_out():
+    minx, miny, maxx, maxy = tiles.tile_bounds(Z, X, Y)
+    from shapely import Point
+    centers = layer("centers", [{"center_id": "c1", "name": "中心", "level": "community", "floor_area_m2": 3.0}],
+                    [Point(minx + (maxx - minx) / 4, maxy - (maxy - miny) / 4)])
+    source = tiles.TileSource.of("centers", centers, ["center_id", "level"])  # "name" hidden from this reader
+    (feature,) = decoded(source.tile(Z, X, Y))["centers"]["features"]
+    assert feature["geometry"]["coordinates"] == [1024, 1024]
+    assert feature["properties"] == {"center_id": "c1", "level": "community"}
+
+
+def test_nothing_below_the_layers_zoom_or_outside_its_features():
+    grids = layer("grids", [{"grid_id": "a", "name": "甲"}], [quarter(0, 0)])
+    source = tiles.TileSource.of("grids", grids, ["grid_id", "name"])
+    assert source.tile(tiles.MIN_ZOOM["grids"] - 1, X >> 4, Y >> 4) is None
+    assert source.tile(Z, X + 2, Y) is None
+    assert source.tile(Z - 3, X >> 3, Y >> 3) is not None
+
+
+@pytest.mark.parametrize("z, x, y", [(23, 0, 0), (-1, 0, 0), (2, 4, 0), (2, 0, 4), (2, -1, 0)])
+def test_tiles_outside_the_matrix_set_are_not_found(z, x, y):
+    with pytest.raises(NotFound):
+        tiles.check_tile(z, x, y)
+
+
+def test_matrix_set_by_hand():
+    doc = tiles.tile_matrix_set()
+    assert [m["id"] for m in doc["tileMatrices"]] == [str(z) for z in range(tiles.MAX_ZOOM + 1)]
+    zero = doc["tileMatrices"][0]
+    assert zero["matrixWidth"] == 1 and zero["pointOfOrigin"] == [-tiles.ORIGIN, tiles.ORIGIN]
+    assert zero["cellSize"] == pytest.approx(156543.03392804097)  # 2π·6378137 m / 256
+    limits = tiles.matrix_limits("districts", [121.5, 29.8, 121.6, 29.9])
+    assert limits[Z]["minTileCol"] <= X <= limits[Z]["maxTileCol"] and limits[0]["maxTileRow"] == 0

@@ -1,0 +1,131 @@
+"""OGC API – Tiles over HTTP: the tile matrix set, each collection's tilesets, tiles as MVT with
+strong ETags, 204 for an empty tile, JSON errors, and GDAL's MVT driver reading a tile."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import mapbox_vector_tile
+import pytest
+import shapely.geometry
+
+from geodata import tiles
+from geodata.validate import validate
+from tests.factories import six_grids
+
+Z = 14
+X, Y = tiles._tile_of(121.515, 29.805, Z)  # inside the six grids' block
+
+
+@pytest.fixture
+def filled(store):
+    store.write("grids", validate(six_grids(), "grids").data, author="t")
+    return store
+
+
+def url(collection: str = "grids", z: int = Z, y: int = Y, x: int = X) -> str:
+    return f"/api/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}"
+
+
+def test_a_tile_is_mvt_of_the_grids_it_meets(client, filled):
+    resp = client.get(url())
+    assert resp.status_code == 200 and resp.mimetype == tiles.MVT
+    layer = mapbox_vector_tile.decode(resp.data)["grids"]
+    ids = sorted(f["properties"]["grid_id"] for f in layer["features"])
+    assert ids == sorted(six_grids()["grid_id"])  # each meets the tile (121.509° to 121.531° E)
+    assert not any({"instructor", "party_members"} & set(f["properties"]) for f in layer["features"])
+
+
+def test_a_tile_has_a_strong_etag_and_revalidates(client, filled):
+    first = client.get(url())
+    assert first.headers["ETag"].startswith('"') and not first.headers["ETag"].startswith("W/")
+    assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    filled.write("grids", validate(six_grids().assign(population=1), "grids").data, author="t")
+    assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 200  # a new version
+
+
+def test_an_empty_tile_is_204_and_a_tile_below_the_layers_zoom_too(client, filled):
+    assert client.get(url(x=X + 50)).status_code == 204
+    assert client.get(url(z=5, x=X >> 9, y=Y >> 9)).status_code == 204
+
+
+@pytest.mark.parametrize("path, status", [
+    (url(z=23, x=0, y=0), 404), (url(z=2, x=4, y=0), 404), (url("nothing"), 404),
+    ("/api/collections/grids/tiles/WorldCRS84Quad/1/0/0", 404), (url() + "?bbox=1,2,3,4", 400),
+])
+def test_wrong_tiles_are_json_errors(client, filled, path, status):
+    resp = client.get(path)
+    assert resp.status_code == status and resp.get_json()["error"]["message"]
+
+
+def test_the_tilesets_documents_lead_to_the_tiles(client, filled):
+    collection = client.get("/api/collections/grids").get_json()
+    (link,) = [l for l in collection["links"] if l["rel"].endswith("tilesets-vector")]
+    listing = client.get(link["href"]).get_json()
+    (summary,) = listing["tilesets"]
+    assert summary["dataType"] == "vector" and summary["tileMatrixSetURI"] == tiles.TMS_URI
+    self_link = next(l["href"] for l in summary["links"] if l["rel"] == "self")
+    tileset = client.get(self_link).get_json()
+    item = next(l for l in tileset["links"] if l["rel"] == "item")
+    assert item["templated"] and item["type"] == tiles.MVT
+    href = item["href"].replace("{tileMatrix}", str(Z)).replace("{tileRow}", str(Y)).replace("{tileCol}", str(X))
+    assert client.get(href).status_code == 200
+    limits = {l["tileMatrix"]: l for l in tileset["tileMatrixSetLimits"]}
+    assert limits[str(Z)]["minTileCol"] <= X <= limits[str(Z)]["maxTileCol"]
+    assert min(int(k) for k in limits) == tiles.MIN_ZOOM["grids"]
+    assert tileset["layers"][0]["geometryType"] == "polygons"
+    scheme = next(l["href"] for l in tileset["links"] if l["rel"].endswith("tiling-scheme"))
+    assert client.get(scheme).get_json()["id"] == "WebMercatorQuad"
+    sets = client.get("/api/tileMatrixSets").get_json()["tileMatrixSets"]
+    assert [s["id"] for s in sets] == ["WebMercatorQuad"]
+
+
+def test_conformance_names_tiles(client):
+    classes = client.get("/api/conformance").get_json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
+
+
+def test_derived_collections_have_tiles_too(client, filled):
+    layer = mapbox_vector_tile.decode(client.get(url("coverage")).data)["coverage"]
+    assert {f["properties"]["coverage_status"] for f in layer["features"]} == {"uncovered"}  # no centres
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo is not installed (apt install gdal-bin)")
+def test_gdal_reads_a_tile(client, filled, tmp_path):
+    path = tmp_path / str(Z) / str(X) / f"{Y}.pbf"  # the z/x/y layout GDAL's MVT driver georeferences by
+    path.parent.mkdir(parents=True)
+    path.write_bytes(client.get(url()).data)
+    out = subprocess.run(["ogrinfo", "-ro", "-al", "-so", f"MVT:{path}"], capture_output=True, text=True, check=True)
+    assert "Layer name: grids" in out.stdout and "Feature Count: 6" in out.stdout, out.stdout
+    assert "grid_id: String" in out.stdout
+
+
+@pytest.fixture
+def postgis_client(tmp_path, postgis_url):
+    from server import create_app
+
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": postgis_url, "DEMO": False,
+                      "TESTING": True})
+    app.extensions["gridmap"].store.write("grids", validate(six_grids(), "grids").data, author="t")
+    yield app.test_client()
+    app.extensions["gridmap"].jobs.close()
+
+
+def test_postgis_cuts_stored_layers_as_the_app_would(postgis_client, client, filled, monkeypatch):
+    from geodata.store.postgis import PostGISStore
+
+    cut = []
+    real = PostGISStore.tile
+    monkeypatch.setattr(PostGISStore, "tile", lambda self, *a: cut.append(a[:5]) or real(self, *a))
+    by_database = mapbox_vector_tile.decode(postgis_client.get(url()).data)["grids"]["features"]
+    in_process = mapbox_vector_tile.decode(client.get(url()).data)["grids"]["features"]
+    assert cut == [("grids", 1, Z, X, Y)]  # ST_AsMVT, not the app
+    key = lambda f: f["properties"]["grid_id"]  # noqa: E731
+    by_database, in_process = sorted(by_database, key=key), sorted(in_process, key=key)
+    assert [f["properties"] for f in by_database] == [f["properties"] for f in in_process]
+    assert "instructor" not in str(by_database)
+    for a, b in zip(by_database, in_process):
+        box_a, box_b = (shapely.geometry.shape(f["geometry"]).bounds for f in (a, b))
+        assert max(abs(p - q) for p, q in zip(box_a, box_b)) <= 1  # the same place, to a tile unit
+    assert postgis_client.get(url(x=X + 50)).status_code == 204
