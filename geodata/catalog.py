@@ -184,13 +184,16 @@ class Catalog:
         return self._results.get(key, lambda: self._job(
             job.recommend_versions, (_numbers(names, inputs), level, k, params, unit, solver), key))
 
-    def what_if(self, proposed: tuple[tuple[float, float, str], ...], params: Params | None = None) -> dict:
-        """The analysis' summaries as if centres stood at ``proposed`` (lon, lat, level) too; nothing is stored."""
+    def what_if(self, proposed: tuple[tuple[float, float, str], ...], params: Params | None = None,
+                unit: dict[str, str] | None = None) -> dict:
+        """The analysis' summaries as if centres stood at ``proposed`` (lon, lat, level) too; nothing is stored.
+        ``unit`` (e.g. {"city": "宁波市"}) analyses only that unit's grids (see ``jobs.whatif_summaries``)."""
         params = params or self.params
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
-        key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed)
+        unit = dict(sorted((unit or {}).items()))
+        key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed, tuple(unit.items()))
         return self._results.get(key, lambda: self._job(
-            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed), key))
+            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit), key))
 
     def _job(self, function, args: tuple, key):
         """``function(location, *args)`` as a job when there is a pool; the job opens the store at ``location``."""

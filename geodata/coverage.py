@@ -23,10 +23,11 @@ import shapely
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .order import adcodes, orderer
+from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,
+                       unit_columns)
+from .unitkeys import UNIT_COLUMNS  # noqa: F401  (still imported from here: the keys without cities)
 
-LEVELS = ("district", "street", "community")
-UNIT_COLUMNS = {"district": ["district"], "street": ["district", "street"],
-                "community": ["district", "street", "community"]}
+SUMMARY_LEVELS = ("total", CITY, *LEVELS)  # total: the whole dataset; city: one row a city (one in all without)
 GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")
 STATUSES = ("covered", "partial", "uncovered")
 MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request compute for minutes
@@ -206,7 +207,8 @@ class _Gaps:
 
 
 def _grid_rows(grids: gpd.GeoDataFrame, positions, details) -> pd.DataFrame:
-    rows = grids.iloc[positions][["district", "street", "community", "grid_id"]].reset_index(drop=True)
+    columns = [CITY] * (CITY in grids.columns) + ["district", "street", "community", "grid_id"]
+    rows = grids.iloc[positions][columns].reset_index(drop=True)
     rows["level"] = None
     rows["detail"] = list(details)
     rows["id_suffix"] = rows["grid_id"]
@@ -222,8 +224,13 @@ def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
 
 
 def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
-    """Units (district, street, community) with no centre of their own level inside them."""
-    units = grids[["district", "street", "community"]].astype(object)
+    """Units (district, street, community) with no centre of their own level inside them.
+
+    A centre serves the unit of the grid it stands in: its whole key (city, district, …), so a
+    centre in one city's 市辖区 does nothing for another city's.
+    """
+    cities = has_cities(grids)
+    units = key_table(grids, unit_columns("community", cities))
     found = {level: set() for level in LEVELS}
     if not centers_m.empty:
         point_idx, grid_idx = shapely.STRtree(grid_geoms).query(centers_m.geometry.values, predicate="intersects")
@@ -232,28 +239,26 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
         levels = centers_m["level"].to_numpy()[point_idx]
         for level in LEVELS:
             at_level = grid_idx[levels == level]
-            found[level] = set(map(tuple, units.iloc[at_level][UNIT_COLUMNS[level]].to_numpy()))
+            found[level] = set(map(tuple, units.iloc[at_level][unit_columns(level, cities)].to_numpy()))
 
-    district_shapes = {}
-    if districts is not None and not districts.empty:
-        district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
+    shapes = district_shapes(districts, crs, cities)
     rows, geoms = [], []
     for level in LEVELS:
-        columns = UNIT_COLUMNS[level]
+        columns = unit_columns(level, cities)
         groups = units.groupby(columns, sort=True).indices
         for key, positions in groups.items():
             key = key if isinstance(key, tuple) else (key,)
             if key in found[level]:
                 continue
             names = dict(zip(columns, key))
-            shape = district_shapes.get(key[0]) if level == "district" else None
+            shape = district_shape(shapes, key) if level == "district" else None
             if shape is None:
                 shape = merge_tiles(grid_geoms[positions])
             rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
-                         "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
+                         CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
                          "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
             geoms.append(shape)
-    return _Gaps("missing_center", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
+    return _Gaps("missing_center", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
 
 
 _ROW_COLUMNS = ["district", "street", "community", "grid_id", "level", "detail", "id_suffix"]
@@ -293,21 +298,23 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
     overlaps = _overlaps(grids, grid_geoms, np.flatnonzero(invalid_edges), params)
 
     rows, geoms = [], []
-    by_district = grids.groupby("district", sort=True).indices
-    district_shapes = {}
-    if districts is not None and not districts.empty:
-        district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
-    for name, positions in by_district.items():
+    cities = has_cities(grids)  # a district is named by its city too: two cities' 市辖区 are two districts
+    by_district = key_table(grids, unit_columns("district", cities)).groupby(
+        unit_columns("district", cities), sort=True).indices
+    shapes = district_shapes(districts, crs, cities)
+    for key, positions in by_district.items():
+        key = key if isinstance(key, tuple) else (key,)
+        name, city = key[-1], (key[0] or None) if cities else None
         geoms_d = grid_geoms[positions]
         union = (shapely.coverage_union_all(geoms_d) if not invalid_edges[positions].any()
                  else shapely.union_all(geoms_d))
-        land = district_shapes.get(name)
+        land = district_shape(shapes, key)
         # without district boundaries, holes inside the grids' union are the gaps
         holes = shapely.difference(land, union) if land is not None else _holes(union)
         parts = shapely.get_parts(holes)
         for n, part in enumerate(parts[_significant(parts, params)], start=1):
-            rows.append({"district": name, "street": None, "community": None, "grid_id": None, "level": None,
-                         "id_suffix": f"{name}.{n}",
+            rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
+                         "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
                          "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
             geoms.append(part)
         if land is None:
@@ -320,12 +327,12 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
                 part = shapely.difference(geoms_d[i], land)
                 if _significant(np.array([part]), params)[0]:
                     row = grids.iloc[positions[i]]
-                    rows.append({"district": name, "street": row["street"], "community": row["community"],
+                    rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
                                  "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
                                  "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
                                            f"超出所属区县"})
                     geoms.append(part)
-    tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
+    tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
     return [tiling, overlaps]
 
 
@@ -397,12 +404,20 @@ def _gaps_frame(parts: list[_Gaps], crs) -> gpd.GeoDataFrame:
     table = pd.concat(frames, ignore_index=True)
     metric = gpd.GeoSeries(np.concatenate(geoms), crs=crs)
     table["area_m2"] = np.round(metric.area.to_numpy(), 1)
-    table = table[GAP_COLUMNS]
+    table = table[gap_columns(table)]
     return gpd.GeoDataFrame(table.astype(object).where(table.notna(), None).astype({"area_m2": float}),
                             geometry=metric.to_crs(STORAGE_CRS).values, crs=STORAGE_CRS)
 
 
 GAP_COLUMNS = ["gap_id", "kind", "level", "district", "street", "community", "grid_id", "area_m2", "detail"]
+
+
+def gap_columns(table: pd.DataFrame) -> list[str]:
+    """The gaps' columns: with ``city`` before ``district`` when the data names cities."""
+    if not has_cities(table):
+        return GAP_COLUMNS
+    at = GAP_COLUMNS.index("district")
+    return [*GAP_COLUMNS[:at], CITY, *GAP_COLUMNS[at:]]
 
 
 def _empty_gaps() -> gpd.GeoDataFrame:
@@ -417,30 +432,60 @@ SUMMARY_COLUMNS = ["grids", "population", "covered_population", "covered_share",
 
 def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
               districts: gpd.GeoDataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Grids, population, covered population and share, and gap counts for the city and every unit.
+    """Grids, population, covered population and share, and gap counts for the whole and every unit.
 
-    The units' rows are in administrative order (``geodata.order``: adcodes from ``districts``).
+    ``total`` is one row for the whole dataset; ``city`` one row a city when the grids name cities
+    (without, the one row of ``total``: a one-city deployment); then every district, street and
+    community, each named by its whole key (its city first when there are cities). The units'
+    rows are in administrative order (``geodata.order``: adcodes from ``districts``).
     """
-    table = pd.DataFrame({
-        "district": coverage["district"], "street": coverage["street"], "community": coverage["community"],
-        "population": pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
-        "covered_population": pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float),
-        "status": coverage["coverage_status"],
-    })
+    cities = has_cities(coverage)
+    keys = unit_columns("community", cities)
+    status = coverage["coverage_status"].to_numpy(dtype=object)
+    table = key_table(coverage, keys).assign(
+        grids=1,
+        population=pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
+        covered_population=pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float),
+        **{f"grids_{s}": (status == s).astype(int) for s in STATUSES})
+    # every level sums the communities' sums: grouping 85k grids once, not once a level
+    table = table.groupby(keys, sort=False, dropna=False, observed=True).sum().reset_index()
     gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
-    out = {"city": _summary(table.assign(city=True), gap_table.assign(city=True), ["city"]).drop(columns="city")}
+    if cities and (CITY not in gap_table.columns or gap_table[CITY].isna().any()):  # else each has its own
+        gap_table[CITY] = _gap_cities(gap_table, coverage)
+    whole = "_whole"  # a key every row shares
+    out = {"total": _summary(table.assign(**{whole: True}), gap_table.assign(**{whole: True}), [whole])
+           .drop(columns=whole)}
     in_order = orderer(coverage, adcodes(districts))
-    for level in LEVELS:
-        out[level] = in_order(_summary(table, gap_table, UNIT_COLUMNS[level])).reset_index(drop=True)
+    for level in (CITY, *LEVELS):
+        if not unit_columns(level, cities):
+            out[level] = out["total"]  # one city, as before: the whole
+            continue
+        frame = in_order(_summary(table, gap_table, unit_columns(level, cities))).reset_index(drop=True)
+        if cities:
+            frame[CITY] = shown_city(frame[CITY])
+        out[level] = frame
     return out
 
 
+def _gap_cities(gaps: pd.DataFrame, coverage: gpd.GeoDataFrame) -> pd.Series:
+    """Each gap's city as a key (``NO_CITY`` for none): its own, else its grid's, else its district's
+    when only one city has a district of that name."""
+    own = gaps[CITY].astype(object) if CITY in gaps.columns else pd.Series(None, index=gaps.index, dtype=object)
+    own = own.where(own.notna() & (own != NO_CITY), None)
+    cities = key_table(coverage, [CITY, "district"])
+    by_grid = pd.Series(cities[CITY].to_numpy(), index=coverage["grid_id"].astype(object).to_numpy())
+    by_grid = by_grid[~by_grid.index.duplicated()]
+    own = own.fillna(gaps["grid_id"].map(by_grid))
+    pairs = cities.drop_duplicates()
+    by_district = pairs.drop_duplicates("district", keep=False).set_index("district")[CITY]
+    own = own.fillna(gaps["district"].map(by_district))
+    return own.fillna(NO_CITY)
+
+
 def _summary(table: pd.DataFrame, gaps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    grouped = table.groupby(keys, sort=True)
-    result = grouped.agg(grids=("status", "size"), population=("population", "sum"),
-                         covered_population=("covered_population", "sum"))
-    statuses = table.groupby(keys + ["status"]).size().unstack(fill_value=0)
-    result = result.join(statuses.reindex(columns=list(STATUSES), fill_value=0).add_prefix("grids_"))
+    """``table``'s rows (grids, or units with their grids' sums) and ``gaps`` summed by ``keys``."""
+    result = table.groupby(keys, sort=True)[["grids", "population", "covered_population",
+                                             *(f"grids_{s}" for s in STATUSES)]].sum()
     counted = gaps.dropna(subset=keys) if not gaps.empty else gaps
     if not counted.empty:
         kinds = counted.groupby(keys + ["kind"]).size().unstack(fill_value=0)

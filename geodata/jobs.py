@@ -256,8 +256,13 @@ def recommend_versions(where, versions: dict[str, int | None], level: str, k: in
 
 
 def whatif_summaries(where, versions: dict[str, int | None], params,
-                     proposed: tuple[tuple[float, float, str], ...]) -> dict:
-    """The summaries of the analysis as if centres stood at ``proposed`` (lon, lat, level) too."""
+                     proposed: tuple[tuple[float, float, str], ...], unit: dict[str, str] | None = None) -> dict:
+    """The summaries of the analysis as if centres stood at ``proposed`` (lon, lat, level) too.
+
+    ``unit`` (e.g. {"city": "宁波市"}) analyses only its grids, against every centre (a centre across
+    the border covers them too): a province's what-if in a city's time and memory. Inside a street
+    or community the districts' boundaries are left out (the rest of the district is not a tiling gap).
+    """
     import geopandas as gpd
     import pandas as pd
     import shapely
@@ -266,6 +271,13 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     from .crs import STORAGE_CRS
 
     grids, centers, districts = read_versions(where, versions)
+    if unit:
+        inside = pd.Series(True, index=grids.index)
+        for column, value in unit.items():
+            inside &= (grids[column] == value).fillna(False) if column in grids.columns else False
+        grids = grids[inside.to_numpy(dtype=bool)]
+        if not set(unit) <= {"city", "district"}:
+            districts = None
     extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
                              geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
     centers = gpd.GeoDataFrame(pd.concat([centers, extra], ignore_index=True), crs=STORAGE_CRS)

@@ -76,6 +76,7 @@ GRIDS = Layer(
         Field("name", required=True),
         Field("grid_type", "enum", required=True, choices=GRID_TYPES,
               description="居民小区 / 工业园区 / 商圈市场 / 商务楼宇 / 其他"),
+        Field("city", description="地级市 (e.g. 宁波市); needed when one service holds several cities"),
         Field("district", required=True, description="区/县(市)"),
         Field("street", required=True, description="街道/镇/乡"),
         Field("community", required=True, description="社区/村"),
@@ -98,6 +99,7 @@ CENTERS = Layer(
         Field("center_id", "key", required=True, description="unique key"),
         Field("name", required=True),
         Field("level", "enum", required=True, choices=CENTER_LEVELS, description="which unit it serves"),
+        Field("city", description="地级市, as grids"),
         Field("district", required=True),
         Field("street", required_when=("level", ("street", "community"))),
         Field("community", required_when=("level", ("community",))),
@@ -115,6 +117,7 @@ DISTRICTS = Layer(
         Field("adcode", "key", required=True, description="administrative division code"),
         Field("name", required=True, description="the name grids use in `district`"),
         Field("name_en"),
+        Field("city", description="地级市 the district belongs to, as grids name it"),
     ),
 )
 
@@ -147,7 +150,7 @@ GAPS = Layer(
               choices=("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")),
         Field("level", "enum", choices=("district", "street", "community"),
               description="for missing_center: the level of the unit that lacks one"),
-        Field("district"), Field("street"), Field("community"), Field("grid_id"),
+        Field("city"), Field("district"), Field("street"), Field("community"), Field("grid_id"),
         Field("area_m2", "number", minimum=0),
         Field("detail", description="a short human-readable reason"),
     ),
@@ -156,8 +159,11 @@ GAPS = Layer(
 def _unit_layer(name: str, title: str, keys: tuple[str, ...]) -> Layer:
     return Layer(
         name=name, title=title, key="unit_id", geometry_types=POLYGONAL,
-        description=f"The grids dissolved by {' and '.join(keys)}, with their totals.",
-        fields=(Field("unit_id", required=True, description="the unit's names joined by '.'"),
+        description=f"The grids dissolved by {' and '.join(keys)} (and city, when the grids name one), "
+                    "with their totals.",
+        fields=(Field("unit_id", required=True, description="the unit's names joined by '.', its city's first "
+                                                                "when the grids name cities"),
+                Field("city", description="地级市, when the grids name cities"),
                 *(Field(k, required=True) for k in keys),
                 *(Field(n, "integer", minimum=0) for n in ("grids", "population", "households", "party_members",
                                                           "grid_workers", "covered_population")),

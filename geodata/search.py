@@ -18,6 +18,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from .unitkeys import has_cities
+
 KINDS = ("city", "district", "street", "community", "grid", "center")  # larger first
 LEVELS = ("city", "district", "street", "community")
 # the endings a short form leaves off: 海曙区 → 海曙, 庄桥街道 → 庄桥, 桃苑社区 → 桃苑
@@ -72,7 +74,8 @@ class SearchIndex:
         """Every grid, centre and unit (dissolved from the grids' names, city when there is one)."""
         hits: list[Hit] = []
         if len(grids):
-            levels = [lv for lv in LEVELS if lv in grids.columns]
+            # the schema gives every layer a city column: only one that names a city is a level
+            levels = [lv for lv in LEVELS if lv in grids.columns and (lv != "city" or has_cities(grids))]
             bounds = pd.DataFrame(grids.geometry.bounds.to_numpy(), columns=["minx", "miny", "maxx", "maxy"])
             names = pd.DataFrame({lv: grids[lv].astype(object).where(grids[lv].notna(), None).to_numpy()
                                   for lv in levels})

@@ -25,6 +25,7 @@ import shapely
 from .coverage import LEVELS, Params, catchments, covered_population, grid_coverage
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .unitkeys import UNIT_KEYS, has_cities, unit_columns
 
 LATTICE_M = 250.0  # demand points every 250 m inside each grid (and at least one per grid)
 MAX_CANDIDATES = 3000
@@ -38,7 +39,7 @@ MCLP_SECONDS = 4.0
 
 @dataclass(frozen=True, eq=False)
 class Recommendation:
-    sites: gpd.GeoDataFrame  # rank, new_population, cumulative_population, covered_share, district, street, community
+    sites: gpd.GeoDataFrame  # rank, new_population, …, level, (city,) district, street, community
     solver: str
     population: int
     covered_before: int
@@ -49,7 +50,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
               params: Params = Params(), unit: dict[str, str] | None = None, solver: str = "auto") -> Recommendation:
     """Choose up to ``k`` new sites of ``level`` that newly cover the most people.
 
-    ``unit`` (e.g. {"district": "海曙区"}) restricts both demand and sites to that unit.
+    ``unit`` (e.g. {"district": "海曙区"}, or {"city": "宁波市", "district": "海曙区"} when the grids
+    name cities) restricts both demand and sites to that unit: every name given must match.
 
     Examples
     --------
@@ -65,10 +67,14 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     if grids.empty:
         raise BadRequest("no grids to place centres in")
     crs = metric_crs(grids)  # the whole city's, as the analysis: the same areas, the same covered people
+    cities = has_cities(grids)
     if unit:
         inside = np.ones(len(grids), dtype=bool)
         for column, value in unit.items():
-            inside &= (grids[column] == value).to_numpy(dtype=bool, na_value=False)
+            if column not in UNIT_KEYS:
+                raise BadRequest(f"a unit is named by {', '.join(UNIT_KEYS)}, not {column!r}")
+            values = grids[column] if column in grids.columns else pd.Series(None, index=grids.index, dtype=object)
+            inside &= (values == value).to_numpy(dtype=bool, na_value=False)
         grids = grids[inside]
         if grids.empty:
             raise BadRequest(f"no grids in {' / '.join(unit.values())}")
@@ -91,7 +97,7 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     population = int(round(people.sum()))
     before = int(round(covered.sum()))  # exactly the summary's covered_population of these grids
     chosen = candidates[1][sites]
-    rows = grids.iloc[chosen][["district", "street", "community"]].reset_index(drop=True)
+    rows = grids.iloc[chosen][unit_columns("community", cities)].reset_index(drop=True)
     rows.insert(0, "rank", np.arange(1, len(sites) + 1))
     rows.insert(1, "new_population", np.round(gains).astype(int))
     rows.insert(2, "cumulative_population", before + np.cumsum(np.round(gains)).astype(int))

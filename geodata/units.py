@@ -6,13 +6,17 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .coverage import UNIT_COLUMNS, merge_tiles
+from .coverage import merge_tiles
+from .unitkeys import CITY, has_cities, key_table, shown_city, unit_columns
 
 ROLLUP = ["grids", "population", "households", "party_members", "grid_workers", "covered_population"]
 
 
 def dissolve(grids: gpd.GeoDataFrame, level: str, order: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """One feature per unit of ``level`` (``street`` or ``community``) with its grids' totals.
+
+    A unit is its whole key: with cities, (city, district, street); the same street name in two
+    districts or cities is two features. ``unit_id`` joins the key's names with '.'.
 
     The units come in the order of ``order``'s rows (e.g. the analysis' summary of ``level``,
     in administrative order) when given; units it does not name come last.
@@ -25,11 +29,11 @@ def dissolve(grids: gpd.GeoDataFrame, level: str, order: pd.DataFrame | None = N
     >>> streets = dissolve(coverage, "street")  # doctest: +SKIP
     >>> streets[["unit_id", "grids", "population", "covered_share"]].head(1)  # doctest: +SKIP
     """
-    keys = UNIT_COLUMNS[level]
+    keys = unit_columns(level, has_cities(grids))
     columns = ["unit_id", *keys, *ROLLUP, "covered_share"]
     if grids.empty:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grids.crs)
-    table = pd.DataFrame({k: grids[k] for k in keys})
+    table = key_table(grids, keys)
     for name in ROLLUP[1:]:
         values = grids[name] if name in grids.columns else pd.Series(np.nan, index=grids.index)
         table[name] = pd.to_numeric(values).astype("Float64")
@@ -42,9 +46,11 @@ def dissolve(grids: gpd.GeoDataFrame, level: str, order: pd.DataFrame | None = N
     shapes = [merge_tiles(geoms[positions]) for positions in grouped.indices.values()]
     totals = totals.reset_index()
     totals.insert(0, "unit_id", totals[keys].astype(str).agg(".".join, axis=1))
+    if CITY in keys:
+        totals[CITY] = shown_city(totals[CITY])
     result = gpd.GeoDataFrame(totals[columns], geometry=shapes, crs=grids.crs)
-    if order is None or order.empty:
+    if order is None or order.empty or not set(keys) <= set(order.columns):
         return result
-    rank = pd.Series(range(len(order)), index=pd.MultiIndex.from_frame(order[keys]))
-    at = rank.reindex(pd.MultiIndex.from_frame(result[keys])).fillna(len(order)).to_numpy()
+    rank = pd.Series(range(len(order)), index=pd.MultiIndex.from_frame(key_table(order, keys)))
+    at = rank.reindex(pd.MultiIndex.from_frame(key_table(result, keys))).fillna(len(order)).to_numpy()
     return result.iloc[np.argsort(at, kind="stable")].reset_index(drop=True)

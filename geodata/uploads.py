@@ -21,6 +21,7 @@ from .errors import BadRequest, PreconditionFailed
 from .i18n import CATALOGUE, text
 from .schema import LAYERS
 from .store import Store, Version
+from .unitkeys import CITY, has_cities
 from .validate import Problem, Report, validate
 
 MODES = ("replace", "merge")
@@ -217,8 +218,9 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
     changed = [c["key"] for c in found.changed]
     districts: tuple[DistrictImpact, ...] = ()
     if by in current.columns and by in new.columns:
-        old_d = _district_of(current, key, by)
-        new_d = _district_of(new, key, by)
+        cities = has_cities(current) or has_cities(new)  # two cities' 市辖区 are two districts
+        old_d = _district_of(current, key, by, cities)
+        new_d = _district_of(new, key, by, cities)
         counts = pd.DataFrame({
             "before": old_d.value_counts(), "after": new_d.value_counts(),
             "removed": old_d.loc[found.removed].value_counts(), "added": new_d.loc[found.added].value_counts(),
@@ -231,9 +233,13 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
                   unchanged=len(found.unchanged), districts=districts, lang=lang)
 
 
-def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str) -> pd.Series:
-    """Each feature's district (blank as ""), indexed by its key as text."""
-    return pd.Series(gdf[by].fillna("").astype(str).to_numpy(), index=gdf[key].astype(str).to_numpy())
+def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str, cities: bool = False) -> pd.Series:
+    """Each feature's district (blank as ""), indexed by its key as text; "city / district" with ``cities``."""
+    names = gdf[by].fillna("").astype(str)
+    if cities and CITY in gdf.columns:
+        city = gdf[CITY].astype(object).where(gdf[CITY].notna(), "").astype(str)
+        names = (city + " / " + names).str.removeprefix(" / ")
+    return pd.Series(names.to_numpy(), index=gdf[key].astype(str).to_numpy())
 
 
 def _noun(layer: str, lang: str) -> str:

@@ -41,17 +41,18 @@ class MapData:
     kinds: tuple[str, ...] = ()
 
 
-GAP_FIELDS = ("gap_id", "kind", "level", "district", "street", "community", "grid_id", "area_m2", "detail")
+GAP_FIELDS = ("gap_id", "kind", "level", "city", "district", "street", "community", "grid_id", "area_m2", "detail")
 MAP_DATA = {
-    "coverage": MapData("coverage", ("grid_id", "name", "district", "street", "community", "population",
+    "coverage": MapData("coverage", ("grid_id", "name", "city", "district", "street", "community", "population",
                                      "covered_population", "coverage_ratio", "coverage_status"), 0.0001),
     "service_gaps": MapData("gaps", GAP_FIELDS, 0.0001, ("service_gap",)),
     "tiling": MapData("gaps", GAP_FIELDS, 0.0, ("tiling_gap", "overlap")),
     "staffing": MapData("gaps", GAP_FIELDS, 0.0001, ("staffing_gap",)),
     "missing": MapData("gaps", GAP_FIELDS, 0.0003, ("missing_center",)),
-    "streets": MapData("streets", ("unit_id", "district", "street", "grids", "population", "covered_share"), 0.0003),
+    "streets": MapData("streets", ("unit_id", "city", "district", "street", "grids", "population", "covered_share"),
+                       0.0003),
     "districts": MapData("districts", ("adcode", "name", "name_en"), 0.0005),
-    "centers": MapData("centers", ("center_id", "name", "level", "district", "street", "community")),
+    "centers": MapData("centers", ("center_id", "name", "level", "city", "district", "street", "community")),
 }
 
 
@@ -94,7 +95,7 @@ class View:
 
     bounds: list[float] | None = None
     outline: dict | None = None  # GeoJSON of the unit, embedded (one small polygon)
-    unit: dict[str, str] | None = None  # {"district": …, "street": …, "community": …}: recommend inside it
+    unit: dict[str, str] | None = None  # {"city": …, "district": …, "street": …, "community": …}: recommend inside it
 
 
 def panel_texts(lang: str) -> dict[str, str]:
@@ -143,11 +144,12 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                  Field("coverage_status", t("field.coverage_status"), labels=status_labels),
                  Field("coverage_ratio", t("field.coverage_ratio"), "percent")],
         popup=[Field("name", t("field.grid")), Field("grid_id", t("field.grid_id")), *unit_fields,
-               Field("district", t("level.district")), Field("population", t("field.population"), "number"),
+               Field("district", t("level.district")), Field("city", t("level.city")),
+               Field("population", t("field.population"), "number"),
                Field("covered_population", t("field.covered_population"), "number"),
                Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
                Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
-        links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"])],
+        links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
     ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
     GeoJsonLayer(t("layer.service_gaps"), key="gaps", url=urls["service_gaps"], show=False, stack="gaps",
@@ -213,7 +215,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                       not_found=t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
     if urls.get("whatif"):
-        WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL})}", level=PROPOSED_LEVEL,
+        # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
+        WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",
+                      level=PROPOSED_LEVEL,
                       radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
                       texts={key: t(f"planning.{key}") for key in (
                           "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",

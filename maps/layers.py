@@ -42,7 +42,8 @@ class GeoJsonLayer(Layer):
     name : label in the layer control; also the key in ``window.gridmap.layers``.
     url : where the browser fetches the GeoJSON (same origin); or ``data`` to embed.
     style_by : property whose value picks the style from ``styles`` (key ``"*"``: default).
-    tooltip, popup : Fields shown on hover and on click; ``links`` [(label, href template)]
+    tooltip, popup : Fields shown on hover and on click; ``links`` [(label, href template)], or
+        (label, href template, True) for a link whose parameters may be empty (they are left out)
         go in the popup, with ``{field}`` replaced by the URL-encoded property.
     points : how Point features draw: ``circle`` markers, CSS ``icon`` markers, or
         ``catchment`` discs of ``radii[style_by value]`` metres.
@@ -61,7 +62,7 @@ class GeoJsonLayer(Layer):
 
     def __init__(self, name: str, *, url: str | None = None, data: dict | None = None,
                  style_by: str | None = None, styles: dict | None = None,
-                 tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple[str, str]] = (),
+                 tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
                  points: str = "circle", radii: dict | None = None, cluster: int | None = None,
                  show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None):
         if (data is None) == (url is None):
@@ -73,7 +74,8 @@ class GeoJsonLayer(Layer):
         self.config = {
             "name": name, "url": url, "data": data, "show": show, "styleBy": style_by, "styles": styles or {},
             "tooltip": [f.to_json() for f in tooltip], "popup": [f.to_json() for f in popup],
-            "links": [{"label": label, "href": href} for label, href in links],
+            "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
+                      for link in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
             "stack": STACK.index(stack), "key": _layer_key(key),
         }

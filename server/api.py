@@ -17,12 +17,13 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from geodata import geojson, summaries
 from geodata import downloads
-from geodata.coverage import LEVELS, PARAM_NAMES
+from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
 from geodata.params import version_number
 from geodata.query import Query
 from geodata.schema import DERIVED
+from geodata.unitkeys import UNIT_KEYS
 from maps.coverage_map import NINGBO_CENTRE
 from maps.layers import Field, GeoJsonLayer, ReadySignal
 
@@ -345,7 +346,6 @@ def _search_hit(hit) -> dict:
     return doc
 
 
-SUMMARY_LEVELS = ("city", *LEVELS)
 
 
 @blueprint.get("/api/summary")
@@ -357,11 +357,11 @@ def summary():
     if fmt not in ("json", "csv"):
         raise BadRequest(f"'f' must be json or csv, not {fmt!r}")
     catalog = services().catalog
-    unknown = set(_filters()) - {"level", "f", "district", "street", "community"}
+    unknown = set(_filters()) - {"level", "f", *UNIT_KEYS}
     if unknown:
         raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'")
     tag, analysis = catalog.analysis_entry(_analysis_params())
-    unit = tuple((k, request.args[k]) for k in ("district", "street", "community") if k in request.args)
+    unit = tuple((k, request.args[k]) for k in UNIT_KEYS if k in request.args)
     body = services().responses.get(("summary", tag, level, fmt, unit),
                                     lambda: summaries.render(analysis, level, dict(unit), fmt))
     if fmt == "csv":

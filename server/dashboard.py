@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from geodata import summaries
-from geodata.coverage import GAP_KINDS, LEVELS, STATUSES, UNIT_COLUMNS
+from geodata.coverage import GAP_KINDS, LEVELS, STATUSES
+from geodata.errors import NotFound
 from geodata.siting import recommend
+from geodata.unitkeys import CITY, UNIT_KEYS, unit_columns
 from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
 
 from . import services
@@ -28,7 +30,7 @@ SHARE = "covered_share"
 STATUS_COLUMNS = tuple(f"grids_{s}" for s in STATUSES)
 NUMBER_COLUMNS = ("grids", "population", "covered_population", SHARE, *STATUS_COLUMNS, *GAP_KINDS)
 HEADINGS = {  # column -> i18n key
-    **{level: f"level.{level}" for level in LEVELS},
+    **{level: f"level.{level}" for level in UNIT_KEYS},
     "grids": "field.grids", "population": "field.population",
     "covered_population": "field.covered_population", SHARE: "field.covered_share",
     **{c: f"dashboard.{c}" for c in STATUS_COLUMNS},
@@ -39,7 +41,7 @@ HEADINGS = {  # column -> i18n key
 @dataclass(frozen=True)
 class Table:
     level: str
-    names: tuple[str, ...]  # the unit columns, e.g. ("district", "street")
+    names: tuple[str, ...]  # the unit columns, e.g. ("district", "street"), ("city", "district") with cities
     rows: list[tuple[tuple[str, ...], str, list[str]]]  # (names, map URL, formatted numbers)
 
 
@@ -62,30 +64,60 @@ TOP_SITES = 10
 
 @blueprint.get("/dashboard")
 def dashboard():
+    """The whole dataset's dashboard; ``?city=…`` one city's (when the data names cities).
+
+    With several cities the whole one compares the cities and their districts, and links to each
+    city's own dashboard for its streets and communities (a province's 25,000 community rows would
+    make a page of megabytes), and for where the next centres would go; their CSV exports stay whole.
+    """
     catalog = services().catalog
     tag, analysis = catalog.analysis_entry()
-    city = summaries.rows(analysis, "city")
-    if city.empty:
+    total = summaries.rows(analysis, "total")
+    if total.empty:
         return render_template("dashboard.html", empty=True)
-    districts = summaries.rows(analysis, "district")
+    cities = summaries.rows(analysis, CITY)
+    named = CITY in cities.columns  # the grids name their cities: every unit's key starts with its city
+    chosen = request.args.get(CITY) if named else None
+    if chosen is not None:
+        one = cities[cities[CITY] == chosen]
+        if one.empty:
+            raise NotFound(f"no city '{chosen}'; the data has {', '.join(map(str, cities[CITY]))}",
+                           details=[str(c) for c in cities[CITY]])
+        unit = {CITY: chosen}
+        head, count, levels, by = one, 1, LEVELS, "district"
+    else:
+        unit = {}
+        head, count = total, len(cities) if named else 1
+        levels = (CITY, *LEVELS) if named else LEVELS
+        if count > 1:
+            levels = (CITY, "district")
+        # the charts compare cities when there are several (a province's ~90 districts would not read as bars)
+        by = CITY if count > 1 else "district"
+    per_unit = summaries.rows(analysis, by, unit)
     return render_template(
         "dashboard.html", empty=False,
-        city=_records(city)[0],
-        share_bars=share_bars(districts),
-        gap_bars=gap_bars(districts),
-        siting=services().responses.get(("siting", tag), lambda: siting(catalog)),
-        sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv"),
-        tables=[table(level, summaries.rows(analysis, level)) for level in LEVELS],
-        csv_urls={level: url_for("api.summary", level=level, f="csv") for level in ("city", *LEVELS)},
+        city=_records(head)[0], cities=count, chart_level=by, chosen=chosen,
+        city_links=[(c, url_for("dashboard.dashboard", city=c)) for c in cities[CITY] if c]
+        if named and count > 1 else [],
+        share_bars=share_bars(per_unit, by),
+        gap_bars=gap_bars(per_unit, by),
+        # where the next community centres go is a city's question (and a province's greedy run took 18 s)
+        siting=None if count > 1 else services().responses.get(("siting", tag, chosen),
+                                                               lambda: siting(catalog, unit)),
+        sites_csv_url=url_for("planning.recommendations", level=SITING_LEVEL, k=K_MAX, f="csv", **unit),
+        tables=[table(level, summaries.rows(analysis, level, unit), named) for level in levels],
+        csv_urls={level: url_for("api.summary", level=level, f="csv", **unit)
+                  for level in ("total", CITY, *LEVELS)},
         headings=HEADINGS, number_columns=NUMBER_COLUMNS, gap_kinds=GAP_KINDS, gap_colours=GAP_COLOURS,
         fmt=fmt,
     )
 
 
-def map_url(district: str, street: str | None = None, community: str | None = None) -> str:
-    """The map of one unit: /map?district=…&street=…&community=…"""
-    unit = {k: v for k, v in (("district", district), ("street", street), ("community", community)) if v}
-    return url_for("pages.unit_map", **unit)
+def map_url(district: str | None = None, street: str | None = None, community: str | None = None,
+            city: str | None = None) -> str:
+    """The map of one unit: /map?city=…&district=…&street=…&community=… (city when the data names cities)"""
+    names = {CITY: city, "district": district, "street": street, "community": community}
+    return url_for("pages.unit_map", **{k: names[k] for k in UNIT_KEYS if names[k]})
 
 
 def fmt(column: str, value) -> str:
@@ -103,37 +135,38 @@ def _records(frame: pd.DataFrame) -> list[dict]:
             for row in frame.astype(object).to_dict("records")]
 
 
-def table(level: str, frame: pd.DataFrame) -> Table:
-    names = tuple(UNIT_COLUMNS[level])
+def table(level: str, frame: pd.DataFrame, cities: bool = False) -> Table:
+    names = tuple(unit_columns(level, cities))
     rows = []
     for row in _records(frame):
         unit = tuple(row[c] for c in names)
-        rows.append((unit, map_url(*unit), [fmt(c, row[c]) for c in NUMBER_COLUMNS]))
+        rows.append((unit, map_url(**dict(zip(names, unit))), [fmt(c, row[c]) for c in NUMBER_COLUMNS]))
     return Table(level, names, rows)
 
 
-def share_bars(districts: pd.DataFrame) -> list[dict]:
-    """Districts by covered share, highest first; those with no population (no share) last."""
-    rows = _records(districts)
+def share_bars(units: pd.DataFrame, level: str = "district") -> list[dict]:
+    """Districts (or cities) by covered share, highest first; those with no population (no share) last.
+    Each bar is named by ``name``, the unit's own name."""
+    rows = [dict(r, name=r[level]) for r in _records(units)]
     return sorted(rows, key=lambda r: (r[SHARE] is None, -(r[SHARE] or 0)))  # stable: ties keep administrative order
 
 
-def gap_bars(districts: pd.DataFrame) -> list[dict]:
-    """Districts by their number of gaps, most first, each with its count of every kind."""
-    rows = [{"district": r["district"], "counts": [(k, int(r[k])) for k in GAP_KINDS],
-             "total": sum(int(r[k]) for k in GAP_KINDS)} for r in _records(districts)]
+def gap_bars(units: pd.DataFrame, level: str = "district") -> list[dict]:
+    """Districts (or cities) by their number of gaps, most first, each with its count of every kind."""
+    rows = [{"name": r[level], "counts": [(k, int(r[k])) for k in GAP_KINDS],
+             "total": sum(int(r[k]) for k in GAP_KINDS)} for r in _records(units)]
     return sorted(rows, key=lambda r: -r["total"])  # stable: ties keep administrative order
 
 
-def siting(catalog) -> Siting:
-    """Greedy recommendation of ``K_MAX`` community sites over the current grids and centres.
+def siting(catalog, unit: dict[str, str] | None = None) -> Siting:
+    """Greedy recommendation of ``K_MAX`` community sites over the current grids and centres (of ``unit``).
 
     Greedy picks sites one at a time, so its first k sites are its answer for k: the
     cumulative covered population after each site is the curve of covered share by k.
     When fewer sites add coverage, the share stays where the last one left it.
     """
     result = recommend(catalog.get("grids").features.gdf, catalog.get("centers").features.gdf, SITING_LEVEL,
-                       K_MAX, catalog.params, solver="greedy")
+                       K_MAX, catalog.params, unit=unit or None, solver="greedy")
     population = max(result.population, 1)
     sites = _records(result.sites.drop(columns="geometry"))
     covered, points = result.covered_before, []
@@ -142,8 +175,8 @@ def siting(catalog) -> Siting:
         covered = sites[k - 1]["cumulative_population"] if k <= len(sites) else covered
         points.append({"k": k, "covered_share": round(covered / population, 4), "covered_population": covered,
                        "new_population": gain})
-    top = [{"rank": s["rank"], "unit": tuple(s[c] for c in UNIT_COLUMNS[SITING_LEVEL] if s[c]),
-            "url": map_url(s["district"], s["street"], s["community"]), "new_population": s["new_population"],
+    top = [{"rank": s["rank"], "unit": tuple(s[c] for c in UNIT_KEYS if s.get(c)),
+            "url": map_url(**{c: s.get(c) for c in UNIT_KEYS}), "new_population": s["new_population"],
             "covered_share": s["covered_share"]} for s in sites[:TOP_SITES]]
     before = round(result.covered_before / population, 4)
     return Siting(result.solver, len(sites), before, points, top, k_chart(before, points))

@@ -17,9 +17,10 @@ from dataclasses import fields
 from flask import Flask
 from werkzeug.routing import Rule
 
-from geodata.coverage import LEVELS, MAX_RADIUS_M, Params
+from geodata.coverage import LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.downloads import FORMATS
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
+from geodata.unitkeys import UNIT_KEYS
 
 MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 JSON, GEOJSON, HTML, SCHEMA_JSON = "application/json", "application/geo+json", "text/html", "application/schema+json"
@@ -186,7 +187,7 @@ SCHEMAS = {
                             features={"type": "array", "items": _object(["type", "properties"], properties=_object(
                                 ["key", "status"], key=STRING,
                                 status={"type": "string", "enum": ["added", "removed", "changed"]}))}),
-    "Summary": _object(["level", "rows"], level={"type": "string", "enum": ["city", *LEVELS]},
+    "Summary": _object(["level", "rows"], level={"type": "string", "enum": list(SUMMARY_LEVELS)},
                        metric_crs=STRING, parameters={"type": "object"},
                        rows={"type": "array", "items": {"type": "object"}}),
     "Upload": UPLOAD,
@@ -419,10 +420,11 @@ def _download(ctx: dict, values: dict) -> dict:
 
 
 def _summary(ctx: dict, values: dict) -> dict:
-    params = [_query("level", {"type": "string", "enum": ["city", *LEVELS], "default": "district"},
-                     "one row per unit of this level"),
+    params = [_query("level", {"type": "string", "enum": list(SUMMARY_LEVELS), "default": "district"},
+                     "one row per unit of this level; total: one row for the whole dataset; city: one row a "
+                     "city (the whole dataset's one row when the grids name no city)"),
               _f("json", "csv"),
-              *(_query(level, STRING, f"only the rows inside this {level}") for level in LEVELS),
+              *(_query(level, STRING, f"only the rows inside this {level}") for level in UNIT_KEYS),
               *_analysis_parameters()]
     content = {JSON: {"schema": _ref("Summary")}, "text/csv": {"schema": STRING}}
     return _read("coverage and gaps summed per unit: grids, population, covered share, gaps by kind",
@@ -511,7 +513,7 @@ def _recommendations(ctx: dict, values: dict) -> dict:
               _query("solver", {"type": "string", "enum": ["auto", "greedy", "mclp"], "default": "auto"},
                      "auto: the exact MCLP beside greedy for k ≤ 10, the better kept"),
               _f("json", "csv"),
-              *(_query(level, STRING, f"only sites and people inside this {level}") for level in LEVELS),
+              *(_query(level, STRING, f"only sites and people inside this {level}") for level in UNIT_KEYS),
               *_analysis_parameters()]
     return _read("k new centre sites that newly cover the most people",
                  _ok("the sites, best first", {GEOJSON: {"schema": body}, "text/csv": {"schema": STRING}}),
@@ -529,11 +531,14 @@ def _whatif(ctx: dict, values: dict) -> dict:
                      after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
     return {"tags": ["planning"], "summary": "coverage as if the proposed centres existed; nothing is stored",
             "description": "A signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1.",
-            "parameters": [_query("level", {"type": "string", "enum": ["city", *LEVELS], "default": "district"},
-                                  "the level of the summary rows"), *_analysis_parameters()],
+            "parameters": [_query("level", {"type": "string", "enum": list(SUMMARY_LEVELS), "default": "district"},
+                                  "the level of the summary rows"),
+                           *(_query(level, STRING, f"only the grids inside this {level}: before and after are "
+                                                   "that unit's") for level in UNIT_KEYS),
+                           *_analysis_parameters()],
             "requestBody": {"required": True, "content": {JSON: {"schema": proposal}}},
             "responses": {"200": {"description": "before and after", "content": _content(answer)},
-                          **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS)}}}
+                          **{code: _response_ref(code) for code in ("400", "401", "413", *JOB_ERRORS, "414")}}}
 
 
 def _search(ctx: dict, values: dict) -> dict:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from geodata.coverage import merge_tiles
 from geodata import kept
 from geodata.errors import NotFound
+from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
@@ -22,8 +23,6 @@ from .auth import current_user
 from .i18n import current_language
 
 blueprint = Blueprint("pages", __name__)
-
-UNIT_KEYS = ("district", "street", "community")
 
 
 @blueprint.get("/")
@@ -35,7 +34,10 @@ def city():
 
 @blueprint.get("/map")
 def unit_map():
-    """``/map?district=…&street=…&community=…``: the same map, zoomed to the unit and outlined."""
+    """``/map?city=…&district=…&street=…&community=…``: the same map, zoomed to the unit and outlined.
+
+    A unit is named by its name and every level above it; a name given alone takes every unit of that
+    name (e.g. both cities' 市辖区), as a filter does."""
     unit = {k: request.args[k] for k in UNIT_KEYS if request.args.get(k)}
     if not unit:
         return city()
@@ -57,11 +59,13 @@ def _map_page(view: View, title: str | None) -> Response:
         view=view,
         urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
               "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
-              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}",
+              # city last: the map page leaves a null one out (with its "&")
+              "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
+                                                  "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
               "search": url_for("api.search"),
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
-        radii={level: params.radius(level) for level in UNIT_KEYS},
+        radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
         assets=map_assets(),
         lang=current_language(),
@@ -96,7 +100,8 @@ def map_data(layer: str):
         gdf = found.features.gdf
         if spec.kinds:
             gdf = gdf[gdf["kind"].isin(spec.kinds)]
-        return gzip.compress(display.geojson_bytes(gdf, list(spec.fields), spec.tolerance), compresslevel=6)
+        fields = [f for f in spec.fields if f != CITY or has_cities(gdf)]  # no null city on every feature
+        return gzip.compress(display.geojson_bytes(gdf, fields, spec.tolerance), compresslevel=6)
 
     def shared() -> tuple[bytes, bytes]:  # drawn by one worker of all that share the store
         gzipped = services().store.shared(f"map/{kept.code_digest()}/{layer}/{found.tag}", build)

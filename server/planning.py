@@ -6,11 +6,12 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 
-from geodata import geojson, tables
-from geodata.coverage import LEVELS
+from geodata import geojson, summaries, tables
+from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
 from geodata.siting import MAX_K, SOLVERS
+from geodata.unitkeys import UNIT_KEYS
 
 from . import services
 from .whatif import params as whatif_params, require_user
@@ -18,7 +19,6 @@ from .whatif import params as whatif_params, require_user
 blueprint = Blueprint("planning", __name__)
 
 MAX_PROPOSED = 200
-UNIT_KEYS = ("district", "street", "community")
 
 
 @blueprint.get("/api/recommendations")
@@ -45,28 +45,45 @@ def recommendations():
 
 @blueprint.post("/api/whatif")
 def whatif():
-    """The summary as if the proposed centres (GeoJSON points with a ``level``) existed; nothing is stored."""
+    """The summary as if the proposed centres (GeoJSON points with a ``level``) existed; nothing is stored.
+
+    ``city=…``, ``district=…`` etc. restrict it to one unit: before and after are that unit's, and
+    only its grids are analysed again (a province's what-if in a city's time and memory).
+    """
     require_user("what-ifs")
     proposed = _proposed(request.get_json(silent=True))
     catalog = services().catalog
     params = whatif_params()
     level = request.args.get("level", "district")
-    if level not in ("city", *LEVELS):
-        raise BadRequest(f"'level' must be city or one of {', '.join(LEVELS)}, not {level!r}")
-    before = catalog.analysis(params)
-    after = catalog.what_if(  # the summaries: a job, once per data, parameters and proposal
-        tuple(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist(), proposed["level"].tolist())), params)
-    city_before = before.summaries["city"].iloc[0]
-    city_after = after["city"].iloc[0]
+    if level not in SUMMARY_LEVELS:
+        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+    unit = {key: request.args[key] for key in UNIT_KEYS if request.args.get(key)}
+    before = _whole(catalog.analysis(params), unit)  # checked here: an unknown unit never takes a job
+    after = catalog.what_if(  # the summaries: a job, once per data, parameters, proposal and unit
+        tuple(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist(), proposed["level"].tolist())), params,
+        unit)
+    city_after = after["total"].iloc[0]  # the whole of what was analysed: the dataset, or the unit
     return jsonify({
         "proposed": len(proposed),
-        "before": {"covered_population": int(city_before["covered_population"]),
-                   "covered_share": city_before["covered_share"]},
+        "before": before,
         "after": {"covered_population": int(city_after["covered_population"]),
                   "covered_share": city_after["covered_share"]},
         "level": level,
         "rows": after[level].astype(object).where(lambda f: f.notna(), None).to_dict("records"),
     })
+
+
+def _whole(analysis, unit: dict[str, str]) -> dict:
+    """Covered population and share of the whole dataset, or of the units ``unit`` names (BadRequest for none)."""
+    if not unit:
+        row = analysis.summaries["total"].iloc[0]
+        return {"covered_population": int(row["covered_population"]), "covered_share": row["covered_share"]}
+    level = [key for key in UNIT_KEYS if key in unit][-1]
+    found = summaries.rows(analysis, level, unit)
+    if found.empty or not set(unit) <= set(found.columns):
+        raise BadRequest(f"no grids in {' / '.join(unit.values())}")
+    people, covered = int(found["population"].sum()), int(found["covered_population"].sum())
+    return {"covered_population": covered, "covered_share": round(covered / people, 4) if people else None}
 
 
 def _proposed(body) -> gpd.GeoDataFrame:

@@ -336,7 +336,7 @@
   }
 
   function unitName(props) {
-    return ["district", "street", "community"].map(function (k) { return props[k]; })
+    return ["city", "district", "street", "community"].map(function (k) { return props[k]; })
       .filter(function (v) { return v !== null && v !== undefined && v !== ""; }).join(" / ");
   }
 

@@ -2,11 +2,19 @@
 
 import pandas as pd
 
-from geodata.order import adcodes, admin_order, natural_key
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geodata.order import adcodes, admin_order, natural_key, natural_order
 
 
 def test_grid_ids_compare_their_numbers():
     assert sorted(["g10", "g2", "g1"], key=natural_key) == ["g1", "g2", "g10"]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab-_.019 中", max_size=8)), max_size=30))
+def test_natural_order_is_the_order_of_natural_keys(values):
+    assert natural_order(values).tolist() == sorted(range(len(values)), key=lambda i: natural_key(values[i]))
 
 
 def test_districts_by_adcode_then_the_rest_by_their_first_grid_then_name():

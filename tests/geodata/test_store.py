@@ -487,8 +487,8 @@ def test_extent_and_fields(store):
     store.write("grids", grids(1), author="x")
     assert_extent(store.extent("grids"), [121.5, 29.9, 121.51, 29.91])
     assert_extent(store.extent("grids", 1), [121.5, 29.9, 121.53, 29.91])
-    schema = ["grid_id", "name", "grid_type", "district", "street", "community", "population", "households",
-              "party_members", "grid_workers", "instructor", "party_branch"]
+    schema = ["grid_id", "name", "grid_type", "city", "district", "street", "community", "population",
+              "households", "party_members", "grid_workers", "instructor", "party_branch"]
     assert store.fields("grids", 1) == [*schema, "note"]
     assert store.fields("grids") == schema
 

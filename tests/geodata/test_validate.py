@@ -13,8 +13,8 @@ def messages(problems, field="*"):
 def test_a_clean_layer_has_no_problems_and_keeps_schema_order():
     report = validate(six_grids(), "grids")
     assert report.ok and report.errors == () and report.warnings == ()
-    assert list(report.data.columns[:12]) == ["grid_id", "name", "grid_type", "district", "street", "community",
-                                              "population", "households", "party_members", "grid_workers",
+    assert list(report.data.columns[:13]) == ["grid_id", "name", "grid_type", "city", "district", "street",
+                                              "community", "population", "households", "party_members", "grid_workers",
                                               "instructor", "party_branch"]
     assert str(report.data["population"].dtype) == "Int64"
     assert report.data["population"].tolist() == [100, 200, 300, 400, 500, 600]

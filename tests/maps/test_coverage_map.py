@@ -212,6 +212,12 @@ def test_a_unit_map_recommends_inside_its_unit():
     assert "<" not in layer["url"]  # URL-encoded
 
 
+def test_a_unit_map_asks_what_ifs_of_its_unit():
+    unit = {"city": "宁波市", "district": "海曙区"}
+    _, whatif = planning_configs(render_planning(View(bounds=[121.5, 29.8, 121.52, 29.82], unit=unit)))
+    assert query(whatif["url"]) == ("/api/whatif", {"level": "district", **unit})
+
+
 def test_whatif_control_posts_community_centres_with_the_community_radius():
     html = render_planning()
     _, whatif = planning_configs(html)

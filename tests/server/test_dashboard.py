@@ -203,7 +203,7 @@ def test_rows_link_to_the_map_of_their_unit(client, app, loaded):
 
 def test_csv_export_links_for_every_level(client, loaded):
     html, page = get_page(client)
-    for level in ("city", "district", "street", "community"):
+    for level in ("total", "district", "street", "community"):
         href = f"/api/summary?level={level}&f=csv"
         assert href in page.links
         assert href.replace("&", "&amp;") in html  # attribute properly escaped

@@ -33,8 +33,8 @@ MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "kml": "application/vnd.google-earth.kml+xml",
 }
-GRID_FIELDS = ["grid_id", "name", "grid_type", "district", "street", "community", "population", "households",
-               "party_members", "grid_workers", "instructor", "party_branch"]
+GRID_FIELDS = ["grid_id", "name", "grid_type", "city", "district", "street", "community", "population",
+               "households", "party_members", "grid_workers", "instructor", "party_branch"]
 
 
 def _unavailable(reason: str):
@@ -140,7 +140,7 @@ def test_downloaded_values_are_the_layers(viewer_client, loaded, store):
     assert lines[0] == ",".join(GRID_FIELDS + ["geometry"])
     rows = {line.split(",", 1)[0]: line for line in lines[1:]}
     assert sorted(rows) == ["g00", "g01", "g10", "g11", "g20"]
-    assert rows["g00"].startswith("g00,g00网格,residential,海曙区,月湖街道,青石社区,100,400,40,2,王建国,")
+    assert rows["g00"].startswith("g00,g00网格,residential,,海曙区,月湖街道,青石社区,100,400,40,2,王建国,")
     assert ",白云社区,,400,40,2," in rows["g11"]  # null population: empty, not "nan" or 0
     assert ",2,,青石社区第一党支部," in rows["g10"]  # null instructor: empty
     wkt = rows["g20"].rsplit(',"', 1)[1].rstrip('"')
