@@ -11,7 +11,6 @@ then by name.
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -45,7 +44,7 @@ class Hit:
 
 
 def normalized(text: str) -> str:
-    return re.sub(r"\s+", "", str(text)).casefold()
+    return "".join(str(text).split()).casefold()
 
 
 def short_form(name: str) -> str:
@@ -57,15 +56,16 @@ def short_form(name: str) -> str:
 
 class SearchIndex:
     def __init__(self, hits: list[Hit]):
-        order = sorted(range(len(hits)), key=lambda i: (KINDS.index(hits[i].kind), hits[i].name, hits[i].id))
-        self.hits = [hits[i] for i in order]
+        rank = {kind: i for i, kind in enumerate(KINDS)}
+        self.hits = sorted(hits, key=lambda h: (rank[h.kind], h.name, h.id))
+        names = [normalized(h.name) for h in self.hits]
+        codes = [normalized(h.id) if h.kind in ("grid", "center") else None for h in self.hits]
         # (normalized text, position in self.hits), sorted: codes and names, and names' short forms
-        self._terms = sorted([(normalized(h.id), i) for i, h in enumerate(self.hits) if h.kind in ("grid", "center")]
-                             + [(normalized(h.name), i) for i, h in enumerate(self.hits)])
-        self._shorts = sorted((normalized(short_form(h.name)), i) for i, h in enumerate(self.hits))
+        self._terms = sorted([(c, i) for i, c in enumerate(codes) if c is not None]
+                             + [(n, i) for i, n in enumerate(names)])
+        self._shorts = sorted((short_form(n), i) for i, n in enumerate(names))
         # every name and code in one text, one line a hit: a substring is found by str.find
-        lines = [normalized(h.name) + ("\t" + normalized(h.id) if h.kind in ("grid", "center") else "")
-                 for h in self.hits]
+        lines = [n if c is None else f"{n}\t{c}" for n, c in zip(names, codes)]
         self._text = "\n".join(lines) + "\n"
         self._starts = np.cumsum([0] + [len(line) + 1 for line in lines[:-1]]) if lines else np.array([0])
 
