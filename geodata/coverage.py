@@ -344,15 +344,16 @@ def _significant(parts: np.ndarray, params: Params) -> np.ndarray:
 
 def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> list[_Gaps]:
     """Land of a district in no grid, grids reaching outside their district, land in two grids."""
-    invalid_edges = ~shapely.is_empty(shapely.coverage_invalid_edges(grid_geoms))
+    invalid_edges = _invalid_edges(grid_geoms)
     overlaps = _overlaps(grids, grid_geoms, np.flatnonzero(invalid_edges), params)
 
-    rows, geoms = [], []
-    by_district = grids.groupby("district", sort=True).indices
     district_shapes = {}
     if districts is not None and not districts.empty:
         district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
-    for name, positions in by_district.items():
+    names, streets, communities, ids = (grids[c].to_numpy(object) for c in ("name", "street", "community", "grid_id"))
+
+    def district_gaps(name, positions) -> tuple[list, list]:
+        rows, geoms = [], []
         geoms_d = grid_geoms[positions]
         union = (shapely.coverage_union_all(geoms_d) if not invalid_edges[positions].any()
                  else shapely.union_all(geoms_d))
@@ -366,7 +367,7 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
                          "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
             geoms.append(part)
         if land is None:
-            continue
+            return rows, geoms
         outside = shapely.get_parts(shapely.difference(union, land))
         outside = outside[_significant(outside, params)]
         if len(outside):
@@ -374,14 +375,48 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
             for i in hit:
                 part = shapely.difference(geoms_d[i], land)
                 if _significant(np.array([part]), params)[0]:
-                    row = grids.iloc[positions[i]]
-                    rows.append({"district": name, "street": row["street"], "community": row["community"],
-                                 "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                                 "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
+                    at = positions[i]
+                    rows.append({"district": name, "street": streets[at], "community": communities[at],
+                                 "grid_id": ids[at], "level": None, "id_suffix": f"outside.{ids[at]}",
+                                 "detail": f"{names[at]}: {part.area:,.0f} m² outside its district {name} "
                                            f"超出所属区县"})
                     geoms.append(part)
+        return rows, geoms
+
+    by_district = grids.groupby("district", sort=True).indices
+    # each district is one union and two differences of large shapes: the districts share the threads
+    with ThreadPoolExecutor(THREADS) as pool:
+        done = list(pool.map(lambda item: district_gaps(*item), by_district.items()))
+    rows = [row for part_rows, _ in done for row in part_rows]
+    geoms = [geom for _, part_geoms in done for geom in part_geoms]
     tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
     return [tiling, overlaps]
+
+
+def _invalid_edges(grid_geoms: np.ndarray) -> np.ndarray:
+    """Which grids have edges that do not match their neighbours' (``shapely.coverage_invalid_edges``).
+
+    Checked in THREADS bands from west to east, each with the grids whose envelopes
+    touch it: GEOS checks a polygon against exactly those, so the answer is the same.
+    """
+    n = len(grid_geoms)
+    parts = min(THREADS, n // _CHUNK)
+    if parts < 2:
+        return ~shapely.is_empty(shapely.coverage_invalid_edges(grid_geoms))
+    box = shapely.bounds(grid_geoms)
+    bands = np.array_split(np.argsort(box[:, 0] + box[:, 2], kind="stable"), parts)
+    tree = shapely.STRtree(grid_geoms)
+
+    def band(members: np.ndarray) -> np.ndarray:
+        checked = np.union1d(members, tree.query(grid_geoms[members])[1])  # sorted, holds members
+        invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(grid_geoms[checked]))
+        return invalid[np.searchsorted(checked, members)]
+
+    out = np.zeros(n, dtype=bool)
+    with ThreadPoolExecutor(parts) as pool:
+        for members, invalid in zip(bands, pool.map(band, bands)):
+            out[members] = invalid
+    return out
 
 
 def _holes(union) -> object:
