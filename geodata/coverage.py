@@ -406,15 +406,16 @@ def _invalid_edges(grid_geoms: np.ndarray) -> np.ndarray:
     box = shapely.bounds(grid_geoms)
     bands = np.array_split(np.argsort(box[:, 0] + box[:, 2], kind="stable"), parts)
     tree = shapely.STRtree(grid_geoms)
+    # queried here, not in the threads: GEOS builds a tree on its first query
+    checked = [np.union1d(members, tree.query(grid_geoms[members])[1]) for members in bands]  # sorted
 
-    def band(members: np.ndarray) -> np.ndarray:
-        checked = np.union1d(members, tree.query(grid_geoms[members])[1])  # sorted, holds members
+    def band(members: np.ndarray, checked: np.ndarray) -> np.ndarray:
         invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(grid_geoms[checked]))
         return invalid[np.searchsorted(checked, members)]
 
     out = np.zeros(n, dtype=bool)
     with ThreadPoolExecutor(parts) as pool:
-        for members, invalid in zip(bands, pool.map(band, bands)):
+        for members, invalid in zip(bands, pool.map(band, bands, checked)):
             out[members] = invalid
     return out
 
