@@ -153,8 +153,12 @@ def main(server: bool = True) -> None:
         print(f"  {copies:>2}× ({run['grids']:,} grids, {run['centres']:,} centres): {run['wall']:.2f} s wall, "
               f"{run['cpu']:.2f} s CPU; peak RSS {run['peak_mb']:.0f} MB ({run['rss_before_mb']:.0f} MB "
               f"with the layers loaded, before the analysis)")
-        print("       " + ", ".join(f"{label} {wall:.2f}" for label, (wall, _) in run["stages"].items())
-              + f", other {run['wall'] - sum(wall for wall, _ in run['stages'].values()):.2f}")
+        stages = run["stages"]
+        print("       by stage (s wall/CPU): " + ", ".join(f"{label} {wall:.2f}/{cpu:.2f}"
+                                                         for label, (wall, cpu) in stages.items())
+              + f", other (projecting the layers, copying frames) "
+                f"{run['wall'] - sum(wall for wall, _ in stages.values()):.2f}/"
+                f"{run['cpu'] - sum(cpu for _, cpu in stages.values()):.2f}")
     print(f"  gaps at 10×: {runs[10]['gaps']}")
     print(f"growth exponent 1× → 10×: {exponent(runs[1]['wall'], runs[10]['wall'], 10):.2f} wall, "
           f"{exponent(runs[1]['cpu'], runs[10]['cpu'], 10):.2f} CPU (goal ≤ 1.15); "

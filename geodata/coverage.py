@@ -176,7 +176,9 @@ def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray
     inner = np.where(shapely.contains(discs, centre), shapely.distance(centre, shapely.boundary(discs)), 0.0)
     coords, owner = shapely.get_coordinates(discs, return_index=True)
     outer = np.zeros(len(discs))
-    np.maximum.at(outer, owner, np.hypot(*(coords - xy[owner]).T))
+    if len(owner):  # owner is sorted: each disc's farthest vertex at once
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        outer[owner[starts]] = np.maximum.reduceat(np.hypot(*(coords - xy[owner]).T), starts)
     # a grid's envelope inside a disc's inner circle: covered; beyond its outer circle: untouched
     box = shapely.bounds(grid_geoms)[grid_idx]
     dx = np.maximum(np.abs(box[:, 0] - xy[disc_idx, 0]), np.abs(box[:, 2] - xy[disc_idx, 0]))
