@@ -110,14 +110,18 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
-    coverage = _coverage_frame(grids, ratio, params)
-    gap_parts = [
-        _service_gaps(grids, uncovered, params),
-        _missing_centers(grids, grid_geoms, center_m, districts, crs),
-        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params),
-        _staffing_gaps(grids, grid_geoms),
-    ]
+    # the gaps that need no catchments are found beside the coverage (GEOS lets go of the GIL)
+    with ThreadPoolExecutor(2 if THREADS > 1 else 1) as beside:
+        tiling = beside.submit(_tiling_and_overlaps, grids, grid_geoms, districts, crs, params)
+        missing = beside.submit(_missing_centers, grids, grid_geoms, center_m, districts, crs)
+        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
+        coverage = _coverage_frame(grids, ratio, params)
+        gap_parts = [
+            _service_gaps(grids, uncovered, params),
+            missing.result(),
+            *tiling.result(),
+            _staffing_gaps(grids, grid_geoms),
+        ]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
 

@@ -88,7 +88,7 @@ def _layout(cells, jitter, holes, centres, with_districts):
     return grids, centers, districts
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(cells=st.integers(2, 7),
        jitter=st.lists(st.tuples(st.sampled_from([0.0, 0.0, 40.0, -30.0, 0.3]),
