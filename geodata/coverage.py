@@ -173,6 +173,7 @@ def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray
     if len(discs) == 0 or n == 0:
         return np.zeros(n), uncovered
     discs = np.asarray(discs, dtype=object)
+    discs = discs[~(shapely.is_missing(discs) | shapely.is_empty(discs))]  # they cover nothing, and have no centre
     disc_idx, grid_idx = shapely.STRtree(grid_geoms).query(discs)  # envelopes only: the rest is done below
     # each disc's centre, the radius of the circle inside it and of the one around it
     centre = shapely.centroid(discs)

@@ -7,6 +7,7 @@ cut into several.
 """
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -123,3 +124,10 @@ def test_discs_are_the_buffers_they_stand_for():
     fast = coverage._discs(xy, radii)
     slow = shapely.buffer(shapely.points(xy), radii, quad_segs=coverage.QUAD_SEGS)
     assert shapely.equals_exact(fast, slow, tolerance=1e-9).all()
+
+
+def test_empty_discs_cover_nothing_and_leave_the_others_in_place():
+    grid = np.array([box(0, 0, 1000, 1000)], dtype=object)
+    discs = np.array([shapely.Polygon(), None, Point(0, 0).buffer(1000, quad_segs=16)], dtype=object)
+    ratio, _ = coverage.grid_coverage(grid, discs)
+    assert ratio[0] == pytest.approx(math.pi / 4, rel=0.002)
