@@ -5,16 +5,23 @@ paths are shapely 2 array operations and STRtree bulk queries; Python loops
 run only over the few units or districts that have a problem.
 
 Per-grid coverage avoids the naive ``grid ∩ union(all catchments)``, which
-makes every grid pay for the city-wide union: a bulk query sorts grids into
-those inside one catchment (ratio 1), outside all (ratio 0) and the rest,
-and only the rest are differenced against the union of their own few discs.
+makes every grid pay for the city-wide union: one envelope query and the
+discs' inner and outer circles sort grids into those inside one catchment
+(ratio 1), outside all (ratio 0) and the rest, and only the rest lose, one
+after another, the few discs that still touch them.
+
+Nothing is global but the edge check of the tiling, which runs in bands:
+the work grows with the data, not faster.  GEOS lets go of the GIL, so the
+large array operations run in THREADS threads, and the gaps that need no
+catchments are found beside the coverage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 
 import geopandas as gpd
@@ -111,7 +118,7 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
     # the gaps that need no catchments are found beside the coverage (GEOS lets go of the GIL)
-    with ThreadPoolExecutor(2 if THREADS > 1 else 1) as beside:
+    with ThreadPoolExecutor(2) if THREADS > 1 else _Here() as beside:
         tiling = beside.submit(_tiling_and_overlaps, grids, grid_geoms, districts, crs, params)
         missing = beside.submit(_missing_centers, grids, grid_geoms, center_m, districts, crs)
         ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
@@ -224,6 +231,19 @@ def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # shapely's array functions let go of the GIL
 _CHUNK = 2_000  # below this many geometries a thread costs more than it saves
+
+
+class _Here(contextlib.nullcontext):
+    """An executor that runs what it is given at once, in this thread (THREADS = 1)."""
+
+    def __enter__(self):
+        return self
+
+    @staticmethod
+    def submit(func, *args) -> Future:
+        future = Future()
+        future.set_result(func(*args))
+        return future
 
 
 def _parallel(func, *arrays: np.ndarray, merge=np.concatenate):
