@@ -6,8 +6,9 @@ Prints, in one run:
 
 - the whole analysis cold (coverage, the four gap kinds, summaries) at 1×, 3× and 10×
   (``_demo10.scaled_demo``: 10× is 84,990 grids and 25,330 centres, the stand-in for a
-  province), wall and CPU time, by stage, and the peak memory (VmHWM) of each size, each
-  size in a fresh process so neither caches nor peaks mix;
+  province), wall and CPU time, and the peak memory (VmHWM) of each size, each size in a
+  fresh process so neither caches nor peaks mix; then the CPU time of each stage, from a
+  run in one thread (in several, stages overlap);
 - the growth exponent log(t10 / t1) / log(10) (1.0: linear);
 - the analysis as it was before (``_coverage_reference.py``) at the same sizes, and whether
   the two agree at 1× and 3× (ratios to 1e-9, the same gaps with areas to 1e-6, equal summaries);
@@ -64,7 +65,9 @@ def one_size(copies: int, which: str) -> dict:
     grids, centers, districts = load(copies)
     before = rss_mb()
     stages: dict[str, list[float]] = {}
-    if which == "gridmap":
+    if which == "stages":  # one thread, stages one after another: what each costs, without overlap
+        coverage.THREADS = 1
+    if which in ("gridmap", "stages"):
         for name, label in STAGES.items():  # analyse looks its helpers up when it runs: time each one
             def timed(*args, _f=getattr(coverage, name), _label=label, **kwargs):
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -143,22 +146,25 @@ def exponent(small: float, large: float, factor: float) -> float:
 
 
 def main(server: bool = True) -> None:
+    from geodata.coverage import THREADS
+
     for copies in SIZES:  # build the cached layers first, so no timing pays for them
         child("load", copies)
 
-    print("whole analysis, cold, one fresh process per size (wall / CPU; CPU counts every thread):")
+    print(f"whole analysis, cold, one fresh process per size, {THREADS} threads "
+          "(wall / CPU; CPU counts every thread):")
     runs = {}
     for copies in SIZES:
         run = runs[copies] = child("gridmap", copies)
         print(f"  {copies:>2}× ({run['grids']:,} grids, {run['centres']:,} centres): {run['wall']:.2f} s wall, "
               f"{run['cpu']:.2f} s CPU; peak RSS {run['peak_mb']:.0f} MB ({run['rss_before_mb']:.0f} MB "
               f"with the layers loaded, before the analysis)")
-        stages = run["stages"]
-        print("       by stage (s wall/CPU): " + ", ".join(f"{label} {wall:.2f}/{cpu:.2f}"
-                                                         for label, (wall, cpu) in stages.items())
+        serial = child("stages", copies)
+        stages = serial["stages"]
+        print(f"       in one thread {serial['wall']:.2f} s wall, {serial['cpu']:.2f} s CPU; by stage (s CPU): "
+              + ", ".join(f"{label} {cpu:.2f}" for label, (_, cpu) in stages.items())
               + f", other (projecting the layers, copying frames) "
-                f"{run['wall'] - sum(wall for wall, _ in stages.values()):.2f}/"
-                f"{run['cpu'] - sum(cpu for _, cpu in stages.values()):.2f}")
+                f"{serial['cpu'] - sum(cpu for _, cpu in stages.values()):.2f}")
     print(f"  gaps at 10×: {runs[10]['gaps']}")
     print(f"growth exponent 1× → 10×: {exponent(runs[1]['wall'], runs[10]['wall'], 10):.2f} wall, "
           f"{exponent(runs[1]['cpu'], runs[10]['cpu'], 10):.2f} CPU (goal ≤ 1.15); "
@@ -218,8 +224,8 @@ if __name__ == "__main__":
             load(copies)
             answer = {}
         else:
-            answer = {"gridmap": lambda c: one_size(c, "gridmap"), "reference": lambda c: one_size(c, "reference"),
-                      "agree": agree, "naive": naive}[task](copies)
+            answer = {"gridmap": lambda c: one_size(c, "gridmap"), "stages": lambda c: one_size(c, "stages"),
+                      "reference": lambda c: one_size(c, "reference"), "agree": agree, "naive": naive}[task](copies)
         print(json.dumps(answer))
     else:
         main(server="--no-server" not in sys.argv)
