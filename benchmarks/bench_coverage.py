@@ -8,7 +8,7 @@ Prints, in one run:
   (``_demo10.scaled_demo``: 10× is 84,990 grids and 25,330 centres, the stand-in for a
   province), wall and CPU time, and the peak memory (VmHWM) of each size, each size in a
   fresh process so neither caches nor peaks mix; then the CPU time of each stage, from a
-  run in one thread (in several, stages overlap);
+  run in one thread (CPU time of threads that wait on each other says little);
 - the growth exponent log(t10 / t1) / log(10) (1.0: linear);
 - the analysis as it was before (``_coverage_reference.py``) at the same sizes, and whether
   the two agree at 1× and 3× (ratios to 1e-9, the same gaps with areas to 1e-6, equal summaries);
@@ -65,7 +65,7 @@ def one_size(copies: int, which: str) -> dict:
     grids, centers, districts = load(copies)
     before = rss_mb()
     stages: dict[str, list[float]] = {}
-    if which == "stages":  # one thread, stages one after another: what each costs, without overlap
+    if which == "stages":  # one thread: what each stage costs, free of waiting on other threads
         coverage.THREADS = 1
     if which in ("gridmap", "stages"):
         for name, label in STAGES.items():  # analyse looks its helpers up when it runs: time each one

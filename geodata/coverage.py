@@ -12,16 +12,15 @@ after another, the few discs that still touch them.
 
 Nothing is global but the edge check of the tiling, which runs in bands:
 the work grows with the data, not faster.  GEOS lets go of the GIL, so the
-large array operations run in THREADS threads, and the gaps that need no
-catchments are found beside the coverage.
+large array operations run in THREADS threads (only large ones: on a busy
+machine every hand-over of the GIL between threads waits for a core).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 
 import geopandas as gpd
@@ -117,18 +116,14 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    # the gaps that need no catchments are found beside the coverage (GEOS lets go of the GIL)
-    with ThreadPoolExecutor(2) if THREADS > 1 else _Here() as beside:
-        tiling = beside.submit(_tiling_and_overlaps, grids, grid_geoms, districts, crs, params)
-        missing = beside.submit(_missing_centers, grids, grid_geoms, center_m, districts, crs)
-        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
-        coverage = _coverage_frame(grids, ratio, params)
-        gap_parts = [
-            _service_gaps(grids, uncovered, params),
-            missing.result(),
-            *tiling.result(),
-            _staffing_gaps(grids, grid_geoms),
-        ]
+    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
+    coverage = _coverage_frame(grids, ratio, params)
+    gap_parts = [
+        _service_gaps(grids, uncovered, params),
+        _missing_centers(grids, grid_geoms, center_m, districts, crs),
+        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params),
+        _staffing_gaps(grids, grid_geoms),
+    ]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
 
@@ -231,19 +226,6 @@ def grid_coverage(grid_geoms: np.ndarray, discs: np.ndarray) -> tuple[np.ndarray
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # shapely's array functions let go of the GIL
 _CHUNK = 2_000  # below this many geometries a thread costs more than it saves
-
-
-class _Here(contextlib.nullcontext):
-    """An executor that runs what it is given at once, in this thread (THREADS = 1)."""
-
-    def __enter__(self):
-        return self
-
-    @staticmethod
-    def submit(func, *args) -> Future:
-        future = Future()
-        future.set_result(func(*args))
-        return future
 
 
 def _parallel(func, *arrays: np.ndarray, merge=np.concatenate):
