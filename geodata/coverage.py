@@ -228,8 +228,8 @@ THREADS = max(1, min(4, os.cpu_count() or 1))  # shapely's array functions let g
 _CHUNK = 2_000  # below this many geometries a thread costs more than it saves
 
 
-def _parallel(func, *arrays: np.ndarray, merge=np.concatenate):
-    """``func(*arrays)`` in THREADS threads over slices of the arrays, the results merged in order."""
+def _parallel(func, *arrays: np.ndarray) -> np.ndarray:
+    """``func(*arrays)`` in THREADS threads over slices of the arrays, the results joined in order."""
     n = len(arrays[0])
     parts = min(THREADS, n // _CHUNK)
     if parts < 2:
@@ -237,7 +237,7 @@ def _parallel(func, *arrays: np.ndarray, merge=np.concatenate):
     bounds = np.linspace(0, n, parts + 1).astype(int)
     with ThreadPoolExecutor(parts) as pool:
         results = list(pool.map(lambda i: func(*(a[bounds[i]:bounds[i + 1]] for a in arrays)), range(parts)))
-    return merge(results)
+    return np.concatenate(results)
 
 
 def covered_population(grids: gpd.GeoDataFrame, ratio: np.ndarray) -> pd.Series:
@@ -359,7 +359,6 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
     district_shapes = {}
     if districts is not None and not districts.empty:
         district_shapes = dict(zip(districts["name"], districts.geometry.to_crs(crs).values))
-    names, streets, communities, ids = (grids[c].to_numpy(object) for c in ("name", "street", "community", "grid_id"))
 
     def district_gaps(name, positions) -> tuple[list, list]:
         rows, geoms = [], []
@@ -384,10 +383,10 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
             for i in hit:
                 part = shapely.difference(geoms_d[i], land)
                 if _significant(np.array([part]), params)[0]:
-                    at = positions[i]
-                    rows.append({"district": name, "street": streets[at], "community": communities[at],
-                                 "grid_id": ids[at], "level": None, "id_suffix": f"outside.{ids[at]}",
-                                 "detail": f"{names[at]}: {part.area:,.0f} m² outside its district {name} "
+                    row = grids.iloc[positions[i]]
+                    rows.append({"district": name, "street": row["street"], "community": row["community"],
+                                 "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
+                                 "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
                                            f"超出所属区县"})
                     geoms.append(part)
         return rows, geoms
