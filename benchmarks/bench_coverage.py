@@ -1,57 +1,202 @@
-"""Coverage analysis on the Ningbo demo, against the naive geopandas idiom, in one run.
+"""The whole analysis at 1×, 3× and 10× the Ningbo demo, against the analysis before and the naive idiom.
 
-    .venv/bin/python benchmarks/bench_coverage.py
+    .venv/bin/python benchmarks/bench_coverage.py [--no-server]
 
-Prints: the whole analysis cold (all four gap kinds + summaries), the per-grid
-coverage part next to ``grids.intersection(union_of_all_catchments).area / grids.area``
-with the ratio, and warm summary request latency on the real server.
+Prints, in one run:
+
+- the whole analysis cold (coverage, the four gap kinds, summaries) at 1×, 3× and 10×
+  (``_demo10.scaled_demo``: 10× is 84,990 grids and 25,330 centres, the stand-in for a
+  province), wall and CPU time, and the peak memory (VmHWM) of each size, each size in a
+  fresh process so neither caches nor peaks mix; then the CPU time of each stage, from a
+  run in one thread (CPU time of threads that wait on each other says little);
+- the growth exponent log(t10 / t1) / log(10) (1.0: linear);
+- the analysis as it was before (``_coverage_reference.py``) at the same sizes, and whether
+  the two agree at 1× and 3× (ratios to 1e-9, the same gaps with areas to 1e-6, equal summaries);
+- the naive idiom for per-grid coverage at 10×: ``grids ∩ union(all catchments)``, per grid;
+  the union is built whole, the intersections are timed on a random sample of grids and
+  scaled to all of them (all 84,990 would take hours), next to gridmap's per-grid coverage;
+- the incremental update after a 50-grid merge (not measured yet: another part of issue 12);
+- warm /api/summary latency and a what-if on the real server (unless ``--no-server``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
+import subprocess
+import sys
 import time
 
-import numpy as np
-import requests
-import shapely
+from _server import ROOT
 
-from _server import demo_data_dir, running_server
+SIZES = (1, 3, 10)
+NAIVE_SAMPLE = 300  # grids whose naive intersection is timed at 10×
+STAGES = {  # geodata.coverage function -> stage name, in the order analyse calls them
+    "metric_crs": "choose CRS", "catchments": "catchments", "grid_coverage": "per-grid coverage",
+    "_coverage_frame": "coverage frame", "_service_gaps": "service gaps", "_missing_centers": "missing centres",
+    "_tiling_and_overlaps": "tiling & overlaps", "_staffing_gaps": "staffing gaps", "_gaps_frame": "gaps frame",
+    "summarise": "summaries",
+}
 
 
-def main() -> None:
-    from geodata.coverage import Params, analyse, catchments, grid_coverage
-    from geodata.crs import metric_crs
-    from geodata.demo import build_demo
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def load(copies: int):
+    from _demo10 import scaled_demo
     from geodata.validate import validate
 
-    demo = build_demo()
-    grids, centers, districts = (validate(getattr(demo, n), n).data for n in ("grids", "centers", "districts"))
-    print(f"demo: {len(grids)} grids, {len(centers)} centres, {len(districts)} districts")
+    demo = scaled_demo(copies)
+    return tuple(validate(getattr(demo, n), n).data for n in ("grids", "centers", "districts"))
 
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        analysis = analyse(grids, centers, districts)
-        runs.append(time.perf_counter() - start)
-    counts = analysis.gaps["kind"].value_counts().to_dict()
-    print(f"whole analysis, cold: first {runs[0]:.3f} s, median of 5 {statistics.median(runs):.3f} s  "
-          f"(gaps: {counts})")
 
+def one_size(copies: int, which: str) -> dict:
+    """In a fresh process: one cold analysis of ``copies``× the demo (``which``: gridmap or reference)."""
+    import geodata.coverage as coverage
+
+    grids, centers, districts = load(copies)
+    before = rss_mb()
+    stages: dict[str, list[float]] = {}
+    if which == "stages":  # one thread: what each stage costs, free of waiting on other threads
+        coverage.THREADS = 1
+    if which in ("gridmap", "stages"):
+        for name, label in STAGES.items():  # analyse looks its helpers up when it runs: time each one
+            def timed(*args, _f=getattr(coverage, name), _label=label, **kwargs):
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    return _f(*args, **kwargs)
+                finally:
+                    spent = stages.setdefault(_label, [0.0, 0.0])
+                    spent[0] += time.perf_counter() - wall
+                    spent[1] += time.process_time() - cpu
+            setattr(coverage, name, timed)
+        analyse = coverage.analyse
+    else:
+        import _coverage_reference
+
+        analyse = _coverage_reference.analyse
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = analyse(grids, centers, districts)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"copies": copies, "grids": len(grids), "centres": len(centers), "wall": wall, "cpu": cpu,
+            "stages": stages, "rss_before_mb": before, "peak_mb": peak_rss_mb(),
+            "gaps": result.gaps["kind"].value_counts().to_dict()}
+
+
+def agree(copies: int) -> dict:
+    """In a fresh process: do gridmap and the reference give the same analysis of ``copies``× the demo?"""
+    import _coverage_reference
+    from geodata.coverage import analyse
+
+    grids, centers, districts = load(copies)
+    problems = _coverage_reference.differences(_coverage_reference.analyse(grids, centers, districts),
+                                               analyse(grids, centers, districts))
+    return {"copies": copies, "problems": problems}
+
+
+def naive(copies: int) -> dict:
+    """In a fresh process: the naive idiom (intersection with the union of all catchments) against gridmap's."""
+    import numpy as np
+    import shapely
+
+    from geodata.coverage import Params, catchments, grid_coverage
+    from geodata.crs import metric_crs
+
+    grids, centers, _ = load(copies)
     crs = metric_crs(grids)
     grid_geoms = grids.geometry.to_crs(crs).values
     discs = catchments(centers.to_crs(crs), Params())
 
-    start = time.perf_counter()
+    wall = time.perf_counter()
     fast, _ = grid_coverage(grid_geoms, discs)
-    fast_s = time.perf_counter() - start
+    fast_s = time.perf_counter() - wall
 
-    start = time.perf_counter()
+    wall = time.perf_counter()
     union = shapely.union_all(discs)
-    naive = shapely.area(shapely.intersection(grid_geoms, union)) / shapely.area(grid_geoms)
-    naive_s = time.perf_counter() - start
-    print(f"per-grid coverage: gridmap {fast_s:.3f} s, naive intersection with the union {naive_s:.3f} s, "
-          f"ratio {naive_s / fast_s:.1f}x (largest difference in ratio {np.abs(fast - naive).max():.2e})")
+    union_s = time.perf_counter() - wall
+    sample = np.random.default_rng(12).choice(len(grid_geoms), size=min(NAIVE_SAMPLE, len(grid_geoms)),
+                                              replace=False)
+    wall = time.perf_counter()
+    ratio = shapely.area(shapely.intersection(grid_geoms[sample], union)) / shapely.area(grid_geoms[sample])
+    per_grid = (time.perf_counter() - wall) / len(sample)
+    return {"fast_s": fast_s, "union_s": union_s, "per_grid_s": per_grid, "grids": len(grid_geoms),
+            "sample": len(sample), "naive_s": union_s + per_grid * len(grid_geoms),
+            "largest_difference": float(np.abs(fast[sample] - ratio).max())}
+
+
+def child(task: str, *args) -> dict:
+    """Run ``task`` in a fresh interpreter and return what it printed (JSON)."""
+    done = subprocess.run([sys.executable, __file__, "--child", task, *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{task} {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def exponent(small: float, large: float, factor: float) -> float:
+    return math.log(large / small) / math.log(factor)
+
+
+def main(server: bool = True) -> None:
+    from geodata.coverage import THREADS
+
+    for copies in SIZES:  # build the cached layers first, so no timing pays for them
+        child("load", copies)
+
+    print(f"whole analysis, cold, one fresh process per size, {THREADS} threads "
+          "(wall / CPU; CPU counts every thread):")
+    runs = {}
+    for copies in SIZES:
+        run = runs[copies] = child("gridmap", copies)
+        print(f"  {copies:>2}× ({run['grids']:,} grids, {run['centres']:,} centres): {run['wall']:.2f} s wall, "
+              f"{run['cpu']:.2f} s CPU; peak RSS {run['peak_mb']:.0f} MB ({run['rss_before_mb']:.0f} MB "
+              f"with the layers loaded, before the analysis)")
+        serial = child("stages", copies)
+        stages = serial["stages"]
+        print(f"       in one thread {serial['wall']:.2f} s wall, {serial['cpu']:.2f} s CPU; by stage (s CPU): "
+              + ", ".join(f"{label} {cpu:.2f}" for label, (_, cpu) in stages.items())
+              + f", other (projecting the layers, copying frames) "
+                f"{serial['cpu'] - sum(cpu for _, cpu in stages.values()):.2f}")
+    print(f"  gaps at 10×: {runs[10]['gaps']}")
+    print(f"growth exponent 1× → 10×: {exponent(runs[1]['wall'], runs[10]['wall'], 10):.2f} wall, "
+          f"{exponent(runs[1]['cpu'], runs[10]['cpu'], 10):.2f} CPU (goal ≤ 1.15); "
+          f"3× → 10×: {exponent(runs[3]['wall'], runs[10]['wall'], 10 / 3):.2f} wall")
+
+    print("the analysis before (benchmarks/_coverage_reference.py), same sizes:")
+    for copies in SIZES:
+        old = child("reference", copies)
+        print(f"  {copies:>2}×: {old['wall']:.2f} s wall, {old['cpu']:.2f} s CPU, peak RSS {old['peak_mb']:.0f} MB; "
+              f"gridmap now {old['wall'] / runs[copies]['wall']:.1f}× faster")
+    for copies in (1, 3):
+        problems = child("agree", copies)["problems"]
+        print(f"  same answers at {copies}×: " + ("yes" if not problems else "NO: " + "; ".join(problems)))
+
+    cost = child("naive", 10)
+    print(f"naive idiom at 10×, grids ∩ union(all catchments): union {cost['union_s']:.2f} s + "
+          f"{cost['per_grid_s'] * 1000:.1f} ms per grid (timed on {cost['sample']} random grids) × "
+          f"{cost['grids']:,} grids = {cost['naive_s']:.0f} s")
+    print(f"  gridmap's per-grid coverage {cost['fast_s']:.2f} s: {cost['naive_s'] / cost['fast_s']:.0f}× faster "
+          f"(goal ≥ 20×); the whole gridmap analysis {runs[10]['wall']:.2f} s: "
+          f"{cost['naive_s'] / runs[10]['wall']:.0f}× faster than the naive coverage alone "
+          f"(largest difference in ratio on the sample {cost['largest_difference']:.1e})")
+    print("incremental update after a 50-grid merge at 10×: not measured yet (another part of issue 12)")
+
+    if server:
+        warm_server()
+
+
+def warm_server() -> None:
+    import requests
+
+    from _server import demo_data_dir, running_server
 
     # what-ifs are open to anyone here (GRIDMAP_PUBLIC_WHATIF): the timing is of the work, not of signing in
     with demo_data_dir() as data_dir, running_server(data_dir, PUBLIC_WHATIF=1) as (base, up):
@@ -64,7 +209,7 @@ def main() -> None:
             t = time.perf_counter()
             session.get(url).raise_for_status()
             times.append(time.perf_counter() - t)
-        print(f"warm /api/summary?level=community: median of 50 {statistics.median(times) * 1000:.1f} ms "
+        print(f"warm /api/summary?level=community (1×): median of 50 {statistics.median(times) * 1000:.1f} ms "
               f"(server up after {up:.1f} s, analysis computed before it answered)")
         cold = time.perf_counter()
         session.get(f"{base}/api/summary?level=district&radius_community_m=1500").raise_for_status()
@@ -73,4 +218,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        task, copies = sys.argv[2], int(sys.argv[3])
+        if task == "load":
+            load(copies)
+            answer = {}
+        else:
+            answer = {"gridmap": lambda c: one_size(c, "gridmap"), "stages": lambda c: one_size(c, "stages"),
+                      "reference": lambda c: one_size(c, "reference"), "agree": agree, "naive": naive}[task](copies)
+        print(json.dumps(answer))
+    else:
+        main(server="--no-server" not in sys.argv)
