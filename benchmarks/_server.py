@@ -67,12 +67,13 @@ def running_server(data_dir: str, root: Path = ROOT, **settings):
 
 
 def wait_for_warm_up(base: str) -> None:
-    """Ask each map layer of both workers (new connections land on either): each waits for its worker's
-    warm-up (analysis and map layers, computed in the background after the fork), so figures taken
-    after this are of a server at rest."""
+    """Ask each map layer and the search of both workers (new connections land on either): each waits for
+    its worker's warm-up (analysis, map layers and search index, made in the background after the fork),
+    so figures taken after this are of a server at rest."""
     from maps.coverage_map import MAP_DATA
 
     for _ in range(4):
         for layer in MAP_DATA:
             requests.get(f"{base}/map/data/{layer}.geojson", headers={"Accept-Encoding": "gzip"},
                          timeout=900).raise_for_status()
+        requests.get(f"{base}/api/search", params={"q": "网格"}, timeout=900).raise_for_status()  # built last

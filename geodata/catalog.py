@@ -61,7 +61,9 @@ class Catalog:
         self._default = VersionCache(2, once=True)  # the settings' analysis, of the current data (and the one before)
         self._what_ifs = VersionCache(4)  # analyses with other parameters
         self._results = VersionCache(32)  # recommendations and proposed-centre summaries: small
-        self._search = VersionCache(2)  # the search index of the current grids and centres (and the one before)
+        # the search index of the current grids and centres (and the one before): seconds to build for a
+        # province, so a request that asks while the warm-up builds it waits for that one
+        self._search = VersionCache(2, once=True)
 
     @property
     def ids(self) -> list[str]:

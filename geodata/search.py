@@ -11,7 +11,7 @@ then by name.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -26,7 +26,7 @@ SUFFIXES = ("街道", "社区", "网格", "中心", "市", "区", "县", "镇", 
 EXACT, SHORT, PREFIX, PART = range(4)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a province has 137,000 of them
 class Hit:
     kind: str  # one of KINDS
     id: str  # the grid's or centre's key; a unit's names joined by "/" from the top
@@ -44,7 +44,9 @@ class Hit:
 
 
 def normalized(text: str) -> str:
-    return "".join(str(text).split()).casefold()
+    text = str(text)
+    folded = "".join(text.split()).casefold()
+    return text if folded == text else folded  # the same string kept once: Chinese names do not change
 
 
 def short_form(name: str) -> str:
@@ -57,7 +59,12 @@ def short_form(name: str) -> str:
 class SearchIndex:
     def __init__(self, hits: list[Hit]):
         rank = {kind: i for i, kind in enumerate(KINDS)}
-        self.hits = sorted(hits, key=lambda h: (rank[h.kind], h.name, h.id))
+        ordered = sorted(hits, key=lambda h: (rank[h.kind], h.name, h.id))
+        # kept lean (a province has 137,000): boxes in one array, parents shared by the hits that have them
+        self._boxes = np.array([h.bbox for h in ordered], dtype=float).reshape(-1, 4)
+        shared: dict[tuple, tuple] = {}
+        self.hits = [replace(h, bbox=(), parents=shared.setdefault(h.parents, h.parents)) for h in ordered]
+        del ordered
         names = [normalized(h.name) for h in self.hits]
         codes = [normalized(h.id) if h.kind in ("grid", "center") else None for h in self.hits]
         # (normalized text, position in self.hits), sorted: codes and names, and names' short forms
@@ -124,7 +131,7 @@ class SearchIndex:
             take(line, PART)
             start = int(self._starts[line + 1]) if line + 1 < len(self._starts) else len(self._text)
         best = sorted(ranked, key=lambda position: (ranked[position], position))  # positions follow KINDS, names
-        return [self.hits[position] for position in best[:limit]]
+        return [replace(self.hits[i], bbox=tuple(map(float, self._boxes[i]))) for i in best[:limit]]
 
 
 def _starting(terms: list[tuple[str, int]], prefix: str, most: int = 500) -> list[tuple[str, int]]:
