@@ -23,6 +23,7 @@ from .errors import NotFound
 
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+CRS = "http://www.opengis.net/def/crs/EPSG/0/3857"
 EXTENT = 4096  # tile units a side
 BUFFER = 64  # tile units clipped beyond each side
 MAX_ZOOM = 22
@@ -140,7 +141,7 @@ def tile_matrix_set() -> dict:
     """WebMercatorQuad as OGC API – Tiles describes it (OGC 17-083r4, JSON encoding)."""
     return {
         "id": TMS, "title": "Google Maps Compatible for the World", "uri": TMS_URI,
-        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857", "orderedAxes": ["E", "N"],
+        "crs": CRS, "orderedAxes": ["E", "N"],
         "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
         "tileMatrices": [{
             "id": str(z), "scaleDenominator": 559082264.0287178 / 2**z,

@@ -81,17 +81,13 @@ def matrix_set(tms: str):
 
 def _summary(collection_id: str) -> dict:
     return {
-        "title": f"{collection_id} as vector tiles", "dataType": "vector", "crs": tiles_crs(),
+        "title": f"{collection_id} as vector tiles", "dataType": "vector", "crs": tiles.CRS,
         "tileMatrixSetURI": tiles.TMS_URI,
         "links": [_link(url_for("tiles.tileset", collection_id=collection_id, tms=tiles.TMS, _external=True),
                         "self", "application/json", "the tileset"),
                   _scheme_link(),
                   _link(_tile_url(collection_id), "item", tiles.MVT, "a tile", templated=True)],
     }
-
-
-def tiles_crs() -> str:
-    return "http://www.opengis.net/def/crs/EPSG/0/3857"
 
 
 @blueprint.get("/api/collections/<collection_id>/tiles")
