@@ -17,10 +17,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .unitkeys import has_cities
+from .unitkeys import CITY, UNIT_KEYS, has_cities
 
-KINDS = ("city", "district", "street", "community", "grid", "center")  # larger first
-LEVELS = ("city", "district", "street", "community")
+KINDS = (*UNIT_KEYS, "grid", "center")  # larger first
 # the endings a short form leaves off: 海曙区 → 海曙, 庄桥街道 → 庄桥, 桃苑社区 → 桃苑
 SUFFIXES = ("街道", "社区", "网格", "中心", "市", "区", "县", "镇", "乡", "村")
 EXACT, SHORT, PREFIX, PART = range(4)
@@ -82,7 +81,7 @@ class SearchIndex:
         hits: list[Hit] = []
         if len(grids):
             # the schema gives every layer a city column: only one that names a city is a level
-            levels = [lv for lv in LEVELS if lv in grids.columns and (lv != "city" or has_cities(grids))]
+            levels = [lv for lv in UNIT_KEYS if lv in grids.columns and (lv != CITY or has_cities(grids))]
             bounds = pd.DataFrame(grids.geometry.bounds.to_numpy(), columns=["minx", "miny", "maxx", "maxy"])
             names = pd.DataFrame({lv: grids[lv].astype(object).where(grids[lv].notna(), None).to_numpy()
                                   for lv in levels})
@@ -101,7 +100,7 @@ class SearchIndex:
             for gid, name, parents, box in zip(ids, labels, above, bounds.to_numpy().tolist()):
                 hits.append(Hit("grid", gid, name, tuple(str(p) for p in parents if p is not None), tuple(box)))
         if centers is not None and len(centers):
-            levels = [lv for lv in LEVELS if lv in centers.columns]
+            levels = [lv for lv in UNIT_KEYS if lv in centers.columns]
             xy = np.column_stack([centers.geometry.x, centers.geometry.y])
             for i, row in enumerate(centers[["center_id", "name", *levels]].itertuples(index=False)):
                 parents = tuple(str(v) for v in reversed(row[2:]) if isinstance(v, str) and v)
