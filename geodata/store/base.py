@@ -17,12 +17,13 @@ Features of a version come in the order of their keys, on every engine.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import contextlib
 import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -33,6 +34,7 @@ from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, Se
 from ..schema import LAYERS, Layer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 NUMERIC = ("integer", "number")
 
 
@@ -302,8 +304,11 @@ class ChangeSetStore(Store):
     def _whole(self, gdf: gpd.GeoDataFrame, layer: str) -> tuple[dict[str, tuple], list[str]]:
         """A whole layer's rows and its property names."""
         gdf = storable(gdf)
-        fields = [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
-        return self._rows(gdf, LAYERS[layer]), fields
+        return self._rows(gdf, LAYERS[layer]), self._fields_of(gdf, layer)
+
+    @staticmethod
+    def _fields_of(gdf: gpd.GeoDataFrame, layer: str) -> list[str]:
+        return [c for c in geojson.conform(gdf, LAYERS[layer]).columns if c != gdf.geometry.name]
 
     @staticmethod
     @abc.abstractmethod
@@ -356,22 +361,61 @@ def change_set(layer: str, live: dict[str, tuple[int, str]], rows: dict[str, tup
     """The keys a write closes (``gone``), replaces (``changed``: another text) and adds, given the
     current rows ``live`` (key -> (row id, hash)) and the new ``rows`` (key -> (text, hash, ...));
     ``removed`` None: ``rows`` is the whole layer.  NotFound for a removed key the layer lacks."""
+    return gone_keys(layer, live, rows, removed), *replacing(live, rows)
+
+
+def gone_keys(layer: str, live: dict[str, tuple[int, str]], written: Iterable[str] | dict,
+              removed: set[str] | None) -> list[str]:
+    """``change_set``'s ``gone``, given every key the write has (``written``)."""
     if removed is not None and (missing := removed - set(live)):
         raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
-    gone = [k for k in live if k not in rows] if removed is None else sorted(removed)
+    return [k for k in live if k not in written] if removed is None else sorted(removed)
+
+
+def replacing(live: dict[str, tuple[int, str]], rows: dict[str, tuple]) -> tuple[list[str], list[str]]:
+    """``change_set``'s ``changed`` and ``added``: ``rows`` may be a part of the write."""
     changed = [k for k, row in rows.items() if k in live and live[k][1] != row[1]]
     added = [k for k in rows if k not in live]
-    return gone, changed, added
+    return changed, added
+
+
+class RowParts:
+    """A whole layer's rows made PART features at a time, each part in a thread while the caller stores
+    the one before: PostGIS then stores (in the database's process) while Python writes texts, on two
+    cores at once."""
+
+    PART = 5000
+
+    def __init__(self, gdf: gpd.GeoDataFrame, layer: Layer, rows: Callable[[gpd.GeoDataFrame, Layer], dict]):
+        unique_keys(gdf, layer)  # across the parts: each part's own check sees only itself
+        self._gdf, self._layer, self._rows = gdf, layer, rows
+
+    def made(self, then: Callable[[dict[str, tuple]], T]) -> Iterator[T]:
+        """``then(part)`` of each part, made in the thread too: what the caller does with a part in
+        Python belongs there, where it holds up no one (the caller's thread waits on the database, and
+        each time it takes Python's lock back from a busy thread it may wait its switch interval)."""
+        parts = (then(self._rows(self._gdf.iloc[i:i + self.PART], self._layer))
+                 for i in range(0, len(self._gdf), self.PART))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gridmap-rows") as ahead:
+            making = ahead.submit(next, parts, None)
+            while (part := making.result()) is not None:
+                making = ahead.submit(next, parts, None)
+                yield part
+
+
+def unique_keys(gdf: gpd.GeoDataFrame, layer: Layer) -> list[str]:
+    """The features' keys; BadRequest if a key repeats."""
+    keys = gdf[layer.key].astype(str).tolist() if len(gdf) else []
+    if len(set(keys)) != len(keys):
+        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
+    return keys
 
 
 def keyed_texts(gdf: gpd.GeoDataFrame, layer: Layer) -> tuple[list[str], dict[str, str], object]:
     """The features' keys, their stored texts by key and their RFC 7946 geometries (for the engine's
     own geometry column); BadRequest if a key repeats."""
-    texts = feature_texts(gdf, layer)
-    if len(texts) != len(gdf):
-        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
-    keys = gdf[layer.key].astype(str).tolist() if len(gdf) else []
-    return keys, texts, geojson.rfc7946_geometries(gdf.geometry.values)
+    keys = unique_keys(gdf, layer)
+    return keys, feature_texts(gdf, layer), geojson.rfc7946_geometries(gdf.geometry.values)
 
 
 def properties_text(text: str) -> str:

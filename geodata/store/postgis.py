@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from typing import Callable, Iterator, Sequence
 import geopandas as gpd
 import psycopg
 import psycopg.conninfo
+import psycopg.copy
 import psycopg.errors
 import shapely
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -44,8 +46,8 @@ from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
 from ..tiles import BUFFER, EXTENT
-from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, keyed_texts,
-                   numeric_filter, properties_text, text_hash)
+from .base import (ChangeSetStore, FeaturePage, RowParts, Version, add_hashes, frame_from, gone_keys, keyed_texts,
+                   numeric_filter, properties_text, replacing, storable, text_hash)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, k
 CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE INDEX IF NOT EXISTS features_geom ON features USING gist (geom);
 """
+COPY_FEATURES = "COPY features (layer, key, version_from, version_to, hash, feature, props, geom) FROM STDIN"
 COLUMNS = {"versions": {"id", "layer", "version", "time", "author", "message", "features", "sha256", "fields"},
            "features": {"id", "layer", "key", "version_from", "version_to", "hash", "feature", "props", "geom"}}
 # a text a client may send as a number that float8 reads too (float() in property_matches)
@@ -533,6 +536,7 @@ class PostGISStore(ChangeSetStore):
                 conn.execute("ANALYZE features")
 
     def _apply(self, conn, layer, rows, removed, author, message, if_version, fields, time) -> tuple[Version, int]:
+        """``rows``: a dict, or a whole layer's RowParts stored part by part as they are made."""
         last = conn.execute("SELECT version, sha256, features, fields FROM versions WHERE layer = %s "
                             "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
         number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
@@ -545,27 +549,63 @@ class PostGISStore(ChangeSetStore):
             live = conn.execute("SELECT key, id, hash FROM features WHERE layer = %s AND version_to = %s "
                                 "AND key = ANY(%s)", (layer, ALIVE, sorted({*rows, *removed}))).fetchall()
         live = {key: (row_id, h) for key, row_id, h in live}
-        gone, changed, added = change_set(layer, live, rows, removed)
+        gone = None if removed is None else gone_keys(layer, live, rows, removed)
         new = number + 1
-        closing = [live[k][0] for k in [*gone, *changed]]
-        if closing:
-            conn.execute("UPDATE features SET version_to = %s WHERE id = ANY(%s)", (new, closing))
-        with conn.cursor() as cur, cur.copy("COPY features (layer, key, version_from, version_to, hash, feature, "
-                                            "props, geom) FROM STDIN") as copy:
-            for key in [*changed, *added]:
-                text, h, ewkb = rows[key]
-                props = properties_text(text).replace("\\u0000", "\\ufffd")
-                copy.write_row((layer, key, new, ALIVE, h, text, props, ewkb))
-        sha = add_hashes(sha, [rows[k][1] for k in [*changed, *added]], [live[k][1] for k in [*gone, *changed]])
+
+        def prepared(part: dict[str, tuple]) -> tuple:
+            """What a part stores: the rows it closes and opens, their hashes, its COPY data."""
+            changed, fresh = replacing(live, part)
+            opened = [*changed, *fresh]
+            return ([live[k][0] for k in changed], self._copy_data(conn, layer, new, part, opened), len(fresh),
+                    [part[k][1] for k in opened], [live[k][1] for k in changed], part.keys())
+
+        written, added, opened, closed, seen = 0, 0, [], [], set()
+        for closing, data, fresh, hashes, old_hashes, keys in (
+                rows.made(prepared) if isinstance(rows, RowParts) else [prepared(rows)]):
+            self._close(conn, new, closing)
+            if data:
+                with conn.cursor() as cur, cur.copy(COPY_FEATURES) as copy:
+                    copy.write(data)
+            written, added = written + len(hashes), added + fresh
+            opened += hashes
+            closed += old_hashes
+            seen.update(keys)
+        if gone is None:
+            gone = gone_keys(layer, live, seen, None)
+        self._close(conn, new, [live[k][0] for k in gone])
+        sha = add_hashes(sha, opened, [*closed, *(live[k][1] for k in gone)])
         time = time or datetime.now(timezone.utc).isoformat(timespec="seconds")
         version = Version(layer=layer, version=new, time=time, author=author, message=message,
-                          features=count + len(added) - len(gone), sha256=sha)
+                          features=count + added - len(gone), sha256=sha)
         conn.execute("INSERT INTO versions (layer, version, time, author, message, features, sha256, fields) "
                      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                      (layer, new, time, author, message, version.features, sha,
                       json.dumps(fields(json.loads(previous)), ensure_ascii=False)))
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, layer))  # heard by every instance at commit
-        return version, len(changed) + len(added)
+        return version, written
+
+    @staticmethod
+    def _close(conn, new: int, ids: list[int]) -> None:
+        if ids:
+            conn.execute("UPDATE features SET version_to = %s WHERE id = ANY(%s)", (new, ids))
+
+    @staticmethod
+    def _copy_data(conn, layer: str, new: int, rows: dict[str, tuple], keys: list[str]) -> bytes:
+        """COPY FROM's data for the rows of ``keys``, formatted by psycopg without the database (any thread)."""
+        if not keys:
+            return b""
+        data = io.BytesIO()
+        with psycopg.copy.Copy(conn.cursor(), writer=psycopg.copy.FileWriter(data)) as copy:
+            for key in keys:
+                text, h, ewkb = rows[key]
+                props = properties_text(text).replace("\\u0000", "\\ufffd")
+                copy.write_row((layer, key, new, ALIVE, h, text, props, ewkb))
+        return data.getvalue()
+
+    def _whole(self, gdf, layer) -> tuple[RowParts, list[str]]:
+        """A whole layer is stored part by part while the next part is made (``RowParts``)."""
+        gdf = storable(gdf)
+        return RowParts(gdf, LAYERS[layer], self._rows), self._fields_of(gdf, layer)
 
     @staticmethod
     def _rows(gdf: gpd.GeoDataFrame, layer) -> dict[str, tuple]:

@@ -23,7 +23,7 @@ from geodata import geojson
 from geodata.errors import (BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                             ServiceUnavailable)
 from geodata.store import Version, open_store
-from geodata.store.base import content_hash, text_hash
+from geodata.store.base import RowParts, content_hash, text_hash
 from geodata.store.postgis import PostGISStore
 from tests.postgres import HEARD_WITHIN_S, heard_within, opened_at
 
@@ -555,6 +555,52 @@ def test_a_whole_layer_write_stores_only_what_changed(store):
     assert rows_stored(store) == 12 and store.count("grids") == 8
 
 
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Whole-layer writes made three features a part (a province's are 5,000), so a test's layer has many."""
+    monkeypatch.setattr(RowParts, "PART", 3)
+
+
+def test_a_layer_written_in_parts_keeps_the_changes_of_each_part(store, small_parts):
+    store.write("grids", grids(10), author="x")
+    layer = grids(10)
+    layer.loc[[1, 4, 8], "population"] = [7, 8, 9]  # in the first, second and third part
+    layer = pd.concat([layer.iloc[:9], grids(1, tag="b")], ignore_index=True)  # a9 goes, b0 comes
+    v2 = store.write("grids", layer, author="x")
+    assert rows_stored(store) == 10 + 3 + 1
+    assert (v2.version, v2.features) == (2, 10)
+    assert v2.sha256 == content_hash(text_hash(t) for t in store.query("grids").features)
+    assert keys(store.query("grids")) == [*(f"a{i}" for i in range(9)), "b0"]
+    assert store.read("grids")["population"].tolist() == [100, 7, 300, 400, 8, 600, 700, 800, 9, 100]
+    changes = store.changes("grids", 1, 2)
+    assert (changes.added, changes.changed, changes.removed) == ({"b0"}, {"a1", "a4", "a8"}, {"a9"})
+
+
+def test_a_key_repeated_in_another_part_is_refused_and_stores_nothing(store, small_parts):
+    with pytest.raises(BadRequest, match="repeats a value"):
+        store.write("grids", grids(8, grid_id=[f"k{i}" for i in range(7)] + ["k0"]), author="x")
+    assert store.versions("grids") == [] and rows_stored(store) == 0
+
+
+def test_a_part_that_fails_stores_nothing_of_the_parts_before(postgis, small_parts, monkeypatch):
+    store = postgis()  # the engine that stores parts while the next is made
+    v1 = store.write("grids", grids(4), author="x")
+    made = []
+    real = type(store)._rows
+
+    def rows(gdf, layer):
+        made.append(len(gdf))
+        if len(made) == 3:
+            raise BadRequest("the third part cannot be made")
+        return real(gdf, layer)
+
+    monkeypatch.setattr(type(store), "_rows", staticmethod(rows))
+    with pytest.raises(BadRequest, match="third part"):
+        store.write("grids", grids(9, population=[1] * 9), author="x")
+    assert store.current("grids") == v1 and rows_stored(store) == 4
+    assert store.read("grids")["population"].tolist() == [100, 200, 300, 400]
+
+
 # --- history ------------------------------------------------------------------------
 
 def test_every_older_version_reads_exactly_as_written(store):
@@ -691,13 +737,14 @@ def test_fifty_writers_on_two_instances_one_wins(postgis):
     assert rows_stored(a) == 3
 
 
-def test_an_instance_sees_what_the_other_wrote_at_its_next_call(postgis):
+def test_an_instance_sees_what_the_other_wrote_within_a_second(postgis):
     a, b = postgis(), postgis()
     a.write("grids", grids(2), author="a")
-    assert b.current("grids").version == 1
+    assert heard_within(HEARD_WITHIN_S, lambda: (v := b.current("grids")) and v.version == 1)
     assert b.read("grids")["grid_id"].tolist() == ["a0", "a1"]  # b caches version 1's frame
     v2 = a.write_changes("grids", upserts=grids(1, tag="n"), author="a")
-    assert b.current("grids") == v2
+    # b hears of it by NOTIFY, a moment after the commit: not necessarily by its very next call
+    heard_within(HEARD_WITHIN_S, lambda: b.current("grids") == v2)
     assert b.read("grids")["grid_id"].tolist() == ["a0", "a1", "n0"]
     assert keys(b.query("grids")) == ["a0", "a1", "n0"]
 
@@ -794,6 +841,8 @@ def test_a_version_stored_meanwhile_by_another_instance_is_not_mixed_in(postgis,
         "extent": lambda store, n: store.extent("grids", n),
     }
     for name, call in calls.items():
+        # b has heard of a's last write (by NOTIFY, a moment after it), so what b is told next is a's current
+        heard_within(HEARD_WITHIN_S, lambda: real(b, "grids")[-1] == real(a, "grids")[-1])
         seen.clear()
         answer = call(b, None)  # the current version, as b was told
         assert answer == call(a, seen[0]), name  # that version's features, none of the next one's
