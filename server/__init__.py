@@ -84,7 +84,7 @@ def create_app(config: dict | None = None) -> Flask:
         pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(3))
 
     from . import (api, assets, audit, auth, dashboard, editing, errors, headers, i18n, pages, planning, privacy, tiles,
-                   uploads)
+                   transactions, uploads)
 
     auth.register(app)
     audit.register(app)
@@ -92,6 +92,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(tiles.blueprint)
     app.register_blueprint(uploads.blueprint)
+    app.register_blueprint(transactions.blueprint)
     app.register_blueprint(planning.blueprint)
     app.register_blueprint(editing.blueprint)
     app.register_blueprint(assets.blueprint)

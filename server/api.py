@@ -16,7 +16,7 @@ import shapely
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from geodata import geojson, summaries
-from geodata import downloads
+from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
@@ -44,6 +44,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     *tiles.CONFORMANCE,
+    *transactions.CONFORMANCE,
 ]
 NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
 ANY_ROUTE = ("f", "lang")  # parameters every OGC route takes
@@ -271,10 +272,12 @@ def item(collection_id: str, feature_id: str):
     _only("version", *PARAM_NAMES)
     fmt = negotiation.wanted()
     found = _collection(collection_id)
-    etag = negotiation.etag_of(found.tag, request.url)
+    feature = found.features.feature(feature_id)
+    # a stored feature's JSON: its own ETag (its content's), which Part 4's If-Match takes back
+    own = fmt == "json" and request.args.get("version") is None and collection_id in transactions.EDITABLE
+    etag = transactions.feature_etag(feature) if own else negotiation.etag_of(found.tag, request.url)
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
-    feature = found.features.feature(feature_id)
     params = {k: v for k, v in _params().items() if k != "f"}
     types = {"json": GEOJSON, "html": HTML}
     links = [_link(url_for("api.item", collection_id=collection_id, feature_id=feature_id, _external=True,

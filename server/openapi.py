@@ -494,6 +494,49 @@ def _upload(ctx: dict, values: dict) -> dict:
                   requestBody={"required": True, "content": {"multipart/form-data": {"schema": form}}})
 
 
+def _feature_write(method: str):
+    """OGC API – Features Part 4 on a stored layer: each write one new version, checked as an upload."""
+    def build(ctx: dict, values: dict) -> dict:
+        cid = values["collection_id"]
+        key = layer_of(cid).key
+        feature = {"description": "the feature as stored", "content": _content(_ref(f"{cid}.feature"), GEOJSON),
+                   "headers": {"ETag": {"description": "the feature's own strong ETag: send it in If-Match",
+                                        "schema": STRING},
+                               "X-Gridmap-Version": {"description": "the new version", "schema": STRING}}}
+        rejected = {"description": "not stored: the report lists every error, as for an upload",
+                    "content": _content(_ref("UploadRejected"))}
+        message = {"name": "X-Gridmap-Message", "in": "header", "required": False, "schema": STRING,
+                   "description": "what changed, for the history (UTF-8 or percent-encoded; or the message parameter)"}
+        params = [message, _query("message", STRING, "what changed, for the history")]
+        if method != "post":
+            params = [_path("featureId", STRING, f"the feature's {key}"), *params,
+                      {**IF_MATCH, "description": "store only if the feature is still the one of this ETag "
+                                                  "(as GET answered it; * for any); without it the write applies "
+                                                  "to the current feature"}]
+        conflict = {"409": _error(f"a feature with that {key} exists already")} if method == "post" else {}
+        if method == "post":
+            body = {"oneOf": [_ref(f"{cid}.feature"), _ref(f"{cid}.collection")]}
+            summary, responses = (f"editors: add a feature (or a FeatureCollection) to '{cid}', as one new version",
+                                  {"201": {**feature, "headers": {**feature["headers"], "Location": {
+                                      "description": "the new feature", "schema": STRING}}}})
+        elif method == "put":
+            body = _ref(f"{cid}.feature")
+            summary, responses = f"editors: replace one feature of '{cid}', as one new version", {"200": feature}
+        elif method == "patch":
+            body = {"type": "object", "properties": {"properties": {"type": "object"}, "geometry": {"type": "object"}}}
+            summary, responses = (f"editors: change some properties (a JSON merge patch: null removes) and/or the "
+                                  f"geometry of one feature of '{cid}', as one new version", {"200": feature})
+        else:
+            summary, responses = (f"editors: remove one feature of '{cid}', as one new version",
+                                  {"204": {"description": "removed"}})
+        responses.update({"422": rejected, **conflict})
+        extra = {} if method == "delete" else {"requestBody": {"required": True, "content": {
+            GEOJSON: {"schema": body}, JSON: {"schema": body},
+            **({"application/merge-patch+json": {"schema": body}} if method == "patch" else {})}}}
+        return _write(summary, responses, "404", "412", "503", tag=OGC, parameters=params, **extra)
+    return build
+
+
 def _recommendations(ctx: dict, values: dict) -> dict:
     site = {"type": "object", "properties": {
         "rank": INTEGER, "new_population": INTEGER, "cumulative_population": INTEGER,
@@ -600,10 +643,14 @@ OPERATIONS = {
     "uploads.upload_layer": _upload, "planning.recommendations": _recommendations, "planning.whatif": _whatif,
     "tiles.matrix_sets": _matrix_sets, "tiles.matrix_set": _matrix_set, "tiles.tilesets": _tilesets,
     "tiles.tileset": _tileset, "tiles.tile": _tile, "api.search": _search,
+    **{f"transactions.{name}": _feature_write(method)
+       for name, method in (("create", "post"), ("replace", "put"), ("update", "patch"), ("delete", "delete"))},
 }
 # Path variables: the values each endpoint is documented for (one path per value), or a name for a {parameter}.
 EXPANDED = {"collection_id": collection_ids, "layer": lambda: list(LAYERS)}
-STORED_ONLY = {"uploads.versions", "uploads.diff", "uploads.restore"}  # derived collections have no versions
+# derived collections have no versions, and are not written
+STORED_ONLY = {"uploads.versions", "uploads.diff", "uploads.restore", "transactions.create", "transactions.replace",
+               "transactions.update", "transactions.delete"}
 RENAMED = {"feature_id": "featureId", "number": "n", "tms": "tileMatrixSetId", "z": "tileMatrix", "y": "tileRow",
            "x": "tileCol"}
 

@@ -32,18 +32,14 @@ def upload_layer(layer: str):
     audit.note(filename=file.filename if file else None)
     if file is None or not file.filename:
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
-    outcome = _in_job(
+    outcome = in_job(
         layer, file.read(), file.filename,
         author=current_user().name, message=form.get("message", "")[:500],
         mode=form.get("mode", "replace"), dry_run=form.get("dry_run") in ("1", "true", "yes"),
         if_version=_if_match(layer),
         options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
                                  coordinates=form.get("coordinates") or "wgs84"),
-        limits=io.Limits(max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
-                         max_vertices=current_app.config["MAX_VERTICES"],
-                         max_feature_vertices=current_app.config["MAX_FEATURE_VERTICES"],
-                         max_text_chars=current_app.config["MAX_TEXT_CHARS"]),
-        params=services().catalog.params,
+        limits=limits(), params=services().catalog.params,
         lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
     )
     body = outcome.to_dict()
@@ -63,7 +59,14 @@ def upload_layer(layer: str):
     return response
 
 
-def _in_job(*args, **kwargs):
+def limits() -> io.Limits:
+    """What an upload (or an edit, which is checked as one) may hold."""
+    config = current_app.config
+    return io.Limits(max_bytes=config["MAX_CONTENT_LENGTH"], max_vertices=config["MAX_VERTICES"],
+                     max_feature_vertices=config["MAX_FEATURE_VERTICES"], max_text_chars=config["MAX_TEXT_CHARS"])
+
+
+def in_job(*args, **kwargs):
     """``geodata.uploads.upload`` parses and checks the file in a job process (time and memory bounded)."""
     return services().jobs.run(upload_to, (services().store.location, *args), kwargs)
 

@@ -59,7 +59,7 @@ def test_reads(case, small_api):
     case.call_and_validate(base_url=small_api.api, checks=CHECKS)
 
 
-@schema.include(method="POST").parametrize()
+@schema.include(method=["POST", "PUT", "PATCH", "DELETE"]).parametrize()
 @QUICK
 def test_writes_with_an_editors_token(case, small_api):
     case.call_and_validate(base_url=small_api.api, headers={"Authorization": f"Bearer {small_api.token}"},
