@@ -190,17 +190,17 @@ def test_shapefile_leaves_no_temporary_files(tmp_path, monkeypatch):
 
 # --- CSV ------------------------------------------------------------------------------------
 
-def test_csv_is_utf8_with_bom_one_row_per_feature_and_wkt_last():
+def test_csv_is_utf8_with_bom_one_row_per_feature_and_wkt_last():  # named WKT: GDAL's geometry column
     expected = layer()
     data = to_format(expected, "csv", "grids")
     assert data.startswith(b"\xef\xbb\xbf") and not data.startswith(b"\xef\xbb\xbf\xef\xbb\xbf")
     got = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"population": "Int64"})
-    assert got.columns.tolist() == [c for c in expected.columns if c != "geometry"] + ["geometry"]
+    assert got.columns.tolist() == [c for c in expected.columns if c != "geometry"] + ["WKT"]
     assert len(got) == 3
     assert got["name"].tolist() == expected["name"].tolist()
     assert nullable(got["population"]) == [1234, None, 2_000_000_000]
     assert json.loads(got["survey"][0]) == {"year": 2024, "by": "街道办"}
-    assert same_shapes(shapely.from_wkt(got["geometry"].to_numpy()), expected.geometry.values)
+    assert same_shapes(shapely.from_wkt(got["WKT"].to_numpy()), expected.geometry.values)
 
 
 def test_csv_numbers_are_unquoted_integers():
@@ -295,7 +295,7 @@ def test_an_empty_layer_is_a_valid_empty_file(fmt):
 def test_an_empty_layer_is_a_csv_header():
     empty = validate(layer().iloc[:0].drop(columns="survey"), "grids").data
     assert to_format(empty, "csv", "grids").decode("utf-8-sig").strip() == ",".join(LAYERS["grids"].field_names
-                                                                                    + ["geometry"])
+                                                                                    + ["WKT"])
 
 
 def test_points_layers_stay_points():
