@@ -16,6 +16,7 @@ import shapely
 from pyproj import Transformer
 
 from geodata.validate import validate
+from server import create_app
 from tests.factories import center_row, centers, six_grids
 from tests.http import get_json
 
@@ -24,6 +25,16 @@ EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 SERVED = [CRS84, *(f"{EPSG}{code}" for code in (4326, 4490, 4549, 4550, 3857))]
 PART2 = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def app(request, data_dir):
+    """The app on either engine: texts from both stores are served (promoted, transformed) alike."""
+    url = request.getfixturevalue("postgis_url") if request.param == "postgis" else ""
+    app = create_app({"DATA_DIR": str(data_dir), "DATABASE_URL": url, "DEMO": False, "TESTING": True})
+    yield app
+    app.extensions["gridmap"].jobs.close()
+    app.extensions["gridmap"].store.close()
 
 
 @pytest.fixture
