@@ -310,13 +310,14 @@ def download(collection_id: str, ext: str):
         raise NotFound(f"collection '{collection_id}' has no data yet")
     crs = downloads.file_crs(request.args.get("crs"), ext)
     query = Query.from_params(_filters(), found.features.columns)
-    if ext == "geojson":
-        body = downloads.geojson_file(found.features.all(query), found.layer, crs)
-    elif query.selects_all:  # whole layers are what people download again and again: made once per content
-        body = services().responses.get(("download", found.tag, ext, crs),
-                                        lambda: downloads.to_format(found.features.gdf, ext, collection_id, crs))
-    else:
-        body = downloads.to_format(found.features.frame(query), ext, collection_id, crs)
+
+    def make() -> bytes:
+        if ext == "geojson":  # from the stored texts, no frame
+            return downloads.geojson_file(found.features.all(query), found.layer, crs)
+        return downloads.to_format(found.features.frame(query), ext, collection_id, crs)
+
+    # whole layers are what people download again and again: made once per content
+    body = services().responses.get(("download", found.tag, ext, crs), make) if query.selects_all else make()
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, content_type=downloads.FORMATS[ext][0],
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
