@@ -5,7 +5,8 @@ Every format is WGS84 lon/lat (EPSG:4326) unless another of the API's CRSs is as
 for (:func:`file_crs`; KML is WGS84 only), and names its layer after the collection.
 Coordinates in files are easting (longitude) first whatever the CRS, as GDAL, QGIS and
 ArcGIS read files; GeoJSON in a CRS other than WGS84 names it in a ``crs`` member.
-Polygonal layers are MultiPolygon throughout (``Layer.geometry_type``).  GDAL writes GeoPackage, Shapefile and KML (through pyogrio, in
+Polygonal layers are MultiPolygon throughout (``Layer.geometry_type``).
+GDAL writes GeoPackage, Shapefile and KML (through pyogrio, in
 memory or in a temporary directory removed before returning); CSV is written
 by pandas so that the WKT geometry comes last and Excel opens the Chinese text.
 

@@ -84,8 +84,8 @@ def served(texts: list[str], layer: Layer | None, crs: str = CRS84_URI, *, xy: b
     --------
     >>> from geodata.schema import GRIDS
     >>> served(['{"type":"Feature","id":"g1","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,1],[0,0]]]}'
-    ...         ',"properties":{"grid_id":"g1"}}'], GRIDS)[0]
-    '{"type":"Feature","id":"g1","geometry":{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[0,1],[0,0]]]]},"properties":{"grid_id":"g1"}}'
+    ...         ',"properties":{"grid_id":"g1"}}'], GRIDS)[0][28:]
+    '"geometry":{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[0,1],[0,0]]]]},"properties":{"grid_id":"g1"}}'
     """
     if crs != CRS84_URI and texts:
         texts = _with_geometries(texts, lambda geometries: from_crs84(geometries, crs, xy=xy))

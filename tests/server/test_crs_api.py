@@ -97,7 +97,8 @@ def test_each_crs_in_its_own_axis_order(client, loaded, crs, expected):
 
 @pytest.mark.parametrize("url", [
     "/api/collections/grids/items", "/api/collections/grids/items/g10", "/api/collections/coverage/items",
-    "/api/collections/gaps/items?limit=1", "/api/collections/centers/items/c1", "/api/collections/grids/items?bbox=1,2,3,4",
+    "/api/collections/gaps/items?limit=1", "/api/collections/centers/items/c1",
+    "/api/collections/grids/items?bbox=1,2,3,4",
 ])
 def test_content_crs_on_every_items_and_item_answer(client, loaded, url):
     joiner = "&" if "?" in url else "?"
@@ -137,7 +138,8 @@ def test_crs_does_not_change_the_etag_of_another_crs(client, loaded):
                                  (121.52, 29.81, 121.6, 29.9)])
 def test_a_latitude_first_cgcs2000_box_selects_what_the_same_crs84_box_does(client, loaded, box):
     minlon, minlat, maxlon, maxlat = box
-    crs84 = get_json(client, "/api/collections/grids/items", query_string={"bbox": f"{minlon},{minlat},{maxlon},{maxlat}"})
+    crs84 = get_json(client, "/api/collections/grids/items",
+                     query_string={"bbox": f"{minlon},{minlat},{maxlon},{maxlat}"})
     cgcs = get_json(client, "/api/collections/grids/items", query_string={
         "bbox": f"{minlat},{minlon},{maxlat},{maxlon}", "bbox-crs": f"{EPSG}4490"})
     assert ids(cgcs) == ids(crs84) and ids(crs84)
