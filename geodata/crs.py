@@ -7,13 +7,15 @@ data — the UTM zone of the data's extent, as OSMnx's ``projection`` does.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 
 import geopandas as gpd
 import numpy as np
 import shapely
-from pyproj import CRS
-from pyproj.exceptions import CRSError
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
 
 from .errors import BadRequest, Unprocessable
 
@@ -357,3 +359,114 @@ def choose_crs(bounds, file_crs: str | None, source_crs: CRS | None, notes: list
         raise Unprocessable(f"coordinates look projected (x up to {x:.0f}) but {crs_label(crs)} is longitude/"
                             f"latitude: fix the file's CRS or give source_crs, e.g. {suggest_source_crs(x)}")
     return crs
+
+
+# --- CRSs the API serves (OGC API - Features Part 2) ----------------------------------------
+#
+# Stored coordinates are CRS84 (lon/lat).  Clients may ask for them in any of OUTPUT_CRS: WGS84,
+# CGCS2000 (EPSG:4490, China's national datum) and its 3-degree Gauss-Kruger zones at 120°E and
+# 123°E (EPSG:4549, EPSG:4550: Zhejiang west and east of 121.5°E), and Web Mercator.  PROJ's
+# CGCS2000 <-> WGS84 step is the null "ballpark" transformation (they agree to a few cm).
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
+OUTPUT_CRS = (CRS84_URI, *(f"{EPSG_URI}{code}" for code in (4326, 4490, 4549, 4550, 3857)))
+_CRS_FORMS = (  # what a client may send for an OUTPUT_CRS: the URI (http or https), a (safe) CURIE, the URN
+    (re.compile(r"https?://www\.opengis\.net/def/crs/OGC/1\.3/CRS84|\[?OGC:CRS84\]?|CRS84|"
+                r"urn:ogc:def:crs:OGC:1\.3:CRS84", re.IGNORECASE), lambda m: CRS84_URI),
+    (re.compile(r"(?:https?://www\.opengis\.net/def/crs/EPSG/0/|\[?EPSG:|urn:ogc:def:crs:EPSG::?)([0-9]{1,6})\]?",
+                re.IGNORECASE), lambda m: f"{EPSG_URI}{int(m[1])}"),
+)
+
+
+def output_crs(raw: str | None, name: str = "crs") -> str:
+    """The URI of the CRS a request asks for (``crs``, ``bbox-crs``): CRS84 when it asks for none.
+
+    Takes the URI as OGC API - Features Part 2 writes it, or ``EPSG:4549``, ``[EPSG:4549]``.
+    Raises :class:`~geodata.errors.BadRequest` naming the CRSs served for any other.
+
+    Examples
+    --------
+    >>> output_crs("EPSG:4549"), output_crs(None) == CRS84_URI
+    ('http://www.opengis.net/def/crs/EPSG/0/4549', True)
+    >>> output_crs("http://www.opengis.net/def/crs/EPSG/0/32651")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    geodata.errors.BadRequest: crs '.../EPSG/0/32651' is not a CRS this server serves; use one of: ...CRS84, ...
+    """
+    if raw is None or raw == "":
+        return CRS84_URI
+    text = raw.strip()
+    for pattern, uri in _CRS_FORMS:
+        if (match := pattern.fullmatch(text)) and uri(match) in OUTPUT_CRS:
+            return uri(match)
+    shown = repr(raw) if len(raw) <= 80 else repr(raw[:80]) + "..."
+    raise BadRequest(f"{name} {shown} is not a CRS this server serves; use one of: {', '.join(OUTPUT_CRS)}",
+                     details=list(OUTPUT_CRS))
+
+
+def epsg_code(uri: str) -> int | None:
+    """The EPSG code of an OUTPUT_CRS URI; None for CRS84.
+
+    >>> epsg_code("http://www.opengis.net/def/crs/EPSG/0/4549"), epsg_code(CRS84_URI)
+    (4549, None)
+    """
+    return int(uri[len(EPSG_URI):]) if uri.startswith(EPSG_URI) else None
+
+
+def _proj_name(uri: str) -> str:
+    code = epsg_code(uri)
+    return "OGC:CRS84" if code is None else f"EPSG:{code}"
+
+
+@functools.lru_cache(maxsize=None)
+def _transformer(source: str, target: str, always_xy: bool) -> Transformer:
+    """One per direction and axis order, made once (PROJ's set-up takes milliseconds; transforms are thread-safe)."""
+    return Transformer.from_crs(_proj_name(source), _proj_name(target), always_xy=always_xy)
+
+
+def from_crs84(geometries, uri: str, *, xy: bool = False) -> np.ndarray:
+    """Stored (CRS84 lon/lat) geometries in the CRS ``uri``, vectorised.
+
+    Coordinates come in the CRS's own axis order, as OGC API - Features Part 2 and QGIS
+    expect: EPSG:4326 and EPSG:4490 latitude first, the Gauss-Kruger zones northing first,
+    CRS84 and EPSG:3857 x first.  ``xy=True`` gives easting (longitude) first whatever the
+    CRS, as files (GeoJSON with a ``crs`` member, CSV's WKT) are read by GDAL and QGIS.
+
+    Examples
+    --------
+    >>> from shapely import Point
+    >>> [round(c) for c in from_crs84([Point(121.55, 29.87)], output_crs("EPSG:4549"))[0].coords[0]]
+    [3306712, 649758]
+    >>> from_crs84([Point(121.55, 29.87)], output_crs("EPSG:4490"))[0].wkt
+    'POINT (29.87 121.55)'
+    """
+    geometries = np.asarray(geometries, dtype=object)
+    if uri == CRS84_URI or (xy and uri == f"{EPSG_URI}4326"):
+        return geometries
+    transformer = _transformer(CRS84_URI, uri, xy)
+
+    def transform(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometries, transform)
+
+
+def bbox_to_crs84(bbox, uri: str) -> tuple[float, float, float, float]:
+    """A ``bbox`` written in ``uri`` (in its axis order: EPSG:4490 minLat,minLon,maxLat,maxLon) as
+    the smallest CRS84 box that holds it (its edges followed, not only its corners).
+
+    Examples
+    --------
+    >>> bbox_to_crs84((29.8, 121.5, 29.9, 121.6), output_crs("EPSG:4490"))
+    (121.5, 29.8, 121.6, 29.9)
+    """
+    if uri == CRS84_URI:
+        return tuple(bbox)
+    try:
+        box = _transformer(uri, CRS84_URI, False).transform_bounds(*bbox, densify_pts=21)
+    except ProjError:
+        box = (math.nan,) * 4
+    if not all(math.isfinite(v) for v in box):
+        raise BadRequest(f"bbox {','.join(map(str, bbox))} is outside what {uri} can hold")
+    return tuple(float(v) for v in box)

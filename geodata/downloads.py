@@ -1,8 +1,12 @@
 """A layer as a file to download: GeoJSON, GeoPackage, zipped Shapefile, CSV or KML.
 
 Framework-neutral: :func:`to_format` takes a frame and returns the file's bytes.
-Every format is WGS84 lon/lat (EPSG:4326) and names its layer after the
-collection.  GDAL writes GeoPackage, Shapefile and KML (through pyogrio, in
+Every format is WGS84 lon/lat (EPSG:4326) unless another of the API's CRSs is asked
+for (:func:`file_crs`; KML is WGS84 only), and names its layer after the collection.
+Coordinates in files are easting (longitude) first whatever the CRS, as GDAL, QGIS and
+ArcGIS read files; GeoJSON in a CRS other than WGS84 names it in a ``crs`` member.
+Polygonal layers are MultiPolygon throughout (``Layer.geometry_type``).
+GDAL writes GeoPackage, Shapefile and KML (through pyogrio, in
 memory or in a temporary directory removed before returning); CSV is written
 by pandas so that the WKT geometry comes last and Excel opens the Chinese text.
 
@@ -26,12 +30,14 @@ import zipfile
 from xml.sax.saxutils import quoteattr
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
 
 from . import geojson, tables
-from .crs import STORAGE_CRS
+from .crs import CRS84_URI, STORAGE_CRS, epsg_code, output_crs
+from .errors import BadRequest
 from .io import harden_gdal
 from .schema import DERIVED, LAYERS, POLYGONAL, Layer
 
@@ -40,7 +46,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "geojson": ("application/geo+json", "GeoJSON (RFC 7946)"),
     "gpkg": ("application/geopackage+sqlite3", "GeoPackage"),
     "zip": ("application/zip", "zipped ESRI Shapefile (UTF-8, with .prj and .cpg)"),
-    "csv": ("text/csv; charset=utf-8", "CSV, one row per feature, WKT geometry, UTF-8 with BOM (Excel)"),
+    "csv": ("text/csv; charset=utf-8", "CSV, one row per feature, WKT geometry (points also lon, lat), "
+                                       "UTF-8 with BOM (Excel)"),
     "kml": ("application/vnd.google-earth.kml+xml", "KML (properties as ExtendedData)"),
 }
 # the field KML shows as each placemark's <name>; "name" where a layer has one
@@ -51,8 +58,33 @@ DBF_NAME_BYTES = 10
 INT32_RANGE = (-99_999_999, 999_999_999)
 
 
-def to_format(gdf: gpd.GeoDataFrame, fmt: str, layer_name: str) -> bytes:
-    """``gdf`` as a file of format ``fmt`` (a key of :data:`FORMATS`) with one layer ``layer_name``.
+def file_crs(raw: str | None, fmt: str) -> str:
+    """The CRS (an OUTPUT_CRS URI) a download asks for with ``crs=``; BadRequest for KML in any but WGS84.
+
+    >>> file_crs("EPSG:4549", "gpkg")
+    'http://www.opengis.net/def/crs/EPSG/0/4549'
+    """
+    crs = output_crs(raw)
+    if fmt == "kml" and epsg_code(crs) not in (None, 4326):
+        raise BadRequest(f"KML holds WGS84 longitude/latitude only, not {crs}: leave crs out, or download "
+                         "GeoJSON, gpkg, zip or csv")
+    return crs
+
+
+def geojson_file(texts: list[str], layer: Layer | None, crs: str = CRS84_URI) -> bytes:
+    """Stored feature texts as a GeoJSON file in ``crs``: RFC 7946 in WGS84; in another CRS easting first with
+    a ``crs`` member naming it (GeoJSON 2008, which GDAL and QGIS read), first so that streaming readers see it."""
+    texts = geojson.served(texts, layer, crs, xy=True)
+    code = epsg_code(crs)
+    if code in (None, 4326):
+        return geojson.feature_collection(texts)
+    member = geojson.dumps({"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}})
+    return f'{{"type":"FeatureCollection","crs":{member},"features":[{",".join(texts)}]}}'.encode("utf-8")
+
+
+def to_format(gdf: gpd.GeoDataFrame, fmt: str, layer_name: str, crs: str = CRS84_URI) -> bytes:
+    """``gdf`` as a file of format ``fmt`` (a key of :data:`FORMATS`) with one layer ``layer_name``,
+    in ``crs`` (an OUTPUT_CRS URI, see :func:`file_crs`).
 
     Examples
     --------
@@ -60,17 +92,19 @@ def to_format(gdf: gpd.GeoDataFrame, fmt: str, layer_name: str) -> bytes:
     >>> gdf = gpd.GeoDataFrame({"center_id": ["c1"], "name": ["月湖中心"]},
     ...                        geometry=[Point(121.55, 29.87)], crs="EPSG:4326")
     >>> to_format(gdf, "csv", "centers").decode("utf-8-sig").splitlines()
-    ['center_id,name,geometry', 'c1,月湖中心,POINT (121.55 29.87)']
+    ['center_id,name,lon,lat,WKT', 'c1,月湖中心,121.55,29.87,POINT (121.55 29.87)']
     """
     if fmt not in FORMATS:
         raise ValueError(f"no download format {fmt!r}; formats are {', '.join(FORMATS)}")
+    crs = file_crs(crs, fmt)
     layer = LAYERS.get(layer_name) or DERIVED.get(layer_name)
     frame = _prepared(gdf)
     if fmt == "geojson":
         key = layer.key if layer is not None and layer.key in frame.columns else None
-        return geojson.feature_collection(geojson.feature_strings(frame, id_field=key))
+        return geojson_file(geojson.feature_strings(frame, id_field=key), layer, crs)
     if fmt == "csv":
-        return _csv(frame)
+        return _csv(frame, layer, crs)
+    frame = _in_crs(frame, crs)
     frame = _flatten(frame)
     harden_gdal()
     if fmt == "gpkg":
@@ -92,6 +126,12 @@ def _prepared(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     geometry = gdf.geometry.values
     properties = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     return gpd.GeoDataFrame(properties, geometry=gpd.GeoSeries(geometry, crs=STORAGE_CRS), crs=STORAGE_CRS)
+
+
+def _in_crs(frame: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+    """``frame`` (EPSG:4326) in the CRS ``crs``, easting first (geopandas' order, the files')."""
+    code = epsg_code(crs)
+    return frame if code in (None, 4326) else frame.to_crs(epsg=code)
 
 
 def _properties(frame: gpd.GeoDataFrame) -> list[str]:
@@ -127,7 +167,7 @@ def _narrow_integers(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _geometry_type(frame: gpd.GeoDataFrame, layer: Layer | None) -> str | None:
     """The layer's geometry type: polygonal layers as MultiPolygon (one type, as ArcGIS wants)."""
     if layer is not None:
-        return "MultiPolygon" if layer.geometry_types == POLYGONAL else layer.geometry_types[0]
+        return layer.geometry_type
     return None if len(frame) else "Unknown"
 
 
@@ -142,16 +182,35 @@ def _free_name(wanted: str, taken: set[str]) -> str:
 # --- formats -----------------------------------------------------------------------------
 
 
-def _csv(frame: gpd.GeoDataFrame) -> bytes:
-    """One row per feature, properties then ``geometry`` as WKT, UTF-8 with a BOM; numbers unquoted;
-    no text cell a spreadsheet would run as a formula (:mod:`geodata.tables`)."""
+def _csv(frame: gpd.GeoDataFrame, layer: Layer | None, crs: str) -> bytes:
+    """One row per feature, properties then the geometry as WKT in a column named ``WKT`` (which GDAL
+    and QGIS take for the geometry without being told), UTF-8 with a BOM; numbers unquoted; no text
+    cell a spreadsheet would run as a formula (:mod:`geodata.tables`).  Points also as WGS84 ``lon``
+    and ``lat`` columns, for spreadsheets (before WKT, so that WKT stays last)."""
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     for column in table.columns:
         values = table[column]
         if values.dtype == object:
             table[column] = values.map(lambda v: geojson.dumps(v) if isinstance(v, (dict, list, tuple)) else v)
-    wkt = shapely.to_wkt(frame.geometry.values, rounding_precision=-1)  # full precision, trimmed
-    table["geometry"] = pd.array(wkt, dtype=object)
+    geometries = frame.geometry.values
+    points = layer.geometry_type == "Point" if layer is not None else bool(len(frame)) and (
+        frame.geom_type == "Point").all()
+    taken = {str(c).lower() for c in table.columns}
+    if "wkt" in taken:  # the geometry's column name is GDAL's signal: a property of that name steps aside
+        table = table.rename(columns={c: _free_name(str(c), taken) for c in table.columns if str(c).lower() == "wkt"})
+        taken = {str(c).lower() for c in table.columns} | {"wkt"}
+    if points:
+        for name, values in (("lon", shapely.get_x(geometries)), ("lat", shapely.get_y(geometries))):
+            column = _free_name(name, taken)
+            taken.add(column)
+            table[column] = values
+    if layer is not None and layer.geometry_type.startswith("Multi"):  # the type the layer declares, as elsewhere
+        geometries = np.asarray(geometries, dtype=object).copy()
+        single = shapely.get_type_id(geometries) == shapely.GeometryType.POLYGON
+        geometries[single] = shapely.multipolygons(geometries[single][:, np.newaxis]) if single.any() else []
+    wkt = shapely.to_wkt(_in_crs(gpd.GeoDataFrame(geometry=geometries, crs=STORAGE_CRS), crs).geometry.values,
+                         rounding_precision=-1)  # full precision, trimmed
+    table["WKT"] = pd.array(wkt, dtype=object)
     return tables.to_csv(table)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from .crs import CRS84_URI, from_crs84
 from .schema import Layer
 
 
@@ -68,6 +69,63 @@ def feature_strings(gdf: gpd.GeoDataFrame, id_field: str | None = None) -> list[
                 for g, p in zip(geometries, records)]
     return [f'{{"type":"Feature","id":{encode(p[id_field])},"geometry":{g or "null"},"properties":{encode(p)}}}'
             for g, p in zip(geometries, records)]
+
+
+_GEOMETRY = '"geometry":'
+_PROPERTIES = ',"properties":'
+
+
+def served(texts: list[str], layer: Layer | None, crs: str = CRS84_URI, *, xy: bool = False) -> list[str]:
+    """Stored feature texts (``feature_strings``) as the API serves them: every geometry of the layer's
+    one type (``Layer.geometry_type``: a Polygon as a one-part MultiPolygon) and in ``crs``
+    (:func:`geodata.crs.from_crs84`; ``xy`` as there).  Only the geometry's text changes.
+
+    Examples
+    --------
+    >>> from geodata.schema import GRIDS
+    >>> served(['{"type":"Feature","id":"g1","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,1],[0,0]]]}'
+    ...         ',"properties":{"grid_id":"g1"}}'], GRIDS)[0][28:]
+    '"geometry":{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[0,1],[0,0]]]]},"properties":{"grid_id":"g1"}}'
+    """
+    if crs != CRS84_URI and texts:
+        texts = _with_geometries(texts, lambda geometries: from_crs84(geometries, crs, xy=xy))
+    if layer is not None and layer.geometry_type.startswith("Multi"):
+        texts = _promoted(texts, layer.geometry_type)
+    return texts
+
+
+def _spans(text: str) -> tuple[int, int]:
+    """Where the geometry's JSON starts and ends in a feature text: after the first ``"geometry":`` and
+    before the first ``,"properties":`` (an ``id`` cannot hold either: its quotes are escaped)."""
+    start = text.index(_GEOMETRY) + len(_GEOMETRY)
+    return start, text.index(_PROPERTIES, start)
+
+
+def _promoted(texts: list[str], multi: str) -> list[str]:
+    """The texts with each single geometry (``Polygon``) written as its one-part ``multi`` (``MultiPolygon``):
+    the coordinates wrapped in one more array, by text (no parsing: a province's download is 85,000 of them)."""
+    single = f'{_GEOMETRY}{{"type":"{multi[len("Multi"):]}","coordinates":'
+    multiple = f'{_GEOMETRY}{{"type":"{multi}","coordinates":['
+    out = []
+    for text in texts:
+        at = text.find(single)
+        if at < 0:
+            out.append(text)
+            continue
+        end = text.index(_PROPERTIES, at)  # the geometry's closing brace is just before it
+        out.append(f"{text[:at]}{multiple}{text[at + len(single):end - 1]}]}}{text[end:]}")
+    return out
+
+
+def _with_geometries(texts: list[str], change) -> list[str]:
+    """The texts with their geometries replaced by ``change(geometries)`` (vectorised, shapely)."""
+    spans = [_spans(text) for text in texts]
+    raw = [text[a:b] for text, (a, b) in zip(texts, spans)]
+    present = [i for i, g in enumerate(raw) if g != "null"]
+    geometries = shapely.to_geojson(change(shapely.from_geojson([raw[i] for i in present])))
+    for i, geometry in zip(present, geometries):
+        raw[i] = geometry
+    return [f"{text[:a]}{g}{text[b:]}" for text, (a, b), g in zip(texts, spans, raw)]
 
 
 def feature_collection(features: list[str], **members) -> bytes:

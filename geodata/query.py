@@ -17,6 +17,7 @@ import pandas as pd
 import shapely
 
 from . import geojson
+from .crs import CRS84_URI, bbox_to_crs84, output_crs
 from .errors import BadRequest, NotFound
 from .params import whole_number
 from .schema import Layer
@@ -45,8 +46,9 @@ class Query:
             if name not in columns:
                 raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
             filters.append((name, value))
+        bbox_crs = output_crs(params.get("bbox-crs"), "bbox-crs")  # checked with or without a bbox
         return cls(
-            bbox=parse_bbox(params["bbox"]) if "bbox" in params else None,
+            bbox=parse_bbox(params["bbox"], bbox_crs) if "bbox" in params else None,
             filters=tuple(filters),
             limit=_parse_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=max_limit, clamp=True),
             offset=_parse_int(params, "offset", 0, minimum=0),
@@ -67,17 +69,23 @@ def _parse_int(params, name, default, minimum, maximum=None, clamp=False) -> int
     return value
 
 
-def parse_bbox(raw: str) -> tuple[float, float, float, float]:
-    """``minx,miny,maxx,maxy`` (or the 6-number 3D form) in lon/lat; BadRequest otherwise."""
+def parse_bbox(raw: str, crs: str = CRS84_URI) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` (or the 6-number 3D form) in ``crs`` (a ``bbox-crs``, in its axis order;
+    default CRS84 lon/lat) as a CRS84 box; BadRequest otherwise."""
     parts = raw.split(",")
+    form = "'minLon,minLat,maxLon,maxLat'" if crs == CRS84_URI else f"in {crs}'s axis order"
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise BadRequest(f"bbox must be 4 numbers 'minLon,minLat,maxLon,maxLat', not {raw!r}") from None
+        raise BadRequest(f"bbox must be 4 numbers {form}, not {raw!r}") from None
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise BadRequest(f"bbox must be 4 numbers 'minLon,minLat,maxLon,maxLat', not {raw!r}")
+        raise BadRequest(f"bbox must be 4 numbers {form}, not {raw!r}")
+    if crs != CRS84_URI:
+        if values[0] > values[2] or values[1] > values[3]:
+            raise BadRequest(f"bbox {raw!r} has a minimum above its maximum")
+        values = list(bbox_to_crs84(values, crs))
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise BadRequest(f"bbox {raw!r} is outside lon -180..180, lat -90..90 or has min above max")

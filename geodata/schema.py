@@ -51,6 +51,13 @@ class Layer:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    @property
+    def geometry_type(self) -> str:
+        """The one geometry type every feature is served as: polygonal layers as MultiPolygon, so that
+        GIS clients, which guess a layer's type from its first features, need no promotion (the store
+        keeps each feature as it came)."""
+        return "MultiPolygon" if self.geometry_types == POLYGONAL else self.geometry_types[0]
+
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from geodata import geojson, summaries
 from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
+from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
 from geodata.params import version_number
@@ -37,12 +38,12 @@ blueprint.record_once(lambda state: negotiation.register(state.app))
 
 GEOJSON = "application/geo+json"
 HTML = "text/html"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     *tiles.CONFORMANCE,
     *transactions.CONFORMANCE,
 ]
@@ -186,8 +187,8 @@ def _collection_document(found, fmt: str = "json") -> dict:
         "title": layer.title,
         "description": layer.description,
         "itemType": "feature",
-        "crs": [CRS84],
-        "storageCrs": CRS84,
+        "crs": list(OUTPUT_CRS),
+        "storageCrs": CRS84_URI,
         "links": [
             *_self_links("api.collection", fmt, collection_id=cid),
             _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, "features"),
@@ -204,7 +205,7 @@ def _collection_document(found, fmt: str = "json") -> dict:
     }
     bounds = found.features.bounds
     if bounds is not None:
-        doc["extent"] = {"spatial": {"bbox": [bounds], "crs": CRS84}}
+        doc["extent"] = {"spatial": {"bbox": [bounds], "crs": CRS84_URI}}
     if found.version is not None:
         doc["version"] = found.version.version
         doc["updated"] = found.version.time
@@ -224,6 +225,7 @@ def queryables(collection_id: str):
 @blueprint.get("/api/collections/<collection_id>/items")
 def items(collection_id: str):
     fmt = negotiation.wanted()
+    crs = output_crs(request.args.get("crs"))  # pages (f=html) draw their map in CRS84 all the same
     found = _collection(collection_id)
     query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"])
     etag = negotiation.etag_of(found.tag, request.url, query)
@@ -236,14 +238,14 @@ def items(collection_id: str):
     def build() -> bytes:  # kept per ETag: the same data and URL answer the same bytes, timeStamp included
         page = found.features.page(query)
         return geojson.feature_collection(
-            page.features,
+            geojson.served(page.features, found.layer, crs),
             numberMatched=page.number_matched,
             numberReturned=page.number_returned,
             timeStamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             links=_items_links(collection_id, query, page.has_next, fmt),
         )
 
-    return _geojson(services().pages.get(etag, build), etag)
+    return _geojson(services().pages.get(etag, build), etag, crs)
 
 
 def _items_links(collection_id: str, query: Query, has_next: bool, fmt: str) -> list[dict]:
@@ -269,8 +271,9 @@ def _items_links(collection_id: str, query: Query, has_next: bool, fmt: str) -> 
 
 @blueprint.get("/api/collections/<collection_id>/items/<feature_id>")
 def item(collection_id: str, feature_id: str):
-    _only("version", *PARAM_NAMES)
+    _only("version", "crs", *PARAM_NAMES)
     fmt = negotiation.wanted()
+    crs = output_crs(request.args.get("crs"))
     found = _collection(collection_id)
     feature = found.features.feature(feature_id)
     # a stored feature's JSON: its own ETag (its content's), which Part 4's If-Match takes back
@@ -287,13 +290,14 @@ def item(collection_id: str, feature_id: str):
                        "collection", "application/json"))
     if fmt == "html":
         return _item_page(found, json.loads(feature), links)
-    return _geojson(feature[:-1] + ',"links":' + geojson.dumps(links) + "}", etag)  # the cached string, plus links
+    feature = geojson.served([feature], found.layer, crs)[0]
+    return _geojson(feature[:-1] + ',"links":' + geojson.dumps(links) + "}", etag, crs)  # the stored text, plus links
 
 
-def _geojson(body: str | bytes, etag: str) -> Response:
+def _geojson(body: str | bytes, etag: str, crs: str) -> Response:
     response = Response(body, mimetype=GEOJSON)
     response.set_etag(etag)
-    response.headers["Content-Crs"] = f"<{CRS84}>"
+    response.headers["Content-Crs"] = f"<{crs}>"  # Part 2: always, the default CRS84 too
     response.vary.add("Accept")
     return response
 
@@ -307,14 +311,16 @@ def download(collection_id: str, ext: str):
     derived = collection_id in DERIVED
     if found.version is None and not derived:
         raise NotFound(f"collection '{collection_id}' has no data yet")
+    crs = downloads.file_crs(request.args.get("crs"), ext)
     query = Query.from_params(_filters(), found.features.columns)
-    if ext == "geojson":
-        body = geojson.feature_collection(found.features.all(query))
-    elif query.selects_all:  # whole layers are what people download again and again: made once per content
-        body = services().responses.get(("download", found.tag, ext),
-                                        lambda: downloads.to_format(found.features.gdf, ext, collection_id))
-    else:
-        body = downloads.to_format(found.features.frame(query), ext, collection_id)
+
+    def make() -> bytes:
+        if ext == "geojson":  # from the stored texts, no frame
+            return downloads.geojson_file(found.features.all(query), found.layer, crs)
+        return downloads.to_format(found.features.frame(query), ext, collection_id, crs)
+
+    # whole layers are what people download again and again: made once per content
+    body = services().responses.get(("download", found.tag, ext, crs), make) if query.selects_all else make()
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, content_type=downloads.FORMATS[ext][0],
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

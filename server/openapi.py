@@ -18,6 +18,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from geodata.coverage import LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
+from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
 from geodata.unitkeys import UNIT_KEYS
@@ -88,7 +89,7 @@ def _feature_schema(layer: Layer) -> dict:
             "type": {"type": "string", "enum": ["Feature"]},
             "id": {"type": "string", "description": f"the feature's {layer.key}"},
             "geometry": {"type": "object", "nullable": True, "required": ["type", "coordinates"],
-                         "properties": {"type": {"type": "string", "enum": list(layer.geometry_types)},
+                         "properties": {"type": {"type": "string", "enum": [layer.geometry_type]},
                                         "coordinates": {"type": "array", "items": {}}}},
             "properties": {"$ref": f"#/components/schemas/{layer.name}.properties"},
             "links": _ref_array("Link"),
@@ -213,8 +214,15 @@ def _f(*formats: str) -> dict:
 PARAMETERS = {
     "f": _f("json", "html"),
     "bbox": _query("bbox", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
-                   "only features that intersect minLon,minLat,maxLon,maxLat (WGS84; 6 numbers: 3D, heights ignored)",
+                   "only features that intersect minLon,minLat,maxLon,maxLat (CRS84; in bbox-crs's axis order when "
+                   "that is given, e.g. minLat,minLon,maxLat,maxLon for EPSG:4490; 6 numbers: 3D, heights ignored)",
                    style="form", explode=False),
+    "crs": _query("crs", {"type": "string", "format": "uri", "enum": list(OUTPUT_CRS), "default": CRS84_URI},
+                  "the CRS of the coordinates answered (OGC API - Features Part 2), in its own axis order: "
+                  "EPSG:4326 and EPSG:4490 (CGCS2000) latitude first, EPSG:4549/4550 (CGCS2000 Gauss-Kruger "
+                  "CM 120°E/123°E) northing first, CRS84 and EPSG:3857 x first; the Content-Crs header names it"),
+    "bbox-crs": _query("bbox-crs", {"type": "string", "format": "uri", "enum": list(OUTPUT_CRS),
+                                    "default": CRS84_URI}, "the CRS bbox is written in, in its own axis order"),
     "offset": _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "skip this many features first"),
     "version": _query("version", {"type": "integer", "minimum": 1},
                       "read this version of the layer instead of the current one"),
@@ -308,6 +316,8 @@ RESPONSES = {**ERRORS, "304": {"description": "not modified: If-None-Match names
              "414": _error("the request line is over 4 KB: the HTTP server refuses it before the app sees it")}
 HEADERS = {"ETag": {"description": "a strong validator: send it back in If-None-Match", "schema": STRING}}
 ETAG = {"ETag": {"$ref": "#/components/headers/ETag"}}
+CONTENT_CRS = {"Content-Crs": {"description": "the CRS of the coordinates, as <URI> (OGC API - Features Part 2)",
+                               "schema": STRING}}
 
 
 def _response_ref(code: str) -> dict:
@@ -383,21 +393,22 @@ def _items(ctx: dict, values: dict) -> dict:
     layer = layer_of(cid).without(ctx["hidden"])
     limit = _query("limit", {"type": "integer", "minimum": 1, "maximum": ctx["max_items"], "default": 10},
                    f"at most this many features (default 10, at most {ctx['max_items']}: larger values are clamped)")
-    params = [_param_ref("f"), _param_ref("bbox"), limit, _param_ref("offset"), *_stored_or_analysis(cid),
-              *_filters(layer)]
+    params = [_param_ref("f"), _param_ref("bbox"), _param_ref("bbox-crs"), _param_ref("crs"), limit,
+              _param_ref("offset"), *_stored_or_analysis(cid), *_filters(layer)]
     content = _content(_ref(f"{cid}.collection"), GEOJSON, html=True)
-    crs = {"Content-Crs": {"description": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>", "schema": STRING}}
     return _read(f"features of '{cid}', a page at a time (follow the next links)",
-                 _ok("a page of features", content, **crs), "404", *JOB_ERRORS, parameters=params,
+                 _ok("a page of features", content, **CONTENT_CRS), "404", *JOB_ERRORS, parameters=params,
                  description="Property parameters match exactly; they combine with each other and with bbox.")
 
 
 def _item(ctx: dict, values: dict) -> dict:
     cid = values["collection_id"]
     layer = layer_of(cid)
-    params = [_path("featureId", STRING, f"the feature's {layer.key}"), _param_ref("f"), *_stored_or_analysis(cid)]
+    params = [_path("featureId", STRING, f"the feature's {layer.key}"), _param_ref("f"), _param_ref("crs"),
+              *_stored_or_analysis(cid)]
     content = _content(_ref(f"{cid}.feature"), GEOJSON, html=True)
-    return _read(f"one feature of '{cid}' by its {layer.key}", _ok("the feature", content), "404", *JOB_ERRORS,
+    return _read(f"one feature of '{cid}' by its {layer.key}", _ok("the feature", content, **CONTENT_CRS), "404",
+                 *JOB_ERRORS,
                  parameters=params)
 
 
@@ -413,8 +424,11 @@ def _download(ctx: dict, values: dict) -> dict:
                                            "schema": STRING}}
     return _read(f"the whole of '{cid}' as a file", _ok("the file", content, **disposition), "404", *JOB_ERRORS,
                  tag="downloads",
-                 parameters=[ext, _param_ref("bbox"), *_stored_or_analysis(cid),
-                             *_filters(layer_of(cid).without(ctx["hidden"]))],
+                 parameters=[ext, _param_ref("bbox"), _param_ref("bbox-crs"), _query(
+                     "crs", {"type": "string", "format": "uri", "enum": list(OUTPUT_CRS), "default": CRS84_URI},
+                     "the file's CRS (not for kml: WGS84 only); coordinates easting (longitude) first, as files "
+                     "are read; GeoJSON in a CRS other than WGS84 names it in a crs member"),
+                             *_stored_or_analysis(cid), *_filters(layer_of(cid).without(ctx["hidden"]))],
                  description="The same property filters and bbox as items; no paging. "
                              "Stored layers' files are named after their version.")
 

@@ -51,6 +51,35 @@ def test_ogr2ogr_copies_every_grid_with_chinese_names(gdal_tools, demo_api, tmp_
         assert row["community"] == feature["properties"]["community"]
         assert row["population"] == feature["properties"]["population"]
     assert copied.geometry.is_valid.all()
+    # the layer's declared type is the truth: GDAL took it from the first page, with no -nlt PROMOTE_TO_MULTI
+    assert pyogrio.read_info(out, layer="grids")["geometry_type"] == "MultiPolygon"
+    assert set(copied.geom_type) == {"MultiPolygon"}
+    assert "geometry type" not in result.stderr.lower() and "not normally allowed" not in result.stderr, result.stderr
+
+
+def test_ogrinfo_names_each_layers_crs_and_one_geometry_type(gdal_tools, demo_api, collections):
+    """GDAL 3.6 reads collections as WGS84 whatever they list (its OAPIF driver takes Part 2's crs lists from
+    3.7 on), and each layer's type from the first page: MultiPolygon for every polygonal one."""
+    result = run_gdal([gdal_tools["ogrinfo"], "-ro", "-so", "-al", f"OAPIF:{demo_api.api}"])
+    assert result.returncode == 0, result.stderr
+    layers = re.split(r"^Layer name: ", result.stdout, flags=re.M)[1:]
+    assert [layer.split("\n", 1)[0] for layer in layers] == collections
+    for layer in layers:
+        name = layer.split("\n", 1)[0]
+        assert re.search(r'GEOGCRS\["WGS 84"', layer), layer
+        kind = re.search(r"^Geometry: (.+)$", layer, re.M).group(1)
+        assert kind == ("Point" if name == "centers" else "Multi Polygon"), (name, kind)
+
+
+def test_ogr2ogr_copies_the_geojson_download_as_multipolygons(gdal_tools, demo_api, tmp_path):
+    source = tmp_path / "grids.geojson"
+    source.write_bytes(demo_api.get("/api/download/grids.geojson").content)
+    out = tmp_path / "grids.gpkg"
+    result = run_gdal([gdal_tools["ogr2ogr"], "-f", "GPKG", str(out), str(source)])
+    assert result.returncode == 0, result.stderr
+    assert pyogrio.read_info(out)["geometry_type"] == "MultiPolygon"
+    assert len(pyogrio.read_dataframe(out)) == matched(demo_api, "/api/collections/grids/items") > 8000
+    assert "not normally allowed" not in result.stderr, result.stderr
 
 
 def test_attribute_and_spatial_filters_run_on_the_server(gdal_tools, demo_api):

@@ -9,6 +9,11 @@ from pyproj import CRS, Geod
 from shapely import Point, Polygon
 
 from geodata.crs import (
+    CRS84_URI,
+    OUTPUT_CRS,
+    bbox_to_crs84,
+    from_crs84,
+    output_crs,
     bd09_to_gcj02,
     bd09_to_wgs84,
     crs_label,
@@ -174,3 +179,53 @@ def test_source_crs_naming_a_file_or_grid_is_400_before_proj_sees_it(text, monke
                                   CRS.from_epsg(4549).to_wkt("WKT1_ESRI"), CRS.from_epsg(2193).to_wkt()])
 def test_parse_crs_accepts_esri_codes_towgs84_and_wkt_without_grids(text):
     assert parse_crs(text).is_projected or parse_crs(text).is_geographic
+
+
+# --- the CRSs the API serves (OGC API - Features Part 2) ---------------------------------------
+
+GK120 = "http://www.opengis.net/def/crs/EPSG/0/4549"
+
+
+@pytest.mark.parametrize("raw", [GK120, "https://www.opengis.net/def/crs/EPSG/0/4549", "EPSG:4549", "[EPSG:4549]",
+                                 "epsg:4549", "urn:ogc:def:crs:EPSG::4549", " EPSG:4549 "])
+def test_a_served_crs_in_any_usual_spelling_is_its_uri(raw):
+    assert output_crs(raw) == GK120
+
+
+@pytest.mark.parametrize("raw", ["OGC:CRS84", "[OGC:CRS84]", "CRS84", "", None, CRS84_URI])
+def test_crs84_and_no_crs_are_crs84(raw):
+    assert output_crs(raw) == CRS84_URI
+
+
+@pytest.mark.parametrize("raw", ["EPSG:32651", "EPSG:4549x", "4549", "+proj=longlat", "EPSG:0004549" + "9" * 10,
+                                 "http://www.opengis.net/def/crs/EPSG/0/4549/extra", "x" * 5000])
+def test_other_crs_are_refused_naming_those_served(raw):
+    with pytest.raises(BadRequest) as caught:
+        output_crs(raw, "bbox-crs")
+    assert caught.value.message.startswith("bbox-crs ") and caught.value.details == list(OUTPUT_CRS)
+    assert len(caught.value.message) < 600  # a long value is cut short
+
+
+def test_each_crs_in_its_own_axis_order_and_files_easting_first():
+    ningbo = [Point(121.55, 29.87)]
+    assert from_crs84(ningbo, output_crs("EPSG:4326"))[0].coords[0] == (29.87, 121.55)
+    assert from_crs84(ningbo, output_crs("EPSG:4326"), xy=True)[0].coords[0] == (121.55, 29.87)
+    northing, easting = from_crs84(ningbo, GK120)[0].coords[0]
+    assert from_crs84(ningbo, GK120, xy=True)[0].coords[0] == (easting, northing)
+    assert 3_000_000 < northing < 3_500_000 and 600_000 < easting < 700_000
+    x, y = from_crs84(ningbo, output_crs("EPSG:3857"))[0].coords[0]
+    assert x == pytest.approx(121.55 * 20037508.342789244 / 180)
+
+
+def test_a_projected_box_becomes_the_crs84_box_that_holds_it():
+    box = (3_299_000.0, 640_000.0, 3_310_000.0, 655_000.0)  # minN, minE, maxN, maxE
+    minlon, minlat, maxlon, maxlat = bbox_to_crs84(box, GK120)
+    back = from_crs84([shapely.segmentize(shapely.box(minlon, minlat, maxlon, maxlat), 1e-4)], GK120)[0]
+    n0, e0, n1, e1 = box
+    assert back.buffer(0.01).contains(shapely.box(n0, e0, n1, e1))  # every corner and edge inside, to 1 cm
+    assert shapely.box(n0, e0, n1, e1).area / back.area > 0.95  # and little more: the grid is turned
+
+
+def test_a_box_no_crs_can_hold_is_refused():
+    with pytest.raises(BadRequest):
+        bbox_to_crs84((-1e308, -1e308, 1e308, 1e308), output_crs("EPSG:3857"))

@@ -190,17 +190,17 @@ def test_shapefile_leaves_no_temporary_files(tmp_path, monkeypatch):
 
 # --- CSV ------------------------------------------------------------------------------------
 
-def test_csv_is_utf8_with_bom_one_row_per_feature_and_wkt_last():
+def test_csv_is_utf8_with_bom_one_row_per_feature_and_wkt_last():  # named WKT: GDAL's geometry column
     expected = layer()
     data = to_format(expected, "csv", "grids")
     assert data.startswith(b"\xef\xbb\xbf") and not data.startswith(b"\xef\xbb\xbf\xef\xbb\xbf")
     got = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"population": "Int64"})
-    assert got.columns.tolist() == [c for c in expected.columns if c != "geometry"] + ["geometry"]
+    assert got.columns.tolist() == [c for c in expected.columns if c != "geometry"] + ["WKT"]
     assert len(got) == 3
     assert got["name"].tolist() == expected["name"].tolist()
     assert nullable(got["population"]) == [1234, None, 2_000_000_000]
     assert json.loads(got["survey"][0]) == {"year": 2024, "by": "街道办"}
-    assert same_shapes(shapely.from_wkt(got["geometry"].to_numpy()), expected.geometry.values)
+    assert same_shapes(shapely.from_wkt(got["WKT"].to_numpy()), expected.geometry.values)
 
 
 def test_csv_numbers_are_unquoted_integers():
@@ -295,7 +295,7 @@ def test_an_empty_layer_is_a_valid_empty_file(fmt):
 def test_an_empty_layer_is_a_csv_header():
     empty = validate(layer().iloc[:0].drop(columns="survey"), "grids").data
     assert to_format(empty, "csv", "grids").decode("utf-8-sig").strip() == ",".join(LAYERS["grids"].field_names
-                                                                                    + ["geometry"])
+                                                                                    + ["WKT"])
 
 
 def test_points_layers_stay_points():
@@ -311,3 +311,51 @@ def test_an_unknown_format_is_refused_naming_the_formats():
     with pytest.raises(ValueError, match="gpkg, zip, csv, kml"):
         to_format(layer(), "shp", "grids")
     assert list(downloads.FORMATS) == ["geojson", "gpkg", "zip", "csv", "kml"]
+
+
+# --- CRS, geometry type and GIS-readable CSV (issue #17) -------------------------------------
+
+def test_csv_geometry_column_is_wkt_with_every_polygon_a_multipolygon():
+    text = to_format(layer(), "csv", "grids").decode("utf-8-sig")
+    table = pd.read_csv(io.StringIO(text))
+    assert table.columns[-1] == "WKT" and "lon" not in table.columns
+    assert all(w.startswith("MULTIPOLYGON (((") for w in table["WKT"])
+
+
+def test_a_property_named_wkt_steps_aside_for_the_geometry():
+    gdf = layer()
+    gdf["wkt"] = "an upload's own column"
+    table = pd.read_csv(io.BytesIO(to_format(gdf, "csv", "grids")), encoding="utf-8-sig")
+    assert table["wkt_1"].tolist() == ["an upload's own column"] * 3 and table.columns[-1] == "WKT"
+
+
+def test_point_csv_has_lon_lat_before_wkt_and_keeps_them_in_wgs84():
+    gdf = gpd.GeoDataFrame({"center_id": ["c1"], "lon": ["an upload's own"]}, geometry=[shapely.Point(121.55, 29.87)],
+                           crs="EPSG:4326")
+    table = pd.read_csv(io.BytesIO(to_format(gdf, "csv", "centers", "EPSG:4549")), encoding="utf-8-sig")
+    assert table.columns.tolist() == ["center_id", "lon", "lon_1", "lat", "WKT"]
+    assert (table["lon_1"][0], table["lat"][0]) == (121.55, 29.87)
+    easting, northing = shapely.from_wkt(table["WKT"][0]).coords[0]  # files: easting first
+    assert 600_000 < easting < 700_000 and 3_000_000 < northing < 3_500_000
+
+
+def test_geojson_in_another_crs_names_it_before_the_features():
+    data = to_format(layer(), "geojson", "grids", "http://www.opengis.net/def/crs/EPSG/0/4490")
+    assert data.startswith(b'{"type":"FeatureCollection","crs":{"type":"name","properties":'
+                           b'{"name":"urn:ogc:def:crs:EPSG::4490"}},"features":[')
+    doc = json.loads(data)
+    assert {f["geometry"]["type"] for f in doc["features"]} == {"MultiPolygon"}
+    assert pyogrio.read_info(data)["crs"] == "EPSG:4490"
+    assert "crs" not in json.loads(to_format(layer(), "geojson", "grids"))  # RFC 7946 in WGS84
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "zip"])
+def test_files_in_a_gauss_kruger_zone_say_so(fmt):
+    data = to_format(layer(), fmt, "grids", "EPSG:4550")
+    assert pyogrio.read_info(data)["crs"] == "EPSG:4550"
+    assert shapely.total_bounds(pyogrio.read_dataframe(data).geometry.values)[0] > 200_000  # easting first
+
+
+def test_kml_in_another_crs_is_refused():
+    with pytest.raises(downloads.BadRequest):
+        to_format(layer(), "kml", "grids", "EPSG:4549")

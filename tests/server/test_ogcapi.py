@@ -130,7 +130,7 @@ def test_item_document(client, loaded):
 def test_collection_document(client, loaded):
     body = client.get("/api/collections/grids").get_json()
     assert body["itemType"] == "feature"
-    assert body["crs"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+    assert body["crs"][0] == body["storageCrs"] == "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
     assert body["extent"]["spatial"] == {"bbox": [[121.5, 29.8, 121.53, 29.82]],
                                          "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
     assert body["numberOfFeatures"] == 6 and body["version"] == 1
