@@ -277,7 +277,8 @@ def item(collection_id: str, feature_id: str):
     found = _collection(collection_id)
     feature = found.features.feature(feature_id)
     # a stored feature's JSON: its own ETag (its content's), which Part 4's If-Match takes back
-    own = fmt == "json" and request.args.get("version") is None and collection_id in transactions.EDITABLE
+    own = (fmt == "json" and collection_id in transactions.EDITABLE
+           and request.args.get("version") is None and request.args.get("crs") is None)
     etag = transactions.feature_etag(feature) if own else negotiation.etag_of(found.tag, request.url)
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged

@@ -16,7 +16,7 @@ import urllib.parse
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 
-from geodata import transactions
+from geodata import geojson, transactions
 from geodata.errors import BadRequest, PreconditionFailed
 from geodata.schema import LAYERS
 
@@ -136,14 +136,14 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
         response.status_code = outcome.status
         return response
     version = outcome.version.version
+    texts = [store.get(layer, key, version) for key in keys]
+    served = geojson.served(texts, LAYERS[layer])  # as GET answers them (a grid as a MultiPolygon)
     if len(keys) > 1:
-        texts = [store.get(layer, key, version) for key in keys]
-        response = Response('{"type":"FeatureCollection","features":[' + ",".join(texts) + "]}", status=status,
+        response = Response('{"type":"FeatureCollection","features":[' + ",".join(served) + "]}", status=status,
                             mimetype=GEOJSON)
     else:
-        text = store.get(layer, keys[0], version)
-        response = Response(text, status=status, mimetype=GEOJSON)
-        response.set_etag(transactions.feature_etag(text))
+        response = Response(served[0], status=status, mimetype=GEOJSON)
+        response.set_etag(transactions.feature_etag(texts[0]))  # the stored text's, as GET's
         response.headers["Location"] = url_for("api.item", collection_id=layer, feature_id=keys[0], _external=True)
     response.headers["X-Gridmap-Version"] = str(version)
     return response

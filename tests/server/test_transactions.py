@@ -42,11 +42,14 @@ def test_post_creates_one_version_and_answers_the_feature_with_its_etag(client, 
     assert resp.headers["Location"].endswith("/api/collections/grids/items/g02")
     body = resp.get_json()
     assert body["id"] == "g02" and body["properties"]["population"] == 777
+    assert body["geometry"]["type"] == "MultiPolygon"  # served as GET serves it
     v = store.current("grids")
     assert (v.version, v.features, v.author, v.message) == (2, 7, "editor1", "新网格")
     assert store.changes("grids", 1, 2).added == {"g02"}
     fetched = client.get(f"{ITEMS}/g02", headers=editor)  # an editor sees every field: the feature as stored
     assert fetched.headers["ETag"] == resp.headers["ETag"]  # the one the write answered
+    in_gk = client.get(f"{ITEMS}/g02?crs=EPSG:4549", headers=editor)
+    assert in_gk.headers["ETag"] != resp.headers["ETag"]  # another representation, another tag
 
 
 def test_post_of_a_collection_is_one_version(client, editor, store, stored):
