@@ -15,7 +15,7 @@ import folium
 import shapely
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from geodata import geojson, summaries
+from geodata import cql, geojson, summaries
 from geodata import downloads
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
@@ -44,6 +44,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     *tiles.CONFORMANCE,
+    *cql.CONFORMANCE,  # Part 3 filters (CQL2) and queryables
 ]
 NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
 ANY_ROUTE = ("f", "lang")  # parameters every OGC route takes
@@ -224,7 +225,7 @@ def queryables(collection_id: str):
 def items(collection_id: str):
     fmt = negotiation.wanted()
     found = _collection(collection_id)
-    query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"])
+    query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"], found.layer)
     etag = negotiation.etag_of(found.tag, request.url, query)
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
@@ -304,10 +305,10 @@ def download(collection_id: str, ext: str):
     derived = collection_id in DERIVED
     if found.version is None and not derived:
         raise NotFound(f"collection '{collection_id}' has no data yet")
-    query = Query.from_params(_filters(), found.features.columns)
+    query = Query.from_params(_filters(), found.features.columns, layer=found.layer)
     if ext == "geojson":
         body = geojson.feature_collection(found.features.all(query))
-    elif query.selects_all:  # whole layers are what people download again and again: made once per content
+    elif query.selects_all and query.properties is None:  # whole layers are what people download again and again: made once per content
         body = services().responses.get(("download", found.tag, ext),
                                         lambda: downloads.to_format(found.features.gdf, ext, collection_id))
     else:
