@@ -282,6 +282,9 @@ class _Checker:
     def value(self, prop: Prop, arg, op: str):
         if _casei(arg):
             arg = (arg.get("args") or [None])[0]
+        if _names_property(arg):
+            raise BadRequest(f"{op} compares '{prop.name}' with another property: comparing two properties is "
+                             "not supported, only a property with a value")
         if isinstance(arg, bool) or arg is None or isinstance(arg, (dict, list)):
             raise BadRequest(f"{op} on '{prop.name}' needs a {'number' if prop.numeric else 'quoted text'}, "
                              f"not {_shown(arg)}")
