@@ -484,9 +484,11 @@ def sort_frame(gdf, sortby) -> np.ndarray:
     order = np.arange(len(gdf))
     for name, descending, numeric in reversed(sortby):
         column = gdf[name].iloc[order]
-        values = pd.to_numeric(column, errors="coerce") if numeric else column.astype(object).map(
-            lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-        frame = pd.DataFrame({"v": values.to_numpy(dtype=object if not numeric else float)})
+        if numeric:
+            values = pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        else:  # text only, as the stores sort (anything else sorts as null)
+            values = column.astype(object).map(lambda v: v if isinstance(v, str) else None).to_numpy(dtype=object)
+        frame = pd.DataFrame({"v": values})
         positions = frame.sort_values("v", ascending=not descending, kind="stable",
                                       na_position="last" if descending else "first").index.to_numpy()
         order = order[positions]

@@ -100,7 +100,7 @@ def _properties_schema(layer: Layer) -> dict:
     return _object([f.name for f in layer.fields if f.required], **{f.name: field_schema(f) for f in layer.fields})
 
 
-def _feature_schema(layer: Layer) -> dict:
+def _feature_schema(layer: Layer, properties: str = "properties") -> dict:
     return {
         "type": "object", "required": ["type", "geometry", "properties"],
         "properties": {
@@ -109,7 +109,7 @@ def _feature_schema(layer: Layer) -> dict:
             "geometry": {"type": "object", "nullable": True, "required": ["type", "coordinates"],
                          "properties": {"type": {"type": "string", "enum": list(layer.geometry_types)},
                                         "coordinates": {"type": "array", "items": {}}}},
-            "properties": {"$ref": f"#/components/schemas/{layer.name}.properties"},
+            "properties": {"$ref": f"#/components/schemas/{layer.name}.{properties}"},
             "links": _ref_array("Link"),
         },
     }
@@ -120,7 +120,8 @@ def _collection_schema(layer: Layer) -> dict:
         "type": "object", "required": ["type", "features"],
         "properties": {
             "type": {"type": "string", "enum": ["FeatureCollection"]},
-            "features": {"type": "array", "items": {"$ref": f"#/components/schemas/{layer.name}.feature"}},
+            # a page's features: with properties=, only the properties named (none required)
+            "features": {"type": "array", "items": {"$ref": f"#/components/schemas/{layer.name}.selected-feature"}},
             "numberMatched": {"type": "integer", "minimum": 0},
             "numberReturned": {"type": "integer", "minimum": 0},
             "timeStamp": {"type": "string", "format": "date-time"},
@@ -709,6 +710,8 @@ def document(app: Flask, server_url: str, hidden: frozenset[str] = frozenset()) 
         layer = layer_of(cid).without(hidden)
         schemas[f"{cid}.properties"] = _properties_schema(layer)
         schemas[f"{cid}.feature"] = _feature_schema(layer)
+        schemas[f"{cid}.selected"] = {k: v for k, v in _properties_schema(layer).items() if k != "required"}
+        schemas[f"{cid}.selected-feature"] = _feature_schema(layer, "selected")
         schemas[f"{cid}.collection"] = _collection_schema(layer)
     return {
         "openapi": "3.0.3",
