@@ -171,6 +171,10 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
         raise BadRequest(f"'filter' is not valid {lang}: {e.message}") from None
     except (ValueError, cql2.ParseError, cql2.ValidationError) as e:
         raise BadRequest(f"'filter' is not valid {lang}: {_first_lines(str(e))}") from None
+    except BaseException as e:  # a panic in the Rust parser arrives as pyo3's PanicException (a BaseException)
+        if type(e).__name__ != "PanicException":
+            raise
+        raise BadRequest(f"'filter' could not be read as {lang}") from None
     kinds = {f.name: f.kind for f in layer.fields}
     return Filter(_Checker(kinds, set(columns)).node(tree, 0), text)
 

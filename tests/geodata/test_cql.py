@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geodata import cql
 from geodata.errors import BadRequest
@@ -177,3 +179,21 @@ def test_sortby_and_properties_name_known_fields_only():
         cql.parse_sortby("+name,-nope", GRIDS, GRIDS.field_names)
     with pytest.raises(BadRequest, match="unknown property 'nope'"):
         cql.parse_properties("name,nope", GRIDS.field_names)
+
+
+TOKENS = st.sampled_from(["name", "population", "geometry", "district", "=", "<>", "<", ">=", "AND", "OR", "NOT",
+                          "LIKE", "IN", "BETWEEN", "IS", "NULL", "CASEI", "S_INTERSECTS", "POINT", "BBOX", "(", ")",
+                          ",", "'海曙区'", "'a%'", "1", "-2.5", "1e400", "TRUE", "\"name\"", "[", "]", "{", "}"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(TOKENS, max_size=12).map(" ".join), st.text(max_size=60)),
+       st.sampled_from(["cql2-text", "cql2-json"]))
+def test_any_filter_text_is_parsed_or_a_400(text, lang):
+    """Whatever a client sends: a checked filter or a BadRequest, never another error."""
+    try:
+        flt = cql.parse(text, lang, None, GRIDS, GRIDS.field_names)
+    except BadRequest:
+        return
+    cql.sqlite_where(flt), cql.postgis_where(flt)
+    cql.frame_mask(flt, layer_frame())
