@@ -507,11 +507,7 @@ def sqlite_where(flt: Filter) -> tuple[str, list]:
     params: list = []
 
     def value(prop: Prop) -> str:
-        path = "$." + json.dumps(prop.name)
-        wanted = "IN ('integer', 'real')" if prop.numeric else "= 'text'"
-        params.extend([path, path])
-        sql = f"(CASE WHEN json_type(f.props, ?) {wanted} THEN json_extract(f.props, ?) END)"
-        return f"gridmap_lower({sql})" if prop.casei else sql
+        return _sqlite_value(prop.name, prop.numeric, params, prop.casei)
 
     def build(node) -> str:
         if isinstance(node, Literal):
@@ -551,12 +547,20 @@ def sqlite_order(sortby) -> tuple[str, list]:
     """ORDER BY terms for ``sortby`` (before the key), and their parameters."""
     terms, params = [], []
     for name, descending, numeric in sortby:
-        path = "$." + json.dumps(name)
-        wanted = "IN ('integer', 'real')" if numeric else "= 'text'"
-        terms.append(f"(CASE WHEN json_type(f.props, ?) {wanted} THEN json_extract(f.props, ?) END)"
-                     + (" DESC" if descending else ""))
-        params += [path, path]
+        terms.append(_sqlite_value(name, numeric, params) + (" DESC" if descending else ""))
     return "".join(t + ", " for t in terms), params
+
+
+def _sqlite_value(name: str, numeric: bool, params: list, casei: bool = False) -> str:
+    """A property's value in SQLite: a number field's as stored (the schema's number fields are written as
+    JSON numbers or null), a text field's only when it is text (each JSON parse costs: one where it can)."""
+    path = "$." + json.dumps(name)
+    if numeric:
+        params.append(path)
+        return "json_extract(f.props, ?)"
+    params.extend([path, path])
+    sql = "(CASE WHEN json_type(f.props, ?) = 'text' THEN json_extract(f.props, ?) END)"
+    return f"gridmap_lower({sql})" if casei else sql
 
 
 @functools.lru_cache(maxsize=32)
