@@ -8,6 +8,11 @@ district's centre, an AND of both), the time of ``store.query(where=…, limit=1
 (a page and numberMatched), and of ``FeatureSet.select`` on the layer's frame (how derived collections
 are filtered); the median of ``--runs`` runs.  numberMatched is checked to be equal both ways.  Wall
 clock on a shared machine: the load average is printed.  Prints figures; asserts nothing.
+
+Measured (84,990 grids, load average about 8 on 2 cores): a filter that scans the layer takes 0.4-0.8 s
+in SQLite, the frame 2-115 ms; S_INTERSECTS (the R*Tree first) about 1 ms.  Most of the scan is reading
+``props``, stored after the feature's long GeoJSON text in each row (reading ``hash``, before it, took a
+quarter of the time): the store's schema, not the filter's SQL, sets that cost.
 """
 
 from __future__ import annotations

@@ -308,7 +308,8 @@ def download(collection_id: str, ext: str):
     query = Query.from_params(_filters(), found.features.columns, layer=found.layer)
     if ext == "geojson":
         body = geojson.feature_collection(found.features.all(query))
-    elif query.selects_all and query.properties is None:  # whole layers are what people download again and again: made once per content
+    elif query.selects_all and query.properties is None:
+        # whole layers are what people download again and again: made once per content
         body = services().responses.get(("download", found.tag, ext),
                                         lambda: downloads.to_format(found.features.gdf, ext, collection_id))
     else:
