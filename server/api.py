@@ -231,7 +231,7 @@ def items(collection_id: str):
         return unchanged
     if fmt == "html":
         page = found.features.page(query)
-        return _items_page(found, page, _items_links(collection_id, query, page.has_next, fmt))
+        return _items_page(found, page, _items_links(collection_id, query, page.has_next, fmt), query.properties)
 
     def build() -> bytes:  # kept per ETag: the same data and URL answer the same bytes, timeStamp included
         page = found.features.page(query)
@@ -403,10 +403,12 @@ def _html(page: str) -> Response:
     return response
 
 
-def _items_page(found, page, links: list[dict]) -> Response:
+def _items_page(found, page, links: list[dict], selected: tuple[str, ...] | None = None) -> Response:
     features = [json.loads(f) for f in page.features]
     layer = found.layer
     columns = list(dict.fromkeys([*layer.field_names, *(k for f in features for k in f["properties"])]))
+    if selected is not None:  # properties=: the key (the feature's id) and those asked for
+        columns = [c for c in columns if c == layer.key or c in selected]
     item_url = url_for("api.item", collection_id=layer.name, feature_id="FEATURE").replace(
         "FEATURE", "{" + layer.key + "}") + "?f=html"
     m = _features_map(features, layer, links=[(text("api.open_feature", current_language()), item_url)])

@@ -122,3 +122,15 @@ def test_openapi_declares_the_parameters_gdal_pushes_filters_with(client):
         declared[param["name"]] = param
     assert "cql-text" in declared["filter-lang"]["schema"]["enum"]
     assert {"filter", "filter-crs", "sortby", "properties", "skipGeometry", "population", "district"} <= set(declared)
+
+
+def test_items_page_takes_the_same_parameters(client, loaded):
+    page = client.get("/api/collections/grids/items", query_string={
+        "f": "html", "filter": "population > 450", "sortby": "-population", "properties": "name",
+        "skipGeometry": "true"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "g21网格" in text and "g11网格" in text and "g10网格" not in text
+    assert text.index("g21网格") < text.index("g11网格")  # -population
+    bad = client.get("/api/collections/grids/items", query_string={"f": "html", "filter": "population >"})
+    assert bad.status_code == 400 and "at character 13" in bad.get_data(as_text=True)
