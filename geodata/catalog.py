@@ -234,18 +234,19 @@ class StoredFeatures:
 
     def page(self, query: Query) -> Page:
         found = self.store.query(*self._at, bbox=query.bbox, filters=query.filters, limit=query.limit,
-                                 offset=query.offset)
-        return Page(self._shown(found.features), found.number_matched, query.offset, query.limit)
+                                 offset=query.offset, where=query.where, sortby=query.sortby)
+        return Page(query.shown(self._shown(found.features)), found.number_matched, query.offset, query.limit)
 
     def all(self, query: Query) -> list[str]:
-        return self._shown(self.store.query(*self._at, bbox=query.bbox, filters=query.filters).features)
+        return query.shown(self._shown(self.store.query(*self._at, bbox=query.bbox, filters=query.filters,
+                                                        where=query.where, sortby=query.sortby).features))
 
     def feature(self, key: str) -> str:
         return self._shown([self.store.get(self.layer.name, key, self.version.version)])[0]
 
     def frame(self, query: Query) -> gpd.GeoDataFrame:
         """The features the query selects, as a frame (for downloads in other formats)."""
-        return FeatureSet(self.gdf, self.layer).frame(query)
+        return FeatureSet(self.gdf, self.layer).frame(query)  # the whole frame is read for these anyway
 
     def _shown(self, texts: list[str]) -> list[str]:
         """The texts without the hidden properties."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import geojson
+from . import cql, geojson
 from .crs import CRS84_URI, bbox_to_crs84, output_crs
 from .errors import BadRequest, NotFound
 from .params import whole_number
@@ -24,7 +24,10 @@ from .schema import Layer
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
-RESERVED_PARAMS = {"bbox", "limit", "offset", "f", "bbox-crs", "crs", "version"}
+# OGC API - Features Part 3 (filter), sorting and property selection: parsed here, not property filters
+CQL_PARAMS = {"filter", "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry"}
+RESERVED_PARAMS = {"bbox", "limit", "offset", "f", "bbox-crs", "crs", "version", *CQL_PARAMS}
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,16 @@ class Query:
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    where: cql.Filter | None = None  # ?filter= (CQL2)
+    sortby: tuple[tuple[str, bool, bool], ...] = ()  # (property, descending, numeric)
+    properties: tuple[str, ...] | None = None  # only these properties in the answer (None: all)
+    skip_geometry: bool = False
 
     @classmethod
-    def from_params(cls, params: dict[str, str], columns, max_limit: int = MAX_LIMIT) -> "Query":
-        """Parse request parameters; BadRequest with a useful message for any bad one."""
+    def from_params(cls, params: dict[str, str], columns, max_limit: int = MAX_LIMIT,
+                    layer: Layer | None = None) -> "Query":
+        """Parse request parameters; BadRequest with a useful message for any bad one.  ``layer`` types
+        the properties of ``filter`` and ``sortby`` (without it they are text)."""
         filters = []
         for name, value in params.items():
             if name in RESERVED_PARAMS:
@@ -47,16 +56,37 @@ class Query:
                 raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
             filters.append((name, value))
         bbox_crs = output_crs(params.get("bbox-crs"), "bbox-crs")  # checked with or without a bbox
+        layer = layer or Layer("", "", "", ())
+        if "filter" not in params and ("filter-lang" in params or "filter-crs" in params):
+            raise BadRequest("'filter-lang' and 'filter-crs' go with a 'filter'")
         return cls(
             bbox=parse_bbox(params["bbox"], bbox_crs) if "bbox" in params else None,
             filters=tuple(filters),
             limit=_parse_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=max_limit, clamp=True),
             offset=_parse_int(params, "offset", 0, minimum=0),
+            where=cql.parse(params["filter"], params.get("filter-lang"), params.get("filter-crs"), layer, columns)
+            if "filter" in params else None,
+            sortby=cql.parse_sortby(params["sortby"], layer, columns) if "sortby" in params else (),
+            properties=cql.parse_properties(params["properties"], columns) if "properties" in params else None,
+            skip_geometry=_parse_flag(params, "skipGeometry"),
         )
 
     @property
     def selects_all(self) -> bool:
-        return self.bbox is None and not self.filters
+        return self.bbox is None and not self.filters and self.where is None and not self.sortby
+
+    def shown(self, texts: list[str]) -> list[str]:
+        """The feature texts as asked: ``properties`` and ``skipGeometry`` applied."""
+        return cql.select_properties(texts, self.properties, self.skip_geometry)
+
+
+def _parse_flag(params, name: str) -> bool:
+    raw = params.get(name)
+    if raw is None or raw.lower() in FALSE:
+        return False
+    if raw.lower() in TRUE:
+        return True
+    raise BadRequest(f"'{name}' must be true or false, not {raw!r}")
 
 
 def _parse_int(params, name, default, minimum, maximum=None, clamp=False) -> int:
@@ -92,6 +122,13 @@ def parse_bbox(raw: str, crs: str = CRS84_URI) -> tuple[float, float, float, flo
     if minx > maxx:
         raise BadRequest(f"bbox {raw!r} has minLon above maxLon (crossing the antimeridian is not supported)")
     return minx, miny, maxx, maxy
+
+
+def selected_columns(frame: gpd.GeoDataFrame, query: Query) -> gpd.GeoDataFrame:
+    """``frame`` with only the columns ``properties`` asks for (and its geometry)."""
+    if query.properties is None:
+        return frame
+    return frame[[c for c in frame.columns if c in query.properties or c == frame.geometry.name]]
 
 
 @dataclass(frozen=True)
@@ -152,7 +189,7 @@ class FeatureSet:
             raise NotFound(f"no feature '{key}' in {self.layer.name}") from None
 
     def select(self, query: Query) -> np.ndarray:
-        """Row positions matching the query's bbox and filters, in layer order."""
+        """Row positions matching the query's bbox and filters, in layer order (or ``sortby``'s)."""
         mask = np.ones(len(self.gdf), dtype=bool)
         for name, raw in query.filters:
             mask &= self._equals(name, raw)
@@ -161,6 +198,11 @@ class FeatureSet:
             in_box = np.zeros(len(self.gdf), dtype=bool)
             in_box[hits] = True
             mask &= in_box
+        if query.where is not None:
+            mask &= cql.frame_mask(query.where, self.gdf)
+        if query.sortby:
+            order = cql.sort_frame(self.gdf, query.sortby)
+            return order[mask[order]]
         return np.flatnonzero(mask)
 
     def page(self, query: Query) -> Page:
@@ -172,15 +214,16 @@ class FeatureSet:
             matched = len(positions)
             chosen = positions[query.offset:query.offset + query.limit]
         features = self.features
-        return Page([features[i] for i in chosen], matched, query.offset, query.limit)
+        return Page(query.shown([features[i] for i in chosen]), matched, query.offset, query.limit)
 
     def frame(self, query: Query) -> gpd.GeoDataFrame:
         """The features the query selects, as a frame (for downloads in other formats)."""
-        return self.gdf if query.selects_all else self.gdf.iloc[self.select(query)]
+        frame = self.gdf if query.selects_all else self.gdf.iloc[self.select(query)]
+        return selected_columns(frame, query)
 
     def all(self, query: Query) -> list[str]:
         features = self.features
-        return features if query.selects_all else [features[i] for i in self.select(query)]
+        return query.shown(features if query.selects_all else [features[i] for i in self.select(query)])
 
     def _equals(self, name: str, raw: str) -> np.ndarray:
         column = self.gdf[name]

@@ -15,7 +15,7 @@ import folium
 import shapely
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from geodata import geojson, summaries
+from geodata import cql, geojson, summaries
 from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
@@ -45,6 +45,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     *tiles.CONFORMANCE,
+    *cql.CONFORMANCE,  # Part 3 filters (CQL2) and queryables
     *transactions.CONFORMANCE,
 ]
 NOT_FILTERS = PARAM_NAMES | {"lang"}  # analysis what-ifs, and the pages' language
@@ -227,13 +228,13 @@ def items(collection_id: str):
     fmt = negotiation.wanted()
     crs = output_crs(request.args.get("crs"))  # pages (f=html) draw their map in CRS84 all the same
     found = _collection(collection_id)
-    query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"])
+    query = Query.from_params(_filters(), found.features.columns, current_app.config["MAX_ITEMS"], found.layer)
     etag = negotiation.etag_of(found.tag, request.url, query)
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     if fmt == "html":
         page = found.features.page(query)
-        return _items_page(found, page, _items_links(collection_id, query, page.has_next, fmt))
+        return _items_page(found, page, _items_links(collection_id, query, page.has_next, fmt), query.properties)
 
     def build() -> bytes:  # kept per ETag: the same data and URL answer the same bytes, timeStamp included
         page = found.features.page(query)
@@ -313,7 +314,7 @@ def download(collection_id: str, ext: str):
     if found.version is None and not derived:
         raise NotFound(f"collection '{collection_id}' has no data yet")
     crs = downloads.file_crs(request.args.get("crs"), ext)
-    query = Query.from_params(_filters(), found.features.columns)
+    query = Query.from_params(_filters(), found.features.columns, layer=found.layer)
 
     def make() -> bytes:
         if ext == "geojson":  # from the stored texts, no frame
@@ -321,7 +322,8 @@ def download(collection_id: str, ext: str):
         return downloads.to_format(found.features.frame(query), ext, collection_id, crs)
 
     # whole layers are what people download again and again: made once per content
-    body = services().responses.get(("download", found.tag, ext, crs), make) if query.selects_all else make()
+    whole = query.selects_all and query.properties is None and not query.skip_geometry
+    body = services().responses.get(("download", found.tag, ext, crs), make) if whole else make()
     filename = f"{collection_id}.{ext}" if derived else f"{collection_id}-v{found.version.version}.{ext}"
     return Response(body, content_type=downloads.FORMATS[ext][0],
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -411,10 +413,12 @@ def _html(page: str) -> Response:
     return response
 
 
-def _items_page(found, page, links: list[dict]) -> Response:
+def _items_page(found, page, links: list[dict], selected: tuple[str, ...] | None = None) -> Response:
     features = [json.loads(f) for f in page.features]
     layer = found.layer
     columns = list(dict.fromkeys([*layer.field_names, *(k for f in features for k in f["properties"])]))
+    if selected is not None:  # properties=: the key (the feature's id) and those asked for
+        columns = [c for c in columns if c == layer.key or c in selected]
     item_url = url_for("api.item", collection_id=layer.name, feature_id="FEATURE").replace(
         "FEATURE", "{" + layer.key + "}") + "?f=html"
     m = _features_map(features, layer, links=[(text("api.open_feature", current_language()), item_url)])

@@ -17,6 +17,7 @@ from dataclasses import fields
 from flask import Flask
 from werkzeug.routing import Rule
 
+from geodata import cql
 from geodata.coverage import LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
@@ -65,15 +66,33 @@ def field_schema(field: Field, *, openapi: bool = True) -> dict:
     return schema
 
 
+GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon"}
+
+
 def queryables(layer: Layer, url: str) -> dict:
-    """The filterable properties of a collection as JSON Schema (OGC API - Features Part 3)."""
+    """The filterable properties of a collection as JSON Schema (OGC API - Features Part 3).
+
+    Each property has ONE ``type`` string (QGIS ignores a property typed ``["integer", "null"]`` and
+    then filters it itself); the geometry is a queryable with a ``geometry-…`` format and the
+    primary-geometry role, as QGIS and GDAL recognise it, for S_INTERSECTS."""
+    def one(field: Field) -> dict:
+        schema = {k: v for k, v in field_schema(field).items() if k != "nullable"}
+        if "enum" in schema:
+            schema["enum"] = [c for c in schema["enum"] if c is not None]
+        return {"title": field.name, **schema}
+
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": url,
         "type": "object",
         "title": layer.title,
-        "description": "Filter items by any of these properties: ?name=value (exact match).",
-        "properties": {f.name: {"title": f.name, **field_schema(f, openapi=False)} for f in layer.fields},
+        "description": "Filter items by these properties: ?filter= in CQL2 (filter-lang cql2-text or cql2-json), "
+                       "or ?name=value (exact match).",
+        "properties": {
+            "geometry": {"title": "geometry", "format": GEOMETRY_FORMATS.get(layer.geometry_types, "geometry-any"),
+                         "x-ogc-role": "primary-geometry"},
+            **{f.name: one(f) for f in layer.fields},
+        },
         "additionalProperties": True,  # fields kept from uploads are filterable too
     }
 
@@ -82,7 +101,7 @@ def _properties_schema(layer: Layer) -> dict:
     return _object([f.name for f in layer.fields if f.required], **{f.name: field_schema(f) for f in layer.fields})
 
 
-def _feature_schema(layer: Layer) -> dict:
+def _feature_schema(layer: Layer, properties: str = "properties") -> dict:
     return {
         "type": "object", "required": ["type", "geometry", "properties"],
         "properties": {
@@ -91,7 +110,7 @@ def _feature_schema(layer: Layer) -> dict:
             "geometry": {"type": "object", "nullable": True, "required": ["type", "coordinates"],
                          "properties": {"type": {"type": "string", "enum": [layer.geometry_type]},
                                         "coordinates": {"type": "array", "items": {}}}},
-            "properties": {"$ref": f"#/components/schemas/{layer.name}.properties"},
+            "properties": {"$ref": f"#/components/schemas/{layer.name}.{properties}"},
             "links": _ref_array("Link"),
         },
     }
@@ -102,7 +121,8 @@ def _collection_schema(layer: Layer) -> dict:
         "type": "object", "required": ["type", "features"],
         "properties": {
             "type": {"type": "string", "enum": ["FeatureCollection"]},
-            "features": {"type": "array", "items": {"$ref": f"#/components/schemas/{layer.name}.feature"}},
+            # a page's features: with properties=, only the properties named (none required)
+            "features": {"type": "array", "items": {"$ref": f"#/components/schemas/{layer.name}.selected-feature"}},
             "numberMatched": {"type": "integer", "minimum": 0},
             "numberReturned": {"type": "integer", "minimum": 0},
             "timeStamp": {"type": "string", "format": "date-time"},
@@ -226,7 +246,25 @@ PARAMETERS = {
     "offset": _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "skip this many features first"),
     "version": _query("version", {"type": "integer", "minimum": 1},
                       "read this version of the layer instead of the current one"),
+    # OGC API - Features Part 3; cql-text: the name GDAL's OAPIF driver looks for (and sends) to push -where down
+    "filter": _query("filter", {"type": "string", "maxLength": 4096},
+                     "a CQL2 filter: AND, OR, NOT, = <> < > <= >=, LIKE, BETWEEN, IN, IS NULL, CASEI and "
+                     "S_INTERSECTS(geometry, POINT/LINESTRING/POLYGON/BBOX(...)) on the queryables, e.g. "
+                     "district = '海曙区' AND population > 1000"),
+    "filter-lang": _query("filter-lang", {"type": "string", "enum": list(cql.LANGS), "default": "cql2-text"},
+                          "the language of filter (cql-text: CQL2 text too)"),
+    "filter-crs": _query("filter-crs", {"type": "string", "enum": [cql.CRS84]},
+                         "the CRS of the filter's geometries: CRS84 lon/lat"),
+    "sortby": _query("sortby", {"type": "array", "minItems": 1,
+                                "items": {"type": "string", "pattern": r"^[+-]?[^,+-][^,]*$"}},
+                     "sort by these properties: +name (ascending, the default), -population (descending); "
+                     "comma-separated, the first deciding first, ties in key order", style="form", explode=False),
+    "properties": _query("properties", {"type": "array", "items": {"type": "string"}},
+                         "only these properties in each feature (comma-separated)", style="form", explode=False),
+    "skipGeometry": _query("skipGeometry", {"type": "boolean", "default": False},
+                           "true: the features without their geometry (null)"),
 }
+CQL_PARAMETERS = ("filter", "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry")
 
 _ANALYSIS_HELP = {
     "radius_community_m": "catchment radius of a community centre, metres",
@@ -394,11 +432,12 @@ def _items(ctx: dict, values: dict) -> dict:
     limit = _query("limit", {"type": "integer", "minimum": 1, "maximum": ctx["max_items"], "default": 10},
                    f"at most this many features (default 10, at most {ctx['max_items']}: larger values are clamped)")
     params = [_param_ref("f"), _param_ref("bbox"), _param_ref("bbox-crs"), _param_ref("crs"), limit,
-              _param_ref("offset"), *_stored_or_analysis(cid), *_filters(layer)]
+              _param_ref("offset"), *_stored_or_analysis(cid), *map(_param_ref, CQL_PARAMETERS), *_filters(layer)]
     content = _content(_ref(f"{cid}.collection"), GEOJSON, html=True)
     return _read(f"features of '{cid}', a page at a time (follow the next links)",
                  _ok("a page of features", content, **CONTENT_CRS), "404", *JOB_ERRORS, parameters=params,
-                 description="Property parameters match exactly; they combine with each other and with bbox.")
+                 description="Property parameters match exactly; filter takes CQL2 (Part 3: the queryables); "
+                             "all combine with each other and with bbox.")
 
 
 def _item(ctx: dict, values: dict) -> dict:
@@ -428,7 +467,8 @@ def _download(ctx: dict, values: dict) -> dict:
                      "crs", {"type": "string", "format": "uri", "enum": list(OUTPUT_CRS), "default": CRS84_URI},
                      "the file's CRS (not for kml: WGS84 only); coordinates easting (longitude) first, as files "
                      "are read; GeoJSON in a CRS other than WGS84 names it in a crs member"),
-                             *_stored_or_analysis(cid), *_filters(layer_of(cid).without(ctx["hidden"]))],
+                             *_stored_or_analysis(cid), *map(_param_ref, CQL_PARAMETERS[:-1]),
+                             *_filters(layer_of(cid).without(ctx["hidden"]))],
                  description="The same property filters and bbox as items; no paging. "
                              "Stored layers' files are named after their version.")
 
@@ -732,6 +772,8 @@ def document(app: Flask, server_url: str, hidden: frozenset[str] = frozenset()) 
         layer = layer_of(cid).without(hidden)
         schemas[f"{cid}.properties"] = _properties_schema(layer)
         schemas[f"{cid}.feature"] = _feature_schema(layer)
+        schemas[f"{cid}.selected"] = {k: v for k, v in _properties_schema(layer).items() if k != "required"}
+        schemas[f"{cid}.selected-feature"] = _feature_schema(layer, "selected")
         schemas[f"{cid}.collection"] = _collection_schema(layer)
     return {
         "openapi": "3.0.3",

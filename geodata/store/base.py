@@ -100,16 +100,21 @@ class Store(abc.ABC):
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
-              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
-        """The features of a version that intersect ``bbox`` (lon/lat) and whose properties equal
-        ``filters`` (text as a client sends it; numbers compared as numbers), in key order,
-        ``limit`` of them (None: all) from ``offset``, and how many match in all."""
+              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0,
+              where=None, sortby: Sequence[tuple[str, bool, bool]] = ()) -> FeaturePage:
+        """The features of a version that intersect ``bbox`` (lon/lat), whose properties equal
+        ``filters`` (text as a client sends it; numbers compared as numbers) and that ``where`` (a
+        ``geodata.cql.Filter``) selects, in key order (or by ``sortby``'s (property, descending, numeric)
+        keys first: nulls first ascending, last descending), ``limit`` of them (None: all) from
+        ``offset``, and how many match in all."""
         from ..query import FeatureSet, Query
 
         found = FeatureSet(self.read(layer, version), LAYERS[layer])
-        chosen = found.select(Query(bbox=tuple(bbox) if bbox else None, filters=tuple(filters)))
+        chosen = found.select(Query(bbox=tuple(bbox) if bbox else None, filters=tuple(filters), where=where,
+                                    sortby=tuple(sortby)))
         texts = [found.features[i] for i in chosen]
-        texts.sort(key=lambda t: str(json.loads(t)["id"]))
+        if not sortby:  # the frame is in key order: sorted again only as the engines promise it
+            texts.sort(key=lambda t: str(json.loads(t)["id"]))
         end = None if limit is None else offset + limit
         return FeaturePage(texts[offset:end], len(texts))
 

@@ -42,6 +42,7 @@ import psycopg.errors
 import shapely
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .. import cql
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
 from ..schema import LAYERS
@@ -405,17 +406,24 @@ class PostGISStore(ChangeSetStore):
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
-              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
+              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0,
+              where=None, sortby: Sequence[tuple[str, bool, bool]] = ()) -> FeaturePage:
         v, current = self._resolve(layer, version)
         with self._connection() as conn:
-            if bbox is None and not filters:
+            if bbox is None and not filters and where is None and not sortby:
                 rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} "
                                     "ORDER BY f.key LIMIT %s OFFSET %s", (limit, offset))
                 return FeaturePage([r[0] for r in rows], v.features)
             tests, params = self._tests(LAYERS[layer], bbox, filters)
+            if where is not None:  # the CQL2 filter, as SQL on the jsonb properties and the geometry
+                test, more = cql.postgis_where(where)
+                tests.append(test)
+                params += more
+            order, order_params = cql.postgis_order(sortby)
             condition = " AND ".join(["{where}", *tests])
             rows = self._select(conn, v, current, f"SELECT f.feature, count(*) OVER () FROM features f "
-                                f"WHERE {condition} ORDER BY f.key LIMIT %s OFFSET %s", (*params, limit, offset))
+                                f"WHERE {condition} ORDER BY {order}f.key LIMIT %s OFFSET %s",
+                                (*params, *order_params, limit, offset))
             if rows:
                 return FeaturePage([r[0] for r in rows], rows[0][1])
             if not offset and limit != 0:

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ import geopandas as gpd
 import shapely
 from filelock import FileLock
 
+from .. import cql
 from ..cache import VersionCache
 from ..errors import (DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
@@ -110,6 +112,9 @@ class SQLiteStore(ChangeSetStore):
             # no memory-mapping: pages a worker touched would count in its memory, a province's layer
             # is 130 MB, and reads through the OS's page cache are as fast here
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            # what CQL2 filters need beyond SQLite's own functions (geodata.cql.sqlite_where)
+            db.create_function("gridmap_intersects", 2, cql.sqlite_intersects, deterministic=True)
+            db.create_function("gridmap_lower", 1, cql.sqlite_lower, deterministic=True)
             local.db, local.pid = db, os.getpid()
         return local.db
 
@@ -161,32 +166,43 @@ class SQLiteStore(ChangeSetStore):
 
     @_translated
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
-              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0) -> FeaturePage:
+              filters: Sequence[tuple[str, str]] = (), limit: int | None = None, offset: int = 0,
+              where=None, sortby: Sequence[tuple[str, bool, bool]] = ()) -> FeaturePage:
         v = self.version(layer, version)
-        with self._reading(v) as (db, where, args):
-            if bbox is None and not filters:
-                rows = db.execute(f"SELECT f.feature FROM features f WHERE {where} ORDER BY f.key LIMIT ? OFFSET ?",
+        with self._reading(v) as (db, rows_of, args):
+            if bbox is None and not filters and where is None and not sortby:
+                rows = db.execute(f"SELECT f.feature FROM features f WHERE {rows_of} ORDER BY f.key LIMIT ? OFFSET ?",
                                   (*args, -1 if limit is None else limit, offset)).fetchall()
                 return FeaturePage([r[0] for r in rows], v.features)
-            ids = self._matching(db, v, where, args, bbox, filters)
+            ids = self._matching(db, v, rows_of, args, bbox, filters, where, sortby)
             chosen = ids[offset:None if limit is None else offset + limit]
             return FeaturePage(self._texts(db, chosen), len(ids))
 
-    def _matching(self, db, v: Version, where: str, args: tuple, bbox, filters) -> list[int]:
-        """Row ids of the version's features in ``bbox`` with ``filters``, in key order."""
+    def _matching(self, db, v: Version, rows_of: str, args: tuple, bbox, filters, where=None,
+                  sortby=()) -> list[int]:
+        """Row ids of the version's features in ``bbox`` with ``filters`` that the CQL2 filter ``where``
+        selects, in key order (``sortby``'s first).  The R*Tree narrows to ``bbox``, or else to a
+        top-level S_INTERSECTS's box; ``where`` itself runs as SQL."""
         layer = LAYERS[v.layer]
         tests = [(raw, numeric_filter(layer, name, raw)) for name, raw in filters]
         paths = ["$.properties." + json.dumps(name) for name, _ in filters]
         columns = "f.id, f.key" + "".join(", json_extract(f.feature, ?)" for _ in paths)
-        if bbox is None:
-            sql, params = f"SELECT {columns}, 1 FROM features f WHERE {where}", (*paths, *args)
+        condition, condition_args = cql.sqlite_where(where) if where is not None else ("1", [])
+        order, order_args = cql.sqlite_order(sortby)
+        box = bbox if bbox is not None else (where.box if where is not None else None)
+        if box is None:
+            sql = f"SELECT {columns}, 1 FROM features f WHERE {rows_of} AND {condition} ORDER BY {order}f.key"
+            params = (*paths, *args, *condition_args, *order_args)
         else:
-            minx, miny, maxx, maxy = bbox
+            minx, miny, maxx, maxy = box
+            inside = bbox if bbox is not None else (-math.inf, -math.inf, math.inf, math.inf)  # only bbox is exact
             sql = (f"SELECT {columns}, (r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?) "
                    f"FROM features_rtree r CROSS JOIN features f ON f.id = r.id "  # the R*Tree first: SQLite
                    # would otherwise walk the whole layer by its index and probe the tree row by row (17 ms, not 0.2)
-                   f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {where}")
-            params = (*paths, minx, maxx, miny, maxy, maxx, minx, maxy, miny, *args)
+                   f"WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? AND {rows_of} "
+                   f"AND {condition} ORDER BY {order}f.key")
+            params = (*paths, inside[0], inside[2], inside[1], inside[3], maxx, minx, maxy, miny, *args,
+                      *condition_args, *order_args)
         rows = db.execute(sql, params).fetchall()
         if tests:
             rows = [r for r in rows
@@ -195,7 +211,6 @@ class SQLiteStore(ChangeSetStore):
             crossing = [r[0] for r in rows if not r[-1]]
             outside = set(crossing) - set(self._intersecting(db, crossing, bbox))
             rows = [r for r in rows if r[0] not in outside]
-        rows.sort(key=lambda r: r[1])
         return [r[0] for r in rows]
 
     def _intersecting(self, db, ids: list[int], bbox) -> list[int]:

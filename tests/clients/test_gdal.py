@@ -83,12 +83,14 @@ def test_ogr2ogr_copies_the_geojson_download_as_multipolygons(gdal_tools, demo_a
 
 
 def test_attribute_and_spatial_filters_run_on_the_server(gdal_tools, demo_api):
-    """GDAL reads the items parameters from the OpenAPI document and sends ?district=… itself."""
+    """GDAL reads the items parameters from the OpenAPI document: with filter-lang's enum holding cql-text
+    it sends -where as ?filter=…&filter-lang=cql-text (Part 3), beside the bbox."""
     result = run_gdal([gdal_tools["ogrinfo"], "--debug", "on", "-ro", "-so", f"OAPIF:{demo_api.api}", "centers",
                        "-where", "district = '海曙区'", "-spat", "121.4", "29.7", "121.7", "30.0"])
     assert result.returncode == 0, result.stderr
     fetched = re.findall(r"Fetch\((\S+/collections/centers/items\S*)\)", result.stderr)
-    assert any("district=%E6%B5%B7%E6%9B%99%E5%8C%BA" in url and "bbox=" in url for url in fetched), fetched
+    assert any("filter=district+%3D+'%E6%B5%B7%E6%9B%99%E5%8C%BA'" in url and "filter-lang=cql-text" in url
+               and "bbox=" in url for url in fetched), fetched
     count = int(re.search(r"Feature Count: (\d+)", result.stdout).group(1))
     assert count == demo_api.get("/api/collections/centers/items", params={
         "district": "海曙区", "bbox": "121.4,29.7,121.7,30.0", "limit": 1}).json()["numberMatched"] > 0
