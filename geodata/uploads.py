@@ -20,6 +20,7 @@ from .diff import diff
 from .errors import BadRequest, PreconditionFailed
 from .i18n import CATALOGUE, text
 from .schema import LAYERS
+from .scopes import check as check_scope, whole_layer
 from .store import Store, Version
 from .unitkeys import CITY, has_cities
 from .validate import Problem, Report, validate
@@ -149,9 +150,11 @@ class Outcome:
 def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str, message: str = "",
            mode: str = "replace", dry_run: bool = False, if_version: int | None = None,
            options: io.UploadOptions = io.UploadOptions(), limits: io.Limits = io.Limits(),
-           params: Params = Params(), lang: str = "en", confirm: str | None = None) -> Outcome:
+           params: Params = Params(), lang: str = "en", confirm: str | None = None,
+           scopes: tuple = ()) -> Outcome:
     """Make ``data`` the next version of ``layer`` (``mode=merge``: only the features it names).
 
+    ``scopes`` (``geodata.scopes``): an editor limited to some units may merge only features inside them.
     A replace whose impact needs confirmation (:attr:`Impact.needs_confirmation`)
     comes back with status 409 and stores nothing unless ``confirm`` is
     ``"replace"``.  Raises BadRequest for a bad mode or confirm,
@@ -178,6 +181,11 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
         return Outcome(422, layer, features, report, parsed, current)
+    if not merging:
+        whole_layer(scopes, "a replace upload")
+    else:  # a scoped editor's: what the file writes and what it replaces lie in the editor's units
+        written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
+        check_scope(store, layer, scopes, written, written[key])
     found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang)
     if dry_run:
         return Outcome(200, layer, features, report, parsed, current, found, confirmed)

@@ -1,7 +1,7 @@
 """``python -m server``: serve gridmap with a production server (gunicorn's asyncio worker, see ``front``).
 
-``python -m server user add NAME --role editor [--data-dir DIR] [--database-url URL]`` (and ``list``,
-``remove``, ``reset``) manage users; a new token is printed on the last line.
+``python -m server user add NAME --role editor [--scope district=海曙区] [--data-dir DIR] [--database-url URL]``
+(and ``scope``, ``list``, ``remove``, ``reset``) manage users; a new token is printed on the last line.
 ``python -m server repair [--data-dir DIR]`` rebuilds damaged layer records of the old store.
 ``python -m server migrate [--data-dir DIR] [--database-url URL]`` imports the old store's layers.
 """
@@ -19,7 +19,7 @@ from . import config
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m server", description="Serve gridmap.",
-        epilog="other commands: `python -m server user {add,list,remove,reset} ...` manages users; "
+        epilog="other commands: `python -m server user {add,scope,list,remove,reset} ...` manages users; "
                "`python -m server repair [--data-dir DIR]` rebuilds damaged layer records (manifests) "
                "from the version files present; `python -m server migrate [--data-dir DIR] [--database-url URL]` "
                "imports a data directory of the old store (one file a version) into the database "
@@ -43,7 +43,13 @@ def build_user_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=("viewer", "editor", "admin"))
     add.add_argument("--password", action="store_true", help="also set a password for the browser (asked for)")
-    commands.add_parser("list", help="list users and their roles")
+    add.add_argument("--scope", action="append", default=[], metavar="LEVEL=NAME[,LEVEL=NAME]",
+                     help="an editor may change only this unit, e.g. district=海曙区 or district=海曙区,street=月湖街道 "
+                          "(repeat for several)")
+    scope = commands.add_parser("scope", help="set the units an editor may change (none given: everywhere)")
+    scope.add_argument("name")
+    scope.add_argument("scopes", nargs="*", metavar="LEVEL=NAME[,LEVEL=NAME]")
+    commands.add_parser("list", help="list users, their roles and scopes")
     remove = commands.add_parser("remove", help="delete a user")
     remove.add_argument("name")
     reset = commands.add_parser("reset", help="give a user a new API token (the old one stops working)")
@@ -69,12 +75,16 @@ def manage_users(argv: list[str]) -> int:
     try:
         accounts.import_files(values["DATA_DIR"])  # as the first start would: the data directory's users too
         if args.command == "add":
-            user, token = store.add(args.name, args.role, _ask_password() if args.password else None)
-            print(f"created {user.role} '{user.name}'; its API token (shown once) is:")
+            user, token = store.add(args.name, args.role, _ask_password() if args.password else None, args.scope)
+            print(f"created {user.role} '{user.name}'{_scoped(user)}; its API token (shown once) is:")
             print(token)
+        elif args.command == "scope":
+            user = store.set_scopes(args.name, args.scopes)
+            print(f"'{user.name}' may now change{_scoped(user) or ' everything'}")
         elif args.command == "list":
             for user in store.all().values():
-                print(f"{user.name}\t{user.role}\t{user.created}\t{'password' if user.password_hash else ''}")
+                print(f"{user.name}\t{user.role}\t{user.created}\t{'password' if user.password_hash else ''}\t"
+                      + "; ".join(map(str, user.areas)))
         elif args.command == "remove":
             store.remove(args.name)
             print(f"removed '{args.name}'")
@@ -142,6 +152,10 @@ def migrate(argv: list[str]) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+def _scoped(user) -> str:
+    return f" in {'; '.join(map(str, user.areas))}" if user.areas else ""
 
 
 def _ask_password() -> str:

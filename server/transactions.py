@@ -16,7 +16,7 @@ import urllib.parse
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 
-from geodata import geojson, transactions
+from geodata import geojson, scopes, transactions
 from geodata.errors import BadRequest, PreconditionFailed
 from geodata.schema import LAYERS
 
@@ -83,6 +83,7 @@ def delete(collection_id: str, feature_id: str):
     store = services().store
     for tried in range(1, ATTEMPTS + 1):
         _checked_current(layer, feature_id)
+        scopes.check(store, layer, current_user().areas, None, [feature_id])
         now = store.current(layer)
         try:
             version = store.write_changes(layer, removed=[feature_id], author=current_user().name,
@@ -122,7 +123,8 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
             outcome = in_job(layer, transactions.collection_bytes(features), "features.geojson",
                              author=current_user().name, message=_message(message), mode="merge",
                              if_version=now.version if now else 0, limits=limits(),
-                             params=services().catalog.params, lang=current_language())
+                             params=services().catalog.params, lang=current_language(),
+                             scopes=current_user().areas)
             break
         except PreconditionFailed:
             if tried == ATTEMPTS:

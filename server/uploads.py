@@ -12,6 +12,7 @@ from geodata.errors import BadRequest, PreconditionFailed
 from geodata.diff import diff as versions_diff
 from geodata.jobs import upload_to
 from geodata.params import version_number, whole_number
+from geodata.scopes import whole_layer
 
 from . import audit, privacy, services
 from .audit import audited
@@ -40,7 +41,7 @@ def upload_layer(layer: str):
         options=io.UploadOptions(source_crs=form.get("source_crs") or None, encoding=form.get("encoding") or None,
                                  coordinates=form.get("coordinates") or "wgs84"),
         limits=limits(), params=services().catalog.params,
-        lang=form.get("lang") or current_language(), confirm=form.get("confirm"),
+        lang=form.get("lang") or current_language(), confirm=form.get("confirm"), scopes=current_user().areas,
     )
     body = outcome.to_dict()
     refusal = outcome.refusal()  # 409 (needs confirm=replace) or 422: the error, with the report
@@ -118,6 +119,7 @@ def restore(collection_id: str, number: str):
     if collection_id not in store.layer_names:
         raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
     old = store.version(collection_id, number)
+    whole_layer(current_user().areas, "a restore")
     new = store.restore(collection_id, number, author=current_user().name,
                         message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
                         if_version=_if_match(collection_id))

@@ -13,6 +13,7 @@ with the old one, wherever its cookie was copied to.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from geodata.errors import BadRequest
+from geodata.errors import BadRequest, NotFound
+from geodata.scopes import Scope
+from geodata.scopes import parse as parse_scope
 from geodata.store.accounts import Accounts, open_accounts
 
 ROLES = ("viewer", "editor", "admin")
@@ -35,6 +38,12 @@ class User:
     password_hash: str | None = None
     created: str = ""
     session_nonce: str = ""  # browser sessions carry it; empty in records older than it: no session is valid
+    scopes: str = "[]"  # JSON: the units this editor may change (geodata.scopes); none: everywhere
+
+    @property
+    def areas(self) -> list[Scope]:
+        """The scopes this user's writes are limited to (empty: not limited)."""
+        return [parse_scope(text) for text in json.loads(self.scopes or "[]")]
 
     def can(self, role: str) -> bool:
         """Whether this user has ``role`` or a higher one."""
@@ -42,7 +51,7 @@ class User:
 
     def public(self) -> dict:
         return {"name": self.name, "role": self.role, "created": self.created,
-                "password": self.password_hash is not None}
+                "password": self.password_hash is not None, "scopes": [str(a) for a in self.areas]}
 
 
 def _digest(token: str) -> str:
@@ -108,13 +117,15 @@ class UserStore:
         """Sign every browser of ``name`` out (sessions carrying the old nonce stop working)."""
         self.accounts.change_user(name, {"session_nonce": _nonce()})
 
-    def add(self, name: str, role: str, password: str | None = None) -> tuple[User, str]:
-        """A new user and its API token (shown once: only its digest is kept)."""
+    def add(self, name: str, role: str, password: str | None = None, scopes: list[str] = ()) -> tuple[User, str]:
+        """A new user and its API token (shown once: only its digest is kept); ``scopes`` limit an editor's
+        writes to those units (``district=海曙区``; see ``geodata.scopes``)."""
         _check(name, role)
         token = secrets.token_urlsafe(32)
         user = User(name=name, role=role, token_sha256=_digest(token),
                     password_hash=generate_password_hash(password) if password else None,
-                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"), session_nonce=_nonce())
+                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"), session_nonce=_nonce(),
+                    scopes=_scopes(role, scopes))
         self.accounts.add_user(asdict(user))
         return user, token
 
@@ -132,6 +143,21 @@ class UserStore:
 
     def remove(self, name: str) -> None:
         self.accounts.remove_user(name)
+
+    def set_scopes(self, name: str, scopes: list[str]) -> User:
+        """Limit ``name``'s writes to ``scopes`` (none: everywhere)."""
+        user = self._user(name)
+        if user is None:
+            raise NotFound(f"no user '{name}'")
+        return User(**self.accounts.change_user(name, {"scopes": _scopes(user.role, scopes)}))
+
+
+def _scopes(role: str, scopes) -> str:
+    """The record's text of ``scopes`` (each checked); only editors have scopes: admins write everywhere."""
+    parsed = [str(parse_scope(text)) for text in scopes]
+    if parsed and role != "editor":
+        raise BadRequest(f"only editors have scopes; a {role} {'writes everywhere' if role == 'admin' else 'writes nothing'}")
+    return json.dumps(list(dict.fromkeys(parsed)), ensure_ascii=False)
 
 
 def _check(name: str, role: str) -> None:

@@ -44,7 +44,9 @@ from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
-FIELDS = {"name": "", "role": "", "token_sha256": "", "password_hash": None, "created": "", "session_nonce": ""}
+# scopes: the units an editor may change, as a JSON list of "district=…[,street=…]" (empty: everywhere)
+FIELDS = {"name": "", "role": "", "token_sha256": "", "password_hash": None, "created": "", "session_nonce": "",
+          "scopes": "[]"}
 SECRET = "secret_key"
 
 
@@ -297,6 +299,7 @@ _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS gridmap_users (
     name text PRIMARY KEY, role text NOT NULL, token_sha256 text NOT NULL, password_hash text,
     created text NOT NULL, session_nonce text NOT NULL DEFAULT '');
+ALTER TABLE gridmap_users ADD COLUMN IF NOT EXISTS scopes text NOT NULL DEFAULT '[]';
 CREATE INDEX IF NOT EXISTS gridmap_users_by_token ON gridmap_users (token_sha256);
 CREATE TABLE IF NOT EXISTS gridmap_signin_failures (
     scope text NOT NULL, name text NOT NULL, address text NOT NULL, at double precision NOT NULL);

@@ -29,7 +29,7 @@ def accounts(instances):
 
 def user(name: str, **fields) -> dict:
     return {"name": name, "role": "editor", "token_sha256": f"digest-of-{name}", "password_hash": None,
-            "created": "2026-12-02T01:00:00+00:00", "session_nonce": f"nonce-of-{name}", **fields}
+            "created": "2026-12-02T01:00:00+00:00", "session_nonce": f"nonce-of-{name}", "scopes": "[]", **fields}
 
 
 def reserve(accounts, name="li", address="10.0.0.1", now=1_000_000.0, scope="password"):

@@ -435,3 +435,27 @@ def test_repair_after_migration_says_where_the_old_layers_went(tmp_path):
     assert run_cli("migrate", "--data-dir", str(data_dir)).returncode == 0
     late = run_cli("repair", "--data-dir", str(data_dir))
     assert late.returncode == 1 and "holds no layers" in late.stderr and "layers.migrated" in late.stderr
+
+
+def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
+    from server.users import UserStore
+
+    data_dir = tmp_path / "data"
+
+    def user(*args):
+        return subprocess.run([sys.executable, "-m", "server", "user", *args, "--data-dir", str(data_dir)],
+                              cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
+
+    added = user("add", "wang", "--role", "editor", "--scope", "district=海曙区")
+    assert added.returncode == 0, added.stderr
+    assert "in district=海曙区" in added.stdout
+    assert [str(s) for s in UserStore(data_dir).all()["wang"].areas] == ["district=海曙区"]
+    changed = user("scope", "wang", "district=海曙区,street=月湖街道", "district=江北区")
+    assert changed.returncode == 0, changed.stderr
+    assert user("list").stdout.split("\n")[0].endswith("district=海曙区,street=月湖街道; district=江北区")
+    assert user("scope", "wang").returncode == 0
+    assert UserStore(data_dir).all()["wang"].areas == []
+    bad = user("scope", "wang", "street=月湖街道")
+    assert bad.returncode == 1 and "levels above" in bad.stderr
+    admin = user("add", "zhao", "--role", "admin", "--scope", "district=海曙区")
+    assert admin.returncode == 1 and "only editors" in admin.stderr

@@ -196,3 +196,53 @@ def test_centres_are_edited_too(client, editor, store):
     resp = send(client, "PATCH", "/api/collections/centers/items/c1", moved, editor)
     assert resp.status_code == 200, resp.get_json()
     assert store.read("centers").geometry.iloc[0].x == pytest.approx(X0 + 0.015)
+
+
+# --- area-scoped editors ---------------------------------------------------------------------------
+
+@pytest.fixture
+def yuehu(app):
+    """An editor of 月湖街道 alone (six_grids' left column: g00, g01)."""
+    users = app.extensions["gridmap_users"]
+    return {"Authorization": "Bearer " + users.add("yuehu", "editor", scopes=["district=海曙区,street=月湖街道"])[1]}
+
+
+def test_a_scoped_editor_edits_inside_the_scope(client, yuehu, store, stored):
+    resp = send(client, "PATCH", f"{ITEMS}/g00", {"properties": {"population": 1}}, yuehu)
+    assert resp.status_code == 200, resp.get_json()
+    assert store.current("grids").author == "yuehu"
+
+
+@pytest.mark.parametrize("method, url, body", [
+    ("PATCH", f"{ITEMS}/g10", {"properties": {"population": 1}}),  # another street's grid
+    ("PATCH", f"{ITEMS}/g00", {"properties": {"street": "白云街道", "community": "白云社区"}}),  # moved out by fields
+    ("PATCH", f"{ITEMS}/g00", {"geometry": square(1, 1).__geo_interface__}),  # moved out by its shape
+    ("DELETE", f"{ITEMS}/g10", {}),
+    ("POST", ITEMS, feature("g02", square(1, 2), street="白云街道", community="白云社区")),
+])
+def test_a_scoped_editor_is_refused_outside_the_scope_naming_the_features(client, yuehu, store, stored, method, url,
+                                                                         body):
+    resp = send(client, method, url, json.loads(json.dumps(body)), yuehu)
+    assert resp.status_code == 403, resp.get_json()
+    message = resp.get_json()["error"]["message"]
+    assert "scope" in message and ("g10" in message or "g00" in message or "g02" in message)
+    assert store.current("grids").version == 1
+
+
+def test_a_scoped_editor_merges_an_upload_inside_the_scope_but_never_replaces_or_restores(client, yuehu, store,
+                                                                                        stored):
+    import io as bytes_io
+
+    def upload(gdf, mode):
+        data = {"file": (bytes_io.BytesIO(gdf.to_json(drop_id=True).encode()), "grids.geojson"), "mode": mode}
+        return client.post("/api/uploads/grids", data=data, headers=yuehu, content_type="multipart/form-data")
+
+    layer = six_grids()
+    layer["population"] = 9
+    assert upload(layer.iloc[[0, 3]], "merge").status_code == 201  # g00 and g01
+    refused = upload(layer.iloc[[0, 1]], "merge")  # g10 is 白云街道's
+    assert refused.status_code == 403 and "g10" in refused.get_json()["error"]["message"]
+    assert upload(layer, "replace").status_code == 403
+    restore = client.post("/api/collections/grids/versions/1/restore", headers=yuehu)
+    assert restore.status_code == 403 and "without a scope" in restore.get_json()["error"]["message"]
+    assert store.current("grids").version == 2
