@@ -280,6 +280,25 @@ class ChangeSetStore(Store):
         rows alive at ``new`` that a version after ``old`` opened)."""
         raise NotImplementedError
 
+    def history(self, layer: str, key: str) -> list[tuple[Version, str]]:
+        """The versions that changed the feature ``key``, oldest first, each with what it did to it:
+        ``added``, ``changed`` or ``removed`` — read from the feature's own rows, never a whole layer."""
+        self._check_layer(layer)
+        rows = self._key_rows(layer, str(key))
+        opened = {start for start, _ in rows}
+        changes: dict[int, str] = {}
+        closed_before = None
+        for start, end in rows:
+            changes[start] = "changed" if start == closed_before else "added"  # a row closed and one opened: a change
+            if end is not None and end not in opened:
+                changes[end] = "removed"
+            closed_before = end
+        return [(self.version(layer, number), change) for number, change in sorted(changes.items())]
+
+    def _key_rows(self, layer: str, key: str) -> list[tuple[int, int | None]]:
+        """(version_from, version_to or None while alive) of every row ``key`` ever had, by version_from."""
+        raise NotImplementedError
+
     def write_changes(self, layer, *, upserts=None, removed=(), author, message="", if_version=None) -> Version:
         self._check_layer(layer)
         if upserts is not None:

@@ -630,6 +630,12 @@ class PostGISStore(ChangeSetStore):
                                  "version_from <= %s AND version_to > %s", (layer, old, new, new)).fetchall()
         return dict(before), dict(after)
 
+    def _key_rows(self, layer: str, key: str) -> list[tuple[int, int | None]]:
+        with self._connection() as conn:  # by features_by_key
+            rows = conn.execute("SELECT version_from, version_to FROM features WHERE layer = %s AND key = %s "
+                                "ORDER BY version_from", (layer, key)).fetchall()
+        return [(start, None if end >= ALIVE else end) for start, end in rows]
+
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         with self._connection(layer) as conn:
             rows = conn.execute("SELECT key, feature, hash, encode(ST_AsEWKB(geom), 'hex') FROM features "

@@ -387,6 +387,12 @@ class SQLiteStore(ChangeSetStore):
         return dict(before.fetchall()), dict(after.fetchall())
 
     @_translated
+    def _key_rows(self, layer: str, key: str) -> list[tuple[int, int | None]]:
+        rows = self._db().execute("SELECT version_from, version_to FROM features WHERE layer = ? AND key = ? "
+                                  "ORDER BY version_from", (layer, key)).fetchall()
+        return [(start, None if end >= ALIVE else end) for start, end in rows]
+
+    @_translated
     def _stored_rows(self, layer: str, number: int) -> dict[str, tuple]:
         rows = self._db().execute("SELECT key, feature, hash, props, geom, minx, maxx, miny, maxy FROM features "
                                   "WHERE layer = ? AND version_from <= ? AND version_to > ?", (layer, number, number))

@@ -865,6 +865,22 @@ def test_changes_between_versions_by_key(store):
     assert store.changes("grids", 0, v1.version).added == {"a0", "a1", "a2"}
 
 
+def test_a_features_history_names_the_versions_that_changed_it(store):
+    store.write("grids", grids(3), author="x")  # 1: a0 added
+    store.write_changes("grids", upserts=grids(1, tag="b"), author="x")  # 2: a0 untouched
+    changed = grids(1)
+    changed["population"] = [7]
+    store.write_changes("grids", upserts=changed, author="y", message="a0 counted")  # 3: a0 changed
+    store.write_changes("grids", removed=["a0"], author="x")  # 4: removed
+    store.write_changes("grids", upserts=grids(1), author="x")  # 5: back again
+    history = store.history("grids", "a0")
+    assert [(v.version, change) for v, change in history] == [(1, "added"), (3, "changed"), (4, "removed"),
+                                                              (5, "added")]
+    assert (history[1][0].author, history[1][0].message) == ("y", "a0 counted")
+    assert store.history("grids", "b0")[0][0].version == 2
+    assert store.history("grids", "nobody") == []
+
+
 def test_changes_need_two_versions_in_order(store):
     v1 = store.write("grids", grids(2), author="x")
     with pytest.raises(BadRequest):
