@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .crs import CRS84_URI, bbox_to_crs84, output_crs, to_crs84
 from .errors import BadRequest
 from .params import json_depth, loads_json
 from .schema import Layer
 
 LANGS = ("cql2-text", "cql2-json", "cql-text")  # cql-text: what GDAL 3.6's OAPIF driver sends (CQL2 text)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-FILTER_CRS = (CRS84, "OGC:CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84")
 GEOMETRY = "geometry"  # the name of the features' geometry in filters and queryables
 MAX_TEXT = 4096  # characters of a filter: the request line is refused above 4 KB anyway
 MAX_DEPTH = 64  # brackets and NOTs nested: the parser recurses (and a few thousand levels crash it)
@@ -155,8 +155,7 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
     lang = lang or "cql2-text"
     if lang not in LANGS:
         raise BadRequest(f"'filter-lang' must be one of {', '.join(LANGS)}, not {lang!r}", details=list(LANGS))
-    if crs is not None and crs not in FILTER_CRS:
-        raise BadRequest(f"'filter-crs' must be {CRS84} (lon/lat), not {crs!r}", details=[CRS84])
+    crs = output_crs(crs, "filter-crs")  # any CRS the answers are served in (Part 2); CRS84 by default
     if len(text) > MAX_TEXT:
         raise BadRequest(f"'filter' is {len(text)} characters long; at most {MAX_TEXT} are accepted")
     try:
@@ -176,7 +175,7 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
             raise
         raise BadRequest(f"'filter' could not be read as {lang}") from None
     kinds = {f.name: f.kind for f in layer.fields}
-    return Filter(_Checker(kinds, set(columns)).node(tree, 0), text)
+    return Filter(_Checker(kinds, set(columns), crs).node(tree, 0), text)
 
 
 def _check_nesting(text: str) -> None:
@@ -198,8 +197,8 @@ def _first_lines(message: str) -> str:
 
 
 class _Checker:
-    def __init__(self, kinds: dict[str, str], columns: set[str]):
-        self.kinds, self.columns = kinds, columns
+    def __init__(self, kinds: dict[str, str], columns: set[str], crs: str = CRS84_URI):
+        self.kinds, self.columns, self.crs = kinds, columns, crs
 
     def node(self, tree, depth: int):
         if depth > MAX_DEPTH:
@@ -253,7 +252,7 @@ class _Checker:
             if not (_is_property(first) and first["property"] == GEOMETRY):
                 raise BadRequest(f"S_INTERSECTS compares the features' '{GEOMETRY}' with a geometry, not "
                                  f"{_shown(first)}")
-            return Intersects(_geometry(second))
+            return Intersects(_geometry(second, self.crs))
         if op in ("casei", "accenti"):
             raise BadRequest(f"{op.upper()}(...) goes on either side of a comparison, LIKE or IN, not alone")
         raise BadRequest(f"'filter' uses '{tree['op']}', which this server does not support; it supports AND, OR, "
@@ -325,8 +324,9 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-def _geometry(arg) -> bytes:
-    """The literal geometry of S_INTERSECTS as WKB (CRS84), BadRequest unless it is a valid one."""
+def _geometry(arg, crs: str = CRS84_URI) -> bytes:
+    """The literal geometry of S_INTERSECTS, written in ``crs`` (``filter-crs``, in its axis order), as WKB in
+    CRS84; BadRequest unless it is a valid one."""
     if isinstance(arg, dict) and "bbox" in arg:
         coords = arg["bbox"]
     elif isinstance(arg, dict) and str(arg.get("op", "")).lower() == "envelope":
@@ -341,6 +341,7 @@ def _geometry(arg) -> bytes:
         coords = shapely.get_coordinates(geom)
         if geom.is_empty or not np.isfinite(coords).all():
             raise BadRequest(f"S_INTERSECTS: the {arg['type']} has no finite coordinates")
+        geom = to_crs84([geom], crs)[0]
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
         return shapely.to_wkb(geom)
@@ -354,7 +355,7 @@ def _geometry(arg) -> bytes:
     minx, miny, maxx, maxy = coords
     if minx > maxx or miny > maxy:
         raise BadRequest(f"the envelope {_shown(coords)} has a minimum above its maximum")
-    return shapely.to_wkb(shapely.box(minx, miny, maxx, maxy))
+    return shapely.to_wkb(shapely.box(*bbox_to_crs84((minx, miny, maxx, maxy), crs)))
 
 
 # --- sortby, properties --------------------------------------------------------------------------

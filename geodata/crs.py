@@ -452,6 +452,27 @@ def from_crs84(geometries, uri: str, *, xy: bool = False) -> np.ndarray:
     return shapely.transform(geometries, transform)
 
 
+def to_crs84(geometries, uri: str) -> np.ndarray:
+    """Geometries written in the CRS ``uri`` (in its own axis order, as ``from_crs84`` gives them) in CRS84.
+
+    Examples
+    --------
+    >>> from shapely import Point
+    >>> to_crs84([Point(29.87, 121.55)], output_crs("EPSG:4490"))[0].wkt
+    'POINT (121.55 29.87)'
+    """
+    geometries = np.asarray(geometries, dtype=object)
+    if uri == CRS84_URI:
+        return geometries
+    transformer = _transformer(uri, CRS84_URI, False)
+
+    def transform(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometries, transform)
+
+
 def bbox_to_crs84(bbox, uri: str) -> tuple[float, float, float, float]:
     """A ``bbox`` written in ``uri`` (in its axis order: EPSG:4490 minLat,minLon,maxLat,maxLon) as
     the smallest CRS84 box that holds it (its edges followed, not only its corners).

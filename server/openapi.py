@@ -253,8 +253,10 @@ PARAMETERS = {
                      "district = '海曙区' AND population > 1000"),
     "filter-lang": _query("filter-lang", {"type": "string", "enum": list(cql.LANGS), "default": "cql2-text"},
                           "the language of filter (cql-text: CQL2 text too)"),
-    "filter-crs": _query("filter-crs", {"type": "string", "enum": [cql.CRS84]},
-                         "the CRS of the filter's geometries: CRS84 lon/lat"),
+    "filter-crs": _query("filter-crs", {"type": "string", "format": "uri", "enum": list(OUTPUT_CRS),
+                                        "default": CRS84_URI},
+                         "the CRS of the filter's geometries, in its own axis order (EPSG:4490 latitude first, "
+                         "the Gauss–Krüger zones northing first); CRS84 lon/lat by default"),
     "sortby": _query("sortby", {"type": "array", "minItems": 1,
                                 "items": {"type": "string", "pattern": r"^[+-]?[^,+-][^,]*$"}},
                      "sort by these properties: +name (ascending, the default), -population (descending); "

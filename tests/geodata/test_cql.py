@@ -168,10 +168,27 @@ def test_a_bad_filter_is_a_400_that_says_where(text, lang, says):
     assert says in caught.value.message
 
 
-def test_filter_crs_is_crs84_only():
-    assert cql.parse("name = 'a'", None, cql.CRS84, GRIDS, GRIDS.field_names).node
-    with pytest.raises(BadRequest, match="'filter-crs' must be"):
-        cql.parse("name = 'a'", None, "http://www.opengis.net/def/crs/EPSG/0/3857", GRIDS, GRIDS.field_names)
+# The point inside g11 (121.515, 29.815) and a box inside g10 (121.5151–121.5159, 29.8051–29.8059), written in
+# other CRSs (PROJ's numbers; 121.515°E is 1.515° east of the zone's 120°E meridian: ~146 km east of 500 km)
+IN_G11_4490 = "POINT(29.815 121.515)"  # CGCS2000: latitude first
+IN_G11_4549 = "POINT(3300568.84 646455.77)"  # Gauss–Krüger CM 120°E: northing first
+IN_G10_3857 = "BBOX(13527000, 3478530, 13527080, 3478620)"  # Web Mercator: x first
+
+
+@pytest.mark.parametrize("crs, literal, expected", [
+    ("EPSG:4490", IN_G11_4490, ["g11"]),
+    ("http://www.opengis.net/def/crs/EPSG/0/4549", IN_G11_4549, ["g11"]),
+    ("EPSG:3857", IN_G10_3857, ["g10"]),
+    ("OGC:CRS84", "POINT(121.515 29.815)", ["g11"]),
+])
+def test_filter_crs_reads_the_geometry_in_that_crs_and_axis_order(store, crs, literal, expected):
+    flt = cql.parse(f"S_INTERSECTS(geometry, {literal})", None, crs, GRIDS, GRIDS.field_names)
+    assert evaluations(store, flt) == {"store": expected, "frame": expected}
+
+
+def test_a_filter_crs_not_served_is_a_400():
+    with pytest.raises(BadRequest, match="filter-crs"):
+        cql.parse("name = 'a'", None, "http://www.opengis.net/def/crs/EPSG/0/32651", GRIDS, GRIDS.field_names)
 
 
 def test_sortby_and_properties_name_known_fields_only():
