@@ -83,8 +83,8 @@ def create_app(config: dict | None = None) -> Flask:
         display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
         pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(3))
 
-    from . import (api, assets, audit, auth, dashboard, editing, errors, feature_pages, headers, i18n, pages, planning,
-                   privacy, tiles, transactions, uploads)
+    from . import (admin, api, assets, audit, auth, dashboard, editing, errors, feature_pages, headers, i18n, pages,
+                   planning, privacy, tiles, transactions, uploads)
 
     auth.register(app)
     audit.register(app)
@@ -96,6 +96,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(planning.blueprint)
     app.register_blueprint(editing.blueprint)
     app.register_blueprint(feature_pages.blueprint)
+    app.register_blueprint(admin.blueprint)
     app.register_blueprint(assets.blueprint)
     app.register_blueprint(dashboard.blueprint)
     i18n.register(app)

@@ -1,0 +1,45 @@
+"""Admins' page: the users, their roles and the units each editor may change (its scopes).
+
+Presentation only: ``UserStore.set_scopes`` checks and stores (``geodata.scopes``); each change is audited.
+Forms carry the CSRF token a signed-in browser's writes need.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from geodata.errors import BadRequest
+
+from . import audit
+from .audit import audited
+from .auth import Forbidden, current_user, require, users
+
+blueprint = Blueprint("admin", __name__)
+
+
+@blueprint.get("/admin/users")
+def users_page():
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not user.can("admin"):
+        raise Forbidden(f"managing users needs the admin role; '{user.name}' is a {user.role}")
+    return _page()
+
+
+@blueprint.post("/admin/users/<name>/scopes")
+@audited("scope", "name")
+@require("admin")
+def set_scopes(name: str):
+    lines = [line.strip() for line in request.form.get("scopes", "").splitlines() if line.strip()]
+    audit.note(scopes=lines)
+    try:
+        users().set_scopes(name, lines)
+    except BadRequest as e:
+        return _page(error=(name, e.message)), 400
+    return redirect(url_for("admin.users_page", saved=name))
+
+
+def _page(error: tuple[str, str] | None = None):
+    return render_template("admin_users.html", users=list(users().all().values()), error=error,
+                           saved=request.args.get("saved"))
