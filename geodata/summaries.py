@@ -7,17 +7,42 @@ from dataclasses import asdict
 import pandas as pd
 
 from .coverage import Analysis
+from .errors import BadRequest
 from .geojson import dumps
 from .tables import to_csv
+from .unitkeys import UNIT_KEYS
 
 
 def rows(analysis: Analysis, level: str, unit: dict[str, str] | None = None) -> pd.DataFrame:
-    """The summary rows of ``level``, only those inside ``unit`` (e.g. {"district": "海曙区"}) when given."""
+    """The summary rows of ``level``, only those inside ``unit`` (e.g. {"district": "海曙区"}) when given.
+
+    ``total`` with a unit is one row: the unit's whole (every unit of that name, when a name is given
+    without its parents).  A level above the unit's (``city`` rows for a district) is a BadRequest:
+    its rows are not inside the unit."""
+    if level == "total" and unit:
+        return unit_total(analysis, unit)
     frame = analysis.summaries[level]
+    outside = [column for column in (unit or {}) if column not in frame.columns]
+    if outside:
+        raise BadRequest(f"level={level} rows are not inside a {outside[-1]}; ask level=total for the whole of "
+                         f"{' / '.join(unit.values())}, or a level at or below {outside[-1]}")
     for column, value in (unit or {}).items():
-        if column in frame.columns:
-            frame = frame[frame[column] == value]
+        frame = frame[frame[column] == value]
     return frame
+
+
+def unit_total(analysis: Analysis, unit: dict[str, str]) -> pd.DataFrame:
+    """One row: the sums of the units ``unit`` names (BadRequest when it names none), its share recomputed."""
+    level = [key for key in UNIT_KEYS if key in unit][-1]
+    found = rows(analysis, level, unit)
+    if found.empty:
+        raise BadRequest(f"no grids in {' / '.join(unit.values())}")
+    total = analysis.summaries["total"]
+    counts = [c for c in total.columns if c != "covered_share"]
+    row = found[counts].sum().to_frame().T.astype(total[counts].dtypes.to_dict())
+    people = int(row["population"].iloc[0])
+    row["covered_share"] = round(int(row["covered_population"].iloc[0]) / people, 4) if people else None
+    return row.reset_index(drop=True)
 
 
 def render(analysis: Analysis, level: str, unit: dict[str, str], fmt: str) -> bytes:

@@ -75,15 +75,8 @@ def whatif():
 
 def _whole(analysis, unit: dict[str, str]) -> dict:
     """Covered population and share of the whole dataset, or of the units ``unit`` names (BadRequest for none)."""
-    if not unit:
-        row = analysis.summaries["total"].iloc[0]
-        return {"covered_population": int(row["covered_population"]), "covered_share": row["covered_share"]}
-    level = [key for key in UNIT_KEYS if key in unit][-1]
-    found = summaries.rows(analysis, level, unit)
-    if found.empty or not set(unit) <= set(found.columns):
-        raise BadRequest(f"no grids in {' / '.join(unit.values())}")
-    people, covered = int(found["population"].sum()), int(found["covered_population"].sum())
-    return {"covered_population": covered, "covered_share": round(covered / people, 4) if people else None}
+    row = summaries.rows(analysis, "total", unit).iloc[0]
+    return {"covered_population": int(row["covered_population"]), "covered_share": row["covered_share"]}
 
 
 def _proposed(body) -> gpd.GeoDataFrame:

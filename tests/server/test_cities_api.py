@@ -181,3 +181,23 @@ def test_search_tells_namesake_districts_apart_by_their_city(two_cities):
 def test_search_without_cities_finds_units_as_before(no_city):
     hits = get_json(no_city, "/api/search?q=东门社区")["hits"]
     assert [(h["kind"], h["parents"]) for h in hits if h["kind"] == "community"] == [("community", ["中山街道", "市辖区"])]
+
+
+def test_summary_total_of_a_unit_is_that_units_whole(two_cities):
+    [row] = get_json(two_cities, "/api/summary?level=total&city=乙市")["rows"]
+    assert numbers(row) == (1, 400, 0, 0.0, 3, 1)
+    # 市辖区 named without its city: both cities' districts of that name, summed (the whole dataset here)
+    [both] = get_json(two_cities, "/api/summary?level=total&district=市辖区")["rows"]
+    assert numbers(both) == (3, 700, 300, 0.4286, 4, 1)
+    [street] = get_json(two_cities, "/api/summary?level=total&city=甲市&district=市辖区&street=中山街道")["rows"]
+    assert numbers(street) == (2, 300, 300, 1.0, 1, 0)
+
+
+@pytest.mark.parametrize("query, says", [
+    ("level=city&district=市辖区", "level=city rows are not inside a district"),
+    ("level=district&street=中山街道", "level=district rows are not inside a street"),
+    ("level=total&district=无此区", "no grids in 无此区"),
+])
+def test_a_summary_level_above_the_unit_asked_is_a_400(two_cities, query, says):
+    resp = two_cities.get(f"/api/summary?{query}")
+    assert resp.status_code == 400 and says in resp.get_json()["error"]["message"]
