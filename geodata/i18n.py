@@ -271,6 +271,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # validation messages (geodata.validate): {placeholders} are filled in
     "check.more": ("'{field}' 还有更多问题未列出", "more problems in '{field}' not listed"),
     "check.not_wgs84": ("坐标须为 WGS84 经纬度，而不是 {crs}", "coordinates must be WGS84 lon/lat, not {crs}"),
+    "check.no_city": ("未填地级市，而其他要素填了：汇总时将单独算作“无地级市”",
+                      "no city, while other features name one: summaries count it as a city of its own (no city)"),
     "check.missing_field": ("缺少必填字段 '{field}'", "required field '{field}' is missing"),
     "check.unknown_field": ("未知字段 '{field}' 按原样保留", "unknown field '{field}' is kept as it is"),
     "check.empty": ("必填字段 '{field}' 为空", "required field '{field}' is empty"),

@@ -19,6 +19,7 @@ import shapely
 
 from .i18n import text
 from .schema import KEY_PATTERN, LAYERS, Field, Layer
+from .unitkeys import CITY
 
 MAX_PROBLEMS_PER_FIELD = 1000  # a 100k-row file with one bad column should not make a 100k-line report
 
@@ -123,6 +124,7 @@ def validate(gdf: gpd.GeoDataFrame, layer: str | Layer, lang: str = "en") -> Rep
                 found.errors.append(Problem(None, None, spec.name, found.say("missing_field", field=spec.name)))
             out[spec.name] = pd.Series([None] * len(gdf), dtype=_dtype(spec))
     _check_required_when(gdf, layer, out, found)
+    _check_some_cities(out, found)
     _check_duplicates(out[layer.key], layer.key, found)
 
     extras = [c for c in gdf.columns if c not in out and c != gdf.geometry.name]
@@ -259,6 +261,16 @@ def _check_required_when(gdf: gpd.GeoDataFrame, layer: Layer, out: dict, found: 
         found.error(np.flatnonzero(needed), spec.name,
                     lambda i, other=other: found.say("required_when", field=spec.name, other=other,
                                                    value=repr(out[other].iloc[i])))
+
+
+def _check_some_cities(out: dict, found: _Collector) -> None:
+    """A warning for each feature without a ``city`` when others name one: it would count as a city of its
+    own ("no city") in every summary, which is rarely what was meant."""
+    if CITY not in out:
+        return
+    blank = _blank_mask(out[CITY])
+    if blank.any() and not blank.all():
+        found.warning(np.flatnonzero(blank), CITY, lambda i: found.say("no_city"))
 
 
 def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:

@@ -182,3 +182,16 @@ def test_control_characters_in_any_text_are_errors_naming_feature_and_field():
     ]
     assert validate(gdf.iloc[3:].drop(columns="note"), "grids").ok  # tab, CR and LF are text
     assert "控制字符 U+0000" in validate(gdf.iloc[:1], "grids", lang="zh").errors[0].message
+
+
+def test_features_without_a_city_among_ones_that_name_it_are_warned_of():
+    from tests.factories import grid_row, grids
+
+    layer = grids([grid_row("g00", city="宁波市"), grid_row("g10"), grid_row("g20", city="宁波市")])
+    report = validate(layer, "grids")
+    assert report.ok
+    assert [(w.index, w.key, w.field) for w in report.warnings] == [(1, "g10", "city")]
+    assert "city of its own" in report.warnings[0].message
+    for uniform in ([None, None, None], ["宁波市"] * 3):  # none or all: nothing to say
+        layer["city"] = uniform
+        assert not [w for w in validate(layer, "grids").warnings if w.field == "city"]
