@@ -37,7 +37,12 @@ from .unitkeys import CITY, NO_CITY, district_shape, district_shapes, has_cities
 
 MAX_SHARE = 0.05  # more of the grids or centres changed than this: a cold analysis is as quick
 MARGIN_DEG = 1e-4  # about 10 m: lon/lat envelopes that surely hold the metric shapes they stand for
+GAP_COLUMNS_ALL = ["gap_id", "kind", "level", CITY, "district", "street", "community", "grid_id", "detail"]
 GRID_KEY, CENTER_KEY = LAYERS["grids"].key, LAYERS["centers"].key
+
+
+def _ids(grids) -> pd.Index:
+    return pd.Index(grids[GRID_KEY].to_numpy(dtype=object))  # plain objects: quicker look-ups than Arrow's
 
 
 def _count(changes: Changes) -> int:
@@ -83,7 +88,7 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     crs = metric_crs(grids1)
     if crs.to_string() != previous.metric_crs or len(previous.coverage) != len(grids0):
         return None
-    ids0, ids1 = pd.Index(grids0[GRID_KEY]), pd.Index(grids1[GRID_KEY])
+    ids0, ids1 = _ids(grids0), _ids(grids1)
     if not (ids0.is_unique and ids1.is_unique and ids0.is_monotonic_increasing and ids1.is_monotonic_increasing):
         return None  # positions stand for key order below
     return _Update(previous, grids0, centers0, grids1, centers1, districts1, grid_changes, centre_changes,
@@ -96,7 +101,7 @@ class _Update:
         self.previous, self.params = previous, previous.params
         self.grids0, self.centers0, self.grids1, self.centers1 = grids0, centers0, grids1, centers1
         self.districts, self.crs, self.cities = districts, crs, cities
-        self.ids0, self.ids1 = pd.Index(grids0[GRID_KEY]), pd.Index(grids1[GRID_KEY])
+        self.ids0, self.ids1 = _ids(grids0), _ids(grids1)
         self.keys = unit_columns("community", cities)
         self._metric = {}  # new position -> metric shape
         self._trees = {}
@@ -155,9 +160,7 @@ class _Update:
 
     # --- the steps -----------------------------------------------------------------------
     def run(self) -> Analysis:
-        discs1 = catchments(self.centers1.to_crs(self.crs), self.params) if not self.centers1.empty \
-            else np.array([], dtype=object)
-        coverage, uncovered_at, uncovered = self.coverage(discs1)
+        coverage, uncovered_at, uncovered = self.coverage()
         parts = {kind: [] for kind in GAP_KINDS}  # new rows of each kind
         drop = {kind: np.zeros(len(self.previous.gaps), bool) for kind in GAP_KINDS}
         gaps0 = self.previous.gaps
@@ -174,15 +177,15 @@ class _Update:
         drop["staffing_gap"] = (kinds0 == "staffing_gap") & pd.Series(grid_of0).isin(gone_ids).to_numpy()
         if len(self.touched1):
             parts["staffing_gap"].append(_staffing_gaps(self.grids1.iloc[self.touched1], self.metric(self.touched1)))
-        units = self.missing_centres(parts, drop, kinds0)
+        self.missing_centres(parts, drop, kinds0)
         self.tiling_and_overlaps(parts, drop, kinds0, grid_of0)
 
-        gaps = self.gaps(parts, drop)
-        touched = self.touched_units(coverage, gaps, drop, uncovered_at, units)
+        gaps, fresh = self.gaps(parts, drop)
+        touched = self.touched_units(coverage, fresh, drop, uncovered_at)
         summaries = self.summaries(coverage, gaps, touched)
         return Analysis(self.params, self.previous.metric_crs, coverage, gaps, summaries)
 
-    def coverage(self, discs1) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
+    def coverage(self) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
         """The coverage frame; the positions computed again and their uncovered parts (metric)."""
         reach = [self.touched1]
         old_discs = self._centre_discs(self.centers0, self.centre_changes.changed | self.centre_changes.removed)
@@ -193,12 +196,14 @@ class _Update:
         again = np.unique(np.concatenate(reach)).astype(np.intp)
         if len(again):  # exactly these grids, every disc within reach, in the discs' own order
             geoms = self.metric(again)
+            discs1 = self._discs(self._centres_within_reach(again))
             within = np.unique(shapely.STRtree(geoms).query(discs1)[0]) if len(discs1) else np.zeros(0, int)
             ratio, uncovered = grid_coverage(geoms, discs1[within])
         else:
             ratio, uncovered = np.zeros(0), np.zeros(0, dtype=object)
         previous = self.previous.coverage
-        at = pd.Index(previous[GRID_KEY]).get_indexer(self.ids1)
+        # the previous coverage is of the old grids, row for row
+        at = np.arange(len(self.ids1)) if self.ids0.equals(self.ids1) else self.ids0.get_indexer(self.ids1)
         kept = np.ones(len(self.grids1), bool)
         kept[again] = False
         if (at[kept] < 0).any():
@@ -216,8 +221,29 @@ class _Update:
     def _centre_discs(self, centers, keys) -> np.ndarray:
         if not keys or centers.empty:
             return np.zeros(0, dtype=object)
-        chosen = centers[centers[CENTER_KEY].isin(keys)]
-        return catchments(chosen.to_crs(self.crs), self.params) if len(chosen) else np.zeros(0, dtype=object)
+        return self._discs(centers[centers[CENTER_KEY].isin(keys)])
+
+    def _centres_within_reach(self, positions: np.ndarray) -> gpd.GeoDataFrame:
+        """The new centres (in their order) whose catchments may reach these new grids: within the
+        largest radius of their envelopes, measured generously in degrees."""
+        centers = self.centers1
+        if centers.empty:
+            return centers
+        reach_m = max(self.params.radius(level) for level in LEVELS) * 1.5 + 100
+        b = shapely.bounds(self.grids1.geometry.values[positions])
+        lat = np.radians(np.minimum(np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3])) + 1, 89))
+        dy, dx = reach_m / 110_000, reach_m / (110_000 * np.cos(lat))
+        boxes = shapely.box(b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy)
+        near = np.unique(shapely.STRtree(centers.geometry.values).query(boxes)[1])
+        return centers.iloc[near]
+
+    def _discs(self, centers) -> np.ndarray:
+        """``catchments`` of these centres (their levels and points only: a whole frame is slow to project)."""
+        if centers.empty:
+            return np.zeros(0, dtype=object)
+        points = gpd.GeoDataFrame({"level": centers["level"].to_numpy(dtype=object)},
+                                  geometry=self.to_metric(centers.geometry.values), crs=self.crs)
+        return catchments(points, self.params)
 
     def missing_centres(self, parts, drop, kinds0) -> dict[str, set]:
         """Missing-centre gaps of every unit whose grids or centres changed; the units, by level."""
@@ -391,31 +417,35 @@ class _Update:
         invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
         return invalid[np.searchsorted(with_neighbours, positions)]
 
-    def gaps(self, parts, drop) -> gpd.GeoDataFrame:
-        """The previous gaps but those dropped, with the new ones, in ``analyse``'s order."""
+    def gaps(self, parts, drop) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
+        """The previous gaps but those dropped, with the new ones, in ``analyse``'s order; and the new ones."""
         gaps0 = self.previous.gaps
         kept = gaps0[~np.logical_or.reduce(list(drop.values()))] if len(gaps0) else gaps0
-        fresh = [p for kind in GAP_KINDS for p in parts[kind]]
-        frames = [kept] if len(kept) else []
-        if fresh and any(len(p.rows) for p in fresh):
-            frames.append(_gaps_frame(fresh, self.crs))
+        fresh = [p for kind in GAP_KINDS for p in parts[kind] if len(p.rows)]
+        fresh = _gaps_frame(fresh, self.crs) if fresh else None
+        frames = [f for f in (kept, fresh) if f is not None and len(f)]
         if not frames:
-            return _empty_gaps()
+            return _empty_gaps(), fresh
+        columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+        for n, frame in enumerate(frames):  # a column one of them lacks (city): None there, as analyse has it
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                frames[n] = frame.assign(**{c: pd.Series([None] * len(frame), index=frame.index, dtype=object)
+                                            for c in missing})
         table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-        table = table.reindex(columns=[*gap_columns(table), table.geometry.name])
-        table = gpd.GeoDataFrame(table, geometry=table.geometry.name, crs=STORAGE_CRS)
-        for c in table.columns:
-            if c not in ("area_m2", table.geometry.name):
-                values = table[c].astype(object)
-                table[c] = values.where(values.notna(), None)
-        return table.iloc[self._gap_order(table)].reset_index(drop=True)
+        table = gpd.GeoDataFrame(table[[*gap_columns(table), table.geometry.name]], geometry=table.geometry.name,
+                                 crs=STORAGE_CRS)
+        return table.iloc[self._gap_order(table)].reset_index(drop=True), fresh
 
     def _gap_order(self, table) -> np.ndarray:
         """Positions of ``table``'s rows in ``analyse``'s order: by kind, then as each kind is made."""
         kinds = table["kind"].to_numpy(dtype=object)
         grid_ids = table["grid_id"].astype(object)
         grid_at = self.ids1.get_indexer(grid_ids.where(grid_ids.notna(), "").to_numpy(dtype=object))
-        keys = key_table(table.reindex(columns=self.keys), self.keys).to_numpy(dtype=object)
+        units = np.flatnonzero(np.isin(kinds, ["missing_center", "tiling_gap"]))  # the rows named by unit
+        keys = np.empty(len(table), dtype=object)
+        keys[units] = list(map(tuple, key_table(table.iloc[units].reindex(columns=self.keys), self.keys)
+                                .to_numpy(dtype=object)))
         levels, ids = table["level"].to_numpy(dtype=object), table["gap_id"].to_numpy(dtype=object)
         depth = {level: len(unit_columns(level, self.cities)) for level in LEVELS}
         out = []
@@ -434,35 +464,82 @@ class _Update:
         return np.concatenate(out)
 
     # --- summaries -------------------------------------------------------------------------
-    def touched_units(self, coverage, gaps, drop, again, units) -> dict[str, set]:
-        """Units (city, district, street, community) whose summary rows may have changed."""
-        tables = [key_table(self.grids0.iloc[self.gone0], self.keys),
-                  key_table(self.grids1.iloc[np.union1d(again, self.touched1).astype(np.intp)], self.keys)]
+    def touched_units(self, coverage, fresh, drop, again) -> dict[str, set]:
+        """Units (city, district, street, community) whose summary rows may have changed: those of the
+        grids whose own rows changed (old keys and new), and those of every gap that went or came."""
+        # the grids' rows that go (the previous rows of every grid computed again, and of those removed)
+        # and those that come, signed: what the units' sums change by
+        at = self.ids0.get_indexer(self.ids1[again])
+        went = np.union1d(at[at >= 0], self.removed).astype(np.intp)
+        self.delta = pd.concat([_signed(self.previous.coverage.iloc[went], self.keys, -1),
+                                _signed(coverage.iloc[again], self.keys, 1)], ignore_index=True)
+        tables = [self.delta[self.keys], key_table(self.grids0.iloc[self.gone0], self.keys),
+                  key_table(self.grids1.iloc[self.touched1], self.keys)]
         gaps0 = self.previous.gaps
         dropped = gaps0[np.logical_or.reduce(list(drop.values()))] if len(gaps0) else gaps0
-        fresh_ids = set(gaps["gap_id"]) - set(gaps0["gap_id"]) if len(gaps0) else set(gaps["gap_id"])
-        changed_gaps = pd.concat([pd.DataFrame(dropped.drop(columns=dropped.geometry.name)),
-                                  pd.DataFrame(gaps[gaps["gap_id"].isin(fresh_ids | set(dropped["gap_id"]))]
-                                               .drop(columns=gaps.geometry.name))], ignore_index=True)
-        if self.cities and len(changed_gaps):
-            changed_gaps[CITY] = _gap_cities(changed_gaps, coverage)
-        for column in self.keys:
-            if column not in changed_gaps.columns:
-                changed_gaps[column] = None
-        tables.append(changed_gaps[self.keys])
+        changed = [pd.DataFrame(f.drop(columns=f.geometry.name)).assign(sign=sign)
+                   for f, sign in ((dropped, -1), (fresh, 1)) if f is not None and len(f)]
+        self.gap_delta = pd.DataFrame(columns=[*self.keys, "kind", "sign"])
+        if changed:
+            changed_gaps = pd.concat(changed, ignore_index=True).reindex(columns=[*GAP_COLUMNS_ALL, "sign"])
+            if self.cities and changed_gaps[CITY].isna().any():
+                self.delta = None  # a city found from its grid: the old one or the new? summed again instead
+            if self.cities:
+                changed_gaps[CITY] = _gap_cities(changed_gaps, coverage)
+            keys = key_table(changed_gaps, self.keys)
+            tables.append(keys)
+            self.gap_delta = keys.assign(kind=changed_gaps["kind"].to_numpy(), sign=changed_gaps["sign"].to_numpy())
         out = {}
         for level in (CITY, *LEVELS):
             columns = unit_columns(level, self.cities)
             found = set()
             for table in tables:
                 if len(table):
-                    found.update(map(tuple, table[columns].astype(object).where(table[columns].notna(), None)
-                                     .to_numpy(dtype=object)))
+                    values = table[columns].astype(object)
+                    found.update(map(tuple, values.where(values.notna(), None).to_numpy(dtype=object)))
             out[level] = found
-        if self.cities:  # a city's key as the analysis has it
-            for level, found in out.items():
-                out[level] = {(k[0] if k[0] is not None else NO_CITY, *k[1:]) for k in found}
         return out
+
+    def _by_delta(self, level: str, old: pd.DataFrame) -> pd.DataFrame | None:
+        """``old`` (a level's summary) with what the change added to and took from each unit: the same
+        units in the same places (None when a unit came or went: then its rows are summed again)."""
+        if self.delta is None:
+            return None
+        columns = unit_columns(level, self.cities)
+        sums = self.delta.groupby(columns, sort=False)[_SUMMED].sum()
+        if not np.array_equal(sums["population"].to_numpy(), np.round(sums["population"].to_numpy())):
+            return None  # populations that are not whole numbers: rounding the sums is not additive
+        counted = self.gap_delta.dropna(subset=columns)
+        kinds = (counted.groupby([*columns, "kind"], sort=False)["sign"].sum().unstack(fill_value=0)
+                 .reindex(columns=list(GAP_KINDS), fill_value=0)) if len(counted) else None
+        units = sums.index if kinds is None else sums.index.union(kinds.index)
+        if not len(units):
+            return old.copy()
+        where = pd.MultiIndex.from_frame(key_table(old, columns)) if len(columns) > 1 else \
+            pd.Index(key_table(old, columns)[columns[0]].to_numpy(dtype=object))
+        rows = where.get_indexer(units)
+        if (rows < 0).any():
+            return None
+        frame = old.copy()
+        for name in _SUMMED:
+            change = sums[name].reindex(units, fill_value=0).to_numpy()
+            values = frame[name].to_numpy().copy()
+            values[rows] = values[rows] + np.round(change).astype(values.dtype)
+            frame[name] = values
+        if (frame["grids"].to_numpy()[rows] <= 0).any():
+            return None  # a unit left with no grid: its row goes
+        if kinds is not None:
+            for kind in GAP_KINDS:
+                values = frame[kind].to_numpy().copy()
+                values[rows] = values[rows] + kinds[kind].reindex(units, fill_value=0).to_numpy().astype(values.dtype)
+                frame[kind] = values
+        population = frame["population"].to_numpy(float)[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = frame["covered_population"].to_numpy(float)[rows] / np.where(population == 0, np.nan, population)
+        values = frame["covered_share"].to_numpy(float).copy()
+        values[rows] = pd.Series(share).round(4).to_numpy()
+        frame["covered_share"] = values
+        return frame
 
     def summaries(self, coverage, gaps, touched) -> dict[str, pd.DataFrame]:
         previous = self.previous.summaries
@@ -476,22 +553,30 @@ class _Update:
         one = pd.DataFrame({whole: [True], "grids": [len(coverage)], "population": [population.sum()],
                             "covered_population": [covered.sum()],
                             **{f"grids_{s}": [int((status == s).sum())] for s in STATUSES}})
-        out = {"total": _summary(one, gap_table.assign(**{whole: True}), [whole]).drop(columns=whole)}
+        total = _summary(one, gap_table.iloc[:0].assign(**{whole: True}), [whole]).drop(columns=whole)
+        counts = gap_table["kind"].value_counts() if len(gap_table) else {}
+        for kind in GAP_KINDS:
+            total[kind] = int(counts.get(kind, 0))
+        out = {"total": total}
         in_order = None
         table_all = key_table(coverage, self.keys)
+        gap_keys = key_table(gap_table.reindex(columns=self.keys), self.keys)
         for level in (CITY, *LEVELS):
             columns = unit_columns(level, self.cities)
             if not columns:
                 out[level] = out["total"]
                 continue
             units = touched[level]
+            quick = self._by_delta(level, previous[level]) if not self.rekeyed else None
+            if quick is not None:
+                out[level] = quick
+                continue
             inside = _isin(table_all, columns, units)
             part = coverage[inside]
             table = key_table(part, self.keys).assign(
                 grids=1, population=population[inside].to_numpy(), covered_population=covered[inside].to_numpy(),
                 **{f"grids_{s}": (status[inside] == s).astype(int) for s in STATUSES})
-            gap_keys = key_table(gap_table, columns) if len(gap_table) else gap_table
-            gaps_in = gap_table[_isin(gap_keys, columns, units)] if len(gap_table) else gap_table
+            gaps_in = gap_table[_isin(gap_keys, columns, units)]
             fresh = _summary(table, gaps_in, columns) if len(table) else None
             old = previous[level]
             old_keys = key_table(old, columns)
@@ -520,17 +605,30 @@ class _Update:
         return out
 
 
-def _isin(table: pd.DataFrame, columns: list[str], units: set) -> np.ndarray:
+def _signed(coverage: pd.DataFrame, keys: list[str], sign: int) -> pd.DataFrame:
+    """Grid rows as the summaries add them up (count, population, covered people, status), times ``sign``."""
+    status = coverage["coverage_status"].to_numpy(dtype=object)
+    population = pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).to_numpy(float)
+    covered = pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).to_numpy(float)
+    return key_table(coverage, keys).assign(grids=sign, population=sign * population, covered_population=sign * covered,
+                                            **{f"grids_{s}": sign * (status == s).astype(int) for s in STATUSES})
+
+
+_SUMMED = ["grids", "population", "covered_population", *(f"grids_{s}" for s in STATUSES)]
+
+
+def _isin(table: pd.DataFrame, columns: list[str], units) -> np.ndarray:
     """Which rows of ``table`` (unit columns) name one of ``units`` (tuples of ``columns``' values)."""
-    units = [u for u in units if not any(v is None or v != v for v in u)]  # units of no name have no rows
+    units = {u for u in units if not any(v is None or v != v for v in u)}  # units of no name have no rows
     if not units or not len(table):
         return np.zeros(len(table), bool)
-    values = table[columns].astype(object)
-    values = values.where(values.notna(), None)
-    if len(columns) == 1:
-        return values[columns[0]].isin([u[0] for u in units]).to_numpy(dtype=bool)
-    index = pd.MultiIndex.from_frame(values)
-    return index.isin(list(units))
+    # the last name first (one column, quick), the whole key only for the rows that pass
+    out = np.array(table[columns[-1]].isin({u[-1] for u in units}), dtype=bool)
+    if len(columns) > 1:
+        at = np.flatnonzero(out)
+        values = table[columns].iloc[at].astype(object).to_numpy(dtype=object)
+        out[at] = [tuple(v) in units for v in values]
+    return out
 
 
 def _second(gap_id: str, first: str) -> str:
