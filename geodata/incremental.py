@@ -58,6 +58,28 @@ def changes_between(old: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame | None, 
                    frozenset(old_rows.keys() - new_rows.keys()))
 
 
+def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Changes, key: str) -> gpd.GeoDataFrame | None:
+    """The new version of a layer as ``Store.read`` gives it, from the old one (in key order), the
+    rows of the keys added or changed (``Store.read_keys``) and the keys removed.  None when the
+    rows do not fit the old frame's columns and types (a new field, say): then read it whole."""
+    ids = old[key].to_numpy(dtype=object)
+    going = pd.Index(ids).isin(list(changes.changed | changes.removed))
+    kept = old[~going]
+    if not len(rows):
+        return kept.reset_index(drop=True)
+    if list(rows.columns) != list(old.columns) or not (rows.dtypes == old.dtypes).all():
+        return None
+    new_ids = rows[key].to_numpy(dtype=object)
+    # each new row just before the first kept key above it (both in key order; keys unique)
+    place = np.concatenate([np.arange(len(kept), dtype=float),
+                            np.searchsorted(ids[~going], new_ids).astype(float) - 0.5])
+    frame = pd.concat([kept, rows], ignore_index=True)
+    frame = frame.iloc[np.argsort(place, kind="stable")].reset_index(drop=True)
+    if not (frame.dtypes == old.dtypes).all():
+        return None
+    return gpd.GeoDataFrame(frame, geometry=old.geometry.name, crs=old.crs)
+
+
 def _rows_by_key(frame, key) -> dict:
     if frame is None or frame.empty:
         return {}

@@ -275,3 +275,73 @@ def test_random_changes_update_to_the_cold_analysis(start, grid_ops, centre_ops)
         return
     got, want = updated_and_cold(old, new)
     assert_same(got, want)
+
+
+# --- through the catalog: a change stored, the analysis of the new versions ---------------------
+
+def _stored(location):
+    from geodata.store import open_store
+    from geodata.validate import validate
+
+    store = open_store(location)
+    for name, frame in zip(("grids", "centers", "districts"), layout(CELLS, ((0.3, 0.3, "community"),
+                                                                            (0.7, 0.6, "street")))):
+        store.write(name, validate(frame, name).data, author="t")
+    return store
+
+
+def _cold_is_not_called(monkeypatch):
+    import geodata.catalog
+
+    def cold(*args, **kwargs):
+        raise AssertionError("analysed cold")
+
+    monkeypatch.setattr(geodata.catalog, "analyse", cold)
+
+
+def test_the_catalog_updates_the_analysis_after_a_merge(location, monkeypatch):
+    from geodata.catalog import Catalog
+    from geodata.store import open_store
+
+    store = _stored(location)
+    catalog = Catalog(store, PARAMS)
+    catalog.analysis()
+    grids = store.read("grids")
+    upserts = grids[grids["grid_id"].isin(["g0101", "g0303"])].copy()
+    upserts["population"] = [4321, 0]
+    upserts = _set_geometry(upserts, "grid_id", "g0303", _square(3, 3, dx=-150))  # a tiling gap opens
+    added = gpd.GeoDataFrame([_grid(5, 0, CELLS, grid_id="g0500")], geometry=[_square(5, 0)], crs=UTM).to_crs(4326)
+    store.write_changes("grids", upserts=pd.concat([upserts, added], ignore_index=True), removed=["g0000"],
+                        author="t")
+    centers = store.read("centers")
+    store.write_changes("centers", upserts=_set_geometry(centers.iloc[:1], "center_id", "c00",
+                                                         Point(X0 + 1800, Y0 + 900)), author="t")
+
+    _cold_is_not_called(monkeypatch)
+    got = catalog.analysis()
+    frames = [store.read(name) for name in ("grids", "centers", "districts")]
+    for made, read in zip(catalog._last.frames, frames):  # the frames made from the change sets are as read
+        pd.testing.assert_frame_equal(made, read)
+    monkeypatch.undo()
+    assert_same(got, analyse(*frames, params=PARAMS))
+
+    catalog._sharing.join()  # kept for the other workers under the new versions' key
+    _cold_is_not_called(monkeypatch)
+    assert_same(Catalog(open_store(location), PARAMS).analysis(), got)
+
+
+def test_the_catalog_analyses_cold_after_a_change_of_the_districts(location, monkeypatch):
+    import geodata.catalog
+    from geodata.catalog import Catalog
+
+    store = _stored(location)
+    catalog = Catalog(store, PARAMS)
+    catalog.analysis()
+    districts = store.read("districts")
+    districts.loc[0, "name_en"] = "Downtown"
+    store.write("districts", districts, author="t")
+    cold = []
+    monkeypatch.setattr(geodata.catalog, "analyse", lambda *a, **k: cold.append(1) or analyse(*a, **k))
+    assert_same(catalog.analysis(), analyse(*(store.read(n) for n in ("grids", "centers", "districts")),
+                                            params=PARAMS))
+    assert cold == [1]
