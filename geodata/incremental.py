@@ -114,16 +114,16 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     if not (ids0.is_unique and ids1.is_unique and ids0.is_monotonic_increasing and ids1.is_monotonic_increasing):
         return None  # positions stand for key order below
     return _Update(previous, grids0, centers0, grids1, centers1, districts1, grid_changes, centre_changes,
-                   crs, cities).run()
+                   crs, cities, ids0, ids1).run()
 
 
 class _Update:
     def __init__(self, previous, grids0, centers0, grids1, centers1, districts, grid_changes, centre_changes,
-                 crs, cities):
+                 crs, cities, ids0, ids1):
         self.previous, self.params = previous, previous.params
         self.grids0, self.centers0, self.grids1, self.centers1 = grids0, centers0, grids1, centers1
         self.districts, self.crs, self.cities = districts, crs, cities
-        self.ids0, self.ids1 = _ids(grids0), _ids(grids1)
+        self.ids0, self.ids1 = ids0, ids1
         self.keys = unit_columns("community", cities)
         self._metric = {}  # new position -> metric shape
         self._trees = {}
@@ -230,10 +230,11 @@ class _Update:
         kept[again] = False
         if (at[kept] < 0).any():
             raise AssertionError("a grid neither kept nor computed again")  # changes that missed a grid
-        coverage = self.grids1.copy()
-        take = np.where(at < 0, 0, at)
+        coverage = self.grids1.copy(deep=False)  # copy-on-write: the new columns are its own
+        take = None if self.ids0.equals(self.ids1) else np.where(at < 0, 0, at)
         for name, values in coverage_columns(self.grids1.iloc[again], ratio, self.params).items():
-            column = previous[name].iloc[take].copy()  # the previous values, in their own type
+            # the previous values, in their own type
+            column = previous[name].copy() if take is None else previous[name].iloc[take].copy()
             column.index = coverage.index
             if len(again):
                 column.iloc[again] = values.array if isinstance(values, pd.Series) else values
@@ -457,13 +458,14 @@ class _Update:
         table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
         table = gpd.GeoDataFrame(table[[*gap_columns(table), table.geometry.name]], geometry=table.geometry.name,
                                  crs=STORAGE_CRS)
-        return table.iloc[self._gap_order(table)].reset_index(drop=True), fresh
+        n_kept = len(kept) if len(kept) else 0
+        return table.iloc[self._gap_order(table, n_kept)].reset_index(drop=True), fresh
 
-    def _gap_order(self, table) -> np.ndarray:
-        """Positions of ``table``'s rows in ``analyse``'s order: by kind, then as each kind is made."""
+    def _gap_order(self, table, n_kept: int) -> np.ndarray:
+        """Positions of ``table``'s rows in ``analyse``'s order: by kind, then as each kind is made.
+        The first ``n_kept`` rows are the previous analysis' (in that order), the rest new."""
         kinds = table["kind"].to_numpy(dtype=object)
         grid_ids = table["grid_id"].astype(object)
-        grid_at = self.ids1.get_indexer(grid_ids.where(grid_ids.notna(), "").to_numpy(dtype=object))
         units = np.flatnonzero(np.isin(kinds, ["missing_center", "tiling_gap"]))  # the rows named by unit
         keys = np.empty(len(table), dtype=object)
         keys[units] = list(map(tuple, key_table(table.iloc[units].reindex(columns=self.keys), self.keys)
@@ -473,15 +475,21 @@ class _Update:
         out = []
         for kind in GAP_KINDS:
             rows = np.flatnonzero(kinds == kind)
-            if kind in ("service_gap", "staffing_gap"):  # in the grids' order
-                out.append(rows[np.argsort(grid_at[rows], kind="stable")])
+            if kind in ("service_gap", "staffing_gap"):  # in the grids' order, which is their keys'
+                kept, fresh = rows[rows < n_kept], rows[rows >= n_kept]  # kept: in that order already
+                fresh = fresh[np.argsort(grid_ids.iloc[fresh].to_numpy(dtype=object), kind="stable")]
+                place = np.searchsorted(grid_ids.iloc[kept].to_numpy(dtype=object),
+                                        grid_ids.iloc[fresh].to_numpy(dtype=object)) - 0.5
+                both = np.concatenate([kept, fresh])
+                out.append(both[np.argsort(np.concatenate([np.arange(len(kept)), place]), kind="stable")])
                 continue
             if kind == "missing_center":  # level by level, units by key
                 key = lambda i: (LEVELS.index(levels[i]), tuple(keys[i][:depth[levels[i]]]))  # noqa: E731
             elif kind == "tiling_gap":  # districts by key; within one, as it was made (a stable sort)
                 key = lambda i: tuple(keys[i][:depth["district"]])  # noqa: E731
             else:  # overlaps: pairs in the grids' order
-                key = lambda i: (grid_at[i], self.ids1.get_loc(_second(ids[i], grid_ids.iat[i])))  # noqa: E731
+                key = lambda i: (self.ids1.get_loc(grid_ids.iat[i]),  # noqa: E731
+                                 self.ids1.get_loc(_second(ids[i], grid_ids.iat[i])))
             out.append(np.array(sorted(rows.tolist(), key=key), dtype=np.intp))
         return np.concatenate(out)
 
@@ -532,29 +540,23 @@ class _Update:
         if not np.array_equal(sums["population"].to_numpy(), np.round(sums["population"].to_numpy())):
             return None  # populations that are not whole numbers: rounding the sums is not additive
         counted = self.gap_delta.dropna(subset=columns)
-        kinds = (counted.groupby([*columns, "kind"], sort=False)["sign"].sum().unstack(fill_value=0)
-                 .reindex(columns=list(GAP_KINDS), fill_value=0)) if len(counted) else None
-        units = sums.index if kinds is None else sums.index.union(kinds.index)
-        if not len(units):
+        if len(counted):
+            kinds = counted.groupby([*columns, "kind"], sort=False)["sign"].sum().unstack(fill_value=0)
+            sums = sums.join(kinds, how="outer")
+        sums = sums.reindex(columns=[*_SUMMED, *GAP_KINDS]).fillna(0)
+        if not len(sums):
             return old.copy()
-        where = pd.MultiIndex.from_frame(key_table(old, columns)) if len(columns) > 1 else \
-            pd.Index(key_table(old, columns)[columns[0]].to_numpy(dtype=object))
-        rows = where.get_indexer(units)
-        if (rows < 0).any():
+        units = [u if isinstance(u, tuple) else (u,) for u in sums.index]
+        rows = _rows_of(old, columns, units)
+        if rows is None:
             return None
         frame = old.copy()
-        for name in _SUMMED:
-            change = sums[name].reindex(units, fill_value=0).to_numpy()
+        for name in [*_SUMMED, *GAP_KINDS]:
             values = frame[name].to_numpy().copy()
-            values[rows] = values[rows] + np.round(change).astype(values.dtype)
+            values[rows] = values[rows] + np.round(sums[name].to_numpy()).astype(values.dtype)
             frame[name] = values
         if (frame["grids"].to_numpy()[rows] <= 0).any():
             return None  # a unit left with no grid: its row goes
-        if kinds is not None:
-            for kind in GAP_KINDS:
-                values = frame[kind].to_numpy().copy()
-                values[rows] = values[rows] + kinds[kind].reindex(units, fill_value=0).to_numpy().astype(values.dtype)
-                frame[kind] = values
         population = frame["population"].to_numpy(float)[rows]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = frame["covered_population"].to_numpy(float)[rows] / np.where(population == 0, np.nan, population)
@@ -637,6 +639,15 @@ def _signed(coverage: pd.DataFrame, keys: list[str], sign: int) -> pd.DataFrame:
 
 
 _SUMMED = ["grids", "population", "covered_population", *(f"grids_{s}" for s in STATUSES)]
+
+
+def _rows_of(frame: pd.DataFrame, columns: list[str], units: list[tuple]) -> np.ndarray | None:
+    """The row of each of ``units`` in ``frame`` (a summary); None if one has none."""
+    last = np.flatnonzero(frame[columns[-1]].isin({u[-1] for u in units}).to_numpy(dtype=bool))
+    keys = key_table(frame.iloc[last], columns).to_numpy(dtype=object)
+    where = {tuple(k): at for k, at in zip(keys, last)}
+    rows = [where.get(u, -1) for u in units]
+    return None if -1 in rows else np.array(rows, dtype=np.intp)
 
 
 def _isin(table: pd.DataFrame, columns: list[str], units) -> np.ndarray:
