@@ -132,7 +132,7 @@ class Catalog:
         """The analysis and a tag naming its inputs and parameters (for caching what is made of it)."""
         params = params or self.params
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
-        tag = hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
+        tag = _analysis_tag(inputs, params)
         if params == self.params:  # in this process, kept apart from the what-ifs
             def compute() -> Analysis:  # from exactly the versions the tag names
                 updated = self._updated(tag, inputs, params)
@@ -254,8 +254,10 @@ class Catalog:
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
         unit = dict(sorted((unit or {}).items()))
         key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed, tuple(unit.items()))
+        # the settings' analysis, as _shared keeps it: a what-if of the whole data updates it
+        shared = f"analysis/{_analysis_tag(inputs, params)}/{kept.code_digest()}" if params == self.params else None
         return self._results.get(key, lambda: self._job(
-            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit), key))
+            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit, shared), key))
 
     def _job(self, function, args: tuple, key):
         """``function(location, *args)`` as a job when there is a pool; the job opens the store at ``location``."""
@@ -337,6 +339,11 @@ def _without(text: str, hidden: frozenset[str]) -> str:
     if any(f'"{name}":' in kept for name in hidden):  # a value of another shape: parse it after all
         kept = geojson.dumps({k: v for k, v in json.loads(properties).items() if k not in hidden})
     return text[:-len(properties) - 1] + kept + "}"
+
+
+def _analysis_tag(inputs: list[Version | None], params: Params) -> str:
+    """Names an analysis: its inputs' contents and its parameters."""
+    return hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
 
 
 def _numbers(names, inputs) -> dict[str, int | None]:

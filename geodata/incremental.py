@@ -89,10 +89,12 @@ def _rows_by_key(frame, key) -> dict:
     return {row[key]: (tuple(sorted(row.items())), w) for row, w in zip(values.to_dict("records"), wkb)}
 
 
-def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Changes]) -> Analysis | None:
+def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Changes],
+           max_share: float | None = None) -> Analysis | None:
     """The analysis of ``new`` (grids, centers, districts) from ``previous``, the analysis of ``old``.
 
-    ``changes``: layer name -> the keys added, changed and removed from ``old`` to ``new``.
+    ``changes``: layer name -> the keys added, changed and removed from ``old`` to ``new``;
+    ``max_share``: of the grids or centres changed, beyond which it answers None (MAX_SHARE).
     None when a cold ``analyse`` should do it instead (see the module's note).
     """
     grids0, centers0, districts0 = old
@@ -101,8 +103,9 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     grid_changes, centre_changes = changes.get("grids", none), changes.get("centers", none)
     if _count(changes.get("districts", none)) or grids0.empty or grids1.empty:
         return None
-    if (_count(grid_changes) > MAX_SHARE * len(grids1) + 1
-            or _count(centre_changes) > MAX_SHARE * max(len(centers1), 1) + 1):
+    share = MAX_SHARE if max_share is None else max_share
+    if (_count(grid_changes) > share * len(grids1) + 1
+            or _count(centre_changes) > share * max(len(centers1), 1) + 1):
         return None
     cities = has_cities(grids1)
     if cities != has_cities(grids0) or (cities and CITY not in previous.gaps.columns and not previous.gaps.empty):
@@ -344,7 +347,7 @@ class _Update:
                 shape = None
                 if level == "district":
                     if shapes is None:
-                        shapes = district_shapes(self.districts, self.crs, self.cities)
+                        shapes = self._district_shapes({k[-1] for k in units["district"]})
                     shape = district_shape(shapes, key)
                 if shape is None:
                     shape = merge_tiles(self.metric(positions[at]))
@@ -416,7 +419,7 @@ class _Update:
             drop["tiling_gap"] = hit
         table1 = key_table(self.grids1, district_columns)
         groups = table1[_isin(table1, district_columns, districts)].groupby(district_columns, sort=True).indices
-        shapes = district_shapes(self.districts, self.crs, self.cities)
+        shapes = self._district_shapes({k[-1] for k in districts})
         rows, geoms = [], []
         base = np.flatnonzero(_isin(table1, district_columns, districts))
         for key, at in groups.items():
@@ -429,6 +432,13 @@ class _Update:
         if rows:
             parts["tiling_gap"].append(_Gaps("tiling_gap", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]),
                                              np.array(geoms, dtype=object)))
+
+    def _district_shapes(self, names: set) -> dict:
+        """``district_shapes`` of the districts of these names only (every one of a name: the same keys)."""
+        layer = self.districts
+        if layer is not None and not layer.empty:
+            layer = layer[layer["name"].isin(names).to_numpy(dtype=bool)]
+        return district_shapes(layer, self.crs, self.cities)
 
     def _invalid(self, which: int, positions: np.ndarray) -> np.ndarray:
         """Whether each of these grids' edges fail to match a neighbour's, checked among its neighbours."""

@@ -345,3 +345,24 @@ def test_the_catalog_analyses_cold_after_a_change_of_the_districts(location, mon
     assert_same(catalog.analysis(), analyse(*(store.read(n) for n in ("grids", "centers", "districts")),
                                             params=PARAMS))
     assert cold == [1]
+
+
+def test_a_what_if_of_the_whole_data_updates_the_kept_analysis(location, monkeypatch):
+    import geopandas as gpd
+
+    from geodata.catalog import Catalog
+
+    store = _stored(location)
+    catalog = Catalog(store, PARAMS)
+    catalog.analysis()  # kept for every worker: the what-if's job starts from it
+    proposed = ((121.56, 29.88, "community"), (121.565, 29.885, "street"))
+    updates = []
+    real = incremental.update
+    monkeypatch.setattr(incremental, "update", lambda *a, **k: updates.append(1) or real(*a, **k))
+    got = catalog.what_if(proposed)
+    grids, centers, districts = (store.read(n) for n in ("grids", "centers", "districts"))
+    extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]}, geometry=[Point(p[:2]) for p in proposed], crs=4326)
+    want = analyse(grids, pd.concat([centers, extra], ignore_index=True), districts, PARAMS).summaries
+    assert updates == [1]
+    for level, frame in want.items():
+        pd.testing.assert_frame_equal(got[level], frame, check_exact=False, rtol=0, atol=1e-9)
