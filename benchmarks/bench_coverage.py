@@ -141,6 +141,7 @@ def incremental(copies: int) -> dict:
     import tempfile
 
     import numpy as np
+    import shapely
     from _coverage_reference import differences
     from shapely.affinity import scale
 
@@ -163,8 +164,11 @@ def incremental(copies: int) -> dict:
         rng = np.random.default_rng(50)
         populations = current.iloc[np.sort(rng.choice(len(current), 50, replace=False))].copy()
         populations["population"] = populations["population"].fillna(0) + 1
-        start = len(current) // 3  # 50 neighbours in key order (a community or two), each 2 % smaller about
-        reshaped = current.iloc[start:start + 50].copy()  # its centre: gaps open, their districts checked again
+        # a grid and its 49 nearest (a community or two), each 2 % smaller about its centre: gaps open,
+        # their units' and districts' checks run again
+        middle = shapely.centroid(current.geometry.values)
+        seed = middle[len(current) // 3]
+        reshaped = current.iloc[np.sort(np.argsort(shapely.distance(middle, seed))[:50])].copy()
         reshaped = reshaped.set_geometry([scale(g, 0.98, 0.98) for g in reshaped.geometry.values], crs=4326)
         for label, upserts in (("populations", populations), ("reshaped", reshaped)):
             wall = time.perf_counter()

@@ -163,8 +163,8 @@ class Catalog:
                 changes[name] = NO_CHANGES
                 frames.append(frame)
                 continue
-            if old is None or new is None or new.version <= old.version:
-                return None  # a layer that appeared or went, or a store other than the one before
+            if old is None or new is None or new.version <= old.version or name not in incremental.UPDATED_LAYERS:
+                return None  # a layer that appeared or went, or that an update leaves to a cold analysis
             changed = self.store.changes(name, old.version, new.version)
             count = len(changed.added) + len(changed.changed) + len(changed.removed)
             if count > incremental.MAX_SHARE * len(frame) + 1:

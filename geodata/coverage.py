@@ -317,15 +317,20 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
             key = key if isinstance(key, tuple) else (key,)
             if key in found[level]:
                 continue
-            names = dict(zip(columns, key))
             shape = district_shape(shapes, key) if level == "district" else None
             if shape is None:
                 shape = merge_tiles(grid_geoms[positions])
-            rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
-                         CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-                         "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
+            rows.append(missing_center_row(level, columns, key))
             geoms.append(shape)
     return _Gaps("missing_center", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
+
+
+def missing_center_row(level: str, columns: list[str], key: tuple) -> dict:
+    """The gap row of a unit (named ``key`` by ``columns``) with no centre of its ``level``."""
+    names = dict(zip(columns, key))
+    return {**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
+            CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
+            "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"}
 
 
 def centre_grids(grid_geoms: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ A merge or an edit changes a few grids or centres of a province; ``update`` reco
   centre from;
 - the tiling check of the districts of reshaped or re-keyed grids (and of those whose grids'
   edges stopped or started matching a neighbour's), and the overlaps of the reshaped grids;
-- the summary rows of every unit any of that touched, and the city and total rows;
+- the summary rows of every unit any of that touched: changed by what the grids' and gaps' rows
+  that went and came add up to (summed again when a unit came or went), and the total row;
 
 and keeps everything else from the previous analysis.  The result equals ``analyse`` of the new
 layers (tests/geodata/test_incremental.py checks that on random changes): each piece is computed
@@ -26,15 +27,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVEL_NAMES, LEVELS, STATUSES, Analysis, _district_gaps,
-                       _empty_gaps, _gap_cities, _Gaps, _gaps_frame, _overlaps, _service_gaps, _staffing_gaps,
-                       _summary, catchments, centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles)
+from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
+                       _gap_cities, _Gaps, _gaps_frame, _overlaps, _service_gaps, _staffing_gaps, _summary, catchments,
+                       centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles, missing_center_row)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
 from .store.base import Changes
-from .unitkeys import CITY, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city, unit_columns
+from .unitkeys import CITY, district_shape, district_shapes, has_cities, key_table, shown_city, unit_columns
 
+UPDATED_LAYERS = ("grids", "centers")  # a change of the districts (boundaries, adcodes: the order) is analysed cold
 MAX_SHARE = 0.05  # more of the grids or centres changed than this: a cold analysis is as quick
 MARGIN_DEG = 1e-4  # about 10 m: lon/lat envelopes that surely hold the metric shapes they stand for
 GAP_COLUMNS_ALL = ["gap_id", "kind", "level", CITY, "district", "street", "community", "grid_id", "detail"]
@@ -58,7 +60,8 @@ def changes_between(old: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame | None, 
                    frozenset(old_rows.keys() - new_rows.keys()))
 
 
-def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Changes, key: str) -> gpd.GeoDataFrame | None:
+def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Changes,
+                  key: str) -> gpd.GeoDataFrame | None:
     """The new version of a layer as ``Store.read`` gives it, from the old one (in key order), the
     rows of the keys added or changed (``Store.read_keys``) and the keys removed.  None when the
     rows do not fit the old frame's columns and types (a new field, say): then read it whole."""
@@ -69,6 +72,17 @@ def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Change
         return kept.reset_index(drop=True)
     if list(rows.columns) != list(old.columns) or not (rows.dtypes == old.dtypes).all():
         return None
+    if not changes.added and not changes.removed and len(rows) == int(going.sum()):
+        # the same keys: the rows replaced where they stand (both in key order), column by column
+        at = np.flatnonzero(going)
+        if not (rows[key].to_numpy(dtype=object) == ids[at]).all():
+            return None
+        frame = old.copy(deep=False)
+        for column in old.columns:
+            values = old[column].array.copy()
+            values[at] = rows[column].array
+            frame[column] = pd.Series(values, index=old.index, dtype=old[column].dtype, copy=False)
+        return gpd.GeoDataFrame(frame, geometry=old.geometry.name, crs=old.crs)
     new_ids = rows[key].to_numpy(dtype=object)
     # each new row just before the first kept key above it (both in key order; keys unique)
     place = np.concatenate([np.arange(len(kept), dtype=float),
@@ -113,7 +127,9 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     crs = metric_crs(grids1)
     if crs.to_string() != previous.metric_crs or len(previous.coverage) != len(grids0):
         return None
-    ids0, ids1 = _ids(grids0), _ids(grids1)
+    ids0 = _ids(grids0)
+    same = not grid_changes.added and not grid_changes.removed and len(grids0) == len(grids1)
+    ids1 = ids0 if same else _ids(grids1)  # the same keys in the same (key) order: checked below
     if not (ids0.is_unique and ids1.is_unique and ids0.is_monotonic_increasing and ids1.is_monotonic_increasing):
         return None  # positions stand for key order below
     return _Update(previous, grids0, centers0, grids1, centers1, districts1, grid_changes, centre_changes,
@@ -250,18 +266,23 @@ class _Update:
         return self._discs(centers[centers[CENTER_KEY].isin(keys)])
 
     def _centres_within_reach(self, positions: np.ndarray) -> gpd.GeoDataFrame:
-        """The new centres (in their order) whose catchments may reach these new grids: within the
-        largest radius of their envelopes, measured generously in degrees."""
+        """The new centres (in their order) whose catchments may reach these new grids."""
         centers = self.centers1
         if centers.empty:
             return centers
-        reach_m = max(self.params.radius(level) for level in LEVELS) * 1.5 + 100
         b = shapely.bounds(self.grids1.geometry.values[positions])
         lat = np.radians(np.minimum(np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3])) + 1, 89))
-        dy, dx = reach_m / 110_000, reach_m / (110_000 * np.cos(lat))
-        boxes = shapely.box(b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy)
-        near = np.unique(shapely.STRtree(centers.geometry.values).query(boxes)[1])
-        return centers.iloc[near]
+        levels = centers["level"].to_numpy(dtype=object)
+        near = []
+        for level in LEVELS:  # each level within its own radius, measured generously in degrees
+            of_level = np.flatnonzero(levels == level)
+            if not len(of_level):
+                continue
+            reach_m = self.params.radius(level) * 1.5 + 100
+            dy, dx = reach_m / 110_000, reach_m / (110_000 * np.cos(lat))
+            boxes = shapely.box(b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy)
+            near.append(of_level[np.unique(shapely.STRtree(centers.geometry.values[of_level]).query(boxes)[1])])
+        return centers.iloc[np.sort(np.concatenate(near)) if near else []]
 
     def _discs(self, centers) -> np.ndarray:
         """``catchments`` of these centres (their levels and points only: a whole frame is slow to project)."""
@@ -291,7 +312,8 @@ class _Update:
             points = self.centers1.geometry.values
             inside = np.unique(shapely.STRtree(points).query(boxes)[1])
             seeds1.append(self.near(1, points[inside]))
-        seeds0, seeds1 = np.unique(np.concatenate(seeds0)).astype(np.intp), np.unique(np.concatenate(seeds1)).astype(np.intp)
+        seeds0 = np.unique(np.concatenate(seeds0)).astype(np.intp)
+        seeds1 = np.unique(np.concatenate(seeds1)).astype(np.intp)
         units = {level: set() for level in LEVELS}
         for frame, seeds in ((grids0, seeds0), (grids1, seeds1)):
             table = key_table(frame.iloc[seeds], self.keys)
@@ -315,22 +337,23 @@ class _Update:
             columns = unit_columns(level, self.cities)
             mask = _isin(table1, columns, units[level])
             members[level] = np.flatnonzero(mask)
-        every = np.unique(np.concatenate(list(members.values()))).astype(np.intp)
         found = {level: set() for level in LEVELS}
-        if len(every) and not self.centers1.empty:
-            points = self.centers1.geometry.values
-            b = shapely.bounds(grids1.geometry.values[every])
+        levels = self.centers1["level"].to_numpy(dtype=object) if not self.centers1.empty else np.zeros(0, object)
+        for level in LEVELS:
+            # the centres of this level near these units' grids, and the grid each stands in (among all
+            # its grids: the first in the layer's order counts)
+            of_level = np.flatnonzero(levels == level)
+            if not len(members[level]) or not len(of_level):
+                continue
+            points = self.centers1.geometry.values[of_level]
+            b = shapely.bounds(grids1.geometry.values[members[level]])
             boxes = shapely.box(b[:, 0] - MARGIN_DEG, b[:, 1] - MARGIN_DEG, b[:, 2] + MARGIN_DEG, b[:, 3] + MARGIN_DEG)
             near_points = np.unique(shapely.STRtree(points).query(boxes)[1]).astype(np.intp)
             if len(near_points):
-                # the grid each stands in, among all its grids (the first in the layer's order counts)
                 candidates = self.near(1, points[near_points])
-                point_idx, at = centre_grids(self.metric(candidates), self.to_metric(points[near_points]))
-                levels = self.centers1["level"].to_numpy(dtype=object)[near_points[point_idx]]
-                grid_keys = table1.iloc[candidates[at]]
-                for level in LEVELS:
-                    found[level] = set(map(tuple, grid_keys[levels == level][unit_columns(level, self.cities)]
-                                           .to_numpy(dtype=object)))
+                _, at = centre_grids(self.metric(candidates), self.to_metric(points[near_points]))
+                found[level] = set(map(tuple, table1.iloc[candidates[at]][unit_columns(level, self.cities)]
+                                       .to_numpy(dtype=object)))
         shapes = None
         rows, geoms = [], []
         for level in LEVELS:
@@ -343,7 +366,6 @@ class _Update:
                 key = key if isinstance(key, tuple) else (key,)
                 if key in found[level]:
                     continue
-                names = dict(zip(columns, key))
                 shape = None
                 if level == "district":
                     if shapes is None:
@@ -351,9 +373,7 @@ class _Update:
                     shape = district_shape(shapes, key)
                 if shape is None:
                     shape = merge_tiles(self.metric(positions[at]))
-                rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
-                             CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-                             "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
+                rows.append(missing_center_row(level, columns, key))
                 geoms.append(shape)
         if rows:
             parts["missing_center"].append(_Gaps("missing_center", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]),

@@ -264,7 +264,8 @@ def _apply(old, grid_ops, centre_ops):
     return grids, centers, districts
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(start=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1),
                                 st.sampled_from(["community", "street", "district"])), min_size=0, max_size=6),
        grid_ops=st.lists(grid_op, max_size=5), centre_ops=st.lists(centre_op, max_size=4))
