@@ -19,7 +19,8 @@ Prints, in one run:
   of 50 grids written" to "the analysis of the new versions ready" (``Catalog.analysis``: change
   sets, their rows, ``geodata.incremental.update``), against the cold analysis of the same run, for
   a merge of 50 changed populations (as ``bench_store``'s) and one of 50 neighbouring grids
-  reshaped; and whether each equals a cold analysis of the new versions;
+  reshaped; and whether each equals a cold analysis of the new versions; then a what-if of two
+  centres over the whole data, the kept analysis updated against analysed cold;
 - warm /api/summary latency and a what-if on the real server (unless ``--no-server``).
 """
 
@@ -147,6 +148,7 @@ def incremental(copies: int) -> dict:
 
     from geodata.catalog import Catalog
     from geodata.coverage import analyse
+    from geodata.jobs import whatif_summaries
     from geodata.store import open_store
 
     grids, centers, districts = load(copies)
@@ -186,6 +188,16 @@ def incremental(copies: int) -> dict:
             out[label]["problems"] = differences(cold, updated)
             out[label]["same_order"] = (list(cold.gaps["gap_id"]) == list(updated.gaps["gap_id"])
                                         and all(cold.summaries[k].equals(updated.summaries[k]) for k in cold.summaries))
+        # a what-if over the whole data: the kept analysis updated with the proposed centres, against cold
+        lon, lat = store.read("grids").geometry.values[len(current) // 2].centroid.coords[0]
+        proposed = ((lon, lat, "community"), (lon + 0.02, lat + 0.01, "street"))
+        wall = time.perf_counter()
+        catalog.what_if(proposed)
+        out["whatif_updated_s"] = time.perf_counter() - wall
+        inputs = {n: store.current(n).version for n in ("grids", "centers", "districts")}
+        wall = time.perf_counter()
+        whatif_summaries(store, inputs, catalog.params, proposed)
+        out["whatif_cold_s"] = time.perf_counter() - wall
     return out
 
 
@@ -256,6 +268,8 @@ def main(server: bool = True) -> None:
               f"{inc['cold_s'] / run['ready_s']:.0f}× quicker than cold"
               + (f"; kept for the other workers {run['shared_s']:.2f} s after the write" if "shared_s" in run else "")
               + f"; equal to a cold analysis: {same}")
+    print(f"  a what-if of two centres over the whole data (in process, the layers read already): the kept analysis "
+          f"updated {inc['whatif_updated_s']:.2f} s, analysed cold {inc['whatif_cold_s']:.2f} s")
 
     if server:
         warm_server()
