@@ -155,8 +155,8 @@ class Catalog:
         only what the change sets between their versions touch is computed again.  None when there is
         no last analysis, or the change is large or of a kind an update leaves to a cold analysis."""
         last = self._last
-        if last is None or last.analysis.params != params:
-            return None
+        if last is None or last.analysis.params != params or not hasattr(self.store, "changes"):
+            return None  # (the old file store keeps no change sets)
         changes, frames = {}, []
         for name, old, new, frame in zip(ANALYSIS_INPUTS, last.inputs, inputs, last.frames):
             if old == new:
