@@ -597,9 +597,6 @@ class _Update:
 
     def summaries(self, coverage, gaps, touched) -> dict[str, pd.DataFrame]:
         previous = self.previous.summaries
-        gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
-        if self.cities and (CITY not in gap_table.columns or gap_table[CITY].isna().any()):
-            gap_table[CITY] = _gap_cities(gap_table, coverage)
         whole = "_whole"
         status = coverage["coverage_status"].to_numpy(dtype=object)
         population = pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float)
@@ -607,14 +604,12 @@ class _Update:
         one = pd.DataFrame({whole: [True], "grids": [len(coverage)], "population": [population.sum()],
                             "covered_population": [covered.sum()],
                             **{f"grids_{s}": [int((status == s).sum())] for s in STATUSES}})
-        total = _summary(one, gap_table.iloc[:0].assign(**{whole: True}), [whole]).drop(columns=whole)
-        counts = gap_table["kind"].value_counts() if len(gap_table) else {}
+        total = _summary(one, pd.DataFrame({whole: [], "kind": []}), [whole]).drop(columns=whole)
+        counts = gaps["kind"].value_counts() if len(gaps) else {}
         for kind in GAP_KINDS:
             total[kind] = int(counts.get(kind, 0))
         out = {"total": total}
-        in_order = None
-        table_all = key_table(coverage, self.keys)
-        gap_keys = key_table(gap_table.reindex(columns=self.keys), self.keys)
+        in_order = gap_table = None
         for level in (CITY, *LEVELS):
             columns = unit_columns(level, self.cities)
             if not columns:
@@ -625,6 +620,12 @@ class _Update:
             if quick is not None:
                 out[level] = quick
                 continue
+            if gap_table is None:  # summed again: from the grids and gaps of the touched units
+                gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
+                if self.cities and (CITY not in gap_table.columns or gap_table[CITY].isna().any()):
+                    gap_table[CITY] = _gap_cities(gap_table, coverage)
+                table_all = key_table(coverage, self.keys)
+                gap_keys = key_table(gap_table.reindex(columns=self.keys), self.keys)
             inside = _isin(table_all, columns, units)
             part = coverage[inside]
             table = key_table(part, self.keys).assign(
