@@ -140,6 +140,13 @@ def test_a_centre_moved_across_the_district_boundary():
     assert_same(got, want)
 
 
+def test_a_centre_moved_onto_the_edge_between_two_cities():
+    old = layout()
+    # on the edge shared by g0100 (甲市) and g0200 (乙市): it counts for one grid only, the first by key
+    centers = _set_geometry(old[1], "center_id", "c00", Point(X0 + 2 * SIZE, Y0 + 250))
+    assert_same(*updated_and_cold(old, (old[0], centers, old[2])))
+
+
 def test_a_grid_moved_to_a_namesake_unit_under_another_parent():
     old = layout()
     # g0000 (甲市 市辖区 街道0 社区0) to 乙市 市辖区 街道0 社区0: the same names, another city
