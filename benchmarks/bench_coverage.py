@@ -15,7 +15,12 @@ Prints, in one run:
 - the naive idiom for per-grid coverage at 10×: ``grids ∩ union(all catchments)``, per grid;
   the union is built whole, the intersections are timed on a random sample of grids and
   scaled to all of them (all 84,990 would take hours), next to gridmap's per-grid coverage;
-- the incremental update after a 50-grid merge (not measured yet: another part of issue 12);
+- the incremental update at 10× through the catalog (the embedded store): the time from "a merge
+  of 50 grids written" to "the analysis of the new versions ready" (``Catalog.analysis``: change
+  sets, their rows, ``geodata.incremental.update``), against the cold analysis of the same run, for
+  a merge of 50 changed populations (as ``bench_store``'s) and one of 50 neighbouring grids
+  reshaped; and whether each equals a cold analysis of the new versions; then a what-if of two
+  centres over the whole data, the kept analysis updated against analysed cold;
 - warm /api/summary latency and a what-if on the real server (unless ``--no-server``).
 """
 
@@ -132,6 +137,70 @@ def naive(copies: int) -> dict:
             "largest_difference": float(np.abs(fast[sample] - ratio).max())}
 
 
+def incremental(copies: int) -> dict:
+    """In a fresh process: the catalog's analysis after 50-grid merges, updated, against cold."""
+    import tempfile
+
+    import numpy as np
+    import shapely
+    from _coverage_reference import differences
+    from shapely.affinity import scale
+
+    from geodata.catalog import Catalog
+    from geodata.coverage import analyse
+    from geodata.jobs import whatif_summaries
+    from geodata.store import open_store
+
+    grids, centers, districts = load(copies)
+    out = {"grids": len(grids)}
+    with tempfile.TemporaryDirectory() as data_dir:
+        store = open_store(data_dir)
+        for name, frame in (("grids", grids), ("centers", centers), ("districts", districts)):
+            store.write(name, frame, author="bench")
+        catalog = Catalog(store)
+        wall, cpu = time.perf_counter(), time.process_time()
+        catalog.analysis()
+        out["cold_s"], out["cold_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+        catalog._sharing = None
+        current = store.read("grids")
+        rng = np.random.default_rng(50)
+        populations = current.iloc[np.sort(rng.choice(len(current), 50, replace=False))].copy()
+        populations["population"] = populations["population"].fillna(0) + 1
+        # a grid and its 49 nearest (a community or two), each 2 % smaller about its centre: gaps open,
+        # their units' and districts' checks run again
+        middle = shapely.centroid(current.geometry.values)
+        seed = middle[len(current) // 3]
+        reshaped = current.iloc[np.sort(np.argsort(shapely.distance(middle, seed))[:50])].copy()
+        reshaped = reshaped.set_geometry([scale(g, 0.98, 0.98) for g in reshaped.geometry.values], crs=4326)
+        for label, upserts in (("populations", populations), ("reshaped", reshaped)):
+            wall = time.perf_counter()
+            store.write_changes("grids", upserts=upserts, author="bench", message=f"50 grids: {label}")
+            written, cpu = time.perf_counter(), time.process_time()
+            updated = catalog.analysis()
+            ready = time.perf_counter()
+            out[label] = {"write_s": written - wall, "ready_s": ready - written, "cpu_s": time.process_time() - cpu,
+                          "updated": catalog._sharing is not None}
+            if catalog._sharing is not None:
+                catalog._sharing.join()
+                out[label]["shared_s"] = time.perf_counter() - written
+                catalog._sharing = None
+            cold = analyse(*(store.read(n) for n in ("grids", "centers", "districts")))
+            out[label]["problems"] = differences(cold, updated)
+            out[label]["same_order"] = (list(cold.gaps["gap_id"]) == list(updated.gaps["gap_id"])
+                                        and all(cold.summaries[k].equals(updated.summaries[k]) for k in cold.summaries))
+        # a what-if over the whole data: the kept analysis updated with the proposed centres, against cold
+        lon, lat = store.read("grids").geometry.values[len(current) // 2].centroid.coords[0]
+        proposed = ((lon, lat, "community"), (lon + 0.02, lat + 0.01, "street"))
+        wall = time.perf_counter()
+        catalog.what_if(proposed)
+        out["whatif_updated_s"] = time.perf_counter() - wall
+        inputs = {n: store.current(n).version for n in ("grids", "centers", "districts")}
+        wall = time.perf_counter()
+        whatif_summaries(store, inputs, catalog.params, proposed)
+        out["whatif_cold_s"] = time.perf_counter() - wall
+    return out
+
+
 def child(task: str, *args) -> dict:
     """Run ``task`` in a fresh interpreter and return what it printed (JSON)."""
     done = subprocess.run([sys.executable, __file__, "--child", task, *map(str, args)], capture_output=True,
@@ -187,7 +256,20 @@ def main(server: bool = True) -> None:
           f"(goal ≥ 20×); the whole gridmap analysis {runs[10]['wall']:.2f} s: "
           f"{cost['naive_s'] / runs[10]['wall']:.0f}× faster than the naive coverage alone "
           f"(largest difference in ratio on the sample {cost['largest_difference']:.1e})")
-    print("incremental update after a 50-grid merge at 10×: not measured yet (another part of issue 12)")
+    inc = child("incremental", 10)
+    print(f"incremental update at 10× ({inc['grids']:,} grids) through the catalog (embedded store); the cold "
+          f"analysis in the same run {inc['cold_s']:.2f} s wall, {inc['cold_cpu_s']:.2f} s CPU:")
+    for label, text in (("populations", "50 populations changed"), ("reshaped", "50 neighbouring grids reshaped")):
+        run = inc[label]
+        how = "updated" if run["updated"] else "NOT updated (analysed cold)"
+        same = "yes" if not run["problems"] and run["same_order"] else "NO: " + "; ".join(run["problems"] or ["order"])
+        print(f"  merge of {text}: written in {run['write_s']:.3f} s; analysis of the new versions ready "
+              f"{run['ready_s']:.3f} s later ({run['cpu_s']:.3f} s CPU; goal ≤ 0.5 s), {how}: "
+              f"{inc['cold_s'] / run['ready_s']:.0f}× quicker than cold"
+              + (f"; kept for the other workers {run['shared_s']:.2f} s after the write" if "shared_s" in run else "")
+              + f"; equal to a cold analysis: {same}")
+    print(f"  a what-if of two centres over the whole data (in process, the layers read already): the kept analysis "
+          f"updated {inc['whatif_updated_s']:.2f} s, analysed cold {inc['whatif_cold_s']:.2f} s")
 
     if server:
         warm_server()
@@ -225,7 +307,8 @@ if __name__ == "__main__":
             answer = {}
         else:
             answer = {"gridmap": lambda c: one_size(c, "gridmap"), "stages": lambda c: one_size(c, "stages"),
-                      "reference": lambda c: one_size(c, "reference"), "agree": agree, "naive": naive}[task](copies)
+                      "reference": lambda c: one_size(c, "reference"), "agree": agree, "naive": naive,
+                      "incremental": incremental}[task](copies)
         print(json.dumps(answer))
     else:
         main(server="--no-server" not in sys.argv)

@@ -19,13 +19,14 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 
 import geopandas as gpd
 
-from . import geojson, kept, units
+from . import geojson, incremental, kept, units
 from . import jobs as job
 from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse
@@ -34,11 +35,23 @@ from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
 from .search import SearchIndex
 from .store import Store, Version
-from .store.base import properties_text
+from .store.base import Changes, properties_text
 
 log = logging.getLogger(__name__)
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
 UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
+
+
+@dataclass(frozen=True)
+class _Last:
+    """An analysis and exactly what it was made of: the versions and their frames."""
+
+    inputs: tuple[Version | None, ...]
+    frames: tuple[gpd.GeoDataFrame, ...]
+    analysis: Analysis
+
+
+NO_CHANGES = Changes(frozenset(), frozenset(), frozenset())
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class Catalog:
         # the search index of the current grids and centres (and the one before): seconds to build for a
         # province, so a request that asks while the warm-up builds it waits for that one
         self._search = VersionCache(2, once=True)
+        self._last: _Last | None = None  # the last settings' analysis made here, with its inputs: to update
+        self._sharing: threading.Thread | None = None  # keeping an updated analysis for the other workers
 
     @property
     def ids(self) -> list[str]:
@@ -117,12 +132,16 @@ class Catalog:
         """The analysis and a tag naming its inputs and parameters (for caching what is made of it)."""
         params = params or self.params
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
-        tag = hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
+        tag = _analysis_tag(inputs, params)
         if params == self.params:  # in this process, kept apart from the what-ifs
             def compute() -> Analysis:  # from exactly the versions the tag names
+                updated = self._updated(tag, inputs, params)
+                if updated is not None:
+                    return updated
                 frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
                           for name, v in zip(ANALYSIS_INPUTS, inputs)]
                 analysis = self._shared_analysis(tag, frames, params)
+                self._last = _Last(tuple(inputs), tuple(frames), analysis)
                 release_freed_memory()  # its intermediate frames: hundreds of MB for a province
                 return analysis
 
@@ -130,6 +149,47 @@ class Catalog:
         versions = _numbers(ANALYSIS_INPUTS, inputs)
         return tag, self._what_ifs.get(tag, lambda: self._job(job.analyse_versions, (versions, params),
                                                               ("analysis", tag)))
+
+    def _updated(self, tag: str, inputs: list[Version | None], params: Params) -> Analysis | None:
+        """The analysis of ``inputs`` updated from the last one this process made (``geodata.incremental``):
+        only what the change sets between their versions touch is computed again.  None when there is
+        no last analysis, or the change is large or of a kind an update leaves to a cold analysis."""
+        last = self._last
+        if last is None or last.analysis.params != params or not hasattr(self.store, "changes"):
+            return None  # (the old file store keeps no change sets)
+        changes, frames = {}, []
+        for name, old, new, frame in zip(ANALYSIS_INPUTS, last.inputs, inputs, last.frames):
+            if old == new:
+                changes[name] = NO_CHANGES
+                frames.append(frame)
+                continue
+            if old is None or new is None or new.version <= old.version or name not in incremental.UPDATED_LAYERS:
+                return None  # a layer that appeared or went, or that an update leaves to a cold analysis
+            changed = self.store.changes(name, old.version, new.version)
+            count = len(changed.added) + len(changed.changed) + len(changed.removed)
+            if count > incremental.MAX_SHARE * len(frame) + 1:
+                return None  # as quick cold
+            rows = self.store.read_keys(name, new.version, changed.added | changed.changed)
+            frame = incremental.changed_frame(frame, rows, changed, LAYERS[name].key)
+            if frame is None:
+                return None
+            changes[name] = changed
+            frames.append(frame)
+        analysis = incremental.update(last.analysis, last.frames, tuple(frames), changes)
+        if analysis is None:
+            return None
+        self._last = _Last(tuple(inputs), tuple(frames), analysis)
+        # kept for the other workers and instances after it is answered here: encoding it takes longer
+        # than the update (and one that asks meanwhile waits for it, or updates from its own)
+        self._sharing = threading.Thread(target=self._share, args=(tag, analysis), name="gridmap-share", daemon=True)
+        self._sharing.start()
+        return analysis
+
+    def _share(self, tag: str, analysis: Analysis) -> None:
+        try:
+            self._shared(f"analysis/{tag}", lambda: analysis, kept.to_bytes, lambda data: analysis)
+        except Exception:  # noqa: BLE001  (answered already: only the other workers lose, and compute it)
+            log.exception("gridmap: an updated analysis could not be kept for the other workers")
 
     def _shared_analysis(self, tag: str, frames: list[gpd.GeoDataFrame], params: Params) -> Analysis:
         """The analysis of ``frames``, computed once for every worker and instance of this store."""
@@ -194,8 +254,10 @@ class Catalog:
         inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
         unit = dict(sorted((unit or {}).items()))
         key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed, tuple(unit.items()))
+        # the settings' analysis, as _shared keeps it: a what-if of the whole data updates it
+        shared = f"analysis/{_analysis_tag(inputs, params)}/{kept.code_digest()}" if params == self.params else None
         return self._results.get(key, lambda: self._job(
-            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit), key))
+            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit, shared), key))
 
     def _job(self, function, args: tuple, key):
         """``function(location, *args)`` as a job when there is a pool; the job opens the store at ``location``."""
@@ -278,6 +340,11 @@ def _without(text: str, hidden: frozenset[str]) -> str:
     if any(f'"{name}":' in kept for name in hidden):  # a value of another shape: parse it after all
         kept = geojson.dumps({k: v for k, v in json.loads(properties).items() if k not in hidden})
     return text[:-len(properties) - 1] + kept + "}"
+
+
+def _analysis_tag(inputs: list[Version | None], params: Params) -> str:
+    """Names an analysis: its inputs' contents and its parameters."""
+    return hashlib.sha256(repr(([v.sha256 if v else None for v in inputs], params)).encode()).hexdigest()[:16]
 
 
 def _numbers(names, inputs) -> dict[str, int | None]:

@@ -252,11 +252,16 @@ def covered_population(grids: gpd.GeoDataFrame, ratio: np.ndarray) -> pd.Series:
 
 def _coverage_frame(grids: gpd.GeoDataFrame, ratio: np.ndarray, params: Params) -> gpd.GeoDataFrame:
     coverage = grids.copy()
-    coverage["coverage_ratio"] = np.round(ratio, 6)
-    coverage["covered_population"] = covered_population(grids, ratio)
-    coverage["coverage_status"] = np.select(
-        [ratio >= params.covered_ratio, ratio >= params.partial_ratio], ["covered", "partial"], "uncovered")
+    for name, values in coverage_columns(grids, ratio, params).items():
+        coverage[name] = values
     return coverage
+
+
+def coverage_columns(grids: gpd.GeoDataFrame, ratio: np.ndarray, params: Params) -> dict[str, object]:
+    """The columns the analysis adds to ``grids``, given each grid's covered share ``ratio``."""
+    return {"coverage_ratio": np.round(ratio, 6), "covered_population": covered_population(grids, ratio),
+            "coverage_status": np.select([ratio >= params.covered_ratio, ratio >= params.partial_ratio],
+                                         ["covered", "partial"], "uncovered")}
 
 
 # --- gaps ----------------------------------------------------------------------------------
@@ -297,9 +302,7 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
     units = key_table(grids, unit_columns("community", cities))
     found = {level: set() for level in LEVELS}
     if not centers_m.empty:
-        point_idx, grid_idx = shapely.STRtree(grid_geoms).query(centers_m.geometry.values, predicate="intersects")
-        first = np.unique(point_idx, return_index=True)[1]  # a centre on a shared edge counts once
-        point_idx, grid_idx = point_idx[first], grid_idx[first]
+        point_idx, grid_idx = centre_grids(grid_geoms, centers_m.geometry.values)
         levels = centers_m["level"].to_numpy()[point_idx]
         for level in LEVELS:
             at_level = grid_idx[levels == level]
@@ -314,15 +317,30 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
             key = key if isinstance(key, tuple) else (key,)
             if key in found[level]:
                 continue
-            names = dict(zip(columns, key))
             shape = district_shape(shapes, key) if level == "district" else None
             if shape is None:
                 shape = merge_tiles(grid_geoms[positions])
-            rows.append({**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
-                         CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-                         "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"})
+            rows.append(missing_center_row(level, columns, key))
             geoms.append(shape)
     return _Gaps("missing_center", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
+
+
+def missing_center_row(level: str, columns: list[str], key: tuple) -> dict:
+    """The gap row of a unit (named ``key`` by ``columns``) with no centre of its ``level``."""
+    names = dict(zip(columns, key))
+    return {**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
+            CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
+            "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"}
+
+
+def centre_grids(grid_geoms: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, grid) positions: the grid each centre stands in.  A centre on a shared edge counts
+    once, for the first of its grids (in the layer's order, so an update of a few grids finds the same)."""
+    point_idx, grid_idx = shapely.STRtree(grid_geoms).query(points, predicate="intersects")
+    order = np.lexsort((grid_idx, point_idx))
+    point_idx, grid_idx = point_idx[order], grid_idx[order]
+    first = np.unique(point_idx, return_index=True)[1]
+    return point_idx[first], grid_idx[first]
 
 
 _ROW_COLUMNS = ["district", "street", "community", "grid_id", "level", "detail", "id_suffix"]
@@ -365,37 +383,8 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
     shapes = district_shapes(districts, crs, cities)
 
     def district_gaps(key, positions) -> tuple[list, list]:
-        key = key if isinstance(key, tuple) else (key,)
-        name, city = key[-1], (key[0] or None) if cities else None
-        rows, geoms = [], []
-        geoms_d = grid_geoms[positions]
-        union = (shapely.coverage_union_all(geoms_d) if not invalid_edges[positions].any()
-                 else shapely.union_all(geoms_d))
-        land = district_shape(shapes, key)
-        # without district boundaries, holes inside the grids' union are the gaps
-        holes = shapely.difference(land, union) if land is not None else _holes(union)
-        parts = shapely.get_parts(holes)
-        for n, part in enumerate(parts[_significant(parts, params)], start=1):
-            rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
-                         "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
-                         "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
-            geoms.append(part)
-        if land is None:
-            return rows, geoms
-        outside = shapely.get_parts(shapely.difference(union, land))
-        outside = outside[_significant(outside, params)]
-        if len(outside):
-            hit = np.unique(shapely.STRtree(geoms_d).query(outside, predicate="intersects")[1])
-            for i in hit:
-                part = shapely.difference(geoms_d[i], land)
-                if _significant(np.array([part]), params)[0]:
-                    row = grids.iloc[positions[i]]
-                    rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
-                                 "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                                 "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
-                                           f"超出所属区县"})
-                    geoms.append(part)
-        return rows, geoms
+        return _district_gaps(grids, grid_geoms[positions], positions, invalid_edges[positions].any(), key,
+                              shapes, cities, params)
 
     columns = unit_columns("district", cities)
     by_district = key_table(grids, columns).groupby(columns, sort=True).indices
@@ -406,6 +395,41 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
     geoms = [geom for _, part_geoms in done for geom in part_geoms]
     tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
     return [tiling, overlaps]
+
+
+def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, cities: bool,
+                   params: Params) -> tuple[list, list]:
+    """One district's tiling gaps: its land in no grid, and its grids reaching outside it.
+    ``geoms_d``: the metric shapes of its grids, at ``positions`` of ``grids``."""
+    key = key if isinstance(key, tuple) else (key,)
+    name, city = key[-1], (key[0] or None) if cities else None
+    rows, geoms = [], []
+    union = shapely.coverage_union_all(geoms_d) if not any_invalid else shapely.union_all(geoms_d)
+    land = district_shape(shapes, key)
+    # without district boundaries, holes inside the grids' union are the gaps
+    holes = shapely.difference(land, union) if land is not None else _holes(union)
+    parts = shapely.get_parts(holes)
+    for n, part in enumerate(parts[_significant(parts, params)], start=1):
+        rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
+                     "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
+                     "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+        geoms.append(part)
+    if land is None:
+        return rows, geoms
+    outside = shapely.get_parts(shapely.difference(union, land))
+    outside = outside[_significant(outside, params)]
+    if len(outside):
+        hit = np.unique(shapely.STRtree(geoms_d).query(outside, predicate="intersects")[1])
+        for i in hit:
+            part = shapely.difference(geoms_d[i], land)
+            if _significant(np.array([part]), params)[0]:
+                row = grids.iloc[positions[i]]
+                rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
+                             "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
+                             "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
+                                       f"超出所属区县"})
+                geoms.append(part)
+    return rows, geoms
 
 
 def _invalid_edges(grid_geoms: np.ndarray) -> np.ndarray:
@@ -448,7 +472,8 @@ def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gap
     geoms = grid_geoms[candidates]
     a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     keep = a < b
-    a, b = a[keep], b[keep]
+    order = np.lexsort((b[keep], a[keep]))  # pairs in the grids' order (the tree's own order is its own)
+    a, b = a[keep][order], b[keep][order]
     shared = shapely.intersection(geoms[a], geoms[b])
     shared = shapely.get_parts(shared, return_index=True)
     parts, pair = shared

@@ -33,7 +33,8 @@ def metric_crs(gdf: gpd.GeoDataFrame) -> CRS:
     """
     if gdf.empty:
         raise ValueError("cannot choose a metric CRS for an empty layer")
-    minx, miny, maxx, maxy = gdf.to_crs(STORAGE_CRS).total_bounds
+    stored = gdf.crs is not None and gdf.crs.equals(STORAGE_CRS)  # as stored: no projecting 700k vertices
+    minx, miny, maxx, maxy = (gdf if stored else gdf.to_crs(STORAGE_CRS)).total_bounds
     # the zone arithmetic directly: pyproj's database query for the same answer takes ~70 ms
     zone = int((((minx + maxx) / 2 + 180) // 6) % 60) + 1
     return CRS.from_epsg((32600 if (miny + maxy) / 2 >= 0 else 32700) + zone)

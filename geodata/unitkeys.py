@@ -26,7 +26,8 @@ def has_cities(frame: pd.DataFrame | None) -> bool:
     """Whether ``frame`` (grids, coverage, a summary) names a city for any of its rows."""
     if frame is None or CITY not in frame.columns or frame.empty:
         return False
-    return any(isinstance(v, str) and v.strip() for v in frame[CITY].to_numpy(dtype=object))
+    named = frame[CITY].dropna()  # a province's 85k missing cities: skipped at once, not one by one
+    return any(isinstance(v, str) and v.strip() for v in named.to_numpy(dtype=object))
 
 
 def unit_columns(level: str, cities: bool) -> list[str]:

@@ -141,6 +141,13 @@ class Store(abc.ABC):
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         """The whole layer at ``version`` (current when None), EPSG:4326, in key order: for the analysis."""
 
+    def read_keys(self, layer: str, version: int, keys: Iterable[str]) -> gpd.GeoDataFrame:
+        """The features of ``keys`` at ``version``, as ``read`` gives them (its columns and types, key
+        order): the few rows a change set touched, without reading the layer (incremental analysis)."""
+        whole = self.read(layer, version)
+        key = LAYERS[layer].key
+        return whole[whole[key].astype(str).isin({str(k) for k in keys})].reset_index(drop=True)
+
     def read_geojson(self, layer: str, version: int | None = None) -> bytes:
         """The layer at ``version`` as an RFC 7946 FeatureCollection."""
         return geojson.feature_collection(self.query(layer, version).features)

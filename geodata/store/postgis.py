@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import geopandas as gpd
 import psycopg
@@ -517,6 +517,16 @@ class PostGISStore(ChangeSetStore):
                                 "WHERE {where} ORDER BY f.key", binary=True, whole=lambda rows: len(rows) == v.features)
         fields = self.fields(v.layer, v.version)
         return frame_from([properties_text(r[0]) for r in rows], [r[1] for r in rows], fields, LAYERS[v.layer])
+
+    def read_keys(self, layer: str, version: int, keys: Iterable[str]) -> gpd.GeoDataFrame:
+        v, current = self._resolve(layer, version)
+        keys = sorted({str(k) for k in keys})
+        with self._connection() as conn:
+            rows = self._select(conn, v, current, "SELECT f.feature, ST_AsBinary(f.geom) FROM features f "
+                                "WHERE {where} AND f.key = ANY(%s) ORDER BY f.key", (keys,), binary=True,
+                                whole=lambda rows: len(rows) == len(keys))
+        return frame_from([properties_text(r[0]) for r in rows], [r[1] for r in rows], self.fields(v.layer, v.version),
+                          LAYERS[v.layer])
 
     # --- writes --------------------------------------------------------------------------------
     def _commit(self, layer, rows, removed, author, message, if_version, fields, time) -> Version:

@@ -268,6 +268,20 @@ class SQLiteStore(ChangeSetStore):
         return frame_from([r[0] for r in rows], [r[1] for r in rows], self.fields(v.layer, v.version),
                           LAYERS[v.layer])
 
+    @_translated
+    def read_keys(self, layer: str, version: int, keys: Iterable[str]) -> gpd.GeoDataFrame:
+        v = self.version(layer, version)
+        keys = sorted({str(k) for k in keys})
+        rows = []
+        with self._reading(v) as (db, where, args):
+            for start in range(0, len(keys), 500):  # SQLite's limit on parameters
+                chunk = keys[start:start + 500]
+                rows += db.execute(f"SELECT f.key, f.props, f.geom FROM features f WHERE {where} AND f.key IN "
+                                   f"({','.join('?' * len(chunk))})", (*args, *chunk)).fetchall()
+        rows.sort(key=lambda r: r[0])
+        return frame_from([r[1] for r in rows], [r[2] for r in rows], self.fields(v.layer, v.version),
+                          LAYERS[v.layer])
+
     # --- writes --------------------------------------------------------------------------------
     def _commit(self, layer: str, rows: dict[str, tuple], removed: set[str] | None, author, message,
                 if_version, fields, time: str | None) -> Version:
