@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS features (
     hash TEXT NOT NULL, feature TEXT NOT NULL, props TEXT NOT NULL, geom BLOB,
     minx REAL, miny REAL, maxx REAL, maxy REAL);
 CREATE INDEX IF NOT EXISTS features_by_version ON features (layer, version_to, key);
+-- what versions opened (changes, for the analysis' updates) and a feature's own rows (history): kept on
+-- insert only, as SQLite updates only the indexes of the columns an UPDATE sets (version_to)
+CREATE INDEX IF NOT EXISTS features_opened ON features (layer, version_from);
+CREATE INDEX IF NOT EXISTS features_by_key ON features (layer, key, version_from);
 CREATE VIRTUAL TABLE IF NOT EXISTS features_rtree USING rtree (id, minx, maxx, miny, maxy);
 """
 
