@@ -76,6 +76,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "layer.staffing": ("力量配备缺口", "Staffing gaps"),
     "layer.districts": ("区县界", "District boundaries"),
     "layer.streets": ("街道界", "Street boundaries"),
+    "layer.communities": ("社区界", "Community boundaries"),
     "legend.title": ("图例", "Legend"),
     "legend.coverage": ("网格覆盖状态", "Grid coverage"),
     "legend.gaps": ("缺口", "Gaps"),

@@ -81,6 +81,48 @@ class GeoJsonLayer(Layer):
         }
 
 
+class VectorTileLayer(Layer):
+    """A layer drawn from the server's vector tiles (OGC API – Tiles, MVT) by Leaflet.VectorGrid.
+
+    Parameters
+    ----------
+    name, key, show, stack, style_by, styles, tooltip, popup, links : as ``GeoJsonLayer``; points
+        take ``radius`` in their styles.  Tooltips show the tile's properties (what the map shows);
+        a click asks for the whole feature at ``item_url`` (``{id}``: its ``id_field``) for the popup.
+    url : the tiles' URL template, ``{z}/{y}/{x}`` in it.
+    layer : the MVT layer the tiles hold (the collection's id).
+    kinds : only the features whose ``kind`` is one of these (gap layers share the gaps' tiles).
+    min_zoom : the first zoom the layer draws at (below, its tiles would be empty).
+    order : where it draws among the layers of its ``stack`` (0 to 9, higher on top).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = gridmap.vectorTileLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+    def __init__(self, name: str, *, url: str, layer: str, id_field: str, item_url: str | None = None,
+                 style_by: str | None = None, styles: dict | None = None, kinds: tuple[str, ...] = (),
+                 tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries", min_zoom: int = 0,
+                 key: str | None = None, loading: str = "…", order: int = 0):
+        if stack not in STACK:
+            raise ValueError(f"unknown stack {stack!r}: one of {STACK}")
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "VectorTileLayer"
+        self.config = {
+            "name": name, "url": url, "layer": layer, "idField": id_field, "itemUrl": item_url, "show": show,
+            "styleBy": style_by, "styles": styles or {}, "kinds": list(kinds) or None,
+            "tooltip": [f.to_json() for f in tooltip], "popup": [f.to_json() for f in popup],
+            "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
+                      for link in links],
+            "interactive": interactive, "zIndex": 10 * STACK.index(stack) + order,
+            "minZoom": min_zoom, "key": _layer_key(key), "loading": loading,
+        }
+
+
 LAYER_KEY = re.compile(r"[a-z_]{1,32}")
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from geodata.coverage import merge_tiles
 from geodata import kept
 from geodata.errors import NotFound
+from geodata.tiles import TMS
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
@@ -64,6 +65,11 @@ def _map_page(view: View, title: str | None) -> Response:
                                                   "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
               "search": url_for("api.search"),
+              # "{collection}" filled in by the map, for each layer drawn from tiles; "{z}/{y}/{x}" by Leaflet
+              "tiles": url_for("tiles.tileset", collection_id="COLLECTION", tms=TMS).replace(
+                  "COLLECTION", "{collection}") + "/{z}/{y}/{x}",
+              "item": url_for("api.item", collection_id="COLLECTION", feature_id="ID").replace(
+                  "COLLECTION", "{collection}").replace("ID", "{id}"),
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
