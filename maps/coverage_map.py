@@ -144,6 +144,10 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
                          subdomains=basemap.subdomains, max_zoom=18).add_to(m)
 
+    fit = None  # the data's extent (a unit's, on its map): tiles are asked for only there
+    if view.bounds:
+        minx, miny, maxx, maxy = view.bounds
+        fit = [[miny, minx], [maxy, maxx]]
     status_labels = {s: t(f"status.{s}") for s in STATUS_COLOURS}
     level_labels = {lvl: t(f"level.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
     unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
@@ -151,7 +155,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     def tiles(collection: str, **options) -> VectorTileLayer:  # a layer drawn from the collection's vector tiles
         return VectorTileLayer(url=urls["tiles"].replace("{collection}", collection), layer=collection,
                          item_url=urls["item"].replace("{collection}", collection), loading=t("map.loading"),
-                         id_field=TILE_KEYS[collection], min_zoom=FIRST_ZOOM.get(collection, 0), **options)
+                         id_field=TILE_KEYS[collection], min_zoom=FIRST_ZOOM.get(collection, 0), bounds=fit,
+                         **options)
 
     tiles("coverage", name=t("layer.coverage"), key="grids", style_by="coverage_status", stack="grids",
           styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
@@ -218,13 +223,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         ).add_to(m)
     if view.outline:
         GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline, key="unit",
-                     interactive=False,
+                     interactive=False, dim={"fillColor": "#ffffff", "fillOpacity": 0.6},
                      styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
-    fit = None
-    if view.bounds:
-        minx, miny, maxx, maxy = view.bounds
-        fit = [[miny, minx], [maxy, maxx]]
-
     folium.LayerControl(collapsed=True).add_to(m)
     if urls.get("search"):
         SearchControl(urls["search"], urls["items"], grids_layer=t("layer.coverage"), centers_layer=t("layer.centers"),

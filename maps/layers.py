@@ -50,6 +50,7 @@ class GeoJsonLayer(Layer):
     cluster : cluster the points until this zoom level.
     stack : the layer's kind in ``STACK``, which fixes where it draws among the others.
     key : a stable id (``[a-z_]+``) for the layer in a shared URL (``ShareView``); no key, not shared.
+    dim : with ``data``: a style veiling the map outside its polygons (a unit's map dims the rest).
     """
 
     _template = Template(
@@ -64,7 +65,8 @@ class GeoJsonLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None,
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
                  points: str = "circle", radii: dict | None = None, cluster: int | None = None,
-                 show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None):
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None,
+                 dim: dict | None = None):
         if (data is None) == (url is None):
             raise ValueError("give exactly one of data or url")
         if stack not in STACK:
@@ -77,7 +79,7 @@ class GeoJsonLayer(Layer):
             "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
                       for link in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
-            "stack": STACK.index(stack), "key": _layer_key(key),
+            "stack": STACK.index(stack), "key": _layer_key(key), "dim": dim,
         }
 
 
@@ -94,6 +96,7 @@ class VectorTileLayer(Layer):
     kinds : only the features whose ``kind`` is one of these (gap layers share the gaps' tiles).
     min_zoom : the first zoom the layer draws at (below, its tiles would be empty).
     order : where it draws among the layers of its ``stack`` (0 to 9, higher on top).
+    bounds : [[south, west], [north, east]]: no tile is asked for outside (the data's or the unit's extent).
     """
 
     _template = Template(
@@ -107,7 +110,7 @@ class VectorTileLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None, kinds: tuple[str, ...] = (),
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
                  show: bool = True, interactive: bool = True, stack: str = "boundaries", min_zoom: int = 0,
-                 key: str | None = None, loading: str = "…", order: int = 0):
+                 key: str | None = None, loading: str = "…", order: int = 0, bounds: list | None = None):
         if stack not in STACK:
             raise ValueError(f"unknown stack {stack!r}: one of {STACK}")
         super().__init__(name=name, overlay=True, control=True, show=show)
@@ -119,7 +122,7 @@ class VectorTileLayer(Layer):
             "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
                       for link in links],
             "interactive": interactive, "zIndex": 10 * STACK.index(stack) + order,
-            "minZoom": min_zoom, "key": _layer_key(key), "loading": loading,
+            "minZoom": min_zoom, "key": _layer_key(key), "loading": loading, "bounds": bounds,
         }
 
 

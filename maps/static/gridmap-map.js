@@ -116,6 +116,7 @@
     layer.on("add", function () { restack(entry); });  // switched on again: its features drew on top
     if (opts.data) {
       layer.addData(opts.data);
+      if (opts.dim) { dimOutside(map, opts.data, opts.dim); }
       if (opts.show) { shown.addTo(map); }
       share(opts.key, shown, null);
       return shown;
@@ -158,12 +159,31 @@
     };
   }
 
+  // Leaflet.VectorGrid's protobuf layer, which asks for no tile below the layer's first zoom (without
+  // Leaflet's minZoom, which would grey the layer out in the layer control there), and none before the page
+  // has set its first view (the shared URL's, or the data's extent): a province's tiles at the city's zoom
+  // folium starts at would be asked for, then thrown away.
+  var GridmapTiles = L.VectorGrid.Protobuf.extend({
+    _isValidTile: function (coords) {
+      return coords.z >= (this.gridmapOptions.minZoom || 0) && L.VectorGrid.Protobuf.prototype._isValidTile.call(this, coords);
+    },
+    _update: function (center) {
+      if (!this._map || !this._map._gridmapViewSet) { return; }
+      return L.VectorGrid.Protobuf.prototype._update.call(this, center);
+    }
+  });
+  function viewSet(map) {
+    if (map._gridmapViewSet) { return; }
+    map._gridmapViewSet = true;
+    registry.tileLayers.forEach(function (e) { if (e.map === map && map.hasLayer(e.layer)) { e.layer._update(); } });
+  }
+
   var anonymous = 0;
   registry.vectorTileLayer = function (map, opts) {
     if (!map.getPane("gridmap-tiles")) {  // above a base map, below the overlay pane's outlines and markers
       map.createPane("gridmap-tiles").style.zIndex = 350;
     }
-    var layer = L.vectorGrid.protobuf(opts.url, {
+    var layer = new GridmapTiles(opts.url, {
       pane: "gridmap-tiles", rendererFactory: L.canvas.tile, interactive: false, zIndex: opts.zIndex,
       vectorTileLayerStyles: (function () { var s = {}; s[opts.layer] = tileStyle(opts); return s; })(),
       // kept per tile (VectorGrid stores features only when it has an id for them): what the pointer meets
@@ -171,7 +191,8 @@
         var id = f.properties[opts.idField];
         return id !== undefined && id !== null ? id : "gm-" + (++anonymous);
       },
-      minZoom: opts.minZoom || 0, maxZoom: 18, keepBuffer: 1,
+      maxZoom: 18, keepBuffer: 1,
+      bounds: opts.bounds ? L.latLngBounds(opts.bounds).pad(0.02) : undefined,  // no tile asked for beyond the data
       fetchOptions: {credentials: "same-origin"}
     });
     layer.gridmapOptions = opts;
@@ -182,7 +203,7 @@
     pointer(map);
     // loaded: its tiles in view have come, or the view is out of its zoom range (Leaflet asks for none then)
     var firstLoad = new Promise(function (resolve) {
-      layer.once("load", resolve);
+      layer.once("load remove", resolve);  // removed (a shared view without it): nothing to wait for
       function outOfRange() { if (map.getZoom() < (opts.minZoom || 0)) { resolve(); } }
       L.Util.requestAnimFrame(outOfRange);  // after the page's scripts have set the view
       map.on("zoomend", outOfRange);
@@ -287,6 +308,18 @@
         openFeaturePopup(map, opts, id, e.latlng);
       }
     });
+  }
+
+  // A unit's map: everything outside the unit under a veil (the world with the unit's rings as holes).
+  function dimOutside(map, data, style) {
+    var holes = [];
+    (data.features || []).forEach(function (f) {
+      var g = f.geometry, polygons = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      polygons.forEach(function (p) { holes.push(p[0].map(function (xy) { return [xy[1], xy[0]]; })); });
+    });
+    var world = [[-89, -360], [-89, 360], [89, 360], [89, -360]];
+    L.polygon([world].concat(holes), Object.assign({stroke: false, fillColor: "#ffffff", fillOpacity: 0.6,
+      interactive: false, className: "gm-dim"}, style)).addTo(map);
   }
 
   // Layers a shared URL may name, by their stable key (never by their label, which is translated).
@@ -726,6 +759,7 @@
       });
     }
     // not animated: an animation still under way would end after, and over, the view asked for
+    map._gridmapViewSet = true;  // tiles are asked for from here on, for this view
     if (wanted.view) { map.setView(wanted.view.centre, wanted.view.zoom, {animate: false}); }
     else if (bounds) { map.fitBounds(bounds, {animate: false}); }
   }
@@ -741,6 +775,7 @@
   };
 
   registry.ready = function (map) {
+    viewSet(map);  // a page without a shared view: its tiles are asked for now
     registry.map = map;
     registry.maps.push(map);
     registry.done = Promise.all(registry.pending).then(function () {

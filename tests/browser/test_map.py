@@ -4,54 +4,50 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import goto_ready
+from .conftest import click_popup, goto_ready, grid_where, pointer_at
 
 pytestmark = pytest.mark.browser
 
-# Counts distinct keys of what is loaded: grids have grid_id (and are no centre or gap),
-# centres have center_id.  Layers are found by their features, not by their names.
-COUNT_FEATURES_JS = """
-() => {
-  const leaves = (l) => l.feature ? [l] : (l.getLayers ? l.getLayers().flatMap(leaves) : []);
-  const grids = new Set(), centres = new Set();
-  Object.values(window.gridmap.layers).flatMap(leaves).forEach((item) => {
-    const p = item.feature.properties || {};
-    if (p.center_id != null) { centres.add(p.center_id); }
-    else if (p.grid_id != null && p.gap_id == null) { grids.add(p.grid_id); }
-  });
-  return {grids: grids.size, centres: centres.size};
-}
-"""
-
-# Share of sampled pixels painted on the overlay canvases (or SVG paths drawn, for an SVG renderer).
-PAINTED_JS = """
-() => {
-  const svgPaths = document.querySelectorAll('.leaflet-overlay-pane svg path').length;
-  let painted = 0, sampled = 0;
-  document.querySelectorAll('.leaflet-overlay-pane canvas').forEach((canvas) => {
-    if (!canvas.width || !canvas.height) { return; }
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 3; i < data.length; i += 4 * 13) { sampled++; if (data[i] > 0) { painted++; } }
-  });
-  return {canvases: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
-          share: sampled ? painted / sampled : 0, svgPaths: svgPaths};
+# The RGBA of the pixel a tile layer's canvas painted at a map point (null when no tile is there).
+PIXEL_JS = """
+([name, lat, lng]) => {
+  const map = window.gridmap.map, layer = window.gridmap.layers[name], z = map.getZoom();
+  const size = layer.getTileSize(), point = map.project(L.latLng(lat, lng), z);
+  const coords = point.unscaleBy(size).floor(), tile = layer._tiles[coords.x + ':' + coords.y + ':' + z];
+  if (!tile || !tile.el.getContext) { return null; }
+  const local = point.subtract(coords.scaleBy(size)).round();
+  return [...tile.el.getContext('2d').getImageData(local.x, local.y, 1, 1).data];
 }
 """
 
 
-def test_city_map_draws_every_grid_and_centre(tab, demo_server, tmp_path):
+def hex_rgb(colour: str) -> list[int]:
+    return [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_city_map_draws_grids_from_tiles_in_their_status_colours(tab, demo_server, tmp_path):
+    """The map asks for tiles, never for whole layers, and paints each grid where it is, in its status's colour."""
+    from maps.palette import STATUS_COLOURS
+
     page = tab.page
     goto_ready(tab, demo_server.url("/"))
+    assert any("/api/collections/coverage/tiles/WebMercatorQuad/" in url for url in tab.requests), tab.requests
+    assert not any(url.endswith(".geojson") for url in tab.requests), tab.requests  # no layer downloaded whole
+    # at the city's zoom, the grids come dissolved by district and status: a few shapes, every status drawn
+    statuses = page.evaluate("() => [...new Set(window.gridmap.tileFeatures('网格覆盖状态').map((p) => p.coverage_status))]")
+    assert set(statuses) == set(STATUS_COLOURS), statuses
 
-    counts = page.evaluate(COUNT_FEATURES_JS)
-    assert counts["grids"] >= 8000, counts
-    assert counts["centres"] >= 2400, counts
-    # drawn, not only loaded: the canvas renderer paints on the next animation frame
-    page.wait_for_function(f"({PAINTED_JS})().share > 0.05 || ({PAINTED_JS})().svgPaths > 1000")
-    painted = page.evaluate(PAINTED_JS)
-    assert painted["canvases"] > 0 or painted["svgPaths"] > 0, painted
-    assert tab.console_errors == []
-    assert tab.page_errors == []
+    for status in STATUS_COLOURS:  # closer in: each grid; the pixel at a point inside it has its colour
+        grid = grid_where(demo_server, coverage_status=status)
+        pointer_at(tab, grid["point"], zoom=15, layer="网格覆盖状态")
+        hit = page.evaluate("([lat, lng]) => window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng)).props",
+                            grid["point"])
+        assert hit["grid_id"] == grid["properties"]["grid_id"] and hit["coverage_status"] == status, hit
+        page.wait_for_function(f"(a) => ({PIXEL_JS})(a) && ({PIXEL_JS})(a)[3] > 0", arg=["网格覆盖状态", *grid["point"]])
+        r, g, b, alpha = page.evaluate(PIXEL_JS, ["网格覆盖状态", *grid["point"]])
+        assert max(abs(c - e) for c, e in zip((r, g, b), hex_rgb(STATUS_COLOURS[status]))) <= 12, (status, r, g, b)
+        assert 90 <= alpha <= 140, alpha  # fillOpacity 0.45
+    assert tab.console_errors == [] and tab.page_errors == []
 
     shot = tmp_path / "gridmap-city.png"
     page.screenshot(path=str(shot))
@@ -59,11 +55,24 @@ def test_city_map_draws_every_grid_and_centre(tab, demo_server, tmp_path):
     print(f"screenshot of / on the demo: {shot}")
 
 
+def test_a_grid_popup_shows_the_clicked_grid_fetched_by_its_key(tab, demo_server):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+    grid = grid_where(demo_server, grid_id="330203-01-001-01")
+    content = click_popup(tab, pointer_at(tab, grid["point"], layer="网格覆盖状态"), "330203-01-001-01")
+    text = content.inner_text()
+    props = grid["properties"]
+    for value in (props["name"], props["grid_id"], props["community"], f"{props['population']:,}"):
+        assert value in text, (value, text)
+    assert any(url.endswith("/api/collections/coverage/items/330203-01-001-01") for url in tab.requests)
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
 def test_city_map_makes_no_request_beyond_the_app(tab, demo_server):
     goto_ready(tab, demo_server.url("/"))
     tab.page.wait_for_load_state("load")
     assert demo_server.url("/") in tab.requests  # the recorder sees the page itself ...
-    assert any(".geojson" in url for url in tab.requests), tab.requests  # ... and the layers it fetched
+    assert any("/tiles/WebMercatorQuad/" in url for url in tab.requests), tab.requests  # ... and its tiles
     outside = [url for url in tab.requests
                if not url.startswith((demo_server.base + "/", "data:", "blob:"))]
     assert outside == []
@@ -118,7 +127,7 @@ def test_layer_control_lists_layers_and_switches_them(tab, demo_server):
             before = box.is_checked()
             box.set_checked(not before)
             assert page.evaluate(ON_MAP_JS, index) is (not before), (overlay["label"], "after", not before)
-    assert page.evaluate(COUNT_FEATURES_JS)["grids"] >= 8000  # switching back keeps every feature
+    assert page.evaluate("() => window.gridmap.tileFeatures('网格覆盖状态').length") > 0  # drawn again
     assert tab.page_errors == []
 
 
@@ -136,56 +145,32 @@ def test_legend_is_visible_and_lists_entries(tab, demo_server):
     assert legend.locator(".gridmap-legend-row .gridmap-swatch").count() == rows.count()
 
 
-# The layers drawn on the shared canvas, bottom to top, each named by its kind (found from its
-# features): the canvas draws its paths in this order, so this is what the map shows on top.
+# The tile layers, bottom to top as the page stacks them, each named by what its tiles hold.
 DRAW_ORDER_JS = """
-() => {
-  const g = window.gridmap, kinds = new Map(), owner = new Map();
-  const kindOf = (p) => p.coverage_status != null ? 'grids' : p.kind === 'missing_center' ? 'missing'
-    : (p.kind === 'tiling_gap' || p.kind === 'overlap') ? 'tiling' : p.kind ? 'gaps'
-    : p.adcode != null ? 'districts' : p.unit_id != null ? 'streets' : p.center_id != null ? 'centres' : 'other';
-  Object.entries(g.layers).forEach(([name, group]) => {
-    const walk = (l) => {
-      if (l.getLayers) { l.getLayers().forEach(walk); return; }
-      owner.set(L.stamp(l), name);
-      if (l.feature && !kinds.has(name)) { kinds.set(name, kindOf(l.feature.properties || {})); }
-    };
-    walk(group);
-  });
-  let renderer = null;
-  g.map.eachLayer((l) => { if (!renderer && l._renderer) { renderer = l._renderer; } });
-  const order = [];
-  for (let o = renderer && renderer._drawFirst; o; o = o.next) {
-    const name = owner.get(L.stamp(o.layer));
-    const kind = name === undefined ? 'other' : kinds.get(name);
-    if (order[order.length - 1] !== kind) { order.push(kind); }
-  }
-  return {order: order, loaded: (g.loaded || []).map((name) => kinds.get(name) || 'empty')};
-}
+() => [...document.querySelectorAll('.leaflet-gridmap-tiles-pane > .leaflet-layer')]
+  .sort((a, b) => Number(a.style.zIndex) - Number(b.style.zIndex))
+  .map((el) => Object.values(window.gridmap.layers).find((l) => l.getContainer && l.getContainer() === el))
+  .map((l) => l.gridmapOptions.kinds ? l.gridmapOptions.kinds.join('+') : l.gridmapOptions.layer)
 """
-STACK_ORDER = ["grids", "gaps", "tiling", "missing", "streets", "districts", "other"]
 
 
-@pytest.mark.parametrize("held", ["coverage", "missing"])  # each would arrive first otherwise
-def test_layers_draw_in_a_fixed_order_whatever_order_their_data_arrives(tab, demo_server, held):
-    """Observation 6: missing-centre outlines drew over the grids in some loads and under them in others."""
+def test_layers_draw_in_a_fixed_order_whatever_order_their_tiles_arrive(tab, demo_server):
+    """Observation 6 (missing-centre outlines drew over the grids in some loads, under them in others): each
+    tile layer has its place in the stack, held while the grids' tiles come last."""
     page = tab.page
     waiting = []
-    page.route(f"**/map/data/{held}.geojson*", lambda route: waiting.append(route))
-    page.goto(demo_server.url("/"), wait_until="commit")
-    # every other layer shown at start (grids, tiling, missing outlines, districts, centres) arrives first
-    page.wait_for_function("() => window.gridmap && window.gridmap.loaded && window.gridmap.loaded.length >= 4",
-                           timeout=90_000)
-    assert waiting, "the held layer was never asked for"
+    page.route("**/api/collections/coverage/tiles/**", lambda route: waiting.append(route))
+    page.goto(demo_server.url("/#z=13&lat=29.87&lon=121.55&layers=grids,gaps,tiling,missing,streets,districts,centers"),
+              wait_until="commit")
+    page.wait_for_function("() => window.gridmap && window.gridmap.map")
+    page.wait_for_timeout(500)
+    assert waiting, "the grids' tiles were never asked for"
     for route in waiting:
         route.continue_()
+    page.unroute("**/api/collections/coverage/tiles/**")
     page.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=90_000)
-
-    drawn = page.evaluate(DRAW_ORDER_JS)
-    assert drawn["loaded"][-1] in {"grids" if held == "coverage" else held, "empty"}, drawn  # it did arrive last
-    order = [kind for kind in drawn["order"] if kind != "other"]
-    assert {"grids", "missing", "districts"} <= set(order), drawn
-    assert order == sorted(order, key=STACK_ORDER.index), drawn  # grids under outlines under boundaries
+    assert page.evaluate(DRAW_ORDER_JS) == ["coverage", "service_gap", "tiling_gap+overlap", "missing_center",
+                                            "streets", "districts", "centers"]
     assert tab.page_errors == []
 
 
