@@ -77,6 +77,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "layer.districts": ("区县界", "District boundaries"),
     "layer.streets": ("街道界", "Street boundaries"),
     "layer.communities": ("社区界", "Community boundaries"),
+    "layer.labels": ("地名", "Place names"),
     "legend.title": ("图例", "Legend"),
     "legend.coverage": ("网格覆盖状态", "Grid coverage"),
     "legend.gaps": ("缺口", "Gaps"),

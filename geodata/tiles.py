@@ -165,6 +165,30 @@ class TileSource:
                                                           "check_winding_order": False})
 
 
+# --- place names: a point inside each unit, for the map to label (it places them without collisions) -----
+
+LABELS = {"district": ("districts", "name"), "street": ("streets", "street"), "community": ("communities", "community")}
+
+
+def label_points(gdf: gpd.GeoDataFrame, name_field: str) -> pd.DataFrame:
+    """lon, lat (a point inside the unit: a ring's centroid may fall outside it) and name of each unit,
+    largest first (the map keeps the larger of two names that would collide)."""
+    if not len(gdf) or name_field not in gdf.columns:
+        return pd.DataFrame({"lon": [], "lat": [], "name": []})
+    points = shapely.point_on_surface(gdf.geometry.values)
+    order = np.argsort(-shapely.area(gdf.geometry.values), kind="stable")
+    frame = pd.DataFrame({"lon": shapely.get_x(points).round(5), "lat": shapely.get_y(points).round(5),
+                          "name": gdf[name_field].astype(object).values})
+    return frame.iloc[order].dropna().reset_index(drop=True)
+
+
+def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[list]:
+    """[lon, lat, name] of the ``limit`` largest units whose point lies in ``bbox`` (lon/lat)."""
+    minx, miny, maxx, maxy = bbox
+    inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
+    return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
 def _value(value):
     """A property as MVT holds it: text, a number or a boolean (None: left out)."""
     if value is None:

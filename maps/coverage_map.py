@@ -19,7 +19,7 @@ from geodata.search import KINDS as SEARCH_KINDS
 from geodata.tiles import first_zoom
 
 from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
-                     RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
+                     LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
 
@@ -29,6 +29,8 @@ CENTER_ICONS = {"district": ("gm-center gm-center-district", 14), "street": ("gm
                 "community": ("gm-center gm-center-community", 8)}
 # the zoom each level's centres are drawn from (a city's 2,400 centres at once would hide its grids)
 CENTER_ZOOMS = {"district": 0, "street": 10, "community": 12}
+# place names: each level's from the zoom it is drawn at (city scale, about 12, about 14), and its font size
+LABEL_LEVELS = [("district", 9, 15), ("street", 12, 13), ("community", 14, 11)]
 # planning: the sites the map recommends, and the centres planners propose on it
 RECOMMENDED = {"level": "community", "k": 10}
 PROPOSED_LEVEL = "community"
@@ -207,6 +209,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                         "fillOpacity": 1, "minZoom": CENTER_ZOOMS[lvl]} for lvl, (_, size) in CENTER_ICONS.items()},
           tooltip=[Field("name", t("field.center")),
                    Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+    if urls.get("labels"):
+        LabelLayer(t("layer.labels"), url=urls["labels"], levels=LABEL_LEVELS, key="labels").add_to(m)
     if urls.get("recommendations"):
         query = urlencode({**RECOMMENDED, **(view.unit or {})})
         RecommendationsLayer(

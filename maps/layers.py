@@ -126,6 +126,27 @@ class VectorTileLayer(Layer):
         }
 
 
+class LabelLayer(Layer):
+    """Place names, each level from its zoom (``levels``: (level, first zoom, font size), most important
+    first), fetched for the view from ``url`` (``{level}`` in it) and placed without collisions."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = gridmap.labelLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, name: str, *, url: str, levels: list[tuple[str, int, int]], show: bool = True,
+                 key: str | None = None):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "LabelLayer"
+        self.config = {"name": name, "url": url, "show": show, "key": _layer_key(key),
+                       "levels": [{"level": level, "minZoom": zoom, "size": size, "className": f"gm-label-{level}"}
+                                  for level, zoom, size in levels]}
+
+
 LAYER_KEY = re.compile(r"[a-z_]{1,32}")
 
 

@@ -310,6 +310,56 @@
     });
   }
 
+  // Place names: each level's from its zoom on (opts.levels: [{level, minZoom, className}], most important
+  // first), asked for in the view (opts.url, "{level}" in it), placed largest first and left out where one
+  // would overlap a name already placed.  Text only (a text node), in a pane that takes no pointer events.
+  registry.labelLayer = function (map, opts) {
+    if (!map.getPane("gridmap-labels")) {
+      var pane = map.createPane("gridmap-labels");
+      pane.style.zIndex = 450;  // above the tiles and outlines, below markers and popups
+      pane.style.pointerEvents = "none";
+    }
+    var layer = L.layerGroup([], {pane: "gridmap-labels"}), asked = 0, timer = null;
+    registry.layers[opts.name] = layer;
+    registry.shown = registry.shown || {};
+    registry.shown[opts.name] = layer;
+    function place(found) {
+      layer.clearLayers();
+      var boxes = [];
+      found.forEach(function (group) {
+        group.names.forEach(function (item) {
+          var p = map.latLngToContainerPoint([item[1], item[0]]), size = group.size;
+          var w = String(item[2]).length * size * 0.62 + 8, h = size + 6;  // CJK glyphs are about 1em
+          var box = L.bounds([p.x - w / 2, p.y - h / 2], [p.x + w / 2, p.y + h / 2]);
+          if (boxes.some(function (b) { return b.intersects(box); })) { return; }
+          boxes.push(box);
+          var text = el("span", null, item[2]);
+          L.marker([item[1], item[0]], {pane: "gridmap-labels", interactive: false, keyboard: false,
+            icon: L.divIcon({className: "gm-label " + group.className, html: text, iconSize: [w, h]})}).addTo(layer);
+        });
+      });
+      layer.fire("gridmap:labelled");
+    }
+    function refresh() {
+      if (!map.hasLayer(layer)) { return; }
+      var mine = ++asked, zoom = map.getZoom(), b = map.getBounds().pad(0.1);
+      var bbox = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90), Math.min(b.getEast(), 180),
+        Math.min(b.getNorth(), 90)].map(function (v) { return v.toFixed(4); }).join(",");
+      var levels = opts.levels.filter(function (l) { return zoom >= l.minZoom; });
+      Promise.all(levels.map(function (l) {
+        return fetch(opts.url.replace("{level}", l.level) + "?bbox=" + bbox, {credentials: "same-origin"})
+          .then(function (r) { return r.ok ? r.json() : []; })
+          .then(function (names) { return {names: names, className: l.className, size: l.size}; });
+      })).then(function (found) { if (mine === asked) { place(found); } })
+        .catch(function (err) { console.warn("gridmap: could not load place names", err); });
+    }
+    map.on("moveend", function () { clearTimeout(timer); timer = setTimeout(refresh, 100); });
+    layer.on("add", refresh);
+    if (opts.show) { layer.addTo(map); }
+    share(opts.key, layer, null);
+    return layer;
+  };
+
   // A unit's map: everything outside the unit under a veil (the world with the unit's rings as holes).
   function dimOutside(map, data, style) {
     var holes = [];
