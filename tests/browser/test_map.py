@@ -313,3 +313,48 @@ def test_a_unit_map_restores_the_shared_view_over_its_own_bounds(tab, demo_serve
     assert restored["layers"] == ["grids", "streets", "unit"], restored
     assert "district=" in page.url  # the unit stays in the query
     assert tab.page_errors == []
+
+
+# The place names shown, each with its level and its box on the page.
+LABELS_JS = """
+() => [...document.querySelectorAll('.gm-label')].map((el) => {
+  const r = el.getBoundingClientRect();
+  return {level: [...el.classList].find((c) => c.startsWith('gm-label-')).slice(9), text: el.textContent,
+          box: [r.left, r.top, r.right, r.bottom]};
+})
+"""
+
+
+def overlapping(labels: list[dict]) -> list[tuple[str, str]]:
+    def meet(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    return [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1:] if meet(a["box"], b["box"])]
+
+
+def labels_at(tab, zoom: int, lat: float = 29.87, lon: float = 121.55) -> list[dict]:
+    page = tab.page
+    page.evaluate("""([lat, lon, zoom]) => new Promise((done) => {
+      const layer = window.gridmap.keyed.labels.layer;
+      layer.once('gridmap:labelled', () => done(true));
+      window.gridmap.map.setView([lat, lon], zoom, {animate: false});
+    })""", [lat, lon, zoom])
+    return page.evaluate(LABELS_JS)
+
+
+def test_place_names_by_zoom_without_collisions(tab, demo_server, tmp_path):
+    """District names from city zoom, street names from 12, community names from 14; none over another."""
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+    seen = {}
+    for zoom in (10, 12, 14):
+        labels = labels_at(tab, zoom)
+        seen[zoom] = {label["level"] for label in labels}
+        assert labels and overlapping(labels) == [], (zoom, overlapping(labels)[:5])
+        assert not any("<" in label["text"] for label in labels)
+    assert seen[10] == {"district"}, seen
+    assert "street" in seen[12] and "community" not in seen[12], seen
+    assert "community" in seen[14], seen
+    names = {label["text"] for label in labels_at(tab, 14)}
+    assert "桃苑社区" in names or "南门街道" in names, sorted(names)[:20]  # around the old town
+    page.screenshot(path=str(tmp_path / "gridmap-labels.png"))
+    assert tab.console_errors == [] and tab.page_errors == []
