@@ -18,7 +18,7 @@ from geodata.search import KINDS as SEARCH_KINDS
 
 from geodata.tiles import first_zoom
 
-from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
+from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
                      LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
@@ -143,8 +143,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     m.default_js = list(assets.js)  # served by the app, never a CDN
     m.default_css = list(assets.css)
     if basemap.url:
-        folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
-                         subdomains=basemap.subdomains, max_zoom=18).add_to(m)
+        base = folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
+                                subdomains=basemap.subdomains, max_zoom=18).add_to(m)
+        BasemapNotice(base, t("map.basemap_unavailable")).add_to(m)
 
     fit = None  # the data's extent (a unit's, on its map): tiles are asked for only there
     if view.bounds:

@@ -188,6 +188,24 @@ class SearchControl(MacroElement):
                        "placeholder": placeholder, "notFound": not_found}
 
 
+class BasemapNotice(MacroElement):
+    """Says once, when the base map's tiles fail (no internet), that it is unavailable; the rest works on."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.basemapNotice({{ this._parent.get_name() }}, {{ this.layer.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layer, text: str):
+        super().__init__()
+        self._name = "BasemapNotice"
+        self.layer = layer
+        self.config = {"text": text}
+
+
 class FullscreenControl(MacroElement):
     _template = Template(
         """

@@ -473,6 +473,22 @@
     return control.addTo(map);
   };
 
+  // The base map's tiles come from another host: without internet they fail. Said once, as text.
+  registry.basemapNotice = function (map, layer, opts) {
+    var shown = false;
+    layer.on("tileerror", function () {
+      if (shown) { return; }
+      shown = true;
+      var control = L.control({position: "bottomright"});
+      control.onAdd = function () {
+        var box = el("div", "gm-basemap-notice leaflet-bar", opts.text);
+        box.setAttribute("role", "status");
+        return box;
+      };
+      control.addTo(map);
+    });
+  };
+
   registry.fullscreenControl = function (map, opts) {
     var control = L.control({position: "topleft"});
     control.onAdd = function () {

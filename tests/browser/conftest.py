@@ -120,6 +120,12 @@ def _serve(data_dir: Path, log_path: Path, *, demo: bool):
         yield Server(base, data_dir)
 
 
+def _serve_with(data_dir: Path, log_path: Path, **settings):
+    """As ``_serve``, on a data directory already filled, with more GRIDMAP_* settings."""
+    with live_server(data_dir, log_path, demo=False, **settings) as base:
+        yield Server(base, data_dir)
+
+
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory) -> Path:
     """Empty at first: the first demo server fills it (GRIDMAP_DEMO=1); later ones reuse it."""

@@ -358,3 +358,35 @@ def test_place_names_by_zoom_without_collisions(tab, demo_server, tmp_path):
     assert "桃苑社区" in names or "南门街道" in names, sorted(names)[:20]  # around the old town
     page.screenshot(path=str(tmp_path / "gridmap-labels.png"))
     assert tab.console_errors == [] and tab.page_errors == []
+
+
+@pytest.fixture(scope="module")
+def osm_server(demo_data_dir, demo_server, tmp_path_factory):
+    """The demo with the default base map (OpenStreetMap's tiles), which these tests cannot reach."""
+    from .conftest import _serve_with
+
+    yield from _serve_with(demo_data_dir, tmp_path_factory.mktemp("logs") / "osm-server.log", BASEMAP="osm")
+
+
+@pytest.mark.parametrize("lang, text", [("zh", "底图无法加载"), ("en", "The base map cannot be loaded")])
+def test_without_internet_the_page_says_once_the_base_map_is_unavailable(tab, osm_server, lang, text):
+    page = tab.page
+    goto_ready(tab, osm_server.url(f"/?lang={lang}"))
+    notice = page.locator(".gm-basemap-notice")
+    notice.wait_for(state="visible")
+    page.evaluate("() => window.gridmap.map.setView([29.87, 121.55], 12, {animate: false})")  # more tiles fail
+    page.wait_for_timeout(300)
+    assert notice.count() == 1 and text in notice.inner_text()
+    assert any("tile.openstreetmap.org" in url for url in tab.requests)  # asked for, and refused here
+    # everything else works: the grids' tiles are drawn
+    page.wait_for_function("() => window.gridmap.tileFeatures(window.gridmap.keyed.grids.layer.gridmapOptions.name)"
+                           ".some((p) => p.grid_id)")
+    assert tab.page_errors == []
+
+
+def test_with_no_base_map_a_page_load_asks_no_other_host(tab, demo_server):
+    """GRIDMAP_BASEMAP=none (the test servers'): neither the page, its scripts, tiles nor names leave the app."""
+    goto_ready(tab, demo_server.url("/#z=14&lat=29.87&lon=121.55"))
+    tab.page.wait_for_selector(".gm-label", state="attached")
+    assert [url for url in tab.requests if not url.startswith((demo_server.base + "/", "data:", "blob:"))] == []
+    assert not tab.page.locator(".gm-basemap-notice").count()
