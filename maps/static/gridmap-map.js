@@ -1,7 +1,7 @@
-/* gridmap's map behaviour: layers fetched by URL, tooltips and popups built from text
- * nodes (feature values never become HTML), clustering, search, full screen, and planning
- * (recommended sites, centres proposed by a click and the coverage they would add).
- * The Python builders in maps/ emit only calls to these functions with JSON options. */
+/* gridmap's map behaviour: layers drawn from the server's vector tiles (Leaflet.VectorGrid) or fetched
+ * whole by URL, tooltips and popups built from text nodes (feature values never become HTML), place names,
+ * search, full screen, and planning (recommended sites, centres proposed by a click and the coverage they
+ * would add).  The Python builders in maps/ emit only calls to these functions with JSON options. */
 (function () {
   "use strict";
   var registry = window.gridmap = window.gridmap || {layers: {}, pending: [], maps: []};
@@ -145,7 +145,7 @@
   // (opts.itemUrl, "{id}" in it).  VectorGrid draws each tile on a canvas of its own, so one tile layer
   // over another would take every pointer event: the tiles take none, and a pointer on the map is
   // matched here against the features of the tiles under it, top layer first (as one shared canvas did).
-  registry.tileLayers = registry.tileLayers || [];  // [{map, layer, opts, rank}], in drawing order
+  registry.tileLayers = registry.tileLayers || [];  // [{map, layer, opts}]; opts.zIndex: the drawing order
 
   function tileStyle(opts) {
     return function (props, zoom) {

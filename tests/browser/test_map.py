@@ -390,3 +390,38 @@ def test_with_no_base_map_a_page_load_asks_no_other_host(tab, demo_server):
     tab.page.wait_for_selector(".gm-label", state="attached")
     assert [url for url in tab.requests if not url.startswith((demo_server.base + "/", "data:", "blob:"))] == []
     assert not tab.page.locator(".gm-basemap-notice").count()
+
+
+# The boxes ([west, south, east, north]) of the vector tiles the page asked for.
+TILE_BOXES_JS = """
+(urls) => urls.map((url) => url.match(/WebMercatorQuad\\/(\\d+)\\/(\\d+)\\/(\\d+)$/)).filter(Boolean).map((m) => {
+  const z = Number(m[1]), y = Number(m[2]), x = Number(m[3]), n = Math.pow(2, z);
+  const lat = (row) => Math.atan(Math.sinh(Math.PI * (1 - 2 * row / n))) * 180 / Math.PI;
+  return [x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)];
+})
+"""
+
+
+def test_a_unit_map_dims_the_rest_and_asks_only_for_its_tiles(tab, demo_server, tmp_path):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/map?district=江北区"))
+    veils = page.evaluate("""() => { const found = [];
+        window.gridmap.map.eachLayer((l) => { if (l.options && l.options.className === 'gm-dim') { found.push(
+          l.getLatLngs().length); } }); return found; }""")
+    assert veils == [2], veils  # one veil over everything outside the unit: the world, the unit as its hole
+    unit = grid_where(demo_server, district="江北区")  # a grid of the unit: its tiles are asked for
+    outline = page.evaluate("""() => { const b = window.gridmap.keyed.unit.layer.getBounds();
+        return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }""")
+    boxes = page.evaluate(TILE_BOXES_JS, [u for u in tab.requests if "/tiles/" in u])
+    assert boxes
+    pad = 0.05 * max(outline[2] - outline[0], outline[3] - outline[1])
+    far = [b for b in boxes if b[2] < outline[0] - pad or b[0] > outline[2] + pad or b[3] < outline[1] - pad
+           or b[1] > outline[3] + pad]
+    assert far == [], far[:3]  # no tile wholly beyond the unit
+    page.evaluate("() => window.gridmap.map.setView([29.6, 121.9], 12, {animate: false})")  # far south-east
+    page.wait_for_timeout(500)
+    boxes = page.evaluate(TILE_BOXES_JS, [u for u in tab.requests if "/tiles/" in u])
+    assert not any(b[0] > outline[2] + pad for b in boxes)
+    assert unit["properties"]["district"] == "江北区"
+    page.screenshot(path=str(tmp_path / "gridmap-unit.png"))
+    assert tab.page_errors == []
