@@ -157,7 +157,8 @@ def bench(demo: str, data_dir: str, loads: int, shots: Path, browser) -> None:
         print("  " + figures("cold", cold, 250))
         print("  " + figures("warm", warm, 50))
         sent, plain = max(r[1] for r in cold), max(r[2] for r in cold)
-        print(f"  largest tile: {sent / 1024:.0f} KB as sent (gzip), {plain / 1024:.0f} KB plain (target: none over 500 KB)")
+        print(f"  largest tile: {sent / 1024:.0f} KB as sent (gzip), {plain / 1024:.0f} KB plain "
+              "(target: none over 500 KB)")
 
 
 def _first_zoom(browser, base: str) -> int:

@@ -162,7 +162,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                          **options)
 
     tiles("coverage", name=t("layer.coverage"), key="grids", style_by="coverage_status", stack="grids",
-          styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
+          styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45}
+                  for s, c in STATUS_COLOURS.items()},
           tooltip=[Field("name", t("field.grid")), *unit_fields, Field("district", t("level.district")),
                    Field("coverage_status", t("field.coverage_status"), labels=status_labels),
                    Field("coverage_ratio", t("field.coverage_ratio"), "percent")],
@@ -182,7 +183,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
           order=1, styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
                                  "fillOpacity": 0.05}},
           tooltip=[Field("detail", t("field.detail"))]).add_to(m)
-    tiles("gaps", name=t("layer.tiling"), key="tiling", style_by="kind", stack="tiling", kinds=("tiling_gap", "overlap"),
+    tiles("gaps", name=t("layer.tiling"), key="tiling", style_by="kind", stack="tiling",
+          kinds=("tiling_gap", "overlap"),
           styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
                   for k in ("tiling_gap", "overlap")},
           tooltip=gap_tooltip).add_to(m)

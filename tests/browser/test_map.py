@@ -56,7 +56,6 @@ def test_city_map_draws_grids_from_tiles_in_their_status_colours(tab, demo_serve
 
 
 def test_a_grid_popup_shows_the_clicked_grid_fetched_by_its_key(tab, demo_server):
-    page = tab.page
     goto_ready(tab, demo_server.url("/"))
     grid = grid_where(demo_server, grid_id="330203-01-001-01")
     content = click_popup(tab, pointer_at(tab, grid["point"], layer="网格覆盖状态"), "330203-01-001-01")
