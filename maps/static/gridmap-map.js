@@ -163,9 +163,18 @@
   // Leaflet's minZoom, which would grey the layer out in the layer control there), and none before the page
   // has set its first view (the shared URL's, or the data's extent): a province's tiles at the city's zoom
   // folium starts at would be asked for, then thrown away.
+  // Each tile is drawn 512 px wide from the server's tile of the zoom above (the same ground): a quarter of
+  // the requests a view makes (a browser asks a host six at a time), the same detail on screen.
+  var TILE_PX = 512, ZOOM_OFFSET = 1;
   var GridmapTiles = L.VectorGrid.Protobuf.extend({
     _isValidTile: function (coords) {
-      return coords.z >= (this.gridmapOptions.minZoom || 0) && L.VectorGrid.Protobuf.prototype._isValidTile.call(this, coords);
+      return coords.z - ZOOM_OFFSET >= (this.gridmapOptions.minZoom || 0) &&
+        L.VectorGrid.Protobuf.prototype._isValidTile.call(this, coords);
+    },
+    _getVectorTilePromise: function (coords) {
+      var asked = L.point(coords.x, coords.y);
+      asked.z = coords.z - ZOOM_OFFSET;
+      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, asked);
     },
     _update: function (center) {
       if (!this._map || !this._map._gridmapViewSet) { return; }
@@ -191,7 +200,7 @@
         var id = f.properties[opts.idField];
         return id !== undefined && id !== null ? id : "gm-" + (++anonymous);
       },
-      maxZoom: 18, keepBuffer: 1,
+      maxZoom: 18, keepBuffer: 1, tileSize: TILE_PX,
       bounds: opts.bounds ? L.latLngBounds(opts.bounds).pad(0.02) : undefined,  // no tile asked for beyond the data
       fetchOptions: {credentials: "same-origin"}
     });
@@ -204,7 +213,7 @@
     // loaded: its tiles in view have come, or the view is out of its zoom range (Leaflet asks for none then)
     var firstLoad = new Promise(function (resolve) {
       layer.once("load remove", resolve);  // removed (a shared view without it): nothing to wait for
-      function outOfRange() { if (map.getZoom() < (opts.minZoom || 0)) { resolve(); } }
+      function outOfRange() { if (map.getZoom() - ZOOM_OFFSET < (opts.minZoom || 0)) { resolve(); } }
       L.Util.requestAnimFrame(outOfRange);  // after the page's scripts have set the view
       map.on("zoomend", outOfRange);
     });
