@@ -19,7 +19,8 @@ For each demo, ``python -m server`` (one worker, ``GRIDMAP_BASEMAP=none``) is st
   whole-layer GeoJSON map before tiles).
 - **tiles while panning and zooming**: the tiles a 1280 × 800 map asks for along a path (zoom in
   step by step from the first view's zoom to 16 over the busiest place, then pan three screens
-  east at 13 and at 15), for every layer the map shows at start, fetched as a browser would (six
+  east at 13 and at 15; at map zoom z the map asks for the server's tiles of z − 1, drawn 512 px
+  wide), for every layer the map shows at start, fetched as a browser would (six
   at a time, gzip accepted, no conditional request): **cold** is the first pass (nothing cut
   yet for these tiles), **warm** the second; p50 / p95 / max of each request's time, and the
   largest tile (as sent and plain).  Targets: p95 ≤ 50 ms warm, ≤ 250 ms cold, none over 500 KB.
@@ -75,10 +76,12 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[float, float]:
     return (lon + 180) / 360 * n, (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
 
 
-def view_tiles(lon: float, lat: float, z: int) -> list[tuple[int, int, int]]:
-    """The 256-px tiles a VIEWPORT-sized map centred at (lon, lat) at zoom z shows."""
+def view_tiles(lon: float, lat: float, zoom: int) -> list[tuple[int, int, int]]:
+    """The tiles a VIEWPORT-sized map centred at (lon, lat) at ``zoom`` asks for: the server's tiles of
+    the zoom above, each drawn 512 px wide (maps/static/gridmap-map.js TILE_PX, ZOOM_OFFSET)."""
+    z = zoom - 1
     x, y = tile_of(lon, lat, z)
-    half_w, half_h = VIEWPORT["width"] / 512, VIEWPORT["height"] / 512
+    half_w, half_h = VIEWPORT["width"] / 1024, VIEWPORT["height"] / 1024
     return [(z, col, row) for col in range(int(x - half_w), int(x + half_w) + 1)
             for row in range(int(y - half_h), int(y + half_h) + 1) if 0 <= col < 2**z and 0 <= row < 2**z]
 
@@ -89,7 +92,7 @@ def path_tiles(demo: str, first_zoom: int) -> list[tuple[int, int, int]]:
     for lon, lat in PLACES[demo]:
         views = [(lon, lat, z) for z in range(first_zoom, 17)]
         for z in (13, 15):
-            step = VIEWPORT["width"] / 256 / 2**z * 360  # a screen's width in degrees
+            step = VIEWPORT["width"] / 256 / 2**z * 360  # a screen's width in degrees at map zoom z
             views += [(lon + k * step, lat, z) for k in (1, 2, 3)]
         for view in views:
             for tile in view_tiles(*view):
@@ -153,7 +156,7 @@ def bench(demo: str, data_dir: str, loads: int, shots: Path, browser) -> None:
         tiles = path_tiles(demo, zoom)
         cold = fetch_all(base, tiles)
         warm = fetch_all(base, tiles)
-        print(f"tiles along the path (first zoom {zoom} to 16, {len(tiles)} tiles × {len(LAYERS)} layers):")
+        print(f"tiles along the path (map zoom {zoom} to 16, {len(tiles)} tiles × {len(LAYERS)} layers):")
         print("  " + figures("cold", cold, 250))
         print("  " + figures("warm", warm, 50))
         sent, plain = max(r[1] for r in cold), max(r[2] for r in cold)
