@@ -10,8 +10,10 @@ only from the zoom level each layer is drawn at (``MIN_ZOOM``).
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import mapbox_vector_tile
@@ -36,9 +38,9 @@ MIN_ZOOM = {"districts": 0, "streets": 10, "communities": 12, "grids": 11, "cove
 # what the map shows of each layer (popups ask for the whole feature by key)
 TILE_FIELDS = {
     "grids": ("grid_id", "name", "grid_type", "city", "district", "street", "community"),
-    "coverage": ("grid_id", "name", "city", "district", "street", "community", "population",
-                 "covered_population", "coverage_ratio", "coverage_status"),
-    "gaps": ("gap_id", "kind", "level", "city", "district", "street", "community", "grid_id", "area_m2"),
+    # what tooltips show (a popup asks for the whole grid): the population figures would cost a third of a tile
+    "coverage": ("grid_id", "name", "city", "district", "street", "community", "coverage_ratio", "coverage_status"),
+    "gaps": ("gap_id", "kind", "level", "city", "district", "street", "community", "grid_id", "area_m2", "detail"),
     "districts": ("adcode", "name", "name_en", "city"),
     "streets": ("unit_id", "city", "district", "street", "grids", "population", "covered_share"),
     "communities": ("unit_id", "city", "district", "street", "community", "grids", "population", "covered_share"),
@@ -46,6 +48,14 @@ TILE_FIELDS = {
     "roads": ("road_id", "name", "highway"),
 }
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
+# layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
+# what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
+OVERVIEWS = {"coverage": ("city", "district", "coverage_status")}
+
+
+def first_zoom(name: str) -> int:
+    """The first zoom level a layer's tiles hold anything at (its overview's, when it has one)."""
+    return 0 if name in OVERVIEWS else MIN_ZOOM.get(name, 0)
 
 
 def shown_fields(name: str, visible) -> list[str]:
@@ -75,24 +85,59 @@ class TileSource:
     table: pd.DataFrame  # the properties tiles carry, a row a feature
     tree: shapely.STRtree
     coverage: bool
+    min_zoom: int = 0
+    # what is drawn below min_zoom: made when first asked for (a province's coverage takes a second or two)
+    overview: "functools.partial[TileSource] | TileSource | None" = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
         fields = [f for f in shown_fields(name, visible) if f in gdf.columns]
         geometries = gdf.geometry.to_crs(3857).values.to_numpy() if len(gdf) else np.array([], dtype=object)
         table = pd.DataFrame(gdf[fields]).reset_index(drop=True)
-        return cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES)
+        source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES,
+                     MIN_ZOOM.get(name, 0))
+        if name in OVERVIEWS:
+            source.overview = functools.partial(cls._dissolved, name, geometries, gdf,
+                                                [f for f in OVERVIEWS[name] if f in fields])
+        return source
+
+    @classmethod
+    def _dissolved(cls, name: str, geometries: np.ndarray, gdf: gpd.GeoDataFrame, keys: list[str]) -> "TileSource":
+        """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast)."""
+        if not keys or not len(geometries):
+            return cls(name, np.array([], dtype=object), pd.DataFrame(), shapely.STRtree([]), True, 0)
+        groups = pd.DataFrame(gdf[keys]).reset_index(drop=True).astype(object)
+        groups = groups.where(groups.notna(), "")  # a missing city still groups
+        merged, rows = [], []
+        for values, index in groups.groupby(keys, sort=False).indices.items():
+            parts = geometries[index]
+            union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
+            if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
+                union = shapely.union_all(shapely.make_valid(parts))
+            merged.append(union)
+            rows.append(dict(zip(keys, values if isinstance(values, tuple) else (values,))))
+        merged = np.array(merged, dtype=object)
+        table = pd.DataFrame(rows, columns=keys).replace("", None)
+        return cls(name, merged, table, shapely.STRtree(merged), True, 0)
+
+    def __post_init__(self):
+        # each column as MVT values, once: a tile then only picks its rows (pandas per tile was a fifth of its time)
+        self.columns = {k: [_value(v) for v in self.table[k].astype(object)] for k in self.table.columns}
 
     def _properties(self, rows: np.ndarray) -> list[dict]:
-        table = self.table.iloc[rows].astype(object)
-        return [{k: v for k, v in ((k, _value(v)) for k, v in r.items()) if v is not None}
-                for r in table.where(table.notna(), None).to_dict("records")]
+        return [{k: column[i] for k, column in self.columns.items() if column[i] is not None} for i in rows.tolist()]
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
         """The tile's MVT bytes; None when it holds nothing (or the layer is not drawn at ``z``)."""
         check_tile(z, x, y)
-        if z < MIN_ZOOM.get(self.name, 0):
-            return None
+        if z < self.min_zoom:
+            if self.overview is None:
+                return None
+            with self.lock:
+                if isinstance(self.overview, functools.partial):
+                    self.overview = self.overview()
+            return self.overview.tile(z, x, y)
         minx, miny, maxx, maxy = tile_bounds(z, x, y)
         unit = (maxx - minx) / EXTENT
         margin = BUFFER * unit
@@ -122,9 +167,33 @@ class TileSource:
                                                           "check_winding_order": False})
 
 
+# --- place names: a point inside each unit, for the map to label (it places them without collisions) -----
+
+LABELS = {"district": ("districts", "name"), "street": ("streets", "street"), "community": ("communities", "community")}
+
+
+def label_points(gdf: gpd.GeoDataFrame, name_field: str) -> pd.DataFrame:
+    """lon, lat (a point inside the unit: a ring's centroid may fall outside it) and name of each unit,
+    largest first (the map keeps the larger of two names that would collide)."""
+    if not len(gdf) or name_field not in gdf.columns:
+        return pd.DataFrame({"lon": [], "lat": [], "name": []})
+    points = shapely.point_on_surface(gdf.geometry.values)
+    order = np.argsort(-shapely.area(gdf.geometry.values), kind="stable")
+    frame = pd.DataFrame({"lon": shapely.get_x(points).round(5), "lat": shapely.get_y(points).round(5),
+                          "name": gdf[name_field].astype(object).values})
+    return frame.iloc[order].dropna().reset_index(drop=True)
+
+
+def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[list]:
+    """[lon, lat, name] of the ``limit`` largest units whose point lies in ``bbox`` (lon/lat)."""
+    minx, miny, maxx, maxy = bbox
+    inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
+    return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
 def _value(value):
-    """A property as MVT holds it: text, a number or a boolean (None: left out)."""
-    if value is None:
+    """A property as MVT holds it: text, a number or a boolean (None: left out, as NaN, NA and NaT are)."""
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -157,7 +226,7 @@ def matrix_limits(name: str, bbox: list[float] | None) -> list[dict]:
     if not bbox:
         return []
     limits = []
-    for z in range(MIN_ZOOM.get(name, 0), MAX_ZOOM + 1):
+    for z in range(first_zoom(name), MAX_ZOOM + 1):
         (min_col, min_row), (max_col, max_row) = _tile_of(bbox[0], bbox[3], z), _tile_of(bbox[2], bbox[1], z)
         limits.append({"tileMatrix": str(z), "minTileRow": min_row, "maxTileRow": max_row,
                        "minTileCol": min_col, "maxTileCol": max_col})

@@ -16,8 +16,10 @@ import folium
 from geodata.i18n import text
 from geodata.search import KINDS as SEARCH_KINDS
 
-from .layers import (Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
-                     RecommendationsLayer, SearchControl, WhatIfControl, preload)
+from geodata.tiles import first_zoom
+
+from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
+                     LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
 
@@ -25,6 +27,10 @@ NINGBO_CENTRE = (29.87, 121.55)
 
 CENTER_ICONS = {"district": ("gm-center gm-center-district", 14), "street": ("gm-center gm-center-street", 11),
                 "community": ("gm-center gm-center-community", 8)}
+# the zoom each level's centres are drawn from (a city's 2,400 centres at once would hide its grids)
+CENTER_ZOOMS = {"district": 0, "street": 10, "community": 12}
+# place names: each level's from the zoom it is drawn at (city scale, about 12, about 14), and its font size
+LABEL_LEVELS = [("district", 9, 15), ("street", 12, 13), ("community", 14, 11)]
 # planning: the sites the map recommends, and the centres planners propose on it
 RECOMMENDED = {"level": "community", "k": 10}
 PROPOSED_LEVEL = "community"
@@ -54,6 +60,12 @@ MAP_DATA = {
     "districts": MapData("districts", ("adcode", "name", "name_en"), 0.0005),
     "centers": MapData("centers", ("center_id", "name", "level", "city", "district", "street", "community")),
 }
+
+
+# the layers drawn from vector tiles: the property a feature is asked for by (its collection's key)
+TILE_KEYS = {"coverage": "grid_id", "gaps": "gap_id", "communities": "unit_id", "streets": "unit_id",
+             "districts": "adcode", "centers": "center_id"}
+FIRST_ZOOM = {name: first_zoom(name) for name in TILE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -131,59 +143,77 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     m.default_js = list(assets.js)  # served by the app, never a CDN
     m.default_css = list(assets.css)
     if basemap.url:
-        folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
-                         subdomains=basemap.subdomains, max_zoom=18).add_to(m)
+        base = folium.TileLayer(basemap.url, attr=basemap.attribution, name=t("layer.basemap"),
+                                subdomains=basemap.subdomains, max_zoom=18).add_to(m)
+        BasemapNotice(base, t("map.basemap_unavailable")).add_to(m)
 
+    fit = None  # the data's extent (a unit's, on its map): tiles are asked for only there
+    if view.bounds:
+        minx, miny, maxx, maxy = view.bounds
+        fit = [[miny, minx], [maxy, maxx]]
     status_labels = {s: t(f"status.{s}") for s in STATUS_COLOURS}
     level_labels = {lvl: t(f"level.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
     unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
-    GeoJsonLayer(
-        t("layer.coverage"), key="grids", url=urls["coverage"], style_by="coverage_status", stack="grids",
-        styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45} for s, c in STATUS_COLOURS.items()},
-        tooltip=[Field("name", t("field.grid")), *unit_fields,
-                 Field("coverage_status", t("field.coverage_status"), labels=status_labels),
-                 Field("coverage_ratio", t("field.coverage_ratio"), "percent")],
-        popup=[Field("name", t("field.grid")), Field("grid_id", t("field.grid_id")), *unit_fields,
-               Field("district", t("level.district")), Field("city", t("level.city")),
-               Field("population", t("field.population"), "number"),
-               Field("covered_population", t("field.covered_population"), "number"),
-               Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
-               Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
-        links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
-    ).add_to(m)
+
+    def tiles(collection: str, **options) -> VectorTileLayer:  # a layer drawn from the collection's vector tiles
+        return VectorTileLayer(url=urls["tiles"].replace("{collection}", collection), layer=collection,
+                         item_url=urls["item"].replace("{collection}", collection), loading=t("map.loading"),
+                         id_field=TILE_KEYS[collection], min_zoom=FIRST_ZOOM.get(collection, 0), bounds=fit,
+                         **options)
+
+    tiles("coverage", name=t("layer.coverage"), key="grids", style_by="coverage_status", stack="grids",
+          styles={s: {"color": c, "weight": 0.5, "fillColor": c, "fillOpacity": 0.45}
+                  for s, c in STATUS_COLOURS.items()},
+          tooltip=[Field("name", t("field.grid")), *unit_fields, Field("district", t("level.district")),
+                   Field("coverage_status", t("field.coverage_status"), labels=status_labels),
+                   Field("coverage_ratio", t("field.coverage_ratio"), "percent")],
+          popup=[Field("name", t("field.grid")), Field("grid_id", t("field.grid_id")), *unit_fields,
+                 Field("district", t("level.district")), Field("city", t("level.city")),
+                 Field("population", t("field.population"), "number"),
+                 Field("covered_population", t("field.covered_population"), "number"),
+                 Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
+                 Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
+          links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
+          ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
-    GeoJsonLayer(t("layer.service_gaps"), key="gaps", url=urls["service_gaps"], show=False, stack="gaps",
-                 styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.5}},
-                 tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.staffing"), key="staffing", url=urls["staffing"], show=False, stack="gaps",
-                 styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
-                               "fillOpacity": 0.05}},
-                 tooltip=[Field("detail", t("field.detail"))]).add_to(m)
-    GeoJsonLayer(t("layer.tiling"), key="tiling", url=urls["tiling"], style_by="kind", stack="tiling",
-                 styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
-                         for k in ("tiling_gap", "overlap")},
-                 tooltip=gap_tooltip).add_to(m)
-    GeoJsonLayer(t("layer.missing"), key="missing", url=urls["missing"], style_by="level", stack="missing",
-                 styles={lvl: {"color": GAP_COLOURS["missing_center"], "weight": w, "dashArray": "6 4",
-                               "fill": False} for lvl, w in MISSING_CENTER_WEIGHTS.items()},
-                 tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
-                 ).add_to(m)
-    GeoJsonLayer(t("layer.streets"), key="streets", url=urls["streets"], show=False,
-                 styles={"*": {"color": BOUNDARY_COLOURS["street"], "weight": 1.2, "fill": False}},
-                 tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
-    GeoJsonLayer(t("layer.districts"), key="districts", url=urls["districts"], interactive=False,
-                 styles={"*": {"color": BOUNDARY_COLOURS["district"], "weight": 2.2, "fill": False}}).add_to(m)
+    tiles("gaps", name=t("layer.service_gaps"), key="gaps", show=False, stack="gaps", kinds=("service_gap",),
+          styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.5}},
+          tooltip=gap_tooltip).add_to(m)
+    tiles("gaps", name=t("layer.staffing"), key="staffing", show=False, stack="gaps", kinds=("staffing_gap",),
+          order=1, styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
+                                 "fillOpacity": 0.05}},
+          tooltip=[Field("detail", t("field.detail"))]).add_to(m)
+    tiles("gaps", name=t("layer.tiling"), key="tiling", style_by="kind", stack="tiling",
+          kinds=("tiling_gap", "overlap"),
+          styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
+                  for k in ("tiling_gap", "overlap")},
+          tooltip=gap_tooltip).add_to(m)
+    tiles("gaps", name=t("layer.missing"), key="missing", style_by="level", stack="missing", kinds=("missing_center",),
+          styles={lvl: {"color": GAP_COLOURS["missing_center"], "weight": w, "dashArray": "6 4", "fill": False}
+                  for lvl, w in MISSING_CENTER_WEIGHTS.items()},
+          tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
+          ).add_to(m)
+    tiles("communities", name=t("layer.communities"), key="communities", show=False, order=1,
+          styles={"*": {"color": BOUNDARY_COLOURS["community"], "weight": 0.8, "fill": False}},
+          tooltip=[Field("community", t("level.community")), Field("street", t("level.street"))]).add_to(m)
+    tiles("streets", name=t("layer.streets"), key="streets", show=False, order=2,
+          styles={"*": {"color": BOUNDARY_COLOURS["street"], "weight": 1.2, "fill": False}},
+          tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
+    tiles("districts", name=t("layer.districts"), key="districts", interactive=False, order=3,
+          styles={"*": {"color": BOUNDARY_COLOURS["district"], "weight": 2.2, "fill": False}}).add_to(m)
     GeoJsonLayer(t("layer.catchments"), key="catchments", url=urls["centers"], show=False, points="catchment",
                  style_by="level",
                  stack="catchments",
                  radii=radii, interactive=False,
                  styles={lvl: {"color": c, "weight": 1, "fillColor": c, "fillOpacity": 0.06}
                          for lvl, c in CATCHMENT_COLOURS.items()}).add_to(m)
-    GeoJsonLayer(t("layer.centers"), key="centers", url=urls["centers"], points="icon", style_by="level", cluster=13,
-                 stack="centers",
-                 styles={lvl: {"className": cls, "iconSize": [size, size]} for lvl, (cls, size) in CENTER_ICONS.items()},
-                 tooltip=[Field("name", t("field.center")),
-                          Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+    tiles("centers", name=t("layer.centers"), key="centers", style_by="level", stack="centers",
+          styles={lvl: {"radius": size / 2, "color": "#ffffff", "weight": 1.5, "fillColor": CATCHMENT_COLOURS[lvl],
+                        "fillOpacity": 1, "minZoom": CENTER_ZOOMS[lvl]} for lvl, (_, size) in CENTER_ICONS.items()},
+          tooltip=[Field("name", t("field.center")),
+                   Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+    if urls.get("labels"):
+        LabelLayer(t("layer.labels"), url=urls["labels"], levels=LABEL_LEVELS, key="labels").add_to(m)
     if urls.get("recommendations"):
         query = urlencode({**RECOMMENDED, **(view.unit or {})})
         RecommendationsLayer(
@@ -200,13 +230,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         ).add_to(m)
     if view.outline:
         GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline, key="unit",
-                     interactive=False,
+                     interactive=False, dim={"fillColor": "#ffffff", "fillOpacity": 0.6},
                      styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
-    fit = None
-    if view.bounds:
-        minx, miny, maxx, maxy = view.bounds
-        fit = [[miny, minx], [maxy, maxx]]
-
     folium.LayerControl(collapsed=True).add_to(m)
     if urls.get("search"):
         SearchControl(urls["search"], urls["items"], grids_layer=t("layer.coverage"), centers_layer=t("layer.centers"),

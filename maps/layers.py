@@ -50,6 +50,7 @@ class GeoJsonLayer(Layer):
     cluster : cluster the points until this zoom level.
     stack : the layer's kind in ``STACK``, which fixes where it draws among the others.
     key : a stable id (``[a-z_]+``) for the layer in a shared URL (``ShareView``); no key, not shared.
+    dim : with ``data``: a style veiling the map outside its polygons (a unit's map dims the rest).
     """
 
     _template = Template(
@@ -64,7 +65,8 @@ class GeoJsonLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None,
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
                  points: str = "circle", radii: dict | None = None, cluster: int | None = None,
-                 show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None):
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries", key: str | None = None,
+                 dim: dict | None = None):
         if (data is None) == (url is None):
             raise ValueError("give exactly one of data or url")
         if stack not in STACK:
@@ -77,8 +79,72 @@ class GeoJsonLayer(Layer):
             "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
                       for link in links],
             "points": points, "radii": radii or {}, "cluster": cluster, "interactive": interactive,
-            "stack": STACK.index(stack), "key": _layer_key(key),
+            "stack": STACK.index(stack), "key": _layer_key(key), "dim": dim,
         }
+
+
+class VectorTileLayer(Layer):
+    """A layer drawn from the server's vector tiles (OGC API – Tiles, MVT) by Leaflet.VectorGrid.
+
+    Parameters
+    ----------
+    name, key, show, stack, style_by, styles, tooltip, popup, links : as ``GeoJsonLayer``; points
+        take ``radius`` in their styles.  Tooltips show the tile's properties (what the map shows);
+        a click asks for the whole feature at ``item_url`` (``{id}``: its ``id_field``) for the popup.
+    url : the tiles' URL template, ``{z}/{y}/{x}`` in it.
+    layer : the MVT layer the tiles hold (the collection's id).
+    kinds : only the features whose ``kind`` is one of these (gap layers share the gaps' tiles).
+    min_zoom : the first zoom the layer draws at (below, its tiles would be empty).
+    order : where it draws among the layers of its ``stack`` (0 to 9, higher on top).
+    bounds : [[south, west], [north, east]]: no tile is asked for outside (the data's or the unit's extent).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = gridmap.vectorTileLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+    def __init__(self, name: str, *, url: str, layer: str, id_field: str, item_url: str | None = None,
+                 style_by: str | None = None, styles: dict | None = None, kinds: tuple[str, ...] = (),
+                 tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
+                 show: bool = True, interactive: bool = True, stack: str = "boundaries", min_zoom: int = 0,
+                 key: str | None = None, loading: str = "…", order: int = 0, bounds: list | None = None):
+        if stack not in STACK:
+            raise ValueError(f"unknown stack {stack!r}: one of {STACK}")
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "VectorTileLayer"
+        self.config = {
+            "name": name, "url": url, "layer": layer, "idField": id_field, "itemUrl": item_url, "show": show,
+            "styleBy": style_by, "styles": styles or {}, "kinds": list(kinds) or None,
+            "tooltip": [f.to_json() for f in tooltip], "popup": [f.to_json() for f in popup],
+            "links": [{"label": link[0], "href": link[1], **({"optional": True} if link[2:3] == (True,) else {})}
+                      for link in links],
+            "interactive": interactive, "zIndex": 10 * STACK.index(stack) + order,
+            "minZoom": min_zoom, "key": _layer_key(key), "loading": loading, "bounds": bounds,
+        }
+
+
+class LabelLayer(Layer):
+    """Place names, each level from its zoom (``levels``: (level, first zoom, font size), most important
+    first), fetched for the view from ``url`` (``{level}`` in it) and placed without collisions."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = gridmap.labelLayer({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, name: str, *, url: str, levels: list[tuple[str, int, int]], show: bool = True,
+                 key: str | None = None):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "LabelLayer"
+        self.config = {"name": name, "url": url, "show": show, "key": _layer_key(key),
+                       "levels": [{"level": level, "minZoom": zoom, "size": size, "className": f"gm-label-{level}"}
+                                  for level, zoom, size in levels]}
 
 
 LAYER_KEY = re.compile(r"[a-z_]{1,32}")
@@ -120,6 +186,24 @@ class SearchControl(MacroElement):
         self.config = {"url": url, "itemsUrl": items_url, "gridsLayer": grids_layer, "centersLayer": centers_layer,
                        "collections": self.COLLECTIONS, "kinds": kinds, "outlineColour": outline_colour,
                        "placeholder": placeholder, "notFound": not_found}
+
+
+class BasemapNotice(MacroElement):
+    """Says once, when the base map's tiles fail (no internet), that it is unavailable; the rest works on."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.basemapNotice({{ this._parent.get_name() }}, {{ this.layer.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layer, text: str):
+        super().__init__()
+        self._name = "BasemapNotice"
+        self.layer = layer
+        self.config = {"text": text}
 
 
 class FullscreenControl(MacroElement):

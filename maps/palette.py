@@ -17,6 +17,6 @@ GAP_COLOURS = {"service_gap": "#000000", "missing_center": "#542788", "tiling_ga
                "overlap": "#f0e442", "staffing_gap": "#b2abd2"}
 # a missing centre's outline: one colour (GAP_COLOURS), heavier for higher levels
 MISSING_CENTER_WEIGHTS = {"district": 4.0, "street": 3.0, "community": 2.0}
-BOUNDARY_COLOURS = {"street": "#525252", "district": "#252525", "unit": "#000000"}
+BOUNDARY_COLOURS = {"community": "#737373", "street": "#525252", "district": "#252525", "unit": "#000000"}
 # centres and their catchments (the centre symbols in gridmap-map.css use the same three)
 CATCHMENT_COLOURS = {"district": "#7a0177", "street": "#c51b8a", "community": "#f768a1"}

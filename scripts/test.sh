@@ -53,6 +53,8 @@ fi
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# the map's browser scripts that ship on npm only (Leaflet.VectorGrid), by the npm requirements.txt installs
+"$VENV/bin/npm" ci --no-audit --no-fund --silent
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -81,7 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["gridmap"] = Services(
         store=store, catalog=catalog, basemap=basemap, jobs=jobs,
         display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
-        pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(3))
+        pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(8))  # the map draws six collections
 
     from . import (admin, api, assets, audit, auth, dashboard, editing, errors, feature_pages, headers, i18n, pages,
                    planning, privacy, tiles, transactions, uploads)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,11 +24,26 @@ def _own(directory: Path) -> SimpleNamespace:
     return SimpleNamespace(BASE_DIR=str(directory), VERSION=digest.hexdigest()[:12])
 
 
+def _npm(name: str, subdirectory: str) -> SimpleNamespace:
+    """A package ``npm ci`` installed (package.json, package-lock.json): Leaflet.VectorGrid ships on npm only
+    -- no XStatic or Debian package carries it, folium's plugin loads it from a CDN.  Missing (npm ci not
+    run), its URLs answer 404 and the map draws no tiles: said once at start."""
+    root = Path(__file__).resolve().parent.parent / "node_modules" / name
+    try:
+        version = json.loads((root / "package.json").read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        logging.getLogger(__name__).warning("%s is not installed: run `npm ci` in %s (see the README)",
+                                            name, root.parent.parent)
+        version = "missing"
+    return SimpleNamespace(BASE_DIR=str(root / subdirectory), VERSION=version)
+
+
 # name -> where the files are; the version is part of every URL, so the files can be
 # cached for a year and an upgrade still reaches browsers.
 PACKAGES = {
     "leaflet": leaflet,
     "markercluster": markercluster,
+    "vectorgrid": _npm("leaflet.vectorgrid", "dist"),
     "gridmap": _own(Path(maps.__file__).parent / "static"),
 }
 
@@ -44,10 +61,11 @@ def asset_url(name: str, filename: str) -> str:
 
 
 def map_assets() -> Assets:
-    """What our folium maps load: Leaflet, MarkerCluster and our own map code — no jQuery or Bootstrap."""
+    """What our folium maps load: Leaflet, MarkerCluster, VectorGrid and our own map code — no jQuery or Bootstrap."""
     return Assets(
         js=(("leaflet", asset_url("leaflet", "leaflet.js")),
             ("markercluster", asset_url("markercluster", "leaflet.markercluster.js")),
+            ("vectorgrid", asset_url("vectorgrid", "Leaflet.VectorGrid.bundled.min.js")),
             ("gridmap", asset_url("gridmap", "gridmap-map.js"))),
         css=(("leaflet_css", asset_url("leaflet", "leaflet.css")),
              ("markercluster_css", asset_url("markercluster", "MarkerCluster.css")),

@@ -8,16 +8,18 @@ import json
 import pandas as pd
 import shapely
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from geodata.coverage import merge_tiles
 from geodata import kept
 from geodata.errors import NotFound
+from geodata import tiles
+from geodata.query import parse_bbox
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
-from . import privacy, services
+from . import negotiation, privacy, services
 from .assets import map_assets
 from .auth import current_user
 from .i18n import current_language
@@ -64,6 +66,12 @@ def _map_page(view: View, title: str | None) -> Response:
                                                   "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
               "search": url_for("api.search"),
+              # "{collection}" filled in by the map, for each layer drawn from tiles; "{z}/{y}/{x}" by Leaflet
+              "tiles": url_for("tiles.tileset", collection_id="COLLECTION", tms=tiles.TMS).replace(
+                  "COLLECTION", "{collection}") + "/{z}/{y}/{x}",
+              "labels": url_for("pages.map_labels", level="LEVEL").replace("LEVEL", "{level}"),
+              "item": url_for("api.item", collection_id="COLLECTION", feature_id="ID").replace(
+                  "COLLECTION", "{collection}").replace("ID", "{id}"),
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
@@ -109,6 +117,26 @@ def map_data(layer: str):
 
     return _send(services().display.get((layer, found.tag), shared), "application/geo+json",
                  etag=f"{layer}-{found.tag}")
+
+
+LABEL_LIMIT = 400  # names a view asks for at most: more would not fit on a screen anyway
+
+
+@blueprint.get("/map/labels/<level>.json")
+def map_labels(level: str):
+    """``?bbox=minLon,minLat,maxLon,maxLat``: the names of the units (``level``: district, street or
+    community) to label in a view, each at a point inside its unit, largest first: ``[[lon, lat, name]]``."""
+    if level not in tiles.LABELS:
+        raise NotFound(f"no labels of '{level}': one of {', '.join(tiles.LABELS)}")
+    bbox = parse_bbox(request.args["bbox"]) if request.args.get("bbox") else [-180, -90, 180, 90]
+    collection, field = tiles.LABELS[level]
+    found = services().catalog.get(collection, hidden=privacy.hidden_fields())
+    frame = services().display.get(("labels", level, found.tag),
+                                   lambda: tiles.label_points(found.features.gdf, field))
+    response = jsonify(tiles.labels_within(frame, bbox[:4], LABEL_LIMIT))
+    response.set_etag(negotiation.etag_of("labels", level, found.tag, request.args.get("bbox")))
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
 
 
 def _send(body: tuple[bytes, bytes], mimetype: str, etag: str) -> Response:

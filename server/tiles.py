@@ -104,7 +104,7 @@ def tileset(collection_id: str, tms: str):
     found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())
     shown = tiles.shown_fields(collection_id, found.features.columns)
     layer = {"id": collection_id, "dataType": "vector", "geometryType": _geometry_type(found.layer.geometry_types),
-             "minTileMatrix": str(tiles.MIN_ZOOM.get(collection_id, 0)), "maxTileMatrix": str(tiles.MAX_ZOOM),
+             "minTileMatrix": str(tiles.first_zoom(collection_id)), "maxTileMatrix": str(tiles.MAX_ZOOM),
              "propertiesSchema": {"type": "object", "properties": {f: {} for f in shown}}}
     summary = _summary(collection_id)
     return _json({**summary, "tileMatrixSetLimits": tiles.matrix_limits(collection_id, found.features.bounds),
@@ -136,9 +136,10 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
         return tiles.TileSource.of(collection_id, found.features.gdf, list(found.features.columns))
 
     def cut() -> bytes:
-        if z < tiles.MIN_ZOOM.get(collection_id, 0):
+        if z < tiles.first_zoom(collection_id):
             return b""
-        if found.version is not None:  # a stored layer: the database may cut it where the features are
+        # a stored layer: the database may cut it where the features are (an overview is dissolved here)
+        if found.version is not None and z >= tiles.MIN_ZOOM.get(collection_id, 0):
             with contextlib.suppress(NotImplementedError):
                 fields = tiles.shown_fields(collection_id, found.features.columns)
                 return services().store.tile(collection_id, found.version.version, z, x, y, fields) or b""

@@ -1,7 +1,7 @@
-/* gridmap's map behaviour: layers fetched by URL, tooltips and popups built from text
- * nodes (feature values never become HTML), clustering, search, full screen, and planning
- * (recommended sites, centres proposed by a click and the coverage they would add).
- * The Python builders in maps/ emit only calls to these functions with JSON options. */
+/* gridmap's map behaviour: layers drawn from the server's vector tiles (Leaflet.VectorGrid) or fetched
+ * whole by URL, tooltips and popups built from text nodes (feature values never become HTML), place names,
+ * search, full screen, and planning (recommended sites, centres proposed by a click and the coverage they
+ * would add).  The Python builders in maps/ emit only calls to these functions with JSON options. */
 (function () {
   "use strict";
   var registry = window.gridmap = window.gridmap || {layers: {}, pending: [], maps: []};
@@ -116,6 +116,7 @@
     layer.on("add", function () { restack(entry); });  // switched on again: its features drew on top
     if (opts.data) {
       layer.addData(opts.data);
+      if (opts.dim) { dimOutside(map, opts.data, opts.dim); }
       if (opts.show) { shown.addTo(map); }
       share(opts.key, shown, null);
       return shown;
@@ -138,6 +139,247 @@
     share(opts.key, shown, load);
     return shown;
   };
+
+  // --- layers drawn from vector tiles (OGC API – Tiles, Mapbox Vector Tiles) by Leaflet.VectorGrid ----
+  // Tiles carry only what the map shows; a popup asks the server for the whole feature by its key
+  // (opts.itemUrl, "{id}" in it).  VectorGrid draws each tile on a canvas of its own, so one tile layer
+  // over another would take every pointer event: the tiles take none, and a pointer on the map is
+  // matched here against the features of the tiles under it, top layer first (as one shared canvas did).
+  registry.tileLayers = registry.tileLayers || [];  // [{map, layer, opts}]; opts.zIndex: the drawing order
+
+  function tileStyle(opts) {
+    return function (props, zoom) {
+      if (opts.kinds && opts.kinds.indexOf(props.kind) < 0) { return []; }  // another layer's gap kind
+      var key = opts.styleBy ? props[opts.styleBy] : null;
+      var style = opts.styles[key] || opts.styles["*"];
+      if (!style || zoom < (style.minZoom || 0)) { return []; }  // e.g. community centres from street scale
+      // VectorGrid starts from L.Path's options (no fill): a style with a fill colour fills
+      return Object.assign({fill: style.fillColor !== undefined || style.fillOpacity !== undefined}, style,
+        {interactive: false});
+    };
+  }
+
+  // Leaflet.VectorGrid's protobuf layer, which asks for no tile below the layer's first zoom (without
+  // Leaflet's minZoom, which would grey the layer out in the layer control there), and none before the page
+  // has set its first view (the shared URL's, or the data's extent): a province's tiles at the city's zoom
+  // folium starts at would be asked for, then thrown away.
+  // Each tile is drawn 512 px wide from the server's tile of the zoom above (the same ground): a quarter of
+  // the requests a view makes (a browser asks a host six at a time), the same detail on screen.
+  var TILE_PX = 512, ZOOM_OFFSET = 1;
+  var GridmapTiles = L.VectorGrid.Protobuf.extend({
+    _isValidTile: function (coords) {
+      return coords.z - ZOOM_OFFSET >= (this.gridmapOptions.minZoom || 0) &&
+        L.VectorGrid.Protobuf.prototype._isValidTile.call(this, coords);
+    },
+    _getVectorTilePromise: function (coords) {
+      var asked = L.point(coords.x, coords.y);
+      asked.z = coords.z - ZOOM_OFFSET;
+      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, asked);
+    },
+    _update: function (center) {
+      if (!this._map || !this._map._gridmapViewSet) { return; }
+      return L.VectorGrid.Protobuf.prototype._update.call(this, center);
+    }
+  });
+  function viewSet(map) {
+    if (map._gridmapViewSet) { return; }
+    map._gridmapViewSet = true;
+    registry.tileLayers.forEach(function (e) { if (e.map === map && map.hasLayer(e.layer)) { e.layer._update(); } });
+  }
+
+  var anonymous = 0;
+  registry.vectorTileLayer = function (map, opts) {
+    if (!map.getPane("gridmap-tiles")) {  // above a base map, below the overlay pane's outlines and markers
+      map.createPane("gridmap-tiles").style.zIndex = 350;
+    }
+    var layer = new GridmapTiles(opts.url, {
+      pane: "gridmap-tiles", rendererFactory: L.canvas.tile, interactive: false, zIndex: opts.zIndex,
+      vectorTileLayerStyles: (function () { var s = {}; s[opts.layer] = tileStyle(opts); return s; })(),
+      // kept per tile (VectorGrid stores features only when it has an id for them): what the pointer meets
+      getFeatureId: function (f) {  // a feature without a key (an overview's dissolved area) gets one of its own
+        var id = f.properties[opts.idField];
+        return id !== undefined && id !== null ? id : "gm-" + (++anonymous);
+      },
+      maxZoom: 18, keepBuffer: 1, tileSize: TILE_PX,
+      bounds: opts.bounds ? L.latLngBounds(opts.bounds).pad(0.02) : undefined,  // no tile asked for beyond the data
+      fetchOptions: {credentials: "same-origin"}
+    });
+    layer.gridmapOptions = opts;
+    registry.tileLayers.push({map: map, layer: layer, opts: opts});
+    registry.layers[opts.name] = layer;
+    registry.shown = registry.shown || {};
+    registry.shown[opts.name] = layer;
+    pointer(map);
+    // loaded: its tiles in view have come, or the view is out of its zoom range (Leaflet asks for none then)
+    var firstLoad = new Promise(function (resolve) {
+      layer.once("load remove", resolve);  // removed (a shared view without it): nothing to wait for
+      function outOfRange() { if (map.getZoom() - ZOOM_OFFSET < (opts.minZoom || 0)) { resolve(); } }
+      L.Util.requestAnimFrame(outOfRange);  // after the page's scripts have set the view
+      map.on("zoomend", outOfRange);
+    });
+    if (opts.show) { layer.addTo(map); registry.pending.push(firstLoad); }
+    share(opts.key, layer, function () { return firstLoad; });
+    return layer;
+  };
+
+  // The features of one tile layer's tiles under a map point: [{props, symbolizer}], last drawn first.
+  function tileFeaturesAt(entry, latlng) {
+    var layer = entry.layer, map = entry.map, zoom = map.getZoom();
+    if (!layer._vectorTiles || !map.hasLayer(layer)) { return []; }
+    var size = layer.getTileSize(), point = map.project(latlng, zoom);
+    var coords = point.unscaleBy(size).floor();
+    var renderer = layer._vectorTiles[coords.x + ":" + coords.y + ":" + zoom];
+    if (!renderer || !renderer._features) { return []; }
+    var local = point.subtract(coords.scaleBy(size)), found = [];
+    Object.keys(renderer._features).forEach(function (id) {
+      var f = renderer._features[id].feature;
+      if (!f._parts && !f._point) { return; }
+      if (!f._pxBounds) { f.makeInteractive(); }
+      // an outline is met on its stroke only, as Leaflet's own canvas meets it
+      var hit = f instanceof L.Polyline && !(f instanceof L.Polygon && f.options.fill)
+        ? L.Polyline.prototype._containsPoint.call(f, local) : f._containsPoint(local);
+      if (hit) { found.push({props: f.properties, symbolizer: f}); }
+    });
+    return found.reverse();
+  }
+
+  // The topmost interactive feature at a point: {entry, props} or null.
+  registry.featureAt = function (map, latlng) {
+    var entries = registry.tileLayers.filter(function (e) { return e.map === map && e.opts.interactive !== false; })
+      .sort(function (a, b) { return b.opts.zIndex - a.opts.zIndex; });
+    for (var i = 0; i < entries.length; i++) {
+      var hits = tileFeaturesAt(entries[i], latlng);
+      if (hits.length) { return {entry: entries[i], props: hits[0].props}; }
+    }
+    return null;
+  };
+
+  // Every feature in the tiles a layer holds now (for tests and the benchmark): their properties.
+  registry.tileFeatures = function (name) {
+    var layer = registry.layers[name], out = [];
+    if (!layer || !layer._vectorTiles) { return out; }
+    Object.keys(layer._vectorTiles).forEach(function (key) {
+      var features = layer._vectorTiles[key]._features || {};
+      Object.keys(features).forEach(function (id) { out.push(features[id].feature.properties); });
+    });
+    return out;
+  };
+
+  function itemUrl(opts, id) { return opts.itemUrl.replace("{id}", encodeURIComponent(String(id))); }
+
+  // A popup of a feature fetched by key: its fields as text, its links; a note while it loads.
+  function openFeaturePopup(map, opts, id, latlng) {
+    var box = el("div", "gm-fields", opts.loading || "…");
+    var popup = L.popup({maxWidth: 320, autoPan: false}).setLatLng(latlng).setContent(box).openOn(map);
+    return fetch(itemUrl(opts, id), {credentials: "same-origin", headers: {Accept: "application/geo+json"}})
+      .then(readJson)
+      .then(function (feature) {
+        var props = feature.properties || {};
+        var content = fieldRows(props, opts.popup && opts.popup.length ? opts.popup : opts.tooltip);
+        if (opts.links && opts.links.length) { content.appendChild(linkRow(props, opts.links)); }
+        content.setAttribute("data-id", String(id));
+        popup.setContent(content);
+        return feature;
+      })
+      .catch(function (err) { box.textContent = String(err.message || err); return null; });
+  }
+  registry.openFeaturePopup = openFeaturePopup;
+
+  // One pointer handler a map: hover shows the top feature's tooltip (from the tile's properties),
+  // a click opens its popup (fetched by key).  Not while centres are being placed (the what-if's click).
+  function pointer(map) {
+    if (map._gridmapPointer) { return; }
+    map._gridmapPointer = true;
+    var tooltip = L.tooltip({sticky: true, direction: "auto"}), pending = null, last = null;
+    function placing() { return L.DomUtil.hasClass(map.getContainer(), "gm-placing"); }
+    map.on("mousemove", function (e) {
+      last = e;
+      if (pending) { return; }
+      pending = L.Util.requestAnimFrame(function () {
+        pending = null;
+        var hit = placing() ? null : registry.featureAt(map, last.latlng);
+        var opts = hit && hit.entry.opts;
+        map.getContainer().style.cursor = hit && (opts.popup.length || opts.tooltip.length) ? "pointer" : "";
+        if (hit && opts.tooltip.length) {
+          tooltip.setContent(fieldRows(hit.props, opts.tooltip)).setLatLng(last.latlng);
+          if (!map.hasLayer(tooltip)) { map.openTooltip(tooltip); }
+        } else if (map.hasLayer(tooltip)) { map.closeTooltip(tooltip); }
+      });
+    });
+    map.on("mouseout", function () { if (map.hasLayer(tooltip)) { map.closeTooltip(tooltip); } });
+    map.on("click", function (e) {
+      if (placing()) { return; }
+      var hit = registry.featureAt(map, e.latlng);
+      if (!hit) { return; }
+      var opts = hit.entry.opts, id = hit.props[opts.idField];
+      if (map.hasLayer(tooltip)) { map.closeTooltip(tooltip); }
+      if (id !== undefined && id !== null && opts.itemUrl && (opts.popup.length || opts.tooltip.length)) {
+        openFeaturePopup(map, opts, id, e.latlng);
+      }
+    });
+  }
+
+  // Place names: each level's from its zoom on (opts.levels: [{level, minZoom, className}], most important
+  // first), asked for in the view (opts.url, "{level}" in it), placed largest first and left out where one
+  // would overlap a name already placed.  Text only (a text node), in a pane that takes no pointer events.
+  registry.labelLayer = function (map, opts) {
+    if (!map.getPane("gridmap-labels")) {
+      var pane = map.createPane("gridmap-labels");
+      pane.style.zIndex = 450;  // above the tiles and outlines, below markers and popups
+      pane.style.pointerEvents = "none";
+    }
+    var layer = L.layerGroup([], {pane: "gridmap-labels"}), asked = 0, timer = null;
+    registry.layers[opts.name] = layer;
+    registry.shown = registry.shown || {};
+    registry.shown[opts.name] = layer;
+    function place(found) {
+      layer.clearLayers();
+      var boxes = [];
+      found.forEach(function (group) {
+        group.names.forEach(function (item) {
+          var p = map.latLngToContainerPoint([item[1], item[0]]), size = group.size;
+          var w = String(item[2]).length * size * 0.62 + 8, h = size + 6;  // CJK glyphs are about 1em
+          var box = L.bounds([p.x - w / 2, p.y - h / 2], [p.x + w / 2, p.y + h / 2]);
+          if (boxes.some(function (b) { return b.intersects(box); })) { return; }
+          boxes.push(box);
+          var text = el("span", null, item[2]);
+          L.marker([item[1], item[0]], {pane: "gridmap-labels", interactive: false, keyboard: false,
+            icon: L.divIcon({className: "gm-label " + group.className, html: text, iconSize: [w, h]})}).addTo(layer);
+        });
+      });
+      layer.fire("gridmap:labelled");
+    }
+    function refresh() {
+      if (!map.hasLayer(layer)) { return; }
+      var mine = ++asked, zoom = map.getZoom(), b = map.getBounds().pad(0.1);
+      var bbox = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90), Math.min(b.getEast(), 180),
+        Math.min(b.getNorth(), 90)].map(function (v) { return v.toFixed(4); }).join(",");
+      var levels = opts.levels.filter(function (l) { return zoom >= l.minZoom; });
+      Promise.all(levels.map(function (l) {
+        return fetch(opts.url.replace("{level}", l.level) + "?bbox=" + bbox, {credentials: "same-origin"})
+          .then(function (r) { return r.ok ? r.json() : []; })
+          .then(function (names) { return {names: names, className: l.className, size: l.size}; });
+      })).then(function (found) { if (mine === asked) { place(found); } })
+        .catch(function (err) { console.warn("gridmap: could not load place names", err); });
+    }
+    map.on("moveend", function () { clearTimeout(timer); timer = setTimeout(refresh, 100); });
+    layer.on("add", refresh);
+    if (opts.show) { layer.addTo(map); }
+    share(opts.key, layer, null);
+    return layer;
+  };
+
+  // A unit's map: everything outside the unit under a veil (the world with the unit's rings as holes).
+  function dimOutside(map, data, style) {
+    var holes = [];
+    (data.features || []).forEach(function (f) {
+      var g = f.geometry, polygons = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      polygons.forEach(function (p) { holes.push(p[0].map(function (xy) { return [xy[1], xy[0]]; })); });
+    });
+    var world = [[-89, -360], [-89, 360], [89, 360], [89, -360]];
+    L.polygon([world].concat(holes), Object.assign({stroke: false, fillColor: "#ffffff", fillOpacity: 0.6,
+      interactive: false, className: "gm-dim"}, style)).addTo(map);
+  }
 
   // Layers a shared URL may name, by their stable key (never by their label, which is translated).
   registry.keyed = registry.keyed || {};  // key -> {layer: what the control switches, load: its data, once}
@@ -195,10 +437,11 @@
         list.textContent = "";
         var b = hit.bbox;
         map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {maxZoom: hit.kind === "center" ? 17 : 16});
-        var feature = findFeature(hit);
-        if (feature) {
-          drawOutline(feature.feature || feature.toGeoJSON(), hit.id);
-          feature.fire("click", {latlng: feature.getLatLng ? feature.getLatLng() : feature.getBounds().getCenter()}, true);
+        // a grid or a centre: its whole feature, asked for by key, is outlined and its popup opened
+        var drawn = registry.layers[hit.kind === "center" ? opts.centersLayer : opts.gridsLayer];
+        if ((hit.kind === "grid" || hit.kind === "center") && drawn && drawn.gridmapOptions) {
+          openFeaturePopup(map, drawn.gridmapOptions, hit.id, L.latLng((b[1] + b[3]) / 2, (b[0] + b[2]) / 2))
+            .then(function (feature) { if (feature) { drawOutline(feature, hit.id); } });
           return;
         }
         var source = opts.collections[hit.kind];
@@ -213,14 +456,6 @@
       }
       function unitFilter(hit) {  // the districts collection names its units by `name`
         return hit.kind === "district" ? {name: hit.name} : hit.unit;
-      }
-      function findFeature(hit) {
-        var layer = registry.layers[hit.kind === "center" ? opts.centersLayer : opts.gridsLayer];
-        var key = hit.kind === "center" ? "center_id" : "grid_id";
-        if (!layer || (hit.kind !== "grid" && hit.kind !== "center")) { return null; }
-        var found = null;
-        layer.eachLayer(function (item) { if (!found && item.feature && item.feature.properties[key] === hit.id) { found = item; } });
-        return found;
       }
       function drawOutline(feature, id) {
         if (outline) { map.removeLayer(outline); }
@@ -245,6 +480,22 @@
       return box;
     };
     return control.addTo(map);
+  };
+
+  // The base map's tiles come from another host: without internet they fail. Said once, as text.
+  registry.basemapNotice = function (map, layer, opts) {
+    var shown = false;
+    layer.on("tileerror", function () {
+      if (shown) { return; }
+      shown = true;
+      var control = L.control({position: "bottomright"});
+      control.onAdd = function () {
+        var box = el("div", "gm-basemap-notice leaflet-bar", opts.text);
+        box.setAttribute("role", "status");
+        return box;
+      };
+      control.addTo(map);
+    });
   };
 
   registry.fullscreenControl = function (map, opts) {
@@ -583,6 +834,7 @@
       });
     }
     // not animated: an animation still under way would end after, and over, the view asked for
+    map._gridmapViewSet = true;  // tiles are asked for from here on, for this view
     if (wanted.view) { map.setView(wanted.view.centre, wanted.view.zoom, {animate: false}); }
     else if (bounds) { map.fitBounds(bounds, {animate: false}); }
   }
@@ -598,6 +850,7 @@
   };
 
   registry.ready = function (map) {
+    viewSet(map);  // a page without a shared view: its tiles are asked for now
     registry.map = map;
     registry.maps.push(map);
     registry.done = Promise.all(registry.pending).then(function () {

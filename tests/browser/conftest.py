@@ -120,6 +120,12 @@ def _serve(data_dir: Path, log_path: Path, *, demo: bool):
         yield Server(base, data_dir)
 
 
+def _serve_with(data_dir: Path, log_path: Path, **settings):
+    """As ``_serve``, on a data directory already filled, with more GRIDMAP_* settings."""
+    with live_server(data_dir, log_path, demo=False, **settings) as base:
+        yield Server(base, data_dir)
+
+
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory) -> Path:
     """Empty at first: the first demo server fills it (GRIDMAP_DEMO=1); later ones reuse it."""
@@ -168,3 +174,52 @@ def goto_ready(tab: Tab, url: str, timeout_ms: int = 90_000) -> None:
     """Open ``url`` and wait until every layer shown at start has loaded."""
     tab.page.goto(url)
     tab.page.wait_for_selector(READY, state="attached", timeout=timeout_ms)
+
+
+# --- the map's vector tiles: features are found where they are, as a pointer finds them -----------
+
+def grid_where(server: Server, **match) -> dict:
+    """The grid (a GeoJSON feature from the API) whose properties have ``match``, with ``point``: a
+    [lat, lng] inside it."""
+    import requests
+    import shapely.geometry
+
+    found = requests.get(server.url("/api/collections/coverage/items"), params={"limit": 10_000, **match},
+                         timeout=60).json()["features"]  # filtered by the API too: a province has 85,000
+    feature = next(f for f in found if all(f["properties"].get(k) == v for k, v in match.items()))
+    inside = shapely.geometry.shape(feature["geometry"]).representative_point()
+    return {**feature, "point": [inside.y, inside.x]}
+
+
+def pointer_at(tab: Tab, latlng, zoom: int = 15, layer: str | None = None) -> tuple[float, float]:
+    """Centre the map on ``latlng`` at ``zoom``, wait until a tile feature is under it (of ``layer``,
+    when named), and give its place on the page for page.mouse."""
+    page = tab.page
+    page.evaluate("([lat, lng, zoom]) => window.gridmap.map.setView([lat, lng], zoom, {animate: false})",
+                  [*latlng, zoom])
+    page.wait_for_function("""([lat, lng, layer]) => {
+      const hit = window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng));
+      return hit && (!layer || hit.entry.opts.name === layer);
+    }""", arg=[*latlng, layer])
+    return tuple(page.evaluate("""([lat, lng]) => {
+      const map = window.gridmap.map, p = map.latLngToContainerPoint([lat, lng]);
+      const box = map.getContainer().getBoundingClientRect();
+      return [box.left + p.x, box.top + p.y];
+    }""", list(latlng)))
+
+
+def hover_text(tab: Tab, xy) -> str:
+    """The tooltip's text once the pointer rests at ``xy``."""
+    tab.page.mouse.move(xy[0] + 1, xy[1] + 1)
+    tab.page.mouse.move(*xy)
+    tooltip = tab.page.locator(".leaflet-tooltip")
+    tooltip.wait_for(state="visible")
+    return tooltip.inner_text()
+
+
+def click_popup(tab: Tab, xy, key: str) -> object:
+    """Click at ``xy`` and wait for the popup of the feature ``key`` (fetched from the API): its content."""
+    tab.page.mouse.click(*xy)
+    content = tab.page.locator(f'.leaflet-popup-content .gm-fields[data-id="{key}"]')
+    content.wait_for(state="visible")
+    return content

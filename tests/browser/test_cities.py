@@ -7,24 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .conftest import _serve, goto_ready
-from .test_escaping import FIND_GRID_JS
+from .conftest import _serve, click_popup, goto_ready, grid_where, pointer_at
 
 pytestmark = pytest.mark.browser
-
-# The href of the "show on map" link in the popup of the grid named ``name`` (the second link of the popup).
-MAP_LINK_JS = f"""
-(name) => {{
-  const item = ({FIND_GRID_JS})(name), map = item._map;
-  map.closePopup();
-  item.fire('click', {{latlng: item.getCenter()}}, true);
-  const owner = [item, ...Object.values(item._eventParents || {{}})].find((l) => l.getPopup && l.getPopup());
-  const popup = owner && owner.getPopup();
-  if (!popup || !popup.isOpen()) {{ return null; }}
-  return [...popup.getElement().querySelectorAll('.gm-links a')].map((a) => a.getAttribute('href'));
-}}
-"""
-
 
 @pytest.fixture(scope="module")
 def two_cities_server(tmp_path_factory):
@@ -42,8 +27,9 @@ def two_cities_server(tmp_path_factory):
 def test_a_grids_map_link_names_its_city_and_opens_that_unit(tab, two_cities_server):
     page = tab.page
     goto_ready(tab, two_cities_server.url("/"))
-    links = page.evaluate(MAP_LINK_JS, "b1网格")
-    assert links is not None, "no popup opened"
+    grid = grid_where(two_cities_server, name="b1网格")
+    content = click_popup(tab, pointer_at(tab, grid["point"]), grid["properties"]["grid_id"])
+    links = [a.get_attribute("href") for a in content.locator(".gm-links a").all()]
     [unit] = [href for href in links if urlsplit(href).path == "/map"]
     assert {k: v for k, [v] in parse_qs(urlsplit(unit).query).items()} == {
         "city": "乙市", "district": "市辖区", "street": "中山街道", "community": "东门社区"}

@@ -4,54 +4,50 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import goto_ready
+from .conftest import click_popup, goto_ready, grid_where, pointer_at
 
 pytestmark = pytest.mark.browser
 
-# Counts distinct keys of what is loaded: grids have grid_id (and are no centre or gap),
-# centres have center_id.  Layers are found by their features, not by their names.
-COUNT_FEATURES_JS = """
-() => {
-  const leaves = (l) => l.feature ? [l] : (l.getLayers ? l.getLayers().flatMap(leaves) : []);
-  const grids = new Set(), centres = new Set();
-  Object.values(window.gridmap.layers).flatMap(leaves).forEach((item) => {
-    const p = item.feature.properties || {};
-    if (p.center_id != null) { centres.add(p.center_id); }
-    else if (p.grid_id != null && p.gap_id == null) { grids.add(p.grid_id); }
-  });
-  return {grids: grids.size, centres: centres.size};
-}
-"""
-
-# Share of sampled pixels painted on the overlay canvases (or SVG paths drawn, for an SVG renderer).
-PAINTED_JS = """
-() => {
-  const svgPaths = document.querySelectorAll('.leaflet-overlay-pane svg path').length;
-  let painted = 0, sampled = 0;
-  document.querySelectorAll('.leaflet-overlay-pane canvas').forEach((canvas) => {
-    if (!canvas.width || !canvas.height) { return; }
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 3; i < data.length; i += 4 * 13) { sampled++; if (data[i] > 0) { painted++; } }
-  });
-  return {canvases: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
-          share: sampled ? painted / sampled : 0, svgPaths: svgPaths};
+# The RGBA of the pixel a tile layer's canvas painted at a map point (null when no tile is there).
+PIXEL_JS = """
+([name, lat, lng]) => {
+  const map = window.gridmap.map, layer = window.gridmap.layers[name], z = map.getZoom();
+  const size = layer.getTileSize(), point = map.project(L.latLng(lat, lng), z);
+  const coords = point.unscaleBy(size).floor(), tile = layer._tiles[coords.x + ':' + coords.y + ':' + z];
+  if (!tile || !tile.el.getContext) { return null; }
+  const local = point.subtract(coords.scaleBy(size)).round();
+  return [...tile.el.getContext('2d').getImageData(local.x, local.y, 1, 1).data];
 }
 """
 
 
-def test_city_map_draws_every_grid_and_centre(tab, demo_server, tmp_path):
+def hex_rgb(colour: str) -> list[int]:
+    return [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_city_map_draws_grids_from_tiles_in_their_status_colours(tab, demo_server, tmp_path):
+    """The map asks for tiles, never for whole layers, and paints each grid where it is, in its status's colour."""
+    from maps.palette import STATUS_COLOURS
+
     page = tab.page
     goto_ready(tab, demo_server.url("/"))
+    assert any("/api/collections/coverage/tiles/WebMercatorQuad/" in url for url in tab.requests), tab.requests
+    assert not any(url.endswith(".geojson") for url in tab.requests), tab.requests  # no layer downloaded whole
+    # at the city's zoom, the grids come dissolved by district and status: a few shapes, every status drawn
+    statuses = page.evaluate("() => [...new Set(window.gridmap.tileFeatures('网格覆盖状态').map((p) => p.coverage_status))]")
+    assert set(statuses) == set(STATUS_COLOURS), statuses
 
-    counts = page.evaluate(COUNT_FEATURES_JS)
-    assert counts["grids"] >= 8000, counts
-    assert counts["centres"] >= 2400, counts
-    # drawn, not only loaded: the canvas renderer paints on the next animation frame
-    page.wait_for_function(f"({PAINTED_JS})().share > 0.05 || ({PAINTED_JS})().svgPaths > 1000")
-    painted = page.evaluate(PAINTED_JS)
-    assert painted["canvases"] > 0 or painted["svgPaths"] > 0, painted
-    assert tab.console_errors == []
-    assert tab.page_errors == []
+    for status in STATUS_COLOURS:  # closer in: each grid; the pixel at a point inside it has its colour
+        grid = grid_where(demo_server, coverage_status=status)
+        pointer_at(tab, grid["point"], zoom=15, layer="网格覆盖状态")
+        hit = page.evaluate("([lat, lng]) => window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng)).props",
+                            grid["point"])
+        assert hit["grid_id"] == grid["properties"]["grid_id"] and hit["coverage_status"] == status, hit
+        page.wait_for_function(f"(a) => ({PIXEL_JS})(a) && ({PIXEL_JS})(a)[3] > 0", arg=["网格覆盖状态", *grid["point"]])
+        r, g, b, alpha = page.evaluate(PIXEL_JS, ["网格覆盖状态", *grid["point"]])
+        assert max(abs(c - e) for c, e in zip((r, g, b), hex_rgb(STATUS_COLOURS[status]))) <= 12, (status, r, g, b)
+        assert 90 <= alpha <= 140, alpha  # fillOpacity 0.45
+    assert tab.console_errors == [] and tab.page_errors == []
 
     shot = tmp_path / "gridmap-city.png"
     page.screenshot(path=str(shot))
@@ -59,11 +55,23 @@ def test_city_map_draws_every_grid_and_centre(tab, demo_server, tmp_path):
     print(f"screenshot of / on the demo: {shot}")
 
 
+def test_a_grid_popup_shows_the_clicked_grid_fetched_by_its_key(tab, demo_server):
+    goto_ready(tab, demo_server.url("/"))
+    grid = grid_where(demo_server, grid_id="330203-01-001-01")
+    content = click_popup(tab, pointer_at(tab, grid["point"], layer="网格覆盖状态"), "330203-01-001-01")
+    text = content.inner_text()
+    props = grid["properties"]
+    for value in (props["name"], props["grid_id"], props["community"], f"{props['population']:,}"):
+        assert value in text, (value, text)
+    assert any(url.endswith("/api/collections/coverage/items/330203-01-001-01") for url in tab.requests)
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
 def test_city_map_makes_no_request_beyond_the_app(tab, demo_server):
     goto_ready(tab, demo_server.url("/"))
     tab.page.wait_for_load_state("load")
     assert demo_server.url("/") in tab.requests  # the recorder sees the page itself ...
-    assert any(".geojson" in url for url in tab.requests), tab.requests  # ... and the layers it fetched
+    assert any("/tiles/WebMercatorQuad/" in url for url in tab.requests), tab.requests  # ... and its tiles
     outside = [url for url in tab.requests
                if not url.startswith((demo_server.base + "/", "data:", "blob:"))]
     assert outside == []
@@ -118,7 +126,7 @@ def test_layer_control_lists_layers_and_switches_them(tab, demo_server):
             before = box.is_checked()
             box.set_checked(not before)
             assert page.evaluate(ON_MAP_JS, index) is (not before), (overlay["label"], "after", not before)
-    assert page.evaluate(COUNT_FEATURES_JS)["grids"] >= 8000  # switching back keeps every feature
+    assert page.evaluate("() => window.gridmap.tileFeatures('网格覆盖状态').length") > 0  # drawn again
     assert tab.page_errors == []
 
 
@@ -136,56 +144,32 @@ def test_legend_is_visible_and_lists_entries(tab, demo_server):
     assert legend.locator(".gridmap-legend-row .gridmap-swatch").count() == rows.count()
 
 
-# The layers drawn on the shared canvas, bottom to top, each named by its kind (found from its
-# features): the canvas draws its paths in this order, so this is what the map shows on top.
+# The tile layers, bottom to top as the page stacks them, each named by what its tiles hold.
 DRAW_ORDER_JS = """
-() => {
-  const g = window.gridmap, kinds = new Map(), owner = new Map();
-  const kindOf = (p) => p.coverage_status != null ? 'grids' : p.kind === 'missing_center' ? 'missing'
-    : (p.kind === 'tiling_gap' || p.kind === 'overlap') ? 'tiling' : p.kind ? 'gaps'
-    : p.adcode != null ? 'districts' : p.unit_id != null ? 'streets' : p.center_id != null ? 'centres' : 'other';
-  Object.entries(g.layers).forEach(([name, group]) => {
-    const walk = (l) => {
-      if (l.getLayers) { l.getLayers().forEach(walk); return; }
-      owner.set(L.stamp(l), name);
-      if (l.feature && !kinds.has(name)) { kinds.set(name, kindOf(l.feature.properties || {})); }
-    };
-    walk(group);
-  });
-  let renderer = null;
-  g.map.eachLayer((l) => { if (!renderer && l._renderer) { renderer = l._renderer; } });
-  const order = [];
-  for (let o = renderer && renderer._drawFirst; o; o = o.next) {
-    const name = owner.get(L.stamp(o.layer));
-    const kind = name === undefined ? 'other' : kinds.get(name);
-    if (order[order.length - 1] !== kind) { order.push(kind); }
-  }
-  return {order: order, loaded: (g.loaded || []).map((name) => kinds.get(name) || 'empty')};
-}
+() => [...document.querySelectorAll('.leaflet-gridmap-tiles-pane > .leaflet-layer')]
+  .sort((a, b) => Number(a.style.zIndex) - Number(b.style.zIndex))
+  .map((el) => Object.values(window.gridmap.layers).find((l) => l.getContainer && l.getContainer() === el))
+  .map((l) => l.gridmapOptions.kinds ? l.gridmapOptions.kinds.join('+') : l.gridmapOptions.layer)
 """
-STACK_ORDER = ["grids", "gaps", "tiling", "missing", "streets", "districts", "other"]
 
 
-@pytest.mark.parametrize("held", ["coverage", "missing"])  # each would arrive first otherwise
-def test_layers_draw_in_a_fixed_order_whatever_order_their_data_arrives(tab, demo_server, held):
-    """Observation 6: missing-centre outlines drew over the grids in some loads and under them in others."""
+def test_layers_draw_in_a_fixed_order_whatever_order_their_tiles_arrive(tab, demo_server):
+    """Observation 6 (missing-centre outlines drew over the grids in some loads, under them in others): each
+    tile layer has its place in the stack, held while the grids' tiles come last."""
     page = tab.page
     waiting = []
-    page.route(f"**/map/data/{held}.geojson*", lambda route: waiting.append(route))
-    page.goto(demo_server.url("/"), wait_until="commit")
-    # every other layer shown at start (grids, tiling, missing outlines, districts, centres) arrives first
-    page.wait_for_function("() => window.gridmap && window.gridmap.loaded && window.gridmap.loaded.length >= 4",
-                           timeout=90_000)
-    assert waiting, "the held layer was never asked for"
+    page.route("**/api/collections/coverage/tiles/**", lambda route: waiting.append(route))
+    page.goto(demo_server.url("/#z=13&lat=29.87&lon=121.55&layers=grids,gaps,tiling,missing,streets,districts,centers"),
+              wait_until="commit")
+    page.wait_for_function("() => window.gridmap && window.gridmap.map")
+    page.wait_for_timeout(500)
+    assert waiting, "the grids' tiles were never asked for"
     for route in waiting:
         route.continue_()
+    page.unroute("**/api/collections/coverage/tiles/**")
     page.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=90_000)
-
-    drawn = page.evaluate(DRAW_ORDER_JS)
-    assert drawn["loaded"][-1] in {"grids" if held == "coverage" else held, "empty"}, drawn  # it did arrive last
-    order = [kind for kind in drawn["order"] if kind != "other"]
-    assert {"grids", "missing", "districts"} <= set(order), drawn
-    assert order == sorted(order, key=STACK_ORDER.index), drawn  # grids under outlines under boundaries
+    assert page.evaluate(DRAW_ORDER_JS) == ["coverage", "service_gap", "tiling_gap+overlap", "missing_center",
+                                            "streets", "districts", "centers"]
     assert tab.page_errors == []
 
 
@@ -327,4 +311,116 @@ def test_a_unit_map_restores_the_shared_view_over_its_own_bounds(tab, demo_serve
     assert abs(restored["lat"] - 29.86) < 1e-3 and abs(restored["lon"] - 121.54) < 1e-3, restored
     assert restored["layers"] == ["grids", "streets", "unit"], restored
     assert "district=" in page.url  # the unit stays in the query
+    assert tab.page_errors == []
+
+
+# The place names shown, each with its level and its box on the page.
+LABELS_JS = """
+() => [...document.querySelectorAll('.gm-label')].map((el) => {
+  const r = el.getBoundingClientRect();
+  return {level: [...el.classList].find((c) => c.startsWith('gm-label-')).slice(9), text: el.textContent,
+          box: [r.left, r.top, r.right, r.bottom]};
+})
+"""
+
+
+def overlapping(labels: list[dict]) -> list[tuple[str, str]]:
+    def meet(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    return [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1:] if meet(a["box"], b["box"])]
+
+
+def labels_at(tab, zoom: int, lat: float = 29.87, lon: float = 121.55) -> list[dict]:
+    page = tab.page
+    page.evaluate("""([lat, lon, zoom]) => new Promise((done) => {
+      const layer = window.gridmap.keyed.labels.layer;
+      layer.once('gridmap:labelled', () => done(true));
+      window.gridmap.map.setView([lat, lon], zoom, {animate: false});
+    })""", [lat, lon, zoom])
+    return page.evaluate(LABELS_JS)
+
+
+def test_place_names_by_zoom_without_collisions(tab, demo_server, tmp_path):
+    """District names from city zoom, street names from 12, community names from 14; none over another."""
+    page = tab.page
+    goto_ready(tab, demo_server.url("/"))
+    seen = {}
+    for zoom in (10, 12, 14):
+        labels = labels_at(tab, zoom)
+        seen[zoom] = {label["level"] for label in labels}
+        assert labels and overlapping(labels) == [], (zoom, overlapping(labels)[:5])
+        assert not any("<" in label["text"] for label in labels)
+    assert seen[10] == {"district"}, seen
+    assert "street" in seen[12] and "community" not in seen[12], seen
+    assert "community" in seen[14], seen
+    names = {label["text"] for label in labels_at(tab, 14)}
+    assert "桃苑社区" in names or "南门街道" in names, sorted(names)[:20]  # around the old town
+    page.screenshot(path=str(tmp_path / "gridmap-labels.png"))
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+@pytest.fixture(scope="module")
+def osm_server(demo_data_dir, demo_server, tmp_path_factory):
+    """The demo with the default base map (OpenStreetMap's tiles), which these tests cannot reach."""
+    from .conftest import _serve_with
+
+    yield from _serve_with(demo_data_dir, tmp_path_factory.mktemp("logs") / "osm-server.log", BASEMAP="osm")
+
+
+@pytest.mark.parametrize("lang, text", [("zh", "底图无法加载"), ("en", "The base map cannot be loaded")])
+def test_without_internet_the_page_says_once_the_base_map_is_unavailable(tab, osm_server, lang, text):
+    page = tab.page
+    goto_ready(tab, osm_server.url(f"/?lang={lang}"))
+    notice = page.locator(".gm-basemap-notice")
+    notice.wait_for(state="visible")
+    page.evaluate("() => window.gridmap.map.setView([29.87, 121.55], 12, {animate: false})")  # more tiles fail
+    page.wait_for_timeout(300)
+    assert notice.count() == 1 and text in notice.inner_text()
+    assert any("tile.openstreetmap.org" in url for url in tab.requests)  # asked for, and refused here
+    # everything else works: the grids' tiles are drawn
+    page.wait_for_function("() => window.gridmap.tileFeatures(window.gridmap.keyed.grids.layer.gridmapOptions.name)"
+                           ".some((p) => p.grid_id)")
+    assert tab.page_errors == []
+
+
+def test_with_no_base_map_a_page_load_asks_no_other_host(tab, demo_server):
+    """GRIDMAP_BASEMAP=none (the test servers'): neither the page, its scripts, tiles nor names leave the app."""
+    goto_ready(tab, demo_server.url("/#z=14&lat=29.87&lon=121.55"))
+    tab.page.wait_for_selector(".gm-label", state="attached")
+    assert [url for url in tab.requests if not url.startswith((demo_server.base + "/", "data:", "blob:"))] == []
+    assert not tab.page.locator(".gm-basemap-notice").count()
+
+
+# The boxes ([west, south, east, north]) of the vector tiles the page asked for.
+TILE_BOXES_JS = """
+(urls) => urls.map((url) => url.match(/WebMercatorQuad\\/(\\d+)\\/(\\d+)\\/(\\d+)$/)).filter(Boolean).map((m) => {
+  const z = Number(m[1]), y = Number(m[2]), x = Number(m[3]), n = Math.pow(2, z);
+  const lat = (row) => Math.atan(Math.sinh(Math.PI * (1 - 2 * row / n))) * 180 / Math.PI;
+  return [x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)];
+})
+"""
+
+
+def test_a_unit_map_dims_the_rest_and_asks_only_for_its_tiles(tab, demo_server, tmp_path):
+    page = tab.page
+    goto_ready(tab, demo_server.url("/map?district=江北区"))
+    veils = page.evaluate("""() => { const found = [];
+        window.gridmap.map.eachLayer((l) => { if (l.options && l.options.className === 'gm-dim') { found.push(
+          l.getLatLngs().length); } }); return found; }""")
+    assert veils == [2], veils  # one veil over everything outside the unit: the world, the unit as its hole
+    unit = grid_where(demo_server, district="江北区")  # a grid of the unit: its tiles are asked for
+    outline = page.evaluate("""() => { const b = window.gridmap.keyed.unit.layer.getBounds();
+        return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }""")
+    boxes = page.evaluate(TILE_BOXES_JS, [u for u in tab.requests if "/tiles/" in u])
+    assert boxes
+    pad = 0.05 * max(outline[2] - outline[0], outline[3] - outline[1])
+    far = [b for b in boxes if b[2] < outline[0] - pad or b[0] > outline[2] + pad or b[3] < outline[1] - pad
+           or b[1] > outline[3] + pad]
+    assert far == [], far[:3]  # no tile wholly beyond the unit
+    page.evaluate("() => window.gridmap.map.setView([29.6, 121.9], 12, {animate: false})")  # far south-east
+    page.wait_for_timeout(500)
+    boxes = page.evaluate(TILE_BOXES_JS, [u for u in tab.requests if "/tiles/" in u])
+    assert not any(b[0] > outline[2] + pad for b in boxes)
+    assert unit["properties"]["district"] == "江北区"
+    page.screenshot(path=str(tmp_path / "gridmap-unit.png"))
     assert tab.page_errors == []

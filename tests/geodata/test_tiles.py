@@ -82,6 +82,25 @@ def test_nothing_below_the_layers_zoom_or_outside_its_features():
     assert source.tile(Z - 3, X >> 3, Y >> 3) is not None
 
 
+def test_coverage_below_the_grids_zoom_is_the_grids_dissolved_by_district_and_status():
+    """A province's first view: not 85,000 grids a tile, one shape per district and status."""
+    rows = [{"grid_id": g, "name": g, "district": d, "coverage_status": status, "population": 1}
+            for g, d, status in (("a", "海曙区", "covered"), ("b", "海曙区", "covered"), ("c", "海曙区", "uncovered"),
+                                 ("d", "江北区", "covered"))]
+    coverage = layer("coverage", rows, [quarter(0, 0), quarter(1, 0), quarter(0, 1), quarter(1, 1)])
+    source = tiles.TileSource.of("coverage", coverage, list(coverage.columns))
+    z = tiles.MIN_ZOOM["coverage"] - 1
+    assert tiles.first_zoom("coverage") == 0
+    features = decoded(source.tile(z, X >> (Z - z), Y >> (Z - z)))["coverage"]["features"]
+    assert sorted(tuple(sorted(f["properties"].items())) for f in features) == [
+        (("coverage_status", "covered"), ("district", "江北区")), (("coverage_status", "covered"), ("district", "海曙区")),
+        (("coverage_status", "uncovered"), ("district", "海曙区"))]
+    covered = next(f for f in features if f["properties"] == {"district": "海曙区", "coverage_status": "covered"})
+    assert covered["geometry"]["type"] == "Polygon"  # a and b merged along their shared edge
+    # from the grids' zoom on, each grid again, with what the map shows of it
+    assert len(decoded(source.tile(Z, X, Y))["coverage"]["features"]) == 4
+
+
 @pytest.mark.parametrize("z, x, y", [(23, 0, 0), (-1, 0, 0), (2, 4, 0), (2, 0, 4), (2, -1, 0)])
 def test_tiles_outside_the_matrix_set_are_not_found(z, x, y):
     with pytest.raises(NotFound):

@@ -15,7 +15,9 @@ ASSETS = Assets(js=(("leaflet", "/assets/leaflet/1/leaflet.js"), ("gridmap", "/a
                 css=(("leaflet_css", "/assets/leaflet/1/leaflet.css"),))
 URLS = {**{name: f"/map/data/{name}.geojson" for name in MAP_DATA},
         "data": "/api/collections/coverage/items/{grid_id}", "map": "/map?district={district}",
-        "search": "/api/search", "items": "/api/collections/{collection}/items"}
+        "search": "/api/search", "items": "/api/collections/{collection}/items",
+        "tiles": "/api/collections/{collection}/tiles/WebMercatorQuad/{z}/{y}/{x}",
+        "item": "/api/collections/{collection}/items/{id}"}
 RADII = {"community": 1000, "street": 2500, "district": 5000}
 
 
@@ -25,8 +27,9 @@ def render(basemap=Basemap(None), lang="zh", view=View(bounds=[121.4, 29.8, 121.
 
 
 def layer_configs(html: str) -> dict[str, dict]:
-    """The JSON options of every gridmap.geojsonLayer call in the page, by layer name."""
-    configs = [json.loads(m) for m in re.findall(r"gridmap\.geojsonLayer\(map_\w+, (\{.*?\})\);\n", html)]
+    """The JSON options of every gridmap.geojsonLayer and gridmap.vectorTileLayer call in the page, by layer name."""
+    configs = [json.loads(m) for m in re.findall(r"gridmap\.(?:geojson|vectorTile)Layer\(map_\w+, (\{.*?\})\);\n",
+                                                html)]
     return {c["name"]: c for c in configs}
 
 
@@ -38,29 +41,43 @@ def test_page_loads_only_local_assets_and_carries_no_data():
     assert len(html.encode()) < 25_000
 
 
-def test_every_layer_the_issue_names_is_there_and_fetched_by_url():
+def test_every_layer_the_issue_names_is_there_and_drawn_from_tiles():
     configs = layer_configs(render())
     assert list(configs) == ["网格覆盖状态", "服务盲区", "力量配备缺口", "网格空隙与重叠", "缺少服务中心的单元",
-                             "街道界", "区县界", "服务半径", "党群服务中心"]
-    assert all(c["url"].startswith("/map/data/") and c["data"] is None for c in configs.values())
+                             "社区界", "街道界", "区县界", "服务半径", "党群服务中心"]
+    tiled = {name: c for name, c in configs.items() if name != "服务半径"}
+    for c in tiled.values():  # each from its collection's tiles; popups ask for the feature by its key
+        assert c["url"] == f"/api/collections/{c['layer']}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}", c
+        assert c["itemUrl"] == f"/api/collections/{c['layer']}/items/{{id}}", c
+    assert {name: c["layer"] for name, c in tiled.items()} == {
+        "网格覆盖状态": "coverage", "服务盲区": "gaps", "力量配备缺口": "gaps", "网格空隙与重叠": "gaps",
+        "缺少服务中心的单元": "gaps", "社区界": "communities", "街道界": "streets", "区县界": "districts",
+        "党群服务中心": "centers"}
+    assert configs["服务盲区"]["kinds"] == ["service_gap"] and configs["网格空隙与重叠"]["kinds"] == [
+        "tiling_gap", "overlap"]
+    assert configs["服务半径"]["url"] == "/map/data/centers.geojson"  # hidden: fetched when switched on
     shown = {name for name, c in configs.items() if c["show"]}
     assert shown == {"网格覆盖状态", "网格空隙与重叠", "缺少服务中心的单元", "区县界", "党群服务中心"}
+    # drawn in the fixed order of maps/layers.py STACK: grids under gaps under boundaries under centres
+    z = {name: c["zIndex"] for name, c in tiled.items()}
+    assert z["网格覆盖状态"] < z["服务盲区"] < z["网格空隙与重叠"] < z["缺少服务中心的单元"] < z["社区界"] < z["街道界"] \
+        < z["区县界"] < z["党群服务中心"]
 
 
 def test_grids_are_coloured_by_status_with_shared_styles():
     grids = layer_configs(render())["网格覆盖状态"]
-    assert grids["styleBy"] == "coverage_status"
+    assert grids["styleBy"] == "coverage_status" and grids["idField"] == "grid_id"
     assert set(grids["styles"]) == {"covered", "partial", "uncovered"}
     assert {f["field"] for f in grids["popup"]} >= {"name", "grid_id", "population", "coverage_ratio"}
     assert grids["links"][0]["href"] == "/api/collections/coverage/items/{grid_id}"
+    assert grids["minZoom"] == 0  # below the grids' own zoom, the tiles hold them dissolved by status
 
 
-def test_centres_are_clustered_icons_by_level_and_catchments_use_the_radii():
+def test_centres_are_circles_by_level_from_their_zoom_and_catchments_use_the_radii():
     configs = layer_configs(render())
     centres, catchments = configs["党群服务中心"], configs["服务半径"]
-    assert centres["points"] == "icon" and centres["cluster"] == 13
-    assert {lvl: s["className"].split()[-1] for lvl, s in centres["styles"].items()} == {
-        "district": "gm-center-district", "street": "gm-center-street", "community": "gm-center-community"}
+    assert {lvl: s["minZoom"] for lvl, s in centres["styles"].items()} == {"district": 0, "street": 10,
+                                                                           "community": 12}
     assert catchments["points"] == "catchment" and catchments["radii"] == RADII
 
 
@@ -117,7 +134,7 @@ def test_layers_have_stable_url_keys_whatever_the_language():
     """Observation 10: a shared URL names layers by key, never by their translated label."""
     keys = {lang: re.findall(r'"key": "([a-z_]+)"', render(lang=lang)) for lang in ("zh", "en")}
     assert keys["zh"] == keys["en"]
-    assert {"grids", "gaps", "staffing", "tiling", "missing", "streets", "districts", "catchments",
+    assert {"grids", "gaps", "staffing", "tiling", "missing", "communities", "streets", "districts", "catchments",
             "centers"} <= set(keys["zh"]), keys
     assert len(set(keys["zh"])) == len(keys["zh"]), keys  # one key, one layer
     assert "gridmap.shareView(" in render()

@@ -1,6 +1,7 @@
 import gzip
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +170,35 @@ def test_csrf_token_is_in_the_map_page_only_for_signed_in_browsers(app, client, 
     assert forged.status_code == 400 and forged.get_json()["error"]["code"] == "csrf_failed"
     resp = client.post(whatif_url, json=proposal, headers={"X-CSRFToken": token})
     assert resp.status_code == 200 and resp.get_json()["after"]["covered_population"] > 0
+
+
+def test_vectorgrid_is_served_from_what_npm_ci_installed(client):
+    """The map's tile drawing comes from the npm package package-lock.json pins, never a CDN or a copy."""
+    lock = json.loads((Path(__file__).parents[2] / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/leaflet.vectorgrid"]["version"]
+    resp = client.get(f"/assets/vectorgrid/{version}/Leaflet.VectorGrid.bundled.min.js")
+    assert resp.status_code == 200 and b"VectorGrid" in resp.data
+    assert client.get("/assets/vectorgrid/0.0.1/Leaflet.VectorGrid.bundled.min.js").status_code == 404
+
+
+def test_place_names_of_each_level_inside_a_box(client, loaded):
+    """Labels: a point inside each unit and its name, only those in the view's box, largest first."""
+    import shapely
+
+    from tests.factories import STEP, X0, Y0
+
+    communities = client.get("/map/labels/community.json").get_json()
+    assert [name for _, _, name in communities] == ["白云社区", "青石社区"]  # 白云 has four grids, 青石 two
+    grids = six_grids()
+    for lon, lat, name in communities:  # each point inside its own unit
+        unit = shapely.union_all(grids[grids["community"] == name].geometry.values)
+        assert unit.contains(shapely.Point(lon, lat)), name
+    streets = client.get(f"/map/labels/street.json?bbox={X0},{Y0},{X0 + STEP},{Y0 + 2 * STEP}").get_json()
+    assert [name for _, _, name in streets] == ["月湖街道"]  # the left column only
+    assert client.get("/map/labels/street.json?bbox=0,0,1,1").get_json() == []
+
+
+def test_place_names_refuse_unknown_levels_and_bad_boxes(client, loaded):
+    assert client.get("/map/labels/grid.json").status_code == 404
+    bad = client.get("/map/labels/street.json?bbox=1,2,3", headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"]

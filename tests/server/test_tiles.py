@@ -129,3 +129,18 @@ def test_postgis_cuts_stored_layers_as_the_app_would(postgis_client, client, fil
         box_a, box_b = (shapely.geometry.shape(f["geometry"]).bounds for f in (a, b))
         assert max(abs(p - q) for p, q in zip(box_a, box_b)) <= 1  # the same place, to a tile unit
     assert postgis_client.get(url(x=X + 50)).status_code == 204
+
+
+def test_coverage_tiles_below_the_grids_zoom_hold_them_dissolved_by_status(client, filled):
+    """A province's first view: its coverage tiles hold a shape per district and status, not every grid."""
+    z = tiles.MIN_ZOOM["coverage"] - 2
+    resp = client.get(url("coverage", z, Y >> (Z - z), X >> (Z - z)))
+    assert resp.status_code == 200
+    features = mapbox_vector_tile.decode(resp.data)["coverage"]["features"]
+    statuses = sorted(f["properties"]["coverage_status"] for f in features)
+    assert len(features) == len(set(statuses)) and not any("grid_id" in f["properties"] for f in features)
+    coverage = client.get("/api/collections/coverage/items?limit=100").get_json()["features"]
+    assert set(statuses) == {f["properties"]["coverage_status"] for f in coverage}
+    tileset = client.get("/api/collections/coverage/tiles/WebMercatorQuad").get_json()
+    assert tileset["layers"][0]["minTileMatrix"] == "0"
+    assert client.get(url("grids", z, Y >> (Z - z), X >> (Z - z))).status_code == 204  # grids: none that far out
