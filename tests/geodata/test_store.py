@@ -285,6 +285,9 @@ def test_another_instance_sees_new_writes(store, instances):
     assert heard_within(bound, at(store, 3)) and store.current("grids").author == "b"
 
 
+LISTENERS_CONNECT_S = 10.0  # a connection made on a loaded machine
+
+
 def test_a_write_while_the_listener_is_cut_off_is_not_missed(postgis_url):
     """PostGIS: the versions a store keeps in memory stay right only while it hears every notice; a
     listener cut off (and the notice of a write meanwhile lost to it) must not leave a stale answer."""
@@ -292,7 +295,11 @@ def test_a_write_while_the_listener_is_cut_off_is_not_missed(postgis_url):
     try:
         one.write("grids", grids(2), author="a")
         heard_within(HEARD_WITHIN_S, lambda: (v := other.current("grids")) and v.version == 1)
+        listening = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gridmap notices' AND "
+                     "datname = current_database()")
         with psycopg.connect(postgis_url, autocommit=True) as db:
+            # each store's listener connects in a thread of its own, in the background: both, before they are cut
+            heard_within(LISTENERS_CONNECT_S, lambda: db.execute(listening).fetchone()[0] == 2)
             cut = db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                              "application_name = 'gridmap notices' AND datname = current_database()").fetchall()
             assert len(cut) == 2  # each store's listener
