@@ -27,7 +27,7 @@ def busiest_tile(gdf, z: int) -> tuple[int, int]:
     from geodata import tiles
 
     points = gdf.geometry.representative_point()
-    cells = [tiles._tile_of(p.x, p.y, z) for p in points]
+    cells = [tiles.tile_of(p.x, p.y, z) for p in points]
     values, counts = np.unique(np.array(cells), axis=0, return_counts=True)
     col, row = values[counts.argmax()]
     return int(col), int(row)

@@ -227,13 +227,14 @@ def matrix_limits(name: str, bbox: list[float] | None) -> list[dict]:
         return []
     limits = []
     for z in range(first_zoom(name), MAX_ZOOM + 1):
-        (min_col, min_row), (max_col, max_row) = _tile_of(bbox[0], bbox[3], z), _tile_of(bbox[2], bbox[1], z)
+        (min_col, min_row), (max_col, max_row) = tile_of(bbox[0], bbox[3], z), tile_of(bbox[2], bbox[1], z)
         limits.append({"tileMatrix": str(z), "minTileRow": min_row, "maxTileRow": max_row,
                        "minTileCol": min_col, "maxTileCol": max_col})
     return limits
 
 
-def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The (column, row) of the WebMercatorQuad tile of zoom ``z`` that holds the point."""
     n = 2**z
     lat = max(min(lat, 85.0511287798), -85.0511287798)
     col = int((lon + 180) / 360 * n)

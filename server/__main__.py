@@ -170,16 +170,26 @@ def _ask_password() -> str:
 
 
 def warm_up(app) -> None:
-    """Compute the analysis, the map's first layers and the search index, so the first planner to open the map
-    need not wait."""
+    """Compute the analysis, the tile sources and place names the map's first view asks for, and the search
+    index, so the first planner to open the map need not wait (a province's take seconds each)."""
+    from geodata import tiles
     from geodata.cache import release_freed_memory
-    from maps.coverage_map import MAP_DATA
 
     client = app.test_client()
-    for layer in MAP_DATA:
-        client.get(f"/map/data/{layer}.geojson", headers={"Accept-Encoding": "gzip"})
+    bounds = app.extensions["gridmap"].catalog.get("grids").features.bounds
+    if bounds:
+        lon, lat = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+        for collection in WARM_TILES:  # one tile each below and at the grids' zoom: what a view starts with
+            for z in (tiles.MIN_ZOOM["grids"] - 3, tiles.MIN_ZOOM["grids"] + 1):
+                x, y = tiles.tile_of(lon, lat, z)
+                client.get(f"/api/collections/{collection}/tiles/{tiles.TMS}/{z}/{y}/{x}")
+        for level in tiles.LABELS:
+            client.get(f"/map/labels/{level}.json", query_string={"bbox": ",".join(map(str, bounds))})
     client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
-    release_freed_memory()  # what building the map layers freed
+    release_freed_memory()  # what building them freed
+
+
+WARM_TILES = ("coverage", "gaps", "districts", "streets", "communities", "centers")  # what the map draws
 
 
 def serve(options: dict) -> None:

@@ -34,8 +34,8 @@ def test_tile_boxes_by_hand():
     o = tiles.ORIGIN
     assert tiles.tile_bounds(0, 0, 0) == (-o, -o, o, o)
     assert tiles.tile_bounds(1, 1, 0) == (0, 0, o, o)  # column 1, row 0: the north-east quarter
-    assert tiles._tile_of(0.0, 0.0, 1) == (1, 1) and tiles._tile_of(-180, 85.06, 3) == (0, 0)
-    assert tiles._tile_of(121.55, 29.87, Z) == (X, Y)
+    assert tiles.tile_of(0.0, 0.0, 1) == (1, 1) and tiles.tile_of(-180, 85.06, 3) == (0, 0)
+    assert tiles.tile_of(121.55, 29.87, Z) == (X, Y)
 
 
 def test_two_grids_on_the_4096_grid_with_their_shared_edge_shared():

@@ -459,3 +459,27 @@ def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
     assert bad.returncode == 1 and "levels above" in bad.stderr
     admin = user("add", "zhao", "--role", "admin", "--scope", "district=海曙区")
     assert admin.returncode == 1 and "only editors" in admin.stderr
+
+
+def test_warm_up_builds_what_the_maps_first_view_asks_for(app, store, monkeypatch):
+    from geodata import tiles
+    from geodata.validate import validate
+    from tests.factories import center_row, centers, six_grids
+
+    store.write("grids", validate(six_grids(), "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")]), "centers").data, author="t")
+    built, real = [], tiles.TileSource.of.__func__
+
+    def of(cls, name, gdf, visible):
+        built.append(name)
+        return real(cls, name, gdf, visible)
+
+    monkeypatch.setattr(tiles.TileSource, "of", classmethod(of))
+    cli.warm_up(app)
+    assert {"coverage", "gaps", "districts", "streets", "communities", "centers"} >= set(built) >= {"coverage",
+                                                                                                   "streets"}
+    before = len(built)
+    z = tiles.MIN_ZOOM["grids"] - 2  # a zoom the warm-up did not ask for: cut from the source it built
+    x, y = tiles.tile_of(121.515, 29.81, z)
+    assert app.test_client().get(f"/api/collections/coverage/tiles/WebMercatorQuad/{z}/{y}/{x}").status_code == 200
+    assert len(built) == before  # the first view's tile: cut from what the warm-up built

@@ -15,7 +15,7 @@ from geodata.validate import validate
 from tests.factories import six_grids
 
 Z = 14
-X, Y = tiles._tile_of(121.515, 29.805, Z)  # inside the six grids' block
+X, Y = tiles.tile_of(121.515, 29.805, Z)  # inside the six grids' block
 
 
 @pytest.fixture
