@@ -187,6 +187,7 @@ def warm_up(app) -> None:
             client.get(f"/map/labels/{level}.json", query_string={"bbox": ",".join(map(str, bounds))})
     client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
     release_freed_memory()  # what building them freed
+    app.extensions.setdefault("gridmap_warm", threading.Event()).set()  # /healthz says so
 
 
 WARM_TILES = ("coverage", "gaps", "districts", "streets", "communities", "centers")  # what the map draws
@@ -204,6 +205,7 @@ def serve(options: dict) -> None:
         wait_until_reachable(values["DATABASE_URL"], values["DATABASE_WAIT_S"],
                              lambda line: print(f"gridmap: {line}", flush=True))
     app = create_app(options)  # once, before forking: the demo is installed a single time
+    app.extensions["gridmap_warm"] = threading.Event()  # each worker's copy set by its own warm-up
 
     def start_jobs(server, worker):
         """Each worker's own job processes and its analysis, started in the background once it has forked

@@ -106,7 +106,9 @@ def healthz():
         response.status_code = 503
         response.headers["Retry-After"] = str(e.retry_after)
         return response
-    return jsonify({"status": "ok", "layers": layers})
+    # warm: this worker has built what the map's first view and the search ask for (server/__main__.py warm_up)
+    warm = current_app.extensions.get("gridmap_warm")
+    return jsonify({"status": "ok", "layers": layers, "warm": bool(warm and warm.is_set())})
 
 
 @blueprint.get("/api")

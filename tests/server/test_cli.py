@@ -475,7 +475,9 @@ def test_warm_up_builds_what_the_maps_first_view_asks_for(app, store, monkeypatc
         return real(cls, name, gdf, visible)
 
     monkeypatch.setattr(tiles.TileSource, "of", classmethod(of))
+    assert app.test_client().get("/healthz").get_json()["warm"] is False
     cli.warm_up(app)
+    assert app.test_client().get("/healthz").get_json()["warm"] is True  # what benchmarks wait for
     assert {"coverage", "gaps", "districts", "streets", "communities", "centers"} >= set(built) >= {"coverage",
                                                                                                    "streets"}
     before = len(built)
