@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from . import io
 from .coverage import Params, tiling_problems
@@ -151,10 +153,12 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
            mode: str = "replace", dry_run: bool = False, if_version: int | None = None,
            options: io.UploadOptions = io.UploadOptions(), limits: io.Limits = io.Limits(),
            params: Params = Params(), lang: str = "en", confirm: str | None = None,
-           scopes: tuple = ()) -> Outcome:
+           scopes: tuple = (), tiling_refused: bool = False) -> Outcome:
     """Make ``data`` the next version of ``layer`` (``mode=merge``: only the features it names).
 
     ``scopes`` (``geodata.scopes``): an editor limited to some units may merge only features inside them.
+    ``tiling_refused``: a merge that makes a new tiling gap or overlap where its grids are is a 422 (an edit
+    on the map: never a silent sliver), not a warning.
     A replace whose impact needs confirmation (:attr:`Impact.needs_confirmation`)
     comes back with status 409 and stores nothing unless ``confirm`` is
     ``"replace"``.  Raises BadRequest for a bad mode or confirm,
@@ -173,20 +177,20 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     report = validate(parsed.data, layer, lang)  # the file's own problems, numbered by its features
     current = store.current(layer)
     merging = mode == "merge" and current is not None
-    if report.ok and merging:
-        report = _with_merged(report, validate(_merge(store.read(layer), report.data, key), layer, lang),
-                              parsed.data, key)
+    if report.ok and merging:  # the stored features were checked when stored: the file's check is the merge's
+        report = Report(report.layer, report.errors, report.warnings, _merge(store.read(layer), report.data, key))
+    if report.ok and not merging:
+        whole_layer(scopes, "a replace upload")
+    elif report.ok:  # a scoped editor's: what the file writes and what it replaces lie in the editor's units
+        written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
+        check_scope(store, layer, scopes, written, written[key])
     if report.ok and layer == "grids":
-        report = _with_tiling_warnings(report, store, params, parsed.data if merging else None)
+        report = _with_tiling_problems(report, store, params, parsed.data if merging else None, refuse=tiling_refused)
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
         return Outcome(422, layer, features, report, parsed, current)
-    if not merging:
-        whole_layer(scopes, "a replace upload")
-    else:  # a scoped editor's: what the file writes and what it replaces lie in the editor's units
-        written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
-        check_scope(store, layer, scopes, written, written[key])
-    found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang)
+    found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang,
+                   named=set(parsed.data[key].astype(str)) if merging else None)
     if dry_run:
         return Outcome(200, layer, features, report, parsed, current, found, confirmed)
     now = current.version if current is not None else 0
@@ -205,7 +209,7 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
 
 
 def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, mode: str = "replace",
-           lang: str = "en") -> Impact:
+           lang: str = "en", named: set[str] | None = None) -> Impact:
     """What making ``new`` the layer's next version does to ``current`` (None: the layer is empty).
 
     Features are matched by the layer's key.  Per district (``district`` for
@@ -222,7 +226,12 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
     key, by = LAYERS[layer].key, DISTRICT_FIELD.get(layer, "district")
     if current is None or current.empty:
         current = new.iloc[:0]
-    found = diff(current, new, key)
+    if named is None:
+        found = diff(current, new, key)
+        unchanged = len(found.unchanged)
+    else:  # a merge: only the features it names can differ (a province's whole diff would take seconds)
+        found = diff(current[current[key].astype(str).isin(named)], new[new[key].astype(str).isin(named)], key)
+        unchanged = len(current) - len(found.removed) - len(found.changed)
     changed = [c["key"] for c in found.changed]
     districts: tuple[DistrictImpact, ...] = ()
     if by in current.columns and by in new.columns:
@@ -238,7 +247,7 @@ def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, 
                           for name, row in zip(touched.index, touched[list(counts.columns)].to_numpy()))
     return Impact(layer=layer, mode=mode, before=len(current), after=len(new), removed=len(found.removed),
                   added=len(found.added), changed=len(changed),
-                  unchanged=len(found.unchanged), districts=districts, lang=lang)
+                  unchanged=unchanged, districts=districts, lang=lang)
 
 
 def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str, cities: bool = False) -> pd.Series:
@@ -274,38 +283,76 @@ def _merge(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> gpd.Ge
     return gpd.GeoDataFrame(pd.concat([kept, new], ignore_index=True), crs=current.crs)
 
 
-def _with_merged(own: Report, merged: Report, uploaded: gpd.GeoDataFrame, key: str) -> Report:
-    """The file's own report, its data the merged layer's, and what checking the merged layer adds.
+def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded: gpd.GeoDataFrame | None = None,
+                          *, refuse: bool = False) -> Report:
+    """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal — unless
+    ``refuse`` (an edit): then those a merge makes anew where its grids are, before or after, are errors.
 
-    The file's problems (repaired geometries, unknown fields, ...) keep their
-    numbers: the merged layer's data is already repaired, so the second pass
-    would not see them again.  Its problems are numbered by the file, once each.
-    """
-    seen = {(p.key, p.field, p.message) for p in own.errors + own.warnings}
-
-    def added(problems):
-        return tuple(p for p in _number_by_file(problems, uploaded, key) if (p.key, p.field, p.message) not in seen)
-
-    return Report(own.layer, own.errors + added(merged.errors), own.warnings + added(merged.warnings), merged.data)
-
-
-def _with_tiling_warnings(report: Report, store: Store, params: Params,
-                          uploaded: gpd.GeoDataFrame | None = None) -> Report:
-    """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal.
-
-    ``uploaded``: the file of a merge, whose places number the warnings (else the report's data's).
+    ``uploaded``: the file of a merge, whose places number the problems (else the report's data's); a merge
+    is checked in the districts it touches (its grids', before and after, and their neighbours'), where
+    alone it can change anything: a province's whole tiling would take seconds for one grid.
     """
     districts = store.read("districts") if store.current("districts") else None
-    problems = tiling_problems(report.data, districts, params)
+    key = LAYERS["grids"].key
+    grids, written = report.data, None
+    if uploaded is not None:
+        written = set(uploaded[key].astype(str))
+        grids = _touched_districts(report.data, store.read("grids"), written, key)
+    problems = tiling_problems(grids, districts, params)
     if problems.empty:
         return report
-    key = LAYERS["grids"].key
+    new = np.zeros(len(problems), dtype=bool)
+    if refuse and written is not None:
+        before = _touched_districts(store.read("grids"), report.data, written, key)
+        new = _new_problems(problems, tiling_problems(before, districts, params),
+                            report.data[report.data[key].astype(str).isin(written)].geometry.values)
     position = {k: i for i, k in enumerate(report.data[key])}
-    warnings = tuple(Problem(position.get(row.grid_id), row.grid_id, None, row.detail)
-                     for row in problems.itertuples())
+    found = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail) for row in problems.itertuples()]
     if uploaded is not None:
-        warnings = _number_by_file(warnings, uploaded, key)
-    return Report(report.layer, report.errors, report.warnings + warnings, report.data)
+        found = list(_number_by_file(tuple(found), uploaded, key))
+    errors = tuple(p for p, is_new in zip(found, new) if is_new)
+    warnings = tuple(p for p, is_new in zip(found, new) if not is_new)
+    return Report(report.layer, report.errors + errors, report.warnings + warnings,
+                  None if errors else report.data)
+
+
+def _touched_districts(grids: gpd.GeoDataFrame, other: gpd.GeoDataFrame, written: set[str],
+                       key: str) -> gpd.GeoDataFrame:
+    """The grids of ``grids`` in the districts the ``written`` keys are in (in ``grids`` or in ``other``, the
+    layer before or after) or that hold a grid meeting one of them."""
+    columns = [CITY, "district"] if has_cities(grids) or has_cities(other) else ["district"]
+    mine = grids[grids[key].astype(str).isin(written)]
+    theirs = other[other[key].astype(str).isin(written)]
+    shapes = np.concatenate([mine.geometry.values, theirs.geometry.values])
+    near = grids.iloc[np.unique(grids.sindex.query(shapes, predicate="intersects")[1]) if len(shapes) else []]
+    units = pd.concat([_units(frame, columns) for frame in (mine, theirs, near)]).drop_duplicates()
+    return grids[pd.MultiIndex.from_frame(_units(grids, columns)).isin(pd.MultiIndex.from_frame(units))]
+
+
+def _units(frame: gpd.GeoDataFrame, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: frame[c].astype(object).where(frame[c].notna(), "") if c in frame.columns else ""
+                         for c in columns}, index=frame.index)
+
+
+def _new_problems(after: gpd.GeoDataFrame, before: gpd.GeoDataFrame, written) -> np.ndarray:
+    """Which ``after`` problems meet the written grids and were not there ``before`` (the same kind over
+    nearly the same land: 99 % of their union shared)."""
+    meets = np.zeros(len(after), dtype=bool)
+    if len(written):
+        hits = shapely.STRtree(np.asarray(written)).query(after.geometry.values, predicate="intersects")
+        meets[np.unique(hits[0])] = True
+    old = before.geometry.values
+    tree = shapely.STRtree(old)
+    new = meets.copy()
+    for i in np.flatnonzero(meets):
+        shape, kind = after.geometry.values[i], after["kind"].iloc[i]
+        for j in tree.query(shape, predicate="intersects"):
+            if before["kind"].iloc[j] == kind:
+                union = shapely.union(shape, old[j]).area
+                if union == 0 or shapely.intersection(shape, old[j]).area >= 0.99 * union:
+                    new[i] = False
+                    break
+    return new
 
 
 def _number_by_file(problems: tuple[Problem, ...], uploaded: gpd.GeoDataFrame, key: str) -> tuple[Problem, ...]:

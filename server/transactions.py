@@ -124,7 +124,7 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
                              author=current_user().name, message=_message(message), mode="merge",
                              if_version=now.version if now else 0, limits=limits(),
                              params=services().catalog.params, lang=current_language(),
-                             scopes=current_user().areas)
+                             scopes=current_user().areas, tiling_refused=True)
             break
         except PreconditionFailed:
             if tried == ATTEMPTS:

@@ -246,3 +246,37 @@ def test_a_scoped_editor_merges_an_upload_inside_the_scope_but_never_replaces_or
     restore = client.post("/api/collections/grids/versions/1/restore", headers=yuehu)
     assert restore.status_code == 403 and "without a scope" in restore.get_json()["error"]["message"]
     assert store.current("grids").version == 2
+
+
+# --- the tiling stays valid -------------------------------------------------------------------------
+
+def test_an_edit_that_makes_an_overlap_is_refused_with_the_report(client, editor, store, stored):
+    wider = box(X0, Y0, X0 + 1.5 * STEP, Y0 + STEP)  # g00 reaching half across g10
+    resp = send(client, "PATCH", f"{ITEMS}/g00", {"geometry": wider.__geo_interface__}, editor)
+    assert resp.status_code == 422, resp.get_json()
+    errors = resp.get_json()["report"]["errors"]
+    assert errors and all(e["key"] in ("g00", "g10") for e in errors)
+    assert store.current("grids").version == 1
+
+
+def test_a_problem_that_was_there_before_does_not_stop_an_edit(client, editor, store):
+    layer = six_grids()
+    layer.loc[layer["grid_id"] == "g20", "geometry"] = box(X0 + 2 * STEP, Y0, X0 + 3 * STEP, Y0 + 1.5 * STEP)
+    store.write("grids", layer, author="survey")  # g20 already overlaps g21
+    for grid in ("g00", "g20"):  # far from it, and on it
+        resp = send(client, "PATCH", f"{ITEMS}/{grid}", {"properties": {"population": 7}}, editor)
+        assert resp.status_code == 200, resp.get_json()
+    assert store.current("grids").version == 3
+
+
+def test_a_merge_upload_of_one_grid_checks_only_the_districts_it_touches(store):
+    from geodata.coverage import tiling_problems
+    from geodata.uploads import _touched_districts
+
+    layer = six_grids()
+    layer.loc[layer["grid_id"].isin(["g20", "g21"]), "district"] = "江北区"  # the right column: another district
+    chosen = _touched_districts(layer, layer, {"g00"}, "grid_id")
+    assert sorted(chosen["grid_id"]) == ["g00", "g01", "g10", "g11"]  # 海曙区's: g00's district, none of 江北区
+    beside = _touched_districts(layer, layer, {"g10"}, "grid_id")  # g10 meets g20: both districts
+    assert sorted(beside["grid_id"]) == sorted(layer["grid_id"])
+    assert tiling_problems(chosen).empty
