@@ -243,7 +243,8 @@ def analyse_versions(where, versions: dict[str, int | None], params):
     """The coverage analysis of grids, centers and districts at these versions."""
     from .coverage import analyse
 
-    return analyse(*read_versions(where, versions), params=params)
+    grids, centers, districts, *roads = read_versions(where, versions)  # roads: for network catchments
+    return analyse(grids, centers, districts, params, roads=roads[0] if roads else None)
 
 
 def recommend_versions(where, versions: dict[str, int | None], level: str, k: int, params,
@@ -270,7 +271,7 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     from .coverage import analyse
     from .crs import STORAGE_CRS
 
-    grids, centers, districts = read_versions(where, versions)
+    grids, centers, districts, *roads = read_versions(where, versions)  # roads: for network catchments
     if unit:
         inside = pd.Series(True, index=grids.index)
         for column, value in unit.items():
@@ -281,7 +282,7 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
                              geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
     centers = gpd.GeoDataFrame(pd.concat([centers, extra], ignore_index=True), crs=STORAGE_CRS)
-    return analyse(grids, centers, districts, params).summaries
+    return analyse(grids, centers, districts, params, roads=roads[0] if roads else None).summaries
 
 
 def upload_to(where, *args, **kwargs):

@@ -46,7 +46,8 @@ def layer_of(collection_id: str) -> Layer:
 
 def field_schema(field: Field, *, openapi: bool = True) -> dict:
     """One field as OpenAPI 3.0 (``nullable``) or JSON Schema (``"type": [..., "null"]``)."""
-    kind = {"key": "string", "string": "string", "integer": "integer", "number": "number", "enum": "string"}
+    kind = {"key": "string", "string": "string", "integer": "integer", "number": "number", "enum": "string",
+            "boolean": "boolean"}
     schema: dict = {"type": kind.get(field.kind, "string")}
     if field.kind == "key":
         schema["pattern"] = KEY_PATTERN.pattern
@@ -66,7 +67,8 @@ def field_schema(field: Field, *, openapi: bool = True) -> dict:
     return schema
 
 
-GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon"}
+GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon",
+                    ("LineString", "MultiLineString"): "geometry-linestring-or-multilinestring"}
 
 
 def queryables(layer: Layer, url: str) -> dict:
