@@ -33,7 +33,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 NODE_PRECISION_M = 0.001  # vertices closer than a millimetre are one node
-BUFFER_QUAD_SEGS = 8  # the round ends of a catchment's streets: a 32-gon per circle is plenty at 100 m
+BUFFER_QUAD_SEGS = 16  # round ends as fine as the discs (coverage.QUAD_SEGS): within 0.2 % of a circle
 SOURCE_BATCH = 128  # centres walked in one Dijkstra call: memory batch × nodes × 8 bytes
 _TINY = 1e-9  # csgraph takes a stored 0 for "no edge": a centre exactly on a vertex is this far from it
 

@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from geodata import cql
-from geodata.coverage import LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
+from geodata.coverage import CATCHMENTS, LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
@@ -278,12 +278,16 @@ _ANALYSIS_HELP = {
     "partial_ratio": "a grid is partly covered from this share (at most covered_ratio)",
     "sliver_m2": "tiling gaps and overlaps smaller than this are ignored, m²",
     "sliver_width_m": "tiling gaps and overlaps thinner than this are ignored, metres",
+    "walk_access_m": "network catchments: the land within this many metres of a road reached",
+    "catchment": "disc (as the crow flies) or network (along the walkable roads; discs while there are none)",
 }
 
 
 def _analysis_parameter(name: str) -> dict:
     schema = {"type": "number", "minimum": 0}
-    if name.endswith("_ratio"):
+    if name == "catchment":
+        schema = {"type": "string", "enum": list(CATCHMENTS)}
+    elif name.endswith("_ratio"):
         schema["maximum"] = 1
     elif name.startswith("radius_"):
         schema["maximum"] = MAX_RADIUS_M

@@ -102,3 +102,21 @@ def test_part4_creates_a_road(client, editor, store):
     assert resp.status_code == 201, resp.get_json()
     assert store.current("roads").features == 5
     assert client.get("/api/collections/roads/items/r5").get_json(force=True)["properties"]["walkable"] is True
+
+
+def test_a_what_if_asks_for_network_catchments(client, editor, store):
+    from geodata.validate import validate
+    from tests.geodata.test_network import river_town
+
+    grids, centers, roads_ = river_town()
+    for name, layer in (("grids", grids), ("centers", centers), ("roads", roads_)):
+        store.write(name, validate(layer, name).data, author="t")
+
+    def north(query: str = "") -> float:
+        resp = client.get(f"/api/collections/coverage/items/north{query}", headers=editor)
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+        return resp.get_json(force=True)["properties"]["coverage_ratio"]
+
+    assert north() == pytest.approx(1.0)  # the disc crosses the river
+    assert north("?catchment=network") == 0.0  # walking, the bridge is 1,500 m away
+    assert client.get("/api/collections/coverage/items?catchment=bus", headers=editor).status_code == 400
