@@ -33,7 +33,9 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 NODE_PRECISION_M = 0.001  # vertices closer than a millimetre are one node
-BUFFER_QUAD_SEGS = 16  # round ends as fine as the discs (coverage.QUAD_SEGS): within 0.2 % of a circle
+# the round ends of the streets reached: a 32-gon a circle (0.6 % short of πa², on the ends only: the buffers
+# cost twice as much with coverage.QUAD_SEGS' 64-gon, and the discs' 0.2 % rule is about whole discs)
+BUFFER_QUAD_SEGS = 8
 SOURCE_BATCH = 128  # centres walked in one Dijkstra call: memory batch × nodes × 8 bytes
 _TINY = 1e-9  # csgraph takes a stored 0 for "no edge": a centre exactly on a vertex is this far from it
 
@@ -138,18 +140,8 @@ def reach(net: Network, xy: np.ndarray, radii: np.ndarray) -> Reach:
     k = len(xy)
     if net.empty or k == 0:
         return Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int))
-    points = shapely.points(xy)
-    _, edge = net.tree.query_nearest(points, all_matches=False)
-    t = shapely.line_locate_point(net.segments[edge], points)  # from the edge's u end, m
-    length = net.length[edge]
+    graph, src, edge, t = _with_sources(net, xy)
     n = len(net.xy)
-    # each centre is a node n+i joined to its edge's two ends by the two parts of the edge
-    src = np.arange(n, n + k)
-    w_u, w_v = np.maximum(t, _TINY), np.maximum(length - t, _TINY)
-    rows = np.r_[src, net.u[edge], src, net.v[edge]]
-    cols = np.r_[net.u[edge], src, net.v[edge], src]
-    extra = sparse.csr_matrix((np.r_[w_u, w_u, w_v, w_v], (rows, cols)), shape=(n + k, n + k))
-    graph = sparse.block_diag([net.graph, sparse.csr_matrix((k, k))], format="csr") + extra
     pieces_a, pieces_b, owners = [], [], []
     pu, pv = net.xy[net.u], net.xy[net.v]
     for level_radius in np.unique(radii):
@@ -201,12 +193,113 @@ def catchments(net: Network, xy: np.ndarray, radii: np.ndarray, access_m: float)
     return out
 
 
+def reached(net: Network, xy: np.ndarray, radii: np.ndarray) -> Reach:
+    """What any centre reaches (owner -1): the union of :func:`reach`, from one multi-source Dijkstra a level.
+
+    A segment is reached from its end ``u`` as far as the most distance any centre has left there
+    (``radius - min over centres of the distance``, per level), likewise from ``v``; each centre's own
+    segment also from the centre itself.  Far cheaper than every centre's own walk, and all coverage needs.
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    radii = np.asarray(radii, dtype=float)
+    k = len(xy)
+    if net.empty or k == 0:
+        return Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int))
+    graph, src, edge, t = _with_sources(net, xy)
+    n = len(net.xy)
+    best_u = np.full(len(net.u), -np.inf)
+    best_v = np.full(len(net.u), -np.inf)
+    for level_radius in np.unique(radii):
+        members = np.flatnonzero(radii == level_radius)
+        dist = csgraph.dijkstra(graph, directed=False, indices=src[members], limit=level_radius, min_only=True)[:n]
+        np.maximum(best_u, level_radius - dist[net.u], out=best_u)
+        np.maximum(best_v, level_radius - dist[net.v], out=best_v)
+    pu, pv, L = net.xy[net.u], net.xy[net.v], net.length
+    from_u, from_v = np.clip(best_u, 0, L), np.clip(best_v, 0, L)
+    whole = from_u + from_v >= L
+    lo = np.r_[np.zeros(len(L)), (L - from_v)[~whole], np.maximum(0, t - radii)]
+    hi = np.r_[np.where(whole, L, from_u), L[~whole], np.minimum(L[edge], t + radii)]
+    e = np.r_[np.arange(len(L)), np.flatnonzero(~whole), edge]
+    keep = hi > lo
+    lo, hi, e = lo[keep], hi[keep], e[keep]
+    d = (pv[e] - pu[e]) / L[e][:, None]
+    return Reach(pu[e] + lo[:, None] * d, pu[e] + hi[:, None] * d, np.full(len(e), -1))
+
+
+def _with_sources(net: Network, xy: np.ndarray):
+    """The graph with each centre as a node n+i joined to the ends of its nearest segment by the segment's
+    two parts; the centres' nodes, segments and distances along them from ``u``."""
+    k = len(xy)
+    points = shapely.points(xy)
+    _, edge = net.tree.query_nearest(points, all_matches=False)
+    t = shapely.line_locate_point(net.segments[edge], points)
+    n = len(net.xy)
+    src = np.arange(n, n + k)
+    w_u, w_v = np.maximum(t, _TINY), np.maximum(net.length[edge] - t, _TINY)
+    rows = np.r_[src, net.u[edge], src, net.v[edge]]
+    cols = np.r_[net.u[edge], src, net.v[edge], src]
+    extra = sparse.csr_matrix((np.r_[w_u, w_u, w_v, w_v], (rows, cols)), shape=(n + k, n + k))
+    graph = sparse.block_diag([net.graph, sparse.csr_matrix((k, k))], format="csr") + extra
+    return graph, src, edge, t
+
+
+TILE_M = 500.0  # the union of catchments is buffered in tiles of this size (a few segments each)
+
+
+def covered_land(found: Reach, access_m: float) -> np.ndarray:
+    """Polygons whose union is the land within ``access_m`` of ``found``'s pieces: one per tile of
+    ``TILE_M`` holding pieces (by their middle), each the buffer of its pieces.  One buffer of a whole
+    city's reach costs minutes (GEOS unions thousands of overlapping outlines); tiles cost a few seconds at most (Ningbo: benchmarks/bench_network.py).
+
+    Each tile's polygon is kept (by its pieces' coordinates) in this process, so after one centre moves
+    only the few tiles whose pieces changed are buffered again, and the unchanged tiles are the very
+    same objects as before (``is``): an incremental analysis can tell which land changed.
+    """
+    if not len(found.a):
+        return np.array([], dtype=object)
+    middle = (found.a + found.b) / 2
+    cell = np.floor(middle / TILE_M).astype(np.int64)
+    _, tile = np.unique(cell, axis=0, return_inverse=True)
+    tile = tile.ravel()
+    order = np.lexsort((found.b[:, 1], found.b[:, 0], found.a[:, 1], found.a[:, 0], tile))  # same pieces, same key
+    coords = np.ascontiguousarray(np.column_stack([found.a, found.b])[order])
+    tile = tile[order]
+    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
+    ends = np.r_[starts[1:], len(tile)]
+    keys = [hashlib.blake2b(coords[a:b].tobytes() + repr(access_m).encode(), digest_size=16).digest()
+            for a, b in zip(starts, ends)]
+    out = np.empty(len(keys), dtype=object)
+    with _LOCK:
+        for i, key in enumerate(keys):
+            out[i] = _TILES.get(key)
+    todo = np.flatnonzero([g is None for g in out])
+    if len(todo):
+        lines = shapely.linestrings(coords.reshape(-1, 2, 2))
+        wanted = np.isin(tile, todo)
+        merged = shapely.line_merge(shapely.multilinestrings(lines[wanted], indices=np.searchsorted(todo, tile[wanted])))
+        from .coverage import _parallel  # (coverage imports this module)
+
+        out[todo] = _parallel(lambda g: shapely.buffer(g, access_m, quad_segs=BUFFER_QUAD_SEGS), merged)
+        with _LOCK:
+            for i in todo:
+                _TILES[keys[i]] = out[i]
+                _TILES.move_to_end(keys[i])
+            while len(_TILES) > _TILES_KEPT:
+                _TILES.popitem(last=False)
+    return out
+
+
+_TILES: OrderedDict[bytes, object] = OrderedDict()
+_TILES_KEPT = 50_000  # a province's tiles: a few hundred MB at most
+
+
 def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gpd.GeoDataFrame,
                      access_m: float) -> np.ndarray:
-    """:func:`catchments` of point centres (metric CRS) along ``roads_m``'s walkable roads."""
+    """The walking catchments of point centres (metric CRS) along ``roads_m``'s walkable roads, as polygons
+    whose union is the union of the centres' catchments (:func:`covered_land`): what coverage needs."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
     xy = shapely.get_coordinates(shapely.centroid(points)) if len(points) else np.empty((0, 2))
-    return catchments(network_of(roads_m), xy, radii, access_m)
+    return covered_land(reached(network_of(roads_m), xy, radii), access_m)
 
 
 def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
@@ -214,5 +307,5 @@ def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
     return roads is not None and not roads.empty and len(walkable(roads)) > 0
 
 
-__all__ = ["Network", "Reach", "build", "catchments", "frame_catchments", "has_roads", "network_of", "reach",
-           "segments_of", "walkable"]
+__all__ = ["Network", "Reach", "build", "catchments", "covered_land", "frame_catchments", "has_roads", "network_of",
+           "reach", "reached", "segments_of", "walkable"]

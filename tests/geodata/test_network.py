@@ -121,6 +121,18 @@ def test_unreachable_island():
     assert length == pytest.approx(1000) and line.bounds[1] == 500
 
 
+def test_the_union_of_every_centres_walk_is_what_each_reaches():
+    net = build([(0, 0), (500, 0), (1000, 0)], [(500, 0), (500, 800)], [(1000, 0), (3000, 0)],
+                [(0, 2000), (900, 2000)])
+    xy, radii = np.array([[0.0, 0.0], [2000.0, 10.0], [300.0, 2000.0]]), np.array([700.0, 400.0, 1000.0])
+    each = network.reach(net, xy, radii).lines()
+    union = network.reached(net, xy, radii).lines()
+    assert shapely.length(shapely.union_all(union)) == pytest.approx(shapely.length(shapely.union_all(each)))
+    assert shapely.length(shapely.union_all(union)) == pytest.approx(700 + 200 + 800 + 900)
+    land = shapely.union_all(network.covered_land(network.reached(net, xy, radii), A))
+    assert land.area == pytest.approx(shapely.union_all(network.catchments(net, xy, radii, A)).area, rel=1e-9)
+
+
 def test_no_roads_reach_nothing():
     net = network.build(np.array([], dtype=object))
     assert net.empty and catchment(net, (0, 0), 1000).is_empty
@@ -181,8 +193,8 @@ def test_network_without_roads_is_the_disc():
 def test_catchments_hook_follows_the_params():
     grids, centers, roads = river_town()
     c_m, r_m = centers.to_crs(UTM), roads.to_crs(UTM)
-    walk = catchments(c_m, Params(catchment="network", walk_access_m=50), r_m)
-    assert walk[0].area == pytest.approx(capsule(1000, 50), rel=1e-6)
+    walk = catchments(c_m, Params(catchment="network", walk_access_m=50), r_m)  # tiles of the union
+    assert shapely.union_all(walk).area == pytest.approx(capsule(1000, 50), rel=1e-6)
     assert catchments(c_m, Params(), r_m)[0].area == pytest.approx(math.pi * 1000 ** 2, rel=2e-3)
 
 
