@@ -10,8 +10,8 @@ the analysis' metric CRS:
   underpass crosses a road without meeting it.
 - edges are the segments, weighted by their length in metres (duplicates once).
 
-A centre is snapped to the nearest point of the nearest segment, which splits that
-segment: the centre is a node joined to the segment's two ends by the two parts.  Its
+A centre is snapped to the nearest point of the nearest segment (however far: the way to the road
+is not taken off its radius, as SPEC §2 says), which splits that segment: the centre is a node joined to the segment's two ends by the two parts.  Its
 walking distances come from scipy's Dijkstra (``scipy.sparse.csgraph``), stopped at the
 level's radius; every segment is then reached from each end as far as the distance left
 allows (partial segments cut at the exact remaining distance: they are straight, so the
@@ -298,8 +298,9 @@ def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gp
     """The walking catchments of point centres (metric CRS) along ``roads_m``'s walkable roads, as polygons
     whose union is the union of the centres' catchments (:func:`covered_land`): what coverage needs."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
-    xy = shapely.get_coordinates(shapely.centroid(points)) if len(points) else np.empty((0, 2))
-    return covered_land(reached(network_of(roads_m), xy, radii), access_m)
+    present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
+    xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
+    return covered_land(reached(network_of(roads_m), xy, np.asarray(radii, dtype=float)[present]), access_m)
 
 
 def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
