@@ -312,7 +312,7 @@ def _filter_parameter(field: Field) -> dict:
 
 def _filters(layer: Layer) -> list[dict]:
     """One query parameter per property: ``?district=海曙区`` keeps the features whose value is that."""
-    return [_param_ref(f"{layer.name}.{f.name}") for f in layer.fields]
+    return [_param_ref(f"{layer.name}.{f.name}") for f in layer.fields if f.kind != "boolean"]  # (geodata.query)
 
 
 def _parameters(hidden: frozenset[str]) -> dict:
@@ -320,7 +320,7 @@ def _parameters(hidden: frozenset[str]) -> dict:
     params = dict(PARAMETERS)
     for cid in collection_ids():
         layer = layer_of(cid).without(hidden)
-        params.update({f"{cid}.{f.name}": _filter_parameter(f) for f in layer.fields})
+        params.update({f"{cid}.{f.name}": _filter_parameter(f) for f in layer.fields if f.kind != "boolean"})
     params.update({f"analysis.{f.name}": _analysis_parameter(f.name) for f in fields(Params)})
     return params
 

@@ -227,3 +227,19 @@ def test_the_catalog_analyses_again_when_the_roads_change(tmp_path):
         gpd.pd.concat([roads, bridged], ignore_index=True), crs="EPSG:4326"), "roads").data, author="t")
     assert north() > 0.5  # a footbridge at the centre's door: the north bank is a short walk now
     assert Catalog(store).analysis().coverage.coverage_ratio.max() == pytest.approx(1.0)  # discs ignore roads
+
+
+def test_jobs_read_the_roads_version_they_are_given(tmp_path):
+    from geodata import jobs
+    from geodata.store import open_store
+    from geodata.validate import validate
+
+    grids, centers, roads = river_town()
+    store = open_store(tmp_path)
+    for name, layer in (("grids", grids), ("centers", centers), ("roads", roads)):
+        store.write(name, validate(layer, name).data, author="t")
+    versions = {"grids": 1, "centers": 1, "districts": None, "roads": 1}
+    result = jobs.analyse_versions(store, versions, Params(catchment="network"))
+    assert dict(zip(result.coverage.grid_id, result.coverage.coverage_ratio))["north"] == 0.0
+    summaries = jobs.whatif_summaries(store, versions, Params(catchment="network"), ((121.0, 29.0, "community"),))
+    assert summaries["city"]["grids"].iloc[0] == 2

@@ -110,6 +110,9 @@ def test_items_parameters_filter_by_each_property(app, viewer_client, cid):
     assert params["f"]["schema"]["enum"] == ["json", "html"]
     assert params["bbox"]["style"] == "form" and params["bbox"]["explode"] is False
     for f in layer.fields:
+        if f.kind == "boolean":  # not a filter yet (geodata.query answers 400)
+            assert f.name not in params
+            continue
         assert params[f.name]["in"] == "query"
         kind = {"integer": "integer", "number": "number", "boolean": "boolean"}.get(f.kind, "string")
         assert params[f.name]["schema"]["type"] == kind
