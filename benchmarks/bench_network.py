@@ -63,7 +63,8 @@ def main() -> None:
     net, t_build = timed("graph (network.build)", network.build, network.walkable(roads_m))
     print(f"    {len(net.xy):,} nodes, {len(net.u):,} edges")
     found, t_walk = timed("walk (network.reached, scipy Dijkstra)", network.reached, net, xy, radii)
-    land, t_land = timed("land near the roads reached (covered_land)", network.covered_land, found, params.walk_access_m)
+    land, t_land = timed("land near the roads reached (covered_land)", network.covered_land, found,
+                         params.walk_access_m)
     (ratio, _), t_cover = timed("per-grid coverage (grid_coverage)", grid_coverage, grid_geoms, land)
     cold = t_build + t_walk + t_land + t_cover
     print(f"  {'total (target ≤ 3 s)':<44} {cold:7.3f} s   covered share of grid area {ratio.mean():.3f}")

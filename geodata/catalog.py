@@ -38,12 +38,12 @@ from .store.base import properties_text
 
 log = logging.getLogger(__name__)
 ANALYSIS_INPUTS = ("grids", "centers", "districts")
+UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
 
 
 def analysis_inputs(params: Params) -> tuple[str, ...]:
     """The layers an analysis with ``params`` reads: the roads too when catchments follow them."""
     return ANALYSIS_INPUTS + (("roads",) if params.catchment == "network" else ())
-UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .crs import STORAGE_CRS, metric_crs
 from . import network
+from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .order import adcodes, orderer
 from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,

@@ -44,7 +44,8 @@ def rivers_m() -> np.ndarray:
             nx, ny = -(y1 - y0), x1 - x0
             norm = np.hypot(nx, ny) or 1.0
             wiggle = 400 * np.sin(2 * np.pi * s)  # metres across the straight leg
-            fine.append(np.column_stack([x0 + s * (x1 - x0) + wiggle * nx / norm, y0 + s * (y1 - y0) + wiggle * ny / norm]))
+            fine.append(np.column_stack([x0 + s * (x1 - x0) + wiggle * nx / norm,
+                                         y0 + s * (y1 - y0) + wiggle * ny / norm]))
         fine.append(xy[-1:])
         lines.append(shapely.LineString(np.vstack(fine)))
     return np.array(lines, dtype=object)

@@ -6,17 +6,21 @@ the analysis' metric CRS:
 - every road is cut into its straight segments; each distinct vertex (to the millimetre)
   is a node, so roads meet where they share a vertex — at their ends or at a common
   vertex — and **not** where they merely cross.  That is how GIS road networks are drawn
-  (OSM, ArcGIS Network Analyst's default "end point" connectivity): a bridge or an
-  underpass crosses a road without meeting it.
+  (OSM ways meet at shared nodes; ArcGIS Network Analyst's "any vertex" connectivity): a
+  bridge or an underpass crosses a road without meeting it.
 - edges are the segments, weighted by their length in metres (duplicates once).
 
-A centre is snapped to the nearest point of the nearest segment (however far: the way to the road
-is not taken off its radius, as SPEC §2 says), which splits that segment: the centre is a node joined to the segment's two ends by the two parts.  Its
-walking distances come from scipy's Dijkstra (``scipy.sparse.csgraph``), stopped at the
-level's radius; every segment is then reached from each end as far as the distance left
-allows (partial segments cut at the exact remaining distance: they are straight, so the
-cut is a linear interpolation), and the catchment is the land within ``access_m`` of what
-is reached (``GRIDMAP_WALK_ACCESS_M``, default 100 m).
+A centre is snapped to the nearest point of the nearest segment (however far: the way to the
+road is not taken off its radius, as SPEC §2 says), which splits that segment: the centre is a
+node joined to the segment's two ends by the two parts.  Walking distances come from scipy's
+Dijkstra (``scipy.sparse.csgraph``), stopped at the level's radius; every segment is reached
+from each end as far as the distance left allows (partial segments cut at the exact remaining
+distance: they are straight, so the cut is a linear interpolation), and the catchment is the
+land within ``access_m`` of what is reached (``GRIDMAP_WALK_ACCESS_M``, default 100 m).
+
+Coverage needs only the union of the catchments: :func:`reached` walks from all centres of a
+level at once (one multi-source Dijkstra) and :func:`covered_land` buffers the union in tiles.
+:func:`reach` and :func:`catchments` give each centre's own (for one centre's reach, or a map).
 """
 
 from __future__ import annotations
@@ -249,7 +253,8 @@ TILE_M = 500.0  # the union of catchments is buffered in tiles of this size (a f
 def covered_land(found: Reach, access_m: float) -> np.ndarray:
     """Polygons whose union is the land within ``access_m`` of ``found``'s pieces: one per tile of
     ``TILE_M`` holding pieces (by their middle), each the buffer of its pieces.  One buffer of a whole
-    city's reach costs minutes (GEOS unions thousands of overlapping outlines); tiles cost a few seconds at most (Ningbo: benchmarks/bench_network.py).
+    city's reach costs minutes (GEOS unions thousands of overlapping outlines); tiles cost a couple of
+    seconds for Ningbo (benchmarks/bench_network.py).
 
     Each tile's polygon is kept (by its pieces' coordinates) in this process, so after one centre moves
     only the few tiles whose pieces changed are buffered again, and the unchanged tiles are the very
@@ -276,7 +281,8 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
     if len(todo):
         lines = shapely.linestrings(coords.reshape(-1, 2, 2))
         wanted = np.isin(tile, todo)
-        merged = shapely.line_merge(shapely.multilinestrings(lines[wanted], indices=np.searchsorted(todo, tile[wanted])))
+        groups = np.searchsorted(todo, tile[wanted])
+        merged = shapely.line_merge(shapely.multilinestrings(lines[wanted], indices=groups))
         from .coverage import _parallel  # (coverage imports this module)
 
         out[todo] = _parallel(lambda g: shapely.buffer(g, access_m, quad_segs=BUFFER_QUAD_SEGS), merged)
