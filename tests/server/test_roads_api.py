@@ -123,3 +123,11 @@ def test_a_what_if_asks_for_network_catchments(client, editor, store):
     assert north() == pytest.approx(1.0)  # the disc crosses the river
     assert north("?catchment=network") == 0.0  # walking, the bridge is 1,500 m away
     assert client.get("/api/collections/coverage/items?catchment=bus", headers=editor).status_code == 400
+
+
+def test_the_upload_and_history_pages_offer_roads(client, editor, store):
+    assert post(client, editor, roads().to_json(drop_id=True).encode(), "roads.geojson").status_code == 201
+    page = client.get("/upload?lang=en", headers=editor).get_data(as_text=True)
+    assert 'value="roads" data-key="road_id"' in page and "Roads (walking network)" in page
+    history = client.get("/history/roads?lang=en", headers=editor)
+    assert history.status_code == 200 and "Roads" in history.get_data(as_text=True)
