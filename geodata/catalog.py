@@ -42,6 +42,11 @@ ANALYSIS_INPUTS = ("grids", "centers", "districts")
 UNIT_LEVELS = {"streets": "street", "communities": "community"}  # derived collections dissolved from the grids
 
 
+def analysis_inputs(params: Params) -> tuple[str, ...]:
+    """The layers an analysis with ``params`` reads: the roads too when catchments follow them."""
+    return ANALYSIS_INPUTS + (("roads",) if params.catchment == "network" else ())
+
+
 @dataclass(frozen=True)
 class _Last:
     """An analysis and exactly what it was made of: the versions and their frames."""
@@ -131,7 +136,8 @@ class Catalog:
     def analysis_entry(self, params: Params | None = None) -> tuple[str, Analysis]:
         """The analysis and a tag naming its inputs and parameters (for caching what is made of it)."""
         params = params or self.params
-        inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
+        names = analysis_inputs(params)
+        inputs = [self.store.current(name) for name in names]
         tag = _analysis_tag(inputs, params)
         if params == self.params:  # in this process, kept apart from the what-ifs
             def compute() -> Analysis:  # from exactly the versions the tag names
@@ -139,14 +145,14 @@ class Catalog:
                 if updated is not None:
                     return updated
                 frames = [self.store.read(name, v.version) if v else empty_frame(LAYERS[name])
-                          for name, v in zip(ANALYSIS_INPUTS, inputs)]
+                          for name, v in zip(names, inputs)]
                 analysis = self._shared_analysis(tag, frames, params)
                 self._last = _Last(tuple(inputs), tuple(frames), analysis)
                 release_freed_memory()  # its intermediate frames: hundreds of MB for a province
                 return analysis
 
             return tag, self._default.get(tag, compute)
-        versions = _numbers(ANALYSIS_INPUTS, inputs)
+        versions = _numbers(names, inputs)
         return tag, self._what_ifs.get(tag, lambda: self._job(job.analyse_versions, (versions, params),
                                                               ("analysis", tag)))
 
@@ -157,6 +163,8 @@ class Catalog:
         last = self._last
         if last is None or last.analysis.params != params or not hasattr(self.store, "changes"):
             return None  # (the old file store keeps no change sets)
+        if params.catchment != "disc":
+            return None  # an update looks for grids within a changed centre's radius; a walk follows the roads
         changes, frames = {}, []
         for name, old, new, frame in zip(ANALYSIS_INPUTS, last.inputs, inputs, last.frames):
             if old == new:
@@ -193,7 +201,8 @@ class Catalog:
 
     def _shared_analysis(self, tag: str, frames: list[gpd.GeoDataFrame], params: Params) -> Analysis:
         """The analysis of ``frames``, computed once for every worker and instance of this store."""
-        return self._shared(f"analysis/{tag}", lambda: analyse(*frames, params=params), kept.to_bytes,
+        return self._shared(f"analysis/{tag}", lambda: analyse(*frames[:3], params=params, roads=frames[3] if
+                                                               len(frames) > 3 else None), kept.to_bytes,
                             lambda data: kept.from_bytes(data, frames[0], params))
 
     def _derived_frame(self, collection_id: str, tag: str, analysis: Analysis) -> gpd.GeoDataFrame:
@@ -251,13 +260,16 @@ class Catalog:
         """The analysis' summaries as if centres stood at ``proposed`` (lon, lat, level) too; nothing is stored.
         ``unit`` (e.g. {"city": "宁波市"}) analyses only that unit's grids (see ``jobs.whatif_summaries``)."""
         params = params or self.params
-        inputs = [self.store.current(name) for name in ANALYSIS_INPUTS]
+        names = analysis_inputs(params)
+        inputs = [self.store.current(name) for name in names]
         unit = dict(sorted((unit or {}).items()))
         key = ("what_if", tuple(v.sha256 if v else None for v in inputs), params, proposed, tuple(unit.items()))
-        # the settings' analysis, as _shared keeps it: a what-if of the whole data updates it
-        shared = f"analysis/{_analysis_tag(inputs, params)}/{kept.code_digest()}" if params == self.params else None
+        # the settings' analysis, as _shared keeps it: a what-if of the whole data updates it (discs only: an
+        # update looks for the grids within a changed centre's radius, and a walk reaches along the roads)
+        updatable = params == self.params and params.catchment == "disc"
+        shared = f"analysis/{_analysis_tag(inputs, params)}/{kept.code_digest()}" if updatable else None
         return self._results.get(key, lambda: self._job(
-            job.whatif_summaries, (_numbers(ANALYSIS_INPUTS, inputs), params, proposed, unit, shared), key))
+            job.whatif_summaries, (_numbers(names, inputs), params, proposed, unit, shared), key))
 
     def _job(self, function, args: tuple, key):
         """``function(location, *args)`` as a job when there is a pool; the job opens the store at ``location``."""

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from . import network
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .order import adcodes, orderer
@@ -42,6 +43,7 @@ MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request comp
 SMALL_PART_VERTICES = 10_000  # gaps and overlaps below this size are measured with a negative buffer
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
 LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
+CATCHMENTS = ("disc", "network")
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,15 @@ class Params:
     partial_ratio: float = 0.1
     sliver_m2: float = 100.0  # tiling gaps and overlaps smaller than this are noise
     sliver_width_m: float = 1.0  # ... and so are hairlines thinner than this, however long
+    walk_access_m: float = 100.0  # network catchments: the land this close to the roads reached
+    catchment: str = "disc"  # "disc", or "network": along the walkable roads (geodata.network), when there are any
 
     def __post_init__(self):
+        if self.catchment not in CATCHMENTS:
+            raise BadRequest(f"'catchment' must be one of {', '.join(CATCHMENTS)}, not {self.catchment!r}")
         for f in fields(self):
+            if f.name == "catchment":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
@@ -74,7 +82,9 @@ class Params:
         """A copy with radii or thresholds from request parameters (what-if runs)."""
         changes = {}
         for f in fields(self):
-            if f.name in params:
+            if f.name == "catchment" and f.name in params:
+                changes[f.name] = str(params[f.name]).strip()
+            elif f.name in params:
                 try:
                     changes[f.name] = float(params[f.name])
                 except ValueError:
@@ -97,13 +107,15 @@ class Analysis:
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
-            districts: gpd.GeoDataFrame | None = None, params: Params = Params()) -> Analysis:
+            districts: gpd.GeoDataFrame | None = None, params: Params = Params(),
+            roads: gpd.GeoDataFrame | None = None) -> Analysis:
     """Coverage of every grid, the four kinds of gaps, and summaries at every level.
 
     Parameters
     ----------
     grids, centers, districts : layers as stored (WGS84); ``districts`` may be None or empty.
     params : radii and thresholds.
+    roads : the walking network (WGS84), used when ``params.catchment`` is ``network``.
 
     Examples
     --------
@@ -117,7 +129,8 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
+    roads_m = roads.to_crs(crs) if params.catchment == "network" and network.has_roads(roads) else None
+    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
     coverage = _coverage_frame(grids, ratio, params)
     gap_parts = [
         _service_gaps(grids, uncovered, params),
@@ -140,11 +153,15 @@ def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None 
 
 # --- catchments and per-grid coverage ------------------------------------------------------
 
-def catchments(centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:
-    """One disc per centre, of its level's radius, in the centres' (metric) CRS."""
+def catchments(centers_m: gpd.GeoDataFrame, params: Params, roads_m: gpd.GeoDataFrame | None = None) -> np.ndarray:
+    """One disc per centre, of its level's radius, in the centres' (metric) CRS; with ``params.catchment``
+    ``network`` and roads (same CRS), the land near the roads it reaches within that radius (geodata.network)."""
     if centers_m.empty:
         return np.array([], dtype=object)
     radii = centers_m["level"].map({level: params.radius(level) for level in LEVELS}).fillna(0).to_numpy(float)
+    if params.catchment == "network" and network.has_roads(roads_m):
+        keep = radii > 0
+        return network.frame_catchments(centers_m[keep], radii[keep], roads_m, params.walk_access_m)
     points = centers_m.geometry.values[radii > 0]
     radii = radii[radii > 0]
     if len(points) and (shapely.get_type_id(points) == 0).all() and not shapely.is_empty(points).any():

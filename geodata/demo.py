@@ -547,7 +547,12 @@ def install_if_empty(store: Store, which: str = "ningbo") -> bool:
         if any(store.current(name) for name in store.layer_names):
             return False
         demo = build()
-        reports = {name: validate(getattr(demo, name), name) for name in ("districts", "grids", "centers")}
+        layers = {name: getattr(demo, name) for name in ("districts", "grids", "centers")}
+        if which == "ningbo":  # a walking network for network catchments (geodata.demo_roads)
+            from .demo_roads import build_roads
+
+            layers["roads"] = build_roads(demo.grids)
+        reports = {name: validate(frame, name) for name, frame in layers.items()}
         for name, report in reports.items():
             if not report.ok:
                 raise RuntimeError(f"the demo {name} fail validation: {report.errors[:3]}")

@@ -39,7 +39,7 @@ from . import geojson, tables
 from .crs import CRS84_URI, STORAGE_CRS, epsg_code, output_crs
 from .errors import BadRequest
 from .io import harden_gdal
-from .schema import DERIVED, LAYERS, POLYGONAL, Layer
+from .schema import DERIVED, LAYERS, LINEAR, POLYGONAL, Layer
 
 # extension → (media type, description)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -206,8 +206,11 @@ def _csv(frame: gpd.GeoDataFrame, layer: Layer | None, crs: str) -> bytes:
             table[column] = values
     if layer is not None and layer.geometry_type.startswith("Multi"):  # the type the layer declares, as elsewhere
         geometries = np.asarray(geometries, dtype=object).copy()
-        single = shapely.get_type_id(geometries) == shapely.GeometryType.POLYGON
-        geometries[single] = shapely.multipolygons(geometries[single][:, np.newaxis]) if single.any() else []
+        linear = layer.geometry_type == "MultiLineString"
+        single = shapely.get_type_id(geometries) == (shapely.GeometryType.LINESTRING if linear
+                                                     else shapely.GeometryType.POLYGON)
+        multi = shapely.multilinestrings if linear else shapely.multipolygons
+        geometries[single] = multi(geometries[single][:, np.newaxis]) if single.any() else []
     wkt = shapely.to_wkt(_in_crs(gpd.GeoDataFrame(geometry=geometries, crs=STORAGE_CRS), crs).geometry.values,
                          rounding_precision=-1)  # full precision, trimmed
     table["WKT"] = pd.array(wkt, dtype=object)
@@ -225,7 +228,7 @@ def _gpkg(frame: gpd.GeoDataFrame, layer_name: str, layer: Layer | None) -> byte
     pyogrio.write_dataframe(frame, out, layer=layer_name, driver="GPKG", layer_options=options,
                             dataset_options={"VERSION": "1.2"},
                             geometry_type=_geometry_type(frame, layer),
-                            promote_to_multi=bool(layer is not None and layer.geometry_types == POLYGONAL))
+                            promote_to_multi=bool(layer is not None and layer.geometry_types in (POLYGONAL, LINEAR)))
     return out.getvalue()
 
 

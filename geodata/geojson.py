@@ -164,6 +164,8 @@ def conform(gdf: gpd.GeoDataFrame, layer: Layer) -> gpd.GeoDataFrame:
             values = pd.to_numeric(values).astype("Float64").round().astype("Int64")
         elif spec.kind == "number":
             values = pd.to_numeric(values).astype("Float64")
+        elif spec.kind == "boolean":  # True/False as stored; blank as the field's default
+            values = values.astype(object).where(values.notna(), spec.default)
         else:
             values = values.astype(object).where(values.notna(), None)
         columns[spec.name] = values

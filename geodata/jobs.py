@@ -243,7 +243,8 @@ def analyse_versions(where, versions: dict[str, int | None], params):
     """The coverage analysis of grids, centers and districts at these versions."""
     from .coverage import analyse
 
-    return analyse(*read_versions(where, versions), params=params)
+    grids, centers, districts, *roads = read_versions(where, versions)  # roads: for network catchments
+    return analyse(grids, centers, districts, params, roads=roads[0] if roads else None)
 
 
 def recommend_versions(where, versions: dict[str, int | None], level: str, k: int, params,
@@ -275,10 +276,10 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     from .coverage import analyse
     from .crs import STORAGE_CRS
 
-    grids, centers, districts = read_versions(where, versions)
+    grids, centers, districts, *roads = read_versions(where, versions)  # roads: for network catchments
     extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
                              geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
-    if not unit and shared:
+    if not unit and shared and not roads:
         updated = _whatif_updated(store_at(where), shared, (grids, centers, districts), extra, params)
         if updated is not None:
             return updated.summaries
@@ -290,7 +291,7 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
         if not set(unit) <= {"city", "district"}:
             districts = None
     centers = gpd.GeoDataFrame(pd.concat([centers, extra], ignore_index=True), crs=STORAGE_CRS)
-    return analyse(grids, centers, districts, params).summaries
+    return analyse(grids, centers, districts, params, roads=roads[0] if roads else None).summaries
 
 
 def _whatif_updated(store, shared: str, frames: tuple, extra, params):

@@ -54,6 +54,9 @@ class Query:
                 continue
             if name not in columns:
                 raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
+            if layer is not None and (spec := layer.field(name)) is not None and spec.kind == "boolean":
+                # the stores compare values as text or numbers: a 400, not an answer that silently matches nothing
+                raise BadRequest(f"'{name}' is true or false: filtering by it is not supported yet")
             filters.append((name, value))
         bbox_crs = output_crs(params.get("bbox-crs"), "bbox-crs")  # checked with or without a bbox
         layer = layer or Layer("", "", "", ())

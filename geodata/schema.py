@@ -14,6 +14,7 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 PUNCTUAL = ("Point",)
+LINEAR = ("LineString", "MultiLineString")
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class Field:
     """One attribute of a layer.
 
     ``kind`` is one of ``key`` (string matching :data:`KEY_PATTERN`),
-    ``string``, ``integer`` (≥ ``minimum`` when set), ``number`` or ``enum``
-    (one of ``choices``).  ``required_when`` names the values of another field
+    ``string``, ``integer`` (≥ ``minimum`` when set), ``number``, ``enum``
+    (one of ``choices``) or ``boolean`` (blank = ``default``).  ``required_when`` names the values of another field
     that make this one required, e.g. a centre's ``street`` is required when
     its ``level`` is ``street`` or ``community``.
     """
@@ -34,6 +35,7 @@ class Field:
     minimum: float | None = None
     required_when: tuple[str, tuple[str, ...]] | None = None
     description: str = ""
+    default: object = None  # what a blank value stands for (booleans)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class Layer:
         """The one geometry type every feature is served as: polygonal layers as MultiPolygon, so that
         GIS clients, which guess a layer's type from its first features, need no promotion (the store
         keeps each feature as it came)."""
-        return "MultiPolygon" if self.geometry_types == POLYGONAL else self.geometry_types[0]
+        if self.geometry_types == POLYGONAL:
+            return "MultiPolygon"
+        return "MultiLineString" if self.geometry_types == LINEAR else self.geometry_types[0]
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -128,7 +132,21 @@ DISTRICTS = Layer(
     ),
 )
 
-LAYERS: dict[str, Layer] = {layer.name: layer for layer in (GRIDS, CENTERS, DISTRICTS)}
+ROADS = Layer(
+    name="roads",
+    title="Roads 道路",
+    key="road_id",
+    geometry_types=LINEAR,
+    description="The walking network: walking catchments follow the walkable roads (SPEC §2).",
+    fields=(
+        Field("road_id", "key", required=True, description="unique key"),
+        Field("name"),
+        Field("highway", description="road class, e.g. primary, residential, footway"),
+        Field("walkable", "boolean", default=True, description="whether people walk along it; blank = true"),
+    ),
+)
+
+LAYERS: dict[str, Layer] = {layer.name: layer for layer in (GRIDS, CENTERS, DISTRICTS, ROADS)}
 
 
 # Derived, read-only collections (SPEC §1): computed by geodata.coverage, never uploaded.

@@ -17,7 +17,7 @@ from .errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from .schema import LAYERS
 from .store.base import text_hash
 
-EDITABLE = ("grids", "centers", "districts")  # stored layers; the others are computed from them
+EDITABLE = ("grids", "centers", "districts", "roads")  # stored layers; the others are computed from them
 CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
                "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update"]
 

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from .i18n import text
-from .schema import KEY_PATTERN, LAYERS, Field, Layer
+from .schema import KEY_PATTERN, LAYERS, LINEAR, Field, Layer
 from .unitkeys import CITY
 
 MAX_PROBLEMS_PER_FIELD = 1000  # a 100k-row file with one bad column should not make a 100k-line report
@@ -122,7 +122,7 @@ def validate(gdf: gpd.GeoDataFrame, layer: str | Layer, lang: str = "en") -> Rep
         else:
             if spec.required:
                 found.errors.append(Problem(None, None, spec.name, found.say("missing_field", field=spec.name)))
-            out[spec.name] = pd.Series([None] * len(gdf), dtype=_dtype(spec))
+            out[spec.name] = _absent(spec, len(gdf))
     _check_required_when(gdf, layer, out, found)
     _check_some_cities(out, found)
     _check_duplicates(out[layer.key], layer.key, found)
@@ -135,6 +135,8 @@ def validate(gdf: gpd.GeoDataFrame, layer: str | Layer, lang: str = "en") -> Rep
         _check_control_chars(gdf[name], str(name), found)
 
     geometry = _check_geometry(gdf.geometry.values, layer, found)
+    if layer.geometry_types == LINEAR:
+        _check_network(geometry, found)
     data = None
     if not found.errors:
         data = gpd.GeoDataFrame(out, geometry=geometry, crs="EPSG:4326")
@@ -149,6 +151,11 @@ def _keys(gdf: gpd.GeoDataFrame, layer: Layer) -> list[str | None]:
 
 def _dtype(spec: Field) -> str:
     return {"integer": "Int64", "number": "Float64"}.get(spec.kind, "object")
+
+
+def _absent(spec: Field, n: int) -> pd.Series:
+    """An optional field the file does not have: its default (booleans), else nulls."""
+    return pd.Series([spec.default] * n, dtype=_dtype(spec))
 
 
 def _is_blank(value) -> bool:
@@ -175,7 +182,34 @@ def _check_field(gdf: gpd.GeoDataFrame, spec: Field, found: _Collector) -> pd.Se
         found.error(np.flatnonzero(blank), spec.name, lambda i: found.say("empty", field=spec.name))
     if spec.kind in ("integer", "number"):
         return _check_numeric(series, blank, spec, found)
+    if spec.kind == "boolean":
+        return _check_boolean(series, blank, spec, found)
     return _check_text(series, blank, spec, found)
+
+
+# how booleans come back from formats without them: Shapefile (T/F, 1/0), KML and CSV (text)
+_TRUE = {"true", "t", "yes", "y", "1", "是"}
+_FALSE = {"false", "f", "no", "n", "0", "否"}
+
+
+def _check_boolean(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:
+    values = series.astype(object).to_numpy()
+    result = np.empty(len(values), dtype=object)
+    bad = []
+    for i, v in enumerate(values):
+        if blank[i]:
+            result[i] = spec.default
+        elif isinstance(v, (bool, np.bool_)):
+            result[i] = bool(v)
+        elif isinstance(v, numbers.Real) and v in (0, 1):
+            result[i] = bool(v)
+        elif isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+            result[i] = v.strip().lower() in _TRUE
+        else:
+            bad.append(i)
+            result[i] = v
+    found.error(bad, spec.name, lambda i: found.say("not_boolean", field=spec.name, value=repr(values[i])))
+    return pd.Series(result, index=series.index, dtype=object)
 
 
 def _check_text(series: pd.Series, blank: np.ndarray, spec: Field, found: _Collector) -> pd.Series:
@@ -314,7 +348,10 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.nd
             unrepairable.append(i)
         else:
             geoms[i] = repaired
-    found.error(unrepairable, None, lambda i: found.say("unrepairable", reason=reasons[i]))
+    if layer.geometry_types == LINEAR:  # a broken road is left out of the network, not a reason to refuse the file
+        found.warning(unrepairable, None, lambda i: found.say("broken_line", reason=reasons[i]))
+    else:
+        found.error(unrepairable, None, lambda i: found.say("unrepairable", reason=reasons[i]))
     found.warning([i for i in invalid if i not in set(unrepairable)], None,
                   lambda i: found.say("repaired", reason=reasons[i]))
     return geoms
@@ -329,3 +366,45 @@ def _repair(geom, allowed: tuple[str, ...]):
     if fixed.is_empty or fixed.geom_type not in allowed:
         return None
     return fixed
+
+
+def _check_network(geoms: np.ndarray, found: _Collector) -> None:
+    """Warnings about a road network (SPEC §1 roads): lines with no length, segments that repeat one of an
+    earlier road, and roads not connected to the largest part of the network (they share no vertex with it:
+    walking catchments cannot reach them).  Degrees are fine here: the checks compare, never measure."""
+    from .network import segments_of  # the network's own idea of segments and nodes
+
+    geoms = np.asarray(geoms, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & np.isin(
+        shapely.get_type_id(geoms), [_TYPE_IDS[t] for t in LINEAR])
+    ok &= shapely.is_valid(geoms)  # the invalid ones were reported above
+    found.warning(np.flatnonzero(ok & (shapely.length(geoms) == 0)), None, lambda i: found.say("zero_length"))
+    a, b, owner = segments_of(np.where(ok, geoms, None))
+    if not len(owner):
+        return
+    ends = np.round(np.vstack([a, b]) * 1e8).astype(np.int64)  # about a millimetre
+    _, node = np.unique(ends, axis=0, return_inverse=True)
+    node = node.ravel()
+    u, v = node[:len(a)], node[len(a):]
+    pairs = pd.DataFrame({"u": np.minimum(u, v), "v": np.maximum(u, v), "owner": owner})
+    pairs = pairs[pairs.u != pairs.v]
+    first = pairs.drop_duplicates(["u", "v", "owner"])
+    repeated = first[first.duplicated(["u", "v"], keep="first")]
+    earlier = first.drop_duplicates(["u", "v"]).set_index(["u", "v"])["owner"]
+    of = dict(zip(repeated.owner, earlier.loc[list(zip(repeated.u, repeated.v))].to_numpy()))
+    found.warning(sorted(of), None, lambda i: found.say("duplicate_segment", first=int(of[i]) + 1))
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    n = int(node.max()) + 1
+    graph = sparse.coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
+    count, label = csgraph.connected_components(graph, directed=False)
+    if count < 2:
+        return
+    part = label[u]  # each segment's component; a road's first one stands for it (its segments are connected)
+    road_part = pd.Series(part).groupby(owner).first()
+    roads_in = road_part.value_counts()
+    main = roads_in.idxmax()
+    island = road_part[road_part != main]
+    size = roads_in.to_dict()
+    found.warning(island.index.to_numpy(), None, lambda i: found.say("island", roads=size[island[i]]))

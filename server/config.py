@@ -51,6 +51,14 @@ def _zone(value) -> str:
 DEMOS = ("ningbo", "zhejiang")
 
 
+def _catchment(value) -> str:
+    """disc or network; SettingError otherwise."""
+    text = str(value).strip().lower()
+    if text not in ("disc", "network"):
+        raise SettingError(f"GRIDMAP_CATCHMENT must be disc or network, not {value!r}")
+    return text
+
+
 def _demo(value) -> str | None:
     """Which demo fills an empty data directory: ningbo, zhejiang, or None for none.
 
@@ -110,6 +118,10 @@ SETTINGS = (
     Setting("COVERED_RATIO", 0.9, "a grid is covered from this share of its area in a catchment", float),
     Setting("PARTIAL_RATIO", 0.1, "... partial from this share, uncovered below it", float),
     Setting("SLIVER_M2", 100.0, "tiling gaps and overlaps smaller than this are ignored, m²", float),
+    Setting("CATCHMENT", "disc", "a centre's catchment: disc (its level's radius as the crow flies) or network (the "
+            "land near the walkable roads it reaches within that radius; discs while there is no roads layer)",
+            _catchment),
+    Setting("WALK_ACCESS_M", 100.0, "network catchments: the land within this many metres of a road reached", float),
     Setting("PUBLIC_WHATIF", False, "1 = anyone may ask for what-ifs (other radii or thresholds, proposed centres); "
                                     "0 = they need a signed-in user", _bool),
     Setting("MAX_RADIUS_M", 10_000.0, "largest catchment radius a what-if may ask for, metres (larger ones get 400)",
@@ -129,7 +141,8 @@ def analysis_params(config: dict):
 
     return Params(radius_community_m=config["RADIUS_COMMUNITY_M"], radius_street_m=config["RADIUS_STREET_M"],
                   radius_district_m=config["RADIUS_DISTRICT_M"], covered_ratio=config["COVERED_RATIO"],
-                  partial_ratio=config["PARTIAL_RATIO"], sliver_m2=config["SLIVER_M2"])
+                  partial_ratio=config["PARTIAL_RATIO"], sliver_m2=config["SLIVER_M2"],
+                  catchment=config["CATCHMENT"], walk_access_m=config["WALK_ACCESS_M"])
 
 
 def load(overrides: dict | None = None, environ=os.environ) -> dict:

@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from geodata import cql
-from geodata.coverage import LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
+from geodata.coverage import CATCHMENTS, LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
@@ -46,7 +46,8 @@ def layer_of(collection_id: str) -> Layer:
 
 def field_schema(field: Field, *, openapi: bool = True) -> dict:
     """One field as OpenAPI 3.0 (``nullable``) or JSON Schema (``"type": [..., "null"]``)."""
-    kind = {"key": "string", "string": "string", "integer": "integer", "number": "number", "enum": "string"}
+    kind = {"key": "string", "string": "string", "integer": "integer", "number": "number", "enum": "string",
+            "boolean": "boolean"}
     schema: dict = {"type": kind.get(field.kind, "string")}
     if field.kind == "key":
         schema["pattern"] = KEY_PATTERN.pattern
@@ -66,7 +67,8 @@ def field_schema(field: Field, *, openapi: bool = True) -> dict:
     return schema
 
 
-GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon"}
+GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon",
+                    ("LineString", "MultiLineString"): "geometry-linestring-or-multilinestring"}
 
 
 def queryables(layer: Layer, url: str) -> dict:
@@ -276,12 +278,16 @@ _ANALYSIS_HELP = {
     "partial_ratio": "a grid is partly covered from this share (at most covered_ratio)",
     "sliver_m2": "tiling gaps and overlaps smaller than this are ignored, m²",
     "sliver_width_m": "tiling gaps and overlaps thinner than this are ignored, metres",
+    "walk_access_m": "network catchments: the land within this many metres of a road reached",
+    "catchment": "disc (as the crow flies) or network (along the walkable roads; discs while there are none)",
 }
 
 
 def _analysis_parameter(name: str) -> dict:
     schema = {"type": "number", "minimum": 0}
-    if name.endswith("_ratio"):
+    if name == "catchment":
+        schema = {"type": "string", "enum": list(CATCHMENTS)}
+    elif name.endswith("_ratio"):
         schema["maximum"] = 1
     elif name.startswith("radius_"):
         schema["maximum"] = MAX_RADIUS_M
@@ -306,7 +312,7 @@ def _filter_parameter(field: Field) -> dict:
 
 def _filters(layer: Layer) -> list[dict]:
     """One query parameter per property: ``?district=海曙区`` keeps the features whose value is that."""
-    return [_param_ref(f"{layer.name}.{f.name}") for f in layer.fields]
+    return [_param_ref(f"{layer.name}.{f.name}") for f in layer.fields if f.kind != "boolean"]  # (geodata.query)
 
 
 def _parameters(hidden: frozenset[str]) -> dict:
@@ -314,7 +320,7 @@ def _parameters(hidden: frozenset[str]) -> dict:
     params = dict(PARAMETERS)
     for cid in collection_ids():
         layer = layer_of(cid).without(hidden)
-        params.update({f"{cid}.{f.name}": _filter_parameter(f) for f in layer.fields})
+        params.update({f"{cid}.{f.name}": _filter_parameter(f) for f in layer.fields if f.kind != "boolean"})
     params.update({f"analysis.{f.name}": _analysis_parameter(f.name) for f in fields(Params)})
     return params
 

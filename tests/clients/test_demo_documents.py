@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-COLLECTIONS = ["grids", "centers", "districts", "streets", "communities", "coverage", "gaps"]
+COLLECTIONS = ["grids", "centers", "districts", "roads", "streets", "communities", "coverage", "gaps"]
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def test_serves_healthz_with_gunicorn(start_server, tmp_path):
     assert body["status"] == "ok"
     assert "gunicorn" in headers.get("Server", "").lower()
     # it serves --data-dir, and GRIDMAP_DEMO=0 kept the demo out of it
-    assert body["layers"] == {"grids": {"version": 1, "features": 2}, "centers": None, "districts": None}
+    assert body["layers"] == {"grids": {"version": 1, "features": 2}, "centers": None, "districts": None, "roads": None}
     assert [v.version for v in FileStore(data_dir).versions("centers")] == []
 
     assert server.stop() == 0  # SIGTERM is a clean shutdown
@@ -199,7 +199,7 @@ def test_settings_come_from_the_environment(start_server, tmp_path):
     status, _, body = server.wait_healthy(port)
     assert status == 200
     assert body["status"] == "ok"
-    assert body["layers"] == {"grids": None, "centers": None, "districts": None}
+    assert body["layers"] == {"grids": None, "centers": None, "districts": None, "roads": None}
     assert (data_dir / "gridmap.sqlite").is_file()  # GRIDMAP_DATA_DIR was used
     assert f":{port}/" in server.log()  # the start-up line names the port it serves
 

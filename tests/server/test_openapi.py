@@ -2,6 +2,7 @@
 
 import geopandas as gpd
 import pytest
+import shapely
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 from shapely import box
@@ -23,6 +24,9 @@ def loaded(store):
     district = gpd.GeoDataFrame({"adcode": ["330203"], "name": ["海曙区"], "name_en": ["Haishu"]},
                                 geometry=[box(121.49, 29.79, 121.54, 29.83)], crs="EPSG:4326")
     store.write("districts", validate(district, "districts").data, author="tester")
+    road = gpd.GeoDataFrame({"road_id": ["r1"], "highway": ["residential"]},
+                            geometry=[shapely.LineString([(121.50, 29.80), (121.51, 29.80)])], crs="EPSG:4326")
+    store.write("roads", validate(road, "roads").data, author="tester")
     return store
 
 
@@ -106,8 +110,11 @@ def test_items_parameters_filter_by_each_property(app, viewer_client, cid):
     assert params["f"]["schema"]["enum"] == ["json", "html"]
     assert params["bbox"]["style"] == "form" and params["bbox"]["explode"] is False
     for f in layer.fields:
+        if f.kind == "boolean":  # not a filter yet (geodata.query answers 400)
+            assert f.name not in params
+            continue
         assert params[f.name]["in"] == "query"
-        kind = {"integer": "integer", "number": "number"}.get(f.kind, "string")
+        kind = {"integer": "integer", "number": "number", "boolean": "boolean"}.get(f.kind, "string")
         assert params[f.name]["schema"]["type"] == kind
         if f.kind == "enum":
             assert params[f.name]["schema"]["enum"] == list(f.choices)
@@ -123,11 +130,11 @@ def test_feature_schemas_are_typed_from_the_layer(doc, cid):
     assert props["required"] == [f.name for f in layer.fields if f.required]
     for f in layer.fields:
         schema = props["properties"][f.name]
-        assert schema["type"] == {"integer": "integer", "number": "number"}.get(f.kind, "string")
+        assert schema["type"] == {"integer": "integer", "number": "number", "boolean": "boolean"}.get(f.kind, "string")
         assert schema.get("nullable", False) == (not f.required)
     feature = doc["components"]["schemas"][f"{cid}.feature"]
     served = feature["properties"]["geometry"]["properties"]["type"]["enum"]  # one type: what GIS clients read
-    assert served == (["Point"] if cid == "centers" else ["MultiPolygon"])
+    assert served == {"centers": ["Point"], "roads": ["MultiLineString"]}.get(cid, ["MultiPolygon"])
     items = operation(doc, f"/collections/{cid}/items")["responses"]["200"]["content"]
     assert items["application/geo+json"]["schema"] == {"$ref": f"#/components/schemas/{cid}.collection"}
     assert "text/html" in items
