@@ -18,12 +18,15 @@ from . import config
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m server", description="Serve gridmap.",
-        epilog="other commands: `python -m server user {add,scope,list,remove,reset} ...` manages users; "
-               "`python -m server repair [--data-dir DIR]` rebuilds damaged layer records (manifests) "
-               "from the version files present; `python -m server migrate [--data-dir DIR] [--database-url URL]` "
-               "imports a data directory of the old store (one file a version) into the database "
-               "(done by itself at the first start).")
+        prog="python -m server", description="Serve gridmap.", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="other commands:\n"
+               "  python -m server user {add,scope,list,remove,reset} ...\n"
+               "      manages users and editors' scopes\n"
+               "  python -m server repair [--data-dir DIR]\n"
+               "      rebuilds damaged layer records (manifests) from the version files present\n"
+               "  python -m server migrate [--data-dir DIR] [--database-url URL]\n"
+               "      imports a data directory of the old store (one file a version) into the database\n"
+               "      (done by itself at the first start)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
     parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
