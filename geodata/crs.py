@@ -444,13 +444,7 @@ def from_crs84(geometries, uri: str, *, xy: bool = False) -> np.ndarray:
     geometries = np.asarray(geometries, dtype=object)
     if uri == CRS84_URI or (xy and uri == f"{EPSG_URI}4326"):
         return geometries
-    transformer = _transformer(CRS84_URI, uri, xy)
-
-    def transform(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geometries, transform)
+    return _transformed(geometries, _transformer(CRS84_URI, uri, xy))
 
 
 def to_crs84(geometries, uri: str) -> np.ndarray:
@@ -465,8 +459,10 @@ def to_crs84(geometries, uri: str) -> np.ndarray:
     geometries = np.asarray(geometries, dtype=object)
     if uri == CRS84_URI:
         return geometries
-    transformer = _transformer(uri, CRS84_URI, False)
+    return _transformed(geometries, _transformer(uri, CRS84_URI, False))
 
+
+def _transformed(geometries: np.ndarray, transformer: Transformer) -> np.ndarray:
     def transform(coords: np.ndarray) -> np.ndarray:
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
