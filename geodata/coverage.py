@@ -119,10 +119,11 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
 
     ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
     coverage = _coverage_frame(grids, ratio, params)
+    shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
     gap_parts = [
         _service_gaps(grids, uncovered, params),
-        _missing_centers(grids, grid_geoms, center_m, districts, crs),
-        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params),
+        _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes),
+        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes),
         _staffing_gaps(grids, grid_geoms),
     ]
     gaps = _gaps_frame(gap_parts, crs)
@@ -292,7 +293,7 @@ def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
     return _Gaps("service_gap", _grid_rows(grids, positions, details), uncovered[positions])
 
 
-def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
+def _missing_centers(grids, grid_geoms, centers_m, districts, crs, shapes: dict | None = None) -> _Gaps:
     """Units (district, street, community) with no centre of their own level inside them.
 
     A centre serves the unit of the grid it stands in: its whole key (city, district, …), so a
@@ -308,7 +309,7 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs) -> _Gaps:
             at_level = grid_idx[levels == level]
             found[level] = set(map(tuple, units.iloc[at_level][unit_columns(level, cities)].to_numpy()))
 
-    shapes = district_shapes(districts, crs, cities)
+    shapes = district_shapes(districts, crs, cities) if shapes is None else shapes
     rows, geoms = [], []
     for level in LEVELS:
         columns = unit_columns(level, cities)
@@ -374,13 +375,15 @@ def _significant(parts: np.ndarray, params: Params) -> np.ndarray:
     return big
 
 
-def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> list[_Gaps]:
-    """Land of a district in no grid, grids reaching outside their district, land in two grids."""
+def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params,
+                         shapes: dict | None = None) -> list[_Gaps]:
+    """Land of a district in no grid, grids reaching outside their district, land in two grids.
+    ``shapes``: ``district_shapes(districts, crs, …)`` when the caller has them already."""
     invalid_edges = _invalid_edges(grid_geoms)
     overlaps = _overlaps(grids, grid_geoms, np.flatnonzero(invalid_edges), params)
 
     cities = has_cities(grids)  # a district is named by its city too: two cities' 市辖区 are two districts
-    shapes = district_shapes(districts, crs, cities)
+    shapes = district_shapes(districts, crs, cities) if shapes is None else shapes
 
     def district_gaps(key, positions) -> tuple[list, list]:
         return _district_gaps(grids, grid_geoms[positions], positions, invalid_edges[positions].any(), key,
