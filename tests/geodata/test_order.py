@@ -49,20 +49,24 @@ def test_streets_stay_inside_their_district():
     assert admin_order(frame, grids, {"一区": "2", "二区": "1"})["street"].tolist() == ["丙街道", "甲街道", "乙街道"]
 
 
-names = st.sampled_from(["甲", "乙", "丙", "a2", "a10"])
+names = st.sampled_from(["甲", "乙", "丙", "a2", "a02", "a10"])  # a2, a02: equal keys, two units
 
 
 @given(st.lists(st.tuples(names, names, names, st.integers(0, 30)), min_size=1, max_size=25),
+       st.lists(st.tuples(names, names, names), max_size=8),
        st.dictionaries(names, st.sampled_from(["330203", "330205", "33021"]), max_size=3))
-def test_units_are_ordered_as_by_the_tuple_of_their_levels_keys(rows, codes):
-    """The order sorts each level's distinct units once: the same as sorting rows by every level's key."""
+def test_units_are_ordered_as_by_the_tuple_of_their_levels_keys(rows, others, codes):
+    """The order sorts each level's distinct units once: the same as sorting rows by every level's key
+    (units without grids tie on their own level and are told apart by the levels below)."""
     import math
 
     from geodata.order import natural_key
 
     grids = pd.DataFrame({"grid_id": [f"g-{n}" for *_, n in rows], "district": [r[0] for r in rows],
                           "street": [r[1] for r in rows], "community": [r[2] for r in rows]})
-    frame = grids[["district", "street", "community"]].iloc[::-1].reset_index(drop=True)
+    frame = pd.concat([grids[["district", "street", "community"]].iloc[::-1],
+                       pd.DataFrame(others, columns=["district", "street", "community"], dtype=object)
+                       .map(lambda name: "无" + name)], ignore_index=True)
     ranks = natural_order(grids["grid_id"].tolist())
     first = {}
     for rank, i in enumerate(ranks):
