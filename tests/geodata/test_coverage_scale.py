@@ -131,3 +131,39 @@ def test_empty_discs_cover_nothing_and_leave_the_others_in_place():
     discs = np.array([shapely.Polygon(), None, Point(0, 0).buffer(1000, quad_segs=16)], dtype=object)
     ratio, _ = coverage.grid_coverage(grid, discs)
     assert ratio[0] == pytest.approx(math.pi / 4, rel=0.002)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 47), st.sampled_from(
+    ["shift", "copy", "reverse", "hole", "merge", "split", "drop", "nudge"])), max_size=8))
+def test_edge_check_equals_geos_on_the_whole_layer(changes):
+    """Grids whose every edge is matched skip GEOS: the same answer as GEOS over all grids, with
+    overlaps, duplicates, clockwise shells, holes, multipolygons, split edges and gaps."""
+    cells = [box(x, y, x + 1, y + 1) for x in range(8) for y in range(6)]
+    for at, change in changes:
+        cell = cells[at]
+        if cell.geom_type != "Polygon" or cell.is_empty or cell.interiors:
+            continue
+        if change == "shift":
+            cells[at] = shapely.affinity.translate(cell, 0.3, 0)
+        elif change == "copy":
+            cells.append(cell)
+        elif change == "reverse":
+            cells[at] = shapely.Polygon(list(cell.exterior.coords)[::-1])
+        elif change == "hole":
+            x, y = cell.bounds[:2]
+            cells[at] = shapely.Polygon(cell.exterior, [box(x + 0.3, y + 0.3, x + 0.6, y + 0.6).exterior])
+        elif change == "merge":
+            other = cells[(at + 9) % len(cells)]
+            if other.geom_type == "Polygon" and not other.is_empty and not other.interiors:
+                cells[at] = shapely.MultiPolygon([cell, other])
+        elif change == "split":  # an extra vertex in the middle of an edge: the neighbour's edge is not matched
+            x0, y0, x1, y1 = cell.bounds
+            cells[at] = shapely.Polygon([(x0, y0), (x1, y0), (x1, (y0 + y1) / 2), (x1, y1), (x0, y1)])
+        elif change == "drop":
+            cells[at] = shapely.Polygon()
+        else:
+            cells[at] = shapely.affinity.translate(cell, 1e-9, 0)
+    geoms = np.array(cells, dtype=object)
+    expected = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
+    assert coverage._invalid_edges(geoms).tolist() == expected.tolist(), changes
