@@ -83,9 +83,9 @@ class Server:
         return session.get(self.base + path, timeout=60, **kwargs)
 
 
-def _serve(data_dir: Path, log_path: Path, *, demo: bool, token: str | None = None):
+def _serve(data_dir: Path, log_path: Path, *, demo: bool, token: str | None = None, **settings):
     """Start ``python -m server`` on ``data_dir``, wait until /healthz answers, stop it afterwards."""
-    with live_server(data_dir, log_path, demo=demo) as base:
+    with live_server(data_dir, log_path, demo=demo, **settings) as base:
         yield Server(base, data_dir, token)
 
 
@@ -128,4 +128,7 @@ def write_small(data_dir: Path) -> str:
 def small_api(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("small-data")
     token = write_small(data_dir)
-    yield from _serve(data_dir, tmp_path_factory.mktemp("logs") / "small-server.log", demo=False, token=token)
+    # schemathesis sends requests back to back, each edit and recommendation a job: on a loaded machine a queue
+    # of 4 fills and the next would (rightly) be a 503 "busy", which is not what the tests look for
+    yield from _serve(data_dir, tmp_path_factory.mktemp("logs") / "small-server.log", demo=False, token=token,
+                      JOB_QUEUE=32)
