@@ -12,19 +12,14 @@ from geodata.errors import BadRequest
 
 from . import audit
 from .audit import audited
-from .auth import Forbidden, current_user, require, users
+from .auth import page_for, require, users
 
 blueprint = Blueprint("admin", __name__)
 
 
 @blueprint.get("/admin/users")
 def users_page():
-    user = current_user()
-    if user is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    if not user.can("admin"):
-        raise Forbidden(f"managing users needs the admin role; '{user.name}' is a {user.role}")
-    return _page()
+    return page_for("admin", "managing users") or _page()
 
 
 @blueprint.post("/admin/users/<name>/scopes")

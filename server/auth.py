@@ -56,6 +56,17 @@ def current_user() -> User | None:
     return g.get("user")
 
 
+def page_for(role: str, doing: str):
+    """For a page that needs ``role``: a redirect to sign in for an anonymous browser (None once signed in);
+    Forbidden (403) for a user without the role."""
+    user = current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not user.can(role):
+        raise Forbidden(f"{doing} needs the {role} role; '{user.name}' is a {user.role}")
+    return None
+
+
 def require(role: str):
     """Route decorator: the request's user must have ``role`` (or a higher one)."""
     def decorator(view):

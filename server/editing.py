@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from geodata.errors import NotFound
 from geodata.i18n import text
@@ -22,7 +22,7 @@ from maps.diff_map import diff_map
 
 from . import privacy, services
 from .assets import asset_url, map_assets
-from .auth import Forbidden, current_user
+from .auth import current_user, page_for
 from .i18n import current_language
 from .pages import render_map
 from .uploads import version_diff
@@ -49,11 +49,8 @@ def _layers() -> tuple[str, ...]:
 
 @blueprint.get("/upload")
 def upload_page():
-    user = current_user()
-    if user is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    if not user.can("editor"):
-        raise Forbidden(f"uploading needs the editor role; '{user.name}' is a {user.role}")
+    if (sign_in := page_for("editor", "uploading")) is not None:
+        return sign_in
     layers = _layers()
     chosen = request.args.get("layer")
     lang = current_language()
