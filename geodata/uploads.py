@@ -18,6 +18,7 @@ import shapely
 
 from . import io
 from .coverage import Params, tiling_problems
+from .crs import metric_crs
 from .diff import diff
 from .errors import BadRequest, PreconditionFailed
 from .i18n import CATALOGUE, text
@@ -305,7 +306,7 @@ def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded
     if refuse and written is not None:
         before = _touched_districts(store.read("grids"), report.data, written, key)
         new = _new_problems(problems, tiling_problems(before, districts, params),
-                            report.data[report.data[key].astype(str).isin(written)].geometry.values)
+                            report.data[report.data[key].astype(str).isin(written)].geometry.values, params)
     position = {k: i for i, k in enumerate(report.data[key])}
     found = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail) for row in problems.itertuples()]
     if uploaded is not None:
@@ -334,24 +335,22 @@ def _units(frame: gpd.GeoDataFrame, columns: list[str]) -> pd.DataFrame:
                          for c in columns}, index=frame.index)
 
 
-def _new_problems(after: gpd.GeoDataFrame, before: gpd.GeoDataFrame, written) -> np.ndarray:
-    """Which ``after`` problems meet the written grids and were not there ``before`` (the same kind over
-    nearly the same land: 99 % of their union shared)."""
+def _new_problems(after: gpd.GeoDataFrame, before: gpd.GeoDataFrame, written, params: Params) -> np.ndarray:
+    """Which ``after`` problems meet the written grids and hold land no ``before`` problem of their kind held
+    (more than the sliver tolerance): a gap an edit made, or made larger — not one that was there, or shrank."""
     meets = np.zeros(len(after), dtype=bool)
     if len(written):
         hits = shapely.STRtree(np.asarray(written)).query(after.geometry.values, predicate="intersects")
         meets[np.unique(hits[0])] = True
-    old = before.geometry.values
-    tree = shapely.STRtree(old)
+    if not meets.any():
+        return meets
+    crs = metric_crs(after)
+    shapes, old = after.geometry.to_crs(crs).values, before.geometry.to_crs(crs).values
     new = meets.copy()
     for i in np.flatnonzero(meets):
-        shape, kind = after.geometry.values[i], after["kind"].iloc[i]
-        for j in tree.query(shape, predicate="intersects"):
-            if before["kind"].iloc[j] == kind:
-                union = shapely.union(shape, old[j]).area
-                if union == 0 or shapely.intersection(shape, old[j]).area >= 0.99 * union:
-                    new[i] = False
-                    break
+        same = old[(before["kind"] == after["kind"].iloc[i]).to_numpy()]
+        added = shapely.difference(shapes[i], shapely.union_all(same)) if len(same) else shapes[i]
+        new[i] = shapely.area(added) > params.sliver_m2
     return new
 
 
