@@ -101,10 +101,10 @@ def test_reading_an_empty_layer_is_not_found(store, call):
 @pytest.mark.parametrize("call", ["versions", "current", "read", "read_geojson", "query"])
 def test_unknown_layer_is_not_found(store, call):
     with pytest.raises(NotFound) as caught:
-        getattr(store, call)("roads")
+        getattr(store, call)("rivers")
     assert caught.value.status == 404
     with pytest.raises(NotFound):
-        store.write("roads", grids(), author="x")
+        store.write("rivers", grids(), author="x")
 
 
 def test_unknown_version_is_not_found(store):
