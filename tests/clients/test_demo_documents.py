@@ -25,7 +25,8 @@ def schema_of(document: dict, path: str, media_type: str) -> OAS30Validator:
 @pytest.mark.parametrize("cid", COLLECTIONS)
 def test_every_feature_conforms(demo_api, document, cid):
     body = demo_api.get(f"/api/collections/{cid}/items", params={"limit": 10_000}).json()
-    assert body["numberReturned"] == body["numberMatched"] == len(body["features"]) > 0
+    # a page holds every feature, up to the page limit (the demo's 26,272 roads are more)
+    assert body["numberReturned"] == len(body["features"]) == min(body["numberMatched"], 10_000) > 0
     schema_of(document, f"/collections/{cid}/items", "application/geo+json").validate(body)
     one = demo_api.get(f"/api/collections/{cid}/items/{body['features'][-1]['id']}")
     assert one.status_code == 200
