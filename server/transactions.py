@@ -39,9 +39,8 @@ ATTEMPTS = 3  # another write landing between the check and the store: checked a
 def create(collection_id: str):
     layer = _editable(collection_id, "POST")
     features = transactions.sent_features(_body(), layer, one=False)
-    audit.note(method="POST", features=[_key(layer, f) for f in features])
-
     keys = [_key(layer, f) for f in features]
+    audit.note(method="POST", features=keys)
     return _store(layer, features, lambda: transactions.new_keys(services().store, layer, features), keys,
                   status=201, message=f"added {_listed(keys)}")
 
