@@ -13,7 +13,8 @@ ever evaluated as Python: the tree becomes SQL for the stores
 - numbers compare with number properties, quoted text with text ones (a
   mismatch is a 400); text compares by code point;
 - ``LIKE`` is case-sensitive (``%`` any run, ``_`` one character, ``\\``
-  escapes); ``CASEI`` lower-cases both sides;
+  escapes); ``CASEI`` lower-cases both sides (and GDAL's ``ILIKE`` in
+  ``cql-text`` is read as ``CASEI`` on both sides);
 - ``S_INTERSECTS(geometry, …)`` takes a point, line, polygon (or their multi
   forms) or ``BBOX``/``ENVELOPE``, in CRS84 lon/lat; a feature without a
   geometry intersects nothing.
@@ -164,7 +165,7 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
             expr = cql2.parse_json(text)
         else:
             _check_nesting(text)
-            expr = cql2.parse_text(text)
+            expr = cql2.parse_text(_ilike_as_casei(text) if lang == "cql-text" else text)
         tree = expr.to_json()
     except BadRequest as e:
         raise BadRequest(f"'filter' is not valid {lang}: {e.message}") from None
@@ -176,6 +177,20 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
         raise BadRequest(f"'filter' could not be read as {lang}") from None
     kinds = {f.name: f.kind for f in layer.fields}
     return Filter(_Checker(kinds, set(columns), crs).node(tree, 0), text)
+
+
+# GDAL's OAPIF driver writes OGR SQL's ``a ILIKE 'p'`` as is in cql-text; CQL2 says it as
+# ``CASEI(a) LIKE CASEI('p')``.  Quoted text is matched first, so nothing inside a literal is rewritten.
+_ILIKE = re.compile(r"""'(?:[^']|'')*'|(?P<prop>"[^"]+"|\b[A-Za-z_]\w*)\s+(?P<not>NOT\s+)?ILIKE\s+"""
+                    r"(?P<pattern>'(?:[^']|'')*')", re.IGNORECASE)
+
+
+def _ilike_as_casei(text: str) -> str:
+    def rewrite(m):
+        if m.group("prop") is None:
+            return m.group(0)
+        return f"CASEI({m.group('prop')}) {m.group('not') or ''}LIKE CASEI({m.group('pattern')})"
+    return _ILIKE.sub(rewrite, text)
 
 
 def _check_nesting(text: str) -> None:

@@ -5,7 +5,7 @@
   features), for =, LIKE, IN, BETWEEN, CASEI and S_INTERSECTS; each count equals the same expression
   evaluated here, with pandas and shapely, on the layer downloaded whole.
 - GDAL 3.6: ``ogr2ogr -where`` against ``OAPIF:`` sends ``filter=…&filter-lang=cql-text`` (seen in the
-  server's access log) and copies exactly the features the expression selects.
+  server's access log) and copies exactly the features the expression selects, ``ILIKE`` included.
 """
 
 from __future__ import annotations
@@ -119,3 +119,15 @@ def test_ogr2ogr_where_is_sent_as_a_cql_text_filter(gdal_tools, served, grids, t
     pushed = [q for q in seen if "filter-lang=cql-text" in q and f"district = '{district}'" in q
               and "population > 1000" in q]
     assert pushed, seen[-5:]  # GDAL sent the filter; the server answered it
+
+
+def test_ogr2ogr_where_ilike_is_answered_case_insensitively(gdal_tools, served, grids, tmp_path):
+    server, log_path = served
+    prefix = grids["grid_id"].iloc[0][:9]  # a district's code prefix, e.g. 330203-01
+    out = tmp_path / "ilike.geojson"
+    result = run_gdal([gdal_tools["ogr2ogr"], "-f", "GeoJSON", str(out), f"OAPIF:{server.api}", "grids",
+                       "-where", f"grid_id ILIKE '{prefix}%' AND grid_type ILIKE '%PARK'"])
+    assert result.returncode == 0, result.stderr
+    expected = set(grids["grid_id"][grids["grid_id"].str.startswith(prefix) & (grids["grid_type"] == "industrial_park")])
+    assert set(pyogrio.read_dataframe(out)["grid_id"]) == expected and len(expected) > 0
+    assert any("ILIKE" in q and "filter-lang=cql-text" in q for q in requested(log_path, "/api/collections/grids/items"))

@@ -122,6 +122,19 @@ def test_cql_text_is_cql2_text(store):
     assert evaluations(store, parse("population > 250", "cql-text"))["store"] == ["g01", "g21"]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("name ILIKE 'alpha%'", ["g00", "g10"]),  # what GDAL sends for OGR SQL's ILIKE: CASEI on both sides
+    ("(name NOT ILIKE '%L%') AND district <> 'x ILIKE y'", ["g01", "g11", "g20"]),  # text inside quotes is left alone
+])
+def test_gdal_ilike_in_cql_text_is_case_insensitive_like(store, text, expected):
+    assert evaluations(store, parse(text, "cql-text"))["store"] == expected
+
+
+def test_ilike_is_not_cql2():
+    with pytest.raises(BadRequest):
+        parse("name ILIKE 'alpha%'", "cql2-text")
+
+
 def test_a_filter_and_bbox_and_property_filters_combine(store):
     page = store.query("grids", bbox=(121.50, 29.80, 121.53, 29.809), filters=[("district", "海曙区")],
                        where=parse("population > 0"))
