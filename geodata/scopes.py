@@ -4,8 +4,8 @@ A scope names one unit by its key, parents included as unit keys have them (``di
 or ``district=海曙区,street=月湖街道``; ``city=宁波市,district=海曙区`` where cities repeat district
 names).  A feature is inside a scope when its own unit fields say so *and* its geometry lies in the
 unit's area: a district's boundary from the districts layer; a street's or community's area, the
-union of its grids as stored.  An editor with scopes may write only features inside one of them,
-before the change and after it.
+union of its grids as stored.  Roads carry no unit fields: they are inside by their geometry alone.
+An editor with scopes may write only features inside one of them, before the change and after it.
 """
 
 from __future__ import annotations
@@ -60,15 +60,16 @@ def check(store, layer: str, scopes: list[Scope], features: gpd.GeoDataFrame | N
     if not scopes:
         return
     key = LAYERS[layer].key
+    by_fields = any(f.name in UNIT_KEYS for f in LAYERS[layer].fields)
 
     def current(name: str) -> gpd.GeoDataFrame | None:
         return store.read(name) if name in store.layer_names and store.current(name) else None
 
     grids, districts, stored = current("grids"), current("districts"), current(layer)
-    bad = outside(features, scopes, grids, districts, key) if features is not None else []
+    bad = outside(features, scopes, grids, districts, key, by_fields) if features is not None else []
     if stored is not None:
         replaced = stored[stored[key].astype(str).isin({str(k) for k in keys})]
-        bad += [k for k in outside(replaced, scopes, grids, districts, key) if k not in bad]
+        bad += [k for k in outside(replaced, scopes, grids, districts, key, by_fields) if k not in bad]
     if bad:
         raise Forbidden(refusal(sorted(bad), layer, scopes))
 
@@ -81,14 +82,15 @@ def whole_layer(scopes: list[Scope], what: str) -> None:
 
 
 def outside(features: gpd.GeoDataFrame, scopes: list[Scope], grids: gpd.GeoDataFrame | None,
-            districts: gpd.GeoDataFrame | None, key: str) -> list[str]:
-    """The keys of ``features`` inside none of ``scopes`` (by their fields and their geometry)."""
+            districts: gpd.GeoDataFrame | None, key: str, by_fields: bool = True) -> list[str]:
+    """The keys of ``features`` inside none of ``scopes`` (by their fields, unless the layer has none,
+    and by their geometry)."""
     if features.empty:
         return []
     inside = np.zeros(len(features), dtype=bool)
     for scope in scopes:
         matches = np.ones(len(features), dtype=bool)
-        for level, name in scope.keys:
+        for level, name in scope.keys if by_fields else ():
             column = features[level].astype(object).to_numpy() if level in features.columns else None
             matches &= (column == name) if column is not None else False
         area = _area(scope, grids, districts)

@@ -47,6 +47,16 @@ def test_a_district_scope_is_the_districts_boundary():
     assert outside(layer, [parse("district=江北区")], layer, HAISHU, "grid_id") == list(layer["grid_id"])
 
 
+def test_roads_are_inside_by_their_geometry_alone():
+    from shapely import LineString
+    layer = six_grids()
+    roads = gpd.GeoDataFrame({"road_id": ["on", "across"]}, crs="EPSG:4326", geometry=[
+        LineString([(X0 + 0.1 * STEP, Y0 + 0.5 * STEP), (X0 + 0.9 * STEP, Y0 + 1.5 * STEP)]),  # g00 to g01
+        LineString([(X0 + 0.5 * STEP, Y0 + 0.5 * STEP), (X0 + 1.5 * STEP, Y0 + 0.5 * STEP)])])  # g00 to g10
+    assert outside(roads, [parse(YUEHU)], layer, None, "road_id", by_fields=False) == ["across"]
+    assert outside(roads, [parse(YUEHU)], layer, None, "road_id") == ["on", "across"]  # by fields: none has any
+
+
 def test_several_scopes_add_up():
     layer = six_grids()
     scopes = [parse(YUEHU), parse("district=海曙区,street=白云街道,community=白云社区")]

@@ -229,6 +229,19 @@ def test_a_scoped_editor_is_refused_outside_the_scope_naming_the_features(client
     assert store.current("grids").version == 1
 
 
+def test_a_scoped_editor_edits_roads_by_their_geometry(client, yuehu, store, stored):
+    """Roads carry no unit fields: a road is inside 月湖街道 when it lies on its grids (g00, g01)."""
+    def road(road_id, x0, x1):
+        line = {"type": "LineString", "coordinates": [[X0 + x0 * STEP, Y0 + STEP], [X0 + x1 * STEP, Y0 + STEP]]}
+        return {"type": "Feature", "properties": {"road_id": road_id, "name": "演示路"}, "geometry": line}
+
+    inside = send(client, "POST", "/api/collections/roads/items", road("r1", 0.2, 0.8), yuehu)
+    assert inside.status_code == 201, inside.get_json()
+    across = send(client, "POST", "/api/collections/roads/items", road("r2", 0.5, 1.5), yuehu)  # into 白云街道
+    assert across.status_code == 403 and "r2" in across.get_json()["error"]["message"]
+    assert list(store.read("roads")["road_id"]) == ["r1"]
+
+
 def test_a_scoped_editor_merges_an_upload_inside_the_scope_but_never_replaces_or_restores(client, yuehu, store,
                                                                                         stored):
     import io as bytes_io
