@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from server import create_app
 
 pytest_plugins = ("tests.postgres",)  # postgres_cluster, postgis_url: a throwaway PostGIS for the store tests
+
+# Property tests check answers, not speed: no per-example deadline (a busy shared machine trips the default 200 ms)
+settings.register_profile("gridmap", deadline=None)
+settings.load_profile("gridmap")
 
 
 @pytest.fixture
