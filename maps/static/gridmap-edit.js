@@ -230,7 +230,9 @@
       showChanges();
     }
     function editable(shape, key) {
-      shape.pm.enable({snappable: true, snapDistance: 15, allowSelfIntersection: false, draggable: false});
+      // a centre is dragged whole; a grid by its vertices only (a grid dragged whole would leave a gap)
+      shape.pm.enable({snappable: true, snapDistance: 15, allowSelfIntersection: false,
+                       draggable: shape instanceof L.Marker});
       var moving = null;
       shape.on("pm:markerdragstart", function (e) {
         var at = e.markerEvent && e.markerEvent.target ? e.markerEvent.target.getLatLng() : null;
@@ -241,7 +243,7 @@
         if (moving && to) { moveShared(key, moving, to); }
         moving = null;
       });
-      shape.on("pm:edit", function () { changedShapes(); });
+      shape.on("pm:edit", function () { changedShapes(key, shape); });
     }
     // A vertex the neighbours have at the same place moves with it: a shared edge stays shared.
     function moveShared(key, from, to) {
@@ -267,7 +269,8 @@
       });
     }
     function geometryOf(shape) { return shape.toGeoJSON(false).geometry; }  // false: every digit kept
-    function changedShapes() {
+    function changedShapes(edited, shape) {
+      if (shapes[edited] !== shape) { return; }  // a shape drawn over since (its edit event comes late)
       remember();
       Object.keys(shapes).forEach(function (key) {
         var item = session.items[key];
@@ -494,7 +497,7 @@
     }
     function clickedItem(key) {
       if (tool === "merge") { merge(key); return; }
-      if (tool !== "pick") { return; }
+      if (tool !== "pick" || session.selected === key) { return; }  // (a drag ends with a click too)
       var item = session.items[key];
       if (item.role !== "edit") { remember(); item.role = "edit"; }
       session.selected = key;
