@@ -15,7 +15,7 @@ from shapely.geometry import shape
 
 from tests import factories
 
-from .conftest import _serve, goto_ready
+from .conftest import XSS_IMG, _serve, goto_ready
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,9 @@ def editing_server(tmp_path_factory):
     users.add("viewer1", "viewer", password=PASSWORD)
     store = open_store(data_dir)
     centers = factories.centers([factories.center_row("c1", "community")], [Point(C1[1], C1[0])])
-    for layer, gdf in (("grids", factories.six_grids()), ("centers", centers)):
+    grids = factories.six_grids()
+    grids.loc[grids["grid_id"] == "g11", "name"] = XSS_IMG  # the form shows it as a value, never as markup
+    for layer, gdf in (("grids", grids), ("centers", centers)):
         report = validate(gdf, layer)
         assert report.ok, report.errors
         store.write(layer, report.data, author="browser-tests")
@@ -257,4 +259,30 @@ def test_a_refused_edit_shows_the_report_and_outlines_the_grids(tab, editing_ser
     keys = tab.page.eval_on_selector_all(".gm-edit-errors li[data-key]", "rows => rows.map(r => r.dataset.key)")
     assert "new-grid" in keys or "g10" in keys
     assert len(versions(editing_server, "grids")) == before  # nothing stored
+    assert not tab.page_errors
+
+
+def test_an_editor_merges_two_grids_undoes_and_merges_again(tab, editing_server):
+    before = len(versions(editing_server, "grids"))
+    start_editing(tab, editing_server, at=(Y0 + S, X0 + 1.5 * S))
+    pick(tab, (Y0 + 1.5 * S, X0 + 1.5 * S), "g11")
+    assert tab.page.input_value('.gm-edit-form input[name="name"]') == XSS_IMG
+
+    def merge_g10():
+        tab.page.click(".gm-edit-merge")
+        click_points(tab, [(Y0 + 0.5 * S, X0 + 1.6 * S)])  # in g10, loaded as g11's neighbour
+        tab.page.wait_for_selector('.gm-edit-changes[data-changed="g11"][data-removed="g10"]', state="attached")
+
+    merge_g10()
+    tab.page.click(".gm-edit-undo")
+    tab.page.wait_for_selector('.gm-edit-changes[data-changed=""][data-removed=""]', state="attached")
+    merge_g10()
+    check_and_save(tab, "合并 g10 入 g11")
+    version = saved_as_one_version(tab, editing_server, "grids", before, "合并 g10 入 g11")
+    assert changes(editing_server, "grids", version - 1, version) == {"added": [], "removed": ["g10"],
+                                                                       "changed": ["g11"]}
+    g11 = api(editing_server, "/api/collections/coverage/items/g11")
+    assert shape(g11["geometry"]).area == pytest.approx(2 * S * S)
+    assert g11["properties"]["population"] == 200 + 500  # the two grids' people
+    assert tab.page.evaluate("typeof window.__xss") == "undefined"
     assert not tab.page_errors

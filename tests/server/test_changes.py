@@ -4,18 +4,36 @@ its dry run, and the split and merge helpers the map cuts and joins grids with."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from shapely import box
 from shapely.geometry import mapping, shape
 
-from tests.factories import STEP, X0, Y0, grid_row, grids, square
+from tests.factories import STEP, X0, Y0, grid_row, grids, six_grids, square
 from tests.server.test_auth import csrf_token, sign_in
-from tests.server.test_transactions import editor, feature, stored, yuehu  # noqa: F401 (fixtures)
+from tests.server.test_transactions import feature
 
 CHANGES = "/api/collections/grids/changes"
 ITEMS = "/api/collections/grids/items"
 GEOJSON = "application/geo+json"
+
+
+@pytest.fixture
+def editor(app):
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
+
+
+@pytest.fixture
+def yuehu(app):
+    """An editor of 月湖街道 alone (six_grids' left column: g00, g01)."""
+    users = app.extensions["gridmap_users"]
+    return {"Authorization": "Bearer " + users.add("yuehu", "editor", scopes=["district=海曙区,street=月湖街道"])[1]}
+
+
+@pytest.fixture
+def stored(store):
+    return store.write("grids", six_grids(), author="survey", message="first survey")
 
 
 def post(client, url, body, headers, **extra):
@@ -185,3 +203,34 @@ def test_a_browser_needs_the_csrf_token(app, store, stored):
     resp = post(browser, CHANGES, body, {"X-CSRFToken": csrf_token(browser, "/dashboard")})
     assert resp.status_code == 200, resp.get_json()
     assert store.current("grids").author == "web-editor"
+
+
+# --- the map page: editing tools for editors only ---------------------------------------------------
+
+def edit_config(html: str) -> dict | None:
+    found = re.search(r"gridmap\.editControl\(map_\w+, (\{.*?\})\);\n", html)
+    return json.loads(found.group(1)) if found else None
+
+
+def test_the_map_offers_editing_tools_to_editors_only(app, client, editor, signed_in, stored):
+    assert edit_config(client.get("/").get_data(as_text=True)) is None
+    viewer_page = client.get("/", headers=signed_in).get_data(as_text=True)
+    assert edit_config(viewer_page) is None and "geoman" not in viewer_page
+    page = client.get("/", headers=editor).get_data(as_text=True)
+    config = edit_config(page)
+    assert config["urls"]["changes"] == "/api/collections/{collection}/changes"
+    assert "/assets/geoman/" in page and "gridmap-edit.js" in page  # served from node_modules, never a CDN
+    grid_type = next(f for f in config["schemas"]["grids"]["fields"] if f["name"] == "grid_type")
+    assert grid_type["kind"] == "enum" and "residential" in grid_type["choices"] and grid_type["required"]
+    assert config["texts"]["save"] == "保存"
+
+
+def test_the_editing_plugin_is_served_from_the_installed_package(client, editor):
+    from server.assets import PACKAGES, asset_url
+
+    if PACKAGES["geoman"].VERSION == "missing":
+        pytest.skip("npm ci has not been run: node_modules/@geoman-io/leaflet-geoman-free is missing")
+    with client.application.test_request_context():
+        url = asset_url("geoman", "leaflet-geoman.min.js")
+    resp = client.get(url)
+    assert resp.status_code == 200 and b"pm" in resp.data
