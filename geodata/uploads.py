@@ -9,7 +9,8 @@ remove much of a layer, or all of a district, is stored only when confirmed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -324,7 +325,9 @@ def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded
     found = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail) for row in problems.itertuples()]
     if uploaded is not None:
         found = list(_number_by_file(tuple(found), uploaded, key))
-    errors = tuple(p for p, is_new in zip(found, new) if is_new)
+    # a refused edit's problems carry their place, for the map to draw (a few; warnings may be thousands)
+    errors = tuple(replace(p, geometry=json.loads(shapely.to_geojson(shape)))
+                   for p, is_new, shape in zip(found, new, problems.geometry.values) if is_new)
     warnings = tuple(p for p, is_new in zip(found, new) if not is_new)
     return Report(report.layer, report.errors + errors, report.warnings + warnings,
                   None if errors else report.data)
@@ -371,4 +374,4 @@ def _number_by_file(problems: tuple[Problem, ...], uploaded: gpd.GeoDataFrame, k
     """Problems found in a merged layer, pointed at the feature's index in the uploaded file (None: already stored)."""
     in_file = {str(k): i for i, k in enumerate(uploaded[key])} if key in uploaded.columns else {}
     # an index without a key counts in the merged layer, not in the file: no feature of the file
-    return tuple(Problem(in_file.get(p.key), p.key, p.field, p.message) for p in problems)
+    return tuple(replace(p, index=in_file.get(p.key)) for p in problems)

@@ -562,6 +562,13 @@
       if (warnings.length) { rows.push(problemList(t.warnings, warnings, "gm-edit-warnings")); }
       say(state, rows);
       outline(errors.map(function (p) { return p.key; }).filter(Boolean));
+      errors.forEach(function (p) {  // the gap or overlap itself, where the report has its place
+        if (!p.geometry) { return; }
+        L.geoJSON(p.geometry, {interactive: false, style: function () {
+          return {color: STYLE.problem.color, weight: 2, fillColor: STYLE.problem.color, fillOpacity: 0.5,
+                  className: "gm-edit-problem-area"};
+        }}).addTo(drawn);
+      });
     }
     function send(dryRun) {
       var body = changeSet();

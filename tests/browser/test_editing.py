@@ -266,6 +266,9 @@ def test_a_refused_edit_shows_the_report_and_outlines_the_grids(tab, editing_ser
     outlined = tab.page.evaluate("""() => { const out = []; window.gridmap.map.eachLayer(l => {
       if (l.gmKey && l.options.color === '#ff00ff') { out.push(l.gmKey); } }); return out.sort(); }""")
     assert outlined and set(outlined) <= {"g99", "g10"} and set(outlined) & set(keys)
+    drawn_areas = tab.page.evaluate("""() => { let n = 0; window.gridmap.map.eachLayer(l => {
+      if (l.options && l.options.className === 'gm-edit-problem-area') { n++; } }); return n; }""")
+    assert drawn_areas >= 1  # the overlap itself, from the report
     tab.page.fill(".gm-edit-message", "不该保存")
     tab.page.click(".gm-edit-save")  # saving it anyway is refused with the same report
     tab.page.locator('.gm-edit-report[data-state="refused"] .gm-edit-errors li').first.wait_for()
@@ -297,4 +300,26 @@ def test_an_editor_merges_two_grids_undoes_and_merges_again(tab, editing_server)
     assert shape(g11["geometry"]).area == pytest.approx(both)  # (g10 may have lent g00 a strip before)
     assert g11["properties"]["population"] == 200 + 500  # the two grids' people
     assert tab.page.evaluate("typeof window.__xss") == "undefined"
+    assert not tab.page_errors
+
+
+def test_an_editor_places_a_new_centre(tab, editing_server):
+    before = len(versions(editing_server, "centers"))
+    spot = (Y0 + 1.5 * S, X0 + 0.3 * S)  # in g01, off c1
+    start_editing(tab, editing_server, at=spot)
+    tab.page.click(".gm-edit-add-center")
+    tab.page.wait_for_function("() => window.gridmap.map.pm.globalDrawModeEnabled()")
+    click_points(tab, [spot])
+    tab.page.locator('.gm-edit-form[data-key="new-center"]').wait_for()
+    for name, value in (("center_id", "c2"), ("name", "新中心"), ("district", "海曙区"), ("street", "月湖街道"),
+                        ("community", "青石社区")):
+        field = tab.page.locator(f'.gm-edit-form input[name="{name}"]')
+        field.fill(value)
+        field.dispatch_event("change")
+    tab.page.select_option('.gm-edit-form select[name="level"]', "community")
+    check_and_save(tab, "新建中心 c2")
+    version = saved_as_one_version(tab, editing_server, "centers", before, "新建中心 c2")
+    assert changes(editing_server, "centers", version - 1, version)["added"] == ["c2"]
+    where = shape(api(editing_server, "/api/collections/centers/items/c2")["geometry"])
+    assert where.distance(Point(spot[1], spot[0])) < S / 50
     assert not tab.page_errors

@@ -73,6 +73,8 @@ def test_a_shared_edge_moved_in_one_neighbour_only_is_refused_with_the_overlap(c
     assert resp.status_code == 422
     errors = resp.get_json()["report"]["errors"]
     assert errors and {e["key"] for e in errors} <= {"g00", "g10"}
+    overlap = shape(errors[0]["geometry"])  # where it is, for the map to draw
+    assert overlap.area == pytest.approx(STEP * STEP / 4, rel=0.01)
     assert store.current("grids").version == 1
 
 
