@@ -6,14 +6,22 @@ version exactly as a file would be, with the same report when it is refused.  A 
 change set that removes one key.  Each feature has a strong ETag: a hash of its stored text,
 so it names the feature's content, not the layer's version, and an edit of another feature
 leaves it valid.
+
+An edit on the map saves a change set: the features it wrote and the keys it removed in one layer,
+one version (a split grid, a merge, a shared edge moved in both neighbours), checked as a merge.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 
-from .errors import BadRequest, Conflict, NotFound, PreconditionFailed
+import shapely
+import shapely.geometry
+import shapely.ops
+
+from .errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from .schema import LAYERS
 from .store.base import text_hash
 
@@ -125,3 +133,94 @@ def merge_patch(stored: dict, patch, layer: str, path_key: str) -> dict:
 def collection_bytes(features: list[dict]) -> bytes:
     """The features as the GeoJSON file an upload in merge mode reads."""
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False).encode("utf-8")
+
+
+# --- change sets: what an edit on the map saves as one version ------------------------------------
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Features to write (new or changed) and keys to remove, in one layer, as one version; ``if_match``:
+    the ETag each changed or removed feature had when the client loaded it."""
+
+    features: list[dict]
+    removed: tuple[str, ...]
+    if_match: dict[str, str]
+
+
+def change_set(body, layer: str) -> ChangeSet:
+    """A change set sent as ``{"type": "FeatureCollection", "features": [...], "removed": [key, ...],
+    "if_match": {key: etag, ...}}`` (BadRequest for anything else)."""
+    if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
+        raise BadRequest("send the change set as a GeoJSON FeatureCollection with 'removed' and 'if_match' members")
+    removed, if_match = body.get("removed") or [], body.get("if_match") or {}
+    if not isinstance(removed, list) or not all(isinstance(k, (str, int)) and str(k) for k in removed):
+        raise BadRequest("'removed' must be a list of the keys to remove")
+    if not isinstance(if_match, dict) or not all(isinstance(v, str) for v in if_match.values()):
+        raise BadRequest("'if_match' must map keys to the ETags the features had when loaded")
+    if not body.get("features"):
+        raise BadRequest("the change set writes no feature: remove a single one with DELETE on its URL")
+    features = sent_features(body, layer, one=False)
+    removed = tuple(dict.fromkeys(str(k) for k in removed))
+    key = LAYERS[layer].key
+    both = {str(f["properties"][key]) for f in features} & set(removed)
+    if both:
+        raise BadRequest(f"{', '.join(sorted(both))} both written and removed: send each key once")
+    return ChangeSet(features, removed, {str(k): v for k, v in if_match.items()})
+
+
+def check_change_set(store, layer: str, changes: ChangeSet) -> None:
+    """412 when a feature the client loaded changed since (its ETag), or is gone; 404 for a key to remove
+    the layer has not; 409 for a feature written without an ETag whose key the layer has (a new one)."""
+    key = LAYERS[layer].key
+    for name, tag in changes.if_match.items():
+        try:
+            text = store.get(layer, name)
+        except NotFound:
+            raise PreconditionFailed(f"'{name}' was removed since it was loaded; load it again") from None
+        check_if_match([tag], text, name)
+    for name in changes.removed:
+        if name not in changes.if_match:
+            store.get(layer, name)  # NotFound: nothing to remove
+    new_keys(store, layer, [f for f in changes.features if str(f["properties"][key]) not in changes.if_match])
+
+
+# --- geometry for the map's split and merge: computed here, so shared edges stay exact ---------------
+
+def split(geometry: dict, line, key: str) -> list[dict]:
+    """``geometry`` (GeoJSON polygon) cut along ``line`` (a GeoJSON LineString drawn across it): the parts,
+    largest first.  The cut's vertices are the line's, on both sides, so the parts share their edge exactly."""
+    shape, cut = _shape(geometry, "the feature"), _shape(_line_geometry(line), "the line")
+    if cut.geom_type != "LineString":
+        raise BadRequest(f"cut with a LineString, not a {cut.geom_type}")
+    parts = [p for p in shapely.get_parts(shapely.ops.split(shape, cut)) if p.area > 0]
+    if len(parts) < 2:
+        raise Unprocessable(f"the line does not cut '{key}' in two: draw it across the feature, edge to edge")
+    parts.sort(key=lambda p: -p.area)
+    return [json.loads(shapely.to_geojson(p)) for p in parts]
+
+
+def union(geometries: dict[str, dict]) -> dict:
+    """The features' shapes as one (BadRequest unless they are two or more that meet along an edge)."""
+    if len(geometries) < 2:
+        raise BadRequest("merge two or more features")
+    shapes = {k: _shape(g, f"'{k}'") for k, g in geometries.items()}
+    merged = shapely.union_all(list(shapes.values()))
+    if merged.geom_type != "Polygon":
+        raise Unprocessable(f"{', '.join(shapes)} do not meet along an edge: merge features that are neighbours")
+    return json.loads(shapely.to_geojson(shapely.Polygon(merged.exterior, merged.interiors)))
+
+
+def _line_geometry(line):
+    if isinstance(line, dict) and line.get("type") == "Feature":
+        return line.get("geometry")
+    return line
+
+
+def _shape(geometry, what: str):
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except Exception:  # shapely raises several kinds for a malformed GeoJSON geometry
+        raise BadRequest(f"{what} is not a GeoJSON geometry") from None
+    if shape.is_empty or not shape.is_valid:
+        raise Unprocessable(f"{what}'s geometry is empty or invalid")
+    return shape

@@ -9,7 +9,8 @@ remove much of a layer, or all of a district, is stored only when confirmed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -154,8 +155,11 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
            mode: str = "replace", dry_run: bool = False, if_version: int | None = None,
            options: io.UploadOptions = io.UploadOptions(), limits: io.Limits = io.Limits(),
            params: Params = Params(), lang: str = "en", confirm: str | None = None,
-           scopes: tuple = (), tiling_refused: bool = False) -> Outcome:
+           scopes: tuple = (), tiling_refused: bool = False, removed: tuple[str, ...] = ()) -> Outcome:
     """Make ``data`` the next version of ``layer`` (``mode=merge``: only the features it names).
+
+    ``removed`` (a merge: an edit's change set): keys of stored features the version drops, checked,
+    scoped and stored together with the features ``data`` holds.
 
     ``scopes`` (``geodata.scopes``): an editor limited to some units may merge only features inside them.
     ``tiling_refused``: a merge that makes a new tiling gap or overlap where its grids are is a 422 (an edit
@@ -178,20 +182,26 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     report = validate(parsed.data, layer, lang)  # the file's own problems, numbered by its features
     current = store.current(layer)
     merging = mode == "merge" and current is not None
+    removed = tuple(str(k) for k in removed)
+    if removed and not merging:
+        raise BadRequest("only a merge into a stored layer removes features")
     if report.ok and merging:  # the stored features were checked when stored: the file's check is the merge's
-        report = Report(report.layer, report.errors, report.warnings, _merge(store.read(layer), report.data, key))
+        merged = _merge(store.read(layer), report.data, key)
+        merged = merged[~merged[key].astype(str).isin(removed)].reset_index(drop=True)
+        report = Report(report.layer, report.errors, report.warnings, merged)
     if report.ok and mode == "replace":
         whole_layer(scopes, "a replace upload")
     elif report.ok:  # a merge, into an empty layer too: what it writes and replaces lie in the editor's units
         written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
-        check_scope(store, layer, scopes, written, written[key])
+        check_scope(store, layer, scopes, written, [*written[key], *removed])
     if report.ok and layer == "grids":
-        report = _with_tiling_problems(report, store, params, parsed.data if merging else None, refuse=tiling_refused)
+        report = _with_tiling_problems(report, store, params, parsed.data if merging else None, refuse=tiling_refused,
+                                       removed=removed)
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
         return Outcome(422, layer, features, report, parsed, current)
     found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang,
-                   named=set(parsed.data[key].astype(str)) if merging else None)
+                   named=set(parsed.data[key].astype(str)) | set(removed) if merging else None)
     if dry_run:
         return Outcome(200, layer, features, report, parsed, current, found, confirmed)
     now = current.version if current is not None else 0
@@ -203,7 +213,8 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
         if_version = now  # the impact was weighed against this version: never store over another unconfirmed
     if merging:  # only the features the file names are written: a 50-grid merge stores 50 rows
         named = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
-        version = store.write_changes(layer, upserts=named, author=author, message=message, if_version=if_version)
+        version = store.write_changes(layer, upserts=named, removed=removed, author=author, message=message,
+                                      if_version=if_version)
     else:
         version = store.write(layer, report.data, author=author, message=message, if_version=if_version)
     return Outcome(201, layer, features, report, parsed, version, found, confirmed)
@@ -285,7 +296,7 @@ def _merge(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> gpd.Ge
 
 
 def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded: gpd.GeoDataFrame | None = None,
-                          *, refuse: bool = False) -> Report:
+                          *, refuse: bool = False, removed: tuple[str, ...] = ()) -> Report:
     """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal — unless
     ``refuse`` (an edit): then those a merge makes anew where its grids are, before or after, are errors.
 
@@ -297,21 +308,26 @@ def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded
     key = LAYERS["grids"].key
     grids, written = report.data, None
     if uploaded is not None:
-        written = set(uploaded[key].astype(str))
+        written = set(uploaded[key].astype(str)) | set(removed)
         grids = _touched_districts(report.data, store.read("grids"), written, key)
     problems = tiling_problems(grids, districts, params)
     if problems.empty:
         return report
     new = np.zeros(len(problems), dtype=bool)
     if refuse and written is not None:
-        before = _touched_districts(store.read("grids"), report.data, written, key)
-        new = _new_problems(problems, tiling_problems(before, districts, params),
-                            report.data[report.data[key].astype(str).isin(written)].geometry.values, params)
+        stored = store.read("grids")
+        before = _touched_districts(stored, report.data, written, key)
+        # where the written grids are now, and where the removed ones were (a gap a removal leaves)
+        places = np.concatenate([report.data[report.data[key].astype(str).isin(written)].geometry.values,
+                                 stored[stored[key].astype(str).isin(set(removed))].geometry.values])
+        new = _new_problems(problems, tiling_problems(before, districts, params), places, params)
     position = {k: i for i, k in enumerate(report.data[key])}
     found = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail) for row in problems.itertuples()]
     if uploaded is not None:
         found = list(_number_by_file(tuple(found), uploaded, key))
-    errors = tuple(p for p, is_new in zip(found, new) if is_new)
+    # a refused edit's problems carry their place, for the map to draw (a few; warnings may be thousands)
+    errors = tuple(replace(p, geometry=json.loads(shapely.to_geojson(shape)))
+                   for p, is_new, shape in zip(found, new, problems.geometry.values) if is_new)
     warnings = tuple(p for p, is_new in zip(found, new) if not is_new)
     return Report(report.layer, report.errors + errors, report.warnings + warnings,
                   None if errors else report.data)
@@ -358,4 +374,4 @@ def _number_by_file(problems: tuple[Problem, ...], uploaded: gpd.GeoDataFrame, k
     """Problems found in a merged layer, pointed at the feature's index in the uploaded file (None: already stored)."""
     in_file = {str(k): i for i, k in enumerate(uploaded[key])} if key in uploaded.columns else {}
     # an index without a key counts in the merged layer, not in the file: no feature of the file
-    return tuple(Problem(in_file.get(p.key), p.key, p.field, p.message) for p in problems)
+    return tuple(replace(p, index=in_file.get(p.key)) for p in problems)

@@ -30,9 +30,13 @@ class Problem:
     key: str | None
     field: str | None  # None for the geometry
     message: str
+    geometry: dict | None = None  # where it is, as GeoJSON (a gap or overlap an edit makes), when known
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "key": self.key, "field": self.field, "message": self.message}
+        out = {"index": self.index, "key": self.key, "field": self.field, "message": self.message}
+        if self.geometry is not None:
+            out["geometry"] = self.geometry
+        return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,6 +18,7 @@ from geodata.search import KINDS as SEARCH_KINDS
 
 from geodata.tiles import first_zoom
 
+from .edit_control import EditControl
 from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
                      LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
@@ -116,7 +117,8 @@ def panel_texts(lang: str) -> dict[str, str]:
 
 
 def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], basemap: Basemap,
-                 assets: Assets, lang: str = "zh", sign_in: str | None = None) -> folium.Map:
+                 assets: Assets, lang: str = "zh", sign_in: str | None = None,
+                 editing: dict[str, str] | None = None) -> folium.Map:
     """The coverage map of the city, or of one unit when ``view`` says so.
 
     Parameters
@@ -128,6 +130,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     radii : catchment radius in metres by centre level.
     sign_in : where to sign in, when what-ifs need a signed-in user and the visitor is not one:
         the what-if control then offers that link instead of placing centres.
+    editing : an editor's map: the URLs the edit control (``maps.edit_control``) reads and writes;
+        None (viewers, anonymous visitors) draws no editing tools.
 
     Examples
     --------
@@ -248,6 +252,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                           "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
                           "population_change", "not_stored", "failed", "sign_in", "sign_in_link")}
                       | {"loading": t("map.loading")}, sign_in=sign_in).add_to(m)
+    if editing:
+        EditControl(urls=editing, lang=lang).add_to(m)
     Legend(t("legend.title"), [
         (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
         (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),

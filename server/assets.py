@@ -44,6 +44,7 @@ PACKAGES = {
     "leaflet": leaflet,
     "markercluster": markercluster,
     "vectorgrid": _npm("leaflet.vectorgrid", "dist"),
+    "geoman": _npm("@geoman-io/leaflet-geoman-free", "dist"),  # drawing and vertex editing, for editors
     "gridmap": _own(Path(maps.__file__).parent / "static"),
 }
 
@@ -60,15 +61,20 @@ def asset_url(name: str, filename: str) -> str:
     return url_for("assets.asset", name=name, version=PACKAGES[name].VERSION, filename=filename)
 
 
-def map_assets() -> Assets:
-    """What our folium maps load: Leaflet, MarkerCluster, VectorGrid and our own map code — no jQuery or Bootstrap."""
+def map_assets(editing: bool = False) -> Assets:
+    """What our folium maps load: Leaflet, MarkerCluster, VectorGrid and our own map code — no jQuery or Bootstrap;
+    ``editing`` (an editor's map): Leaflet-Geoman and our editing code too."""
     return Assets(
         js=(("leaflet", asset_url("leaflet", "leaflet.js")),
             ("markercluster", asset_url("markercluster", "leaflet.markercluster.js")),
             ("vectorgrid", asset_url("vectorgrid", "Leaflet.VectorGrid.bundled.min.js")),
-            ("gridmap", asset_url("gridmap", "gridmap-map.js"))),
+            ("gridmap", asset_url("gridmap", "gridmap-map.js")),
+            *((("geoman", asset_url("geoman", "leaflet-geoman.min.js")),
+               ("gridmap_edit", asset_url("gridmap", "gridmap-edit.js"))) if editing else ())),
         css=(("leaflet_css", asset_url("leaflet", "leaflet.css")),
              ("markercluster_css", asset_url("markercluster", "MarkerCluster.css")),
              ("markercluster_default_css", asset_url("markercluster", "MarkerCluster.Default.css")),
-             ("gridmap_css", asset_url("gridmap", "gridmap-map.css"))),
+             ("gridmap_css", asset_url("gridmap", "gridmap-map.css")),
+             *((("geoman_css", asset_url("geoman", "leaflet-geoman.css")),
+                ("gridmap_edit_css", asset_url("gridmap", "gridmap-edit.css"))) if editing else ())),
     )

@@ -708,11 +708,58 @@ OPERATIONS = {
     **{f"transactions.{name}": _feature_write(method)
        for name, method in (("create", "post"), ("replace", "put"), ("update", "patch"), ("delete", "delete"))},
 }
+
+
+
+def _changes(ctx: dict, values: dict) -> dict:
+    """An edit on the map: features written and keys removed in one layer, as one version."""
+    cid = values["collection_id"]
+    body = {"type": "object", "required": ["type", "features"], "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "minItems": 1, "items": _ref(f"{cid}.feature"),
+                     "description": "the new and changed features, whole"},
+        "removed": {**_strings(), "description": "keys of the features to remove"},
+        "if_match": {"type": "object", "additionalProperties": STRING,
+                     "description": "key → the ETag the feature had when loaded (412 when it changed since); a "
+                                    "feature written without one is new (409 when its key exists)"}}}
+    rejected = {"description": "not stored: the report lists every error, as for an upload",
+                "content": _content(_ref("UploadRejected"))}
+    message = {"name": "X-Gridmap-Message", "in": "header", "required": False, "schema": STRING,
+               "description": "what changed, for the history (UTF-8 or percent-encoded; or the message parameter)"}
+    return _write(f"editors: a change set of '{cid}' (several features written and removed) as one new version",
+                  {"200": {"description": "stored: the written features (or, for a dry run, the report)",
+                           "content": _content(_ref(f"{cid}.collection"), GEOJSON)}, "422": rejected, "409":
+                   _error("a new feature's key exists already")},
+                  "404", "412", "503", tag=OGC,
+                  parameters=[message, _query("message", STRING, "what changed, for the history"),
+                              _query("dry_run", {"type": "boolean"}, "check only: the report, nothing stored")],
+                  requestBody={"required": True, "content": {GEOJSON: {"schema": body}, JSON: {"schema": body}}})
+
+
+def _geometry_helper(what: str, body: dict):
+    def build(ctx: dict, values: dict) -> dict:
+        return _write(f"editors: {what} (nothing stored)", {"200": {"description": "GeoJSON",
+                                                                    "content": _content({"type": "object"}, GEOJSON)},
+                                                            "422": _error("not possible with these shapes")},
+                      tag=OGC, parameters=[], requestBody={"required": True, "content": {JSON: {"schema": body}}})
+    return build
+
+
+OPERATIONS.update({
+    "transactions.changes": _changes,
+    "transactions.split": _geometry_helper("a polygon cut along a line drawn across it: the parts", {
+        "type": "object", "required": ["geometry", "line"],
+        "properties": {"geometry": {"type": "object"}, "line": {"type": "object"}}}),
+    "transactions.union": _geometry_helper("neighbouring polygons joined into one", {
+        "type": "object", "required": ["geometries"],
+        "properties": {"geometries": {"type": "object", "additionalProperties": {"type": "object"}}}}),
+})
 # Path variables: the values each endpoint is documented for (one path per value), or a name for a {parameter}.
 EXPANDED = {"collection_id": collection_ids, "layer": lambda: list(LAYERS)}
 # derived collections have no versions, and are not written
 STORED_ONLY = {"uploads.versions", "uploads.diff", "uploads.restore", "transactions.create", "transactions.replace",
-               "transactions.update", "transactions.delete"}
+               "transactions.update", "transactions.delete", "transactions.changes", "transactions.split",
+               "transactions.union"}
 RENAMED = {"feature_id": "featureId", "number": "n", "tms": "tileMatrixSetId", "z": "tileMatrix", "y": "tileRow",
            "x": "tileCol"}
 

@@ -75,12 +75,29 @@ def _map_page(view: View, title: str | None) -> Response:
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
         basemap=services().basemap,
-        assets=map_assets(),
+        assets=map_assets(editing=_editor()),
         lang=current_language(),
+        editing=_edit_urls() if _editor() else None,
         sign_in=None if current_user() or current_app.config["PUBLIC_WHATIF"]
         else url_for("auth.login", next=request.full_path.rstrip("?")),
     )
     return Response(render_map("map.html", m, title=title), mimetype="text/html")
+
+
+def _editor() -> bool:
+    user = current_user()
+    return user is not None and user.can("editor")
+
+
+def _edit_urls() -> dict[str, str]:
+    """Where the map's edit control reads features and writes change sets ("{collection}", "{id}", "{layer}")."""
+    def template(endpoint: str, **values) -> str:
+        return url_for(endpoint, collection_id="COLLECTION", **values).replace("COLLECTION", "{collection}")
+
+    return {"item": template("api.item", feature_id="ID").replace("ID", "{id}"), "items": template("api.items"),
+            "changes": template("transactions.changes"), "split": template("transactions.split"),
+            "union": template("transactions.union"),
+            "history": url_for("editing.history", layer="LAYER").replace("LAYER", "{layer}")}
 
 
 def render_map(template: str, m, **context) -> str:

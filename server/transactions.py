@@ -95,6 +95,45 @@ def delete(collection_id: str, feature_id: str):
     return Response(status=204)
 
 
+@blueprint.post("/api/collections/<collection_id>/changes")
+@audited("edit", "collection_id")
+@require("editor")
+def changes(collection_id: str):
+    """Editors: a change set (features written and keys removed) as one version; ``dry_run=1`` checks only."""
+    layer = _editable(collection_id, "POST")
+    changed = transactions.change_set(_body(), layer)
+    keys = [_key(layer, f) for f in changed.features]
+    dry_run = request.args.get("dry_run") in ("1", "true", "yes")
+    audit.note(method="POST", features=keys + list(changed.removed), **({"dry_run": True} if dry_run else {}))
+    parts = [f"changed {_listed(keys)}"] + ([f"removed {_listed(list(changed.removed))}"] if changed.removed else [])
+    return _store(layer, changed.features, lambda: transactions.check_change_set(services().store, layer, changed),
+                  keys, message="; ".join(parts), removed=changed.removed, dry_run=dry_run, collection=True)
+
+
+@blueprint.post("/api/collections/<collection_id>/split")
+@require("editor")
+def split(collection_id: str):
+    """Editors: a polygon cut along a line (``{"geometry", "line"}``): the parts, nothing stored."""
+    _polygonal(_editable(collection_id, "POST"))
+    body = _body()
+    if not isinstance(body, dict):
+        raise BadRequest('send {"geometry": <polygon>, "line": <LineString>}')
+    parts = transactions.split(body.get("geometry"), body.get("line"), str(body.get("id") or "the feature"))
+    return _geojson({"type": "FeatureCollection",
+                     "features": [{"type": "Feature", "geometry": g, "properties": {}} for g in parts]})
+
+
+@blueprint.post("/api/collections/<collection_id>/union")
+@require("editor")
+def union(collection_id: str):
+    """Editors: neighbouring polygons as one (``{"geometries": {key: polygon, ...}}``), nothing stored."""
+    _polygonal(_editable(collection_id, "POST"))
+    body = _body()
+    if not isinstance(body, dict) or not isinstance(body.get("geometries"), dict):
+        raise BadRequest('send {"geometries": {"<key>": <polygon>, ...}}')
+    return _geojson({"type": "Feature", "geometry": transactions.union(body["geometries"]), "properties": {}})
+
+
 @blueprint.after_app_request
 def allowed_methods(response: Response) -> Response:
     """``OPTIONS`` on items or on a feature: ``Allow`` names what this caller may do there."""
@@ -111,9 +150,11 @@ def allowed_methods(response: Response) -> Response:
 
 # --- what every write shares ---------------------------------------------------------------------
 
-def _store(layer: str, features: list[dict], check, keys: list[str], *, status: int = 200, message: str):
-    """Check (``check()``: 404, 409 or 412), then store ``features`` as an upload in merge mode would,
-    against the version the check saw; another write meanwhile: checked and tried again."""
+def _store(layer: str, features: list[dict], check, keys: list[str], *, status: int = 200, message: str,
+           removed: tuple[str, ...] = (), dry_run: bool = False, collection: bool = False):
+    """Check (``check()``: 404, 409 or 412), then store ``features`` (and remove the ``removed`` keys) as an
+    upload in merge mode would, against the version the check saw; another write meanwhile: checked and
+    tried again.  ``dry_run``: the check's report (200), nothing stored."""
     store = services().store
     for tried in range(1, ATTEMPTS + 1):
         check()
@@ -123,23 +164,26 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
                              author=current_user().name, message=_message(message), mode="merge",
                              if_version=now.version if now else 0, limits=limits(),
                              params=services().catalog.params, lang=current_language(),
-                             scopes=current_user().areas, tiling_refused=True)
+                             scopes=current_user().areas, tiling_refused=True, removed=removed,
+                             dry_run=dry_run)
             break
         except PreconditionFailed:
             if tried == ATTEMPTS:
                 raise
     body = outcome.to_dict()
     refusal = outcome.refusal()
-    audit.note(outcome="stored" if outcome.status == 201 else "rejected", version=body["version"],
+    audit.note(outcome={201: "stored", 200: "dry run"}.get(outcome.status, "rejected"), version=body["version"],
                errors=len(outcome.report.errors))
     if refusal is not None:
         response = current_app.json.response({"error": refusal, **body})
         response.status_code = outcome.status
         return response
+    if outcome.status == 200:  # a dry run: the report, as an upload's
+        return current_app.json.response(body)
     version = outcome.version.version
     texts = [store.get(layer, key, version) for key in keys]
     served = geojson.served(texts, LAYERS[layer])  # as GET answers them (a grid as a MultiPolygon)
-    if len(keys) > 1:
+    if len(keys) > 1 or collection:
         response = Response('{"type":"FeatureCollection","features":[' + ",".join(served) + "]}", status=status,
                             mimetype=GEOJSON)
     else:
@@ -148,6 +192,15 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
         response.headers["Location"] = url_for("api.item", collection_id=layer, feature_id=keys[0], _external=True)
     response.headers["X-Gridmap-Version"] = str(version)
     return response
+
+
+def _polygonal(layer: str) -> None:
+    if "Polygon" not in LAYERS[layer].geometry_types:
+        raise BadRequest(f"{layer} are not polygons: nothing to split or merge")
+
+
+def _geojson(data: dict) -> Response:
+    return Response(json.dumps(data, ensure_ascii=False), mimetype=GEOJSON)
 
 
 def _checked_current(layer: str, key: str) -> str:
