@@ -22,6 +22,7 @@ import pandas as pd
 import shapely
 
 from .errors import NotFound
+from .schema import DERIVED, LAYERS
 
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -78,7 +79,8 @@ def check_tile(z: int, x: int, y: int) -> None:
 
 @dataclass
 class TileSource:
-    """A collection version ready to cut into tiles."""
+    """A collection version ready to cut into tiles: its features in key order (so a tile's features come in
+    the same order however the source was made), projected, with a spatial index."""
 
     name: str
     geometries: np.ndarray  # Web Mercator
@@ -89,28 +91,74 @@ class TileSource:
     # what is drawn below min_zoom: made when first asked for (a province's coverage takes a second or two)
     overview: "functools.partial[TileSource] | TileSource | None" = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: np.ndarray | None = None  # each feature's key (None: an overview's shapes, which have none)
+    lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
+    # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
+    touched: np.ndarray | None = None
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
         fields = [f for f in shown_fields(name, visible) if f in gdf.columns]
-        geometries = gdf.geometry.to_crs(3857).values.to_numpy() if len(gdf) else np.array([], dtype=object)
-        table = pd.DataFrame(gdf[fields]).reset_index(drop=True)
-        source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES,
-                     MIN_ZOOM.get(name, 0))
-        if name in OVERVIEWS:
-            source.overview = functools.partial(cls._dissolved, name, geometries, gdf,
-                                                [f for f in OVERVIEWS[name] if f in fields])
-        return source
+        key = _key(name)
+        keys = None
+        if key in gdf.columns:
+            keys = gdf[key].to_numpy(dtype=object)
+            if not pd.Index(keys).is_monotonic_increasing:  # a store reads in key order; an analysis may not
+                order = np.argsort(keys, kind="stable")
+                gdf, keys = gdf.iloc[order], keys[order]
+        lonlat = gdf.geometry.values.to_numpy() if len(gdf) else np.array([], dtype=object)
+        geometries = to_mercator(lonlat)
+        return cls._made(name, geometries, pd.DataFrame(gdf[fields]).reset_index(drop=True), keys, lonlat)
 
     @classmethod
-    def _dissolved(cls, name: str, geometries: np.ndarray, gdf: gpd.GeoDataFrame, keys: list[str]) -> "TileSource":
+    def _made(cls, name, geometries, table, keys, lonlat, touched=None) -> "TileSource":
+        source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES, MIN_ZOOM.get(name, 0),
+                     keys=keys, lonlat=lonlat, touched=touched)
+        if name in OVERVIEWS:
+            source.overview = functools.partial(cls._dissolved, name, geometries, table,
+                                                [f for f in OVERVIEWS[name] if f in table.columns])
+        return source
+
+    def updated(self, gdf: gpd.GeoDataFrame) -> "TileSource | None":
+        """The source of ``gdf``, the next version of this one's collection (as the same reader sees it), made
+        from this one: only the features whose shape or shown properties changed are projected again, and
+        ``touched`` holds their old and new boxes.  None when the two cannot be matched feature by feature."""
+        key = _key(self.name)
+        fields = list(self.table.columns)
+        if self.keys is None or key not in gdf.columns or not set(fields) <= set(gdf.columns):
+            return None
+        keys = gdf[key].to_numpy(dtype=object)
+        at = pd.Index(self.keys).get_indexer(keys)  # each new feature's place in this source; -1: a new key
+        if len(set(keys)) != len(keys):
+            return None
+        same = at >= 0
+        old, kept = at[same], np.flatnonzero(same)
+        alike = shapely.equals_identical(self.lonlat[old], gdf.geometry.values[kept].to_numpy())
+        for column in fields:
+            alike &= _same(self.table[column].to_numpy(dtype=object)[old], gdf[column].to_numpy(dtype=object)[kept])
+        same[kept[~alike]] = False
+        fresh = np.flatnonzero(~same)  # added or changed: projected anew
+        gone = np.ones(len(self.keys), dtype=bool)
+        gone[at[same]] = False  # removed or changed: their old boxes are touched
+        geometries = np.empty(len(keys), dtype=object)
+        geometries[same] = self.geometries[at[same]]
+        geometries[fresh] = to_mercator(gdf.geometry.values[fresh].to_numpy())
+        touched = np.concatenate([shapely.bounds(self.geometries[gone]), shapely.bounds(geometries[fresh])])
+        touched = touched[~np.isnan(touched).any(axis=1)]  # empty geometries touch nothing
+        order = np.argsort(keys, kind="stable") if not pd.Index(keys).is_monotonic_increasing else slice(None)
+        table = pd.DataFrame(gdf[fields]).iloc[order].reset_index(drop=True)
+        return self._made(self.name, geometries[order], table, keys[order],
+                          gdf.geometry.values.to_numpy()[order], touched)
+
+    @classmethod
+    def _dissolved(cls, name: str, geometries: np.ndarray, table: pd.DataFrame, keys: list[str]) -> "TileSource":
         """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast)."""
         if not keys or not len(geometries):
             return cls(name, np.array([], dtype=object), pd.DataFrame(), shapely.STRtree([]), True, 0)
-        groups = pd.DataFrame(gdf[keys]).reset_index(drop=True).astype(object)
+        groups = table[keys].astype(object)
         groups = groups.where(groups.notna(), "")  # a missing city still groups
         merged, rows = [], []
-        for values, index in groups.groupby(keys, sort=False).indices.items():
+        for values, index in groups.groupby(keys, sort=True).indices.items():  # sorted: the same order each time
             parts = geometries[index]
             union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
             if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
@@ -167,6 +215,71 @@ class TileSource:
                                                           "check_winding_order": False})
 
 
+# --- tiles carried from version to version ----------------------------------------------------------
+
+class TileVersions:
+    """Tile bytes per collection version, carried across versions: a tile whose box (with the margin it is
+    clipped to) meets nothing that changed between two versions is the earlier version's bytes, not cut again.
+
+    Per lineage (a collection as one audience sees it) it keeps the versions seen, newest last, each with the
+    boxes where it may differ from the one before (``since``'s answer; None: anywhere).  Bytes live in
+    ``cache`` (bounded), keyed by the version they were cut for."""
+
+    DEPTH = 16  # versions kept a lineage: a tile untouched by the last 16 edits is still found
+
+    def __init__(self, cache):
+        self.cache = cache
+        self._lineages: dict = {}
+        self._mutex = threading.Lock()
+        self._locks: dict = {}
+
+    def tile(self, lineage, tag: str, state, z: int, x: int, y: int, cut, since) -> bytes:
+        """The tile's bytes at version ``tag``: kept, carried from an earlier version, or ``cut()``.
+
+        ``since(previous_tag, previous_state)``: the boxes (Web Mercator, a row each) where ``tag``'s features
+        may differ from the previous version's, or None; asked once, when ``tag`` is first seen here."""
+        key = ("tile", tag, z, x, y)
+        data = self.cache.peek(key)
+        if data is not None:
+            return data
+        steps = self._steps(lineage, tag, state, since)
+        minx, miny, maxx, maxy = tile_bounds(z, x, y)
+        margin = BUFFER * (maxx - minx) / EXTENT
+        box = shapely.box(minx - margin, miny - margin, maxx + margin, maxy + margin)
+        for (earlier, _, _), (_, _, changed) in zip(steps[-2::-1], steps[::-1]):
+            if changed is None or len(changed.query(box)):
+                break  # touched since: cut anew
+            data = self.cache.peek(("tile", earlier, z, x, y))
+            if data is not None:
+                return data
+        return self.cache.get(key, cut)
+
+    def _steps(self, lineage, tag: str, state, since) -> list[tuple]:
+        """The versions of ``lineage`` up to ``tag`` (noted as the newest when first seen)."""
+        with self._mutex:
+            lock = self._locks.setdefault(lineage, threading.Lock())
+        with lock:  # one request works out what a new version changed; the others wait for it
+            steps = self._lineages.setdefault(lineage, [])
+            for i, (seen, _, _) in enumerate(steps):
+                if seen == tag:
+                    return steps[:i + 1]
+            boxes = since(*steps[-1][:2]) if steps else None
+            tree = None if boxes is None else shapely.STRtree(shapely.box(*np.asarray(boxes, dtype=float).T))
+            steps.append((tag, state, tree))
+            del steps[:-self.DEPTH]
+            return list(steps)
+
+
+def mercator_boxes(bounds: np.ndarray) -> np.ndarray:
+    """lon/lat boxes (a row each: minx, miny, maxx, maxy) as Web Mercator boxes (the projection keeps
+    east-west and north-south lines: the corners' images bound the image)."""
+    bounds = np.asarray(bounds, dtype=float).reshape(-1, 4)
+    lat = np.clip(bounds[:, [1, 3]], -85.0511287798, 85.0511287798)
+    x = bounds[:, [0, 2]] * ORIGIN / 180
+    y = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * ORIGIN / np.pi
+    return np.column_stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]])
+
+
 # --- place names: a point inside each unit, for the map to label (it places them without collisions) -----
 
 LABELS = {"district": ("districts", "name"), "street": ("streets", "street"), "community": ("communities", "community")}
@@ -189,6 +302,27 @@ def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[li
     minx, miny, maxx, maxy = bbox
     inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
     return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
+def _key(name: str) -> str | None:
+    layer = LAYERS.get(name) or DERIVED.get(name)
+    return layer.key if layer else None
+
+
+def to_mercator(lonlat: np.ndarray) -> np.ndarray:
+    """Geometries in lon/lat (EPSG:4326) in Web Mercator metres."""
+    if not len(lonlat):
+        return np.array([], dtype=object)
+    return gpd.GeoSeries(lonlat, crs=4326).to_crs(3857).values.to_numpy()
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element by element: equal values, or both missing (None, NaN, NA)."""
+    missing_a, missing_b = pd.isna(a), pd.isna(b)
+    out = missing_a & missing_b
+    both = np.flatnonzero(~missing_a & ~missing_b)
+    out[both] = [bool(x == y) for x, y in zip(a[both].tolist(), b[both].tolist())]
+    return out
 
 
 def _value(value):
