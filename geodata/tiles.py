@@ -129,26 +129,37 @@ class TileSource:
             return None
         keys = gdf[key].to_numpy(dtype=object)
         at = pd.Index(self.keys).get_indexer(keys)  # each new feature's place in this source; -1: a new key
-        if len(set(keys)) != len(keys):
-            return None
-        same = at >= 0
-        old, kept = at[same], np.flatnonzero(same)
-        alike = shapely.equals_identical(self.lonlat[old], gdf.geometry.values[kept].to_numpy())
+        kept = np.flatnonzero(at >= 0)
+        alike = shapely.equals_identical(self.lonlat[at[kept]], gdf.geometry.values[kept].to_numpy())
         for column in fields:
-            alike &= _same(self.table[column].to_numpy(dtype=object)[old], gdf[column].to_numpy(dtype=object)[kept])
-        same[kept[~alike]] = False
-        fresh = np.flatnonzero(~same)  # added or changed: projected anew
-        gone = np.ones(len(self.keys), dtype=bool)
-        gone[at[same]] = False  # removed or changed: their old boxes are touched
-        geometries = np.empty(len(keys), dtype=object)
-        geometries[same] = self.geometries[at[same]]
-        geometries[fresh] = to_mercator(gdf.geometry.values[fresh].to_numpy())
-        touched = np.concatenate([shapely.bounds(self.geometries[gone]), shapely.bounds(geometries[fresh])])
-        touched = touched[~np.isnan(touched).any(axis=1)]  # empty geometries touch nothing
-        order = np.argsort(keys, kind="stable") if not pd.Index(keys).is_monotonic_increasing else slice(None)
-        table = pd.DataFrame(gdf[fields]).iloc[order].reset_index(drop=True)
-        return self._made(self.name, geometries[order], table, keys[order],
-                          gdf.geometry.values.to_numpy()[order], touched)
+            alike &= _same(self.table[column].to_numpy(dtype=object)[at[kept]],
+                           gdf[column].to_numpy(dtype=object)[kept])
+        fresh = np.setdiff1d(np.arange(len(keys)), kept[alike])  # added or changed
+        gone = np.setdiff1d(self.keys, keys[kept[alike]])  # removed or changed
+        return self.replaced(gdf.iloc[fresh], gone)
+
+    def replaced(self, rows: gpd.GeoDataFrame, gone) -> "TileSource | None":
+        """This source with the features of the keys ``gone`` taken out and ``rows`` (features added or
+        changed, the whole rows) put in; ``touched`` holds the old boxes of those gone and the new ones of
+        those put in.  None when ``rows`` lack the key or a property tiles carry."""
+        key = _key(self.name)
+        fields = list(self.table.columns)
+        if self.keys is None or key not in rows.columns or not set(fields) <= set(rows.columns):
+            return None
+        new_keys = rows[key].to_numpy(dtype=object)
+        out = pd.Index(self.keys).isin(list(gone)) | pd.Index(self.keys).isin(new_keys)
+        if len(set(new_keys)) != len(new_keys):
+            return None
+        lonlat = rows.geometry.values.to_numpy()
+        projected = to_mercator(lonlat)
+        touched = np.concatenate([shapely.bounds(self.geometries[out]), shapely.bounds(projected)]).reshape(-1, 4)
+        keys = np.concatenate([self.keys[~out], new_keys])
+        order = np.argsort(keys, kind="stable")
+        table = pd.concat([self.table[~out], pd.DataFrame(rows[fields])], ignore_index=True)
+        return self._made(self.name, np.concatenate([self.geometries[~out], projected])[order],
+                          table.iloc[order].reset_index(drop=True), keys[order],
+                          np.concatenate([self.lonlat[~out], lonlat])[order],
+                          touched[~np.isnan(touched).any(axis=1)])  # empty geometries touch nothing
 
     @classmethod
     def _dissolved(cls, name: str, geometries: np.ndarray, table: pd.DataFrame, keys: list[str]) -> "TileSource":

@@ -150,16 +150,21 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
     def since(previous_tag: str, previous_version: int | None):
         """Where this version's tiles may differ from the previous version's (None: anywhere); the tile
         source made from the previous one's when that is at hand (only what changed is projected again)."""
-        if found.version is not None and previous_version is not None:
-            return _stored_changes(collection_id, previous_version, found.version.version)
-        previous = sources.peek(previous_tag)
-        if previous is None or found.tag in sources:
-            return None
-        made = previous.updated(found.features.gdf)
-        if made is None:
-            return None
-        sources.put(found.tag, made)
-        return made.touched
+        previous = sources.peek(previous_tag) if found.tag not in sources else None
+        if found.version is not None:  # a stored layer: the store's change sets name what changed
+            changed = _stored_changes(collection_id, previous_version, found.version.version)
+            if changed is None:
+                return None
+            boxes, rows, gone = changed
+            made = previous.replaced(rows, gone) if previous is not None else None
+        else:  # a derived one: told from the previous version's features
+            made = previous.updated(found.features.gdf) if previous is not None else None
+            if made is None:
+                return None
+            boxes = made.touched
+        if made is not None:
+            sources.put(found.tag, made)
+        return boxes
 
     state = found.version.version if found.version is not None else None
     data = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since)
@@ -174,14 +179,16 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
     return response
 
 
-def _stored_changes(collection_id: str, old: int, new: int):
-    """The old and new boxes (Web Mercator) of the features of a stored layer that changed from version
-    ``old`` to ``new``, from the store's change sets; None when it keeps none, or the versions run back."""
+def _stored_changes(collection_id: str, old: int | None, new: int):
+    """What changed in a stored layer from version ``old`` to ``new``, from the store's change sets: the old
+    and new boxes (Web Mercator) of the features added, changed or removed, the rows of those added or
+    changed, and the keys of those changed or removed.  None when it keeps none, or the versions run back."""
     store = services().store
-    if new <= old or not hasattr(store, "changes"):
+    if old is None or new <= old or not hasattr(store, "changes"):
         return None
     changes = store.changes(collection_id, old, new)
     before = store.read_keys(collection_id, old, changes.changed | changes.removed)
     after = store.read_keys(collection_id, new, changes.added | changes.changed)
     bounds = np.concatenate([before.geometry.bounds.to_numpy(), after.geometry.bounds.to_numpy()]).reshape(-1, 4)
-    return tiles.mercator_boxes(bounds[~np.isnan(bounds).any(axis=1)])
+    return (tiles.mercator_boxes(bounds[~np.isnan(bounds).any(axis=1)]), after,
+            changes.changed | changes.removed)

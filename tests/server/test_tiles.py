@@ -202,8 +202,8 @@ def test_an_edit_recuts_only_the_tiles_it_touches(app, client, store, data_dir, 
     assert client.get(far_url(collection), headers={"If-None-Match": far.headers["ETag"]}).status_code == 304
     near = client.get(near_url(collection))
     assert near.headers["ETag"] != before[near_url(collection)].headers["ETag"] and cut == [(Z, NEAR_X, NEAR_Y)]
-    assert len(shapes(near.data, collection)["g00"].bounds) and \
-        shapes(near.data, collection)["g00"].bounds[0] < shapes(before[near_url(collection)].data, collection)["g00"].bounds[0]
+    west = [shapes(r.data, collection)["g00"].bounds[0] for r in (before[near_url(collection)], near)]
+    assert west[1] < west[0]  # g00 reaches further west now
 
     cold = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})  # the new version, cut anew
     try:
