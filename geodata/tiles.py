@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import shapely
 
+from . import mvt
 from .errors import NotFound
 from .schema import DERIVED, LAYERS
 
@@ -48,6 +48,7 @@ TILE_FIELDS = {
     "centers": ("center_id", "name", "level", "city", "district", "street", "community"),
     "roads": ("road_id", "name", "highway"),
 }
+SIMPLIFY_BELOW = 2  # tile units: features with vertices closer than this are simplified in a tile
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
 # what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
@@ -181,11 +182,9 @@ class TileSource:
         return cls(name, merged, table, shapely.STRtree(merged), True, 0)
 
     def __post_init__(self):
+        self.spacing = _spacing(self.geometries)
         # each column as MVT values, once: a tile then only picks its rows (pandas per tile was a fifth of its time)
-        self.columns = {k: [_value(v) for v in self.table[k].astype(object)] for k in self.table.columns}
-
-    def _properties(self, rows: np.ndarray) -> list[dict]:
-        return [{k: column[i] for k, column in self.columns.items() if column[i] is not None} for i in rows.tolist()]
+        self.columns = mvt.Columns({k: [_value(v) for v in self.table[k].astype(object)] for k in self.table.columns})
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
         """The tile's MVT bytes; None when it holds nothing (or the layer is not drawn at ``z``)."""
@@ -211,19 +210,22 @@ class TileSource:
         if self.coverage:  # lines or points a clip left of a polygon are dropped: nothing to draw
             polygonal = np.isin(shapely.get_type_id(local), (3, 6)) & ~shapely.is_empty(local)
             local, hits = local[polygonal], hits[polygonal]
-            local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True) if len(local) else local
+            # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
+            # SIMPLIFY_BELOW units: elsewhere the grid below takes out all a tolerance of one unit would (and
+            # coverage_simplify took half a cold tile); the dense features alone keep their outline then
+            dense = self.spacing[hits] < SIMPLIFY_BELOW * unit
+            if dense.all() and len(local):
+                local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True)
+            elif dense.any():
+                local[dense] = shapely.coverage_simplify(local[dense], 1.0, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python
         local = shapely.orient_polygons(shapely.transform(local, np.round), exterior_cw=False)
         keep = ~shapely.is_empty(local) & (shapely.area(local) > 0 if self.coverage else True)
-        features = [{"geometry": geom, "properties": properties}
-                    for geom, properties in zip(local[keep], self._properties(hits[keep]))]
-        if not features:
+        if not keep.any():
             return None
-        return mapbox_vector_tile.encode([{"name": self.name, "features": features}],
-                                         default_options={"y_coord_down": True, "extents": EXTENT,
-                                                          "check_winding_order": False})
+        return mvt.encode(self.name, EXTENT, local[keep], self.columns, hits[keep]) or None
 
 
 # --- tiles carried from version to version ----------------------------------------------------------
@@ -313,6 +315,16 @@ def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[li
     minx, miny, maxx, maxy = bbox
     inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
     return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
+def _spacing(geometries: np.ndarray) -> np.ndarray:
+    """Each geometry's shortest distance between consecutive vertices (metres; inf for a point)."""
+    spacing = np.full(len(geometries), np.inf)
+    if len(geometries):
+        xy, of = shapely.get_coordinates(geometries, return_index=True)
+        same = of[1:] == of[:-1]  # (a ring's last vertex to the next ring's first counts too: shorter is safe)
+        np.minimum.at(spacing, of[1:][same], np.hypot(*np.diff(xy, axis=0)[same].T))
+    return spacing
 
 
 def _key(name: str) -> str | None:
