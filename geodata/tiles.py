@@ -112,12 +112,12 @@ class TileSource:
         return cls._made(name, geometries, pd.DataFrame(gdf[fields]).reset_index(drop=True), keys, lonlat)
 
     @classmethod
-    def _made(cls, name, geometries, table, keys, lonlat, touched=None) -> "TileSource":
+    def _made(cls, name, geometries, table, keys, lonlat, touched=None, reuse=None) -> "TileSource":
         source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES, MIN_ZOOM.get(name, 0),
                      keys=keys, lonlat=lonlat, touched=touched)
         if name in OVERVIEWS:
             source.overview = functools.partial(cls._dissolved, name, geometries, table,
-                                                [f for f in OVERVIEWS[name] if f in table.columns])
+                                                [f for f in OVERVIEWS[name] if f in table.columns], reuse)
         return source
 
     def updated(self, gdf: gpd.GeoDataFrame) -> "TileSource | None":
@@ -160,23 +160,40 @@ class TileSource:
         return self._made(self.name, np.concatenate([self.geometries[~out], projected])[order],
                           table.iloc[order].reset_index(drop=True), keys[order],
                           np.concatenate([self.lonlat[~out], lonlat])[order],
-                          touched[~np.isnan(touched).any(axis=1)])  # empty geometries touch nothing
+                          touched[~np.isnan(touched).any(axis=1)],  # empty geometries touch nothing
+                          self._overview_kept(pd.concat([self.table[out], pd.DataFrame(rows[fields])])))
+
+    def _overview_kept(self, changed: pd.DataFrame) -> dict | None:
+        """The shapes of this source's overview (when made) that the features ``changed`` (old and new rows)
+        have no part in: the next version's overview keeps them as they are."""
+        if not isinstance(self.overview, TileSource) or self.name not in OVERVIEWS:
+            return None
+        keys = [f for f in OVERVIEWS[self.name] if f in self.table.columns]
+        if list(self.overview.table.columns) != keys:
+            return None
+        touched = set(_groups(changed, keys))
+        return {group: geometry for group, geometry in zip(_groups(self.overview.table, keys), self.overview.geometries)
+                if group not in touched}
 
     @classmethod
-    def _dissolved(cls, name: str, geometries: np.ndarray, table: pd.DataFrame, keys: list[str]) -> "TileSource":
-        """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast)."""
+    def _dissolved(cls, name: str, geometries: np.ndarray, table: pd.DataFrame, keys: list[str],
+                   kept: dict | None = None) -> "TileSource":
+        """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast);
+        ``kept``: shapes of groups already merged (of the version before, where nothing changed)."""
         if not keys or not len(geometries):
             return cls(name, np.array([], dtype=object), pd.DataFrame(), shapely.STRtree([]), True, 0)
-        groups = table[keys].astype(object)
-        groups = groups.where(groups.notna(), "")  # a missing city still groups
+        groups = pd.DataFrame(_groups(table, keys), columns=keys)
         merged, rows = [], []
         for values, index in groups.groupby(keys, sort=True).indices.items():  # sorted: the same order each time
-            parts = geometries[index]
-            union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
-            if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
-                union = shapely.union_all(shapely.make_valid(parts))
+            values = values if isinstance(values, tuple) else (values,)
+            union = (kept or {}).get(values)
+            if union is None:
+                parts = geometries[index]
+                union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
+                if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
+                    union = shapely.union_all(shapely.make_valid(parts))
             merged.append(union)
-            rows.append(dict(zip(keys, values if isinstance(values, tuple) else (values,))))
+            rows.append(dict(zip(keys, values)))
         merged = np.array(merged, dtype=object)
         table = pd.DataFrame(rows, columns=keys).replace("", None)
         return cls(name, merged, table, shapely.STRtree(merged), True, 0)
@@ -315,6 +332,12 @@ def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[li
     minx, miny, maxx, maxy = bbox
     inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
     return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
+def _groups(table: pd.DataFrame, keys: list[str]) -> list[tuple]:
+    """Each row's values of ``keys``, a missing one as "" (so a missing city still groups)."""
+    values = table[keys].astype(object)
+    return list(values.where(values.notna(), "").itertuples(index=False, name=None))
 
 
 def _spacing(geometries: np.ndarray) -> np.ndarray:

@@ -141,3 +141,19 @@ def test_mercator_boxes_are_the_projected_corners():
     boxes = tiles.mercator_boxes([[121.5, 29.8, 121.6, 29.9]])
     corners = tiles.to_mercator(np.array([shapely.Point(121.5, 29.8), shapely.Point(121.6, 29.9)], dtype=object))
     assert np.allclose(boxes[0], [*shapely.get_coordinates(corners).ravel()])
+
+
+def test_an_updated_coverage_keeps_the_overview_shapes_its_change_has_no_part_in():
+    rows = [{"grid_id": g, "name": g, "district": d, "coverage_status": "covered"}
+            for g, d in (("a", "海曙区"), ("b", "海曙区"), ("c", "江北区"), ("d", "江北区"))]
+    old = layer("coverage", rows, [quarter(0, 0), quarter(1, 0), quarter(0, 1), quarter(1, 1)])
+    source = tiles.TileSource.of("coverage", old, list(old.columns))
+    z = tiles.MIN_ZOOM["coverage"] - 1
+    source.tile(z, X >> (Z - z), Y >> (Z - z))  # the overview made
+    new = old.assign(coverage_status=["covered", "covered", "uncovered", "covered"])  # c: 江北区 changes
+    updated = source.updated(new)
+    overview = updated.overview.func(*updated.overview.args)
+    kept = dict(zip(overview.table.district, overview.geometries))["海曙区"]
+    assert kept is dict(zip(source.overview.table.district, source.overview.geometries))["海曙区"]  # not merged again
+    cold = tiles.TileSource.of("coverage", new, list(new.columns))
+    assert updated.tile(z, X >> (Z - z), Y >> (Z - z)) == cold.tile(z, X >> (Z - z), Y >> (Z - z))
