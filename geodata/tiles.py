@@ -4,8 +4,9 @@ A ``TileSource`` is made once per collection version (its features projected to 
 spatial index); each tile then takes the features its box meets, clips them a little beyond the
 box (so strokes join across tiles), snaps them to the tile's 4096 × 4096 grid — polygon layers that
 tile the land simplified as a coverage, so neighbours keep their shared edges — and encodes them
-with mapbox-vector-tile.  Only the properties the map shows go into tiles (``TILE_FIELDS``), and
-only from the zoom level each layer is drawn at (``MIN_ZOOM``).
+(``geodata.mvt``).  Only the properties the map shows go into tiles (``TILE_FIELDS``), and only from
+the zoom level each layer is drawn at (``MIN_ZOOM``).  An edit re-cuts only the tiles it touches
+(``TileSource.updated``, ``TileVersions``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ TILE_FIELDS = {
     "centers": ("center_id", "name", "level", "city", "district", "street", "community"),
     "roads": ("road_id", "name", "highway"),
 }
-SIMPLIFY_BELOW = 2  # tile units: features with vertices closer than this are simplified in a tile
+SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
+# an overview's outlines (a province's first view: a fifth of a MB) may stray half a pixel: the map draws a
+# tile 512 px wide, 8 tile units a pixel
+OVERVIEW_TOLERANCE = 4.0
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
 # what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
@@ -96,6 +100,7 @@ class TileSource:
     lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
     # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
     touched: np.ndarray | None = None
+    tolerance: float = 1.0  # tile units a simplified outline may stray
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
@@ -196,7 +201,7 @@ class TileSource:
             rows.append(dict(zip(keys, values)))
         merged = np.array(merged, dtype=object)
         table = pd.DataFrame(rows, columns=keys).replace("", None)
-        return cls(name, merged, table, shapely.STRtree(merged), True, 0)
+        return cls(name, merged, table, shapely.STRtree(merged), True, 0, tolerance=OVERVIEW_TOLERANCE)
 
     def __post_init__(self):
         self.spacing = _spacing(self.geometries)
@@ -228,13 +233,13 @@ class TileSource:
             polygonal = np.isin(shapely.get_type_id(local), (3, 6)) & ~shapely.is_empty(local)
             local, hits = local[polygonal], hits[polygonal]
             # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
-            # SIMPLIFY_BELOW units: elsewhere the grid below takes out all a tolerance of one unit would (and
+            # SIMPLIFY_BELOW tolerances: elsewhere the grid below takes out nearly all simplifying would (and
             # coverage_simplify took half a cold tile); the dense features alone keep their outline then
-            dense = self.spacing[hits] < SIMPLIFY_BELOW * unit
+            dense = self.spacing[hits] < SIMPLIFY_BELOW * self.tolerance * unit
             if dense.all() and len(local):
-                local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True)
+                local = shapely.coverage_simplify(local, self.tolerance, simplify_boundary=True)
             elif dense.any():
-                local[dense] = shapely.coverage_simplify(local[dense], 1.0, simplify_boundary=False)
+                local[dense] = shapely.coverage_simplify(local[dense], self.tolerance, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python
