@@ -10,7 +10,7 @@ import numpy as np
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from geodata import tiles
+from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
 
 from . import negotiation, privacy, services
@@ -182,11 +182,18 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
 def _stored_changes(collection_id: str, old: int | None, new: int):
     """What changed in a stored layer from version ``old`` to ``new``, from the store's change sets: the old
     and new boxes (Web Mercator) of the features added, changed or removed, the rows of those added or
-    changed, and the keys of those changed or removed.  None when it keeps none, or the versions run back."""
+    changed, and the keys of those changed or removed.  None when it keeps none, the versions run back, or
+    so much changed that every tile may have (a whole new upload: read again whole, as quick)."""
     store = services().store
     if old is None or new <= old or not hasattr(store, "changes"):
         return None
-    changes = store.changes(collection_id, old, new)
+    try:
+        changes = store.changes(collection_id, old, new)
+    except (BadRequest, NotFound):  # a version gone meanwhile
+        return None
+    count = len(changes.added) + len(changes.changed) + len(changes.removed)
+    if count > incremental.MAX_SHARE * store.version(collection_id, new).features + 1:
+        return None
     before = store.read_keys(collection_id, old, changes.changed | changes.removed)
     after = store.read_keys(collection_id, new, changes.added | changes.changed)
     bounds = np.concatenate([before.geometry.bounds.to_numpy(), after.geometry.bounds.to_numpy()]).reshape(-1, 4)
