@@ -17,6 +17,7 @@ from geodata import tiles
 from geodata.validate import validate
 from server import create_app
 from tests.factories import grid_row, grids, six_grids, square
+from tests.postgres import HEARD_WITHIN_S, heard_within
 
 Z = 14
 X, Y = tiles.tile_of(121.515, 29.805, Z)  # inside the six grids' block
@@ -230,6 +231,8 @@ def test_postgis_recuts_only_the_tiles_an_edit_touches(tmp_path, postgis_url, mo
         real = PostGISStore.tile
         monkeypatch.setattr(PostGISStore, "tile", lambda self, *a: cut.append(a[2:5]) or real(self, *a))
         patch_g00(client, app)
+        # stored by a job's process: this one hears of the new version by the database's notice
+        heard_within(HEARD_WITHIN_S, lambda: app.extensions["gridmap"].store.current("grids").version == 2)
         far = client.get(far_url("grids"))
         assert (far.headers["ETag"], far.data) == (before[far_url("grids")].headers["ETag"],
                                                    before[far_url("grids")].data) and not cut
