@@ -50,9 +50,9 @@ TILE_FIELDS = {
     "roads": ("road_id", "name", "highway"),
 }
 SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
-# an overview's outlines (a province's first view: a fifth of a MB) may stray half a pixel: the map draws a
-# tile 512 px wide, 8 tile units a pixel
-OVERVIEW_TOLERANCE = 4.0
+# tile units a simplified outline may stray below the grids' zoom (from it on: one): half a pixel, as the map
+# draws a tile 512 px wide (8 units a pixel); a province's first view is a fifth of a MB of outlines
+FAR_TOLERANCE = 4.0
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
 # what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
@@ -100,7 +100,6 @@ class TileSource:
     lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
     # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
     touched: np.ndarray | None = None
-    tolerance: float = 1.0  # tile units a simplified outline may stray
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
@@ -201,7 +200,7 @@ class TileSource:
             rows.append(dict(zip(keys, values)))
         merged = np.array(merged, dtype=object)
         table = pd.DataFrame(rows, columns=keys).replace("", None)
-        return cls(name, merged, table, shapely.STRtree(merged), True, 0, tolerance=OVERVIEW_TOLERANCE)
+        return cls(name, merged, table, shapely.STRtree(merged), True, 0)
 
     def __post_init__(self):
         self.spacing = _spacing(self.geometries)
@@ -235,11 +234,12 @@ class TileSource:
             # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
             # SIMPLIFY_BELOW tolerances: elsewhere the grid below takes out nearly all simplifying would (and
             # coverage_simplify took half a cold tile); the dense features alone keep their outline then
-            dense = self.spacing[hits] < SIMPLIFY_BELOW * self.tolerance * unit
+            tolerance = FAR_TOLERANCE if z < MIN_ZOOM["grids"] else 1.0
+            dense = self.spacing[hits] < SIMPLIFY_BELOW * tolerance * unit
             if dense.all() and len(local):
-                local = shapely.coverage_simplify(local, self.tolerance, simplify_boundary=True)
+                local = shapely.coverage_simplify(local, tolerance, simplify_boundary=True)
             elif dense.any():
-                local[dense] = shapely.coverage_simplify(local[dense], self.tolerance, simplify_boundary=False)
+                local[dense] = shapely.coverage_simplify(local[dense], tolerance, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python
