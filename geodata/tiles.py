@@ -133,6 +133,8 @@ class TileSource:
         if self.keys is None or key not in gdf.columns or not set(fields) <= set(gdf.columns):
             return None
         keys = gdf[key].to_numpy(dtype=object)
+        if not pd.Index(self.keys).is_unique or not pd.Index(keys).is_unique:
+            return None
         at = pd.Index(self.keys).get_indexer(keys)  # each new feature's place in this source; -1: a new key
         kept = np.flatnonzero(at >= 0)
         alike = shapely.equals_identical(self.lonlat[at[kept]], gdf.geometry.values[kept].to_numpy())
@@ -152,9 +154,9 @@ class TileSource:
         if self.keys is None or key not in rows.columns or not set(fields) <= set(rows.columns):
             return None
         new_keys = rows[key].to_numpy(dtype=object)
-        out = pd.Index(self.keys).isin(list(gone)) | pd.Index(self.keys).isin(new_keys)
-        if len(set(new_keys)) != len(new_keys):
+        if not pd.Index(new_keys).is_unique:
             return None
+        out = pd.Index(self.keys).isin(list(gone)) | pd.Index(self.keys).isin(new_keys)
         lonlat = rows.geometry.values.to_numpy()
         projected = to_mercator(lonlat)
         touched = np.concatenate([shapely.bounds(self.geometries[out]), shapely.bounds(projected)]).reshape(-1, 4)
