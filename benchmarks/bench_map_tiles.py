@@ -24,6 +24,9 @@ For each demo, ``python -m server`` (one worker, ``GRIDMAP_BASEMAP=none``) is st
   at a time, gzip accepted, no conditional request): **cold** is the first pass (nothing cut
   yet for these tiles), **warm** the second; p50 / p95 / max of each request's time, and the
   largest tile (as sent and plain).  Targets: p95 ≤ 50 ms warm, ≤ 250 ms cold, none over 500 KB.
+  Beside them the server's CPU time a request (its processes' user + system time over the pass,
+  read from /proc), and the machine's load average: the wall-clock times of a loaded machine say
+  as much about the other work as about the server.
 
 Timings are of a machine that may be busy with other work: read them with that in mind.
 Prints figures only; asserts nothing.
@@ -35,6 +38,7 @@ import argparse
 import contextlib
 import gzip
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -129,8 +133,28 @@ def figures(name: str, results: list[tuple[float, int, int]], target_ms: int) ->
             f"p95 {np.percentile(times, 95):.0f} ms (target ≤ {target_ms}), max {times.max():.0f} ms")
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes) and its cores: how busy it was with other work."""
+    return f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores"
+
+
+def server_cpu_s(base: str) -> float:
+    """CPU seconds the server at ``base`` (its processes: found by the port it was given) has used so far:
+    a figure the machine's other work changes far less than the wall-clock times."""
+    port, total = base.rsplit(":", 1)[1], 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"GRIDMAP_PORT={port}".encode() not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, ValueError, IndexError):  # not a process, gone, or not ours to read
+            continue
+    return total
+
+
 def bench(demo: str, data_dir: str, loads: int, shots: Path, browser) -> None:
-    print(f"\n== {demo}", flush=True)
+    print(f"\n== {demo} (load average {load()})", flush=True)
     with running_server(data_dir, WORKERS=1) as (base, _):
         wait_for_warm_up(base)
         grids = requests.get(f"{base}/api/collections/grids/items", params={"limit": 1}, timeout=60).json()
@@ -154,11 +178,15 @@ def bench(demo: str, data_dir: str, loads: int, shots: Path, browser) -> None:
             print(f"  note: requests elsewhere {outside[:3]}, page errors {errors[:3]}")
         zoom = _first_zoom(browser, base)
         tiles = path_tiles(demo, zoom)
+        busy = server_cpu_s(base)
         cold = fetch_all(base, tiles)
+        cold_cpu, busy = server_cpu_s(base) - busy, server_cpu_s(base)
         warm = fetch_all(base, tiles)
+        warm_cpu = server_cpu_s(base) - busy
         print(f"tiles along the path (map zoom {zoom} to 16, {len(tiles)} tiles × {len(LAYERS)} layers):")
-        print("  " + figures("cold", cold, 250))
-        print("  " + figures("warm", warm, 50))
+        print("  " + figures("cold", cold, 250) + f"; the server's CPU: {cold_cpu / len(cold) * 1000:.1f} ms a request")
+        print("  " + figures("warm", warm, 50) + f"; the server's CPU: {warm_cpu / len(warm) * 1000:.1f} ms a request")
+        print(f"  load average after: {load()}")
         sent, plain = max(r[1] for r in cold), max(r[2] for r in cold)
         print(f"  largest tile: {sent / 1024:.0f} KB as sent (gzip), {plain / 1024:.0f} KB plain "
               "(target: none over 500 KB)")

@@ -74,6 +74,17 @@ class VersionCache:
                 with self._mutex:
                     self._building.pop(key, None)
 
+    def peek(self, key: Hashable):
+        """The value kept for ``key`` (now the most recently used), or None: nothing is built."""
+        with self._mutex:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: T) -> T:
+        return self._put(key, value)
+
     def _put(self, key: Hashable, value: T) -> T:
         size = self._sizer(value) if self.max_bytes is not None else 0
         if self.max_bytes is not None and size > self.max_bytes:

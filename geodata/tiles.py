@@ -4,8 +4,9 @@ A ``TileSource`` is made once per collection version (its features projected to 
 spatial index); each tile then takes the features its box meets, clips them a little beyond the
 box (so strokes join across tiles), snaps them to the tile's 4096 × 4096 grid — polygon layers that
 tile the land simplified as a coverage, so neighbours keep their shared edges — and encodes them
-with mapbox-vector-tile.  Only the properties the map shows go into tiles (``TILE_FIELDS``), and
-only from the zoom level each layer is drawn at (``MIN_ZOOM``).
+(``geodata.mvt``).  Only the properties the map shows go into tiles (``TILE_FIELDS``), and only from
+the zoom level each layer is drawn at (``MIN_ZOOM``).  An edit re-cuts only the tiles it touches
+(``TileSource.updated``, ``TileVersions``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import threading
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import shapely
 
+from . import mvt
 from .errors import NotFound
+from .schema import DERIVED, LAYERS
 
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -47,6 +49,10 @@ TILE_FIELDS = {
     "centers": ("center_id", "name", "level", "city", "district", "street", "community"),
     "roads": ("road_id", "name", "highway"),
 }
+SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
+# tile units a simplified outline may stray below the grids' zoom (from it on: one): half a pixel, as the map
+# draws a tile 512 px wide (8 units a pixel); a province's first view is a fifth of a MB of outlines
+FAR_TOLERANCE = 4.0
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
 # what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
@@ -78,7 +84,8 @@ def check_tile(z: int, x: int, y: int) -> None:
 
 @dataclass
 class TileSource:
-    """A collection version ready to cut into tiles."""
+    """A collection version ready to cut into tiles: its features in key order (so a tile's features come in
+    the same order however the source was made), projected, with a spatial index."""
 
     name: str
     geometries: np.ndarray  # Web Mercator
@@ -89,44 +96,118 @@ class TileSource:
     # what is drawn below min_zoom: made when first asked for (a province's coverage takes a second or two)
     overview: "functools.partial[TileSource] | TileSource | None" = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keys: np.ndarray | None = None  # each feature's key (None: an overview's shapes, which have none)
+    lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
+    # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
+    touched: np.ndarray | None = None
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
         fields = [f for f in shown_fields(name, visible) if f in gdf.columns]
-        geometries = gdf.geometry.to_crs(3857).values.to_numpy() if len(gdf) else np.array([], dtype=object)
-        table = pd.DataFrame(gdf[fields]).reset_index(drop=True)
-        source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES,
-                     MIN_ZOOM.get(name, 0))
-        if name in OVERVIEWS:
-            source.overview = functools.partial(cls._dissolved, name, geometries, gdf,
-                                                [f for f in OVERVIEWS[name] if f in fields])
-        return source
+        key = _key(name)
+        keys = None
+        if key in gdf.columns:
+            keys = gdf[key].to_numpy(dtype=object)
+            if not pd.Index(keys).is_monotonic_increasing:  # a store reads in key order; an analysis may not
+                order = np.argsort(keys, kind="stable")
+                gdf, keys = gdf.iloc[order], keys[order]
+        lonlat = gdf.geometry.values.to_numpy() if len(gdf) else np.array([], dtype=object)
+        geometries = to_mercator(lonlat)
+        return cls._made(name, geometries, pd.DataFrame(gdf[fields]).reset_index(drop=True), keys, lonlat)
 
     @classmethod
-    def _dissolved(cls, name: str, geometries: np.ndarray, gdf: gpd.GeoDataFrame, keys: list[str]) -> "TileSource":
-        """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast)."""
+    def _made(cls, name, geometries, table, keys, lonlat, touched=None, reuse=None) -> "TileSource":
+        source = cls(name, geometries, table, shapely.STRtree(geometries), name in COVERAGES, MIN_ZOOM.get(name, 0),
+                     keys=keys, lonlat=lonlat, touched=touched)
+        if name in OVERVIEWS:
+            source.overview = functools.partial(cls._dissolved, name, geometries, table,
+                                                [f for f in OVERVIEWS[name] if f in table.columns], reuse)
+        return source
+
+    def updated(self, gdf: gpd.GeoDataFrame) -> "TileSource | None":
+        """The source of ``gdf``, the next version of this one's collection (as the same reader sees it), made
+        from this one: only the features whose shape or shown properties changed are projected again, and
+        ``touched`` holds their old and new boxes.  None when the two cannot be matched feature by feature."""
+        key = _key(self.name)
+        fields = list(self.table.columns)
+        if self.keys is None or key not in gdf.columns or not set(fields) <= set(gdf.columns):
+            return None
+        keys = gdf[key].to_numpy(dtype=object)
+        if not pd.Index(self.keys).is_unique or not pd.Index(keys).is_unique:
+            return None
+        at = pd.Index(self.keys).get_indexer(keys)  # each new feature's place in this source; -1: a new key
+        kept = np.flatnonzero(at >= 0)
+        alike = shapely.equals_identical(self.lonlat[at[kept]], gdf.geometry.values[kept].to_numpy())
+        for column in fields:
+            alike &= _same(self.table[column].to_numpy(dtype=object)[at[kept]],
+                           gdf[column].to_numpy(dtype=object)[kept])
+        fresh = np.setdiff1d(np.arange(len(keys)), kept[alike])  # added or changed
+        gone = np.setdiff1d(self.keys, keys[kept[alike]])  # removed or changed
+        return self.replaced(gdf.iloc[fresh], gone)
+
+    def replaced(self, rows: gpd.GeoDataFrame, gone) -> "TileSource | None":
+        """This source with the features of the keys ``gone`` taken out and ``rows`` (features added or
+        changed, the whole rows) put in; ``touched`` holds the old boxes of those gone and the new ones of
+        those put in.  None when ``rows`` lack the key or a property tiles carry."""
+        key = _key(self.name)
+        fields = list(self.table.columns)
+        if self.keys is None or key not in rows.columns or not set(fields) <= set(rows.columns):
+            return None
+        new_keys = rows[key].to_numpy(dtype=object)
+        if not pd.Index(new_keys).is_unique:
+            return None
+        out = pd.Index(self.keys).isin(list(gone)) | pd.Index(self.keys).isin(new_keys)
+        lonlat = rows.geometry.values.to_numpy()
+        projected = to_mercator(lonlat)
+        touched = np.concatenate([shapely.bounds(self.geometries[out]), shapely.bounds(projected)]).reshape(-1, 4)
+        keys = np.concatenate([self.keys[~out], new_keys])
+        order = np.argsort(keys, kind="stable")
+        table = pd.concat([self.table[~out], pd.DataFrame(rows[fields])], ignore_index=True)
+        return self._made(self.name, np.concatenate([self.geometries[~out], projected])[order],
+                          table.iloc[order].reset_index(drop=True), keys[order],
+                          np.concatenate([self.lonlat[~out], lonlat])[order],
+                          touched[~np.isnan(touched).any(axis=1)],  # empty geometries touch nothing
+                          self._overview_kept(pd.concat([self.table[out], pd.DataFrame(rows[fields])])))
+
+    def _overview_kept(self, changed: pd.DataFrame) -> dict | None:
+        """The shapes of this source's overview (when made) that the features ``changed`` (old and new rows)
+        have no part in: the next version's overview keeps them as they are."""
+        if not isinstance(self.overview, TileSource) or self.name not in OVERVIEWS:
+            return None
+        keys = [f for f in OVERVIEWS[self.name] if f in self.table.columns]
+        if list(self.overview.table.columns) != keys:
+            return None
+        touched = set(_groups(changed, keys))
+        return {group: geometry for group, geometry in zip(_groups(self.overview.table, keys), self.overview.geometries)
+                if group not in touched}
+
+    @classmethod
+    def _dissolved(cls, name: str, geometries: np.ndarray, table: pd.DataFrame, keys: list[str],
+                   kept: dict | None = None) -> "TileSource":
+        """The features merged by ``keys``: the parts of one coverage merge by their shared edges (fast);
+        ``kept``: shapes of groups already merged (of the version before, where nothing changed)."""
         if not keys or not len(geometries):
             return cls(name, np.array([], dtype=object), pd.DataFrame(), shapely.STRtree([]), True, 0)
-        groups = pd.DataFrame(gdf[keys]).reset_index(drop=True).astype(object)
-        groups = groups.where(groups.notna(), "")  # a missing city still groups
+        groups = pd.DataFrame(_groups(table, keys), columns=keys)
         merged, rows = [], []
-        for values, index in groups.groupby(keys, sort=False).indices.items():
-            parts = geometries[index]
-            union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
-            if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
-                union = shapely.union_all(shapely.make_valid(parts))
+        for values, index in groups.groupby(keys, sort=True).indices.items():  # sorted: the same order each time
+            values = values if isinstance(values, tuple) else (values,)
+            union = (kept or {}).get(values)
+            if union is None:
+                parts = geometries[index]
+                union = shapely.coverage_union_all(parts) if name in COVERAGES else shapely.union_all(parts)
+                if not shapely.is_valid(union):  # overlapping uploads are no coverage: a true union then
+                    union = shapely.union_all(shapely.make_valid(parts))
             merged.append(union)
-            rows.append(dict(zip(keys, values if isinstance(values, tuple) else (values,))))
+            rows.append(dict(zip(keys, values)))
         merged = np.array(merged, dtype=object)
         table = pd.DataFrame(rows, columns=keys).replace("", None)
         return cls(name, merged, table, shapely.STRtree(merged), True, 0)
 
     def __post_init__(self):
+        self.spacing = _spacing(self.geometries)
         # each column as MVT values, once: a tile then only picks its rows (pandas per tile was a fifth of its time)
-        self.columns = {k: [_value(v) for v in self.table[k].astype(object)] for k in self.table.columns}
-
-    def _properties(self, rows: np.ndarray) -> list[dict]:
-        return [{k: column[i] for k, column in self.columns.items() if column[i] is not None} for i in rows.tolist()]
+        self.columns = mvt.Columns({k: [_value(v) for v in self.table[k].astype(object)] for k in self.table.columns})
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
         """The tile's MVT bytes; None when it holds nothing (or the layer is not drawn at ``z``)."""
@@ -152,19 +233,88 @@ class TileSource:
         if self.coverage:  # lines or points a clip left of a polygon are dropped: nothing to draw
             polygonal = np.isin(shapely.get_type_id(local), (3, 6)) & ~shapely.is_empty(local)
             local, hits = local[polygonal], hits[polygonal]
-            local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True) if len(local) else local
+            # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
+            # SIMPLIFY_BELOW tolerances: elsewhere the grid below takes out nearly all simplifying would (and
+            # coverage_simplify took half a cold tile); the dense features alone keep their outline then
+            tolerance = FAR_TOLERANCE if z < MIN_ZOOM["grids"] else 1.0
+            dense = self.spacing[hits] < SIMPLIFY_BELOW * tolerance * unit
+            if dense.all() and len(local):
+                local = shapely.coverage_simplify(local, tolerance, simplify_boundary=True)
+            elif dense.any():
+                local[dense] = shapely.coverage_simplify(local[dense], tolerance, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python
         local = shapely.orient_polygons(shapely.transform(local, np.round), exterior_cw=False)
         keep = ~shapely.is_empty(local) & (shapely.area(local) > 0 if self.coverage else True)
-        features = [{"geometry": geom, "properties": properties}
-                    for geom, properties in zip(local[keep], self._properties(hits[keep]))]
-        if not features:
+        if not keep.any():
             return None
-        return mapbox_vector_tile.encode([{"name": self.name, "features": features}],
-                                         default_options={"y_coord_down": True, "extents": EXTENT,
-                                                          "check_winding_order": False})
+        return mvt.encode(self.name, EXTENT, local[keep], self.columns, hits[keep]) or None
+
+
+# --- tiles carried from version to version ----------------------------------------------------------
+
+class TileVersions:
+    """Tile bytes per collection version, carried across versions: a tile whose box (with the margin it is
+    clipped to) meets nothing that changed between two versions is the earlier version's bytes, not cut again.
+
+    Per lineage (a collection as one audience sees it) it keeps the versions seen, newest last, each with the
+    boxes where it may differ from the one before (``since``'s answer; None: anywhere).  Bytes live in
+    ``cache`` (bounded), keyed by the version they were cut for."""
+
+    DEPTH = 16  # versions kept a lineage: a tile untouched by the last 16 edits is still found
+
+    def __init__(self, cache):
+        self.cache = cache
+        self._lineages: dict = {}
+        self._mutex = threading.Lock()
+        self._locks: dict = {}
+
+    def tile(self, lineage, tag: str, state, z: int, x: int, y: int, cut, since) -> bytes:
+        """The tile's bytes at version ``tag``: kept, carried from an earlier version, or ``cut()``.
+
+        ``since(previous_tag, previous_state)``: the boxes (Web Mercator, a row each) where ``tag``'s features
+        may differ from the previous version's, or None; asked once, when ``tag`` is first seen here."""
+        key = ("tile", tag, z, x, y)
+        data = self.cache.peek(key)
+        if data is not None:
+            return data
+        steps = self._steps(lineage, tag, state, since)
+        minx, miny, maxx, maxy = tile_bounds(z, x, y)
+        margin = BUFFER * (maxx - minx) / EXTENT
+        box = shapely.box(minx - margin, miny - margin, maxx + margin, maxy + margin)
+        for (earlier, _, _), (_, _, changed) in zip(steps[-2::-1], steps[::-1]):
+            if changed is None or len(changed.query(box)):
+                break  # touched since: cut anew
+            data = self.cache.peek(("tile", earlier, z, x, y))
+            if data is not None:
+                return data
+        return self.cache.get(key, cut)
+
+    def _steps(self, lineage, tag: str, state, since) -> list[tuple]:
+        """The versions of ``lineage`` up to ``tag`` (noted as the newest when first seen)."""
+        with self._mutex:
+            lock = self._locks.setdefault(lineage, threading.Lock())
+        with lock:  # one request works out what a new version changed; the others wait for it
+            steps = self._lineages.setdefault(lineage, [])
+            for i, (seen, _, _) in enumerate(steps):
+                if seen == tag:
+                    return steps[:i + 1]
+            boxes = since(*steps[-1][:2]) if steps else None
+            tree = None if boxes is None else shapely.STRtree(shapely.box(*np.asarray(boxes, dtype=float).T))
+            steps.append((tag, state, tree))
+            del steps[:-self.DEPTH]
+            return list(steps)
+
+
+def mercator_boxes(bounds: np.ndarray) -> np.ndarray:
+    """lon/lat boxes (a row each: minx, miny, maxx, maxy) as Web Mercator boxes (the projection keeps
+    east-west and north-south lines: the corners' images bound the image)."""
+    bounds = np.asarray(bounds, dtype=float).reshape(-1, 4)
+    lat = np.clip(bounds[:, [1, 3]], -85.0511287798, 85.0511287798)
+    x = bounds[:, [0, 2]] * ORIGIN / 180
+    y = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * ORIGIN / np.pi
+    return np.column_stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]])
 
 
 # --- place names: a point inside each unit, for the map to label (it places them without collisions) -----
@@ -189,6 +339,43 @@ def labels_within(frame: pd.DataFrame, bbox: list[float], limit: int) -> list[li
     minx, miny, maxx, maxy = bbox
     inside = frame[(frame.lon >= minx) & (frame.lon <= maxx) & (frame.lat >= miny) & (frame.lat <= maxy)]
     return [[float(x), float(y), str(n)] for x, y, n in inside.head(limit).itertuples(index=False)]
+
+
+def _groups(table: pd.DataFrame, keys: list[str]) -> list[tuple]:
+    """Each row's values of ``keys``, a missing one as "" (so a missing city still groups)."""
+    values = table[keys].astype(object)
+    return list(values.where(values.notna(), "").itertuples(index=False, name=None))
+
+
+def _spacing(geometries: np.ndarray) -> np.ndarray:
+    """Each geometry's shortest distance between consecutive vertices (metres; inf for a point)."""
+    spacing = np.full(len(geometries), np.inf)
+    if len(geometries):
+        xy, of = shapely.get_coordinates(geometries, return_index=True)
+        same = of[1:] == of[:-1]  # (a ring's last vertex to the next ring's first counts too: shorter is safe)
+        np.minimum.at(spacing, of[1:][same], np.hypot(*np.diff(xy, axis=0)[same].T))
+    return spacing
+
+
+def _key(name: str) -> str | None:
+    layer = LAYERS.get(name) or DERIVED.get(name)
+    return layer.key if layer else None
+
+
+def to_mercator(lonlat: np.ndarray) -> np.ndarray:
+    """Geometries in lon/lat (EPSG:4326) in Web Mercator metres."""
+    if not len(lonlat):
+        return np.array([], dtype=object)
+    return gpd.GeoSeries(lonlat, crs=4326).to_crs(3857).values.to_numpy()
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element by element: equal values, or both missing (None, NaN, NA)."""
+    missing_a, missing_b = pd.isna(a), pd.isna(b)
+    out = missing_a & missing_b
+    both = np.flatnonzero(~missing_a & ~missing_b)
+    out[both] = [bool(x == y) for x, y in zip(a[both].tolist(), b[both].tolist())]
+    return out
 
 
 def _value(value):

@@ -13,6 +13,7 @@ from geodata.catalog import Catalog
 from geodata.jobs import JobPool
 from geodata.store import Store, migrate, open_store
 from geodata.store.accounts import open_accounts
+from geodata.tiles import TileVersions
 from maps.coverage_map import Basemap
 
 from . import bodies, hosts
@@ -30,6 +31,7 @@ class Services:
     responses: VersionCache  # rendered documents (summaries, downloads), per analysis or version
     pages: VersionCache  # items pages and tiles, per data version and URL (so a strong ETag names exact bytes)
     tile_sources: VersionCache  # collections ready to cut into vector tiles, per version and audience
+    tile_versions: TileVersions  # tile bytes (in ``pages``), carried across versions where an edit changed nothing
     basemap: Basemap
     jobs: JobPool  # heavy work (what-ifs, recommendations, upload checks), bounded; started at its first job
 
@@ -78,10 +80,12 @@ def create_app(config: dict | None = None) -> Flask:
     # GRIDMAP_CACHE_MB split, not shared: pages and documents are keyed by what a client asks (any URL,
     # any radius), so a flood of them can only evict each other, never the map layers (dear to rebuild)
     budget = values["CACHE_MB"] * 2**20
+    page_cache = VersionCache(None, max_bytes=budget // 4)
     app.extensions["gridmap"] = Services(
         store=store, catalog=catalog, basemap=basemap, jobs=jobs,
         display=VersionCache(None, max_bytes=budget // 2), responses=VersionCache(None, max_bytes=budget // 4),
-        pages=VersionCache(None, max_bytes=budget // 4), tile_sources=VersionCache(8))  # the map draws six collections
+        pages=page_cache, tile_sources=VersionCache(8),  # the map draws six collections
+        tile_versions=TileVersions(page_cache))
 
     from . import (admin, api, assets, audit, auth, dashboard, editing, errors, feature_pages, headers, i18n, pages,
                    planning, privacy, tiles, transactions, uploads)

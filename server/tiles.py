@@ -4,10 +4,13 @@ WebMercatorQuad tile matrix set, as QGIS and GDAL's OGC API driver walk them."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+
+import numpy as np
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from geodata import tiles
+from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
 
 from . import negotiation, privacy, services
@@ -128,12 +131,12 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
     _no_parameters()
     tiles.check_tile(z, x, y)
     found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())
-    etag = negotiation.etag_of("tile", found.tag, z, x, y)
-    if unchanged := negotiation.not_modified(etag):
-        return unchanged
+    sources = services().tile_sources
+    fields = tiles.shown_fields(collection_id, found.features.columns)
 
     def source() -> tiles.TileSource:  # once a collection version, as its readers may see it
-        return tiles.TileSource.of(collection_id, found.features.gdf, list(found.features.columns))
+        return sources.get(found.tag, lambda: tiles.TileSource.of(collection_id, found.features.gdf,
+                                                                  list(found.features.columns)))
 
     def cut() -> bytes:
         if z < tiles.first_zoom(collection_id):
@@ -141,12 +144,58 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
         # a stored layer: the database may cut it where the features are (an overview is dissolved here)
         if found.version is not None and z >= tiles.MIN_ZOOM.get(collection_id, 0):
             with contextlib.suppress(NotImplementedError):
-                fields = tiles.shown_fields(collection_id, found.features.columns)
                 return services().store.tile(collection_id, found.version.version, z, x, y, fields) or b""
-        return services().tile_sources.get(found.tag, source).tile(z, x, y) or b""
+        return source().tile(z, x, y) or b""
 
-    data = services().pages.get(("tile", etag), cut)
+    def since(previous_tag: str, previous_version: int | None):
+        """Where this version's tiles may differ from the previous version's (None: anywhere); the tile
+        source made from the previous one's when that is at hand (only what changed is projected again)."""
+        previous = sources.peek(previous_tag) if found.tag not in sources else None
+        if found.version is not None:  # a stored layer: the store's change sets name what changed
+            changed = _stored_changes(collection_id, previous_version, found.version.version)
+            if changed is None:
+                return None
+            boxes, rows, gone = changed
+            made = previous.replaced(rows, gone) if previous is not None else None
+        else:  # a derived one: told from the previous version's features
+            made = previous.updated(found.features.gdf) if previous is not None else None
+            if made is None:
+                return None
+            boxes = made.touched
+        if made is not None:
+            sources.put(found.tag, made)
+        return boxes
+
+    state = found.version.version if found.version is not None else None
+    data = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since)
+    # strong, and named by the bytes: a tile an edit did not change keeps its ETag across versions
+    etag = negotiation.etag_of("tile", collection_id, sorted(found.hidden), z, x, y,
+                               hashlib.sha256(data).hexdigest())
+    if unchanged := negotiation.not_modified(etag):
+        return unchanged
     response = Response(data, status=200 if data else 204, mimetype=tiles.MVT)
     response.set_etag(etag)
-    response.cache_control.no_cache = True  # revalidated: a 304 while the version stands
+    response.cache_control.no_cache = True  # revalidated: a 304 while the tile stands
     return response
+
+
+def _stored_changes(collection_id: str, old: int | None, new: int):
+    """What changed in a stored layer from version ``old`` to ``new``, from the store's change sets: the old
+    and new boxes (Web Mercator) of the features added, changed or removed, the rows of those added or
+    changed, and the keys of those changed or removed.  None when it keeps none, the versions run back, or
+    so much changed that every tile may have (a whole new upload: read again whole, as quick)."""
+    store = services().store
+    if old is None or new <= old or not hasattr(store, "changes"):
+        return None
+    try:
+        changes = store.changes(collection_id, old, new)
+    except (BadRequest, NotFound):  # a version gone meanwhile
+        return None
+    count = len(changes.added) + len(changes.changed) + len(changes.removed)
+    if count > incremental.MAX_SHARE * store.version(collection_id, new).features + 1:
+        return None
+    before = store.read_keys(collection_id, old, changes.changed | changes.removed)
+    after = store.read_keys(collection_id, new, changes.added | changes.changed)
+    bounds = np.concatenate([before.geometry.bounds.to_numpy(), after.geometry.bounds.to_numpy()]).reshape(-1, 4)
+    return (tiles.mercator_boxes(bounds[~np.isnan(bounds).any(axis=1)]), after,
+            changes.changed | changes.removed)

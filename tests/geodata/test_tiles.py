@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import mapbox_vector_tile
+import numpy as np
 import pytest
 import shapely
 from shapely import box
@@ -115,3 +116,44 @@ def test_matrix_set_by_hand():
     assert zero["cellSize"] == pytest.approx(156543.03392804097)  # 2π·6378137 m / 256
     limits = tiles.matrix_limits("districts", [121.5, 29.8, 121.6, 29.9])
     assert limits[Z]["minTileCol"] <= X <= limits[Z]["maxTileCol"] and limits[0]["maxTileRow"] == 0
+
+
+def test_a_source_updated_from_the_last_version_cuts_what_a_cold_one_does():
+    rows = [{"grid_id": f"g{i}", "name": f"网格{i}", "population": i} for i in range(4)]
+    old = layer("grids", rows, [quarter(i % 2, i // 2) for i in range(4)])
+    source = tiles.TileSource.of("grids", old, list(old.columns))
+    # g1 renamed, g2 reshaped, g3 gone, g4 new; g0 only changes a field tiles do not carry
+    new = layer("grids", [{**rows[0], "population": 99}, {**rows[1], "name": "新名"}, rows[2],
+                          {"grid_id": "g4", "name": "网格4", "population": 4}],
+                [quarter(0, 0), quarter(1, 0), quarter(0, 1).buffer(-1e-4), quarter(1, 1)]).iloc[::-1]
+    updated = source.updated(new)
+    assert list(updated.keys) == ["g0", "g1", "g2", "g4"]  # in key order, as a cold source
+    assert updated.geometries[0] is source.geometries[0]  # unchanged: not projected again
+    # the old and new boxes of g1, g2, g3 (gone) and g4 (new); not g0's
+    assert len(updated.touched) == 6
+    cold = tiles.TileSource.of("grids", new, list(new.columns))
+    for z, x, y in [(Z, X, Y), (Z + 1, 2 * X, 2 * Y), (Z + 1, 2 * X + 1, 2 * Y + 1)]:
+        assert updated.tile(z, x, y) == cold.tile(z, x, y)
+    assert tiles.TileSource.of("grids", new.drop(columns="grid_id"), ["name"]).updated(new) is None  # no keys
+
+
+def test_mercator_boxes_are_the_projected_corners():
+    boxes = tiles.mercator_boxes([[121.5, 29.8, 121.6, 29.9]])
+    corners = tiles.to_mercator(np.array([shapely.Point(121.5, 29.8), shapely.Point(121.6, 29.9)], dtype=object))
+    assert np.allclose(boxes[0], [*shapely.get_coordinates(corners).ravel()])
+
+
+def test_an_updated_coverage_keeps_the_overview_shapes_its_change_has_no_part_in():
+    rows = [{"grid_id": g, "name": g, "district": d, "coverage_status": "covered"}
+            for g, d in (("a", "海曙区"), ("b", "海曙区"), ("c", "江北区"), ("d", "江北区"))]
+    old = layer("coverage", rows, [quarter(0, 0), quarter(1, 0), quarter(0, 1), quarter(1, 1)])
+    source = tiles.TileSource.of("coverage", old, list(old.columns))
+    z = tiles.MIN_ZOOM["coverage"] - 1
+    source.tile(z, X >> (Z - z), Y >> (Z - z))  # the overview made
+    new = old.assign(coverage_status=["covered", "covered", "uncovered", "covered"])  # c: 江北区 changes
+    updated = source.updated(new)
+    overview = updated.overview.func(*updated.overview.args)
+    kept = dict(zip(overview.table.district, overview.geometries))["海曙区"]
+    assert kept is dict(zip(source.overview.table.district, source.overview.geometries))["海曙区"]  # not merged again
+    cold = tiles.TileSource.of("coverage", new, list(new.columns))
+    assert updated.tile(z, X >> (Z - z), Y >> (Z - z)) == cold.tile(z, X >> (Z - z), Y >> (Z - z))

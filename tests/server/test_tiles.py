@@ -3,16 +3,21 @@ strong ETags, 204 for an empty tile, JSON errors, and GDAL's MVT driver reading 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
 import mapbox_vector_tile
+import pandas as pd
 import pytest
+import shapely.affinity
 import shapely.geometry
 
 from geodata import tiles
 from geodata.validate import validate
-from tests.factories import six_grids
+from server import create_app
+from tests.factories import grid_row, grids, six_grids, square
+from tests.postgres import HEARD_WITHIN_S, heard_within
 
 Z = 14
 X, Y = tiles.tile_of(121.515, 29.805, Z)  # inside the six grids' block
@@ -42,7 +47,10 @@ def test_a_tile_has_a_strong_etag_and_revalidates(client, filled):
     assert first.headers["ETag"].startswith('"') and not first.headers["ETag"].startswith("W/")
     assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
     filled.write("grids", validate(six_grids().assign(population=1), "grids").data, author="t")
-    assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 200  # a new version
+    # a new version, but tiles carry no population: the same bytes, the same ETag
+    assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    filled.write("grids", validate(six_grids().assign(name="新名"), "grids").data, author="t")
+    assert client.get(url(), headers={"If-None-Match": first.headers["ETag"]}).status_code == 200
 
 
 def test_an_empty_tile_is_204_and_a_tile_below_the_layers_zoom_too(client, filled):
@@ -144,3 +152,93 @@ def test_coverage_tiles_below_the_grids_zoom_hold_them_dissolved_by_status(clien
     tileset = client.get("/api/collections/coverage/tiles/WebMercatorQuad").get_json()
     assert tileset["layers"][0]["minTileMatrix"] == "0"
     assert client.get(url("grids", z, Y >> (Z - z), X >> (Z - z))).status_code == 204  # grids: none that far out
+
+
+# --- an edit re-cuts only the tiles it touches ------------------------------------------------------
+
+FAR = 0.1  # degrees east of the six grids: a block of six more, many tiles away at zoom 14
+
+
+def two_blocks():
+    near = six_grids()
+    # in units of their own: a unit's gaps (a missing centre) span all its grids
+    far = grids([grid_row(f"h{i % 3}{i // 3}", district="江北区", street="庄桥街道", community="桃苑社区")
+                 for i in range(6)],
+                [shapely.affinity.translate(g, FAR) for g in near.geometry])
+    return validate(pd.concat([near, far], ignore_index=True), "grids").data
+
+
+def far_url(collection: str) -> str:
+    x, y = tiles.tile_of(121.515 + FAR, 29.805, Z)
+    return url(collection, Z, y, x)
+
+
+NEAR_X, NEAR_Y = tiles.tile_of(121.495, 29.805, Z)  # where g00 grows to
+
+
+def near_url(collection: str = "grids") -> str:
+    return url(collection, Z, NEAR_Y, NEAR_X)
+
+
+def patch_g00(client, app) -> None:
+    """A Part 4 PATCH of one grid's shape: g00 reaches one square further west (no gap, no overlap)."""
+    token = app.extensions["gridmap_users"].add("editor1", "editor")[1]
+    shape = shapely.geometry.mapping(shapely.union_all([square(0, 0), square(-1, 0)]))
+    resp = client.patch("/api/collections/grids/items/g00", data=json.dumps({"geometry": shape}),
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/geo+json"})
+    assert resp.status_code == 200, resp.get_json()
+
+
+@pytest.mark.parametrize("collection", ["grids", "coverage", "gaps"])
+def test_an_edit_recuts_only_the_tiles_it_touches(app, client, store, data_dir, collection, monkeypatch):
+    store.write("grids", two_blocks(), author="t")
+    before = {u: client.get(u) for u in (near_url(collection), far_url(collection))}
+    assert all(r.status_code == 200 for r in before.values())
+    cut = []
+    real = tiles.TileSource.tile
+    monkeypatch.setattr(tiles.TileSource, "tile", lambda self, z, x, y: cut.append((z, x, y)) or real(self, z, x, y))
+    patch_g00(client, app)
+
+    far = client.get(far_url(collection))
+    assert far.headers["ETag"] == before[far_url(collection)].headers["ETag"]  # clients' caches stay valid
+    assert far.data == before[far_url(collection)].data and not cut  # and nothing was cut again
+    assert client.get(far_url(collection), headers={"If-None-Match": far.headers["ETag"]}).status_code == 304
+    near = client.get(near_url(collection))
+    assert near.headers["ETag"] != before[near_url(collection)].headers["ETag"] and cut == [(Z, NEAR_X, NEAR_Y)]
+    west = [shapes(r.data, collection)["g00"].bounds[0] for r in (before[near_url(collection)], near)]
+    assert west[1] < west[0]  # g00 reaches further west now
+
+    cold = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})  # the new version, cut anew
+    try:
+        assert cold.test_client().get(near_url(collection)).data == near.data
+    finally:
+        cold.extensions["gridmap"].jobs.close()
+
+
+def shapes(data: bytes, collection: str) -> dict:
+    layer = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})[collection]
+    return {f["properties"].get("grid_id"): shapely.geometry.shape(f["geometry"]) for f in layer["features"]}
+
+
+def test_postgis_recuts_only_the_tiles_an_edit_touches(tmp_path, postgis_url, monkeypatch):
+    from geodata.store.postgis import PostGISStore
+
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": postgis_url, "DEMO": False,
+                      "TESTING": True})
+    try:
+        client = app.test_client()
+        app.extensions["gridmap"].store.write("grids", two_blocks(), author="t")
+        before = {u: client.get(u) for u in (near_url(), far_url("grids"))}
+        cut = []
+        real = PostGISStore.tile
+        monkeypatch.setattr(PostGISStore, "tile", lambda self, *a: cut.append(a[2:5]) or real(self, *a))
+        patch_g00(client, app)
+        # stored by a job's process: this one hears of the new version by the database's notice
+        heard_within(HEARD_WITHIN_S, lambda: app.extensions["gridmap"].store.current("grids").version == 2)
+        far = client.get(far_url("grids"))
+        assert (far.headers["ETag"], far.data) == (before[far_url("grids")].headers["ETag"],
+                                                   before[far_url("grids")].data) and not cut
+        near = client.get(near_url())
+        assert near.headers["ETag"] != before[near_url()].headers["ETag"] and cut == [(Z, NEAR_X, NEAR_Y)]
+    finally:
+        app.extensions["gridmap"].jobs.close()
