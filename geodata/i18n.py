@@ -125,6 +125,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "map.fullscreen": ("全屏", "Full screen"),
     "map.basemap_unavailable": ("底图无法加载（可能未连接互联网），其余内容照常可用",
                                 "The base map cannot be loaded (no internet?); everything else works"),
+    "map.details": ("详情", "Details"),
     "map.open_data": ("查看数据", "View data"),
     "map.open_map": ("在地图上查看", "Show on map"),
     "map.loading": ("正在加载…", "Loading…"),

@@ -123,6 +123,7 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     ----------
     urls : where the page fetches each layer of ``MAP_DATA``, plus ``data`` and ``map``:
         link templates for a grid's data and a unit's map, with ``{field}`` placeholders;
+        optionally ``grid_page`` and ``center_page``: a grid's and a centre's own page, linked from popups;
         optionally ``recommendations`` and ``whatif``: the planning API's paths (no query),
         which add the recommended-sites layer and the what-if control.
     radii : catchment radius in metres by centre level.
@@ -173,7 +174,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                  Field("covered_population", t("field.covered_population"), "number"),
                  Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
                  Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
-          links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
+          links=[*([(t("map.details"), urls["grid_page"])] if urls.get("grid_page") else []),
+                 (t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
           ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
     tiles("gaps", name=t("layer.service_gaps"), key="gaps", show=False, stack="gaps", kinds=("service_gap",),
@@ -211,7 +213,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
           styles={lvl: {"radius": size / 2, "color": "#ffffff", "weight": 1.5, "fillColor": CATCHMENT_COLOURS[lvl],
                         "fillOpacity": 1, "minZoom": CENTER_ZOOMS[lvl]} for lvl, (_, size) in CENTER_ICONS.items()},
           tooltip=[Field("name", t("field.center")),
-                   Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+                   Field("level", t("field.level"), labels=level_labels), *unit_fields],
+          links=[(t("map.details"), urls["center_page"])] if urls.get("center_page") else []).add_to(m)
     if urls.get("labels"):
         LabelLayer(t("layer.labels"), url=urls["labels"], levels=LABEL_LEVELS, key="labels").add_to(m)
     if urls.get("recommendations"):

@@ -61,6 +61,9 @@ def _map_page(view: View, title: str | None) -> Response:
         view=view,
         urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
               "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
+              # a grid's or a centre's own page, linked from its popup ("{…}" URL-encoded by the map)
+              "grid_page": url_for("feature_pages.grid", grid_id="GRID").replace("GRID", "{grid_id}"),
+              "center_page": url_for("feature_pages.center", center_id="CENTER").replace("CENTER", "{center_id}"),
               # city last: the map page leaves a null one out (with its "&")
               "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
                                                   "&city={city}",
