@@ -19,7 +19,7 @@ from geodata.search import KINDS as SEARCH_KINDS
 from geodata.tiles import first_zoom
 
 from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
-                     LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
+                     LabelLayer, MapTitle, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
 
@@ -108,6 +108,7 @@ class View:
     bounds: list[float] | None = None
     outline: dict | None = None  # GeoJSON of the unit, embedded (one small polygon)
     unit: dict[str, str] | None = None  # {"city": …, "district": …, "street": …, "community": …}: recommend inside it
+    title: str | None = None  # what the map is titled (a unit's map: the unit and its parents)
 
 
 def panel_texts(lang: str) -> dict[str, str]:
@@ -242,6 +243,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                       outline_colour=BOUNDARY_COLOURS["unit"], placeholder=t("map.search"),
                       not_found=t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
+    # a unit's map says which unit it is; the city's is titled only where it is printed or exported
+    MapTitle(view.title or t("app.title"), screen=bool(view.title)).add_to(m)
     if urls.get("whatif"):
         # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
         WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",

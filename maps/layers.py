@@ -188,6 +188,24 @@ class SearchControl(MacroElement):
                        "placeholder": placeholder, "notFound": not_found}
 
 
+class MapTitle(MacroElement):
+    """The map's title, in its top-left corner above the other controls (as text): a unit's map names
+    its unit.  ``screen`` False: only in what is printed or exported (the city map's page says it already)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.mapTitle({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, text: str, screen: bool = True):
+        super().__init__()
+        self._name = "MapTitle"
+        self.config = {"text": text, "screen": screen}
+
+
 class BasemapNotice(MacroElement):
     """Says once, when the base map's tiles fail (no internet), that it is unavailable; the rest works on."""
 

@@ -16,6 +16,7 @@ from geodata.errors import NotFound
 from geodata import tiles
 from geodata.query import parse_bbox
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
+from geodata.units import unit_names
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
@@ -48,11 +49,12 @@ def unit_map():
     if chosen.empty:
         raise NotFound(" / ".join(unit.values()) + ": no such unit")
     name = list(unit.values())[-1]
+    title = " · ".join(unit_names(chosen, unit))  # e.g. 海曙区 · 宁波市
     outline = display.simplify([merge_tiles(chosen.geometry.values)], 0.0001)[0]
     feature = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": name}, "geometry": json.loads(shapely.to_geojson(outline))}]}
-    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature, unit=unit),
-                     title=name)
+    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature, unit=unit,
+                          title=title), title=title)
 
 
 def _map_page(view: View, title: str | None) -> Response:

@@ -482,6 +482,21 @@
     return control.addTo(map);
   };
 
+  // The map's title: the first control of the top-left corner, above the zoom buttons (text only).
+  registry.mapTitle = function (map, opts) {
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var box = el("div", "gm-map-title leaflet-bar" + (opts.screen ? "" : " gm-print-only"), opts.text);
+      box.setAttribute("role", "heading");
+      box.setAttribute("aria-level", "1");
+      return box;
+    };
+    control.addTo(map);
+    var corner = control.getContainer().parentNode;
+    corner.insertBefore(control.getContainer(), corner.firstChild);
+    return control;
+  };
+
   // The base map's tiles come from another host: without internet they fail. Said once, as text.
   registry.basemapNotice = function (map, layer, opts) {
     var shown = false;
