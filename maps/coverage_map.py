@@ -33,7 +33,7 @@ CENTER_ZOOMS = {"district": 0, "street": 10, "community": 12}
 LABEL_LEVELS = [("district", 9, 15), ("street", 12, 13), ("community", 14, 11)]
 # planning: the sites the map recommends, and the centres planners propose on it
 RECOMMENDED = {"level": "community", "k": 10}
-PROPOSED_LEVEL = "community"
+PROPOSED_LEVEL = "community"  # the level the what-if panel places at first (district and street offered)
 WHATIF_LEVEL = "district"  # the summary rows the what-if asks for (the panel shows the city's totals)
 
 
@@ -248,12 +248,14 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     if urls.get("whatif"):
         # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
         WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",
-                      level=PROPOSED_LEVEL,
-                      radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
+                      level=PROPOSED_LEVEL, radii={lvl: radii[lvl] for lvl in CENTER_ICONS},
+                      levels=[(lvl, t(f"center.{lvl}")) for lvl in CENTER_ICONS], panel=panel_texts(lang),
                       texts={key: t(f"planning.{key}") for key in (
-                          "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
-                          "population_change", "not_stored", "failed", "sign_in", "sign_in_link")}
-                      | {"loading": t("map.loading")}, sign_in=sign_in).add_to(m)
+                          "whatif", "place", "clear", "proposed_count", "share_change", "population_change",
+                          "not_stored", "failed", "sign_in", "sign_in_link", "level", "effects", "effect_unit",
+                          "effect_share", "effect_change")}
+                      | {"loading": t("map.loading"), "placing_hint": t("planning.placing_level_hint"),
+                         "city": t("nav.city")}, sign_in=sign_in).add_to(m)
     Legend(t("legend.title"), [
         (t("legend.coverage"), [LegendEntry(t(f"status.{s}"), c) for s, c in STATUS_COLOURS.items()]),
         (t("legend.gaps"), [LegendEntry(t("gap.service_gap"), GAP_COLOURS["service_gap"]),

@@ -362,9 +362,11 @@ class RecommendationsLayer(Layer):
 
 
 class WhatIfControl(MacroElement):
-    """Place proposed centres by clicking the map; the panel shows coverage before and after.
+    """Place proposed centres by clicking the map; the panel shows coverage before and after, and the
+    effect on the city, the district and the street of each proposed centre.
 
-    Every click (while placing) adds a ``level`` centre with its ``radius`` catchment and
+    Every click (while placing) adds a centre of the level chosen in the panel (``levels``; ``level`` at
+    first) with its catchment (``radii``) and
     POSTs all proposals to ``url`` as a GeoJSON FeatureCollection, with the CSRF token
     from ``<meta name="{csrf_meta}">`` when the page has one.  Nothing is stored.
     """
@@ -377,10 +379,12 @@ class WhatIfControl(MacroElement):
         """
     )
 
-    def __init__(self, *, url: str, level: str, radius: float, texts: dict[str, str], panel: dict[str, str],
-                 csrf_meta: str = "csrf-token", sign_in: str | None = None):
+    def __init__(self, *, url: str, level: str, radii: dict[str, float], levels: list[tuple[str, str]],
+                 texts: dict[str, str], panel: dict[str, str], csrf_meta: str = "csrf-token",
+                 sign_in: str | None = None):
         super().__init__()
         self._name = "WhatIfControl"
+        # levels: [(level, label)] a planner may place, in the panel's order; level: the first chosen
         # sign_in: what-ifs need a signed-in user; the panel offers this sign-in link instead of placing
-        self.config = {"url": url, "level": level, "radius": radius, "csrfMeta": csrf_meta, "texts": texts,
-                       "panel": panel, "signIn": sign_in, "stack": STACK.index("planning")}
+        self.config = {"url": url, "level": level, "radii": radii, "levels": levels, "csrfMeta": csrf_meta,
+                       "texts": texts, "panel": panel, "signIn": sign_in, "stack": STACK.index("planning")}

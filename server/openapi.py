@@ -632,8 +632,16 @@ def _whatif(ctx: dict, values: dict) -> dict:
                      "description": "Points, each with properties.level: district, street or community"}}}
     coverage = _object(["covered_population", "covered_share"], covered_population=INTEGER,
                        covered_share={"type": "number", "nullable": True})
-    answer = _object(["proposed", "before", "after", "level", "rows"], proposed=INTEGER, before=coverage,
-                     after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
+    name = {"type": "string", "nullable": True}
+    site = _object(["level"], level=STRING, city=name, district=name, street=name, community=name)
+    effect = _object(["level", "population", "before", "after"], level={"type": "string", "enum": ["city", "district",
+                                                                                                 "street"]},
+                     city=name, district=name, street=name, population=INTEGER, before=coverage, after=coverage)
+    answer = _object(["proposed", "sites", "effects", "before", "after", "level", "rows"], proposed=INTEGER,
+                     sites={"type": "array", "items": site, "description": "the unit each proposed centre stands in"},
+                     effects={"type": "array", "items": effect,
+                              "description": "the city, district and street of each proposed centre, each once"},
+                     before=coverage, after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
     return {"tags": ["planning"], "summary": "coverage as if the proposed centres existed; nothing is stored",
             "description": "A signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1.",
             "parameters": [_query("level", {"type": "string", "enum": list(SUMMARY_LEVELS), "default": "district"},

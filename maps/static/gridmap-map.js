@@ -695,6 +695,20 @@
       registry.proposals = L.layerGroup().addTo(map);
       return;
     }
+    // the level of the centres the next clicks place (each with its level's catchment radius)
+    var levelBox = el("label", "gm-whatif-level-box", t.level + " ");
+    var levelSelect = el("select", "gm-whatif-level");
+    var levelNames = {};
+    opts.levels.forEach(function (pair) {  // [[level, label]]: a list keeps the order (JSON objects are sorted)
+      var level = pair[0];
+      levelNames[level] = pair[1];
+      var option = el("option", null, pair[1]);
+      option.value = level;
+      option.selected = level === opts.level;
+      levelSelect.appendChild(option);
+    });
+    levelBox.appendChild(levelSelect);
+    section.appendChild(levelBox);
     var buttons = el("div", "gm-whatif-buttons");
     var place = el("button", "gm-whatif-place", t.place);
     place.type = "button";
@@ -711,7 +725,7 @@
 
     var drawn = L.featureGroup().addTo(map);
     stack(map, drawn, opts.stack || 0);  // proposals draw above every layer that arrives later
-    var proposed = [];  // [lon, lat] of each proposed centre, kept here only: nothing is stored
+    var proposed = [];  // [lon, lat, level] of each proposed centre, kept here only: nothing is stored
     var active = false, asked = 0;
     registry.proposed = proposed;
     registry.proposals = drawn;
@@ -734,24 +748,49 @@
       row.appendChild(document.createTextNode(value));
       return row;
     }
+    function signed(n) { return (n >= 0 ? "+" : "") + formatValue(n, "number"); }
+    // The city, the district and the street of each proposed centre: before → after, as a small table.
+    function effectsTable(effects) {
+      var table = el("table", "gm-whatif-effects");
+      var head = el("tr");
+      [t.effect_unit, t.effect_share, t.effect_change].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      table.appendChild(head);
+      effects.forEach(function (e) {
+        var row = el("tr", "gm-effect gm-effect-" + e.level);
+        row.setAttribute("data-level", e.level);
+        var name = e.level === "city" ? (e.city || t.city) : e.level === "district" ? e.district
+          : e.street + " · " + e.district;  // street names repeat across districts
+        row.appendChild(el("td", "gm-effect-unit", name));
+        row.appendChild(el("td", "gm-effect-share", formatValue(e.before.covered_share, "percent") + " → " +
+          formatValue(e.after.covered_share, "percent")));
+        row.appendChild(el("td", "gm-effect-change",
+          signed(e.after.covered_population - e.before.covered_population)));
+        table.appendChild(row);
+      });
+      return table;
+    }
     function show(data) {
       var before = data.before || {}, after = data.after || {};
       var change = after.covered_population - before.covered_population;
       result.setAttribute("data-before", String(before.covered_share));
       result.setAttribute("data-after", String(after.covered_share));
       result.setAttribute("data-change", String(change));
-      say("done", [
+      var rows = [
         line(t.share_change, formatValue(before.covered_share, "percent") + " → " +
           formatValue(after.covered_share, "percent"), "gm-whatif-share"),
-        line(t.population_change, (change >= 0 ? "+" : "") + formatValue(change, "number"), "gm-whatif-change"),
-        el("div", "gm-whatif-count", t.proposed_count.replace("{n}", String(data.proposed))),
-        el("p", "gm-planning-hint", t.not_stored),
-      ]);
+        line(t.population_change, signed(change), "gm-whatif-change"),
+        el("div", "gm-whatif-count", t.proposed_count.replace("{n}", String(data.proposed)))];
+      if (data.effects && data.effects.length) {
+        rows.push(el("h4", null, t.effects));
+        rows.push(effectsTable(data.effects));
+      }
+      rows.push(el("p", "gm-planning-hint", t.not_stored));
+      say("done", rows);
     }
     function send() {
       var mine = ++asked;  // only the answer to the latest proposal set is shown
       var body = {type: "FeatureCollection", features: proposed.map(function (xy) {
-        return {type: "Feature", geometry: {type: "Point", coordinates: xy}, properties: {level: opts.level}};
+        return {type: "Feature", geometry: {type: "Point", coordinates: [xy[0], xy[1]]}, properties: {level: xy[2]}};
       })};
       var headers = {"Content-Type": "application/json", Accept: "application/json"};
       var meta = document.querySelector('meta[name="' + opts.csrfMeta + '"]');
@@ -779,11 +818,13 @@
       if (!active) { return; }
       map.closePopup();  // the click also reached the grid under it
       var latlng = e.latlng.wrap();
-      proposed.push([Math.round(latlng.lng * 1e6) / 1e6, Math.round(latlng.lat * 1e6) / 1e6]);
-      L.circle(latlng, {radius: opts.radius, className: "gm-proposed-catchment", color: "#0571b0", weight: 2,
+      var level = levelSelect.value;
+      proposed.push([Math.round(latlng.lng * 1e6) / 1e6, Math.round(latlng.lat * 1e6) / 1e6, level]);
+      L.circle(latlng, {radius: opts.radii[level], className: "gm-proposed-catchment", color: "#0571b0", weight: 2,
         dashArray: "6 4", fillColor: "#0571b0", fillOpacity: 0.08, interactive: false}).addTo(drawn);
-      L.marker(latlng, {icon: L.divIcon({className: "gm-proposed", iconSize: [16, 16]}), keyboard: false,
-        interactive: false}).addTo(drawn);
+      var size = {district: 20, street: 16, community: 13}[level] || 16;
+      L.marker(latlng, {icon: L.divIcon({className: "gm-proposed gm-proposed-" + level, iconSize: [size, size]}),
+        keyboard: false, interactive: false, title: levelNames[level]}).addTo(drawn);
       clear.disabled = false;
       send();
     });
