@@ -100,6 +100,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # map layers and controls
     "layer.basemap": ("底图", "Base map"),
     "layer.coverage": ("网格覆盖状态", "Grid coverage"),
+    "layer.unit": ("所选单元边界", "The unit's outline"),
     "layer.service_gaps": ("服务盲区", "Service gaps"),
     "layer.centers": ("党群服务中心", "Service centres"),
     "layer.catchments": ("服务半径", "Catchments"),
@@ -126,6 +127,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "map.basemap_unavailable": ("底图无法加载（可能未连接互联网），其余内容照常可用",
                                 "The base map cannot be loaded (no internet?); everything else works"),
     "map.details": ("详情", "Details"),
+    "map.export_png": ("导出图片（PNG）", "Save as image (PNG)"),
+    "map.print": ("打印", "Print"),
+    "map.export_failed": ("导出失败", "The export failed"),
     "map.open_data": ("查看数据", "View data"),
     "map.open_map": ("在地图上查看", "Show on map"),
     "map.loading": ("正在加载…", "Loading…"),

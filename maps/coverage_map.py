@@ -18,7 +18,7 @@ from geodata.search import KINDS as SEARCH_KINDS
 
 from geodata.tiles import first_zoom
 
-from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
+from .layers import (BasemapNotice, ExportControl, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
                      LabelLayer, MapTitle, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
@@ -125,6 +125,7 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     urls : where the page fetches each layer of ``MAP_DATA``, plus ``data`` and ``map``:
         link templates for a grid's data and a unit's map, with ``{field}`` placeholders;
         optionally ``grid_page`` and ``center_page``: a grid's and a centre's own page, linked from popups;
+        ``export_script``: dom-to-image-more's script, which adds the PNG export and print buttons;
         optionally ``recommendations`` and ``whatif``: the planning API's paths (no query),
         which add the recommended-sites layer and the what-if control.
     radii : catchment radius in metres by centre level.
@@ -233,7 +234,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
             | {"loading": t("map.loading")},
         ).add_to(m)
     if view.outline:
-        GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline, key="unit",
+        # labelled by a fixed text: Leaflet's layer control writes labels as HTML, and a unit's name is data
+        GeoJsonLayer(t("layer.unit"), data=view.outline, key="unit",
                      interactive=False, dim={"fillColor": "#ffffff", "fillOpacity": 0.6},
                      styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
@@ -245,6 +247,9 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     FullscreenControl(t("map.fullscreen")).add_to(m)
     # a unit's map says which unit it is; the city's is titled only where it is printed or exported
     MapTitle(view.title or t("app.title"), screen=bool(view.title)).add_to(m)
+    if urls.get("export_script"):
+        ExportControl(script=urls["export_script"], filename=view.title or t("app.title"),
+                      texts={key: t(f"map.{key}") for key in ("export_png", "print", "export_failed")}).add_to(m)
     if urls.get("whatif"):
         # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
         WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",

@@ -206,6 +206,25 @@ class MapTitle(MacroElement):
         self.config = {"text": text, "screen": screen}
 
 
+class ExportControl(MacroElement):
+    """Buttons that save the map as it is shown -- its view, its legend and its title -- as a PNG
+    (dom-to-image-more, from ``script``: loaded on the first click), and print it (the print stylesheet
+    leaves the map, its title and legend).  ``filename`` names the download (without ``.png``)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.exportControl({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, script: str, filename: str, texts: dict[str, str]):
+        super().__init__()
+        self._name = "ExportControl"
+        self.config = {"script": script, "filename": filename, "texts": texts}
+
+
 class BasemapNotice(MacroElement):
     """Says once, when the base map's tiles fail (no internet), that it is unavailable; the rest works on."""
 

@@ -44,6 +44,7 @@ PACKAGES = {
     "leaflet": leaflet,
     "markercluster": markercluster,
     "vectorgrid": _npm("leaflet.vectorgrid", "dist"),
+    "domtoimage": _npm("dom-to-image-more", "dist"),  # the map's PNG export: loaded on the first click
     "gridmap": _own(Path(maps.__file__).parent / "static"),
 }
 

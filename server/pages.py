@@ -21,7 +21,7 @@ from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
 from . import negotiation, privacy, services
-from .assets import map_assets
+from .assets import asset_url, map_assets
 from .auth import current_user
 from .i18n import current_language
 
@@ -70,6 +70,7 @@ def _map_page(view: View, title: str | None) -> Response:
               "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
                                                   "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
+              "export_script": asset_url("domtoimage", "dom-to-image-more.min.js"),
               "search": url_for("api.search"),
               # "{collection}" filled in by the map, for each layer drawn from tiles; "{z}/{y}/{x}" by Leaflet
               "tiles": url_for("tiles.tileset", collection_id="COLLECTION", tms=tiles.TMS).replace(

@@ -497,6 +497,89 @@
     return control;
   };
 
+  // --- share and print: the map as it is shown, with its legend and title, as a PNG; the browser's print -------
+
+  var scripts = {};
+  function loadScript(url) {  // once a page
+    scripts[url] = scripts[url] || new Promise(function (resolve, reject) {
+      var tag = document.createElement("script");
+      tag.src = url;
+      tag.onload = resolve;
+      tag.onerror = function () { delete scripts[url]; reject(new Error("could not load " + url)); };
+      document.head.appendChild(tag);
+    });
+    return scripts[url];
+  }
+
+  // What the image leaves out: the map's buttons and panels (the title, legend and scale stay).
+  function exported(node) {
+    if (!node.classList) { return true; }
+    if (node.classList.contains("leaflet-control")) {
+      return node.classList.contains("gm-map-title") || node.classList.contains("leaflet-control-scale") ||
+        node.classList.contains("leaflet-control-attribution");
+    }
+    return !node.classList.contains("leaflet-popup") && !node.classList.contains("leaflet-tooltip");
+  }
+
+  registry.exportMap = function (map, opts) {
+    var target = map.getContainer().parentNode;  // the map and its legend
+    var size = target.getBoundingClientRect();
+    var restore = null;
+    return loadScript(opts.script).then(function () {
+      document.body.classList.add("gm-exporting");  // the title, when it is for print and export only
+      restore = unfoldLegends();
+      return window.domtoimage.toBlob(target, {
+        width: Math.round(size.width), height: Math.round(size.height), bgcolor: "#ffffff", filter: exported,
+        // a base map tile another host refuses to hand over: left blank, the rest is drawn
+        imagePlaceholder: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+      });
+    }).then(function (blob) {
+      document.body.classList.remove("gm-exporting");
+      restore();
+      var link = el("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = String(opts.filename).replace(/[\\/:*?"<>|]+/g, "_") + ".png";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+      return blob;
+    }, function (err) {
+      document.body.classList.remove("gm-exporting");
+      if (restore) { restore(); }
+      throw err;
+    });
+  };
+
+  registry.exportControl = function (map, opts) {
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var bar = el("div", "leaflet-bar gm-export-bar");
+      function button(className, label, text, act) {
+        var b = el("a", className, text);
+        b.href = "#";
+        b.title = label;
+        b.setAttribute("role", "button");
+        b.setAttribute("aria-label", label);
+        L.DomEvent.on(b, "click", function (e) { L.DomEvent.preventDefault(e); act(b); });
+        bar.appendChild(b);
+        return b;
+      }
+      button("gm-export", opts.texts.export_png, "PNG", function (b) {
+        if (b.getAttribute("aria-busy") === "true") { return; }
+        b.setAttribute("aria-busy", "true");
+        registry.exportMap(map, opts).catch(function (err) {
+          console.warn("gridmap: the export failed", err);
+          window.alert(opts.texts.export_failed + ": " + String(err && err.message || err));
+        }).then(function () { b.removeAttribute("aria-busy"); });
+      });
+      button("gm-print", opts.texts.print, "⎙", function () { window.print(); });
+      L.DomEvent.disableClickPropagation(bar);
+      return bar;
+    };
+    return control.addTo(map);
+  };
+
   // The base map's tiles come from another host: without internet they fail. Said once, as text.
   registry.basemapNotice = function (map, layer, opts) {
     var shown = false;
@@ -831,6 +914,16 @@
   };
 
   // The legend is a <details>: folded at first on narrow screens, where it would cover the map.
+  // Printed or exported, a folded legend opens for the while (then folds again).
+  function unfoldLegends() {
+    var folded = [].slice.call(document.querySelectorAll("details.gridmap-legend:not([open])"));
+    folded.forEach(function (legend) { legend.open = true; });
+    return function () { folded.forEach(function (legend) { legend.open = false; }); };
+  }
+  var refold = null;
+  window.addEventListener("beforeprint", function () { refold = unfoldLegends(); });
+  window.addEventListener("afterprint", function () { if (refold) { refold(); refold = null; } });
+
   registry.legend = function (id, narrow) {
     var legend = document.getElementById(id);
     if (!legend) { return; }

@@ -224,3 +224,13 @@ def test_a_unit_map_is_titled_by_its_unit_and_its_parents(client, store):
     assert "<img src=x" not in html  # escaped in the page's title and its script
     city = _titled(client.get("/").get_data(as_text=True))
     assert city == {"text": "网格党群服务覆盖图", "screen": False}  # printed and exported only
+
+
+def test_the_png_export_script_is_served_from_what_npm_ci_installed(client):
+    lock = json.loads((Path(__file__).parents[2] / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/dom-to-image-more"]["version"]
+    resp = client.get(f"/assets/domtoimage/{version}/dom-to-image-more.min.js")
+    assert resp.status_code == 200 and b"domtoimage" in resp.data
+    html = client.get("/").get_data(as_text=True)
+    assert f'"script": "/assets/domtoimage/{version}/dom-to-image-more.min.js"' in html  # loaded on a click
+    assert "dom-to-image-more.min.js\"></script>" not in html
