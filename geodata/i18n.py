@@ -165,6 +165,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "dashboard.units": ("个单元", "units"),
     "dashboard.row_link_hint": ("点击名称在地图上查看", "Click a name to see it on the map"),
     "dashboard.export_city_csv": ("导出全市汇总 CSV", "Export the city summary as CSV"),
+    "dashboard.history": ("覆盖率变化", "Coverage over time"),
+    "dashboard.history_hint": ("最近 {n} 个数据版本（网格或服务中心每更新一次即一个版本）的人口覆盖率。"
+                               "旧版本在首次查看时计算并保存；最多显示最近 {n} 个。",
+                               "The covered share at each of the last {n} versions of the data (each upload or edit of "
+                               "the grids or the centres). Older versions are computed when first shown, then kept; "
+                               "at most the last {n} are shown."),
+    "dashboard.history_time": ("时间", "Time"),
+    "dashboard.history_version": ("数据版本", "Version"),
+    "dashboard.history_versions": ("网格 v{grids} · 中心 v{centers}", "grids v{grids} · centres v{centers}"),
     # users
     "auth.sign_in": ("登录", "Sign in"),
     "auth.sign_out": ("退出", "Sign out"),
