@@ -573,7 +573,14 @@
           window.alert(opts.texts.export_failed + ": " + String(err && err.message || err));
         }).then(function () { b.removeAttribute("aria-busy"); });
       });
-      button("gm-print", opts.texts.print, "⎙", function () { window.print(); });
+      var print = button("gm-print", opts.texts.print, null, function () { window.print(); });
+      // a printer drawn as SVG: the print symbol (⎙) is missing from many fonts
+      var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+      icon.setAttribute("viewBox", "0 0 16 16"); icon.setAttribute("width", "16"); icon.setAttribute("height", "16");
+      path.setAttribute("d", "M4 6V1h8v5M4 12H1V6h14v6h-3M4 9h8v6H4z");
+      path.setAttribute("fill", "none"); path.setAttribute("stroke", "#333"); path.setAttribute("stroke-width", "1.5");
+      icon.appendChild(path);
+      print.appendChild(icon);
       L.DomEvent.disableClickPropagation(bar);
       return bar;
     };
