@@ -20,7 +20,6 @@ import pandas as pd
 
 from .coverage import Params, catchments, covered_population, grid_coverage
 from .crs import metric_crs
-from .errors import BadRequest
 from .store.base import Version
 from .unitkeys import CITY, NO_CITY, UNIT_KEYS, has_cities, key_table, unit_columns
 
@@ -151,11 +150,3 @@ def coverage_history(catalog, unit: dict[str, str], limit: int = LIMIT, cache=No
         points.append({"time": state.time, "versions": state.numbers(), "whole": share(table),
                        **({"unit": share(table, unit)} if unit else {})})
     return {"limit": limit, "states": total, "shown": len(points), "points": points}
-
-
-def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT:
-        raise BadRequest(f"'limit' must be a whole number from 1 to {LIMIT}, not {raw[:20]!r}")
-    return int(raw)

@@ -21,7 +21,7 @@ from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
-from geodata.params import version_number
+from geodata.params import version_number, whole_number
 from geodata.query import Query
 from geodata.schema import DERIVED
 from geodata.unitkeys import UNIT_KEYS
@@ -389,7 +389,7 @@ def summary_history():
     """Covered share at each of the last versions of the data (at most ``history.LIMIT``), of the whole
     dataset and of the unit named (``city``, ``district``, …): old versions computed when first asked for."""
     _only("limit", *UNIT_KEYS)
-    limit = history.parse_limit(request.args.get("limit"))
+    limit = whole_number(request.args.get("limit", str(history.LIMIT)), "limit", minimum=1, maximum=history.LIMIT)
     unit = {k: request.args[k] for k in UNIT_KEYS if request.args.get(k)}
     catalog = services().catalog
     if unit:

@@ -71,7 +71,7 @@ def test_old_versions_are_computed_once_and_the_last_n_only(app, client, four_st
     assert jobs.started - started == 3  # kept
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=13", "limit=x", "district=nowhere", "level=city"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=13", "limit=x", "limit=²", "district=nowhere", "level=city"])
 def test_bad_history_requests(client, four_states, query):
     resp = client.get(f"/api/summary/history?{query}")
     assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
