@@ -100,6 +100,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # map layers and controls
     "layer.basemap": ("底图", "Base map"),
     "layer.coverage": ("网格覆盖状态", "Grid coverage"),
+    "layer.unit": ("所选单元边界", "The unit's outline"),
     "layer.service_gaps": ("服务盲区", "Service gaps"),
     "layer.centers": ("党群服务中心", "Service centres"),
     "layer.catchments": ("服务半径", "Catchments"),
@@ -162,6 +163,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "map.fullscreen": ("全屏", "Full screen"),
     "map.basemap_unavailable": ("底图无法加载（可能未连接互联网），其余内容照常可用",
                                 "The base map cannot be loaded (no internet?); everything else works"),
+    "map.details": ("详情", "Details"),
+    "map.export_png": ("导出图片（PNG）", "Save as image (PNG)"),
+    "map.print": ("打印", "Print"),
+    "map.export_failed": ("导出失败", "The export failed"),
     "map.open_data": ("查看数据", "View data"),
     "map.open_map": ("在地图上查看", "Show on map"),
     "map.loading": ("正在加载…", "Loading…"),
@@ -197,6 +202,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "dashboard.units": ("个单元", "units"),
     "dashboard.row_link_hint": ("点击名称在地图上查看", "Click a name to see it on the map"),
     "dashboard.export_city_csv": ("导出全市汇总 CSV", "Export the city summary as CSV"),
+    "dashboard.history": ("覆盖率变化", "Coverage over time"),
+    "dashboard.history_hint": ("最近 {n} 个数据版本（网格或服务中心每更新一次即一个版本）的人口覆盖率。"
+                               "旧版本在首次查看时计算并保存；最多显示最近 {n} 个。",
+                               "The covered share at each of the last {n} versions of the data (each upload or edit of "
+                               "the grids or the centres). Older versions are computed when first shown, then kept; "
+                               "at most the last {n} are shown."),
+    "dashboard.history_time": ("时间", "Time"),
+    "dashboard.history_version": ("数据版本", "Version"),
+    "dashboard.history_versions": ("网格 v{grids} · 中心 v{centers}", "grids v{grids} · centres v{centers}"),
     # users
     "auth.sign_in": ("登录", "Sign in"),
     "auth.sign_out": ("退出", "Sign out"),
@@ -443,6 +457,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "planning.share_change": ("全市覆盖率", "City covered share"),
     "planning.population_change": ("覆盖人口变化", "Change in covered population"),
     "planning.not_stored": ("仅作推演，不会保存", "A what-if only: nothing is saved"),
+    "planning.level": ("拟建中心级别", "Level of the proposed centre"),
+    "planning.placing_level_hint": ("点击地图放置所选级别的拟建中心", "Click the map to place a centre of the chosen level"),
+    "planning.effects": ("所在单元的变化", "Where they stand"),
+    "planning.effect_unit": ("单元", "Unit"),
+    "planning.effect_share": ("覆盖率", "Covered share"),
+    "planning.effect_change": ("新增覆盖人口", "Newly covered"),
     "solver.greedy": ("贪心算法", "Greedy"),
     "solver.mclp": ("最大覆盖模型（精确解）", "Maximal covering model (exact)"),
     "dashboard.chart_k": ("新增中心数与人口覆盖率", "Covered share against k"),

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .coverage import merge_tiles
-from .unitkeys import CITY, has_cities, key_table, shown_city, unit_columns
+from .unitkeys import CITY, UNIT_KEYS, has_cities, key_table, shown_city, unit_columns
 
 ROLLUP = ["grids", "population", "households", "party_members", "grid_workers", "covered_population"]
 
@@ -54,3 +54,30 @@ def dissolve(grids: gpd.GeoDataFrame, level: str, order: pd.DataFrame | None = N
     rank = pd.Series(range(len(order)), index=pd.MultiIndex.from_frame(key_table(order, keys)))
     at = rank.reindex(pd.MultiIndex.from_frame(key_table(result, keys))).fillna(len(order)).to_numpy()
     return result.iloc[np.argsort(at, kind="stable")].reset_index(drop=True)
+
+
+def unit_names(grids: pd.DataFrame, unit: dict[str, str]) -> list[str]:
+    """The unit ``unit`` names, then each level above it, up to its city: what a unit's map is titled by.
+
+    ``grids`` are the unit's own; a level the request left out is named when all of them share it
+    (``{"district": "海曙区"}`` in Ningbo -> ``["海曙区", "宁波市"]``); when they do not (a name shared
+    by two cities' districts), it is left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> grids = pd.DataFrame({"city": ["宁波市"] * 2, "district": ["海曙区"] * 2, "street": ["月湖街道", "白云街道"]})
+    >>> unit_names(grids, {"district": "海曙区"})
+    ['海曙区', '宁波市']
+    """
+    keys = UNIT_KEYS
+    deepest = max(keys.index(k) for k in unit)
+    names = []
+    for key in reversed(keys[:deepest + 1]):
+        if unit.get(key):
+            names.append(unit[key])
+        elif key in grids.columns:
+            shared = grids[key].dropna().unique()
+            if len(shared) == 1 and isinstance(shared[0], str) and shared[0].strip():
+                names.append(shared[0])
+    return names

@@ -19,8 +19,9 @@ from geodata.search import KINDS as SEARCH_KINDS
 from geodata.tiles import first_zoom
 
 from .edit_control import EditControl
-from .layers import (BasemapNotice, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal, ShareView,
-                     LabelLayer, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl, preload)
+from .layers import (BasemapNotice, ExportControl, Field, FullscreenControl, GeoJsonLayer, Legend, LegendEntry, ReadySignal,
+                     ShareView, LabelLayer, MapTitle, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl,
+                     preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
                       STATUS_COLOURS)
 
@@ -34,7 +35,7 @@ CENTER_ZOOMS = {"district": 0, "street": 10, "community": 12}
 LABEL_LEVELS = [("district", 9, 15), ("street", 12, 13), ("community", 14, 11)]
 # planning: the sites the map recommends, and the centres planners propose on it
 RECOMMENDED = {"level": "community", "k": 10}
-PROPOSED_LEVEL = "community"
+PROPOSED_LEVEL = "community"  # the level the what-if panel places at first (district and street offered)
 WHATIF_LEVEL = "district"  # the summary rows the what-if asks for (the panel shows the city's totals)
 
 
@@ -109,6 +110,7 @@ class View:
     bounds: list[float] | None = None
     outline: dict | None = None  # GeoJSON of the unit, embedded (one small polygon)
     unit: dict[str, str] | None = None  # {"city": …, "district": …, "street": …, "community": …}: recommend inside it
+    title: str | None = None  # what the map is titled (a unit's map: the unit and its parents)
 
 
 def panel_texts(lang: str) -> dict[str, str]:
@@ -125,6 +127,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     ----------
     urls : where the page fetches each layer of ``MAP_DATA``, plus ``data`` and ``map``:
         link templates for a grid's data and a unit's map, with ``{field}`` placeholders;
+        optionally ``grid_page`` and ``center_page``: a grid's and a centre's own page, linked from popups;
+        ``export_script``: dom-to-image-more's script, which adds the PNG export and print buttons;
         optionally ``recommendations`` and ``whatif``: the planning API's paths (no query),
         which add the recommended-sites layer and the what-if control.
     radii : catchment radius in metres by centre level.
@@ -177,7 +181,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                  Field("covered_population", t("field.covered_population"), "number"),
                  Field("coverage_ratio", t("field.coverage_ratio"), "percent"),
                  Field("coverage_status", t("field.coverage_status"), labels=status_labels)],
-          links=[(t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
+          links=[*([(t("map.details"), urls["grid_page"])] if urls.get("grid_page") else []),
+                 (t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
           ).add_to(m)
     gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
     tiles("gaps", name=t("layer.service_gaps"), key="gaps", show=False, stack="gaps", kinds=("service_gap",),
@@ -215,7 +220,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
           styles={lvl: {"radius": size / 2, "color": "#ffffff", "weight": 1.5, "fillColor": CATCHMENT_COLOURS[lvl],
                         "fillOpacity": 1, "minZoom": CENTER_ZOOMS[lvl]} for lvl, (_, size) in CENTER_ICONS.items()},
           tooltip=[Field("name", t("field.center")),
-                   Field("level", t("field.level"), labels=level_labels), *unit_fields]).add_to(m)
+                   Field("level", t("field.level"), labels=level_labels), *unit_fields],
+          links=[(t("map.details"), urls["center_page"])] if urls.get("center_page") else []).add_to(m)
     if urls.get("labels"):
         LabelLayer(t("layer.labels"), url=urls["labels"], levels=LABEL_LEVELS, key="labels").add_to(m)
     if urls.get("recommendations"):
@@ -233,7 +239,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
             | {"loading": t("map.loading")},
         ).add_to(m)
     if view.outline:
-        GeoJsonLayer(view.outline["features"][0]["properties"].get("name", ""), data=view.outline, key="unit",
+        # labelled by a fixed text: Leaflet's layer control writes labels as HTML, and a unit's name is data
+        GeoJsonLayer(t("layer.unit"), data=view.outline, key="unit",
                      interactive=False, dim={"fillColor": "#ffffff", "fillOpacity": 0.6},
                      styles={"*": {"color": BOUNDARY_COLOURS["unit"], "weight": 3, "fill": False}}).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
@@ -243,15 +250,22 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                       outline_colour=BOUNDARY_COLOURS["unit"], placeholder=t("map.search"),
                       not_found=t("map.search_none")).add_to(m)
     FullscreenControl(t("map.fullscreen")).add_to(m)
+    # a unit's map says which unit it is; the city's is titled only where it is printed or exported
+    MapTitle(view.title or t("app.title"), screen=bool(view.title)).add_to(m)
+    if urls.get("export_script"):
+        ExportControl(script=urls["export_script"], filename=view.title or t("app.title"),
+                      texts={key: t(f"map.{key}") for key in ("export_png", "print", "export_failed")}).add_to(m)
     if urls.get("whatif"):
         # on a unit's map, the what-if is the unit's (a province's whole one is a heavy job)
         WhatIfControl(url=f"{urls['whatif']}?{urlencode({'level': WHATIF_LEVEL, **(view.unit or {})})}",
-                      level=PROPOSED_LEVEL,
-                      radius=radii[PROPOSED_LEVEL], panel=panel_texts(lang),
+                      level=PROPOSED_LEVEL, radii={lvl: radii[lvl] for lvl in CENTER_ICONS},
+                      levels=[(lvl, t(f"center.{lvl}")) for lvl in CENTER_ICONS], panel=panel_texts(lang),
                       texts={key: t(f"planning.{key}") for key in (
-                          "whatif", "place", "placing_hint", "clear", "proposed_count", "share_change",
-                          "population_change", "not_stored", "failed", "sign_in", "sign_in_link")}
-                      | {"loading": t("map.loading")}, sign_in=sign_in).add_to(m)
+                          "whatif", "place", "clear", "proposed_count", "share_change", "population_change",
+                          "not_stored", "failed", "sign_in", "sign_in_link", "level", "effects", "effect_unit",
+                          "effect_share", "effect_change")}
+                      | {"loading": t("map.loading"), "placing_hint": t("planning.placing_level_hint"),
+                         "city": t("nav.city")}, sign_in=sign_in).add_to(m)
     if editing:
         EditControl(urls=editing, lang=lang).add_to(m)
     Legend(t("legend.title"), [

@@ -8,8 +8,7 @@ from geodata.i18n import text
 
 from .coverage_map import Assets
 from .layers import Field, GeoJsonLayer, Legend, LegendEntry, ReadySignal
-
-STATUS_COLOURS = {"added": "#1a9850", "removed": "#d73027", "changed": "#2166ac"}
+from .palette import DIFF_COLOURS as STATUS_COLOURS  # colour-blind safe: no green against red
 
 
 def diff_map(*, url: str, bounds: list[float] | None, assets: Assets, lang: str = "zh") -> folium.Map:

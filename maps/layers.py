@@ -188,6 +188,43 @@ class SearchControl(MacroElement):
                        "placeholder": placeholder, "notFound": not_found}
 
 
+class MapTitle(MacroElement):
+    """The map's title, in its top-left corner above the other controls (as text): a unit's map names
+    its unit.  ``screen`` False: only in what is printed or exported (the city map's page says it already)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.mapTitle({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, text: str, screen: bool = True):
+        super().__init__()
+        self._name = "MapTitle"
+        self.config = {"text": text, "screen": screen}
+
+
+class ExportControl(MacroElement):
+    """Buttons that save the map as it is shown -- its view, its legend and its title -- as a PNG
+    (dom-to-image-more, from ``script``: loaded on the first click), and print it (the print stylesheet
+    leaves the map, its title and legend).  ``filename`` names the download (without ``.png``)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        gridmap.exportControl({{ this._parent.get_name() }}, {{ this.config|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, script: str, filename: str, texts: dict[str, str]):
+        super().__init__()
+        self._name = "ExportControl"
+        self.config = {"script": script, "filename": filename, "texts": texts}
+
+
 class BasemapNotice(MacroElement):
     """Says once, when the base map's tiles fail (no internet), that it is unavailable; the rest works on."""
 
@@ -344,9 +381,11 @@ class RecommendationsLayer(Layer):
 
 
 class WhatIfControl(MacroElement):
-    """Place proposed centres by clicking the map; the panel shows coverage before and after.
+    """Place proposed centres by clicking the map; the panel shows coverage before and after, and the
+    effect on the city, the district and the street of each proposed centre.
 
-    Every click (while placing) adds a ``level`` centre with its ``radius`` catchment and
+    Every click (while placing) adds a centre of the level chosen in the panel (``levels``; ``level`` at
+    first) with its catchment (``radii``) and
     POSTs all proposals to ``url`` as a GeoJSON FeatureCollection, with the CSRF token
     from ``<meta name="{csrf_meta}">`` when the page has one.  Nothing is stored.
     """
@@ -359,10 +398,12 @@ class WhatIfControl(MacroElement):
         """
     )
 
-    def __init__(self, *, url: str, level: str, radius: float, texts: dict[str, str], panel: dict[str, str],
-                 csrf_meta: str = "csrf-token", sign_in: str | None = None):
+    def __init__(self, *, url: str, level: str, radii: dict[str, float], levels: list[tuple[str, str]],
+                 texts: dict[str, str], panel: dict[str, str], csrf_meta: str = "csrf-token",
+                 sign_in: str | None = None):
         super().__init__()
         self._name = "WhatIfControl"
+        # levels: [(level, label)] a planner may place, in the panel's order; level: the first chosen
         # sign_in: what-ifs need a signed-in user; the panel offers this sign-in link instead of placing
-        self.config = {"url": url, "level": level, "radius": radius, "csrfMeta": csrf_meta, "texts": texts,
-                       "panel": panel, "signIn": sign_in, "stack": STACK.index("planning")}
+        self.config = {"url": url, "level": level, "radii": radii, "levels": levels, "csrfMeta": csrf_meta,
+                       "texts": texts, "panel": panel, "signIn": sign_in, "stack": STACK.index("planning")}

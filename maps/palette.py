@@ -5,6 +5,8 @@ by CIEDE2000, also under simulated protanopia, deuteranopia and tritanopia):
 
 - coverage statuses on a diverging scheme (ColorBrewer RdBu): covered blue, partial light
   red, uncovered dark red -- the worse, the darker and redder;
+- a diff's added, removed and changed features in Okabe and Ito's colour-blind-safe set: blue,
+  vermilion and yellow (never green against red);
 - gap kinds on hues off that scale, so a service gap never reads as an uncovered grid:
   service gaps black (holes, drawn translucent), tiling gaps teal, overlaps yellow,
   missing centres and staffing gaps as dashed outlines in dark and light purple.
@@ -20,3 +22,5 @@ MISSING_CENTER_WEIGHTS = {"district": 4.0, "street": 3.0, "community": 2.0}
 BOUNDARY_COLOURS = {"community": "#737373", "street": "#525252", "district": "#252525", "unit": "#000000"}
 # centres and their catchments (the centre symbols in gridmap-map.css use the same three)
 CATCHMENT_COLOURS = {"district": "#7a0177", "street": "#c51b8a", "community": "#f768a1"}
+# the diff map (maps/diff_map.py): what a new version added, removed and changed
+DIFF_COLOURS = {"added": "#0072b2", "removed": "#d55e00", "changed": "#f0e442"}

@@ -15,13 +15,13 @@ import folium
 import shapely
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from geodata import cql, geojson, summaries
+from geodata import cql, geojson, history, summaries
 from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
 from geodata.i18n import text
-from geodata.params import version_number
+from geodata.params import version_number, whole_number
 from geodata.query import Query
 from geodata.schema import DERIVED
 from geodata.unitkeys import UNIT_KEYS
@@ -382,6 +382,23 @@ def summary():
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": f'attachment; filename="summary-{level}.csv"'})
     return Response(body, mimetype="application/json")
+
+
+@blueprint.get("/api/summary/history")
+def summary_history():
+    """Covered share at each of the last versions of the data (at most ``history.LIMIT``), of the whole
+    dataset and of the unit named (``city``, ``district``, …): old versions computed when first asked for."""
+    _only("limit", *UNIT_KEYS)
+    limit = whole_number(request.args.get("limit", str(history.LIMIT)), "limit", minimum=1, maximum=history.LIMIT)
+    unit = {k: request.args[k] for k in UNIT_KEYS if request.args.get(k)}
+    catalog = services().catalog
+    if unit:
+        summaries.rows(catalog.analysis(), "total", unit)  # 400 for a unit with no grids: before any job
+    body = history.coverage_history(catalog, unit, limit, cache=lambda key, build: services().responses.get(
+        ("history", key), build))
+    response = jsonify(body)
+    response.cache_control.no_cache = True
+    return response
 
 
 # --- answers in either format ------------------------------------------------------------------

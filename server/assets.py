@@ -45,6 +45,7 @@ PACKAGES = {
     "markercluster": markercluster,
     "vectorgrid": _npm("leaflet.vectorgrid", "dist"),
     "geoman": _npm("@geoman-io/leaflet-geoman-free", "dist"),  # drawing and vertex editing, for editors
+    "domtoimage": _npm("dom-to-image-more", "dist"),  # the map's PNG export: loaded on the first click
     "gridmap": _own(Path(maps.__file__).parent / "static"),
 }
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 from flask import Blueprint, render_template, request, url_for
 
-from geodata import summaries
+from geodata import history, summaries
+from geodata.i18n import text
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES
 from geodata.errors import NotFound
 from geodata.siting import recommend
@@ -23,6 +24,7 @@ from geodata.unitkeys import CITY, UNIT_KEYS, unit_columns
 from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
 
 from . import services
+from .i18n import current_language
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -108,6 +110,8 @@ def dashboard():
         tables=[table(level, summaries.rows(analysis, level, unit), named) for level in levels],
         csv_urls={level: url_for("api.summary", level=level, f="csv", **unit)
                   for level in ("total", CITY, *LEVELS)},
+        history_url=url_for("api.summary_history", **unit), history_limit=history.LIMIT,
+        history_whole=text("nav.city" if count == 1 else "dashboard.all_cities", current_language()),
         headings=HEADINGS, number_columns=NUMBER_COLUMNS, gap_kinds=GAP_KINDS, gap_colours=GAP_COLOURS,
         fmt=fmt,
     )

@@ -21,6 +21,7 @@ from geodata import cql
 from geodata.coverage import CATCHMENTS, LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
+from geodata.history import LIMIT as HISTORY_LIMIT
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
 from geodata.unitkeys import UNIT_KEYS
 
@@ -493,6 +494,22 @@ def _summary(ctx: dict, values: dict) -> dict:
                  _ok("the summary", content), *JOB_ERRORS, tag="summary", parameters=params)
 
 
+def _summary_history(ctx: dict, values: dict) -> dict:
+    coverage = _object(["population", "covered_population", "covered_share"], population=INTEGER,
+                       covered_population=INTEGER, covered_share={"type": "number", "nullable": True})
+    point = _object(["time", "versions", "whole"], time=STRING,
+                    versions={"type": "object", "additionalProperties": {"type": "integer", "nullable": True}},
+                    whole=coverage, unit=coverage)
+    body = _object(["limit", "states", "shown", "points"], limit=INTEGER, states=INTEGER, shown=INTEGER,
+                   points={"type": "array", "items": point, "description": "newest first"})
+    params = [_query("limit", {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT, "default": HISTORY_LIMIT},
+                     "how many of the last versions of the data"),
+              *(_query(level, STRING, f"also the share of this {level}") for level in UNIT_KEYS)]
+    return _read("covered share at each of the last versions of the grids and centres (old ones computed when "
+                 "first asked for, then kept)", _ok("the shares, newest first", _content(body)), *JOB_ERRORS,
+                 tag="summary", parameters=params)
+
+
 def _versions(ctx: dict, values: dict) -> dict:
     return _read(f"the versions of '{values['collection_id']}', newest first",
                  _ok("versions", _content(_ref("Versions"))), "404", tag="versions")
@@ -632,8 +649,16 @@ def _whatif(ctx: dict, values: dict) -> dict:
                      "description": "Points, each with properties.level: district, street or community"}}}
     coverage = _object(["covered_population", "covered_share"], covered_population=INTEGER,
                        covered_share={"type": "number", "nullable": True})
-    answer = _object(["proposed", "before", "after", "level", "rows"], proposed=INTEGER, before=coverage,
-                     after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
+    name = {"type": "string", "nullable": True}
+    site = _object(["level"], level=STRING, city=name, district=name, street=name, community=name)
+    effect = _object(["level", "population", "before", "after"], level={"type": "string", "enum": ["city", "district",
+                                                                                                 "street"]},
+                     city=name, district=name, street=name, population=INTEGER, before=coverage, after=coverage)
+    answer = _object(["proposed", "sites", "effects", "before", "after", "level", "rows"], proposed=INTEGER,
+                     sites={"type": "array", "items": site, "description": "the unit each proposed centre stands in"},
+                     effects={"type": "array", "items": effect,
+                              "description": "the city, district and street of each proposed centre, each once"},
+                     before=coverage, after=coverage, level=STRING, rows={"type": "array", "items": {"type": "object"}})
     return {"tags": ["planning"], "summary": "coverage as if the proposed centres existed; nothing is stored",
             "description": "A signed-in user only, unless GRIDMAP_PUBLIC_WHATIF=1.",
             "parameters": [_query("level", {"type": "string", "enum": list(SUMMARY_LEVELS), "default": "district"},
@@ -700,7 +725,7 @@ def _tile(ctx: dict, values: dict) -> dict:
 OPERATIONS = {
     "api.landing": _landing, "api.conformance": _conformance, "api.openapi": _openapi,
     "api.collections": _collections, "api.collection": _collection, "api.queryables": _queryables,
-    "api.items": _items, "api.item": _item, "api.download": _download, "api.summary": _summary,
+    "api.items": _items, "api.item": _item, "api.download": _download, "api.summary": _summary, "api.summary_history": _summary_history,
     "uploads.versions": _versions, "uploads.diff": _diff, "uploads.restore": _restore,
     "uploads.upload_layer": _upload, "planning.recommendations": _recommendations, "planning.whatif": _whatif,
     "tiles.matrix_sets": _matrix_sets, "tiles.matrix_set": _matrix_set, "tiles.tilesets": _tilesets,

@@ -16,11 +16,12 @@ from geodata.errors import NotFound
 from geodata import tiles
 from geodata.query import parse_bbox
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
+from geodata.units import unit_names
 from maps import display
 from maps.coverage_map import MAP_DATA, View, coverage_map
 
 from . import negotiation, privacy, services
-from .assets import map_assets
+from .assets import asset_url, map_assets
 from .auth import current_user
 from .i18n import current_language
 
@@ -48,11 +49,12 @@ def unit_map():
     if chosen.empty:
         raise NotFound(" / ".join(unit.values()) + ": no such unit")
     name = list(unit.values())[-1]
+    title = " · ".join(unit_names(chosen, unit))  # e.g. 海曙区 · 宁波市
     outline = display.simplify([merge_tiles(chosen.geometry.values)], 0.0001)[0]
     feature = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": name}, "geometry": json.loads(shapely.to_geojson(outline))}]}
-    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature, unit=unit),
-                     title=name)
+    return _map_page(View(bounds=[round(float(b), 6) for b in chosen.total_bounds], outline=feature, unit=unit,
+                          title=title), title=title)
 
 
 def _map_page(view: View, title: str | None) -> Response:
@@ -61,10 +63,14 @@ def _map_page(view: View, title: str | None) -> Response:
         view=view,
         urls={**{name: url_for("pages.map_data", layer=name) for name in MAP_DATA},
               "data": url_for("api.item", collection_id="coverage", feature_id="GRID").replace("GRID", "{grid_id}"),
+              # a grid's or a centre's own page, linked from its popup ("{…}" URL-encoded by the map)
+              "grid_page": url_for("feature_pages.grid", grid_id="GRID").replace("GRID", "{grid_id}"),
+              "center_page": url_for("feature_pages.center", center_id="CENTER").replace("CENTER", "{center_id}"),
               # city last: the map page leaves a null one out (with its "&")
               "map": url_for("pages.unit_map") + "?district={district}&street={street}&community={community}"
                                                   "&city={city}",
               "recommendations": url_for("planning.recommendations"), "whatif": url_for("planning.whatif"),
+              "export_script": asset_url("domtoimage", "dom-to-image-more.min.js"),
               "search": url_for("api.search"),
               # "{collection}" filled in by the map, for each layer drawn from tiles; "{z}/{y}/{x}" by Leaflet
               "tiles": url_for("tiles.tileset", collection_id="COLLECTION", tms=tiles.TMS).replace(

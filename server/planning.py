@@ -6,7 +6,7 @@ import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 
-from geodata import geojson, summaries, tables
+from geodata import geojson, proposals, summaries, tables
 from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
@@ -45,7 +45,9 @@ def recommendations():
 
 @blueprint.post("/api/whatif")
 def whatif():
-    """The summary as if the proposed centres (GeoJSON points with a ``level``) existed; nothing is stored.
+    """The summary as if the proposed centres (GeoJSON points with a ``level``: district, street or community,
+    each with its level's radius) existed; nothing is stored.  ``effects``: the city, the district and the
+    street of each proposed centre, before and after (``geodata.proposals``).
 
     ``city=…``, ``district=…`` etc. restrict it to one unit: before and after are that unit's, and
     only its grids are analysed again (a province's what-if in a city's time and memory).
@@ -58,13 +60,18 @@ def whatif():
     if level not in SUMMARY_LEVELS:
         raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
     unit = {key: request.args[key] for key in UNIT_KEYS if request.args.get(key)}
-    before = _whole(catalog.analysis(params), unit)  # checked here: an unknown unit never takes a job
+    analysis = catalog.analysis(params)  # the baseline of the summary and the recommendations
+    before = _whole(analysis, unit)  # checked here: an unknown unit never takes a job
+    points = list(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist()))
     after = catalog.what_if(  # the summaries: a job, once per data, parameters, proposal and unit
-        tuple(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist(), proposed["level"].tolist())), params,
-        unit)
+        tuple((x, y, lvl) for (x, y), lvl in zip(points, proposed["level"].tolist())), params, unit)
     city_after = after["total"].iloc[0]  # the whole of what was analysed: the dataset, or the unit
+    sites = proposals.site_units(catalog.get("grids").features.gdf, points)
     return jsonify({
         "proposed": len(proposed),
+        # where each proposed centre stands, and what it changes there: its city, district and street
+        "sites": [{"level": lvl, **names} for lvl, names in zip(proposed["level"].tolist(), sites)],
+        "effects": proposals.effects(analysis.summaries, after, sites),
         "before": before,
         "after": {"covered_population": int(city_after["covered_population"]),
                   "covered_share": city_after["covered_share"]},

@@ -482,6 +482,111 @@
     return control.addTo(map);
   };
 
+  // The map's title: the first control of the top-left corner, above the zoom buttons (text only).
+  registry.mapTitle = function (map, opts) {
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var box = el("div", "gm-map-title leaflet-bar" + (opts.screen ? "" : " gm-print-only"), opts.text);
+      box.setAttribute("role", "heading");
+      box.setAttribute("aria-level", "1");
+      return box;
+    };
+    control.addTo(map);
+    var corner = control.getContainer().parentNode;
+    corner.insertBefore(control.getContainer(), corner.firstChild);
+    return control;
+  };
+
+  // --- share and print: the map as it is shown, with its legend and title, as a PNG; the browser's print -------
+
+  var scripts = {};
+  function loadScript(url) {  // once a page
+    scripts[url] = scripts[url] || new Promise(function (resolve, reject) {
+      var tag = document.createElement("script");
+      tag.src = url;
+      tag.onload = resolve;
+      tag.onerror = function () { delete scripts[url]; reject(new Error("could not load " + url)); };
+      document.head.appendChild(tag);
+    });
+    return scripts[url];
+  }
+
+  // What the image leaves out: the map's buttons and panels (the title, legend and scale stay).
+  function exported(node) {
+    if (!node.classList) { return true; }
+    if (node.classList.contains("leaflet-control")) {
+      return node.classList.contains("gm-map-title") || node.classList.contains("leaflet-control-scale") ||
+        node.classList.contains("leaflet-control-attribution");
+    }
+    return !node.classList.contains("leaflet-popup") && !node.classList.contains("leaflet-tooltip");
+  }
+
+  registry.exportMap = function (map, opts) {
+    var target = map.getContainer().parentNode;  // the map and its legend
+    var size = target.getBoundingClientRect();
+    var restore = null;
+    return loadScript(opts.script).then(function () {
+      document.body.classList.add("gm-exporting");  // the title, when it is for print and export only
+      restore = unfoldLegends();
+      return window.domtoimage.toBlob(target, {
+        width: Math.round(size.width), height: Math.round(size.height), bgcolor: "#ffffff", filter: exported,
+        // a base map tile another host refuses to hand over: left blank, the rest is drawn
+        imagePlaceholder: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+      });
+    }).then(function (blob) {
+      document.body.classList.remove("gm-exporting");
+      restore();
+      var link = el("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = String(opts.filename).replace(/[\\/:*?"<>|]+/g, "_") + ".png";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+      return blob;
+    }, function (err) {
+      document.body.classList.remove("gm-exporting");
+      if (restore) { restore(); }
+      throw err;
+    });
+  };
+
+  registry.exportControl = function (map, opts) {
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      var bar = el("div", "leaflet-bar gm-export-bar");
+      function button(className, label, text, act) {
+        var b = el("a", className, text);
+        b.href = "#";
+        b.title = label;
+        b.setAttribute("role", "button");
+        b.setAttribute("aria-label", label);
+        L.DomEvent.on(b, "click", function (e) { L.DomEvent.preventDefault(e); act(b); });
+        bar.appendChild(b);
+        return b;
+      }
+      button("gm-export", opts.texts.export_png, "PNG", function (b) {
+        if (b.getAttribute("aria-busy") === "true") { return; }
+        b.setAttribute("aria-busy", "true");
+        registry.exportMap(map, opts).catch(function (err) {
+          console.warn("gridmap: the export failed", err);
+          window.alert(opts.texts.export_failed + ": " + String(err && err.message || err));
+        }).then(function () { b.removeAttribute("aria-busy"); });
+      });
+      var print = button("gm-print", opts.texts.print, null, function () { window.print(); });
+      // a printer drawn as SVG: the print symbol (⎙) is missing from many fonts
+      var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+      icon.setAttribute("viewBox", "0 0 16 16"); icon.setAttribute("width", "16"); icon.setAttribute("height", "16");
+      path.setAttribute("d", "M4 6V1h8v5M4 12H1V6h14v6h-3M4 9h8v6H4z");
+      path.setAttribute("fill", "none"); path.setAttribute("stroke", "#333"); path.setAttribute("stroke-width", "1.5");
+      icon.appendChild(path);
+      print.appendChild(icon);
+      L.DomEvent.disableClickPropagation(bar);
+      return bar;
+    };
+    return control.addTo(map);
+  };
+
   // The base map's tiles come from another host: without internet they fail. Said once, as text.
   registry.basemapNotice = function (map, layer, opts) {
     var shown = false;
@@ -680,6 +785,20 @@
       registry.proposals = L.layerGroup().addTo(map);
       return;
     }
+    // the level of the centres the next clicks place (each with its level's catchment radius)
+    var levelBox = el("label", "gm-whatif-level-box", t.level + " ");
+    var levelSelect = el("select", "gm-whatif-level");
+    var levelNames = {};
+    opts.levels.forEach(function (pair) {  // [[level, label]]: a list keeps the order (JSON objects are sorted)
+      var level = pair[0];
+      levelNames[level] = pair[1];
+      var option = el("option", null, pair[1]);
+      option.value = level;
+      option.selected = level === opts.level;
+      levelSelect.appendChild(option);
+    });
+    levelBox.appendChild(levelSelect);
+    section.appendChild(levelBox);
     var buttons = el("div", "gm-whatif-buttons");
     var place = el("button", "gm-whatif-place", t.place);
     place.type = "button";
@@ -696,7 +815,7 @@
 
     var drawn = L.featureGroup().addTo(map);
     stack(map, drawn, opts.stack || 0);  // proposals draw above every layer that arrives later
-    var proposed = [];  // [lon, lat] of each proposed centre, kept here only: nothing is stored
+    var proposed = [];  // [lon, lat, level] of each proposed centre, kept here only: nothing is stored
     var active = false, asked = 0;
     registry.proposed = proposed;
     registry.proposals = drawn;
@@ -719,24 +838,49 @@
       row.appendChild(document.createTextNode(value));
       return row;
     }
+    function signed(n) { return (n >= 0 ? "+" : "") + formatValue(n, "number"); }
+    // The city, the district and the street of each proposed centre: before → after, as a small table.
+    function effectsTable(effects) {
+      var table = el("table", "gm-whatif-effects");
+      var head = el("tr");
+      [t.effect_unit, t.effect_share, t.effect_change].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      table.appendChild(head);
+      effects.forEach(function (e) {
+        var row = el("tr", "gm-effect gm-effect-" + e.level);
+        row.setAttribute("data-level", e.level);
+        var name = e.level === "city" ? (e.city || t.city) : e.level === "district" ? e.district
+          : e.street + " · " + e.district;  // street names repeat across districts
+        row.appendChild(el("td", "gm-effect-unit", name));
+        row.appendChild(el("td", "gm-effect-share", formatValue(e.before.covered_share, "percent") + " → " +
+          formatValue(e.after.covered_share, "percent")));
+        row.appendChild(el("td", "gm-effect-change",
+          signed(e.after.covered_population - e.before.covered_population)));
+        table.appendChild(row);
+      });
+      return table;
+    }
     function show(data) {
       var before = data.before || {}, after = data.after || {};
       var change = after.covered_population - before.covered_population;
       result.setAttribute("data-before", String(before.covered_share));
       result.setAttribute("data-after", String(after.covered_share));
       result.setAttribute("data-change", String(change));
-      say("done", [
+      var rows = [
         line(t.share_change, formatValue(before.covered_share, "percent") + " → " +
           formatValue(after.covered_share, "percent"), "gm-whatif-share"),
-        line(t.population_change, (change >= 0 ? "+" : "") + formatValue(change, "number"), "gm-whatif-change"),
-        el("div", "gm-whatif-count", t.proposed_count.replace("{n}", String(data.proposed))),
-        el("p", "gm-planning-hint", t.not_stored),
-      ]);
+        line(t.population_change, signed(change), "gm-whatif-change"),
+        el("div", "gm-whatif-count", t.proposed_count.replace("{n}", String(data.proposed)))];
+      if (data.effects && data.effects.length) {
+        rows.push(el("h4", null, t.effects));
+        rows.push(effectsTable(data.effects));
+      }
+      rows.push(el("p", "gm-planning-hint", t.not_stored));
+      say("done", rows);
     }
     function send() {
       var mine = ++asked;  // only the answer to the latest proposal set is shown
       var body = {type: "FeatureCollection", features: proposed.map(function (xy) {
-        return {type: "Feature", geometry: {type: "Point", coordinates: xy}, properties: {level: opts.level}};
+        return {type: "Feature", geometry: {type: "Point", coordinates: [xy[0], xy[1]]}, properties: {level: xy[2]}};
       })};
       var headers = {"Content-Type": "application/json", Accept: "application/json"};
       var meta = document.querySelector('meta[name="' + opts.csrfMeta + '"]');
@@ -764,17 +908,29 @@
       if (!active) { return; }
       map.closePopup();  // the click also reached the grid under it
       var latlng = e.latlng.wrap();
-      proposed.push([Math.round(latlng.lng * 1e6) / 1e6, Math.round(latlng.lat * 1e6) / 1e6]);
-      L.circle(latlng, {radius: opts.radius, className: "gm-proposed-catchment", color: "#0571b0", weight: 2,
+      var level = levelSelect.value;
+      proposed.push([Math.round(latlng.lng * 1e6) / 1e6, Math.round(latlng.lat * 1e6) / 1e6, level]);
+      L.circle(latlng, {radius: opts.radii[level], className: "gm-proposed-catchment", color: "#0571b0", weight: 2,
         dashArray: "6 4", fillColor: "#0571b0", fillOpacity: 0.08, interactive: false}).addTo(drawn);
-      L.marker(latlng, {icon: L.divIcon({className: "gm-proposed", iconSize: [16, 16]}), keyboard: false,
-        interactive: false}).addTo(drawn);
+      var size = {district: 20, street: 16, community: 13}[level] || 16;
+      L.marker(latlng, {icon: L.divIcon({className: "gm-proposed gm-proposed-" + level, iconSize: [size, size]}),
+        keyboard: false, interactive: false, title: levelNames[level]}).addTo(drawn);
       clear.disabled = false;
       send();
     });
   };
 
   // The legend is a <details>: folded at first on narrow screens, where it would cover the map.
+  // Printed or exported, a folded legend opens for the while (then folds again).
+  function unfoldLegends() {
+    var folded = [].slice.call(document.querySelectorAll("details.gridmap-legend:not([open])"));
+    folded.forEach(function (legend) { legend.open = true; });
+    return function () { folded.forEach(function (legend) { legend.open = false; }); };
+  }
+  var refold = null;
+  window.addEventListener("beforeprint", function () { refold = unfoldLegends(); });
+  window.addEventListener("afterprint", function () { if (refold) { refold(); refold = null; } });
+
   registry.legend = function (id, narrow) {
     var legend = document.getElementById(id);
     if (!legend) { return; }

@@ -53,4 +53,58 @@
   }
   window.addEventListener("hashchange", openTarget);
   openTarget();
+
+  // Coverage over time: the API's shares at each of the last versions (newest first), as rows of text
+  // with a bar; old versions may take a while the first time (computed, then kept), so the page does not wait.
+  function cell(row, text, className) {
+    var td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+  function share(td, found) {
+    var value = found && found.covered_share;
+    td.textContent = "";
+    if (value === null || value === undefined) { td.textContent = "—"; return; }
+    var bar = document.createElement("span");
+    bar.className = "history-bar";
+    bar.style.width = (value * 100).toFixed(1) + "%";
+    var label = document.createElement("span");
+    label.textContent = (value * 100).toFixed(1) + "%";
+    td.appendChild(bar);
+    td.appendChild(label);
+    td.setAttribute("data-share", String(value));
+  }
+  each(document.querySelectorAll("section.history[data-url]"), function (section) {
+    var texts = JSON.parse(section.getAttribute("data-texts"));
+    var status = section.querySelector(".history-status"), wrap = section.querySelector(".history-wrap");
+    var body = section.querySelector("tbody"), lang = section.getAttribute("data-lang");
+    fetch(section.getAttribute("data-url"), {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error((data && data.error && data.error.message) || r.status);
+          return data;
+        });
+      })
+      .then(function (data) {
+        data.points.forEach(function (p) {
+          var row = document.createElement("tr");
+          var when = new Date(p.time);
+          cell(row, isNaN(when) ? p.time : when.toLocaleString(lang, {dateStyle: "medium", timeStyle: "short"}));
+          cell(row, texts.versions.replace("{grids}", p.versions.grids).replace("{centers}",
+            p.versions.centers === null ? "—" : p.versions.centers));
+          share(cell(row, "", "num history-whole"), p.whole);
+          if (p.unit) share(cell(row, "", "num history-unit"), p.unit);
+          body.appendChild(row);
+        });
+        status.hidden = true;
+        wrap.hidden = false;
+        section.setAttribute("data-state", "loaded");
+      })
+      .catch(function (err) {
+        status.textContent = texts.failed + ": " + err.message;
+        section.setAttribute("data-state", "error");
+      });
+  });
 })();

@@ -304,3 +304,52 @@ def test_english_planning_panel(tab, planning_server):
     assert page.locator(".gm-planning-title").inner_text() == "Site planning"
     assert page.locator(".gm-whatif-sign-in").inner_text().startswith("Sign in to place proposed centres")
     assert "Solver:" in page.locator(".gm-recommendations .gm-planning-status").inner_text()
+
+
+def test_a_street_centre_shows_its_effect_on_the_city_district_and_street(tab, planning_server):
+    """A street centre (2.5 km) in the middle of p3 covers p3 whole and reaches no other grid:
+    the city and 海曙区 1,000 → 1,300 of 2,100; 白云街道 (p2 and p3: 1,100 people) 0 → 300."""
+    page = tab.page
+    sign_in(tab, planning_server)
+    levels = page.locator(".gm-whatif-level")
+    assert levels.input_value() == "community"  # at first, as before
+    assert [o.strip() for o in levels.locator("option").all_inner_texts()] == [
+        "区级党群服务中心", "街道（镇）党群服务中心", "社区（村）党群服务中心"]
+    levels.select_option("street")
+    page.locator(".gm-whatif-place").click()
+    with page.expect_response(lambda r: "/api/whatif" in r.url) as answer:
+        click_map_at(page, P3, zoom=14)
+    [proposal] = answer.value.request.post_data_json["features"]
+    assert proposal["properties"] == {"level": "street"}
+    circles = page.evaluate("() => window.gridmap.proposals.getLayers().filter((l) => l.getRadius)"
+                            ".map((l) => l.getRadius())")
+    assert circles == [2500]  # the street level's catchment
+    page.wait_for_selector('.gm-whatif-result[data-state="done"]')
+    rows = page.locator(".gm-whatif-effects tr.gm-effect")
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert cells == [["全市", "47.6% → 61.9%", "+300"], ["海曙区", "47.6% → 61.9%", "+300"],
+                     ["白云街道 · 海曙区", "0.0% → 27.3%", "+300"]]
+    assert [rows.nth(i).get_attribute("data-level") for i in range(3)] == ["city", "district", "street"]
+
+    # a district centre next: its own radius; both are sent with their levels
+    levels.select_option("district")
+    with page.expect_response(lambda r: "/api/whatif" in r.url) as second:
+        click_map_at(page, P1, zoom=14)
+    assert [f["properties"]["level"] for f in second.value.request.post_data_json["features"]] == [
+        "street", "district"]
+    circles = page.evaluate("() => window.gridmap.proposals.getLayers().filter((l) => l.getRadius)"
+                            ".map((l) => l.getRadius())")
+    assert circles == [2500, 5000]
+    page.wait_for_selector('.gm-whatif-result[data-state="done"]:has-text("拟建中心 2 个")')
+    assert tab.console_errors == [] and tab.page_errors == []
+
+
+def test_english_whatif_effects(tab, planning_server):
+    page = tab.page
+    sign_in(tab, planning_server, "/?lang=en")
+    page.locator(".gm-whatif-level").select_option("street")
+    page.locator(".gm-whatif-place").click()
+    click_map_at(page, P3, zoom=14)
+    page.wait_for_selector('.gm-whatif-result[data-state="done"]')
+    assert page.locator(".gm-whatif-effects th").all_inner_texts() == ["Unit", "Covered share", "Newly covered"]
+    assert page.locator(".gm-whatif-effects td.gm-effect-unit").first.inner_text() == "Whole city"

@@ -235,11 +235,13 @@ def test_a_unit_map_asks_what_ifs_of_its_unit():
     assert query(whatif["url"]) == ("/api/whatif", {"level": "district", **unit})
 
 
-def test_whatif_control_posts_community_centres_with_the_community_radius():
+def test_whatif_control_places_centres_of_each_level_with_its_radius():
     html = render_planning()
     _, whatif = planning_configs(html)
     assert query(whatif["url"]) == ("/api/whatif", {"level": "district"})
-    assert whatif["level"] == "community" and whatif["radius"] == RADII["community"] == 1000
+    assert whatif["level"] == "community" and whatif["radii"] == RADII  # community first; each level its radius
+    assert whatif["levels"] == [["district", "区级党群服务中心"], ["street", "街道（镇）党群服务中心"],
+                                ["community", "社区（村）党群服务中心"]]
     assert whatif["csrfMeta"] == "csrf-token"
     assert whatif["texts"]["place"] == "放置拟建中心" and whatif["texts"]["clear"] == "清除"
     assert whatif["panel"]["title"] == "选址规划"

@@ -8,7 +8,7 @@ import itertools
 import pytest
 from coloraide import Color
 
-from maps.palette import GAP_COLOURS, STATUS_COLOURS
+from maps.palette import DIFF_COLOURS, GAP_COLOURS, STATUS_COLOURS
 
 # CIEDE2000: ~2.3 is a just-noticeable difference; the old service-gap red against the old
 # uncovered red (#b2182b / #d73027) was 7.6, and read as the same colour on the map.
@@ -47,3 +47,23 @@ def test_the_dashboard_reads_the_same_gap_colours():
     from server import dashboard
 
     assert dashboard.GAP_COLOURS is GAP_COLOURS
+
+
+DIFF_PAIRS = list(itertools.combinations(DIFF_COLOURS.items(), 2))
+
+
+@pytest.mark.parametrize(("a", "b"), DIFF_PAIRS, ids=[f"{a[0]}|{b[0]}" for a, b in DIFF_PAIRS])
+def test_the_diff_maps_colours_differ_clearly_for_every_reader(a, b):
+    (name_a, colour_a), (name_b, colour_b) = a, b
+    assert delta_e(colour_a, colour_b) >= NORMAL_MIN, (name_a, name_b)
+    for deficiency in ("protan", "deutan", "tritan"):
+        assert delta_e(colour_a, colour_b, deficiency) >= SIMULATED_MIN, (name_a, name_b, deficiency)
+
+
+def test_the_diff_map_draws_in_the_palettes_colours():
+    from maps import diff_map
+
+    assert diff_map.STATUS_COLOURS is DIFF_COLOURS
+    # the old green and red were barely apart for deuteranopes (10.2); every new pair is twice as far apart
+    assert delta_e("#1a9850", "#d73027", "deutan") < 1.1 * SIMULATED_MIN
+    assert min(delta_e(a, b, f) for (_, a), (_, b) in DIFF_PAIRS for f in ("protan", "deutan", "tritan")) >= 20

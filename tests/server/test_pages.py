@@ -202,3 +202,35 @@ def test_place_names_refuse_unknown_levels_and_bad_boxes(client, loaded):
     assert client.get("/map/labels/grid.json").status_code == 404
     bad = client.get("/map/labels/street.json?bbox=1,2,3", headers={"Accept": "application/json"})
     assert bad.status_code == 400 and bad.get_json()["error"]["code"]
+
+
+def _titled(html: str) -> str:
+    """The text the map's title control shows (its JSON options in the page's script)."""
+    match = re.search(r'gridmap\.mapTitle\([^,]+, (\{.*?\})\);', html)
+    assert match, "no map title"
+    return json.loads(match.group(1))
+
+
+def test_a_unit_map_is_titled_by_its_unit_and_its_parents(client, store):
+    grids = six_grids()
+    grids.insert(0, "city", "宁波市")
+    grids.loc[0, "community"] = '<img src=x onerror="alert(1)">'
+    store.write("grids", validate(grids, "grids").data, author="tester")
+    html = client.get("/map?district=海曙区").get_data(as_text=True)
+    assert _titled(html) == {"text": "海曙区 · 宁波市", "screen": True}
+    assert "<title>海曙区 · 宁波市 · " in html
+    html = client.get("/map?community=" + grids.loc[0, "community"]).get_data(as_text=True)
+    assert _titled(html)["text"] == '<img src=x onerror="alert(1)"> · 月湖街道 · 海曙区 · 宁波市'
+    assert "<img src=x" not in html  # escaped in the page's title and its script
+    city = _titled(client.get("/").get_data(as_text=True))
+    assert city == {"text": "网格党群服务覆盖图", "screen": False}  # printed and exported only
+
+
+def test_the_png_export_script_is_served_from_what_npm_ci_installed(client):
+    lock = json.loads((Path(__file__).parents[2] / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/dom-to-image-more"]["version"]
+    resp = client.get(f"/assets/domtoimage/{version}/dom-to-image-more.min.js")
+    assert resp.status_code == 200 and b"domtoimage" in resp.data
+    html = client.get("/").get_data(as_text=True)
+    assert f'"script": "/assets/domtoimage/{version}/dom-to-image-more.min.js"' in html  # loaded on a click
+    assert "dom-to-image-more.min.js\"></script>" not in html

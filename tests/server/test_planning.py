@@ -147,3 +147,90 @@ def test_a_recommended_site_names_its_district_street_and_community(client, half
     [row, *_] = list(csv.DictReader(io.StringIO(
         client.get("/api/recommendations?k=2&solver=greedy&f=csv").data.decode("utf-8-sig"))))
     assert {"district", "street", "community"} <= set(row)
+
+
+def _square_at(col: int):
+    from tests.factories import square
+
+    return square(col, 0)
+
+
+def _middle(col: int) -> list[float]:
+    from tests.factories import STEP, X0, Y0
+
+    return [X0 + STEP * col + STEP / 2, Y0 + STEP / 2]
+
+
+@pytest.fixture
+def two_districts(store):
+    """One city, two districts; 0.01° grids (about 970 × 1,110 m) in one row, by column:
+
+        col  district  street    community  people  centre
+        0    海曙区    月湖街道  青石社区    1,000   community, in its middle -> covered
+        3    海曙区    月湖街道  白云社区      400   none
+        10   海曙区    南门街道  南门社区      600   none
+        20   江北区    甬江街道  江边社区    1,000   none
+
+    A district centre (5 km) in the middle of column 3 covers it whole and reaches column 0 (already
+    covered), not column 10 (6.3 km away); a street centre (2.5 km) in the middle of column 20 covers it
+    whole (its corners are 740 m away) and nothing else."""
+    from shapely import Point
+
+    rows = [grid_row("a1", city="宁波市"), grid_row("a2", city="宁波市", community="白云社区", population=400),
+            grid_row("a3", city="宁波市", street="南门街道", community="南门社区", population=600),
+            grid_row("b1", city="宁波市", district="江北区", street="甬江街道", community="江边社区")]
+    layer = grids(rows, [_square_at(col) for col in (0, 3, 10, 20)])
+    store.write("grids", validate(layer, "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community")], [Point(*_middle(0))]),
+                                    "centers").data, author="t")
+    return store
+
+
+def _proposal(*sites) -> dict:
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": _middle(col)}, "properties": {"level": level}}
+        for col, level in sites]}
+
+
+def _effect(level, district=None, street=None, *, people, before, after) -> dict:
+    share = (lambda covered: round(covered / people, 4))
+    return {"level": level, "city": "宁波市", **({"district": district} if level != "city" else {}),
+            **({"street": street} if level == "street" else {}), "population": people,
+            "before": {"covered_population": before, "covered_share": share(before)},
+            "after": {"covered_population": after, "covered_share": share(after)}}
+
+
+def test_whatif_of_district_and_street_centres_shows_the_city_district_and_street_of_each(
+        client, two_districts, signed_in):
+    body = client.post("/api/whatif", json=_proposal((3, "district"), (20, "street")), headers=signed_in).get_json()
+    assert body["sites"] == [
+        {"level": "district", "city": "宁波市", "district": "海曙区", "street": "月湖街道", "community": "白云社区"},
+        {"level": "street", "city": "宁波市", "district": "江北区", "street": "甬江街道", "community": "江边社区"}]
+    assert body["effects"] == [
+        _effect("city", people=3000, before=1000, after=2400),
+        _effect("district", "海曙区", people=2000, before=1000, after=1400),
+        _effect("district", "江北区", people=1000, before=0, after=1000),
+        _effect("street", "海曙区", "月湖街道", people=1400, before=1000, after=1400),
+        _effect("street", "江北区", "甬江街道", people=1000, before=0, after=1000)]
+    # one baseline: the summary's
+    [city] = client.get("/api/summary?level=city").get_json()["rows"]
+    assert body["before"]["covered_population"] == city["covered_population"] == 1000
+    assert body["after"] == {"covered_population": 2400, "covered_share": 0.8}
+
+
+def test_a_units_whatif_counts_its_change_in_the_city_too(client, two_districts, signed_in):
+    body = client.post("/api/whatif?district=海曙区", json=_proposal((3, "district")),
+                       headers=signed_in).get_json()
+    assert body["before"] == {"covered_population": 1000, "covered_share": 0.5}  # the district's whole
+    assert body["effects"] == [
+        _effect("city", people=3000, before=1000, after=1400),
+        _effect("district", "海曙区", people=2000, before=1000, after=1400),
+        _effect("street", "海曙区", "月湖街道", people=1400, before=1000, after=1400)]
+
+
+def test_a_proposed_centre_in_no_grid_has_no_district_or_street(client, two_districts, signed_in):
+    far = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.9, 29.9]},
+         "properties": {"level": "community"}}]}
+    body = client.post("/api/whatif", json=far, headers=signed_in).get_json()
+    assert body["sites"] == [{"level": "community"}] and body["effects"] == []
