@@ -351,26 +351,34 @@ def _missing_centers(grids, grid_geoms, centers_m, districts, crs, shapes: dict 
     """
     cities = has_cities(grids)
     units = key_table(grids, unit_columns("community", cities))
-    found = {level: set() for level in LEVELS}
+    with_centre = {level: np.zeros(0, np.intp) for level in LEVELS}  # the grids a centre of the level stands in
     if not centers_m.empty:
         point_idx, grid_idx = centre_grids(grid_geoms, centers_m.geometry.values)
         levels = centers_m["level"].to_numpy()[point_idx]
-        for level in LEVELS:
-            at_level = grid_idx[levels == level]
-            found[level] = set(map(tuple, units.iloc[at_level][unit_columns(level, cities)].to_numpy()))
+        with_centre = {level: grid_idx[levels == level] for level in LEVELS}
 
     shapes = district_shapes(districts, crs, cities) if shapes is None else shapes
     rows, geoms = [], []
     for level in LEVELS:
         columns = unit_columns(level, cities)
-        groups = units.groupby(columns, sort=True).indices
-        for key, positions in groups.items():
-            key = key if isinstance(key, tuple) else (key,)
-            if key in found[level]:
-                continue
+        # each grid's unit, numbered in key order (a unit without a whole key: none); 26k units
+        # compared as numbers, and only the few without a centre made into positions
+        grouped = units.groupby(columns, sort=True)
+        unit = grouped.ngroup().fillna(-1).to_numpy(dtype=np.int64)
+        served = np.zeros(grouped.ngroups + 1, dtype=bool)  # the last: grids of no unit
+        served[unit[with_centre[level]]] = True
+        lacking = np.flatnonzero(~served[:-1])
+        if not len(lacking):
+            continue
+        by_unit = np.argsort(unit, kind="stable")  # each unit's grids together, in the layer's order
+        starts = np.searchsorted(unit[by_unit], lacking, side="left")
+        ends = np.searchsorted(unit[by_unit], lacking, side="right")
+        keys = units[columns].iloc[by_unit[starts]].to_numpy(dtype=object)
+        for key, start, end in zip(keys, starts, ends):
+            key = tuple(key)
             shape = district_shape(shapes, key) if level == "district" else None
             if shape is None:
-                shape = merge_tiles(grid_geoms[positions])
+                shape = merge_tiles(grid_geoms[by_unit[start:end]])
             rows.append(missing_center_row(level, columns, key))
             geoms.append(shape)
     return _Gaps("missing_center", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]), np.array(geoms, dtype=object))
