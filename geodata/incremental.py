@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
-                       _gap_cities, _Gaps, _gaps_frame, _overlaps, _service_gaps, _staffing_gaps, _summary, catchments,
+                       _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps, _summary, catchments,
                        centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles, missing_center_row)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
@@ -145,7 +145,7 @@ class _Update:
         self.ids0, self.ids1 = ids0, ids1
         self.keys = unit_columns("community", cities)
         self._metric = {}  # new position -> metric shape
-        self._trees = {}
+        self._bounds = {}  # 0: old, 1: new grids' envelopes
 
         self.added = self._positions(self.ids1, grid_changes.added)
         changed1 = self._positions(self.ids1, grid_changes.changed)
@@ -182,10 +182,10 @@ class _Update:
     def to_metric(self, geoms) -> np.ndarray:
         return gpd.GeoSeries(np.asarray(geoms, dtype=object), crs=STORAGE_CRS).to_crs(self.crs).values
 
-    def tree(self, which: int) -> shapely.STRtree:
-        if which not in self._trees:
-            self._trees[which] = shapely.STRtree((self.grids0 if which == 0 else self.grids1).geometry.values)
-        return self._trees[which]
+    def bounds(self, which: int) -> np.ndarray:
+        if which not in self._bounds:
+            self._bounds[which] = shapely.bounds((self.grids0 if which == 0 else self.grids1).geometry.values)
+        return self._bounds[which]
 
     def near(self, which: int, lonlat_geoms) -> np.ndarray:
         """Positions of the grids (0: old, 1: new) whose envelopes come within MARGIN_DEG of these shapes'."""
@@ -193,8 +193,18 @@ class _Update:
         if not len(geoms):
             return np.zeros(0, np.intp)
         b = shapely.bounds(geoms)
-        boxes = shapely.box(b[:, 0] - MARGIN_DEG, b[:, 1] - MARGIN_DEG, b[:, 2] + MARGIN_DEG, b[:, 3] + MARGIN_DEG)
-        return np.unique(self.tree(which).query(boxes)[1]).astype(np.intp)
+        b = np.column_stack([b[:, :2] - MARGIN_DEG, b[:, 2:] + MARGIN_DEG])
+        # the grids in the shapes' whole envelope, then a tree of those: a tree of a province's grids
+        # took longer than the rest of an update
+        every = self.bounds(which)
+        low, high = np.nanmin(b[:, :2], axis=0), np.nanmax(b[:, 2:], axis=0)
+        around = np.flatnonzero((every[:, 0] <= high[0]) & (every[:, 2] >= low[0])
+                                & (every[:, 1] <= high[1]) & (every[:, 3] >= low[1]))
+        if not len(around):
+            return np.zeros(0, np.intp)
+        frame = self.grids0 if which == 0 else self.grids1
+        boxes = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+        return around[np.unique(shapely.STRtree(frame.geometry.values[around]).query(boxes)[1])].astype(np.intp)
 
     def lonlat(self, metric_geoms) -> np.ndarray:
         return gpd.GeoSeries(np.asarray(metric_geoms, dtype=object), crs=self.crs).to_crs(STORAGE_CRS).values
@@ -467,8 +477,8 @@ class _Update:
         frame = self.grids0 if which == 0 else self.grids1
         with_neighbours = np.union1d(positions, self.near(which, frame.geometry.values[positions])).astype(np.intp)
         geoms = self.metric(with_neighbours) if which == 1 else self.to_metric(frame.geometry.values[with_neighbours])
-        invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
-        return invalid[np.searchsorted(with_neighbours, positions)]
+        # as analyse checks them: the grids whose edges all match a neighbour's are valid at once
+        return _invalid_edges(geoms)[np.searchsorted(with_neighbours, positions)]
 
     def gaps(self, parts, drop) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
         """The previous gaps but those dropped, with the new ones, in ``analyse``'s order; and the new ones."""
