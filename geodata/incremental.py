@@ -28,8 +28,9 @@ import pandas as pd
 import shapely
 
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
-                       _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps, _summary, catchments,
-                       centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles, missing_center_row)
+                       _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps,
+                       _summary, catchments, centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles,
+                       missing_center_row)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
@@ -669,7 +670,7 @@ def _hits(geoms: np.ndarray, bounds: np.ndarray, query: np.ndarray) -> np.ndarra
     """Positions (sorted) of ``geoms`` (``bounds``: their envelopes) whose envelopes meet one of the
     ``query`` envelopes (rows of xmin, ymin, xmax, ymax): those in the queries' whole envelope, then a
     tree of only those (a tree of a province's grids took longer than the rest of an update)."""
-    if not len(query) or not len(geoms):
+    if not len(geoms) or not np.isfinite(query).all(axis=1).any():  # (empty shapes have no envelope)
         return np.zeros(0, np.intp)
     low, high = np.nanmin(query[:, :2], axis=0), np.nanmax(query[:, 2:], axis=0)
     around = np.flatnonzero((bounds[:, 0] <= high[0]) & (bounds[:, 2] >= low[0])
