@@ -28,8 +28,9 @@ import pandas as pd
 import shapely
 
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
-                       _gap_cities, _Gaps, _gaps_frame, _overlaps, _service_gaps, _staffing_gaps, _summary, catchments,
-                       centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles, missing_center_row)
+                       _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps,
+                       _summary, catchments, centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles,
+                       missing_center_row)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
@@ -145,7 +146,7 @@ class _Update:
         self.ids0, self.ids1 = ids0, ids1
         self.keys = unit_columns("community", cities)
         self._metric = {}  # new position -> metric shape
-        self._trees = {}
+        self._bounds = {}  # 0: old, 1: new grids' envelopes
 
         self.added = self._positions(self.ids1, grid_changes.added)
         changed1 = self._positions(self.ids1, grid_changes.changed)
@@ -182,19 +183,23 @@ class _Update:
     def to_metric(self, geoms) -> np.ndarray:
         return gpd.GeoSeries(np.asarray(geoms, dtype=object), crs=STORAGE_CRS).to_crs(self.crs).values
 
-    def tree(self, which: int) -> shapely.STRtree:
-        if which not in self._trees:
-            self._trees[which] = shapely.STRtree((self.grids0 if which == 0 else self.grids1).geometry.values)
-        return self._trees[which]
+    def bounds(self, which: int) -> np.ndarray:
+        if which not in self._bounds:
+            self._bounds[which] = shapely.bounds((self.grids0 if which == 0 else self.grids1).geometry.values)
+        return self._bounds[which]
 
     def near(self, which: int, lonlat_geoms) -> np.ndarray:
         """Positions of the grids (0: old, 1: new) whose envelopes come within MARGIN_DEG of these shapes'."""
         geoms = np.asarray(lonlat_geoms, dtype=object)
         if not len(geoms):
             return np.zeros(0, np.intp)
-        b = shapely.bounds(geoms)
-        boxes = shapely.box(b[:, 0] - MARGIN_DEG, b[:, 1] - MARGIN_DEG, b[:, 2] + MARGIN_DEG, b[:, 3] + MARGIN_DEG)
-        return np.unique(self.tree(which).query(boxes)[1]).astype(np.intp)
+        frame = self.grids0 if which == 0 else self.grids1
+        return _hits(frame.geometry.values, self.bounds(which), _widened(shapely.bounds(geoms), MARGIN_DEG))
+
+    def centre_bounds(self) -> np.ndarray:
+        if "centres" not in self._bounds:
+            self._bounds["centres"] = shapely.bounds(self.centers1.geometry.values)
+        return self._bounds["centres"]
 
     def lonlat(self, metric_geoms) -> np.ndarray:
         return gpd.GeoSeries(np.asarray(metric_geoms, dtype=object), crs=self.crs).to_crs(STORAGE_CRS).values
@@ -280,8 +285,8 @@ class _Update:
                 continue
             reach_m = self.params.radius(level) * 1.5 + 100
             dy, dx = reach_m / 110_000, reach_m / (110_000 * np.cos(lat))
-            boxes = shapely.box(b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy)
-            near.append(of_level[np.unique(shapely.STRtree(centers.geometry.values[of_level]).query(boxes)[1])])
+            query = np.column_stack([b[:, 0] - dx, b[:, 1] - dy, b[:, 2] + dx, b[:, 3] + dy])
+            near.append(of_level[_hits(centers.geometry.values[of_level], self.centre_bounds()[of_level], query)])
         return centers.iloc[np.sort(np.concatenate(near)) if near else []]
 
     def _discs(self, centers) -> np.ndarray:
@@ -307,10 +312,8 @@ class _Update:
         if (len(self.struct0) or len(self.struct1)) and not self.centers1.empty:
             # a reshaped grid may have taken a centre from a neighbour, or given one to it
             shapes = np.concatenate([grids0.geometry.values[self.struct0], grids1.geometry.values[self.struct1]])
-            b = shapely.bounds(shapes)
-            boxes = shapely.box(b[:, 0] - MARGIN_DEG, b[:, 1] - MARGIN_DEG, b[:, 2] + MARGIN_DEG, b[:, 3] + MARGIN_DEG)
             points = self.centers1.geometry.values
-            inside = np.unique(shapely.STRtree(points).query(boxes)[1])
+            inside = _hits(points, self.centre_bounds(), _widened(shapely.bounds(shapes), MARGIN_DEG))
             seeds1.append(self.near(1, points[inside]))
         seeds0 = np.unique(np.concatenate(seeds0)).astype(np.intp)
         seeds1 = np.unique(np.concatenate(seeds1)).astype(np.intp)
@@ -346,9 +349,8 @@ class _Update:
             if not len(members[level]) or not len(of_level):
                 continue
             points = self.centers1.geometry.values[of_level]
-            b = shapely.bounds(grids1.geometry.values[members[level]])
-            boxes = shapely.box(b[:, 0] - MARGIN_DEG, b[:, 1] - MARGIN_DEG, b[:, 2] + MARGIN_DEG, b[:, 3] + MARGIN_DEG)
-            near_points = np.unique(shapely.STRtree(points).query(boxes)[1]).astype(np.intp)
+            near_points = _hits(points, self.centre_bounds()[of_level],
+                                _widened(self.bounds(1)[members[level]], MARGIN_DEG))
             if len(near_points):
                 candidates = self.near(1, points[near_points])
                 _, at = centre_grids(self.metric(candidates), self.to_metric(points[near_points]))
@@ -467,8 +469,8 @@ class _Update:
         frame = self.grids0 if which == 0 else self.grids1
         with_neighbours = np.union1d(positions, self.near(which, frame.geometry.values[positions])).astype(np.intp)
         geoms = self.metric(with_neighbours) if which == 1 else self.to_metric(frame.geometry.values[with_neighbours])
-        invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(geoms))
-        return invalid[np.searchsorted(with_neighbours, positions)]
+        # as analyse checks them: the grids whose edges all match a neighbour's are valid at once
+        return _invalid_edges(geoms)[np.searchsorted(with_neighbours, positions)]
 
     def gaps(self, parts, drop) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
         """The previous gaps but those dropped, with the new ones, in ``analyse``'s order; and the new ones."""
@@ -658,6 +660,25 @@ class _Update:
             frame = in_order(frame)
             out[level] = frame.reset_index(drop=True)
         return out
+
+
+def _widened(bounds: np.ndarray, margin: float) -> np.ndarray:
+    return np.column_stack([bounds[:, :2] - margin, bounds[:, 2:] + margin])
+
+
+def _hits(geoms: np.ndarray, bounds: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Positions (sorted) of ``geoms`` (``bounds``: their envelopes) whose envelopes meet one of the
+    ``query`` envelopes (rows of xmin, ymin, xmax, ymax): those in the queries' whole envelope, then a
+    tree of only those (a tree of a province's grids took longer than the rest of an update)."""
+    if not len(geoms) or not np.isfinite(query).all(axis=1).any():  # (empty shapes have no envelope)
+        return np.zeros(0, np.intp)
+    low, high = np.nanmin(query[:, :2], axis=0), np.nanmax(query[:, 2:], axis=0)
+    around = np.flatnonzero((bounds[:, 0] <= high[0]) & (bounds[:, 2] >= low[0])
+                            & (bounds[:, 1] <= high[1]) & (bounds[:, 3] >= low[1]))
+    if not len(around):
+        return np.zeros(0, np.intp)
+    boxes = shapely.box(query[:, 0], query[:, 1], query[:, 2], query[:, 3])
+    return around[np.unique(shapely.STRtree(geoms[around]).query(boxes)[1])].astype(np.intp)
 
 
 def _signed(coverage: pd.DataFrame, keys: list[str], sign: int) -> pd.DataFrame:

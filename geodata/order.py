@@ -130,10 +130,14 @@ def orderer(grids: pd.DataFrame, codes: Mapping | None = None) -> Callable[[pd.D
         rank = np.empty(len(table), dtype=np.int64)
         rank[natural_order(grids["grid_id"].to_numpy(dtype=object))] = np.arange(len(table))
         table["rank"] = rank
-        for depth in range(1, len(columns) + 1):  # a unit's rank is its first grid's: grouped, not looped
-            first = table.groupby(columns[:depth], sort=False, dropna=False)["rank"].min()
-            units = first.index if depth > 1 else ((name,) for name in first.index)
-            first_grid.update(zip(map(tuple, units), first.to_numpy().tolist()))
+        # a unit's rank is its first grid's: the grids grouped once into the smallest units, those
+        # into the larger ones (a few thousand rows, not every grid again)
+        first = table.groupby(columns, sort=False, dropna=False)["rank"].min().reset_index()
+        for depth in range(len(columns), 0, -1):
+            if depth < len(columns):
+                first = first.groupby(columns[:depth], sort=False, dropna=False)["rank"].min().reset_index()
+            units = first[columns[:depth]].to_numpy(dtype=object)
+            first_grid.update(zip(map(tuple, units), first["rank"].to_numpy().tolist()))
     district_depth = 2 if cities else 1
 
     @functools.cache  # a district's key serves all its streets and communities
@@ -144,7 +148,9 @@ def orderer(grids: pd.DataFrame, codes: Mapping | None = None) -> Callable[[pd.D
             code = codes.get(name)
         if code is not None:
             return 0, natural_key(code), 0, natural_key(name)
-        return 1, (), first_grid.get(unit, math.inf), natural_key(name)
+        rank = first_grid.get(unit, math.inf)
+        # units of grids never share a first grid: the name breaks ties only between units without grids
+        return 1, (), rank, natural_key(name) if rank == math.inf else ()
 
     def order(frame: pd.DataFrame) -> pd.DataFrame:
         keys = _key_columns(frame, cities)

@@ -284,3 +284,25 @@ def test_fast_ratios_equal_the_naive_idiom(discs, cells):
     expected = naive_ratio(grid_geoms, disc_geoms) if len(discs) else np.zeros(len(grid_geoms))
     np.testing.assert_allclose(ratio, expected, atol=1e-9)
     np.testing.assert_allclose(shapely.area(uncovered), shapely.area(grid_geoms) * (1 - expected), atol=1e-3)
+
+
+def test_a_catchment_with_a_discs_vertex_count_that_is_no_disc_is_measured():
+    # 64 vertices (65 with the closing one) from east, clockwise, as a disc's, but a star: every
+    # other vertex at 300 m. Taken for a disc of 1 km, the boxes would be inside it.
+    angle = -2 * np.pi / 64 * np.append(np.arange(64), 0)
+    radius = np.where(np.arange(65) % 2 == 0, 1000.0, 300.0)
+    star = shapely.Polygon(np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]))
+    grids = np.array([box(400, 400, 600, 600), box(-650, -100, -450, 100), box(5000, 0, 5100, 100)], dtype=object)
+    ratio, uncovered = grid_coverage(grids, np.array([star], dtype=object))
+    expected = naive_ratio(grids, np.array([star], dtype=object))
+    assert expected[0] < 0.5 and expected[2] == 0  # the first box is mostly between two spikes
+    np.testing.assert_allclose(ratio, expected, atol=1e-9)
+    np.testing.assert_allclose(shapely.area(uncovered), shapely.area(grids) * (1 - expected), atol=1e-6)
+
+
+def test_regular_discs_cover_the_grids_inside_them_at_once():
+    discs = catchments(gpd.GeoDataFrame({"level": ["community"]}, geometry=[Point(0, 0)], crs="EPSG:32651"), Params())
+    grids = np.array([box(-600, -600, 600, 600), box(600, 600, 800, 800), box(2000, 0, 2100, 100)], dtype=object)
+    ratio, uncovered = grid_coverage(grids, discs)
+    np.testing.assert_allclose(ratio, naive_ratio(grids, discs), atol=1e-9)
+    assert ratio[0] == 1 and shapely.is_empty(uncovered[0]) and ratio[2] == 0 and 0 < ratio[1] < 1
