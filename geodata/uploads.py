@@ -21,7 +21,7 @@ from .coverage import Params, tiling_problems
 from .crs import metric_crs
 from .diff import diff
 from .errors import BadRequest, PreconditionFailed
-from .i18n import CATALOGUE, text
+from .i18n import known, text
 from .schema import LAYERS
 from .scopes import check as check_scope, whole_layer
 from .store import Store, Version
@@ -263,7 +263,7 @@ def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str, cities: bool = False)
 def _noun(layer: str, lang: str) -> str:
     """What the layer's features are called in a sentence: 网格 / grids; 要素 / features for any other."""
     key = f"impact.noun.{layer}"
-    return text(key if key in CATALOGUE else "impact.noun", lang)
+    return text(key if known(key) else "impact.noun", lang)
 
 
 def _percent(part: int, whole: int) -> str:
