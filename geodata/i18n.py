@@ -89,9 +89,9 @@ class Says(str):
     ``count`` picks a plural form and fills ``{n}``.
     """
 
-    def __new__(cls, key: str, count: int | None = None, **params):
-        self = super().__new__(cls, _render(key, count, params, "en"))
-        self.key, self.count, self.params = key, count, params
+    def __new__(cls, msgid: str, /, count: int | None = None, **params):
+        self = super().__new__(cls, _render(msgid, count, params, "en"))
+        self.key, self.count, self.params = msgid, count, params
         return self
 
     def in_language(self, lang: str) -> str:
