@@ -19,6 +19,7 @@ import shapely
 from . import cql, geojson
 from .crs import CRS84_URI, bbox_to_crs84, output_crs
 from .errors import BadRequest, NotFound
+from .i18n import says
 from .params import whole_number
 from .schema import Layer
 
@@ -53,7 +54,7 @@ class Query:
             if name in RESERVED_PARAMS:
                 continue
             if name not in columns:
-                raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
+                raise BadRequest(says("error.unknown_filter", name=name, columns=", ".join(columns)))
             if layer is not None and (spec := layer.field(name)) is not None and spec.kind == "boolean":
                 # the stores compare values as text or numbers: a 400, not an answer that silently matches nothing
                 raise BadRequest(f"'{name}' is true or false: filtering by it is not supported yet")
@@ -189,7 +190,7 @@ class FeatureSet:
         try:
             return self.features[self._positions_by_key[key]]
         except KeyError:
-            raise NotFound(f"no feature '{key}' in {self.layer.name}") from None
+            raise NotFound(says("error.no_feature", key=key, layer=self.layer.name)) from None
 
     def select(self, query: Query) -> np.ndarray:
         """Row positions matching the query's bbox and filters, in layer order (or ``sortby``'s)."""

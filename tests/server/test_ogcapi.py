@@ -93,7 +93,7 @@ def test_unknown_format_is_json_400(client, loaded, url):
                                  "/api/collections/grids?limit=5", "/api/collections/grids/items/g10?limit=1"])
 def test_unknown_parameters_are_400(client, loaded, url):
     resp = client.get(url)
-    assert resp.status_code == 400 and "unknown parameter" in resp.get_json()["error"]["message"]
+    assert resp.status_code == 400 and "未知参数" in resp.get_json()["error"]["message"]
 
 
 def test_language_switch_is_no_filter(client, loaded):
