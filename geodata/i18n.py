@@ -228,6 +228,10 @@ def main(argv=None) -> int:
         pairs = old_catalogue(args.path)
         done = add([(key, (zh,), (en,)) for key, (zh, en) in pairs.items()])
         print(f"added {len(done)} of {len(pairs)}: {', '.join(done)}" if done else f"all {len(pairs)} are here")
+        # keys there already, read as compiled at start (before this run's additions)
+        differ = [key for key, pair in pairs.items() if key not in done and (text(key, "zh"), text(key, "en")) != pair]
+        if differ:  # the same key with other words there: said, not overwritten (add --replace to take them)
+            print("texts that differ from the catalogues' (kept): " + ", ".join(differ))
     else:
         found = problems()
         print("\n".join(found) or "both catalogues are complete")

@@ -71,7 +71,7 @@ def test_what_if_parameters_need_a_signed_in_user(client, loaded, url):
     resp = client.get(url)
     assert resp.status_code == 401
     error = resp.get_json()["error"]
-    assert error["code"] == "unauthorized" and "signed-in" in error["message"]
+    assert error["code"] == "unauthorized" and "仅供已登录的用户使用" in error["message"]  # Chinese by default
 
 
 def test_a_what_if_never_evicts_the_analysis_of_the_settings(app, client, loaded, signed_in):
