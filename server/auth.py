@@ -122,7 +122,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(e: CSRFError):
-        return error_response(400, "csrf_failed", f"the form has expired or was not sent by this site ({e.description})")
+        return error_response(400, "csrf_failed", says("error.csrf"), [e.description])  # Flask-WTF's reason, in English
 
     @app.context_processor
     def user_in_templates():
