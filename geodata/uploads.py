@@ -183,7 +183,7 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     if report.ok and merging:  # the stored features were checked when stored: the file's check is the merge's
         report = Report(report.layer, report.errors, report.warnings, _merge(store.read(layer), report.data, key))
     if report.ok and not merging:
-        whole_layer(scopes, "a replace upload")
+        whole_layer(scopes, says("scope.replace_upload"))
     elif report.ok:  # a scoped editor's: what the file writes and what it replaces lie in the editor's units
         written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
         check_scope(store, layer, scopes, written, written[key])

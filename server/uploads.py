@@ -120,7 +120,7 @@ def restore(collection_id: str, number: str):
     if collection_id not in store.layer_names:
         raise BadRequest(says("error.computed_no_restore", collection=collection_id))
     old = store.version(collection_id, number)
-    whole_layer(current_user().areas, "a restore")
+    whole_layer(current_user().areas, says("scope.restore"))
     new = store.restore(collection_id, number, author=current_user().name,
                         message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
                         if_version=_if_match(collection_id))

@@ -472,7 +472,7 @@ def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
     assert user("scope", "wang").returncode == 0
     assert UserStore(data_dir).all()["wang"].areas == []
     bad = user("scope", "wang", "street=月湖街道")
-    assert bad.returncode == 1 and "levels above" in bad.stderr
+    assert bad.returncode == 1 and "其上各级" in bad.stderr
     admin = user("add", "zhao", "--role", "admin", "--scope", "district=海曙区")
     assert admin.returncode == 1 and "only editors" in admin.stderr
 
