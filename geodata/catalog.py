@@ -31,6 +31,7 @@ from . import jobs as job
 from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse
 from .errors import BadRequest, NotFound
+from .i18n import says
 from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
 from .search import SearchIndex
@@ -92,7 +93,7 @@ class Catalog:
     def layer(self, collection_id: str) -> Layer:
         layer = LAYERS.get(collection_id) or DERIVED.get(collection_id)
         if layer is None:
-            raise NotFound(f"no collection '{collection_id}'; collections are {', '.join(self.ids)}")
+            raise NotFound(says("error.no_collection", collection=collection_id, collections=", ".join(self.ids)))
         return layer
 
     def get(self, collection_id: str, version: int | None = None, params: Params | None = None,
@@ -119,7 +120,7 @@ class Catalog:
         layer = self.layer(collection_id)
         if collection_id in DERIVED:
             if version is not None:
-                raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+                raise BadRequest(says("error.computed_no_versions", collection=collection_id))
             tag, analysis = self.analysis_entry(params)
             features = self._sets.get((collection_id, tag),
                                       lambda: FeatureSet(self._derived_frame(collection_id, tag, analysis), layer))

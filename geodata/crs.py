@@ -18,6 +18,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from .errors import BadRequest, Unprocessable
+from .i18n import says
 
 STORAGE_CRS = "EPSG:4326"
 
@@ -258,7 +259,7 @@ def parse_crs(text: str) -> CRS:
     geodata.errors.BadRequest: source_crs names a file or grid (+nadgrids): give an EPSG code such as EPSG:4549, or WKT without grid files
     """
     if not isinstance(text, str) or not _CRS_TEXT.fullmatch(text):
-        raise BadRequest(f"source_crs {str(text)[:200]!r} is not a CRS: give e.g. EPSG:4549, a WKT or a PROJ string")
+        raise BadRequest(says("io.not_a_crs", crs=repr(str(text)[:200])))
     named = _names_a_file(text)
     if named is not None:
         raise BadRequest(f"source_crs names a file or grid ({named}): give an EPSG code such as EPSG:4549, "
@@ -342,23 +343,22 @@ def choose_crs(bounds, file_crs: str | None, source_crs: CRS | None, notes: list
                             "(the .prj) or leave it out and give source_crs, e.g. EPSG:4549")
     crs = CRS.from_user_input(file_crs) if file_crs else None
     if crs is not None and source_crs is not None and not crs.equals(source_crs):
-        notes.append(f"source_crs {crs_label(source_crs)} not used: the file says {crs_label(crs)}")
+        notes.append(says("io.source_crs_unused", given=crs_label(source_crs), crs=crs_label(crs)))
     elif crs is None and source_crs is not None:
         crs = source_crs
-        notes.append(f"coordinates read as {crs_label(crs)} (source_crs)")
+        notes.append(says("io.read_as", crs=crs_label(crs)))
     bounds = np.asarray(bounds, dtype=float)
     if not np.isfinite(bounds).all() or looks_like_lonlat(bounds):  # NaN: nothing to judge by
         if crs is None:
-            notes.append("the file names no CRS and its coordinates can be longitude/latitude: read as WGS84")
+            notes.append(says("io.read_as_wgs84"))
             crs = CRS.from_user_input(STORAGE_CRS)
         return crs
     x = float(np.max(np.abs(bounds[[0, 2]])))
     if crs is None:
-        raise Unprocessable(f"coordinates look projected (x up to {x:.0f}): give source_crs, "
-                            f"e.g. {suggest_source_crs(x)}")
+        raise Unprocessable(says("io.looks_projected", x=f"{x:.0f}", example=suggest_source_crs(x)))
     if crs.is_geographic:
-        raise Unprocessable(f"coordinates look projected (x up to {x:.0f}) but {crs_label(crs)} is longitude/"
-                            f"latitude: fix the file's CRS or give source_crs, e.g. {suggest_source_crs(x)}")
+        raise Unprocessable(says("io.projected_not_lonlat", x=f"{x:.0f}", crs=crs_label(crs),
+                                 example=suggest_source_crs(x)))
     return crs
 
 

@@ -1,497 +1,243 @@
-"""Every label, legend entry and message a person reads, in Chinese (default) and English.
+"""Every label, legend entry and message a person reads, in one language at a time: Chinese (default) or English.
 
-One catalogue for pages, maps and reports: ``text(key, lang)``.  Keys are
-dotted names; a missing translation falls back to Chinese, then to the key,
-so a gap shows up on the page instead of breaking it (and a test lists gaps).
+The texts live in gettext catalogues, ``geodata/locale/<locale>/LC_MESSAGES/messages.po`` (``zh_CN`` and
+``en``), whose msgids are dotted keys (``nav.map``, ``check.empty``).  They are compiled in memory when this
+module is imported (Babel's ``pofile`` then ``mofile``: no ``.mo`` file is kept in the repository) and read
+with ``text(key, lang)``, ``ntext(key, n, lang)`` (plural forms) and ``says(key, ...)`` (a message whose
+language is chosen later, where the reader is known: the domain errors).  A missing translation falls back
+to Chinese, then to the key, so a gap shows up on the page instead of breaking it (tests/geodata/test_i18n.py
+lists gaps).
+
+Adding texts (both catalogues at once)::
+
+    python -m geodata.i18n add KEY "中文" "English"
+    python -m geodata.i18n add KEY "{n} 个错误" "{n} error" --plural "{n} errors"
+    python -m geodata.i18n absorb OLD_I18N.py   # every (zh, en) pair of an old CATALOGUE dict not yet here
+    python -m geodata.i18n check                # keys missing from or untranslated in a catalogue
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
+import gettext
+import io
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
+LOCALES = {"zh": "zh_CN", "en": "en"}  # the catalogues' locale names
+LOCALE_DIR = Path(__file__).parent / "locale"
 
-CATALOGUE: dict[str, tuple[str, str]] = {
-    # the product and its navigation
-    "app.name": ("网格地图", "gridmap"),
-    "app.title": ("网格党群服务覆盖图", "Grid service coverage"),
-    "nav.map": ("覆盖地图", "Coverage map"),
-    "nav.dashboard": ("统计看板", "Dashboard"),
-    "nav.api": ("数据接口", "Data API"),
-    "nav.history": ("版本历史", "History"),
-    "nav.upload": ("上传数据", "Upload"),
-    "nav.switch_language": ("English", "中文"),
-    "nav.menu": ("菜单", "Menu"),
-    "nav.city": ("全市", "Whole city"),
-    # units and levels
-    "level.city": ("地级市", "City"),
-    "level.district": ("区县", "District"),
-    "level.street": ("街道（镇）", "Street"),
-    "level.community": ("社区（村）", "Community"),
-    "field.grid": ("网格", "Grid"),
-    "field.grid_id": ("编号", "ID"),
-    "field.name": ("名称", "Name"),
-    "field.grid_type": ("网格类型", "Grid type"),
-    "field.population": ("人口", "Population"),
-    "field.covered_population": ("覆盖人口", "Covered population"),
-    "field.covered_share": ("覆盖率", "Covered share"),
-    "field.coverage_ratio": ("面积覆盖比例", "Area covered"),
-    "field.coverage_status": ("覆盖状态", "Coverage"),
-    "field.grids": ("网格数", "Grids"),
-    "field.level": ("级别", "Level"),
-    "field.detail": ("说明", "Detail"),
-    "field.area_m2": ("面积（m²）", "Area (m²)"),
-    "field.instructor": ("党建指导员", "Instructor"),
-    "field.party_branch": ("党支部", "Party branch"),
-    "field.grid_workers": ("网格员", "Grid workers"),
-    "field.center": ("服务中心", "Centre"),
-    # coverage status
-    "field.households": ("户数", "Households"),
-    "field.party_members": ("党员数", "Party members"),
-    "field.city": ("地级市", "City"),
-    "field.district": ("区县", "District"),
-    "field.street": ("街道（镇）", "Street"),
-    "field.community": ("社区（村）", "Community"),
-    "field.center_id": ("编号", "ID"),
-    "field.floor_area_m2": ("面积（m²）", "Floor area (m²)"),
-    "field.adcode": ("行政区划代码", "Division code"),
-    "field.name_en": ("英文名", "English name"),
-    # a grid's and a centre's own page
-    "feature.grid_title": ("网格：", "Grid: "),
-    "feature.center_title": ("服务中心：", "Centre: "),
-    "feature.details": ("基本信息", "Details"),
-    "feature.coverage": ("服务覆盖", "Coverage"),
-    "feature.serving": ("服务本网格的党群服务中心", "Centres that serve this grid"),
-    "feature.none_serving": ("没有中心的服务半径覆盖本网格；最近的中心：", "No centre's radius reaches this grid; the nearest:"),
-    "feature.served": ("本中心服务半径内的网格", "Grids within this centre's radius"),
-    "feature.served_count": ("网格数", "Grids"),
-    "feature.served_population": ("人口合计", "Population"),
-    "feature.distance": ("直线距离（米）", "Straight-line distance (m)"),
-    "feature.radius": ("服务半径（米）", "Radius (m)"),
-    "feature.history": ("变更历史", "History"),
-    "feature.no_history": ("没有记录。", "No versions."),
-    "feature.change.added": ("新增", "added"),
-    "feature.change.changed": ("修改", "changed"),
-    "feature.change.removed": ("删除", "removed"),
-    "feature.change": ("变更", "Change"),
-    "feature.on_map": ("在地图上查看", "Show on the map"),
-    "feature.as_data": ("数据（GeoJSON）", "Data (GeoJSON)"),
-    "feature.staffing_signed_in": ("登录后可查看人员配备。", "Sign in to see staffing."),
-    "feature.removed": ("该要素已在当前版本中删除。", "This feature was removed in the current version."),
-    "status.covered": ("已覆盖", "Covered"),
-    "status.partial": ("部分覆盖", "Partly covered"),
-    "status.uncovered": ("未覆盖", "Not covered"),
-    # grid types
-    "grid_type.residential": ("居民小区", "Residential"),
-    "grid_type.industrial_park": ("工业园区", "Industrial park"),
-    "grid_type.commercial_market": ("商圈市场", "Commercial market"),
-    "grid_type.office_building": ("商务楼宇", "Office buildings"),
-    "grid_type.other": ("其他", "Other"),
-    # centre levels
-    "center.district": ("区级党群服务中心", "District centre"),
-    "center.street": ("街道（镇）党群服务中心", "Street centre"),
-    "center.community": ("社区（村）党群服务中心", "Community centre"),
-    # gap kinds
-    "gap.service_gap": ("服务盲区", "Service gap"),
-    "gap.missing_center": ("缺少服务中心", "Missing centre"),
-    "gap.tiling_gap": ("网格划分空隙", "Tiling gap"),
-    "gap.overlap": ("网格重叠", "Overlap"),
-    "gap.staffing_gap": ("力量配备缺口", "Staffing gap"),
-    # map layers and controls
-    "layer.basemap": ("底图", "Base map"),
-    "layer.coverage": ("网格覆盖状态", "Grid coverage"),
-    "layer.unit": ("所选单元边界", "The unit's outline"),
-    "layer.service_gaps": ("服务盲区", "Service gaps"),
-    "layer.centers": ("党群服务中心", "Service centres"),
-    "layer.catchments": ("服务半径", "Catchments"),
-    "layer.missing": ("缺少服务中心的单元", "Units missing a centre"),
-    "layer.tiling": ("网格空隙与重叠", "Tiling gaps and overlaps"),
-    "layer.staffing": ("力量配备缺口", "Staffing gaps"),
-    "layer.districts": ("区县界", "District boundaries"),
-    "layer.streets": ("街道界", "Street boundaries"),
-    "layer.communities": ("社区界", "Community boundaries"),
-    "layer.labels": ("地名", "Place names"),
-    "legend.title": ("图例", "Legend"),
-    "legend.coverage": ("网格覆盖状态", "Grid coverage"),
-    "legend.gaps": ("缺口", "Gaps"),
-    "legend.centers": ("党群服务中心", "Service centres"),
-    "map.search": ("搜索网格编码、名称、社区、街道或中心", "Search codes, grids, communities, streets, centres"),
-    "search.city": ("市", "city"),
-    "search.district": ("区县", "district"),
-    "search.street": ("街道", "street"),
-    "search.community": ("社区", "community"),
-    "search.grid": ("网格", "grid"),
-    "search.center": ("中心", "centre"),
-    # editing on the map (maps/edit_control.py, gridmap-edit.js)
-    "edit.edit": ("编辑", "Edit"),
-    "edit.done": ("退出编辑", "Stop editing"),
-    "edit.pick": ("选择", "Pick"),
-    "edit.pick_hint": ("点击网格或中心以编辑；拖动顶点，会吸附到相邻网格", "Click a grid or centre to edit it; drag its vertices (they snap to the neighbours')"),
-    "edit.draw_grid": ("新网格", "New grid"),
-    "edit.draw_hint": ("逐点绘制，点回第一个点结束；顶点会吸附到相邻网格", "Click each corner, then the first again; corners snap to the neighbours'"),
-    "edit.split": ("切分", "Split"),
-    "edit.split_hint": ("画一条穿过所选网格的线，点最后一点两次结束", "Draw a line across the chosen grid; click its last point again to finish"),
-    "edit.merge": ("合并", "Merge"),
-    "edit.merge_hint": ("点击与所选网格相邻的网格", "Click a grid next to the chosen one"),
-    "edit.add_center": ("新中心", "New centre"),
-    "edit.center_hint": ("点击地图放置中心", "Click the map to place the centre"),
-    "edit.undo": ("撤销", "Undo"),
-    "edit.discard": ("放弃修改", "Discard"),
-    "edit.check": ("检查", "Check"),
-    "edit.save": ("保存", "Save"),
-    "edit.message": ("修改说明", "What changed"),
-    "edit.message_needed": ("请填写修改说明", "Say what changed"),
-    "edit.checking": ("正在检查…", "Checking…"),
-    "edit.saving": ("正在保存…", "Saving…"),
-    "edit.ok": ("检查通过，可以保存", "No problems: ready to save"),
-    "edit.saved": ("已保存为第 {n} 版", "Saved as version {n}"),
-    "edit.refused": ("未保存：", "Not saved: "),
-    "edit.problems": ("问题", "Problems"),
-    "edit.warnings": ("提示", "Warnings"),
-    "edit.failed": ("出错", "Failed"),
-    "edit.one_layer": ("一次只能修改一个图层：请先保存或放弃", "One layer at a time: save or discard first"),
-    "edit.nothing": ("没有修改", "Nothing changed"),
-    "edit.select_first": ("请先选择一个网格", "Choose a grid first"),
-    "edit.new_key": ("新编码", "New key"),
-    "edit.history": ("查看历史", "View the history"),
-    "edit.required": ("必填", "required"),
-    "edit.changes": ("待保存的修改", "Changes to save"),
-    "edit.loading": ("加载中…", "Loading…"),
-    "edit.removed": ("删除", "removed"),
-    "edit.attributes": ("属性", "Attributes"),
-    "map.search_none": ("未找到", "Nothing found"),
-    "map.fullscreen": ("全屏", "Full screen"),
-    "map.basemap_unavailable": ("底图无法加载（可能未连接互联网），其余内容照常可用",
-                                "The base map cannot be loaded (no internet?); everything else works"),
-    "map.details": ("详情", "Details"),
-    "map.export_png": ("导出图片（PNG）", "Save as image (PNG)"),
-    "map.print": ("打印", "Print"),
-    "map.export_failed": ("导出失败", "The export failed"),
-    "map.open_data": ("查看数据", "View data"),
-    "map.open_map": ("在地图上查看", "Show on map"),
-    "map.loading": ("正在加载…", "Loading…"),
-    "map.load_failed": ("图层加载失败", "A layer failed to load"),
-    # dashboard
-    "dashboard.title": ("覆盖与缺口统计", "Coverage and gaps"),
-    "dashboard.city_summary": ("全市概况", "The city"),
-    "dashboard.by_level": ("按单元统计", "By unit"),
-    "dashboard.export_csv": ("导出 CSV", "Export CSV"),
-    "dashboard.chart_share": ("各区县人口覆盖率", "Covered share of population by district"),
-    "dashboard.chart_gaps": ("各区县缺口数量", "Gaps by district"),
-    "dashboard.chart_share_city": ("各地级市人口覆盖率", "Covered share of population by city"),
-    "dashboard.chart_gaps_city": ("各地级市缺口数量", "Gaps by city"),
-    "dashboard.charts_city": ("分地级市图表", "Cities at a glance"),
-    "dashboard.total_summary": ("总体概况（{n} 个地级市）", "All {n} cities"),
-    "dashboard.export_total_csv": ("导出总体汇总 CSV", "Export the summary of all cities as CSV"),
-    "dashboard.city_dashboards": ("各地级市的街道和社区", "Each city's streets and communities"),
-    "dashboard.all_cities": ("全部地级市", "All cities"),
-    "dashboard.sort_hint": ("点击表头排序", "Click a heading to sort"),
-    "dashboard.filter": ("筛选", "Filter"),
-    "dashboard.no_data": ("暂无数据", "No data yet"),
-    "dashboard.no_data_hint": ("尚未上传网格数据。上传网格和党群服务中心后，这里将显示覆盖率与缺口统计。",
-                               "No grids have been uploaded yet. Once grids and service centres are uploaded, "
-                               "this page shows their coverage and gaps."),
-    "dashboard.charts": ("分区县图表", "Districts at a glance"),
-    "dashboard.grids_covered": ("已覆盖网格", "Grids covered"),
-    "dashboard.grids_partial": ("部分覆盖网格", "Grids partly covered"),
-    "dashboard.grids_uncovered": ("未覆盖网格", "Grids not covered"),
-    "dashboard.gaps": ("缺口", "Gaps"),
-    "dashboard.total": ("合计", "Total"),
-    "dashboard.no_share": ("无人口数据", "no population"),
-    "dashboard.filter_placeholder": ("按名称筛选", "Filter by name"),
-    "dashboard.units": ("个单元", "units"),
-    "dashboard.row_link_hint": ("点击名称在地图上查看", "Click a name to see it on the map"),
-    "dashboard.export_city_csv": ("导出全市汇总 CSV", "Export the city summary as CSV"),
-    "dashboard.history": ("覆盖率变化", "Coverage over time"),
-    "dashboard.history_hint": ("最近 {n} 个数据版本（网格或服务中心每更新一次即一个版本）的人口覆盖率。"
-                               "旧版本在首次查看时计算并保存；最多显示最近 {n} 个。",
-                               "The covered share at each of the last {n} versions of the data (each upload or edit of "
-                               "the grids or the centres). Older versions are computed when first shown, then kept; "
-                               "at most the last {n} are shown."),
-    "dashboard.history_time": ("时间", "Time"),
-    "dashboard.history_version": ("数据版本", "Version"),
-    "dashboard.history_versions": ("网格 v{grids} · 中心 v{centers}", "grids v{grids} · centres v{centers}"),
-    # users
-    "auth.sign_in": ("登录", "Sign in"),
-    "auth.sign_out": ("退出", "Sign out"),
-    "auth.name": ("用户名", "User name"),
-    "auth.password": ("密码", "Password"),
-    "auth.failed": ("用户名或密码不正确", "Wrong user name or password"),
-    "auth.limited": ("登录失败次数过多，请 {minutes} 分钟后再试", "Too many failed sign-ins; try again in {minutes} min"),
-    "admin.users": ("用户与编辑范围", "Users and editing scopes"),
-    "admin.role": ("角色", "Role"),
-    "admin.scopes": ("可编辑范围", "May change"),
-    "admin.scopes_help": ("每行一个范围，如 district=海曙区 或 district=海曙区,street=月湖街道；留空则不限范围。",
-                          "One scope a line, e.g. district=海曙区 or district=海曙区,street=月湖街道; empty: everywhere."),
-    "admin.save": ("保存", "Save"),
-    "admin.saved": ("已保存：", "Saved: "),
-    "admin.everywhere": ("不限范围", "everywhere"),
-    "admin.no_scopes": ("（仅编辑可设范围）", "(only editors have scopes)"),
-    "nav.admin": ("用户", "Users"),
-    "role.viewer": ("查看者", "viewer"),
-    "role.editor": ("编辑", "editor"),
-    "role.admin": ("管理员", "admin"),
-    # editing
-    "editing.upload_title": ("上传更新数据", "Upload updated data"),
-    "editing.upload_intro": ("先检查文件：没有错误时，才能保存为新版本。地图在保存前不会改变。",
-                             "Check the file first: only a file without errors can be stored as a new version. "
-                             "The map does not change until then."),
-    "editing.layer": ("图层", "Layer"),
-    "editing.layer.grids": ("网格", "Grids"),
-    "editing.layer.centers": ("党群服务中心", "Service centres"),
-    "editing.layer.districts": ("区县界", "District boundaries"),
-    "editing.layer.roads": ("道路（步行路网）", "Roads (walking network)"),
-    "editing.file": ("文件", "File"),
-    "editing.file_hint": ("GeoJSON、Shapefile（.zip 压缩包）、GeoPackage 或 KML",
-                          "GeoJSON, zipped Shapefile, GeoPackage or KML"),
-    "editing.message": ("更新说明", "Message"),
-    "editing.message_placeholder": ("例如：海曙区网格调整", "e.g. Haishu grids redrawn"),
-    "editing.advanced": ("高级选项", "Advanced options"),
-    "editing.source_crs": ("源坐标系", "Source CRS"),
-    "editing.source_crs_hint": ("留空则使用文件自带的坐标系，例如 EPSG:4549",
-                                "Empty: the file's own, e.g. EPSG:4549"),
-    "editing.encoding": ("字符编码", "Encoding"),
-    "editing.encoding_hint": ("留空则自动识别，例如 GBK", "Empty: detected, e.g. GBK"),
-    "editing.coordinates": ("坐标类型", "Coordinates"),
-    "editing.coordinates.wgs84": ("WGS84（GPS）", "WGS84 (GPS)"),
-    "editing.coordinates.gcj02": ("GCJ-02（高德、腾讯）", "GCJ-02 (Amap, Tencent)"),
-    "editing.coordinates.bd09": ("BD-09（百度）", "BD-09 (Baidu)"),
-    "editing.mode": ("更新方式", "Mode"),
-    "editing.mode.replace": ("整体替换图层", "Replace the whole layer"),
-    "editing.mode.merge": ("按编号合并（只替换文件中的要素）", "Merge by key (replace only the features in the file)"),
-    "editing.check": ("检查", "Check"),
-    "editing.checking": ("正在检查…", "Checking…"),
-    "editing.store": ("保存为新版本", "Store as new version"),
-    "editing.storing": ("正在保存…", "Storing…"),
-    "editing.result": ("检查结果", "Check result"),
-    "editing.features": ("要素数", "Features"),
-    "editing.current_version": ("当前版本", "Current version"),
-    "editing.no_version": ("无", "none"),
-    "editing.format": ("格式", "Format"),
-    "editing.crs": ("坐标系", "CRS"),
-    "editing.notes": ("说明", "Notes"),
-    "editing.errors": ("错误", "Errors"),
-    "editing.warnings": ("警告", "Warnings"),
-    "editing.problems": ("问题列表", "Problems"),
-    "editing.col_kind": ("类别", "Kind"),
-    "editing.col_index": ("要素序号", "Feature"),
-    "editing.col_key": ("编号", "Key"),
-    "editing.col_field": ("字段", "Field"),
-    "editing.col_message": ("问题", "Message"),
-    "editing.error": ("错误", "error"),
-    "editing.warning": ("警告", "warning"),
-    "editing.whole_layer": ("整个图层", "whole layer"),
-    "editing.geometry": ("几何形状", "geometry"),
-    "editing.no_problems": ("没有发现问题。", "No problems found."),
-    "editing.row_hint": ("点击表格中的一行，在地图上定位该要素。", "Click a row to zoom to its feature."),
-    "editing.legend_error": ("有错误", "Has errors"),
-    "editing.legend_warning": ("有警告", "Has warnings"),
-    "editing.legend_ok": ("无问题", "No problems"),
-    "editing.preview": ("文件内容预览", "What the file contains"),
-    "editing.preview_empty": ("文件中没有可显示的要素。", "The file has no features to show."),
-    "editing.ok_to_store": ("没有错误，可以保存为新版本。", "No errors: the file can be stored as a new version."),
-    "editing.has_errors": ("文件有错误，不能保存。请修改后重新检查。",
-                           "The file has errors and cannot be stored. Fix them, then check again."),
-    "editing.stored": ("已保存为第 {n} 版。", "Stored version {n}."),
-    "editing.conflict": ("在您检查之后，其他人已上传了新版本。请重新检查。",
-                         "Someone else uploaded a new version meanwhile. Check again."),
-    "editing.impact": ("保存后的变化", "What storing it changes"),
-    "editing.impact_district": ("区县", "District"),
-    "editing.impact_before": ("现有", "Now"),
-    "editing.impact_after": ("保存后", "Then"),
-    "editing.impact_emptied": ("全部删除", "all removed"),
-    "editing.confirm_needed": ("没有错误，但此次整体替换将删除大量要素：请核对上面的变化，勾选确认后才能保存。",
-                               "No errors, but this replace removes many features: read the changes above and "
-                               "tick the box to store it."),
-    "editing.confirm_replace": ("我已核对以上变化，确认整体替换图层并删除这些要素",
-                                "I have read the changes above: replace the layer and remove these features"),
-    "editing.changed": ("文件或选项已更改，请重新检查。", "The file or the options changed: check again."),
-    "editing.no_file": ("请先选择文件。", "Choose a file first."),
-    "editing.network_error": ("无法连接服务器，请稍后再试。", "The server could not be reached; try again."),
-    "editing.failed": ("操作失败", "That did not work"),
-    "editing.history_of": ("版本历史：", "Version history: "),
-    "editing.view_history": ("查看版本历史", "See the version history"),
-    "editing.upload_new": ("上传新版本", "Upload a new version"),
-    "editing.version": ("版本", "Version"),
-    "editing.time": ("时间", "Time"),
-    "editing.author": ("上传人", "Author"),
-    "editing.download": ("下载", "Download"),
-    "editing.actions": ("操作", "Actions"),
-    "editing.restore": ("恢复此版本", "Restore"),
-    "editing.restore_confirm": ("将第 {n} 版恢复为新的当前版本？", "Restore version {n} as the new current version?"),
-    "editing.restore_conflict": ("在您打开本页之后，其他人已上传了新版本。请刷新页面后重试。",
-                                 "Someone else uploaded a new version since this page was opened. "
-                                 "Reload the page, then try again."),
-    "editing.current": ("当前版本", "current"),
-    "editing.no_versions": ("该图层还没有任何版本。", "This layer has no versions yet."),
-    # validation messages (geodata.validate): {placeholders} are filled in
-    "check.more": ("'{field}' 还有更多问题未列出", "more problems in '{field}' not listed"),
-    "check.not_wgs84": ("坐标须为 WGS84 经纬度，而不是 {crs}", "coordinates must be WGS84 lon/lat, not {crs}"),
-    "check.no_city": ("未填地级市，而其他要素填了：汇总时将单独算作“无地级市”",
-                      "no city, while other features name one: summaries count it as a city of its own (no city)"),
-    "check.missing_field": ("缺少必填字段 '{field}'", "required field '{field}' is missing"),
-    "check.unknown_field": ("未知字段 '{field}' 按原样保留", "unknown field '{field}' is kept as it is"),
-    "check.empty": ("必填字段 '{field}' 为空", "required field '{field}' is empty"),
-    "check.not_text": ("'{field}' 须为文本，而不是 {type}", "'{field}' must be text, not {type}"),
-    "check.control_char": ("'{field}' 第 {position} 个字符是控制字符 {char}：删除后再上传",
-                           "'{field}' has the control character {char} at character {position}: remove it"),
-    "check.bad_key": ("{value} 不是有效编号：只能用 1-64 个 A-Z a-z 0-9 _ - . 字符",
-                      "{value} is not a valid key: use 1-64 characters of A-Z a-z 0-9 _ - ."),
-    "check.not_choice": ("{value} 不是以下之一：{choices}", "{value} is not one of {choices}"),
-    "check.not_integer": ("'{field}' 须为整数，而不是 {value}", "'{field}' must be an integer, not {value}"),
-    "check.not_number": ("'{field}' 须为数字，而不是 {value}", "'{field}' must be a number, not {value}"),
-    "check.below_minimum": ("'{field}' 须 ≥ {minimum}，而不是 {value}", "'{field}' must be ≥ {minimum}, not {value}"),
-    "check.required_when": ("{other} 为 {value} 时 '{field}' 必填", "'{field}' is required when {other} is {value}"),
-    "check.duplicate": ("{field} {value} 重复（第 {first} 个要素已使用）",
-                        "duplicate {field} {value} (first used by feature {first})"),
-    "check.no_geometry": ("几何图形缺失或为空", "geometry is missing or empty"),
-    "check.wrong_type": ("几何类型为 {type}，应为 {expected}", "geometry is a {type}, expected {expected}"),
-    "check.not_lonlat": ("坐标不是 WGS84 经纬度；请给出文件的坐标系（source_crs）",
-                         "coordinates are not WGS84 lon/lat; give the file's CRS (source_crs)"),
-    "check.unrepairable": ("几何图形无效且无法修复：{reason}", "invalid geometry that cannot be repaired: {reason}"),
-    "check.not_boolean": ("'{field}' 须为 true 或 false，而不是 {value}", "'{field}' must be true or false, not {value}"),
-    "check.broken_line": ("线无效，不计入步行路网：{reason}", "broken line, left out of the walking network: {reason}"),
-    "check.zero_length": ("线长度为零，不计入步行路网", "the line has no length: it is left out of the walking network"),
-    "check.duplicate_segment": ("有线段与第 {first} 个要素重复", "a segment repeats one of feature {first}"),
-    "check.island": ("与路网主体不相连（孤立部分共 {roads} 条道路），步行服务范围到不了",
-                     "not connected to the main network (an island of {roads} road(s)): walking catchments "
-                     "cannot reach it"),
-    "check.repaired": ("已修复无效几何图形：{reason}", "invalid geometry repaired: {reason}"),
-    # what a replace does to the layer (geodata.uploads.Impact): {placeholders} are filled in
-    "impact.noun": ("要素", "features"),
-    "impact.noun.grids": ("网格", "grids"),
-    "impact.noun.centers": ("服务中心", "centres"),
-    "impact.noun.districts": ("区县", "districts"),
-    "impact.noun.roads": ("道路", "roads"),
-    "impact.summary": ("将删除 {removed} 个{noun}（{share}），新增 {added}，修改 {changed}",
-                       "{removed} of {before} {noun} removed ({share}), {added} added, {changed} changed"),
-    "impact.emptied_one": ("；{n} 个区县将失去全部{noun}：{names}", "; {n} district loses all its {noun}: {names}"),
-    "impact.emptied_many": ("；{n} 个区县将失去全部{noun}：{names}",
-                            "; {n} districts lose all their {noun}: {names}"),
-    "impact.list_separator": ("、", ", "),
-    "impact.needs_confirmation": (
-        "此次整体替换须经确认才能保存：{summary}。删除现有{noun}的 {threshold}% 及以上，或删除某区县的全部{noun}时，"
-        "请确认后重新提交（confirm={word}）。",
-        "This replace needs confirmation: {summary}. A replace that removes {threshold}% or more of the {noun}, "
-        "or all of a district's, is stored only when the request sends confirm={word}."),
-    # comparing versions
-    "diff.title": ("版本对比", "Changes"),
-    "diff.added": ("新增", "Added"),
-    "diff.removed": ("删除", "Removed"),
-    "diff.changed": ("修改", "Changed"),
-    "diff.unchanged": ("未变", "Unchanged"),
-    "diff.geometry.moved": ("图形平移", "geometry moved"),
-    "diff.geometry.reshaped": ("图形改变", "geometry reshaped"),
-    "diff.status": ("变化", "Change"),
-    "diff.fields": ("修改的字段", "Changed fields"),
-    "diff.area_delta": ("面积变化（m²）", "Area change (m²)"),
-    "diff.compare": ("与上一版本对比", "Compare with the previous version"),
-    "diff.heading": ("版本 {a} → 版本 {b}", "Version {a} → version {b}"),
-    # api pages
-    "api.title": ("数据接口", "Data API"),
-    "api.intro": ("符合 OGC API – Features 标准：QGIS、GDAL（OAPIF 驱动）、OWSLib 等客户端可直接连接以下地址。",
-                  "An OGC API – Features service: QGIS, GDAL (the OAPIF driver), OWSLib and other clients "
-                  "connect to this address."),
-    "api.collections": ("数据集", "Collections"),
-    "api.conformance": ("符合的标准", "Conformance"),
-    "api.docs": ("接口文档", "API documentation"),
-    "api.openapi": ("接口定义", "API definition"),
-    "api.links": ("链接", "Links"),
-    "api.id": ("标识", "ID"),
-    "api.name": ("名称", "Title"),
-    "api.description": ("说明", "Description"),
-    "api.features": ("要素数", "Features"),
-    "api.version": ("版本", "Version"),
-    "api.updated": ("更新时间", "Updated"),
-    "api.no_versions": ("由覆盖分析实时计算，没有版本", "computed by the coverage analysis; no versions"),
-    "api.extent": ("范围（经纬度）", "Extent (lon/lat)"),
-    "api.crs": ("坐标系", "CRS"),
-    "api.items": ("要素", "Features"),
-    "api.browse": ("浏览要素", "Browse features"),
-    "api.queryables": ("可筛选字段", "Queryables"),
-    "api.filter_example": ("按字段筛选：", "Filter by a field:"),
-    "api.downloads": ("下载", "Downloads"),
-    "api.fields": ("字段", "Fields"),
-    "api.field": ("字段", "Field"),
-    "api.type": ("类型", "Type"),
-    "api.required": ("必填", "Required"),
-    "api.values": ("取值", "Values"),
-    "api.yes": ("是", "yes"),
-    "api.value": ("值", "Value"),
-    "api.matched": ("共 {n} 个要素，当前显示第 {a}–{b} 个", "{n} features; showing {a}–{b}"),
-    "api.none": ("没有符合条件的要素", "No features on this page"),
-    "api.prev": ("上一页", "Previous"),
-    "api.next": ("下一页", "Next"),
-    "api.open_feature": ("查看要素", "Open the feature"),
-    "api.server": ("服务地址", "Server"),
-    "api.method": ("方法", "Method"),
-    "api.path": ("路径", "Path"),
-    "api.parameters": ("参数", "Parameters"),
-    "api.responses": ("状态码", "Responses"),
-    "api.auth": ("需编辑权限", "editors only"),
-    "api.undocumented": ("尚未说明的接口", "Routes not yet described"),
-    # planning
-    "layer.recommendations": ("推荐选址", "Recommended sites"),
-    "planning.title": ("选址规划", "Site planning"),
-    "planning.collapse": ("收起", "Collapse"),
-    "planning.expand": ("展开", "Expand"),
-    "planning.recommendations": ("推荐选址", "Recommended sites"),
-    "planning.rank": ("排名", "Rank"),
-    "planning.new_population": ("新增覆盖人口", "Newly covered population"),
-    "planning.cumulative_share": ("累计覆盖率", "Cumulative covered share"),
-    "planning.unit": ("所在单元", "Unit"),
-    "planning.solver": ("求解方法", "Solver"),
-    "planning.zoom_hint": ("点击一行定位到该选址", "Click a row to zoom to the site"),
-    "planning.none": ("没有能增加覆盖的选址", "No site would cover anyone new"),
-    "planning.fewer": ("只有 {n} 个选址能新增覆盖人口", "Only {n} site(s) cover anyone new"),
-    "planning.failed": ("请求失败", "The request failed"),
-    "planning.whatif": ("拟建中心推演", "What if"),
-    "planning.place": ("放置拟建中心", "Place a proposed centre"),
-    "planning.placing_hint": ("点击地图放置社区级拟建中心", "Click the map to place a community centre"),
-    "planning.sign_in": ("登录后可放置拟建中心，推演覆盖变化", "Sign in to place proposed centres and see what they "
-                                                         "would cover"),
-    "planning.sign_in_link": ("登录", "Sign in"),
-    "planning.clear": ("清除", "Clear"),
-    "planning.proposed": ("拟建中心", "Proposed centre"),
-    "planning.proposed_count": ("拟建中心 {n} 个", "{n} proposed centre(s)"),
-    "planning.share_change": ("全市覆盖率", "City covered share"),
-    "planning.population_change": ("覆盖人口变化", "Change in covered population"),
-    "planning.not_stored": ("仅作推演，不会保存", "A what-if only: nothing is saved"),
-    "planning.level": ("拟建中心级别", "Level of the proposed centre"),
-    "planning.placing_level_hint": ("点击地图放置所选级别的拟建中心", "Click the map to place a centre of the chosen level"),
-    "planning.effects": ("所在单元的变化", "Where they stand"),
-    "planning.effect_unit": ("单元", "Unit"),
-    "planning.effect_share": ("覆盖率", "Covered share"),
-    "planning.effect_change": ("新增覆盖人口", "Newly covered"),
-    "solver.greedy": ("贪心算法", "Greedy"),
-    "solver.mclp": ("最大覆盖模型（精确解）", "Maximal covering model (exact)"),
-    "dashboard.chart_k": ("新增中心数与人口覆盖率", "Covered share against k"),
-    "dashboard.k_axis": ("新增社区级中心数 k", "New community centres, k"),
-    "dashboard.now": ("现状", "Now"),
-    "dashboard.recommended": ("推荐选址（前 10 个）", "Top 10 recommended sites"),
-    "dashboard.siting_hint": ("逐个选址：每个新中心覆盖尚未覆盖的人口最多。", "Chosen one at a time: each new "
-                              "centre covers the most people not yet covered."),
-    "dashboard.export_sites_csv": ("导出推荐选址 CSV", "Export the recommended sites as CSV"),
-    # errors
-    "error.title": ("出错了", "Something went wrong"),
-    "error.back": ("返回地图", "Back to the map"),
-    "error.unknown_unit": ("没有这个单元", "No such unit"),
-}
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / "messages.po"
+
+
+def read_catalogue(lang: str) -> Catalog:
+    with po_path(lang).open("rb") as f:
+        return read_po(f, locale=LOCALES[lang])
+
+
+def _compile(lang: str) -> gettext.GNUTranslations:
+    """The catalogue as the standard library's translations (plural forms included), compiled in memory."""
+    if not po_path(lang).exists():  # only while the catalogues are first made
+        return gettext.NullTranslations()
+    mo = io.BytesIO()
+    write_mo(mo, read_catalogue(lang))
+    mo.seek(0)
+    return gettext.GNUTranslations(mo)
+
+
+_TRANSLATIONS = {lang: _compile(lang) for lang in LANGUAGES}
 
 
 def text(key: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """The text for ``key`` in ``lang``; Chinese if that is missing; the key if both are."""
-    entry = CATALOGUE.get(key)
-    if entry is None:
-        return key
-    index = LANGUAGES.index(lang) if lang in LANGUAGES else 0
-    return entry[index] or entry[0]
+    found = _TRANSLATIONS.get(lang, _TRANSLATIONS[DEFAULT_LANGUAGE]).gettext(key)
+    if found == key and lang != DEFAULT_LANGUAGE:
+        found = _TRANSLATIONS[DEFAULT_LANGUAGE].gettext(key)
+    return found
+
+
+def ntext(key: str, n: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The plural form of ``key`` for ``n`` in ``lang`` ("1 error", "3 errors"); ``{n}`` is filled in."""
+    found = _TRANSLATIONS.get(lang, _TRANSLATIONS[DEFAULT_LANGUAGE]).ngettext(key, key, n)
+    if found == key and lang != DEFAULT_LANGUAGE:
+        found = _TRANSLATIONS[DEFAULT_LANGUAGE].ngettext(key, key, n)
+    return found.replace("{n}", f"{n:,}")
+
+
+def known(key: str) -> bool:
+    """Whether ``key`` is in the Chinese catalogue (the one every key must be in)."""
+    return _TRANSLATIONS[DEFAULT_LANGUAGE].gettext(key) != key
+
+
+class Says(str):
+    """A message whose language is chosen where the reader is known: ``says("error.no_such_unit", unit=…)``.
+
+    Domain code (which knows no reader) raises its errors with one; ``server/errors.py`` answers in the
+    request's language (``in_language``).  As a plain string it is the English text, for logs and scripts.
+    ``count`` picks a plural form and fills ``{n}``.
+    """
+
+    def __new__(cls, msgid: str, /, count: int | None = None, **params):
+        self = super().__new__(cls, _render(msgid, count, params, "en"))
+        self.key, self.count, self.params = msgid, count, params
+        return self
+
+    def in_language(self, lang: str) -> str:
+        return _render(self.key, self.count, self.params, lang)
+
+    def __reduce__(self):  # a job process's error comes back whole
+        return _says, (self.key, self.count, self.params)
+
+
+def _says(key, count, params):
+    return Says(key, count, **params)
+
+
+says = Says
+
+
+def _render(key: str, count: int | None, params: dict, lang: str) -> str:
+    params = {name: value.in_language(lang) if isinstance(value, Says) else value for name, value in params.items()}
+    template = text(key, lang) if count is None else ntext(key, count, lang)
+    return template.format(**params) if params else template
+
+
+def in_language(message, lang: str) -> str:
+    """``message`` in ``lang`` when it is a ``Says``; as it is otherwise."""
+    return message.in_language(lang) if isinstance(message, Says) else message
 
 
 def language(requested: str | None) -> str:
     """A supported language code from what a request asked for (``zh``, ``zh-CN``, ``en-GB``...)."""
     if requested:
-        code = requested.split("-")[0].split("_")[0].lower()
+        code = requested.split("-")[0].split("_")[0].split(".")[0].lower()
         if code in LANGUAGES:
             return code
     return DEFAULT_LANGUAGE
+
+
+def cli_language(environ=None) -> str:
+    """The command line's language: ``GRIDMAP_LANG``, else the POSIX locale variables (``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``: ``en_US.UTF-8`` means English), else Chinese.  ``C``/``POSIX`` name no language."""
+    environ = os.environ if environ is None else environ
+    for name in ("GRIDMAP_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = (environ.get(name) or "").strip()
+        if value and value not in ("C", "POSIX") and not value.startswith("C."):
+            return language(value)
+    return DEFAULT_LANGUAGE
+
+
+# --- keeping the catalogues --------------------------------------------------------------------
+
+
+def _empty_catalogue(lang: str) -> Catalog:
+    fixed = datetime(2026, 12, 2, tzinfo=timezone.utc)  # a stable header: no noise in diffs
+    return Catalog(locale=LOCALES[lang], project="gridmap", creation_date=fixed, revision_date=fixed, fuzzy=False,
+                   header_comment="# gridmap's texts. Add with: python -m geodata.i18n add KEY 中文 English")
+
+
+def _write(lang: str, catalogue: Catalog) -> None:
+    path = po_path(lang)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        write_po(f, catalogue, width=0, no_location=True, omit_header=False)
+
+
+def add(entries: list[tuple[str, tuple[str, ...], tuple[str, ...]]], replace: bool = False) -> list[str]:
+    """Add ``(key, zh_forms, en_forms)`` to both catalogues (one form: a text; more: plural forms).
+    Keys already there are kept unless ``replace``.  Returns the keys added."""
+    catalogues = {lang: read_catalogue(lang) if po_path(lang).exists() else _empty_catalogue(lang)
+                  for lang in LANGUAGES}
+    added = []
+    for key, zh, en in entries:
+        if key in catalogues["zh"] and not replace:
+            continue
+        plural = len(zh) > 1 or len(en) > 1
+        for lang, forms in (("zh", zh), ("en", en)):
+            catalogue = catalogues[lang]
+            if key in catalogue:
+                del catalogue[key]
+            if plural:
+                forms = tuple(forms[i] if i < len(forms) else forms[-1] for i in range(catalogue.num_plurals))
+                catalogue.add((key, key), forms)
+            else:
+                catalogue.add(key, forms[0])
+        added.append(key)
+    for lang, catalogue in catalogues.items():
+        _write(lang, catalogue)
+    return added
+
+
+def old_catalogue(path: str) -> dict[str, tuple[str, str]]:
+    """The ``CATALOGUE = {key: (zh, en)}`` dict of an old geodata/i18n.py (read, not imported)."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and getattr(target, "id", None) == "CATALOGUE":
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def problems() -> list[str]:
+    """Keys in one catalogue and not the other, or without a text in one."""
+    found = []
+    catalogues = {lang: read_catalogue(lang) for lang in LANGUAGES}
+    keys = {lang: {m.id if isinstance(m.id, str) else m.id[0] for m in c if m.id} for lang, c in catalogues.items()}
+    for lang, catalogue in catalogues.items():
+        for other in LANGUAGES:
+            for key in sorted(keys[other] - keys[lang]):
+                found.append(f"{key}: missing from {LOCALES[lang]}")
+        for message in catalogue:
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            if message.id and not all(strings):
+                found.append(f"{message.id if isinstance(message.id, str) else message.id[0]}: "
+                             f"untranslated in {LOCALES[lang]}")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m geodata.i18n", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("add", help="add a text to both catalogues")
+    one.add_argument("key")
+    one.add_argument("zh")
+    one.add_argument("en", help="English (the singular, with --plural)")
+    one.add_argument("--plural", help="English plural form; the text then takes a count {n}")
+    one.add_argument("--replace", action="store_true", help="replace the key's texts if it is there")
+    old = commands.add_parser("absorb", help="add the pairs of an old CATALOGUE dict (a geodata/i18n.py) not here")
+    old.add_argument("path")
+    commands.add_parser("check", help="list keys missing from or untranslated in a catalogue")
+    args = parser.parse_args(argv)
+    if args.command == "add":
+        en = (args.en, args.plural) if args.plural else (args.en,)
+        done = add([(args.key, (args.zh,), en)], replace=args.replace)
+        print(f"added {args.key}" if done else f"{args.key} is there already (--replace to change it)")
+    elif args.command == "absorb":
+        pairs = old_catalogue(args.path)
+        done = add([(key, (zh,), (en,)) for key, (zh, en) in pairs.items()])
+        print(f"added {len(done)} of {len(pairs)}: {', '.join(done)}" if done else f"all {len(pairs)} are here")
+        # keys there already, read as compiled at start (before this run's additions)
+        differ = [key for key, pair in pairs.items() if key not in done and (text(key, "zh"), text(key, "en")) != pair]
+        if differ:  # the same key with other words there: said, not overwritten (add --replace to take them)
+            print("texts that differ from the catalogues' (kept): " + ", ".join(differ))
+    else:
+        found = problems()
+        print("\n".join(found) or "both catalogues are complete")
+        return 1 if found else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,6 +42,7 @@ from pyproj.exceptions import ProjError
 
 from .crs import STORAGE_CRS, TO_WGS84, choose_crs, crs_label, geometries_to_wgs84, parse_crs
 from .errors import BadRequest, TooLarge, Unprocessable, UnsupportedMediaType
+from .i18n import Says, says
 from .schema import LAYERS, Layer
 
 log = logging.getLogger(__name__)
@@ -117,19 +118,19 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     """
     spec = LAYERS.get(layer)
     if spec is None:
-        raise BadRequest(f"unknown layer {layer!r}: one of {', '.join(LAYERS)}")
+        raise BadRequest(says("io.unknown_layer", layer=repr(layer), layers=", ".join(LAYERS)))
     fmt = upload_format(filename)
     data = data if isinstance(data, bytes) else bytes(data)  # pyogrio takes anything else for a path
     if len(data) > limits.max_bytes:
-        raise TooLarge(f"the file is {_mib(len(data))}; the limit is {_mib(limits.max_bytes)}")
+        raise TooLarge(says("io.file_too_large", size=_mib(len(data)), limit=_mib(limits.max_bytes)))
     if not data:
-        raise Unprocessable("the file is empty")
+        raise Unprocessable(says("io.empty"))
     option_crs = parse_crs(options.source_crs) if options.source_crs else None
     if options.coordinates not in TO_WGS84:
-        raise BadRequest(f"coordinates must be one of {', '.join(TO_WGS84)}, not {options.coordinates!r}")
+        raise BadRequest(says("io.bad_coordinates", choices=", ".join(TO_WGS84), value=repr(options.coordinates)))
     given = _codec(options.encoding) if options.encoding else None
     if options.encoding and given is None:
-        raise BadRequest(f"encoding {options.encoding!r} is not a text encoding: give e.g. GBK or UTF-8")
+        raise BadRequest(says("io.bad_encoding", encoding=repr(options.encoding)))
     harden_gdal()
 
     notes: list[str] = []
@@ -145,7 +146,7 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     else:
         source, encoding, label = _unpack_shapefile(data, limits, given, notes)
     if given and fmt != "shapefile":
-        notes.append(f"encoding {options.encoding} ignored: it applies to Shapefiles only")
+        notes.append(says("io.encoding_ignored", encoding=options.encoding))
 
     gdf, file_crs, layer_name = _read(source, fmt, limits, encoding, spec.name, spec.key)
     _restore_cut_short(gdf, cut_short)
@@ -155,12 +156,12 @@ def read_upload(data: bytes, filename: str, layer: str, options: UploadOptions =
     try:
         gdf = gdf.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
     except (ProjError, ValueError) as exc:
-        raise Unprocessable(f"cannot transform {crs_label(crs)} to WGS84: {exc}") from None
+        raise Unprocessable(says("io.cannot_transform", crs=crs_label(crs), reason=str(exc))) from None
     if not np.isfinite(shapely.get_coordinates(gdf.geometry.values)).all():
-        raise Unprocessable(f"some coordinates are outside the area {crs_label(crs)} covers")
+        raise Unprocessable(says("io.outside_crs", crs=crs_label(crs)))
     if options.coordinates != "wgs84":
         gdf = gdf.set_geometry(geometries_to_wgs84(gdf.geometry.values, options.coordinates), crs=STORAGE_CRS)
-        notes.append(f"converted from {'GCJ-02' if options.coordinates == 'gcj02' else 'BD-09'} to WGS84")
+        notes.append(says("io.converted", source="GCJ-02" if options.coordinates == "gcj02" else "BD-09"))
     gdf = _normalise_names(gdf, spec, notes).reset_index(drop=True)
     return Parsed(gdf, fmt, crs_label(crs), label, tuple(notes))
 
@@ -175,8 +176,8 @@ def upload_format(filename: str) -> str:
     """
     ext = os.path.splitext(str(filename or "").replace("\\", "/").rsplit("/", 1)[-1])[1].lower()
     if ext not in FORMATS:
-        shown = ext if re.fullmatch(r"\.\w{1,10}", ext) else "this file"
-        raise UnsupportedMediaType(f"cannot read {shown}: upload .geojson/.json, .zip (Shapefile), .gpkg or .kml",
+        shown = ext if re.fullmatch(r"\.\w{1,10}", ext) else says("io.this_file")
+        raise UnsupportedMediaType(says("io.unknown_format", file=shown),
                                    details=sorted(FORMATS))
     return FORMATS[ext]
 
@@ -245,7 +246,7 @@ def _strip_bom(data: bytes) -> bytes:
 def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool, list]:
     body = _strip_bom(data)
     if not re.match(rb"[ \t\r\n]*\{", body):
-        raise UnsupportedMediaType("the file is not GeoJSON: GeoJSON starts with '{'")
+        raise UnsupportedMediaType(says("io.not_geojson"))
     counts, spans = _geojson_vertices(body)
     if len(counts) and (counts.max() > limits.max_feature_vertices or counts.sum() > limits.max_vertices):
         over = np.flatnonzero(counts > limits.max_feature_vertices)
@@ -256,17 +257,16 @@ def _check_geojson(data: bytes, limits: Limits, key: str) -> tuple[bytes, bool, 
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise Unprocessable(f"the GeoJSON is not valid JSON: {str(exc)[:200]}") from None
+        raise Unprocessable(says("io.bad_json", reason=str(exc)[:200])) from None
     kind = doc.get("type") if isinstance(doc, dict) else None
     if not isinstance(kind, str) or kind not in _GEOJSON_TYPES:  # e.g. a GDALG pipeline, TopoJSON
-        raise Unprocessable(f"the JSON is not GeoJSON: its type is {str(kind)[:40]!r}, not FeatureCollection")
+        raise Unprocessable(says("io.json_not_geojson", type=repr(str(kind)[:40])))
     crs = doc.get("crs")
     if crs is not None:
         named = isinstance(crs, dict) and crs.get("type") == "name" and isinstance(crs.get("properties"), dict)
         name = crs["properties"].get("name") if named else None
         if not isinstance(name, str) or not _CRS_NAME.fullmatch(name):
-            raise Unprocessable('the GeoJSON "crs" member is not a named EPSG/OGC CRS '
-                                '(e.g. "urn:ogc:def:crs:EPSG::4549"): remove it and give source_crs')
+            raise Unprocessable(says("io.bad_crs_member"))
     cut_short = []  # (feature index, property, text) of text with a NUL, which GDAL's C strings end at
     if b"\\u0000" in body:
         features = doc.get("features") if kind == "FeatureCollection" else [doc] if kind == "Feature" else []
@@ -345,9 +345,9 @@ def _json_key(body: bytes, span, key: str) -> str | None:
 
 def _check_gpkg(data: bytes) -> bytes:
     if not data.startswith(b"SQLite format 3\x00"):
-        raise UnsupportedMediaType("the file is not a GeoPackage: it is not an SQLite database")
+        raise UnsupportedMediaType(says("io.not_sqlite"))
     if data[68:72] not in (b"GPKG", b"GP10", b"GP11"):  # the SQLite application_id of GeoPackages
-        raise UnsupportedMediaType("the file is an SQLite database but not a GeoPackage")
+        raise UnsupportedMediaType(says("io.not_gpkg"))
     return data
 
 
@@ -356,10 +356,10 @@ def _check_kml(data: bytes) -> bytes:
     head = body[:65536]
     start = _XML_PROLOG.match(head).end()
     if head[start:start + 9].upper() == b"<!DOCTYPE":  # KML never needs one; entity attacks need one
-        raise UnsupportedMediaType("the file is not KML: it has a DOCTYPE")
+        raise UnsupportedMediaType(says("io.kml_doctype"))
     tag = _XML_TAG.match(head, start)
     if not tag or tag.group(1) != b"kml":
-        raise UnsupportedMediaType("the file is not KML: its root element is not <kml>")
+        raise UnsupportedMediaType(says("io.not_kml"))
     return body
 
 
@@ -377,54 +377,53 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
     or any file but these four.  Returns (zip bytes, codec, encoding label).
     """
     if not data.startswith(b"PK\x03\x04"):
-        raise UnsupportedMediaType("the file is not a zip archive")
+        raise UnsupportedMediaType(says("io.not_zip"))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except _ZIP_ERRORS as exc:
-        raise Unprocessable(f"the zip archive is damaged: {exc}") from None
+        raise Unprocessable(says("io.damaged_zip", reason=str(exc))) from None
     if len(infos) > limits.max_archive_entries:
-        raise TooLarge(f"the archive has {len(infos)} entries; the limit is {limits.max_archive_entries}")
+        raise TooLarge(says("io.too_many_entries", entries=len(infos), limit=limits.max_archive_entries))
     for info in infos:
         _check_member(info)
     expanded = sum(info.file_size for info in infos)  # as declared; zipfile never inflates past it
     if expanded > limits.max_expanded_bytes:
-        raise TooLarge(f"the archive expands to {_mib(expanded)}; the limit is {_mib(limits.max_expanded_bytes)}")
+        raise TooLarge(says("io.expands_to", size=_mib(expanded), limit=_mib(limits.max_expanded_bytes)))
     if expanded > limits.max_ratio * len(data):
-        raise TooLarge(f"the archive expands {expanded / len(data):.0f} times; the limit is {limits.max_ratio:g}")
+        raise TooLarge(says("io.expands_times", times=f"{expanded / len(data):.0f}", limit=f"{limits.max_ratio:g}"))
 
     members = [i for i in infos if not i.is_dir() and "__MACOSX/" not in i.filename
                and not os.path.basename(i.filename).startswith("._")]
     shps = [i for i in members if i.filename.lower().endswith(".shp")]
     if len(shps) != 1:
-        raise Unprocessable("the archive has no .shp file" if not shps else
-                            f"the archive has {len(shps)} .shp files ({', '.join(i.filename for i in shps)}): "
-                            "upload one layer per zip")
+        raise Unprocessable(says("io.no_shp") if not shps else
+                            says("io.many_shp", n=len(shps), files=", ".join(i.filename for i in shps)))
     stem, parts = shps[0].filename[:-4], {".shp": shps[0]}
     for ext in (".shx", ".dbf", ".prj", ".cpg"):
         same = [i for i in members if i.filename.lower() == (stem + ext).lower()]
         if len(same) > 1:
-            raise Unprocessable(f"the archive has {len(same)} files named {stem}{ext}")
+            raise Unprocessable(says("io.same_name", n=len(same), file=stem + ext))
         if same:
             parts[ext] = same[0]
         elif ext in (".shx", ".dbf"):
-            raise Unprocessable(f"the archive has {stem}.shp but no {stem}{ext}: a Shapefile needs both")
+            raise Unprocessable(says("io.missing_part", shp=stem + ".shp", file=stem + ext))
     try:
         content = {ext: archive.read(info) for ext, info in parts.items()}  # CRC checked
     except _ZIP_ERRORS as exc:
-        raise Unprocessable(f"the zip archive is damaged: {exc}") from None
+        raise Unprocessable(says("io.damaged_zip", reason=str(exc))) from None
     for ext in (".shp", ".shx"):
         if not content[ext].startswith(_SHAPE_MAGIC):
-            raise Unprocessable(f"{stem}{ext} is not a Shapefile {ext} file")
+            raise Unprocessable(says("io.not_shapefile_part", file=stem + ext, ext=ext))
     _check_vertices(_shapefile_vertices(content, stem), None, limits)
 
     codec = how = None
     if ".cpg" in content:
         codec, how = _codec(content[".cpg"].decode("ascii", "replace")), ".cpg"
         if codec is None:
-            notes.append(f"the .cpg names no known encoding ({content['.cpg'][:20]!r}): detected instead")
+            notes.append(says("io.cpg_unknown", cpg=repr(content[".cpg"][:20])))
         elif given and given != codec:
-            notes.append(f"encoding {given.upper()} not used: the .cpg says {codec.upper()}")
+            notes.append(says("io.cpg_wins", given=given.upper(), codec=codec.upper()))
     if codec is None:
         codec, how = (given, "given") if given else (_detect_encoding(_dbf_text(content[".dbf"])), "detected")
     packed = io.BytesIO()
@@ -432,9 +431,10 @@ def _unpack_shapefile(data: bytes, limits: Limits, given: str | None, notes: lis
         for ext in (".shp", ".shx", ".dbf", ".prj"):  # no .cpg: the encoding is passed explicitly
             if ext in content:
                 out.writestr("upload" + ext, content.pop(ext))
-    return packed.getvalue(), codec, f"{codec.upper()} ({how})"
+    return packed.getvalue(), codec, says(ENCODING_HOW[how], encoding=codec.upper())
 
 
+ENCODING_HOW = {"given": "io.encoding_given", "detected": "io.encoding_detected", ".cpg": "io.encoding_cpg"}
 _SHP_POINTS_AT = {**dict.fromkeys((3, 5, 13, 15, 23, 25, 31), 40), **dict.fromkeys((8, 18, 28), 36)}
 
 
@@ -451,7 +451,7 @@ def _shapefile_vertices(content: dict[str, bytes], stem: str) -> np.ndarray:
     while offset + 8 <= len(shp):
         words = struct.unpack(">i", shp[offset + 4:offset + 8])[0]
         if words < 2 or offset + 8 + 2 * words > len(shp):
-            raise Unprocessable(f"{stem}.shp is damaged: record {len(vertices) + 1} runs past the end of the file")
+            raise Unprocessable(says("io.shp_damaged", file=stem + ".shp", record=len(vertices) + 1))
         kind = struct.unpack("<i", shp[offset + 8:offset + 12])[0]
         at = _SHP_POINTS_AT.get(kind)
         count = 0 if kind == 0 else 1 if at is None else (
@@ -459,8 +459,8 @@ def _shapefile_vertices(content: dict[str, bytes], stem: str) -> np.ndarray:
         vertices.append(count)
         offset += 8 + 2 * words
     if not len(vertices) == indexed == records:
-        raise Unprocessable(f"the Shapefile's parts disagree: {stem}.shp holds {len(vertices):,} shapes, {stem}.shx "
-                            f"indexes {indexed:,} and {stem}.dbf has {records:,} records; re-export the layer",
+        raise Unprocessable(says("io.parts_disagree", stem=stem, shapes=f"{len(vertices):,}", indexed=f"{indexed:,}",
+                                 records=f"{records:,}"),
                             details=[{"shp": len(vertices), "shx": indexed, "dbf": records}])
     return np.array(vertices, dtype=np.int64)
 
@@ -468,13 +468,13 @@ def _shapefile_vertices(content: dict[str, bytes], stem: str) -> np.ndarray:
 def _check_member(info: zipfile.ZipInfo) -> None:
     name = info.filename.replace("\\", "/")  # Windows tools write backslashes; some unzippers honour them
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        raise BadRequest(f"the archive member {info.filename!r} has an absolute path")
+        raise BadRequest(says("io.member_absolute", member=repr(info.filename)))
     if ".." in name.split("/"):
-        raise BadRequest(f"the archive member {info.filename!r} points outside the archive ('..')")
+        raise BadRequest(says("io.member_outside", member=repr(info.filename)))
     if stat.S_ISLNK(info.external_attr >> 16):
-        raise BadRequest(f"the archive member {info.filename!r} is a symbolic link")
+        raise BadRequest(says("io.member_link", member=repr(info.filename)))
     if info.flag_bits & 0x1:
-        raise Unprocessable(f"the archive member {info.filename!r} is encrypted")
+        raise Unprocessable(says("io.member_encrypted", member=repr(info.filename)))
 
 
 def _codec(name: str | None) -> str | None:
@@ -523,7 +523,7 @@ def _detect_encoding(text: bytes) -> str:
             return codec
         except UnicodeDecodeError:
             continue
-    raise Unprocessable("the .dbf text is neither UTF-8 nor GBK: give encoding (and add a .cpg next time)")
+    raise Unprocessable(says("io.dbf_encoding"))
 
 
 # --- resource limits -----------------------------------------------------------------------
@@ -539,15 +539,13 @@ def _check_vertices(counts: np.ndarray, keys, limits: Limits) -> None:
     if len(over):
         i = int(over[0])
         key = keys[i] if keys is not None and i < len(keys) else None
-        named = f"feature {i + 1}" + (f" ({key})" if key is not None else "")  # from 1; details' index from 0
-        more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
-        raise TooLarge(f"{named} has {int(counts[i]):,} vertices{more}; the limit is "
-                       f"{limits.max_feature_vertices:,} vertices a feature",
+        raise TooLarge(says("io.feature_vertices", feature=_feature(i, key), vertices=f"{int(counts[i]):,}",
+                            more=_more(len(over)), limit=f"{limits.max_feature_vertices:,}"),
                        details=[{"limit": "max_feature_vertices", "index": int(j), "vertices": int(counts[j]),
                                  "key": keys[j] if keys is not None and j < len(keys) else None} for j in over[:100]])
     total = int(counts.sum())
     if total > limits.max_vertices:
-        raise TooLarge(f"the file has {total:,} vertices; the limit is {limits.max_vertices:,} in a file",
+        raise TooLarge(says("io.file_vertices", vertices=f"{total:,}", limit=f"{limits.max_vertices:,}"),
                        details=[{"limit": "max_vertices", "vertices": total}])
 
 
@@ -572,10 +570,8 @@ def _check_text_lengths(gdf: pd.DataFrame, keys, limits: Limits) -> None:
         if len(over):
             i = int(over[0])
             key = keys[i] if keys is not None else None
-            named = f"feature {i + 1}" + (f" ({key})" if key is not None else "")
-            more = f" (and {len(over) - 1:,} more)" if len(over) > 1 else ""
-            raise TooLarge(f"{column} of {named} has {int(lengths[i]):,} characters{more}; the limit is "
-                           f"{limits.max_text_chars:,} characters a value",
+            raise TooLarge(says("io.value_chars", field=column, feature=_feature(i, key), more=_more(len(over)),
+                                characters=f"{int(lengths[i]):,}", limit=f"{limits.max_text_chars:,}"),
                            details=[{"limit": "max_text_chars", "field": str(column), "index": int(j),
                                      "key": keys[j] if keys is not None else None, "characters": int(lengths[j])}
                                     for j in over[:100]])
@@ -592,12 +588,12 @@ def _gdal_errors(fmt: str, encoding: str | None):
         try:
             yield
         except UnicodeDecodeError:
-            raise Unprocessable(f"the text is not {(encoding or 'utf-8').upper()}: give the right encoding") from None
+            raise Unprocessable(says("io.wrong_encoding", encoding=(encoding or "utf-8").upper())) from None
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, RuntimeError, ValueError,
                 OSError) as exc:
             text = str(exc).split("; It might help", 1)[0]
             text = re.sub(r"'?/vsi[a-z]+/[^\s']*'?", "the file", text)  # GDAL's names of the in-memory copy
-            raise Unprocessable(f"could not read the {LABELS[fmt]}: {text[:300]}") from None
+            raise Unprocessable(says("io.unreadable", format=says(f"io.format.{fmt}"), reason=text[:300])) from None
 
 
 def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target: str, key: str):
@@ -610,14 +606,14 @@ def _read(source: bytes, fmt: str, limits: Limits, encoding: str | None, target:
             cut_short = _check_gpkg_table(db, name, limits) if db is not None else []
         info = pyogrio.read_info(source, layer=index, encoding=encoding, force_feature_count=True)
         if info["driver"] != DRIVERS[fmt]:  # the content checks should make this impossible
-            raise UnsupportedMediaType(f"the file is not a {LABELS[fmt]}: GDAL sees {info['driver']}")
+            raise UnsupportedMediaType(says("io.gdal_sees", format=says(f"io.format.{fmt}"), driver=info["driver"]))
         if info["features"] > limits.max_features:
-            raise TooLarge(f"the file has {info['features']:,} features; the limit is {limits.max_features:,}")
+            raise TooLarge(says("io.too_many_features", features=f"{info['features']:,}", limit=f"{limits.max_features:,}"))
         gdf = pyogrio.read_dataframe(source, layer=index, encoding=encoding)
     if not isinstance(gdf, gpd.GeoDataFrame):
-        raise Unprocessable(f"the {LABELS[fmt]} layer {name!r} has no geometries")
+        raise Unprocessable(says("io.no_geometries", format=says(f"io.format.{fmt}"), layer=repr(name)))
     if len(gdf) > limits.max_features:  # the driver could not count in advance
-        raise TooLarge(f"the file has {len(gdf):,} features; the limit is {limits.max_features:,}")
+        raise TooLarge(says("io.too_many_features", features=f"{len(gdf):,}", limit=f"{limits.max_features:,}"))
     keys = _column_keys(gdf, key)
     _check_vertices(shapely.get_num_coordinates(gdf.geometry.values), keys, limits)
     _check_text_lengths(gdf, keys, limits)
@@ -715,9 +711,9 @@ def _pick_layer(layers, target: str, fmt: str) -> tuple[int, str]:
             return matches[0]
     names = list(spatial.values())
     if not names:
-        raise Unprocessable(f"the {LABELS[fmt]} has no layer with geometries")
-    raise Unprocessable(f"the {LABELS[fmt]} has {len(names)} layers ({', '.join(names)}): "
-                        f"name the one to use {target!r} or upload it alone", details=names)
+        raise Unprocessable(says("io.no_layer_with_geometries", format=says(f"io.format.{fmt}")))
+    raise Unprocessable(says("io.many_layers", format=says(f"io.format.{fmt}"), n=len(names), layers=", ".join(names),
+                             target=repr(target)), details=names)
 
 
 _KML_GEOMETRIES = {"Point", "LineString", "LinearRing", "Polygon", "MultiGeometry", "Track", "MultiTrack", "Model"}
@@ -745,7 +741,7 @@ def _with_kml_extended_data(gdf, body: bytes, layer_name: str, spec: Layer, note
                     open_[-1][1].append(((elem.findtext("{*}name") or "").strip(), values))
                 elem.clear()
     except ElementTree.ParseError as exc:
-        raise Unprocessable(f"the KML is not well-formed XML: {exc}") from None
+        raise Unprocessable(says("io.bad_kml_xml", reason=str(exc))) from None
     names = gdf["Name"].fillna("").astype(str).str.strip().tolist() if "Name" in gdf else [""] * len(gdf)
     for column in ("Name", "Description"):  # the driver's columns: dropped when the file left them empty
         if column in gdf and not gdf[column].fillna("").astype(str).str.strip().any():
@@ -769,7 +765,7 @@ def _with_kml_extended_data(gdf, body: bytes, layer_name: str, spec: Layer, note
             numeric.append(column)
         gdf[f"{column}_data" if column in gdf else column] = extended[column].to_numpy()
     if numeric:
-        notes.append(f"KML text read as numbers: {', '.join(numeric)}")
+        notes.append(says("io.kml_numbers", fields=", ".join(numeric)))
     return gdf
 
 
@@ -786,8 +782,17 @@ def _normalise_names(gdf: gpd.GeoDataFrame, spec: Layer, notes: list[str]) -> gp
         if len(target) == 1 and target[0] not in columns:
             wanted.setdefault(target[0], []).append(column)
     renames = {sources[0]: target for target, sources in wanted.items() if len(sources) == 1}  # else ambiguous
-    notes.extend(f"renamed {source} → {target}" for source, target in renames.items())
+    notes.extend(says("io.renamed", source=source, target=target) for source, target in renames.items())
     return gdf.rename(columns=renames)
+
+
+def _feature(i: int, key) -> Says:
+    """Feature ``i`` (0-based) as people count, from 1, with its key when known."""
+    return says("io.feature", n=i + 1) if key is None else says("io.feature_key", n=i + 1, key=key)
+
+
+def _more(over: int) -> Says | str:
+    return says("io.more", n=f"{over - 1:,}") if over > 1 else ""
 
 
 def _mib(size: int) -> str:

@@ -43,6 +43,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Hashable
 
 from .errors import GridmapError, ServiceUnavailable, Unprocessable
+from .i18n import Says, says
 
 # imported by the fork server once, so job processes forked from it start warm; spopt (seconds, 150 MB) is not:
 # a job process imports it at its first exact recommendation, and keeps it
@@ -79,7 +80,7 @@ class JobPool:
         over the time limit, Unprocessable over the memory limit.
         """
         if not self._waiting.acquire(blocking=False):
-            raise self._busy(f"{self.waiters} request(s) already wait for heavy work in this server process")
+            raise self._busy(says("jobs.waiters", count=self.waiters))
         try:
             with self._mutex:
                 with self._state:
@@ -97,7 +98,7 @@ class JobPool:
 
     def _start(self, function, args, kwargs, key) -> Future:  # called holding the mutex
         if self._jobs >= self.queue:
-            raise self._busy(f"{self.queue} job(s) already running or waiting in this server process")
+            raise self._busy(says("jobs.queue", count=self.queue))
         future = self._ready_pool().schedule(function, args, kwargs, timeout=self.timeout_s)
         with self._state:
             self._jobs += 1
@@ -121,14 +122,13 @@ class JobPool:
         except TimeoutError:
             if not future.done():  # still waiting for a process: give the thread back
                 future.cancel()
-                raise self._busy("the job waited too long for a free job process") from None
-            raise ServiceUnavailable(
-                f"the work was stopped at the time limit of {self.timeout_s:g} s a job (GRIDMAP_JOB_TIMEOUT_S); "
-                "try again later, or with smaller parameters", retry_after=math.ceil(self.timeout_s)) from None
+                raise self._busy(says("jobs.waited")) from None
+            raise ServiceUnavailable(says("jobs.timeout", seconds=f"{self.timeout_s:g}"),
+                                     retry_after=math.ceil(self.timeout_s)) from None
         except MemoryError:
             raise self._over_memory() from None
         except CancelledError:
-            raise self._busy("the job was cancelled (the server is stopping, or was too busy)") from None
+            raise self._busy(says("jobs.cancelled")) from None
         except GridmapError:
             raise
         except Exception as e:
@@ -138,16 +138,14 @@ class JobPool:
             if isinstance(e, ProcessExpired) or "bad_alloc" in str(e):
                 raise self._over_memory() from None
             if isinstance(e, RuntimeError) and not self._pool_alive():  # the pool broke: the next job makes one
-                raise self._busy("the job processes are restarting") from None
+                raise self._busy(says("jobs.restarting")) from None
             raise
 
     def _over_memory(self) -> Unprocessable:
-        return Unprocessable(f"the work needs more memory than the limit of {self.memory_mb} MiB a job "
-                             "(GRIDMAP_JOB_MEMORY_MB); ask for less (smaller radii, a smaller file)")
+        return Unprocessable(says("jobs.memory", limit=self.memory_mb))
 
-    def _busy(self, why: str) -> ServiceUnavailable:
-        return ServiceUnavailable(f"the server is busy with heavy work ({why}); try again shortly",
-                                  retry_after=BUSY_RETRY_S)
+    def _busy(self, why: Says) -> ServiceUnavailable:
+        return ServiceUnavailable(says("jobs.busy", why=why), retry_after=BUSY_RETRY_S)
 
     # --- the processes ---------------------------------------------------------------------
     def _ready_pool(self):  # called holding the mutex

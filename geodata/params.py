@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from .errors import BadRequest, GridmapError
+from .i18n import says
 
 MAX_DIGITS = 15  # larger than any count or version we hold, far below int()'s 4,300-digit limit
 _WHOLE = re.compile(r"-?[0-9]+")  # [0-9], not \d: \d matches every script's digits
@@ -39,14 +40,14 @@ def whole_number(raw: str, name: str, *, minimum: int | None = None, maximum: in
     """
     text = raw.strip()
     if not _WHOLE.fullmatch(text):
-        raise error(f"'{name}' must be a whole number written with the digits 0-9, not {_shown(raw)}")
+        raise error(says("params.whole_number", name=name, value=_shown(raw)))
     if len(text.lstrip("-")) > MAX_DIGITS:
-        raise error(f"'{name}' must have at most {MAX_DIGITS} digits, not {len(text.lstrip('-'))}")
+        raise error(says("params.digits", name=name, most=MAX_DIGITS, digits=len(text.lstrip("-"))))
     value = int(text)
     if minimum is not None and value < minimum:
-        raise error(f"'{name}' must be at least {minimum}, not {value}")
+        raise error(says("params.at_least", name=name, minimum=minimum, value=value))
     if maximum is not None and value > maximum:
-        raise error(f"'{name}' must be at most {maximum}, not {value}")
+        raise error(says("params.at_most", name=name, maximum=maximum, value=value))
     return value
 
 
@@ -75,11 +76,11 @@ def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH, **kwargs):
     """
     data = _as_bytes(text)
     if data.count(b"[") + data.count(b"{") > max_depth and (depth := json_depth(data)) > max_depth:
-        raise BadRequest(f"the JSON nests arrays and objects {depth} deep; at most {max_depth} are accepted")
+        raise BadRequest(says("params.json_depth", depth=depth, most=max_depth))
     try:
         return json.loads(text, **kwargs)
     except RecursionError:  # not reached with a sane max_depth; a 400 all the same
-        raise BadRequest(f"the JSON nests arrays and objects too deep; at most {max_depth} are accepted") from None
+        raise BadRequest(says("params.json_too_deep", most=max_depth)) from None
 
 
 def json_depth(text: str | bytes) -> int:

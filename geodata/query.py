@@ -19,6 +19,7 @@ import shapely
 from . import cql, geojson
 from .crs import CRS84_URI, bbox_to_crs84, output_crs
 from .errors import BadRequest, NotFound
+from .i18n import says
 from .params import whole_number
 from .schema import Layer
 
@@ -53,15 +54,15 @@ class Query:
             if name in RESERVED_PARAMS:
                 continue
             if name not in columns:
-                raise BadRequest(f"unknown parameter '{name}'; filter by one of: {', '.join(columns)}")
+                raise BadRequest(says("error.unknown_filter", name=name, columns=", ".join(columns)))
             if layer is not None and (spec := layer.field(name)) is not None and spec.kind == "boolean":
                 # the stores compare values as text or numbers: a 400, not an answer that silently matches nothing
-                raise BadRequest(f"'{name}' is true or false: filtering by it is not supported yet")
+                raise BadRequest(says("query.boolean_filter", name=name))
             filters.append((name, value))
         bbox_crs = output_crs(params.get("bbox-crs"), "bbox-crs")  # checked with or without a bbox
         layer = layer or Layer("", "", "", ())
         if "filter" not in params and ("filter-lang" in params or "filter-crs" in params):
-            raise BadRequest("'filter-lang' and 'filter-crs' go with a 'filter'")
+            raise BadRequest(says("query.filter_alone"))
         return cls(
             bbox=parse_bbox(params["bbox"], bbox_crs) if "bbox" in params else None,
             filters=tuple(filters),
@@ -89,7 +90,7 @@ def _parse_flag(params, name: str) -> bool:
         return False
     if raw.lower() in TRUE:
         return True
-    raise BadRequest(f"'{name}' must be true or false, not {raw!r}")
+    raise BadRequest(says("query.flag", name=name, value=repr(raw)))
 
 
 def _parse_int(params, name, default, minimum, maximum=None, clamp=False) -> int:
@@ -106,24 +107,24 @@ def parse_bbox(raw: str, crs: str = CRS84_URI) -> tuple[float, float, float, flo
     """``minx,miny,maxx,maxy`` (or the 6-number 3D form) in ``crs`` (a ``bbox-crs``, in its axis order;
     default CRS84 lon/lat) as a CRS84 box; BadRequest otherwise."""
     parts = raw.split(",")
-    form = "'minLon,minLat,maxLon,maxLat'" if crs == CRS84_URI else f"in {crs}'s axis order"
+    form = "'minLon,minLat,maxLon,maxLat'" if crs == CRS84_URI else says("query.axis_order", crs=crs)
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise BadRequest(f"bbox must be 4 numbers {form}, not {raw!r}") from None
+        raise BadRequest(says("query.bbox_numbers", form=form, value=repr(raw))) from None
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise BadRequest(f"bbox must be 4 numbers {form}, not {raw!r}")
+        raise BadRequest(says("query.bbox_numbers", form=form, value=repr(raw)))
     if crs != CRS84_URI:
         if values[0] > values[2] or values[1] > values[3]:
-            raise BadRequest(f"bbox {raw!r} has a minimum above its maximum")
+            raise BadRequest(says("query.bbox_min_max", value=repr(raw)))
         values = list(bbox_to_crs84(values, crs))
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise BadRequest(f"bbox {raw!r} is outside lon -180..180, lat -90..90 or has min above max")
+        raise BadRequest(says("query.bbox_outside", value=repr(raw)))
     if minx > maxx:
-        raise BadRequest(f"bbox {raw!r} has minLon above maxLon (crossing the antimeridian is not supported)")
+        raise BadRequest(says("query.bbox_antimeridian", value=repr(raw)))
     return minx, miny, maxx, maxy
 
 
@@ -189,7 +190,7 @@ class FeatureSet:
         try:
             return self.features[self._positions_by_key[key]]
         except KeyError:
-            raise NotFound(f"no feature '{key}' in {self.layer.name}") from None
+            raise NotFound(says("error.no_feature", key=key, layer=self.layer.name)) from None
 
     def select(self, query: Query) -> np.ndarray:
         """Row positions matching the query's bbox and filters, in layer order (or ``sortby``'s)."""
@@ -234,6 +235,6 @@ class FeatureSet:
             try:
                 value = float(raw)
             except ValueError:
-                raise BadRequest(f"'{name}' is a number; {raw!r} is not") from None
+                raise BadRequest(says("query.not_number", name=name, value=repr(raw))) from None
             return (column.astype("Float64") == value).fillna(False).to_numpy(dtype=bool)
         return (column.astype(object).map(lambda v: None if v is None else str(v)) == raw).to_numpy(dtype=bool)

@@ -17,6 +17,7 @@ import numpy as np
 import shapely
 
 from .errors import BadRequest, Forbidden
+from .i18n import Says, says
 from .schema import LAYERS
 from .unitkeys import CITY, LEVELS, UNIT_KEYS
 
@@ -42,15 +43,14 @@ def parse(text: str) -> Scope:
         name, sep, value = part.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or name not in UNIT_KEYS or not value:
-            raise BadRequest(f"a scope is level=name pairs such as district=海曙区 or district=海曙区,street=月湖街道 "
-                             f"(levels: {', '.join(UNIT_KEYS)}), not {text!r}")
+            raise BadRequest(says("scope.pairs", levels=", ".join(UNIT_KEYS), value=repr(text)))
         pairs.append((name, value))
     levels = [name for name, _ in pairs]
     if len(set(levels)) != len(levels) or levels != sorted(levels, key=UNIT_KEYS.index):
-        raise BadRequest(f"a scope names each level once, from the top ({', '.join(UNIT_KEYS)}), not {text!r}")
+        raise BadRequest(says("scope.order", levels=", ".join(UNIT_KEYS), value=repr(text)))
     named = [level for level in LEVELS if level in levels]
     if named and named != list(LEVELS[:len(named)]):
-        raise BadRequest(f"a scope names the levels above its own too (a street's district), not {text!r}")
+        raise BadRequest(says("scope.above", value=repr(text)))
     return Scope(tuple(pairs))
 
 
@@ -74,11 +74,10 @@ def check(store, layer: str, scopes: list[Scope], features: gpd.GeoDataFrame | N
         raise Forbidden(refusal(sorted(bad), layer, scopes))
 
 
-def whole_layer(scopes: list[Scope], what: str) -> None:
+def whole_layer(scopes: list[Scope], what: Says) -> None:
     """Forbidden for an editor with scopes: ``what`` (a replace, a restore) writes the whole layer."""
     if scopes:
-        raise Forbidden(f"{what} changes a whole layer: it needs an editor without a scope (this one may change "
-                        f"{'; '.join(map(str, scopes))})")
+        raise Forbidden(says("scope.whole_layer", what=what, scopes="; ".join(map(str, scopes))))
 
 
 def outside(features: gpd.GeoDataFrame, scopes: list[Scope], grids: gpd.GeoDataFrame | None,
@@ -126,7 +125,6 @@ def _area(scope: Scope, grids: gpd.GeoDataFrame | None, districts: gpd.GeoDataFr
     return shapely.union_all(rows.geometry.values).buffer(TOLERANCE_DEG)
 
 
-def refusal(keys: list[str], layer: str, scopes: list[Scope]) -> str:
-    shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
-    return (f"outside this editor's scope ({'; '.join(map(str, scopes))}): {layer} {shown} — by its unit fields or "
-            "its geometry")
+def refusal(keys: list[str], layer: str, scopes: list[Scope]) -> Says:
+    more = says("scope.more", n=len(keys) - 10) if len(keys) > 10 else ""
+    return says("scope.outside", scopes="; ".join(map(str, scopes)), layer=layer, keys=", ".join(keys[:10]), more=more)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .coverage import Analysis
 from .errors import BadRequest
+from .i18n import says
 from .geojson import dumps
 from .tables import to_csv
 from .unitkeys import UNIT_KEYS
@@ -24,8 +25,7 @@ def rows(analysis: Analysis, level: str, unit: dict[str, str] | None = None) -> 
     frame = analysis.summaries[level]
     outside = [column for column in (unit or {}) if column not in frame.columns]
     if outside:
-        raise BadRequest(f"level={level} rows are not inside a {outside[-1]}; ask level=total for the whole of "
-                         f"{' / '.join(unit.values())}, or a level at or below {outside[-1]}")
+        raise BadRequest(says("error.level_outside", level=level, unit=outside[-1], names=" / ".join(unit.values())))
     for column, value in (unit or {}).items():
         frame = frame[frame[column] == value]
     return frame
@@ -36,7 +36,7 @@ def unit_total(analysis: Analysis, unit: dict[str, str]) -> pd.DataFrame:
     level = [key for key in UNIT_KEYS if key in unit][-1]
     found = rows(analysis, level, unit)
     if found.empty:
-        raise BadRequest(f"no grids in {' / '.join(unit.values())}")
+        raise BadRequest(says("error.no_grids_in", unit=" / ".join(unit.values())))
     total = analysis.summaries["total"]
     counts = [c for c in total.columns if c != "covered_share"]
     row = found[counts].sum().to_frame().T.astype(total[counts].dtypes.to_dict())

@@ -22,7 +22,7 @@ from .coverage import Params, tiling_problems
 from .crs import metric_crs
 from .diff import diff
 from .errors import BadRequest, PreconditionFailed
-from .i18n import CATALOGUE, text
+from .i18n import in_language, known, says, text
 from .schema import LAYERS
 from .scopes import check as check_scope, whole_layer
 from .store import Store, Version
@@ -129,11 +129,13 @@ class Outcome:
     version: Version | None = None  # the new version, or the current one for a dry run or a refusal
     impact: Impact | None = None  # what it does to the current version; None when the file has errors
     confirmed: bool = False
+    lang: str = "en"  # the reader's: the report's words (its codes, fields and keys are the same in any)
 
     def to_dict(self) -> dict:
         report = self.report.to_dict()
         report.update(format=self.parsed.format, source_crs=self.parsed.source_crs,
-                      encoding=self.parsed.encoding, notes=list(self.parsed.notes))
+                      encoding=in_language(self.parsed.encoding, self.lang),
+                      notes=[in_language(note, self.lang) for note in self.parsed.notes])
         if self.impact is not None:
             report["impact"] = {**self.impact.to_dict(), "confirmed": self.confirmed}
         return {"version": self.version.version if self.version else None, "features": self.features,
@@ -144,7 +146,7 @@ class Outcome:
         if self.status == 422:
             errors = [p.to_dict() for p in self.report.errors]
             return {"code": "invalid_upload", "details": errors,
-                    "message": f"the file was not stored: {len(errors)} error(s)"}
+                    "message": says("upload.not_stored", count=len(errors)).in_language(self.lang)}
         if self.status == 409:
             return {"code": "replace_needs_confirmation", "message": self.impact.confirmation_message(),
                     "details": [d.to_dict() for d in self.impact.districts]}
@@ -171,11 +173,11 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     errors for files that cannot be read at all.
     """
     if layer not in LAYERS:
-        raise BadRequest(f"uploads go to {', '.join(LAYERS)}, not '{layer}'")
+        raise BadRequest(says("error.upload_layer", layers=", ".join(LAYERS), layer=layer))
     if mode not in MODES:
-        raise BadRequest(f"mode must be replace or merge, not {mode!r}")
+        raise BadRequest(says("error.upload_mode", value=repr(mode)))
     if confirm not in (None, "", CONFIRM):
-        raise BadRequest(f"confirm must be '{CONFIRM}' (store a replace that removes many features), not {confirm!r}")
+        raise BadRequest(says("error.upload_confirm", word=CONFIRM, value=repr(confirm)))
     confirmed = confirm == CONFIRM
     parsed = io.read_upload(data, filename, layer, options, limits)
     key = LAYERS[layer].key
@@ -190,25 +192,25 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
         merged = merged[~merged[key].astype(str).isin(removed)].reset_index(drop=True)
         report = Report(report.layer, report.errors, report.warnings, merged)
     if report.ok and mode == "replace":
-        whole_layer(scopes, "a replace upload")
+        whole_layer(scopes, says("scope.replace_upload"))
     elif report.ok:  # a merge, into an empty layer too: what it writes and replaces lie in the editor's units
         written = report.data[report.data[key].astype(str).isin(set(parsed.data[key].astype(str)))]
         check_scope(store, layer, scopes, written, [*written[key], *removed])
     if report.ok and layer == "grids":
         report = _with_tiling_problems(report, store, params, parsed.data if merging else None, refuse=tiling_refused,
-                                       removed=removed)
+                                       removed=removed, lang=lang)
     features = len(report.data) if report.ok else len(parsed.data)
     if not report.ok:
-        return Outcome(422, layer, features, report, parsed, current)
+        return Outcome(422, layer, features, report, parsed, current, lang=lang)
     found = impact(store.read(layer) if current is not None else None, report.data, layer, mode, lang,
                    named=set(parsed.data[key].astype(str)) | set(removed) if merging else None)
     if dry_run:
-        return Outcome(200, layer, features, report, parsed, current, found, confirmed)
+        return Outcome(200, layer, features, report, parsed, current, found, confirmed, lang=lang)
     now = current.version if current is not None else 0
     if if_version is not None and if_version != now:  # a stale check hears 412 (check again), not 409
-        raise PreconditionFailed(f"layer '{layer}' is at version {now}, not {if_version}")
+        raise PreconditionFailed(says("error.stale_version", layer=layer, now=now, given=if_version))
     if found.needs_confirmation and not confirmed:
-        return Outcome(409, layer, features, report, parsed, current, found)
+        return Outcome(409, layer, features, report, parsed, current, found, lang=lang)
     if mode == "replace" and not confirmed:
         if_version = now  # the impact was weighed against this version: never store over another unconfirmed
     if merging:  # only the features the file names are written: a 50-grid merge stores 50 rows
@@ -217,7 +219,7 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
                                       if_version=if_version)
     else:
         version = store.write(layer, report.data, author=author, message=message, if_version=if_version)
-    return Outcome(201, layer, features, report, parsed, version, found, confirmed)
+    return Outcome(201, layer, features, report, parsed, version, found, confirmed, lang=lang)
 
 
 def impact(current: gpd.GeoDataFrame | None, new: gpd.GeoDataFrame, layer: str, mode: str = "replace",
@@ -274,7 +276,7 @@ def _district_of(gdf: gpd.GeoDataFrame, key: str, by: str, cities: bool = False)
 def _noun(layer: str, lang: str) -> str:
     """What the layer's features are called in a sentence: 网格 / grids; 要素 / features for any other."""
     key = f"impact.noun.{layer}"
-    return text(key if key in CATALOGUE else "impact.noun", lang)
+    return text(key if known(key) else "impact.noun", lang)
 
 
 def _percent(part: int, whole: int) -> str:
@@ -296,7 +298,7 @@ def _merge(current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, key: str) -> gpd.Ge
 
 
 def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded: gpd.GeoDataFrame | None = None,
-                          *, refuse: bool = False, removed: tuple[str, ...] = ()) -> Report:
+                          *, refuse: bool = False, removed: tuple[str, ...] = (), lang: str = "en") -> Report:
     """Tiling gaps, overlaps and grids outside their district: worth a warning, not a refusal — unless
     ``refuse`` (an edit): then those a merge makes anew where its grids are, before or after, are errors.
 
@@ -322,7 +324,8 @@ def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded
                                  stored[stored[key].astype(str).isin(set(removed))].geometry.values])
         new = _new_problems(problems, tiling_problems(before, districts, params), places, params)
     position = {k: i for i, k in enumerate(report.data[key])}
-    found = [Problem(position.get(row.grid_id), row.grid_id, None, row.detail) for row in problems.itertuples()]
+    found = [Problem(position.get(row.grid_id), row.grid_id, None, tiling_message(row, lang))
+             for row in problems.itertuples()]
     if uploaded is not None:
         found = list(_number_by_file(tuple(found), uploaded, key))
     # a refused edit's problems carry their place, for the map to draw (a few; warnings may be thousands)
@@ -331,6 +334,15 @@ def _with_tiling_problems(report: Report, store: Store, params: Params, uploaded
     warnings = tuple(p for p, is_new in zip(found, new) if not is_new)
     return Report(report.layer, report.errors + errors, report.warnings + warnings,
                   None if errors else report.data)
+
+
+def tiling_message(row, lang: str) -> str:
+    """A tiling gap's or overlap's message in ``lang`` (``check.tiling_gap``, ``check.outside_district``,
+    ``check.overlap``): what it is about (a district, a grid, two grids) as the analysis's ``detail``
+    names it, and its area."""
+    name = str(row.detail).split(": ", 1)[0]  # a name or "a ∩ b": data, the same in any language
+    kind = "outside_district" if row.kind == "tiling_gap" and pd.notna(row.grid_id) else row.kind
+    return text(f"check.{kind}", lang).format(name=name, area=f"{row.area_m2:,.0f}", district=row.district)
 
 
 def _touched_districts(grids: gpd.GeoDataFrame, other: gpd.GeoDataFrame, written: set[str],

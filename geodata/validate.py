@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .i18n import text
+from .i18n import known, text
 from .schema import KEY_PATTERN, LAYERS, LINEAR, Field, Layer
 from .unitkeys import CITY
 
@@ -324,7 +324,7 @@ def _check_duplicates(keys: pd.Series, name: str, found: _Collector) -> None:
 
 def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.ndarray:
     geoms = np.asarray(geoms, dtype=object).copy()
-    expected = " or ".join(layer.geometry_types)
+    expected = text("check.or", found.lang).join(layer.geometry_types)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     found.error(np.flatnonzero(missing), None, lambda i: found.say("no_geometry"))
 
@@ -344,7 +344,7 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.nd
 
     check &= ~outside
     invalid = np.flatnonzero(check & ~shapely.is_valid(geoms))
-    reasons = {i: shapely.is_valid_reason(geoms[i]) for i in invalid}
+    reasons = {i: geos_reason(shapely.is_valid_reason(geoms[i]), found.lang) for i in invalid}
     unrepairable = []
     for i in invalid:
         repaired = _repair(geoms[i], layer.geometry_types)
@@ -359,6 +359,19 @@ def _check_geometry(geoms: np.ndarray, layer: Layer, found: _Collector) -> np.nd
     found.warning([i for i in invalid if i not in set(unrepairable)], None,
                   lambda i: found.say("repaired", reason=reasons[i]))
     return geoms
+
+
+_REASON = re.compile(r"(?P<name>[^\[]+?)\s*\[(?P<x>\S+) (?P<y>\S+)(?: \S+)?\]")
+
+
+def geos_reason(reason: str, lang: str) -> str:
+    """GEOS's reason a geometry is invalid (``Self-intersection[121.55 29.87]``) in ``lang``:
+    ``自相交，位于 (121.55, 29.87)`` (``geos.*`` keys; an unknown reason as GEOS says it)."""
+    found = _REASON.fullmatch(reason.strip())
+    name = found["name"] if found else reason.strip()
+    key = "geos." + re.sub(r"[^a-z]+", "_", name.lower()).strip("_")
+    said = text(key, lang) if known(key) else name
+    return text("check.reason_at", lang).format(reason=said, x=found["x"], y=found["y"]) if found else said
 
 
 _TYPE_IDS = {"Point": 0, "LineString": 1, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5, "MultiPolygon": 6}

@@ -162,6 +162,10 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     status_labels = {s: t(f"status.{s}") for s in STATUS_COLOURS}
     level_labels = {lvl: t(f"level.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
     unit_fields = [Field("community", t("level.community")), Field("street", t("level.street"))]
+    # a gap said in the reader's language from its fields (its ``detail`` is the analysis's, in Chinese)
+    gap_fields = [Field("kind", t("field.gap_kind"), labels={k: t(f"gap.{k}") for k in GAP_COLOURS}),
+                  Field("grid_id", t("field.grid")), *unit_fields, Field("district", t("level.district"))]
+    missing_labels = {lvl: t(f"center.{lvl}") for lvl in MISSING_CENTER_WEIGHTS}
 
     def tiles(collection: str, **options) -> VectorTileLayer:  # a layer drawn from the collection's vector tiles
         return VectorTileLayer(url=urls["tiles"].replace("{collection}", collection), layer=collection,
@@ -184,14 +188,14 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
           links=[*([(t("map.details"), urls["grid_page"])] if urls.get("grid_page") else []),
                  (t("map.open_data"), urls["data"]), (t("map.open_map"), urls["map"], True)],  # city: when named
           ).add_to(m)
-    gap_tooltip = [Field("detail", t("field.detail")), Field("area_m2", t("field.area_m2"), "number")]
+    gap_tooltip = [*gap_fields, Field("area_m2", t("field.area_m2"), "number")]
     tiles("gaps", name=t("layer.service_gaps"), key="gaps", show=False, stack="gaps", kinds=("service_gap",),
           styles={"*": {"stroke": False, "fillColor": GAP_COLOURS["service_gap"], "fillOpacity": 0.5}},
           tooltip=gap_tooltip).add_to(m)
     tiles("gaps", name=t("layer.staffing"), key="staffing", show=False, stack="gaps", kinds=("staffing_gap",),
           order=1, styles={"*": {"color": GAP_COLOURS["staffing_gap"], "weight": 3, "dashArray": "4 3",
                                  "fillOpacity": 0.05}},
-          tooltip=[Field("detail", t("field.detail"))]).add_to(m)
+          tooltip=gap_fields).add_to(m)
     tiles("gaps", name=t("layer.tiling"), key="tiling", style_by="kind", stack="tiling",
           kinds=("tiling_gap", "overlap"),
           styles={k: {"color": GAP_COLOURS[k], "weight": 1, "fillColor": GAP_COLOURS[k], "fillOpacity": 0.7}
@@ -200,7 +204,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
     tiles("gaps", name=t("layer.missing"), key="missing", style_by="level", stack="missing", kinds=("missing_center",),
           styles={lvl: {"color": GAP_COLOURS["missing_center"], "weight": w, "dashArray": "6 4", "fill": False}
                   for lvl, w in MISSING_CENTER_WEIGHTS.items()},
-          tooltip=[Field("detail", t("field.detail")), Field("level", t("field.level"), labels=level_labels)]
+          tooltip=[Field("level", t("field.missing_center"), labels=missing_labels), *unit_fields,
+                   Field("district", t("level.district"))]
           ).add_to(m)
     tiles("communities", name=t("layer.communities"), key="communities", show=False, order=1,
           styles={"*": {"color": BOUNDARY_COLOURS["community"], "weight": 0.8, "fill": False}},

@@ -13,7 +13,21 @@ import sys
 import threading
 from pathlib import Path
 
+from geodata.i18n import cli_language, in_language, text
+
 from . import config
+
+# what the commands print, in GRIDMAP_LANG, else the locale's language (LC_ALL, LC_MESSAGES, LANG), else Chinese
+CLI_LANGUAGE = cli_language()
+
+
+def _say(key: str, **params) -> str:
+    return text(key, CLI_LANGUAGE).format(**params)
+
+
+def _said(message) -> str:
+    """A domain error's message in the command line's language (when it was made with ``says``)."""
+    return in_language(message, CLI_LANGUAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,24 +93,24 @@ def manage_users(argv: list[str]) -> int:
         accounts.import_files(values["DATA_DIR"])  # as the first start would: the data directory's users too
         if args.command == "add":
             user, token = store.add(args.name, args.role, _ask_password() if args.password else None, args.scope)
-            print(f"created {user.role} '{user.name}'{_scoped(user)}; its API token (shown once) is:")
+            print(_say("cli.user_created", role=_say(f"role.{user.role}"), name=user.name, scoped=_scoped(user)))
             print(token)
         elif args.command == "scope":
             user = store.set_scopes(args.name, args.scopes)
-            print(f"'{user.name}' may now change{_scoped(user) or ' everything'}")
+            print(_say("cli.may_change", name=user.name, scoped=_scoped(user) or _say("cli.everything")))
         elif args.command == "list":
             for user in store.all().values():
-                print(f"{user.name}\t{user.role}\t{user.created}\t{'password' if user.password_hash else ''}\t"
+                print(f"{user.name}\t{user.role}\t{user.created}\t{_say('cli.password') if user.password_hash else ''}\t"
                       + "; ".join(map(str, user.areas)))
         elif args.command == "remove":
             store.remove(args.name)
-            print(f"removed '{args.name}'")
+            print(_say("cli.removed", name=args.name))
         elif args.command == "reset":
             token = store.reset(args.name, _ask_password() if args.password else None)
-            print(f"new API token for '{args.name}' (the old one no longer works):")
+            print(_say("cli.new_token", name=args.name))
             print(token)
     except GridmapError as e:
-        print(f"python -m server user: error: {e.message}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server user", message=_said(e.message)), file=sys.stderr)
         return 1
     finally:
         accounts.close()
@@ -114,15 +128,15 @@ def repair(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
     if not (Path(data_dir) / "layers").is_dir():
-        moved = " (they were imported into the database; the old record is kept as layers.migrated)" \
-            if (Path(data_dir) / "layers.migrated").is_dir() else ""
-        print(f"python -m server repair: error: {data_dir} holds no layers{moved}", file=sys.stderr)
+        moved = _say("cli.moved") if (Path(data_dir) / "layers.migrated").is_dir() else ""
+        print(_say("cli.error", command="python -m server repair",
+                   message=_say("cli.no_layers", dir=data_dir, moved=moved)), file=sys.stderr)
         return 1
     done = FileStore(data_dir).repair()
     for line in done:
         print(line)
     if not done:
-        print(f"every layer record in {data_dir} is whole; nothing to repair")
+        print(_say("cli.nothing_to_repair", dir=data_dir))
     return 0
 
 
@@ -142,13 +156,13 @@ def migrate(argv: list[str]) -> int:
     values = config.load({"DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url})
     data_dir = values["DATA_DIR"]
     if not migration.pending(data_dir):
-        print(f"python -m server migrate: {data_dir} holds no layers of the old store; nothing to import")
+        print(_say("cli.nothing_to_import", dir=data_dir))
         return 0
     store = open_store(values.get("DATABASE_URL") or data_dir)
     try:
         lines = migration.migrate(data_dir, store)
     except (DamagedStore, ServiceUnavailable) as e:
-        print(f"python -m server migrate: error: {e.message}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server migrate", message=_said(e.message)), file=sys.stderr)
         return 1
     finally:
         store.close()
@@ -158,7 +172,7 @@ def migrate(argv: list[str]) -> int:
 
 
 def _scoped(user) -> str:
-    return f" in {'; '.join(map(str, user.areas))}" if user.areas else ""
+    return _say("cli.scoped", areas="; ".join(map(str, user.areas))) if user.areas else ""
 
 
 def _ask_password() -> str:
@@ -167,7 +181,7 @@ def _ask_password() -> str:
 
         first, second = getpass.getpass("password: "), getpass.getpass("again: ")
         if first != second:
-            raise SystemExit("python -m server user: error: the passwords differ")
+            raise SystemExit(_say("cli.error", command="python -m server user", message=_say("cli.passwords_differ")))
         return first
     return sys.stdin.readline().rstrip("\n")  # scripts pipe it in
 
@@ -235,7 +249,7 @@ def serve(options: dict) -> None:
             return front.asgi_app(app)
 
     where = getattr(app.extensions["gridmap"].store, "name", None) if values["DATABASE_URL"] else None
-    print(f"gridmap: serving {where or app.config['DATA_DIR']} on http://{app.config['HOST']}:{app.config['PORT']}/",
+    print(_say("cli.serving", where=where or app.config["DATA_DIR"], host=app.config["HOST"], port=app.config["PORT"]),
           flush=True)
     Server().run()
 
@@ -250,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         return migrate(argv[1:])
     args = build_parser().parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
-        print(f"python -m server: error: --port must be 1-65535, not {args.port}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server", message=_say("cli.bad_port", port=args.port)), file=sys.stderr)
         return 2
     if args.workers is not None and args.workers < 1:
-        print(f"python -m server: error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server", message=_say("cli.bad_workers", workers=args.workers)),
+              file=sys.stderr)
         return 2
     from geodata.errors import DamagedStore, ServiceUnavailable
 
@@ -263,10 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         serve({"HOST": args.host, "PORT": args.port, "DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url,
                "WORKERS": args.workers})
     except (DamagedStore, ServiceUnavailable) as e:  # a database still down after the wait: systemd restarts it
-        print(f"python -m server: error: {e.message}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server", message=_said(e.message)), file=sys.stderr)
         return 1
     except SettingError as e:
-        print(f"python -m server: error: {e}", file=sys.stderr)
+        print(_say("cli.error", command="python -m server", message=e), file=sys.stderr)
         return 2
     return 0
 

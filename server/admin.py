@@ -9,10 +9,12 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from geodata.errors import BadRequest
+from geodata.i18n import in_language
 
 from . import audit
 from .audit import audited
 from .auth import page_for, require, users
+from .i18n import current_language
 
 blueprint = Blueprint("admin", __name__)
 
@@ -31,7 +33,7 @@ def set_scopes(name: str):
     try:
         users().set_scopes(name, lines)
     except BadRequest as e:
-        return _page(error=(name, e.message)), 400
+        return _page(error=(name, in_language(e.message, current_language()))), 400
     return redirect(url_for("admin.users_page", saved=name))
 
 

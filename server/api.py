@@ -20,7 +20,7 @@ from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
-from geodata.i18n import text
+from geodata.i18n import says, text
 from geodata.params import version_number, whole_number
 from geodata.query import Query
 from geodata.schema import DERIVED
@@ -65,7 +65,7 @@ def _only(*allowed: str) -> None:
     """OGC API: a parameter the route does not define is a 400, not silently ignored."""
     unknown = sorted(set(request.args) - {*ANY_ROUTE, *allowed})
     if unknown:
-        raise BadRequest(f"unknown parameter '{unknown[0]}'; this route takes: {', '.join((*ANY_ROUTE, *allowed))}")
+        raise BadRequest(says("error.unknown_parameter", name=unknown[0], allowed=", ".join((*ANY_ROUTE, *allowed))))
 
 
 def _collection(collection_id: str):
@@ -309,12 +309,12 @@ def _geojson(body: str | bytes, etag: str, crs: str) -> Response:
 @blueprint.get("/api/download/<collection_id>.<ext>")
 def download(collection_id: str, ext: str):
     if ext not in downloads.FORMATS:
-        raise NotFound(f"no download format '{ext}'; available: {', '.join(downloads.FORMATS)}",
+        raise NotFound(says("error.no_download_format", ext=ext, formats=", ".join(downloads.FORMATS)),
                        details=list(downloads.FORMATS))
     found = _collection(collection_id)
     derived = collection_id in DERIVED
     if found.version is None and not derived:
-        raise NotFound(f"collection '{collection_id}' has no data yet")
+        raise NotFound(says("error.no_data_yet", collection=collection_id))
     crs = downloads.file_crs(request.args.get("crs"), ext)
     query = Query.from_params(_filters(), found.features.columns, layer=found.layer)
 

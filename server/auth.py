@@ -28,6 +28,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from geodata.errors import Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthorized
+from geodata.i18n import says
 
 from .attempts import Attempts
 from .errors import error_response, wants_json
@@ -63,7 +64,7 @@ def page_for(role: str, doing: str):
     if user is None:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if not user.can(role):
-        raise Forbidden(f"{doing} needs the {role} role; '{user.name}' is a {user.role}")
+        raise Forbidden(says("error.page_needs_role", doing=doing, role=role, name=user.name, has=user.role))
     return None
 
 
@@ -74,9 +75,9 @@ def require(role: str):
         def wrapped(*args, **kwargs):
             user = current_user()
             if user is None:
-                raise Unauthorized("sign in or send 'Authorization: Bearer <token>'")
+                raise Unauthorized(says("error.sign_in"))
             if not user.can(role):
-                raise Forbidden(f"this needs the {role} role; '{user.name}' is a {user.role}")
+                raise Forbidden(says("error.needs_role", role=role, name=user.name, has=user.role))
             return view(*args, **kwargs)
         return wrapped
     return decorator
@@ -103,7 +104,7 @@ def register(app: Flask) -> None:
             if user is None:
                 with contextlib.suppress(ServiceUnavailable):  # counts unavailable: the answer is a 401 anyway
                     attempts().reserve("token", "", request.remote_addr or "")  # 429 once this address is used up
-                raise Unauthorized("the API token is not valid")
+                raise Unauthorized(says("error.bad_token"))
             g.user, g.by_token = user, True
             return
         name = session.get("user")
@@ -116,12 +117,12 @@ def register(app: Flask) -> None:
         if (not app.config["PUBLIC_READ"] and g.user is None and request.method != "OPTIONS"
                 and request.endpoint not in OPEN_WITHOUT_READ_ACCESS):  # preflights carry no credentials
             if request.path.startswith("/api") or request.accept_mimetypes.best == "application/json":
-                raise Unauthorized("reading needs a signed-in user or an API token")
+                raise Unauthorized(says("error.reading_needs_user"))
             return redirect(url_for("auth.login", next=request.full_path))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(e: CSRFError):
-        return error_response(400, "csrf_failed", f"the form has expired or was not sent by this site ({e.description})")
+        return error_response(400, "csrf_failed", says("error.csrf"), [e.description])  # Flask-WTF's reason, in English
 
     @app.context_processor
     def user_in_templates():

@@ -132,6 +132,8 @@ SETTINGS = (
     Setting("JOB_MEMORY_MB", 2048, "address space a job process may use, MiB (over it the answer is 422)", int),
     Setting("JOB_QUEUE", 4, "heavy jobs running or waiting per server process; more get 503 with Retry-After", int),
     Setting("TIMEZONE", "Asia/Shanghai", "time zone of the times pages show (IANA name); the API keeps UTC", _zone),
+    Setting("LANG", "", "the language of what python -m server prints: zh or en; empty: the locale's (LC_ALL, "
+            "LC_MESSAGES, LANG), else Chinese. Pages and API answers follow each request", str),
 )
 
 

@@ -19,6 +19,7 @@ from geodata import history, summaries
 from geodata.i18n import text
 from geodata.coverage import GAP_KINDS, LEVELS, STATUSES
 from geodata.errors import NotFound
+from geodata.i18n import says
 from geodata.siting import recommend
 from geodata.unitkeys import CITY, UNIT_KEYS, unit_columns
 from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
@@ -83,7 +84,7 @@ def dashboard():
     if chosen is not None:
         one = cities[cities[CITY] == chosen]
         if one.empty:
-            raise NotFound(f"no city '{chosen}'; the data has {', '.join(map(str, cities[CITY]))}",
+            raise NotFound(says("error.no_city", city=chosen, cities=", ".join(map(str, cities[CITY]))),
                            details=[str(c) for c in cities[CITY]])
         unit = {CITY: chosen}
         head, count, levels, by = one, 1, LEVELS, "district"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, render_template, request, url_for
 
 from geodata.errors import NotFound
-from geodata.i18n import text
+from geodata.i18n import says, text
 from geodata.schema import LAYERS
 
 from maps.diff_map import diff_map
@@ -69,7 +69,7 @@ def upload_page():
 @blueprint.get("/history/<layer>")
 def history(layer: str):
     if layer not in _layers():
-        raise NotFound(f"no layer '{layer}' with a history; layers are {', '.join(_layers())}")
+        raise NotFound(says("error.no_history_layer", layer=layer, layers=", ".join(_layers())))
     versions = list(reversed(services().store.versions(layer)))  # newest first
     user = current_user()
     lang = current_language()

@@ -1,4 +1,6 @@
-"""The one place that turns errors into responses: JSON for the API, HTML for browsers."""
+"""The one place that turns errors into responses: JSON for the API, HTML for browsers, in the reader's
+language (server/i18n.py): a domain error's message made with ``geodata.i18n.says`` is said in it, as are
+the HTTP errors' own."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from flask import Flask, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from geodata.errors import GridmapError
+from geodata.i18n import in_language, known, says
 from geodata.store import NO_SPACE
+
+from .i18n import current_language
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +31,8 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None):
-    g.error_message = message  # for the audit line of a refused write
+    g.error_message = str(message)  # for the audit line of a refused write (English)
+    message = in_language(message, current_language())
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details or []}}
         return make_response(jsonify(body), status)
@@ -38,8 +44,7 @@ def register(app: Flask) -> None:
     def domain_error(e: GridmapError):
         if e.status == 500:  # the server's own fault (a damaged record): the log has it, the client a summary
             log.error("%s on %s %s: %s", e.code, request.method, request.path, e.message)
-            return error_response(500, e.code, "the server's data needs an administrator's attention; "
-                                               "the error is logged")
+            return error_response(500, e.code, says("error.server_data"))
         response = error_response(e.status, e.code, e.message, e.details)
         if e.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
@@ -49,7 +54,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        response = error_response(e.code, _CODES.get(e.code, "http_error"), e.description)
+        response = error_response(e.code, _CODES.get(e.code, "http_error"), _http_message(e))
         if e.code == 405 and e.valid_methods:
             response.headers["Allow"] = ", ".join(e.valid_methods)
         return response
@@ -58,9 +63,18 @@ def register(app: Flask) -> None:
     def unexpected(e: Exception):
         if _no_space(e):  # spooling the upload, unpacking it, or storing it: nothing was stored
             log.error("disk full on %s %s: %s", request.method, request.path, e)
-            return error_response(507, "insufficient_storage", "the server's disk is full: nothing was stored")
+            return error_response(507, "insufficient_storage", says("error.disk_full"))
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+        return error_response(500, "internal_error", says("error.internal"))
+
+
+def _http_message(e: HTTPException):
+    """Werkzeug's own description of a status, in the reader's language (``http.<status>``); a description
+    the service wrote itself as it is."""
+    key = f"http.{e.code}"
+    if e.description == type(e).description and known(key):
+        return says(key)
+    return e.description
 
 
 def _no_space(e: BaseException | None) -> bool:

@@ -13,7 +13,7 @@ from flask import Blueprint, render_template, url_for
 
 from geodata import serving
 from geodata.errors import NotFound
-from geodata.i18n import text
+from geodata.i18n import says, text
 from geodata.schema import LAYERS
 from geodata.unitkeys import UNIT_KEYS
 
@@ -60,7 +60,7 @@ def _current(layer: str, key: str):
         return found, json.loads(found.features.feature(key))
     except NotFound:
         if not services().store.history(layer, key):
-            raise NotFound(f"no {'grid' if layer == 'grids' else 'centre'} '{key}'") from None
+            raise NotFound(says("error.no_grid" if layer == "grids" else "error.no_center", key=key)) from None
         return found, None
 
 

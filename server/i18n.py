@@ -1,4 +1,6 @@
-"""The reader's language: ``?lang=en`` switches and is remembered in a cookie; Chinese by default."""
+"""The reader's language: ``?lang=``, then the cookie it leaves, then the browser's ``Accept-Language``
+(``zh-TW`` is Chinese, ``en-US`` English, q-values weigh); Chinese by default.  Pages, maps and API
+answers (error messages, upload reports) all follow it."""
 
 from __future__ import annotations
 
@@ -6,13 +8,21 @@ from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
 
-from geodata.i18n import HTML_LANG, LANGUAGES, language, text
+from geodata.i18n import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, language, text
 
 COOKIE = "gridmap_lang"
 
 
+def chosen_language() -> str:
+    """What this request asks for: ``?lang=``, the cookie, ``Accept-Language``, else Chinese."""
+    asked = request.args.get("lang") or request.cookies.get(COOKIE)
+    if asked:
+        return language(asked)
+    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE  # werkzeug: zh-CN → zh
+
+
 def current_language() -> str:
-    return g.get("lang") or language(request.args.get("lang") or request.cookies.get(COOKIE))
+    return g.get("lang") or chosen_language()
 
 
 def switch_url(lang: str) -> str:
@@ -25,7 +35,7 @@ def switch_url(lang: str) -> str:
 def register(app: Flask) -> None:
     @app.before_request
     def choose_language():
-        g.lang = language(request.args.get("lang") or request.cookies.get(COOKIE))
+        g.lang = chosen_language()
 
     @app.after_request
     def remember_language(response):
@@ -33,6 +43,8 @@ def register(app: Flask) -> None:
         if asked and language(asked) == asked.split("-")[0].lower():
             response.set_cookie(COOKIE, language(asked), max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
                                 secure=current_app.config["SECURE_COOKIES"])
+        if response.mimetype == "text/html" or response.status_code >= 400:  # the texts follow the browser's
+            response.vary.add("Accept-Language")
         return response
 
     @app.context_processor

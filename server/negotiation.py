@@ -18,6 +18,7 @@ import hashlib
 from flask import Flask, Response, current_app, request
 
 from geodata.errors import BadRequest
+from geodata.i18n import says
 
 FORMATS = ("json", "html")
 READS = ("GET", "HEAD")
@@ -30,7 +31,7 @@ def wanted(formats: tuple[str, ...] = FORMATS) -> str:
     fmt = request.args.get("f")
     if fmt is not None:
         if fmt not in formats:
-            raise BadRequest(f"'f' must be one of {', '.join(formats)}, not {fmt!r}")
+            raise BadRequest(says("error.bad_f", formats=", ".join(formats), value=repr(fmt)))
         return fmt
     if "html" in formats:
         best = request.accept_mimetypes.best_match(["application/json", "application/geo+json", "text/html"])

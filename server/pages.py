@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from geodata.coverage import merge_tiles
 from geodata import kept
 from geodata.errors import NotFound
+from geodata.i18n import says
 from geodata import tiles
 from geodata.query import parse_bbox
 from geodata.unitkeys import CITY, LEVELS, UNIT_KEYS, has_cities
@@ -47,7 +48,7 @@ def unit_map():
     grids = services().catalog.get("grids").features.gdf
     chosen = grids[(grids[list(unit)] == pd.Series(unit)).all(axis=1)]
     if chosen.empty:
-        raise NotFound(" / ".join(unit.values()) + ": no such unit")
+        raise NotFound(says("error.no_such_unit", unit=" / ".join(unit.values())))
     name = list(unit.values())[-1]
     title = " · ".join(unit_names(chosen, unit))  # e.g. 海曙区 · 宁波市
     outline = display.simplify([merge_tiles(chosen.geometry.values)], 0.0001)[0]
@@ -123,7 +124,7 @@ def favicon():
 def map_data(layer: str):
     spec = MAP_DATA.get(layer)
     if spec is None:
-        raise NotFound(f"no map layer '{layer}'")
+        raise NotFound(says("error.no_map_layer", layer=layer))
     # only what the layer draws decides its audience: shared when none of its fields are restricted
     found = services().catalog.get(spec.collection, hidden=privacy.hidden_fields() & set(spec.fields))
 
@@ -150,7 +151,7 @@ def map_labels(level: str):
     """``?bbox=minLon,minLat,maxLon,maxLat``: the names of the units (``level``: district, street or
     community) to label in a view, each at a point inside its unit, largest first: ``[[lon, lat, name]]``."""
     if level not in tiles.LABELS:
-        raise NotFound(f"no labels of '{level}': one of {', '.join(tiles.LABELS)}")
+        raise NotFound(says("error.no_labels", level=level, levels=", ".join(tiles.LABELS)))
     bbox = parse_bbox(request.args["bbox"]) if request.args.get("bbox") else [-180, -90, 180, 90]
     collection, field = tiles.LABELS[level]
     found = services().catalog.get(collection, hidden=privacy.hidden_fields())

@@ -10,6 +10,7 @@ from geodata import geojson, proposals, summaries, tables
 from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
+from geodata.i18n import says
 from geodata.siting import MAX_K, SOLVERS
 from geodata.unitkeys import UNIT_KEYS
 
@@ -52,7 +53,7 @@ def whatif():
     ``city=…``, ``district=…`` etc. restrict it to one unit: before and after are that unit's, and
     only its grids are analysed again (a province's what-if in a city's time and memory).
     """
-    require_user("what-ifs")
+    require_user(says("whatif.whatifs"))
     proposed = _proposed(request.get_json(silent=True))
     catalog = services().catalog
     params = whatif_params()

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
+from geodata.i18n import says
 
 from . import negotiation, privacy, services
 
@@ -32,7 +33,7 @@ def _json(doc: dict) -> Response:
 def _no_parameters(*allowed: str) -> None:
     unknown = sorted(set(request.args) - {"f", *allowed})
     if unknown:
-        raise BadRequest(f"unknown parameter '{unknown[0]}'; this route takes: {', '.join(['f', *allowed])}")
+        raise BadRequest(says("error.unknown_parameter", name=unknown[0], allowed=", ".join(["f", *allowed])))
     if request.args.get("f", "json") not in ("json", "mvt"):
         raise BadRequest(f"'f' must be json here, not {request.args['f']!r}")
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from geodata import geojson, io
 from geodata.errors import BadRequest, PreconditionFailed
+from geodata.i18n import says
 from geodata.diff import diff as versions_diff
 from geodata.jobs import upload_to
 from geodata.params import version_number, whole_number
@@ -32,7 +33,7 @@ def upload_layer(layer: str):
     form = request.form
     audit.note(filename=file.filename if file else None)
     if file is None or not file.filename:
-        raise BadRequest("send the file as multipart/form-data in the field 'file'")
+        raise BadRequest(says("error.send_file"))
     outcome = in_job(
         layer, file.read(), file.filename,
         author=current_user().name, message=form.get("message", "")[:500],
@@ -90,7 +91,7 @@ def _if_match(layer: str) -> int | None:
     if value == "*":
         current = services().store.current(layer)
         if current is None:
-            raise PreconditionFailed(f"layer '{layer}' has no version yet")
+            raise PreconditionFailed(says("error.no_version_yet", layer=layer))
         return current.version
     return whole_number(value, "If-Match", minimum=0, error=PreconditionFailed)
 
@@ -100,7 +101,7 @@ def versions(collection_id: str):
     services().catalog.layer(collection_id)  # 404 for an unknown collection
     store = services().store
     if collection_id not in store.layer_names:
-        raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+        raise BadRequest(says("error.computed_no_versions", collection=collection_id))
     return jsonify({"collection": collection_id, "versions": [
         {**privacy.version_record(v), "links": [{"rel": "enclosure", "type": "application/geo+json",
                                                  "href": url_for("api.download", collection_id=collection_id,
@@ -117,9 +118,9 @@ def restore(collection_id: str, number: str):
     audit.note(restored=number)
     services().catalog.layer(collection_id)
     if collection_id not in store.layer_names:
-        raise BadRequest(f"'{collection_id}' is computed; it cannot be restored")
+        raise BadRequest(says("error.computed_no_restore", collection=collection_id))
     old = store.version(collection_id, number)
-    whole_layer(current_user().areas, "a restore")
+    whole_layer(current_user().areas, says("scope.restore"))
     new = store.restore(collection_id, number, author=current_user().name,
                         message=f"restored version {number}" + (f": {old.message}" if old.message else ""),
                         if_version=_if_match(collection_id))
@@ -135,7 +136,7 @@ def diff(collection_id: str):
     """``?from=N&to=M`` (to: the current version; from: the one before it); ``f=geojson`` for a map."""
     fmt = request.args.get("f", "json")
     if fmt not in ("json", "geojson"):
-        raise BadRequest(f"'f' must be json or geojson, not {fmt!r}")
+        raise BadRequest(says("error.f_json", value=repr(fmt)))
     result, _, _ = version_diff(collection_id)
     if fmt == "geojson":
         return Response(geojson.to_bytes(result.features), mimetype="application/geo+json")
@@ -147,11 +148,11 @@ def version_diff(collection_id: str):
     store = services().store
     services().catalog.layer(collection_id)
     if collection_id not in store.layer_names:
-        raise BadRequest(f"'{collection_id}' is computed from the current data; it has no versions")
+        raise BadRequest(says("error.computed_no_versions", collection=collection_id))
     to = _version_arg("to") or store.version(collection_id).version
     before = _version_arg("from") or to - 1
     if before < 1:
-        raise BadRequest("there is no earlier version to compare with; give 'from'")
+        raise BadRequest(says("error.no_earlier_version"))
     store.version(collection_id, before), store.version(collection_id, to)  # 404 for a missing one
     catalog = services().catalog
 

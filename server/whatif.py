@@ -11,6 +11,7 @@ from flask import current_app, request
 
 from geodata.coverage import LEVELS, PARAM_NAMES, Params
 from geodata.errors import BadRequest, Unauthorized
+from geodata.i18n import says
 
 from . import services
 from .auth import current_user
@@ -19,7 +20,7 @@ from .auth import current_user
 def require_user(what: str) -> None:
     """401 for an anonymous request unless what-ifs are public."""
     if current_user() is None and not current_app.config["PUBLIC_WHATIF"]:
-        raise Unauthorized(f"{what} need a signed-in user: sign in, or send 'Authorization: Bearer <token>'")
+        raise Unauthorized(says("whatif.sign_in", what=what))
 
 
 def params() -> Params:
@@ -28,7 +29,7 @@ def params() -> Params:
     settings = services().catalog.params
     if not asked:
         return settings
-    require_user(f"what-if parameters ({', '.join(asked)})")
+    require_user(says("whatif.parameters", names=", ".join(asked)))
     _radius_limit(request.args)
     return settings.with_request(request.args.to_dict())  # 400 for what is not a number ≥ 0
 
@@ -43,4 +44,4 @@ def _radius_limit(args) -> None:
         except ValueError:
             continue  # not a number: Params says so
         if value > limit:
-            raise BadRequest(f"'{name}' must be at most {limit:g} m (GRIDMAP_MAX_RADIUS_M), not {value:g}")
+            raise BadRequest(says("whatif.radius", name=name, limit=f"{limit:g}", value=f"{value:g}"))

@@ -45,6 +45,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .. import cql
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, PreconditionFailed, ServiceUnavailable
+from ..i18n import says
 from ..schema import LAYERS
 from ..tiles import BUFFER, EXTENT
 from .base import (ChangeSetStore, FeaturePage, RowParts, Version, add_hashes, frame_from, gone_keys, keyed_texts,
@@ -482,7 +483,7 @@ class PostGISStore(ChangeSetStore):
             rows = self._select(conn, v, current, "SELECT f.feature FROM features f WHERE {where} AND f.key = %s",
                                 (str(key),))
         if not rows:
-            raise NotFound(f"no feature '{key}' in {layer}")
+            raise NotFound(says("error.no_feature", key=key, layer=layer))
         return rows[0][0]
 
     def extent(self, layer: str, version: int | None = None) -> list[float] | None:

@@ -34,6 +34,7 @@ from .. import cql
 from ..cache import VersionCache
 from ..errors import (DamagedStore, InsufficientStorage, NotFound, PreconditionFailed,
                       ServiceUnavailable)
+from ..i18n import says
 from ..schema import LAYERS
 from .base import (ChangeSetStore, FeaturePage, Version, add_hashes, change_set, frame_from, imported, keyed_texts,
                    numeric_filter, properties_text, property_matches, text_hash)
@@ -239,7 +240,7 @@ class SQLiteStore(ChangeSetStore):
             row = db.execute(f"SELECT f.feature FROM features f WHERE {where} AND f.key = ?",
                              (*args, str(key))).fetchone()
         if row is None:
-            raise NotFound(f"no feature '{key}' in {layer}")
+            raise NotFound(says("error.no_feature", key=key, layer=layer))
         return row[0]
 
     def extent(self, layer: str, version: int | None = None) -> list[float] | None:

@@ -243,7 +243,7 @@ def test_names_and_keys_in_the_report_are_text(tab, editing_server, tmp_path):
     check(page, geojson_file(tmp_path, "xss-warning.geojson", outside), "ok")
     warning = [r for r in problem_rows(page) if r[3] == "g40"]
     assert len(warning) == 1 and warning[0][0] == "warning" and warning[0][2] == "2"
-    assert warning[0][5].startswith(XSS_IMG + ": ") and "outside its district" in warning[0][5]
+    assert warning[0][5].startswith(XSS_IMG + "：") and "超出所属区县" in warning[0][5]  # the page is in Chinese
     assert page.locator("#preview-map").get_attribute("data-warning-features") == "1"
     assert COLOURS["warning"] in stroke_colours(page)
     assert page.evaluate(NOTHING_RAN_JS) == {"xss": "undefined", "img": 0}

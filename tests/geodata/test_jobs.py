@@ -91,11 +91,11 @@ def busy_answer(queue: int, waiters: int) -> ServiceUnavailable:
 
 def test_over_the_queue_limit_the_answer_is_busy_at_once():
     answer = busy_answer(queue=1, waiters=4)
-    assert "1 job(s) already running or waiting" in answer.message and answer.retry_after > 0
+    assert "1 job already running or waiting" in answer.message and answer.retry_after > 0
 
 
 def test_at_most_waiters_threads_wait_on_jobs():
-    assert "1 request(s) already wait" in busy_answer(queue=4, waiters=1).message
+    assert "1 request already waits" in busy_answer(queue=4, waiters=1).message  # plural forms: 1 request, 2 requests
 
 
 def test_the_same_job_asked_twice_at_once_runs_once(pool):

@@ -38,7 +38,7 @@ def test_a_bad_scope_is_shown_beside_the_form_and_nothing_changes(app):
     users.add("li", "editor", scopes=["district=海曙区"])
     browser = signed_in_admin(app)
     resp = browser.post("/admin/users/li/scopes", data={"csrf_token": csrf_token(browser), "scopes": "street=月湖街道"})
-    assert resp.status_code == 400 and "levels above" in resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "范围须同时写出其上各级" in resp.get_data(as_text=True)  # the page's language
     assert [str(s) for s in users.all()["li"].areas] == ["district=海曙区"]
 
 

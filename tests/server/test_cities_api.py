@@ -194,9 +194,9 @@ def test_summary_total_of_a_unit_is_that_units_whole(two_cities):
 
 
 @pytest.mark.parametrize("query, says", [
-    ("level=city&district=市辖区", "level=city rows are not inside a district"),
-    ("level=district&street=中山街道", "level=district rows are not inside a street"),
-    ("level=total&district=无此区", "no grids in 无此区"),
+    ("level=city&district=市辖区", "level=city 的各行不在某个 district 之内"),  # said in Chinese (by default)
+    ("level=district&street=中山街道", "level=district 的各行不在某个 street 之内"),
+    ("level=total&district=无此区", "无此区 中没有网格"),
 ])
 def test_a_summary_level_above_the_unit_asked_is_a_400(two_cities, query, says):
     resp = two_cities.get(f"/api/summary?{query}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,9 +29,11 @@ START_DEADLINE = 30.0  # seconds for the server to answer /healthz
 
 
 def clean_env(**variables: str) -> dict:
-    """This process's environment without any GRIDMAP_* setting, plus ``variables``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDMAP_")}
-    env.update(variables)
+    """This process's environment without any GRIDMAP_* setting, in the C locale (no language: the commands
+    speak Chinese), plus ``variables``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GRIDMAP_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
+    env.update({"LANG": "C.UTF-8", **variables})
     return env
 
 
@@ -354,13 +357,26 @@ def test_a_damaged_record_stops_the_server_naming_the_file_and_repair_restores_i
     FileStore(data_dir).check()
 
     again = run_cli("repair", "--data-dir", str(data_dir))
-    assert again.returncode == 0 and "nothing to repair" in again.stdout
+    assert again.returncode == 0 and "无需修复" in again.stdout  # the locale (C.UTF-8) names no language: Chinese
 
 
 def test_repair_is_in_the_help_and_needs_a_data_dir(tmp_path):
     assert "repair" in run_cli("--help").stdout
     missing = run_cli("repair", "--data-dir", str(tmp_path / "nowhere"))
-    assert missing.returncode == 1 and "holds no layers" in missing.stderr
+    assert missing.returncode == 1 and "中没有图层" in missing.stderr
+
+
+@pytest.mark.parametrize("env", [{"GRIDMAP_LANG": "en"}, {"LANG": "en_US.UTF-8"}, {"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}])
+def test_the_commands_speak_english_when_the_locale_or_gridmap_lang_says_so(tmp_path, env):
+    missing = run_cli("repair", "--data-dir", str(tmp_path / "nowhere"), **env)
+    assert missing.stderr.startswith("python -m server repair: error: ") and "holds no layers" in missing.stderr
+    assert not re.search(r"[\u4e00-\u9fff]", missing.stderr)
+
+
+def test_the_commands_speak_chinese_by_default_and_when_the_locale_says_so(tmp_path):
+    for env in ({"LANG": "C.UTF-8"}, {"LANG": "zh_CN.UTF-8"}, {"LANG": "en_US.UTF-8", "GRIDMAP_LANG": "zh"}):
+        missing = run_cli("repair", "--data-dir", str(tmp_path / "nowhere"), **env)
+        assert missing.stderr.startswith("python -m server repair：错误：") and "中没有图层" in missing.stderr, env
 
 
 # --- `migrate`: a data directory of the old store (one file a version) into the database -------------
@@ -383,7 +399,7 @@ def test_migrate_imports_every_old_version_once_and_keeps_the_old_layers_aside(t
         (1, "2025-03-01T08:00:00+00:00", "王芳", "第一版", 2), (2, "2025-03-02T08:00:00+00:00", "b", "second", 1)]
 
     again = run_cli("migrate", GRIDMAP_DATA_DIR=str(data_dir))
-    assert again.returncode == 0 and "nothing to import" in again.stdout
+    assert again.returncode == 0 and "无需导入" in again.stdout
     assert len(store.versions("grids")) == 2
 
 
@@ -434,7 +450,7 @@ def test_repair_after_migration_says_where_the_old_layers_went(tmp_path):
     FileStore(data_dir).write("grids", two_grids(), author="a")
     assert run_cli("migrate", "--data-dir", str(data_dir)).returncode == 0
     late = run_cli("repair", "--data-dir", str(data_dir))
-    assert late.returncode == 1 and "holds no layers" in late.stderr and "layers.migrated" in late.stderr
+    assert late.returncode == 1 and "中没有图层" in late.stderr and "layers.migrated" in late.stderr
 
 
 def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
@@ -448,7 +464,7 @@ def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
 
     added = user("add", "wang", "--role", "editor", "--scope", "district=海曙区")
     assert added.returncode == 0, added.stderr
-    assert "in district=海曙区" in added.stdout
+    assert "可编辑范围：district=海曙区" in added.stdout
     assert [str(s) for s in UserStore(data_dir).all()["wang"].areas] == ["district=海曙区"]
     changed = user("scope", "wang", "district=海曙区,street=月湖街道", "district=江北区")
     assert changed.returncode == 0, changed.stderr
@@ -456,7 +472,7 @@ def test_user_scopes_limit_an_editor_and_are_listed_and_changed(tmp_path):
     assert user("scope", "wang").returncode == 0
     assert UserStore(data_dir).all()["wang"].areas == []
     bad = user("scope", "wang", "street=月湖街道")
-    assert bad.returncode == 1 and "levels above" in bad.stderr
+    assert bad.returncode == 1 and "其上各级" in bad.stderr
     admin = user("add", "zhao", "--role", "admin", "--scope", "district=海曙区")
     assert admin.returncode == 1 and "only editors" in admin.stderr
 

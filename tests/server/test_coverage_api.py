@@ -71,7 +71,7 @@ def test_what_if_parameters_need_a_signed_in_user(client, loaded, url):
     resp = client.get(url)
     assert resp.status_code == 401
     error = resp.get_json()["error"]
-    assert error["code"] == "unauthorized" and "signed-in" in error["message"]
+    assert error["code"] == "unauthorized" and "仅供已登录的用户使用" in error["message"]  # Chinese by default
 
 
 def test_a_what_if_never_evicts_the_analysis_of_the_settings(app, client, loaded, signed_in):
@@ -186,7 +186,7 @@ def test_a_what_if_over_the_time_limit_answers_503_with_retry_after_and_the_next
         resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=headers)
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
     error = resp.get_json()["error"]
-    assert error["code"] == "service_unavailable" and "time limit of 1 s" in error["message"]
+    assert error["code"] == "service_unavailable" and "1 秒的时间上限" in error["message"]  # Chinese by default
     resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=headers)
     assert resp.status_code == 200 and resp.get_json()["parameters"]["radius_community_m"] == 1500
 

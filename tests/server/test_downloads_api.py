@@ -213,10 +213,10 @@ def test_a_downloaded_shapefile_reuploads_with_no_field_lost(app, viewer_client,
     body = resp.get_json()
     assert body["version"] == 3 and body["features"] == 5
     report = body["report"]
-    assert report["format"] == "shapefile" and report["encoding"] == "UTF-8 (.cpg)"
+    assert report["format"] == "shapefile" and report["encoding"] == "UTF-8（.cpg）"  # Chinese by default
     assert report["errors"] == [] and report["warnings"] == []  # no unknown (truncated) field names
-    assert sorted(report["notes"]) == ["renamed grid_worke → grid_workers", "renamed party_bran → party_branch",
-                                       "renamed party_memb → party_members"]
+    assert sorted(report["notes"]) == ["字段 grid_worke 已改名为 grid_workers", "字段 party_bran 已改名为 party_branch",
+                                       "字段 party_memb 已改名为 party_members"]
 
     def properties(version: int) -> dict:
         doc = json.loads(download(client, f"/api/download/grids.geojson?version={version}").data)

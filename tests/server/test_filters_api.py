@@ -72,11 +72,11 @@ def test_filter_languages(client, loaded, lang, text):
     ({"filter": "name = 'a'", "filter-lang": "sql"}, "'filter-lang' must be one of"),
     ({"filter": "name = 'a'", "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/32651"},
      "filter-crs 'http://www.opengis.net/def/crs/EPSG/0/32651' is not a CRS this server serves"),
-    ({"filter-lang": "cql2-text"}, "go with a 'filter'"),
+    ({"filter-lang": "cql2-text"}, "须与 'filter' 一起使用"),  # said in Chinese (by default)
     ({"filter": "(" * 500 + "name = 'a'" + ")" * 500}, "nests 500 deep"),
     ({"sortby": "-nope"}, "cannot sort by 'nope'"),
     ({"properties": "name,nope"}, "unknown property 'nope'"),
-    ({"skipGeometry": "maybe"}, "'skipGeometry' must be true or false"),
+    ({"skipGeometry": "maybe"}, "'skipGeometry' 须为 true 或 false"),
 ])
 def test_bad_parameters_are_json_400s_that_say_what(client, loaded, params, says):
     for collection in ("grids", "coverage"):

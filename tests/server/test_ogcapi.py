@@ -93,7 +93,7 @@ def test_unknown_format_is_json_400(client, loaded, url):
                                  "/api/collections/grids?limit=5", "/api/collections/grids/items/g10?limit=1"])
 def test_unknown_parameters_are_400(client, loaded, url):
     resp = client.get(url)
-    assert resp.status_code == 400 and "unknown parameter" in resp.get_json()["error"]["message"]
+    assert resp.status_code == 400 and "未知参数" in resp.get_json()["error"]["message"]
 
 
 def test_language_switch_is_no_filter(client, loaded):
@@ -275,7 +275,7 @@ def test_preflight_needs_no_credentials_on_a_closed_server(data_dir):
 
 def test_what_if_radius_is_bounded(client, loaded, signed_in):
     resp = client.get("/api/collections/coverage/items?radius_community_m=1e308", headers=signed_in)
-    assert resp.status_code == 400 and "at most" in resp.get_json()["error"]["message"]
+    assert resp.status_code == 400 and "最大为 10000 米" in resp.get_json()["error"]["message"]  # Chinese by default
     assert client.get("/api/summary?radius_district_m=60000", headers=signed_in).status_code == 400
     assert client.get("/api/collections/coverage/items?radius_community_m=1500", headers=signed_in).status_code == 200
 

@@ -225,7 +225,7 @@ def test_a_scoped_editor_is_refused_outside_the_scope_naming_the_features(client
     resp = send(client, method, url, json.loads(json.dumps(body)), yuehu)
     assert resp.status_code == 403, resp.get_json()
     message = resp.get_json()["error"]["message"]
-    assert "scope" in message and ("g10" in message or "g00" in message or "g02" in message)
+    assert "可编辑范围" in message and ("g10" in message or "g00" in message or "g02" in message)  # in Chinese by default
     assert store.current("grids").version == 1
 
 
@@ -257,7 +257,7 @@ def test_a_scoped_editor_merges_an_upload_inside_the_scope_but_never_replaces_or
     assert refused.status_code == 403 and "g10" in refused.get_json()["error"]["message"]
     assert upload(layer, "replace").status_code == 403
     restore = client.post("/api/collections/grids/versions/1/restore", headers=yuehu)
-    assert restore.status_code == 403 and "without a scope" in restore.get_json()["error"]["message"]
+    assert restore.status_code == 403 and "需要不限范围的编辑" in restore.get_json()["error"]["message"]
     assert store.current("grids").version == 2
 
 

@@ -116,7 +116,7 @@ def test_overlapping_grids_are_stored_with_a_warning(client, editor):
     resp = post(client, editor, overlapping)
     assert resp.status_code == 201
     warnings = resp.get_json()["report"]["warnings"]
-    assert any("two grids" in w["message"] and w["key"] == "a" for w in warnings)
+    assert any("同时属于两个网格" in w["message"] and w["key"] == "a" for w in warnings)  # Chinese by default
 
 
 @pytest.mark.parametrize("form,status", [({"mode": "append"}, 400), ({"coordinates": "mars"}, 400)])
@@ -332,8 +332,7 @@ def test_upload_limits_come_from_the_settings(data_dir):
     headers = {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
     resp = post(app.test_client(), headers, dry_run="1")
     assert resp.status_code == 413
-    assert resp.get_json()["error"]["message"] == ("feature 1 (g00) has 5 vertices (and 5 more); "
-                                                   "the limit is 4 vertices a feature")
+    assert resp.get_json()["error"]["message"] == "第 1 个要素（g00）有 5 个顶点（另有 5 个）；每个要素的上限为 4 个顶点"
     app.config["MAX_FEATURE_VERTICES"] = 5
     resp = post(app.test_client(), headers, dry_run="1")
     assert resp.status_code == 413 and resp.get_json()["error"]["details"][0]["field"] == "grid_type"  # industrial_park
@@ -350,7 +349,7 @@ def test_shapefile_whose_dbf_says_no_records_is_422_not_an_empty_layer(client, e
             content = (tmp_path / f"grids.{part}").read_bytes()
             out.writestr(f"grids.{part}", content[:4] + struct.pack("<I", 0) + content[8:] if part == "dbf" else content)
     resp = post(client, editor, file=(io.BytesIO(archive.getvalue()), "grids.zip"))
-    assert resp.status_code == 422 and "grids.dbf has 0 records" in resp.get_json()["error"]["message"]
+    assert resp.status_code == 422 and "grids.dbf 有 0 条记录" in resp.get_json()["error"]["message"]
     assert store.current("grids") is None
 
 
