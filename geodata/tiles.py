@@ -34,7 +34,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 # the zoom from which each layer is drawn: below it a tile would hold thousands of features a pixel wide
 MIN_ZOOM = {"districts": 0, "streets": 10, "communities": 12, "grids": 11, "coverage": 11, "gaps": 11,
-            "centers": 9, "roads": 12}
+            "centers": 9, "roads": 12, "catchments": 10}
 # what the map shows of each layer (popups ask for the whole feature by key)
 TILE_FIELDS = {
     "grids": ("grid_id", "name", "grid_type", "city", "district", "street", "community"),
@@ -46,6 +46,7 @@ TILE_FIELDS = {
     "communities": ("unit_id", "city", "district", "street", "community", "grids", "population", "covered_share"),
     "centers": ("center_id", "name", "level", "city", "district", "street", "community"),
     "roads": ("road_id", "name", "highway"),
+    "catchments": ("catchment_id", "kind", "level", "distance_m"),
 }
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
