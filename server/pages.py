@@ -74,6 +74,7 @@ def _map_page(view: View, title: str | None) -> Response:
                   "COLLECTION", "{collection}").replace("ID", "{id}"),
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
+        life_circles=params.life_circles_m if walking_map() else None,
         basemap=services().basemap,
         assets=map_assets(),
         lang=current_language(),
@@ -81,6 +82,11 @@ def _map_page(view: View, title: str | None) -> Response:
         else url_for("auth.login", next=request.full_path.rstrip("?")),
     )
     return Response(render_map("map.html", m, title=title), mimetype="text/html")
+
+
+def walking_map() -> bool:
+    """Whether the map draws walking catchments: the settings walk, and there are roads to walk along."""
+    return services().catalog.params.catchment == "network" and services().store.current("roads") is not None
 
 
 def render_map(template: str, m, **context) -> str:

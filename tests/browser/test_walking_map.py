@@ -1,0 +1,53 @@
+"""The city map with walking catchments (GRIDMAP_CATCHMENT=network, the demo's roads), in Chromium (issue #16):
+the walking catchments, the life-circle rings and the walk gaps are layers drawn from vector tiles, off at
+first, listed in the layer control and the legend."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.live import live_server
+
+from .conftest import Server, goto_ready
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WALK, RINGS, WALK_GAPS = "步行服务范围", "生活圈（步行距离）", "半径内步行不可达"
+
+
+@pytest.fixture(scope="module")
+def walking_server(demo_data_dir, tmp_path_factory):
+    with live_server(demo_data_dir, tmp_path_factory.mktemp("logs") / "walking-server.log", demo=True,
+                     CATCHMENT="network") as base:
+        yield Server(base, demo_data_dir)
+
+
+def test_walking_catchments_rings_and_walk_gaps_draw_from_tiles(tab, walking_server):
+    page = tab.page
+    goto_ready(tab, walking_server.url("/"))
+    overlays = page.evaluate("""() => [...document.querySelectorAll('.leaflet-control-layers-overlays input')]
+        .map((input) => [input.closest('label').textContent.trim(), input.checked])""")
+    shown = dict(overlays)
+    for name in (WALK, RINGS, WALK_GAPS):
+        assert shown.get(name) is False, overlays  # listed, off at first
+    legend = page.locator(".gridmap-legend").inner_text()
+    for text in ("步行服务范围", "步行300米", "步行500米", "步行1000米", "步行不可达"):
+        assert text in legend, legend
+
+    gap = requests.get(walking_server.url("/api/collections/gaps/items"), params={"kind": "walk_gap", "limit": 1},
+                       timeout=120).json()["features"][0]
+    lon, lat = gap["geometry"]["coordinates"][0][0][0] if gap["geometry"]["type"] == "MultiPolygon" \
+        else gap["geometry"]["coordinates"][0][0]
+    page.goto(walking_server.url(f"/#z=14&lat={lat}&lon={lon}&layers=grids,walk_catchments,life_circles,walk_gaps"))
+    page.reload()
+    page.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=120_000)
+    for name in (WALK, RINGS, WALK_GAPS):
+        page.wait_for_function("(name) => window.gridmap.tileFeatures(name).length > 0", arg=name, timeout=120_000)
+    kinds = page.evaluate("(name) => [...new Set(window.gridmap.tileFeatures(name).map((p) => p.kind))]", WALK)
+    assert kinds == ["walk"], kinds
+    rings = page.evaluate("(name) => [...new Set(window.gridmap.tileFeatures(name).map((p) => p.distance_m))]", RINGS)
+    assert set(rings) <= {300, 500, 1000} and rings, rings
+    gaps = page.evaluate("(name) => [...new Set(window.gridmap.tileFeatures(name).map((p) => p.kind))]", WALK_GAPS)
+    assert gaps == ["walk_gap"], gaps
+    assert tab.page_errors == []
