@@ -257,7 +257,7 @@ class Catalog:
                        solver: str = "auto"):
         """``geodata.siting.recommend`` over the current grids and centres; computed once per inputs and arguments."""
         params = params or self.params
-        names = ("grids", "centers")
+        names = ("grids", "centers", *(("roads",) if params.catchment == "network" else ()))  # walked: the roads
         inputs = [self.store.current(name) for name in names]
         unit = dict(sorted((unit or {}).items()))
         key = ("recommendation", tuple(v.sha256 if v else None for v in inputs), level, k, params,

@@ -338,3 +338,29 @@ def test_catchments_collection_draws_the_walk_and_each_ring_once():
     assert discs[["catchment_id", "kind", "level", "center_id", "distance_m"]].values.tolist() == [
         ["disc.c1", "disc", "community", "c1", 1000.0]]
     assert float(discs.to_crs(UTM).area.iloc[0]) == pytest.approx(math.pi * 1000 ** 2, rel=2e-3)
+
+
+def test_walking_siting_picks_a_site_the_disc_would_not():
+    """Three grids, no centre: A (1,000 people) on the north bank at x 400–600, B and C (700 each) on the south
+    bank at x 0–200 and 800–1,000, their demand points 25 m from the south road; the bridge is at x 1,500.
+    As the crow flies a site in A reaches all three (B and C 621 m away): 2,400 people, the first of the ties.
+    On foot a site in A reaches A only (1,000); a site in B walks 800 m along the south road to C: 1,400."""
+    from geodata.siting import recommend
+
+    _, _, roads = river_town()
+    roads = frame([{"road_id": "south"}, {"road_id": "north"}, {"road_id": "bridge"}],
+                  [LineString([(-500, 0), (1500, 0), (3000, 0)]), LineString([(-500, 400), (1500, 400), (3000, 400)]),
+                   LineString([(1500, 0), (1500, 400)])])
+    grids = frame([grid_row("A", population=1000), grid_row("B", population=700), grid_row("C", population=700)],
+                  [box(400, 300, 600, 500), box(0, -150, 200, 0), box(800, -150, 1000, 0)])
+    centers = gpd.GeoDataFrame({"center_id": [], "level": []}, geometry=[], crs="EPSG:4326")
+
+    def site(params):
+        rec = recommend(grids, centers, "community", 1, params, roads=roads, solver="greedy")
+        at = shapely.Point(rec.sites.geometry.iloc[0].coords[0])
+        inside = grids[grids.contains(at)].grid_id.tolist()
+        return inside, int(rec.sites.new_population.iloc[0])
+
+    assert site(Params()) == (["A"], 2400)
+    inside, people = site(Params(catchment="network"))
+    assert inside in (["B"], ["C"]) and people == 1400
