@@ -4,6 +4,8 @@ first, listed in the layer control and the legend."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -20,7 +22,16 @@ WALK, RINGS, WALK_GAPS = "步行服务范围", "生活圈（步行距离）", "�
 def walking_server(demo_data_dir, tmp_path_factory):
     with live_server(demo_data_dir, tmp_path_factory.mktemp("logs") / "walking-server.log", demo=True,
                      CATCHMENT="network") as base:
+        wait_warm(base)
         yield Server(base, demo_data_dir)
+
+
+def wait_warm(base: str, seconds: float = 600) -> None:
+    """Until the worker has made its (walking) analysis: a cold walk of the demo takes a while on a busy machine."""
+    deadline = time.monotonic() + seconds
+    while not requests.get(f"{base}/healthz", timeout=60).json().get("warm"):
+        assert time.monotonic() < deadline, "the walking server never warmed up"
+        time.sleep(1)
 
 
 def test_walking_catchments_rings_and_walk_gaps_draw_from_tiles(tab, walking_server):
