@@ -364,3 +364,19 @@ def test_walking_siting_picks_a_site_the_disc_would_not():
     assert site(Params()) == (["A"], 2400)
     inside, people = site(Params(catchment="network"))
     assert inside in (["B"], ["C"]) and people == 1400
+
+
+def test_a_kept_walking_analysis_reads_back_whole_and_a_units_total_sums_it():
+    from geodata import kept, summaries
+
+    grids, centers, roads = walking_town()
+    params = Params(catchment="network")
+    result = analyse(grids, centers, None, params, roads=roads)
+    back = kept.from_bytes(kept.to_bytes(result), grids, params)
+    for column in ("disc_covered_population", "walk_gap_population", "ring_300_population"):
+        assert back.coverage[column].tolist() == result.coverage[column].tolist()
+    assert back.summaries["district"].equals(result.summaries["district"])
+    row = summaries.rows(result, "total", {"district": "海曙区"}).iloc[0]
+    whole = result.summaries["total"].iloc[0]
+    assert row["walk_gap_population"] == whole["walk_gap_population"]
+    assert row["disc_covered_share"] == whole["disc_covered_share"] and row["covered_share"] == whole["covered_share"]
