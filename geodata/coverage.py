@@ -252,8 +252,10 @@ def catchment_frame(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, roads: g
 
     Walking (``params.catchment`` network, with roads): the land within reach of any centre (``kind`` walk) and,
     for each life circle d, within d on foot (``ring``, ``distance_m`` d; a centre's own distance at most),
-    each as the union of every centre's, in cells of ``network.TILE_M`` (a union, so nothing is drawn twice;
-    cells, so no city-wide union is ever built).  Discs: one a centre (``disc``, its level and radius).
+    largest first: each as the polygons whose union is every centre's (``network.covered_land``, the very
+    ones the analysis measured: kept in this process, so no buffer is made again).  They overlap where their
+    500 m tiles meet: the map draws them opaque under one layer-wide opacity, so nothing shows twice (a
+    union of a city's catchments would cost minutes).  Discs: one a centre (``disc``, its level and radius).
     """
     columns = ["catchment_id", "kind", "level", "center_id", "distance_m"]
     if grids.empty or centers.empty:
@@ -265,9 +267,9 @@ def catchment_frame(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, roads: g
     rows, geoms = [], []
     if walks(params, roads):
         roads_m = roads.to_crs(crs)
-        for kind, distance in (("walk", None), *(("ring", d) for d in params.life_circles_m)):
+        for kind, distance in (("walk", None), *(("ring", d) for d in sorted(params.life_circles_m, reverse=True))):
             reach = radii[keep] if distance is None else np.minimum(radii[keep], distance)
-            parts = network.dissolve(network.frame_catchments(centers_m[keep], reach, roads_m, params.walk_access_m))
+            parts = network.frame_catchments(centers_m[keep], reach, roads_m, params.walk_access_m)
             name = kind if distance is None else f"ring.{distance:g}"
             rows += [{"catchment_id": f"{name}.{i}", "kind": kind, "level": None, "center_id": None,
                       "distance_m": distance} for i in range(1, len(parts) + 1)]

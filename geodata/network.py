@@ -295,33 +295,6 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
     return out
 
 
-def dissolve(land: np.ndarray) -> np.ndarray:
-    """The union of ``land`` (``covered_land``'s overlapping tile polygons) cut into cells of ``TILE_M``: polygons
-    that do not overlap, one a cell, for a map (overlapping ones draw darker where they meet).  Each cell's part
-    is the union of the few polygons meeting it, cut to the cell: never a city-wide union."""
-    land = np.asarray(land, dtype=object)
-    land = land[~(shapely.is_missing(land) | shapely.is_empty(land))] if len(land) else land
-    if not len(land):
-        return np.array([], dtype=object)
-    x0, y0, x1, y1 = shapely.total_bounds(land)
-    ix = np.arange(np.floor(x0 / TILE_M), np.ceil(x1 / TILE_M))
-    iy = np.arange(np.floor(y0 / TILE_M), np.ceil(y1 / TILE_M))
-    gx, gy = np.meshgrid(ix, iy)
-    cells = shapely.box(gx.ravel() * TILE_M, gy.ravel() * TILE_M, (gx.ravel() + 1) * TILE_M, (gy.ravel() + 1) * TILE_M)
-    cell, part = shapely.STRtree(land).query(cells, predicate="intersects")
-    if not len(cell):
-        return np.array([], dtype=object)
-    order = np.argsort(cell, kind="stable")
-    cell, part = cell[order], part[order]
-    pieces = shapely.intersection(land[part], cells[cell])
-    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
-    ends = np.r_[starts[1:], len(cell)]
-    out = [pieces[a] if b - a == 1 else shapely.union_all(pieces[a:b]) for a, b in zip(starts, ends)]
-    out = np.array(out, dtype=object)
-    keep = shapely.area(out) > 0
-    return shapely.make_valid(out[keep]) if len(out) else out
-
-
 _TILES: OrderedDict[bytes, object] = OrderedDict()
 _TILES_KEPT = 50_000  # a province's tiles: a few hundred MB at most
 
@@ -341,5 +314,5 @@ def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
     return roads is not None and not roads.empty and len(walkable(roads)) > 0
 
 
-__all__ = ["Network", "Reach", "build", "catchments", "covered_land", "dissolve", "frame_catchments", "has_roads", "network_of",
+__all__ = ["Network", "Reach", "build", "catchments", "covered_land", "frame_catchments", "has_roads", "network_of",
            "reach", "reached", "segments_of", "walkable"]

@@ -210,12 +210,12 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                                      "fillColor": GAP_COLOURS["walk_gap"], "fillOpacity": 0.6}},
               tooltip=gap_tooltip).add_to(m)
         tiles("catchments", name=t("layer.walk_catchments"), key="walk_catchments", show=False, stack="catchments",
-              kinds=("walk",), interactive=False,
-              styles={"*": {"stroke": False, "fillColor": WALK_COLOUR, "fillOpacity": 0.25}}).add_to(m)
+              kinds=("walk",), interactive=False, opacity=0.3,  # (its polygons overlap where their tiles meet)
+              styles={"*": {"stroke": False, "fillColor": WALK_COLOUR, "fillOpacity": 1}}).add_to(m)
         tiles("catchments", name=t("layer.life_circles"), key="life_circles", show=False, stack="catchments",
-              kinds=("ring",), style_by="distance_m", interactive=False, order=1,
-              styles={f"{d:g}": {"color": c, "weight": 1.5, "fillColor": c, "fillOpacity": 0.12}
-                      for d, c in zip(life_circles, RING_COLOURS)}).add_to(m)
+              kinds=("ring",), style_by="distance_m", interactive=False, order=1, opacity=0.4,  # nearest on top
+              styles={f"{d:g}": {"stroke": False, "fillColor": c, "fillOpacity": 1}
+                      for d, c in zip(sorted(life_circles), RING_COLOURS)}).add_to(m)
     GeoJsonLayer(t("layer.catchments"), key="catchments", url=urls["centers"], show=False, points="catchment",
                  style_by="level",
                  stack="catchments",
@@ -274,7 +274,7 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                               if life_circles is not None else [])]),
         *([(t("legend.walking"), [LegendEntry(t("layer.walk_catchments"), WALK_COLOUR),
                                   *(LegendEntry(t("legend.ring").format(distance=f"{d:g}"), c)
-                                    for d, c in zip(life_circles, RING_COLOURS))])]
+                                    for d, c in zip(sorted(life_circles), RING_COLOURS))])]
           if life_circles is not None else []),
         (t("legend.centers"), [LegendEntry(t(f"center.{lvl}"), "", cls) for lvl, (cls, _) in CENTER_ICONS.items()]),
         *([(t("planning.title"), [LegendEntry(t("layer.recommendations"), "", "gm-rec"),

@@ -23,6 +23,8 @@ def walking_server(demo_data_dir, tmp_path_factory):
     with live_server(demo_data_dir, tmp_path_factory.mktemp("logs") / "walking-server.log", demo=True,
                      CATCHMENT="network") as base:
         wait_warm(base)
+        # the catchments collection is made when first asked for (the layers are off at first): made here
+        assert requests.get(f"{base}/api/collections/catchments/items?limit=1", timeout=900).status_code == 200
         yield Server(base, demo_data_dir)
 
 
