@@ -74,6 +74,9 @@ def test_filtering_roads_by_walkable(client, editor, store):
     assert ids(client, "walkable=1&highway=residential") == ["r2", "r4"]
     assert ids(client, "walkable=true&filter=highway%3D%27primary%27") == ["r1"]
     assert client.get("/api/collections/roads/items?walkable=false").get_json(force=True)["numberMatched"] == 1
+    download = client.get("/api/download/roads.geojson?walkable=false")  # a whole frame filtered (not the store)
+    assert download.status_code == 200
+    assert [f["properties"]["road_id"] for f in download.get_json(force=True)["features"]] == ["r3"]
     bad = client.get("/api/collections/roads/items?walkable=sometimes")
     assert bad.status_code == 400 and "walkable" in bad.get_json()["error"]["message"]
 
