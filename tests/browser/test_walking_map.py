@@ -53,7 +53,9 @@ def test_walking_catchments_rings_and_walk_gaps_draw_from_tiles(tab, walking_ser
     lon, lat = gap["geometry"]["coordinates"][0][0][0] if gap["geometry"]["type"] == "MultiPolygon" \
         else gap["geometry"]["coordinates"][0][0]
     page.goto("about:blank")  # a new load: the page follows its view into the fragment, and would keep its own
-    page.goto(walking_server.url(f"/#z=14&lat={lat}&lon={lon}&layers=grids,walk_catchments,life_circles,walk_gaps"))
+    # (the fragment takes at most 12 decimals)
+    page.goto(walking_server.url(f"/#z=14&lat={lat:.5f}&lon={lon:.5f}"
+                                 "&layers=grids,walk_catchments,life_circles,walk_gaps"))
     page.wait_for_selector("body[data-gridmap-ready]", state="attached", timeout=120_000)
     for name in (WALK, RINGS, WALK_GAPS):
         try:  # (a busy machine cuts the first tiles of 50,000 catchment polygons slowly)
