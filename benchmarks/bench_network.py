@@ -14,7 +14,9 @@ demo's UTM zone.  Prints:
   those tiles touch (what an incremental analysis would do): the issue asks ≤ 0.5 s;
 - the baseline: networkx's ``multi_source_dijkstra_path_length`` (cutoff = the level's radius) on
   the same graph (with the same centre nodes) against scipy's, per level, and the ratio;
-- the whole ``analyse`` with catchment=network and with discs, and the covered share of each.
+- what a walking analysis adds: the discs' coverage, the walk gaps and the life circles (``walking_columns``);
+- the whole ``analyse`` with catchment=network (cold: another access distance, so no buffered tile is kept;
+  and again with the walk's tiles kept) and with discs, and the covered share of each.
 
 Figures vary with the machine's load: run it alone.
 """
@@ -33,7 +35,7 @@ import shapely  # noqa: E402
 from scipy.sparse import csgraph  # noqa: E402
 
 from geodata import network  # noqa: E402
-from geodata.coverage import LEVELS, Params, analyse, catchments, grid_coverage  # noqa: E402
+from geodata.coverage import LEVELS, Params, analyse, catchments, grid_coverage, walking_columns  # noqa: E402
 from geodata.demo import build_demo  # noqa: E402
 from geodata.demo_roads import METRIC, build_roads  # noqa: E402
 
@@ -120,11 +122,19 @@ def main() -> None:
     print(f"  networkx multi_source_dijkstra_path_length {t_nx:7.3f} s   (the same distances; "
           f"networkx / scipy = {t_nx / t_sp:.1f}×)")
 
-    print("\nthe whole analysis (coverage, gaps, summaries)")
-    for label, p in (("catchment=network", params), ("catchment=disc", Params())):
+    print("\nwhat a walking analysis adds (coverage.walking_columns): the discs, the walk gaps, each life circle")
+    _, t_extra = timed("discs, walk gaps and rings (cold tiles)", walking_columns, demo.grids, grid_geoms,
+                       centers_m, roads_m, grid_coverage(grid_geoms, land2)[1], params)
+
+    print("\nthe whole analysis (coverage, gaps, summaries, and for walking the walk gaps and rings)")
+    for label, p in (("catchment=network, cold", Params(catchment="network", walk_access_m=99.9)),
+                     ("catchment=network (the walk's tiles kept)", params), ("catchment=disc", Params())):
         result, _ = timed(label, lambda p=p: analyse(demo.grids, demo.centers, demo.districts, p, roads=roads))
         total = result.summaries["city"].iloc[0]
-        print(f"    covered share of the population: {total['covered_share']:.3f}")
+        walking = (f", by the discs {total['disc_covered_share']:.3f}, {total['walk_gap_population']:,} people in "
+                   f"walk gaps, rings " + ", ".join(f"{c[5:-11]} m {total[c]:,}" for c in total.index
+                                                    if c.startswith("ring_"))) if "disc_covered_share" in total else ""
+        print(f"    covered share of the population: {total['covered_share']:.3f}{walking}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import geopandas as gpd
 from . import geojson, incremental, kept, units
 from . import jobs as job
 from .cache import VersionCache, release_freed_memory
-from .coverage import Analysis, Params, analyse
+from .coverage import Analysis, Params, analyse, catchment_frame
 from .errors import BadRequest, NotFound
 from .i18n import says
 from .query import FeatureSet, Page, Query
@@ -209,12 +209,22 @@ class Catalog:
     def _derived_frame(self, collection_id: str, tag: str, analysis: Analysis) -> gpd.GeoDataFrame:
         """A derived collection's features; streets and communities (dissolved: seconds for a province)
         computed once for every worker and instance."""
+        if collection_id == "catchments":  # drawn from the analysis' inputs (a walk's tiles are kept: quick after it)
+            return self._shared(f"catchments/{tag}", lambda: self._catchments(analysis.params),
+                                lambda frame: kept.frames_to_bytes({"catchments": frame}),
+                                lambda data: kept.frames_from_bytes(data)[0]["catchments"])
         if collection_id not in UNIT_LEVELS:
             return getattr(analysis, collection_id)
         level = UNIT_LEVELS[collection_id]
         return self._shared(
             f"{collection_id}/{tag}", lambda: units.dissolve(analysis.coverage, level, analysis.summaries[level]),
             lambda frame: kept.frames_to_bytes({"units": frame}), lambda data: kept.frames_from_bytes(data)[0]["units"])
+
+    def _catchments(self, params: Params) -> gpd.GeoDataFrame:
+        names = analysis_inputs(params)
+        frames = {name: self.store.read(name, v.version) if (v := self.store.current(name)) else
+                  empty_frame(LAYERS[name]) for name in names if name != "districts"}
+        return catchment_frame(frames["grids"], frames["centers"], frames.get("roads"), params)
 
     def _shared(self, key: str, compute, encode, decode):
         """``compute()``, done by whichever process of all sharing the store asks first (``Store.shared``):
@@ -248,7 +258,7 @@ class Catalog:
                        solver: str = "auto"):
         """``geodata.siting.recommend`` over the current grids and centres; computed once per inputs and arguments."""
         params = params or self.params
-        names = ("grids", "centers")
+        names = ("grids", "centers", *(("roads",) if params.catchment == "network" else ()))  # walked: the roads
         inputs = [self.store.current(name) for name in names]
         unit = dict(sorted((unit or {}).items()))
         key = ("recommendation", tuple(v.sha256 if v else None for v in inputs), level, k, params,

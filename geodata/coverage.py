@@ -37,9 +37,10 @@ from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, h
 from .unitkeys import UNIT_COLUMNS  # noqa: F401  (still imported from here: the keys without cities)
 
 SUMMARY_LEVELS = ("total", CITY, *LEVELS)  # total: the whole dataset; city: one row a city (one in all without)
-GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")
+GAP_KINDS = ("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap", "walk_gap")
 STATUSES = ("covered", "partial", "uncovered")
 MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request compute for minutes
+MAX_LIFE_CIRCLES = 5  # each is one more walk and buffer of the whole network
 SMALL_PART_VERTICES = 10_000  # gaps and overlaps below this size are measured with a negative buffer
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
 LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
@@ -59,12 +60,21 @@ class Params:
     sliver_width_m: float = 1.0  # ... and so are hairlines thinner than this, however long
     walk_access_m: float = 100.0  # network catchments: the land this close to the roads reached
     catchment: str = "disc"  # "disc", or "network": along the walkable roads (geodata.network), when there are any
+    # network catchments: the walking distances whose reach the summaries count people within (GB 50180-2018's
+    # 5-, 10- and 15-minute life circles)
+    life_circles_m: tuple[float, ...] = (300.0, 500.0, 1000.0)
 
     def __post_init__(self):
         if self.catchment not in CATCHMENTS:
             raise BadRequest(f"'catchment' must be one of {', '.join(CATCHMENTS)}, not {self.catchment!r}")
+        circles = self.life_circles_m
+        if (not isinstance(circles, tuple) or len(circles) > MAX_LIFE_CIRCLES
+                or not all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RADIUS_M for d in circles)
+                or len(set(circles)) != len(circles)):
+            raise BadRequest(f"'life_circles_m' must be up to {MAX_LIFE_CIRCLES} different distances, each > 0 and "
+                             f"at most {MAX_RADIUS_M:g} m, not {circles!r}")
         for f in fields(self):
-            if f.name == "catchment":
+            if f.name in ("catchment", "life_circles_m"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -84,6 +94,8 @@ class Params:
         for f in fields(self):
             if f.name == "catchment" and f.name in params:
                 changes[f.name] = str(params[f.name]).strip()
+            elif f.name == "life_circles_m" and f.name in params:
+                changes[f.name] = life_circles(params[f.name])
             elif f.name in params:
                 try:
                     changes[f.name] = float(params[f.name])
@@ -93,6 +105,21 @@ class Params:
 
 
 PARAM_NAMES = frozenset(f.name for f in fields(Params))
+
+
+def life_circles(value) -> tuple[float, ...]:
+    """Walking distances from a comma-separated text (``300,500,1000``) or a list, in increasing order."""
+    parts = str(value).split(",") if isinstance(value, str) else list(value)
+    try:
+        distances = [float(p) for p in parts if str(p).strip()]
+    except ValueError:
+        raise BadRequest(f"'life_circles_m' must be distances in metres separated by commas, not {value!r}") from None
+    return tuple(sorted(set(distances)))
+
+
+def ring_column(distance: float) -> str:
+    """The summary column of the people within ``distance`` on foot: ``ring_300_population``."""
+    return f"ring_{distance:g}_population"
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,15 +156,21 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    roads_m = roads.to_crs(crs) if params.catchment == "network" and network.has_roads(roads) else None
+    roads_m = roads.to_crs(crs) if walks(params, roads) else None
     ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
     coverage = _coverage_frame(grids, ratio, params)
+    walk_gaps = None
+    if roads_m is not None:  # the disc against the walk, and the life circles
+        columns, walk_gaps = walking_columns(grids, grid_geoms, center_m, roads_m, uncovered, params)
+        for name, values in columns.items():
+            coverage[name] = values
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
     gap_parts = [
         _service_gaps(grids, uncovered, params),
         _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes),
         *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes),
         _staffing_gaps(grids, grid_geoms),
+        *([walk_gaps] if walk_gaps is not None else []),
     ]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
@@ -159,8 +192,8 @@ def catchments(centers_m: gpd.GeoDataFrame, params: Params, roads_m: gpd.GeoData
     ``network`` and roads (same CRS), the land near the roads it reaches within that radius (geodata.network)."""
     if centers_m.empty:
         return np.array([], dtype=object)
-    radii = centers_m["level"].map({level: params.radius(level) for level in LEVELS}).fillna(0).to_numpy(float)
-    if params.catchment == "network" and network.has_roads(roads_m):
+    radii = _radii(centers_m, params)
+    if walks(params, roads_m):
         keep = radii > 0
         return network.frame_catchments(centers_m[keep], radii[keep], roads_m, params.walk_access_m)
     points = centers_m.geometry.values[radii > 0]
@@ -168,6 +201,97 @@ def catchments(centers_m: gpd.GeoDataFrame, params: Params, roads_m: gpd.GeoData
     if len(points) and (shapely.get_type_id(points) == 0).all() and not shapely.is_empty(points).any():
         return _discs(shapely.get_coordinates(points), radii)
     return shapely.buffer(points, radii, quad_segs=QUAD_SEGS)
+
+
+def walks(params: Params, roads: gpd.GeoDataFrame | None) -> bool:
+    """Whether an analysis with ``params`` walks along ``roads`` (else its catchments are discs)."""
+    return params.catchment == "network" and network.has_roads(roads)
+
+
+def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame,
+                    roads_m: gpd.GeoDataFrame, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
+    """What a walking analysis adds to the grids, and its ``walk_gap`` gaps.
+
+    ``uncovered``: each grid's land outside the walking catchments.  The columns: ``disc_covered_population``
+    (the people the discs would count as covered), ``walk_gap_population`` (the people on land inside a disc
+    but beyond the walk: its share of the grid's area times the population), and for each life circle d
+    ``ring_{d}_population``: the people within d on foot of any centre (its level's distance at most), each
+    grid's counted by the share of its area within that reach, as ``covered_population``.
+    """
+    disc_ratio, disc_uncovered = grid_coverage(grid_geoms, catchments(centers_m, replace(params, catchment="disc")))
+    # inside a disc, beyond the walk: the land the walk leaves that the discs do not
+    gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
+    candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
+    if len(candidates):
+        gap[candidates] = _parallel(shapely.difference, uncovered[candidates], disc_uncovered[candidates])
+    area = shapely.area(grid_geoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap_share = np.where(area > 0, shapely.area(gap) / area, 0.0)
+    columns = {"disc_covered_population": covered_population(grids, disc_ratio),
+               "walk_gap_population": covered_population(grids, np.clip(gap_share, 0, 1))}
+    radii = _radii(centers_m, params)
+    keep = radii > 0
+    for distance in params.life_circles_m:
+        land = network.frame_catchments(centers_m[keep], np.minimum(radii[keep], distance), roads_m,
+                                        params.walk_access_m)
+        columns[ring_column(distance)] = covered_population(grids, grid_coverage(grid_geoms, land)[0])
+    gap_area = shapely.area(gap)
+    positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
+    names = grids["name"].to_numpy()
+    details = [f"{names[i]}: {gap_area[i]:,.0f} m² within a centre's radius but beyond its walk 半径内但步行不可达"
+               for i in positions]
+    return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
+
+
+CATCHMENT_KINDS = ("disc", "walk", "ring")
+
+
+def catchment_frame(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | None,
+                    params: Params) -> gpd.GeoDataFrame:
+    """The catchments as a map draws them (the ``catchments`` collection), WGS84.
+
+    Walking (``params.catchment`` network, with roads): the land within reach of any centre (``kind`` walk) and,
+    for each life circle d, within d on foot (``ring``, ``distance_m`` d; a centre's own distance at most),
+    largest first: each as the polygons whose union is every centre's (``network.covered_land``, the very
+    ones the analysis measured: kept in this process, so no buffer is made again).  They overlap where their
+    500 m tiles meet: the map draws them opaque under one layer-wide opacity, so nothing shows twice (a
+    union of a city's catchments would cost minutes).  Discs: one a centre (``disc``, its level and radius).
+    """
+    columns = ["catchment_id", "kind", "level", "center_id", "distance_m"]
+    if grids.empty or centers.empty:
+        return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=STORAGE_CRS)
+    crs = metric_crs(grids)
+    centers_m = centers.to_crs(crs)
+    radii = _radii(centers_m, params)
+    keep = radii > 0
+    rows, geoms = [], []
+    if walks(params, roads):
+        roads_m = roads.to_crs(crs)
+        for kind, distance in (("walk", None), *(("ring", d) for d in sorted(params.life_circles_m, reverse=True))):
+            reach = radii[keep] if distance is None else np.minimum(radii[keep], distance)
+            parts = network.frame_catchments(centers_m[keep], reach, roads_m, params.walk_access_m)
+            name = kind if distance is None else f"ring.{distance:g}"
+            rows += [{"catchment_id": f"{name}.{i}", "kind": kind, "level": None, "center_id": None,
+                      "distance_m": distance} for i in range(1, len(parts) + 1)]
+            geoms.append(parts)
+    else:
+        ids = centers_m[LAYER_KEY_CENTERS].to_numpy(dtype=object)[keep]
+        levels = centers_m["level"].to_numpy(dtype=object)[keep]
+        geoms.append(catchments(centers_m[keep], replace(params, catchment="disc")))
+        rows += [{"catchment_id": f"disc.{c}", "kind": "disc", "level": lv, "center_id": c, "distance_m": r}
+                 for c, lv, r in zip(ids, levels, radii[keep])]
+    metric = np.concatenate(geoms) if geoms else np.array([], dtype=object)
+    table = pd.DataFrame(rows, columns=columns).astype(object)
+    return gpd.GeoDataFrame(table.where(table.notna(), None),
+                            geometry=gpd.GeoSeries(metric, crs=crs).to_crs(STORAGE_CRS).values, crs=STORAGE_CRS)
+
+
+LAYER_KEY_CENTERS = "center_id"
+
+
+def _radii(centers_m: gpd.GeoDataFrame, params: Params) -> np.ndarray:
+    """Each centre's catchment radius, by its level (0 for a centre of no known level)."""
+    return centers_m["level"].map({level: params.radius(level) for level in LEVELS}).fillna(0).to_numpy(float)
 
 
 def _discs(xy: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -684,7 +808,9 @@ def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
         grids=1,
         population=pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float),
         covered_population=pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float),
-        **{f"grids_{s}": (status == s).astype(int) for s in STATUSES})
+        **{f"grids_{s}": (status == s).astype(int) for s in STATUSES},
+        **{name: pd.to_numeric(coverage[name]).astype("Float64").fillna(0).astype(float)
+           for name in walking_people(coverage)})
     # every level sums the communities' sums: grouping 85k grids once, not once a level
     table = table.groupby(keys, sort=False, dropna=False, observed=True).sum().reset_index()
     gap_table = pd.DataFrame(gaps.drop(columns=gaps.geometry.name))
@@ -720,10 +846,18 @@ def _gap_cities(gaps: pd.DataFrame, coverage: gpd.GeoDataFrame) -> pd.Series:
     return own.fillna(NO_CITY)
 
 
+def walking_people(table: pd.DataFrame) -> list[str]:
+    """The walking analysis' people columns ``table`` (grids or summary rows) has: the discs' covered people,
+    the walk gap's and each life circle's (``walking_columns``); none in a disc analysis."""
+    return [c for c in table.columns if c in ("disc_covered_population", "walk_gap_population")
+            or (c.startswith("ring_") and c.endswith("_population"))]
+
+
 def _summary(table: pd.DataFrame, gaps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``table``'s rows (grids, or units with their grids' sums) and ``gaps`` summed by ``keys``."""
+    walking = walking_people(table)
     result = table.groupby(keys, sort=True)[["grids", "population", "covered_population",
-                                             *(f"grids_{s}" for s in STATUSES)]].sum()
+                                             *(f"grids_{s}" for s in STATUSES), *walking]].sum()
     counted = gaps.dropna(subset=keys) if not gaps.empty else gaps
     if not counted.empty:
         kinds = counted.groupby(keys + ["kind"]).size().unstack(fill_value=0)
@@ -736,7 +870,15 @@ def _summary(table: pd.DataFrame, gaps: pd.DataFrame, keys: list[str]) -> pd.Dat
     with np.errstate(invalid="ignore", divide="ignore"):
         share = result["covered_population"] / result["population"].replace(0, np.nan)
     result["covered_share"] = share.round(4)
-    return result.reset_index()[keys + SUMMARY_COLUMNS]
+    for name in walking:
+        result[name] = result[name].round().astype(int)
+    extra = []
+    if walking:  # the disc's covered share beside the walk's, then the people of the walk gap and the rings
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = result["disc_covered_population"] / result["population"].replace(0, np.nan)
+        result["disc_covered_share"] = share.round(4)
+        extra = ["disc_covered_population", "disc_covered_share", *walking[1:]]
+    return result.reset_index()[keys + SUMMARY_COLUMNS + extra]
 
 
 def _empty_analysis(grids: gpd.GeoDataFrame, params: Params) -> Analysis:

@@ -101,6 +101,14 @@ class IsNull:
 
 
 @dataclass(frozen=True)
+class IsBool:
+    """A true/false property is ``value`` (stored as JSON true or false; an item filter ``?walkable=true``)."""
+
+    name: str
+    value: bool
+
+
+@dataclass(frozen=True)
 class Intersects:
     wkb: bytes  # CRS84
 
@@ -443,6 +451,8 @@ def _mask(node, gdf) -> pd.Series:
         return ~_mask(node.arg, gdf)
     if isinstance(node, IsNull):
         return gdf[node.name].isna().astype("boolean")
+    if isinstance(node, IsBool):
+        return gdf[node.name].map(lambda v: isinstance(v, (bool, np.bool_)) and bool(v) == node.value).astype("boolean")
     if isinstance(node, Intersects):
         geoms = gdf.geometry.values
         hits = shapely.intersects(np.asarray(geoms, dtype=object), node.geometry)
@@ -536,6 +546,9 @@ def sqlite_where(flt: Filter) -> tuple[str, list]:
             path = "$." + json.dumps(node.name)
             params.append(path)
             return "(coalesce(json_type(f.props, ?), 'null') = 'null')"
+        if isinstance(node, IsBool):
+            params.append("$." + json.dumps(node.name))
+            return f"(json_type(f.props, ?) = '{'true' if node.value else 'false'}')"
         if isinstance(node, Intersects):
             minx, miny, maxx, maxy = node.bounds
             params.extend([maxx, minx, maxy, miny, node.wkb])
@@ -620,6 +633,9 @@ def postgis_where(flt: Filter) -> tuple[str, list]:
         if isinstance(node, IsNull):
             params.append(node.name)
             return "(coalesce(jsonb_typeof(f.props -> %s), 'null') = 'null')"
+        if isinstance(node, IsBool):
+            params.append(node.name)
+            return f"((f.props -> %s) = '{'true' if node.value else 'false'}'::jsonb)"
         if isinstance(node, Intersects):
             params.append(node.wkb)
             return "(f.geom IS NOT NULL AND ST_Intersects(f.geom, ST_GeomFromWKB(%s, 4326)))"

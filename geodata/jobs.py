@@ -250,8 +250,8 @@ def recommend_versions(where, versions: dict[str, int | None], level: str, k: in
     """Recommended sites over grids and centers at these versions."""
     from .siting import recommend
 
-    grids, centers = read_versions(where, versions)
-    return recommend(grids, centers, level, k, params, unit, solver)
+    grids, centers, *roads = read_versions(where, versions)  # roads: for network catchments
+    return recommend(grids, centers, level, k, params, unit, solver, roads=roads[0] if roads else None)
 
 
 def whatif_summaries(where, versions: dict[str, int | None], params,

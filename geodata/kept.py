@@ -7,7 +7,8 @@ gridmap computes its own.  The format is a ZIP of Parquet files (Apache Arrow's,
 data, never code, whoever can write to the store.
 
     meta.json                metric CRS, the summaries' names
-    coverage.parquet         coverage_ratio, covered_population, coverage_status, one row a grid
+    coverage.parquet         coverage_ratio, covered_population, coverage_status (and a walking
+                             analysis' disc_covered_population, walk_gap_population, ring_*), one row a grid
     gaps.parquet             the gaps (GeoParquet)
     summary-LEVEL.parquet    each summary
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from .coverage import Analysis, Params
+from .coverage import Analysis, Params, walking_people
 
 COVERAGE_COLUMNS = ["coverage_ratio", "covered_population", "coverage_status"]
 
@@ -41,7 +42,8 @@ def code_digest() -> str:
 
 
 def to_bytes(analysis: Analysis) -> bytes:
-    return frames_to_bytes({"coverage": pd.DataFrame(analysis.coverage[COVERAGE_COLUMNS]), "gaps": analysis.gaps,
+    columns = COVERAGE_COLUMNS + walking_people(analysis.coverage)  # a walking analysis' people too
+    return frames_to_bytes({"coverage": pd.DataFrame(analysis.coverage[columns]), "gaps": analysis.gaps,
                             **{f"summary-{name}": frame for name, frame in analysis.summaries.items()}},
                            metric_crs=analysis.metric_crs, summaries=list(analysis.summaries))
 
@@ -53,7 +55,7 @@ def from_bytes(data: bytes, grids: gpd.GeoDataFrame, params: Params) -> Analysis
     if len(columns) != len(grids):
         raise ValueError(f"a kept analysis of {len(columns)} grids, not {len(grids)}")
     coverage = grids.copy()
-    for name in COVERAGE_COLUMNS:
+    for name in columns.columns:
         coverage[name] = columns[name].to_numpy() if columns[name].dtype.kind == "f" else columns[name].array
     summaries = {name: frames[f"summary-{name}"] for name in meta["summaries"]}
     return Analysis(params, meta["metric_crs"], coverage, frames["gaps"], summaries)

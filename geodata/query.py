@@ -49,15 +49,15 @@ class Query:
                     layer: Layer | None = None) -> "Query":
         """Parse request parameters; BadRequest with a useful message for any bad one.  ``layer`` types
         the properties of ``filter`` and ``sortby`` (without it they are text)."""
-        filters = []
+        filters, flags = [], []
         for name, value in params.items():
             if name in RESERVED_PARAMS:
                 continue
             if name not in columns:
                 raise BadRequest(says("error.unknown_filter", name=name, columns=", ".join(columns)))
             if layer is not None and (spec := layer.field(name)) is not None and spec.kind == "boolean":
-                # the stores compare values as text or numbers: a 400, not an answer that silently matches nothing
-                raise BadRequest(says("query.boolean_filter", name=name))
+                flags.append(_flag_filter(name, value, spec.default))  # stored as JSON true/false, not text
+                continue
             filters.append((name, value))
         bbox_crs = output_crs(params.get("bbox-crs"), "bbox-crs")  # checked with or without a bbox
         layer = layer or Layer("", "", "", ())
@@ -68,8 +68,8 @@ class Query:
             filters=tuple(filters),
             limit=_parse_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=max_limit, clamp=True),
             offset=_parse_int(params, "offset", 0, minimum=0),
-            where=cql.parse(params["filter"], params.get("filter-lang"), params.get("filter-crs"), layer, columns)
-            if "filter" in params else None,
+            where=_and(flags, cql.parse(params["filter"], params.get("filter-lang"), params.get("filter-crs"), layer,
+                                        columns) if "filter" in params else None),
             sortby=cql.parse_sortby(params["sortby"], layer, columns) if "sortby" in params else (),
             properties=cql.parse_properties(params["properties"], columns) if "properties" in params else None,
             skip_geometry=_parse_flag(params, "skipGeometry"),
@@ -82,6 +82,25 @@ class Query:
     def shown(self, texts: list[str]) -> list[str]:
         """The feature texts as asked: ``properties`` and ``skipGeometry`` applied."""
         return cql.select_properties(texts, self.properties, self.skip_geometry)
+
+
+def _flag_filter(name: str, raw: str, default) -> cql.Filter:
+    """``?walkable=true``: the features whose ``name`` is true (or blank, when blank means true), as a filter."""
+    if raw.lower() not in TRUE + FALSE:
+        raise BadRequest(f"'{name}' is true or false, not {raw!r}")
+    value = raw.lower() in TRUE
+    node = cql.IsBool(name, value)
+    if default is value:  # a blank value stands for the default
+        node = cql.Logic("or", (node, cql.IsNull(name)))
+    return cql.Filter(node, f"{name}={str(value).lower()}")
+
+
+def _and(flags: list, where):
+    """The item filters of true/false properties and the ``filter``, all of them."""
+    parts = [*flags, *([where] if where is not None else [])]
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    return cql.Filter(cql.Logic("and", tuple(p.node for p in parts)), " AND ".join(f"({p.text})" for p in parts))
 
 
 def _parse_flag(params, name: str) -> bool:

@@ -160,6 +160,10 @@ COVERAGE = Layer(
         Field("coverage_ratio", "number", minimum=0, description="share of the grid's area in any catchment, 0-1"),
         Field("covered_population", "integer", minimum=0, description="population × coverage_ratio"),
         Field("coverage_status", "enum", choices=("covered", "partial", "uncovered")),
+        Field("disc_covered_population", "integer", minimum=0,
+              description="walking analyses: the people the discs would count as covered"),
+        Field("walk_gap_population", "integer", minimum=0,
+              description="walking analyses: the people on land inside a disc but beyond the walk"),
     ),
 )
 
@@ -168,11 +172,12 @@ GAPS = Layer(
     title="Gaps 覆盖缺口",
     key="gap_id",
     geometry_types=POLYGONAL,
-    description="Service gaps, units missing a centre, tiling gaps, overlaps and staffing gaps.",
+    description="Service gaps, units missing a centre, tiling gaps, overlaps, staffing gaps and (walking "
+                "analyses) walk gaps: land inside a disc but beyond the walk.",
     fields=(
         Field("gap_id", required=True),
         Field("kind", "enum", required=True,
-              choices=("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap")),
+              choices=("service_gap", "missing_center", "tiling_gap", "overlap", "staffing_gap", "walk_gap")),
         Field("level", "enum", choices=("district", "street", "community"),
               description="for missing_center: the level of the unit that lacks one"),
         Field("city"), Field("district"), Field("street"), Field("community"), Field("grid_id"),
@@ -180,6 +185,23 @@ GAPS = Layer(
         Field("detail", description="a short human-readable reason"),
     ),
 )
+
+CATCHMENTS = Layer(
+    name="catchments",
+    title="Catchments 服务范围",
+    key="catchment_id",
+    geometry_types=POLYGONAL,
+    description="What the centres reach: with walking catchments, the land within reach on foot (kind walk) and "
+                "within each life circle's distance (kind ring, distance_m), in cells; else each centre's disc.",
+    fields=(
+        Field("catchment_id", required=True),
+        Field("kind", "enum", required=True, choices=("disc", "walk", "ring")),
+        Field("level", "enum", choices=("district", "street", "community"), description="a disc's centre's level"),
+        Field("center_id", description="a disc's centre"),
+        Field("distance_m", "number", minimum=0, description="a ring's walking distance, a disc's radius"),
+    ),
+)
+
 
 def _unit_layer(name: str, title: str, keys: tuple[str, ...]) -> Layer:
     return Layer(
@@ -199,4 +221,4 @@ def _unit_layer(name: str, title: str, keys: tuple[str, ...]) -> Layer:
 STREETS = _unit_layer("streets", "Streets 街道", ("district", "street"))
 COMMUNITIES = _unit_layer("communities", "Communities 社区", ("district", "street", "community"))
 
-DERIVED: dict[str, Layer] = {layer.name: layer for layer in (STREETS, COMMUNITIES, COVERAGE, GAPS)}
+DERIVED: dict[str, Layer] = {layer.name: layer for layer in (STREETS, COMMUNITIES, COVERAGE, GAPS, CATCHMENTS)}

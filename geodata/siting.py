@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .coverage import LEVELS, Params, catchments, covered_population, grid_coverage
+from scipy.sparse import csgraph
+
+from . import network
+from .coverage import LEVELS, Params, catchments, covered_population, grid_coverage, walks
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .unitkeys import UNIT_KEYS, has_cities, unit_columns
@@ -47,11 +50,14 @@ class Recommendation:
 
 
 def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "community", k: int = 5,
-              params: Params = Params(), unit: dict[str, str] | None = None, solver: str = "auto") -> Recommendation:
+              params: Params = Params(), unit: dict[str, str] | None = None, solver: str = "auto",
+              roads: gpd.GeoDataFrame | None = None) -> Recommendation:
     """Choose up to ``k`` new sites of ``level`` that newly cover the most people.
 
     ``unit`` (e.g. {"district": "海曙区"}, or {"city": "宁波市", "district": "海曙区"} when the grids
     name cities) restricts both demand and sites to that unit: every name given must match.
+    With ``params.catchment`` network and ``roads``, coverage is walked (as the analysis walks it) and a site
+    covers the demand points within its level's distance on foot (``walking_pairs``); the greedy solver then.
 
     Examples
     --------
@@ -80,15 +86,20 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
             raise BadRequest(f"no grids in {' / '.join(unit.values())}")
     centers_m = centers.to_crs(crs) if not centers.empty else centers
     grid_geoms = grids.geometry.to_crs(crs).values
-    ratio, uncovered = grid_coverage(grid_geoms, catchments(centers_m, params))
+    walking = walks(params, roads)
+    roads_m = roads.to_crs(crs) if walking else None
+    ratio, uncovered = grid_coverage(grid_geoms, catchments(centers_m, params, roads_m))
     people = pd.to_numeric(grids["population"]).astype("Float64").fillna(0).to_numpy(float)
     covered = covered_population(grids, ratio).astype("Float64").fillna(0).to_numpy(float)
     points, weights, owner = demand(grid_geoms, uncovered, np.maximum(people - covered, 0))
     candidates = _candidates(points, weights, owner, centers_m, level)
     args = (points, weights, candidates[0], params.radius(level), k)
-    sites, gains = greedy(*args) if solver != "mclp" else (np.array([], dtype=int), np.array([]))
+    pairs = walking_pairs(network.network_of(roads_m), candidates[0], points, params.radius(level),
+                          params.walk_access_m) if walking else None
+    sites, gains = greedy(*args, pairs=pairs) if solver != "mclp" or walking else (np.array([], dtype=int),
+                                                                                    np.array([]))
     used = "greedy"
-    if solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K):
+    if not walking and (solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K)):
         exact = mclp(*args)
         if exact is not None and (solver == "mclp" or exact[1].sum() > gains.sum()):
             (sites, gains), used = exact, "mclp"
@@ -156,12 +167,43 @@ def _candidates(points, weights, owner, centers_m, level) -> tuple[np.ndarray, n
     return sites, owners
 
 
+def walking_pairs(net: network.Network, sites: np.ndarray, points: np.ndarray, radius: float,
+                  access_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(site, point) positions, sorted by site: the demand points within ``radius`` on foot of each site.
+
+    Sites and points are snapped to their nearest road point (as centres are, ``network``); a point counts
+    when the walk between the two snapped points is at most ``radius`` and the point is within ``access_m`` of
+    its road (the land a walking catchment holds)."""
+    if net.empty or not len(sites) or not len(points):
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    k = len(sites)
+    xy = shapely.get_coordinates(np.concatenate([sites, points]))
+    graph, src, edge, t = network._with_sources(net, xy)
+    near_road = shapely.distance(points, net.segments[edge[k:]]) <= access_m
+    by_edge = np.argsort(edge[k:], kind="stable")  # points by their segment: a site walks to those on its own
+    point_edges = edge[k:][by_edge]
+    out_s, out_p = [], []
+    for start in range(0, k, network.SOURCE_BATCH):
+        batch = np.arange(start, min(k, start + network.SOURCE_BATCH))
+        dist = csgraph.dijkstra(graph, directed=False, indices=src[batch], limit=radius)[:, src[k:]]
+        for row, i in enumerate(batch):  # along its own segment, straight (the graph goes by the segment's ends)
+            lo, hi = np.searchsorted(point_edges, [edge[i], edge[i] + 1])
+            same = by_edge[lo:hi]
+            dist[row, same] = np.minimum(dist[row, same], np.abs(t[k + same] - t[i]))
+        s, p = np.nonzero((dist <= radius) & near_road[None, :])
+        out_s.append(batch[s])
+        out_p.append(p)
+    return np.concatenate(out_s), np.concatenate(out_p)
+
+
 def greedy(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: float,
-           k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pick up to ``k`` sites, each the one covering the most weight not yet covered; (site positions, gains)."""
+           k: int, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pick up to ``k`` sites, each the one covering the most weight not yet covered; (site positions, gains).
+    ``pairs``: which points each site covers (sorted by site), when not those within ``radius`` (``walking_pairs``)."""
     if len(sites) == 0 or len(points) == 0:
         return np.array([], dtype=int), np.array([])
-    site_idx, point_idx = shapely.STRtree(points).query(sites, predicate="dwithin", distance=radius)
+    site_idx, point_idx = pairs if pairs is not None else shapely.STRtree(points).query(
+        sites, predicate="dwithin", distance=radius)
     starts = np.searchsorted(site_idx, np.arange(len(sites) + 1))  # query pairs come sorted by site
     remaining = weights.astype(float).copy()
     chosen, gains = [], []

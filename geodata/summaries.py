@@ -38,11 +38,13 @@ def unit_total(analysis: Analysis, unit: dict[str, str]) -> pd.DataFrame:
     if found.empty:
         raise BadRequest(says("error.no_grids_in", unit=" / ".join(unit.values())))
     total = analysis.summaries["total"]
-    counts = [c for c in total.columns if c != "covered_share"]
+    counts = [c for c in total.columns if not c.endswith("covered_share")]
     row = found[counts].sum().to_frame().T.astype(total[counts].dtypes.to_dict())
     people = int(row["population"].iloc[0])
-    row["covered_share"] = round(int(row["covered_population"].iloc[0]) / people, 4) if people else None
-    return row.reset_index(drop=True)
+    for share in (c for c in total.columns if c.endswith("covered_share")):  # covered_share, disc_covered_share
+        covered = share.replace("_share", "_population")
+        row[share] = round(int(row[covered].iloc[0]) / people, 4) if people else None
+    return row[list(total.columns)].reset_index(drop=True)
 
 
 def render(analysis: Analysis, level: str, unit: dict[str, str], fmt: str) -> bytes:

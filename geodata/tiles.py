@@ -36,7 +36,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 # the zoom from which each layer is drawn: below it a tile would hold thousands of features a pixel wide
 MIN_ZOOM = {"districts": 0, "streets": 10, "communities": 12, "grids": 11, "coverage": 11, "gaps": 11,
-            "centers": 9, "roads": 12}
+            "centers": 9, "roads": 12, "catchments": 10}
 # what the map shows of each layer (popups ask for the whole feature by key)
 TILE_FIELDS = {
     "grids": ("grid_id", "name", "grid_type", "city", "district", "street", "community"),
@@ -48,6 +48,7 @@ TILE_FIELDS = {
     "communities": ("unit_id", "city", "district", "street", "community", "grids", "population", "covered_share"),
     "centers": ("center_id", "name", "level", "city", "district", "street", "community"),
     "roads": ("road_id", "name", "highway"),
+    "catchments": ("catchment_id", "kind", "level", "distance_m"),
 }
 SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
 # tile units a simplified outline may stray below the grids' zoom (from it on: one): half a pixel, as the map

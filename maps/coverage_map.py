@@ -23,7 +23,7 @@ from .layers import (BasemapNotice, ExportControl, Field, FullscreenControl, Geo
                      ShareView, LabelLayer, MapTitle, RecommendationsLayer, SearchControl, VectorTileLayer, WhatIfControl,
                      preload)
 from .palette import (BOUNDARY_COLOURS, CATCHMENT_COLOURS, GAP_COLOURS, MISSING_CENTER_WEIGHTS,  # noqa: F401
-                      STATUS_COLOURS)
+                      RING_COLOURS, STATUS_COLOURS, WALK_COLOUR)
 
 NINGBO_CENTRE = (29.87, 121.55)
 
@@ -66,7 +66,7 @@ MAP_DATA = {
 
 # the layers drawn from vector tiles: the property a feature is asked for by (its collection's key)
 TILE_KEYS = {"coverage": "grid_id", "gaps": "gap_id", "communities": "unit_id", "streets": "unit_id",
-             "districts": "adcode", "centers": "center_id"}
+             "districts": "adcode", "centers": "center_id", "catchments": "catchment_id"}
 FIRST_ZOOM = {name: first_zoom(name) for name in TILE_KEYS}
 
 
@@ -120,7 +120,7 @@ def panel_texts(lang: str) -> dict[str, str]:
 
 def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], basemap: Basemap,
                  assets: Assets, lang: str = "zh", sign_in: str | None = None,
-                 editing: dict[str, str] | None = None) -> folium.Map:
+                 editing: dict[str, str] | None = None, life_circles: tuple[float, ...] | None = None) -> folium.Map:
     """The coverage map of the city, or of one unit when ``view`` says so.
 
     Parameters
@@ -136,6 +136,8 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
         the what-if control then offers that link instead of placing centres.
     editing : an editor's map: the URLs the edit control (``maps.edit_control``) reads and writes;
         None (viewers, anonymous visitors) draws no editing tools.
+    life_circles : the walking distances of the life-circle rings, when catchments are walked (None: discs):
+        adds the walking catchments, the rings and the walk gaps, drawn from the ``catchments`` and ``gaps`` tiles.
 
     Examples
     --------
@@ -215,6 +217,18 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
           tooltip=[Field("street", t("level.street")), Field("district", t("level.district"))]).add_to(m)
     tiles("districts", name=t("layer.districts"), key="districts", interactive=False, order=3,
           styles={"*": {"color": BOUNDARY_COLOURS["district"], "weight": 2.2, "fill": False}}).add_to(m)
+    if life_circles is not None:  # walking: what the centres reach on foot, each life circle, and what that loses
+        tiles("gaps", name=t("layer.walk_gaps"), key="walk_gaps", show=False, stack="gaps", kinds=("walk_gap",),
+              order=2, styles={"*": {"color": GAP_COLOURS["service_gap"], "weight": 1, "dashArray": "3 3",
+                                     "fillColor": GAP_COLOURS["walk_gap"], "fillOpacity": 0.6}},
+              tooltip=gap_tooltip).add_to(m)
+        tiles("catchments", name=t("layer.walk_catchments"), key="walk_catchments", show=False, stack="catchments",
+              kinds=("walk",), interactive=False, opacity=0.3,  # (its polygons overlap where their tiles meet)
+              styles={"*": {"stroke": False, "fillColor": WALK_COLOUR, "fillOpacity": 1}}).add_to(m)
+        tiles("catchments", name=t("layer.life_circles"), key="life_circles", show=False, stack="catchments",
+              kinds=("ring",), style_by="distance_m", interactive=False, order=1, opacity=0.4,  # nearest on top
+              styles={f"{d:g}": {"stroke": False, "fillColor": c, "fillOpacity": 1}
+                      for d, c in zip(sorted(life_circles), RING_COLOURS)}).add_to(m)
     GeoJsonLayer(t("layer.catchments"), key="catchments", url=urls["centers"], show=False, points="catchment",
                  style_by="level",
                  stack="catchments",
@@ -279,7 +293,13 @@ def coverage_map(*, view: View, urls: dict[str, str], radii: dict[str, float], b
                             LegendEntry(t("gap.missing_center"), GAP_COLOURS["missing_center"], "outline"),
                             LegendEntry(t("gap.tiling_gap"), GAP_COLOURS["tiling_gap"]),
                             LegendEntry(t("gap.overlap"), GAP_COLOURS["overlap"]),
-                            LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline")]),
+                            LegendEntry(t("gap.staffing_gap"), GAP_COLOURS["staffing_gap"], "outline"),
+                            *([LegendEntry(t("gap.walk_gap"), GAP_COLOURS["service_gap"], "outline")]
+                              if life_circles is not None else [])]),
+        *([(t("legend.walking"), [LegendEntry(t("layer.walk_catchments"), WALK_COLOUR),
+                                  *(LegendEntry(t("legend.ring").format(distance=f"{d:g}"), c)
+                                    for d, c in zip(sorted(life_circles), RING_COLOURS))])]
+          if life_circles is not None else []),
         (t("legend.centers"), [LegendEntry(t(f"center.{lvl}"), "", cls) for lvl, (cls, _) in CENTER_ICONS.items()]),
         *([(t("planning.title"), [LegendEntry(t("layer.recommendations"), "", "gm-rec"),
                                   LegendEntry(t("planning.proposed"), "", "gm-proposed")])]

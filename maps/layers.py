@@ -110,7 +110,8 @@ class VectorTileLayer(Layer):
                  style_by: str | None = None, styles: dict | None = None, kinds: tuple[str, ...] = (),
                  tooltip: list[Field] = (), popup: list[Field] = (), links: list[tuple] = (),
                  show: bool = True, interactive: bool = True, stack: str = "boundaries", min_zoom: int = 0,
-                 key: str | None = None, loading: str = "…", order: int = 0, bounds: list | None = None):
+                 key: str | None = None, loading: str = "…", order: int = 0, bounds: list | None = None,
+                 opacity: float | None = None):
         if stack not in STACK:
             raise ValueError(f"unknown stack {stack!r}: one of {STACK}")
         super().__init__(name=name, overlay=True, control=True, show=show)
@@ -123,6 +124,8 @@ class VectorTileLayer(Layer):
                       for link in links],
             "interactive": interactive, "zIndex": 10 * STACK.index(stack) + order,
             "minZoom": min_zoom, "key": _layer_key(key), "loading": loading, "bounds": bounds,
+            # the whole layer's: features drawn opaque under it show once where they overlap
+            "opacity": opacity,
         }
 
 

@@ -48,6 +48,17 @@ def _zone(value) -> str:
     return name
 
 
+def _distances(value) -> tuple[float, ...]:
+    """Distances in metres, comma-separated (``300,500,1000``), increasing; SettingError otherwise."""
+    from geodata.coverage import Params, life_circles
+    from geodata.errors import BadRequest
+
+    try:
+        return Params(life_circles_m=life_circles(value)).life_circles_m
+    except BadRequest as e:
+        raise SettingError(f"GRIDMAP_LIFE_CIRCLES_M: {e}") from None
+
+
 DEMOS = ("ningbo", "zhejiang")
 
 
@@ -122,6 +133,8 @@ SETTINGS = (
             "land near the walkable roads it reaches within that radius; discs while there is no roads layer)",
             _catchment),
     Setting("WALK_ACCESS_M", 100.0, "network catchments: the land within this many metres of a road reached", float),
+    Setting("LIFE_CIRCLES_M", (300.0, 500.0, 1000.0), "network catchments: the walking distances (comma-separated, "
+            "metres) whose reach the summaries count people within and the map draws", _distances),
     Setting("PUBLIC_WHATIF", False, "1 = anyone may ask for what-ifs (other radii or thresholds, proposed centres); "
                                     "0 = they need a signed-in user", _bool),
     Setting("MAX_RADIUS_M", 10_000.0, "largest catchment radius a what-if may ask for, metres (larger ones get 400)",
@@ -144,7 +157,8 @@ def analysis_params(config: dict):
     return Params(radius_community_m=config["RADIUS_COMMUNITY_M"], radius_street_m=config["RADIUS_STREET_M"],
                   radius_district_m=config["RADIUS_DISTRICT_M"], covered_ratio=config["COVERED_RATIO"],
                   partial_ratio=config["PARTIAL_RATIO"], sliver_m2=config["SLIVER_M2"],
-                  catchment=config["CATCHMENT"], walk_access_m=config["WALK_ACCESS_M"])
+                  catchment=config["CATCHMENT"], walk_access_m=config["WALK_ACCESS_M"],
+                  life_circles_m=config["LIFE_CIRCLES_M"])
 
 
 def load(overrides: dict | None = None, environ=os.environ) -> dict:

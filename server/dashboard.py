@@ -16,10 +16,10 @@ import pandas as pd
 from flask import Blueprint, render_template, request, url_for
 
 from geodata import history, summaries
-from geodata.i18n import text
-from geodata.coverage import GAP_KINDS, LEVELS, STATUSES
+from geodata.coverage import GAP_KINDS as ALL_GAP_KINDS
+from geodata.coverage import LEVELS, STATUSES
 from geodata.errors import NotFound
-from geodata.i18n import says
+from geodata.i18n import says, text
 from geodata.siting import recommend
 from geodata.unitkeys import CITY, UNIT_KEYS, unit_columns
 from maps.palette import GAP_COLOURS  # the map's colours: a gap kind reads the same everywhere
@@ -30,6 +30,7 @@ from .i18n import current_language
 blueprint = Blueprint("dashboard", __name__)
 
 SHARE = "covered_share"
+GAP_KINDS = tuple(k for k in ALL_GAP_KINDS if k != "walk_gap")  # walk gaps: in the disc-against-walking table
 STATUS_COLUMNS = tuple(f"grids_{s}" for s in STATUSES)
 NUMBER_COLUMNS = ("grids", "population", "covered_population", SHARE, *STATUS_COLUMNS, *GAP_KINDS)
 HEADINGS = {  # column -> i18n key
@@ -104,6 +105,7 @@ def dashboard():
         if named and count > 1 else [],
         share_bars=share_bars(per_unit, by),
         gap_bars=gap_bars(per_unit, by),
+        walking=walking_rows(per_unit, by),
         # where the next community centres go is a city's question (and a province's greedy run took 18 s)
         siting=None if count > 1 else services().responses.get(("siting", tag, chosen),
                                                                lambda: siting(catalog, unit)),
@@ -154,6 +156,15 @@ def share_bars(units: pd.DataFrame, level: str = "district") -> list[dict]:
     Each bar is named by ``name``, the unit's own name."""
     rows = [dict(r, name=r[level]) for r in _records(units)]
     return sorted(rows, key=lambda r: (r[SHARE] is None, -(r[SHARE] or 0)))  # stable: ties keep administrative order
+
+
+def walking_rows(units: pd.DataFrame, level: str = "district") -> list[dict] | None:
+    """Disc against walking coverage per district (or city): the share the discs cover, the share the walk
+    covers, and the people inside a disc but beyond the walk.  None when catchments are not walked."""
+    if "disc_covered_share" not in units.columns:
+        return None
+    return [{"name": r[level], "disc": fmt(SHARE, r["disc_covered_share"]), "walk": fmt(SHARE, r[SHARE]),
+             "walk_gap_population": fmt("walk_gap_population", r["walk_gap_population"])} for r in _records(units)]
 
 
 def gap_bars(units: pd.DataFrame, level: str = "district") -> list[dict]:

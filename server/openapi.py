@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from geodata import cql
-from geodata.coverage import CATCHMENTS, LEVELS, MAX_RADIUS_M, SUMMARY_LEVELS, Params
+from geodata.coverage import CATCHMENTS, LEVELS, MAX_LIFE_CIRCLES, MAX_RADIUS_M, SUMMARY_LEVELS, Params
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
 from geodata.history import LIMIT as HISTORY_LIMIT
@@ -281,6 +281,8 @@ _ANALYSIS_HELP = {
     "sliver_width_m": "tiling gaps and overlaps thinner than this are ignored, metres",
     "walk_access_m": "network catchments: the land within this many metres of a road reached",
     "catchment": "disc (as the crow flies) or network (along the walkable roads; discs while there are none)",
+    "life_circles_m": "network catchments: the walking distances (metres, comma-separated) the summaries count "
+                      "people within (ring_{d}_population)",
 }
 
 
@@ -288,6 +290,12 @@ def _analysis_parameter(name: str) -> dict:
     schema = {"type": "number", "minimum": 0}
     if name == "catchment":
         schema = {"type": "string", "enum": list(CATCHMENTS)}
+    elif name == "life_circles_m":
+        schema = {"type": "array", "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                                     "maximum": MAX_RADIUS_M},
+                  "maxItems": MAX_LIFE_CIRCLES}
+        return _query(name, schema, f"what if: {_ANALYSIS_HELP[name]} (default: the server's setting; a signed-in "
+                                    "user only, unless GRIDMAP_PUBLIC_WHATIF=1)", style="form", explode=False)
     elif name.endswith("_ratio"):
         schema["maximum"] = 1
     elif name.startswith("radius_"):

@@ -81,6 +81,7 @@ def _map_page(view: View, title: str | None) -> Response:
                   "COLLECTION", "{collection}").replace("ID", "{id}"),
               "items": url_for("api.items", collection_id="COLLECTION").replace("COLLECTION", "{collection}")},
         radii={level: params.radius(level) for level in LEVELS},
+        life_circles=params.life_circles_m if walking_map() else None,
         basemap=services().basemap,
         assets=map_assets(editing=_editor()),
         lang=current_language(),
@@ -105,6 +106,11 @@ def _edit_urls() -> dict[str, str]:
             "changes": template("transactions.changes"), "split": template("transactions.split"),
             "union": template("transactions.union"),
             "history": url_for("editing.history", layer="LAYER").replace("LAYER", "{layer}")}
+
+
+def walking_map() -> bool:
+    """Whether the map draws walking catchments: the settings walk, and there are roads to walk along."""
+    return services().catalog.params.catchment == "network" and services().store.current("roads") is not None
 
 
 def render_map(template: str, m, **context) -> str:

@@ -201,6 +201,7 @@
         return id !== undefined && id !== null ? id : "gm-" + (++anonymous);
       },
       maxZoom: 18, keepBuffer: 1, tileSize: TILE_PX,
+      opacity: opts.opacity === undefined || opts.opacity === null ? 1 : opts.opacity,  // the whole layer's
       bounds: opts.bounds ? L.latLngBounds(opts.bounds).pad(0.02) : undefined,  // no tile asked for beyond the data
       fetchOptions: {credentials: "same-origin"}
     });

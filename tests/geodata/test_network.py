@@ -243,3 +243,141 @@ def test_jobs_read_the_roads_version_they_are_given(tmp_path):
     assert dict(zip(result.coverage.grid_id, result.coverage.coverage_ratio))["north"] == 0.0
     summaries = jobs.whatif_summaries(store, versions, Params(catchment="network"), ((121.0, 29.0, "community"),))
     assert summaries["city"]["grids"].iloc[0] == 2
+
+
+# --- the disc against the walk, and the life circles (issue #16) ---------------------------------------------
+
+def walking_town():
+    """The river town with a third grid ``bank``: x 300–500 × y -300–0 on the south bank, all inside the centre's
+    disc (its far corner 583 m away); the walk along the south road reaches its top 100 m only."""
+    grids, centers, roads = river_town()
+    bank = frame([grid_row("bank")], [box(300, -300, 500, 0)])
+    return gpd.GeoDataFrame(gpd.pd.concat([grids, bank], ignore_index=True), crs="EPSG:4326"), centers, roads
+
+
+def test_walk_gap_is_the_land_inside_the_disc_beyond_the_walk():
+    grids, centers, roads = walking_town()
+    result = analyse(grids, centers, None, Params(catchment="network"), roads=roads)
+    gaps = result.gaps[result.gaps.kind == "walk_gap"].set_index("grid_id")
+    # north: all 200 × 200 m across the river; bank: the 200 × 200 m below the walk's 100 m strip
+    assert gaps.loc["north", "area_m2"] == pytest.approx(200 * 200, abs=0.1)
+    assert gaps.loc["bank", "area_m2"] == pytest.approx(200 * 200, abs=0.1)
+    assert gaps.loc["north", "gap_id"] == "walk_gap.north"
+    # edge: its land inside the disc (x ≤ 1,000) that the walk leaves (below y = -100) is a walk gap too
+    coverage = result.coverage.set_index("grid_id")
+    assert coverage.loc["north", "disc_covered_population"] == 1000
+    assert coverage.loc["north", "walk_gap_population"] == 1000
+    assert coverage.loc["bank", "disc_covered_population"] == 1000
+    assert coverage.loc["bank", "covered_population"] == round(1000 * 200 * 100 / 60000)  # 333
+    assert coverage.loc["bank", "walk_gap_population"] == round(1000 * 200 * 200 / 60000)  # 667
+    total = result.summaries["total"].iloc[0]
+    assert total["walk_gap"] == 3
+    assert total["walk_gap_population"] == coverage["walk_gap_population"].sum()
+    assert total["disc_covered_population"] == coverage["disc_covered_population"].sum()
+    assert total["disc_covered_share"] == pytest.approx(round(total["disc_covered_population"] / 3000, 4))
+    community = result.summaries["community"].iloc[0]
+    assert community["walk_gap_population"] == total["walk_gap_population"]
+
+
+def test_disc_analyses_have_no_walk_gap():
+    grids, centers, roads = walking_town()
+    result = analyse(grids, centers, None, Params(), roads=roads)
+    assert "walk_gap" not in set(result.gaps.kind)
+    assert result.summaries["total"]["walk_gap"].iloc[0] == 0
+    assert "walk_gap_population" not in result.summaries["total"].columns
+    assert "disc_covered_population" not in result.coverage.columns
+
+
+def test_life_circle_rings_count_the_people_within_each_walk():
+    grids, centers, roads = walking_town()
+    result = analyse(grids, centers, None, Params(catchment="network"), roads=roads)
+    coverage = result.coverage.set_index("grid_id")
+    # bank (x 300–500, 60,000 m²): 300 m reach the road's x = 300 — only the round end's quarter circle is in it;
+    # 500 m the strip x 300–500 × y -100–0; 1,000 m the same strip
+    assert coverage.loc["bank", "ring_300_population"] == round(1000 * (circle() / 4) / 60000)  # 130
+    assert coverage.loc["bank", "ring_500_population"] == round(1000 * 200 * 100 / 60000)
+    assert coverage.loc["bank", "ring_1000_population"] == round(1000 * 200 * 100 / 60000)
+    # edge (x 900–1,300 × y -200–0): only the 1,000 m walk reaches it, as its coverage
+    assert coverage.loc["edge", "ring_500_population"] == 0
+    assert coverage.loc["edge", "ring_1000_population"] == coverage.loc["edge", "covered_population"]
+    assert coverage.loc["north", "ring_1000_population"] == 0
+    total = result.summaries["total"]
+    assert list(total.columns[-3:]) == ["ring_300_population", "ring_500_population", "ring_1000_population"]
+    assert total["ring_300_population"].iloc[0] == 130
+    assert total["ring_500_population"].iloc[0] == 333
+
+
+def test_life_circles_are_a_parameter():
+    grids, centers, roads = walking_town()
+    params = Params(catchment="network").with_request({"life_circles_m": "800, 300"})
+    assert params.life_circles_m == (300.0, 800.0)
+    result = analyse(grids, centers, None, params, roads=roads)
+    assert [c for c in result.summaries["total"].columns if c.startswith("ring_")] == [
+        "ring_300_population", "ring_800_population"]
+    assert Params().with_request({"life_circles_m": ""}).life_circles_m == ()  # none: no rings
+    for bad in ("0", "-5", "a,b", "1,2,3,4,5,6", "60000"):
+        with pytest.raises(BadRequest):
+            Params().with_request({"life_circles_m": bad})
+
+
+def test_catchments_collection_holds_the_walk_and_each_ring():
+    from geodata.coverage import catchment_frame
+
+    grids, centers, roads = walking_town()
+    frame_ = catchment_frame(grids, centers, roads, Params(catchment="network"))
+    label = [f"{k}{d:g}" if d is not None else k for k, d in zip(frame_["kind"], frame_["distance_m"])]
+    metric = frame_.to_crs(UTM)
+    area = {k: shapely.union_all(metric.geometry.values[np.array(label) == k]).area for k in set(label)}
+    # one centre walking 1,000 m east along the south road (it stands at the road's west end): the capsule
+    assert area["walk"] == pytest.approx(capsule(1000), rel=1e-6)
+    for d in (300, 500, 1000):
+        assert area[f"ring{d}"] == pytest.approx(capsule(d), rel=1e-6)
+    assert frame_["catchment_id"].is_unique
+    rings = [d for d in frame_["distance_m"] if d is not None]
+    assert rings == sorted(rings, reverse=True)  # the largest drawn first, the nearest on top
+    discs = catchment_frame(grids, centers, roads, Params())
+    assert discs[["catchment_id", "kind", "level", "center_id", "distance_m"]].values.tolist() == [
+        ["disc.c1", "disc", "community", "c1", 1000.0]]
+    assert float(discs.to_crs(UTM).area.iloc[0]) == pytest.approx(math.pi * 1000 ** 2, rel=2e-3)
+
+
+def test_walking_siting_picks_a_site_the_disc_would_not():
+    """Three grids, no centre: A (1,000 people) on the north bank at x 400–600, B and C (700 each) on the south
+    bank at x 0–200 and 800–1,000, their demand points 25 m from the south road; the bridge is at x 1,500.
+    As the crow flies a site in A reaches all three (B and C 621 m away): 2,400 people, the first of the ties.
+    On foot a site in A reaches A only (1,000); a site in B walks 800 m along the south road to C: 1,400."""
+    from geodata.siting import recommend
+
+    _, _, roads = river_town()
+    roads = frame([{"road_id": "south"}, {"road_id": "north"}, {"road_id": "bridge"}],
+                  [LineString([(-500, 0), (1500, 0), (3000, 0)]), LineString([(-500, 400), (1500, 400), (3000, 400)]),
+                   LineString([(1500, 0), (1500, 400)])])
+    grids = frame([grid_row("A", population=1000), grid_row("B", population=700), grid_row("C", population=700)],
+                  [box(400, 300, 600, 500), box(0, -150, 200, 0), box(800, -150, 1000, 0)])
+    centers = gpd.GeoDataFrame({"center_id": [], "level": []}, geometry=[], crs="EPSG:4326")
+
+    def site(params):
+        rec = recommend(grids, centers, "community", 1, params, roads=roads, solver="greedy")
+        at = shapely.Point(rec.sites.geometry.iloc[0].coords[0])
+        inside = grids[grids.contains(at)].grid_id.tolist()
+        return inside, int(rec.sites.new_population.iloc[0])
+
+    assert site(Params()) == (["A"], 2400)
+    inside, people = site(Params(catchment="network"))
+    assert inside in (["B"], ["C"]) and people == 1400
+
+
+def test_a_kept_walking_analysis_reads_back_whole_and_a_units_total_sums_it():
+    from geodata import kept, summaries
+
+    grids, centers, roads = walking_town()
+    params = Params(catchment="network")
+    result = analyse(grids, centers, None, params, roads=roads)
+    back = kept.from_bytes(kept.to_bytes(result), grids, params)
+    for column in ("disc_covered_population", "walk_gap_population", "ring_300_population"):
+        assert back.coverage[column].tolist() == result.coverage[column].tolist()
+    assert back.summaries["district"].equals(result.summaries["district"])
+    row = summaries.rows(result, "total", {"district": "海曙区"}).iloc[0]
+    whole = result.summaries["total"].iloc[0]
+    assert row["walk_gap_population"] == whole["walk_gap_population"]
+    assert row["disc_covered_share"] == whole["disc_covered_share"] and row["covered_share"] == whole["covered_share"]

@@ -264,3 +264,18 @@ def test_planning_labels_in_english():
 def test_maps_without_planning_urls_have_no_planning_parts():
     html = render()
     assert "recommendationsLayer" not in html and "whatifControl" not in html and "gm-proposed" not in html
+
+
+def test_walking_maps_add_the_walk_the_rings_and_the_walk_gaps_from_tiles_off_at_first():
+    m = coverage_map(view=View(), urls=URLS, radii=RADII, basemap=Basemap(None), assets=ASSETS,
+                     life_circles=(300.0, 500.0, 1000.0))
+    html = m.get_root().render()
+    configs = layer_configs(html)
+    walk, rings, gaps = configs["步行服务范围"], configs["生活圈（步行距离）"], configs["半径内步行不可达"]
+    assert walk["layer"] == "catchments" and walk["kinds"] == ["walk"] and not walk["show"]
+    assert rings["layer"] == "catchments" and rings["kinds"] == ["ring"] and not rings["show"]
+    assert rings["styleBy"] == "distance_m" and set(rings["styles"]) == {"300", "500", "1000"}
+    assert gaps["layer"] == "gaps" and gaps["kinds"] == ["walk_gap"] and not gaps["show"]
+    for label in ("步行300米", "步行500米", "步行1000米", "步行不可达"):
+        assert label in html
+    assert "步行服务范围" not in render()  # disc maps: none of it

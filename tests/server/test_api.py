@@ -30,7 +30,7 @@ def test_healthz_reports_layer_versions(client, loaded):
 def test_collections_list_every_layer_with_extent(client, loaded):
     body = get_json(client, "/api/collections")
     ids = [c["id"] for c in body["collections"]]
-    assert ids == ["grids", "centers", "districts", "roads", "streets", "communities", "coverage", "gaps"]
+    assert ids == ["grids", "centers", "districts", "roads", "streets", "communities", "coverage", "gaps", "catchments"]
     grids = body["collections"][0]
     assert grids["extent"]["spatial"]["bbox"] == [[121.5, 29.8, 121.53, 29.82]]
     assert grids["numberOfFeatures"] == 5

@@ -428,3 +428,36 @@ def test_k_chart_in_english(client, two_grids):
     html, page = siting_page(client, "/dashboard?lang=en")
     assert "Covered share against k" in html and "Top 10 recommended sites" in html and "Greedy" in html
     assert page.points[0]["title"].startswith("k = 1 · Covered share 100.00%")
+
+
+@pytest.fixture
+def walking_client(tmp_path):
+    """A server whose catchments are walked, on the river town of tests/geodata/test_network.py."""
+    from server import create_app
+    from tests.geodata.test_network import walking_town
+
+    app = create_app({"DATA_DIR": str(tmp_path), "DEMO": False, "TESTING": True, "CATCHMENT": "network"})
+    store = app.extensions["gridmap"].store
+    for name, layer in zip(("grids", "centers", "roads"), walking_town()):
+        store.write(name, validate(layer, name).data, author="t")
+    yield app.test_client()
+    app.extensions["gridmap"].jobs.close()
+
+
+def test_walking_dashboard_compares_disc_and_walking_coverage_per_district(walking_client):
+    html = walking_client.get("/dashboard").get_data(as_text=True)
+    row = walking_client.get("/api/summary?level=district").get_json()["rows"][0]
+    # north (1,000 people) is all walk gap, bank (1,000) two thirds of it: 1,667 and edge's share
+    assert row["walk_gap_population"] >= 1000 + 667
+    assert row["disc_covered_share"] > row["covered_share"]
+    section = html.split('<section class="walking"', 1)[1].split("</section>", 1)[0]
+    assert "半径与步行覆盖对比" in html
+    cells = dict(re.findall(r'data-column="(\w+)">([^<]*)<', section))
+    assert cells == {"disc_covered_share": f"{row['disc_covered_share'] * 100:.1f}%",
+                     "covered_share": f"{row['covered_share'] * 100:.1f}%",
+                     "walk_gap_population": f"{row['walk_gap_population']:,}"}
+    assert "海曙区" in section
+
+
+def test_disc_dashboard_has_no_walking_comparison(client, loaded):
+    assert '<section class="walking"' not in client.get("/dashboard").get_data(as_text=True)

@@ -57,9 +57,28 @@ def test_roads_upload_with_network_warnings_and_defaults(client, editor, store):
     assert by_id["r3"]["properties"]["walkable"] is False
     assert {f["geometry"]["type"] for f in items} == {"MultiLineString"}  # one type, as for polygons
     assert "roads" in [c["id"] for c in client.get("/api/collections").get_json(force=True)["collections"]]
-    # filtering by a boolean is not supported yet: said so, never an empty answer that looks like "none"
-    refused = client.get("/api/collections/roads/items?walkable=true")
-    assert refused.status_code == 400 and "walkable" in refused.get_json()["error"]["message"]
+
+
+def ids(client, query: str) -> list[str]:
+    resp = client.get(f"/api/collections/roads/items?{query}")
+    assert resp.status_code == 200, resp.get_json()
+    return sorted(f["id"] for f in resp.get_json(force=True)["features"])
+
+
+def test_filtering_roads_by_walkable(client, editor, store):
+    """?walkable=true|false answers the roads stored as JSON true / false (r2's blank is stored true)."""
+    resp = post(client, editor, roads().to_json(drop_id=True).encode(), "roads.geojson")
+    assert resp.status_code == 201, resp.get_json()
+    assert ids(client, "walkable=true") == ["r1", "r2", "r4"]
+    assert ids(client, "walkable=false") == ["r3"]
+    assert ids(client, "walkable=1&highway=residential") == ["r2", "r4"]
+    assert ids(client, "walkable=true&filter=highway%3D%27primary%27") == ["r1"]
+    assert client.get("/api/collections/roads/items?walkable=false").get_json(force=True)["numberMatched"] == 1
+    download = client.get("/api/download/roads.geojson?walkable=false")  # a whole frame filtered (not the store)
+    assert download.status_code == 200
+    assert [f["properties"]["road_id"] for f in download.get_json(force=True)["features"]] == ["r3"]
+    bad = client.get("/api/collections/roads/items?walkable=sometimes")
+    assert bad.status_code == 400 and "walkable" in bad.get_json()["error"]["message"]
 
 
 def test_bad_walkable_and_wrong_geometry_are_errors(client, editor, store):
