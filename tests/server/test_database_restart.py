@@ -134,7 +134,7 @@ def test_a_server_whose_database_stays_down_exits_with_a_one_line_error(tmp_path
     port = free_port()  # nothing listens there
     result = run_cli("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
                      "--database-url", f"postgresql://gridmap:secret@127.0.0.1:{port}/gridmap",
-                     GRIDMAP_DEMO="0", GRIDMAP_DATABASE_WAIT_S="1")
+                     GRIDMAP_DEMO="0", GRIDMAP_DATABASE_WAIT_S="1", GRIDMAP_LANG="en")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     (error,) = result.stderr.strip().splitlines()
@@ -167,7 +167,7 @@ def test_migrate_into_a_database_that_is_down_is_a_one_line_error(tmp_path):
     FileStore(tmp_path / "data").write("grids", six_grids(), author="planner")  # an older data directory
     port = free_port()  # nothing listens there
     result = run_cli("migrate", "--data-dir", str(tmp_path / "data"),
-                     "--database-url", f"postgresql://gridmap@127.0.0.1:{port}/gridmap")
+                     "--database-url", f"postgresql://gridmap@127.0.0.1:{port}/gridmap", GRIDMAP_LANG="en")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines()[-1].startswith(
