@@ -27,6 +27,19 @@ def app(data_dir):
 
 
 @pytest.fixture
+def editor(app) -> dict:
+    """Headers of an editor with no scope."""
+    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
+
+
+@pytest.fixture
+def yuehu(app) -> dict:
+    """Headers of an editor of 月湖街道 alone (tests/factories.six_grids' left column: g00, g01)."""
+    users = app.extensions["gridmap_users"]
+    return {"Authorization": "Bearer " + users.add("yuehu", "editor", scopes=["district=海曙区,street=月湖街道"])[1]}
+
+
+@pytest.fixture
 def signed_in(app) -> dict:
     """Headers of a signed-in viewer (what-ifs need one)."""
     return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("viewer1", "viewer")[1]}

@@ -20,18 +20,6 @@ GEOJSON = "application/geo+json"
 
 
 @pytest.fixture
-def editor(app):
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
-@pytest.fixture
-def yuehu(app):
-    """An editor of 月湖街道 alone (six_grids' left column: g00, g01)."""
-    users = app.extensions["gridmap_users"]
-    return {"Authorization": "Bearer " + users.add("yuehu", "editor", scopes=["district=海曙区,street=月湖街道"])[1]}
-
-
-@pytest.fixture
 def stored(store):
     return store.write("grids", six_grids(), author="survey", message="first survey")
 

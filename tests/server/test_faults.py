@@ -14,11 +14,6 @@ from server.audit import read as read_audit
 from tests.factories import six_grids
 
 
-@pytest.fixture
-def editor(app):
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
 def upload(client, headers, grids=None):
     grids = six_grids() if grids is None else grids
     data = {"file": (io.BytesIO(grids.to_json(drop_id=True).encode()), "grids.geojson")}

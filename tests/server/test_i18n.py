@@ -79,11 +79,6 @@ def loaded(store):
     return store
 
 
-@pytest.fixture
-def editor(app) -> dict:
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
 PAGES = ["/", "/dashboard", "/history/grids", "/history/grids/diff", "/grids/g00", "/centers/c1", "/login",
          "/map?district=无此区", "/nope", "/upload/grids"]
 

@@ -29,11 +29,6 @@ def roads() -> gpd.GeoDataFrame:
     ], crs="EPSG:4326")
 
 
-@pytest.fixture
-def editor(app):
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
 def post(client, headers, data: bytes, name: str, **form):
     return client.post("/api/uploads/roads", data={**form, "file": (io.BytesIO(data), name)}, headers=headers,
                        content_type="multipart/form-data")

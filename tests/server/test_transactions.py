@@ -16,11 +16,6 @@ GEOJSON = "application/geo+json"
 
 
 @pytest.fixture
-def editor(app):
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
-@pytest.fixture
 def stored(store):
     return store.write("grids", six_grids(), author="survey", message="first survey")
 
@@ -199,13 +194,6 @@ def test_centres_are_edited_too(client, editor, store):
 
 
 # --- area-scoped editors ---------------------------------------------------------------------------
-
-@pytest.fixture
-def yuehu(app):
-    """An editor of 月湖街道 alone (six_grids' left column: g00, g01)."""
-    users = app.extensions["gridmap_users"]
-    return {"Authorization": "Bearer " + users.add("yuehu", "editor", scopes=["district=海曙区,street=月湖街道"])[1]}
-
 
 def test_a_scoped_editor_edits_inside_the_scope(client, yuehu, store, stored):
     resp = send(client, "PATCH", f"{ITEMS}/g00", {"properties": {"population": 1}}, yuehu)

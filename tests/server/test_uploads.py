@@ -16,11 +16,6 @@ from server.audit import read as read_audit
 from tests.factories import city_grids, grid_row, grids, six_grids, square
 
 
-@pytest.fixture
-def editor(app):
-    return {"Authorization": "Bearer " + app.extensions["gridmap_users"].add("editor1", "editor")[1]}
-
-
 def geojson_file(gdf, name="grids.geojson"):
     return io.BytesIO(gdf.to_json(drop_id=True).encode()), name
 
