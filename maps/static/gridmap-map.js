@@ -13,6 +13,16 @@
     return node;
   }
 
+  // a 16-px outline icon drawn as SVG (symbols such as the print one are missing from many fonts)
+  function outlineIcon(d, strokeWidth) {
+    var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    icon.setAttribute("viewBox", "0 0 16 16"); icon.setAttribute("width", "16"); icon.setAttribute("height", "16");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "#333"); path.setAttribute("stroke-width", String(strokeWidth));
+    icon.appendChild(path);
+    return icon;
+  }
+
   function formatValue(value, format) {
     if (format === "percent" && typeof value === "number") { return (value * 100).toFixed(1) + "%"; }
     if (format === "number" && typeof value === "number") { return value.toLocaleString(); }
@@ -575,13 +585,7 @@
         }).then(function () { b.removeAttribute("aria-busy"); });
       });
       var print = button("gm-print", opts.texts.print, null, function () { window.print(); });
-      // a printer drawn as SVG: the print symbol (⎙) is missing from many fonts
-      var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
-      icon.setAttribute("viewBox", "0 0 16 16"); icon.setAttribute("width", "16"); icon.setAttribute("height", "16");
-      path.setAttribute("d", "M4 6V1h8v5M4 12H1V6h14v6h-3M4 9h8v6H4z");
-      path.setAttribute("fill", "none"); path.setAttribute("stroke", "#333"); path.setAttribute("stroke-width", "1.5");
-      icon.appendChild(path);
-      print.appendChild(icon);
+      print.appendChild(outlineIcon("M4 6V1h8v5M4 12H1V6h14v6h-3M4 9h8v6H4z", 1.5));  // a printer (⎙ is in few fonts)
       L.DomEvent.disableClickPropagation(bar);
       return bar;
     };
@@ -609,12 +613,7 @@
     control.onAdd = function () {
       var bar = el("div", "leaflet-bar");
       var button = el("a", "gm-fullscreen");
-      var ns = "http://www.w3.org/2000/svg", icon = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
-      icon.setAttribute("viewBox", "0 0 16 16"); icon.setAttribute("width", "16"); icon.setAttribute("height", "16");
-      path.setAttribute("d", "M1 6V1h5M10 1h5v5M15 10v5h-5M6 15H1v-5");
-      path.setAttribute("fill", "none"); path.setAttribute("stroke", "#333"); path.setAttribute("stroke-width", "2");
-      icon.appendChild(path);
-      button.appendChild(icon);
+      button.appendChild(outlineIcon("M1 6V1h5M10 1h5v5M15 10v5h-5M6 15H1v-5", 2));
       button.href = "#";
       button.title = opts.title;
       button.setAttribute("role", "button");
