@@ -20,7 +20,7 @@ def test_landing_and_conformance(client):
 
 def test_collections(client, demo_api):
     ids = [c["id"] for c in client.collections()["collections"]]
-    assert ids == ["grids", "centers", "districts", "roads", "streets", "communities", "coverage", "gaps"]
+    assert ids == ["grids", "centers", "districts", "roads", "streets", "communities", "coverage", "gaps", "catchments"]
     assert client.feature_collections() == ids
     grids = client.collection("grids")
     assert grids["itemType"] == "feature" and grids["title"] == "Grids 网格"
