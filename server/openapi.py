@@ -574,7 +574,9 @@ def _upload(ctx: dict, values: dict) -> dict:
         "409": {"description": "not stored: the replace removes ≥ 10 % of the features or all of a district's; "
                                "the report's impact says what, confirm=replace stores it",
                 "content": _content(_ref("UploadRejected"))},
-        "422": {"description": "rejected: the report lists every error", "content": _content(_ref("UploadRejected"))},
+        # a file that cannot be read at all (no .shp in the zip, not the format named) has no report
+        "422": {"description": "rejected: the report lists every error (an unreadable file: the error alone)",
+                "content": _content({"anyOf": [_ref("UploadRejected"), _ref("Error")]})},
     }
     return _write(f"editors: replace (or merge into) '{layer}' from a file, as one new version", responses,
                   "404", "412", "413", "415", "503", tag="uploads", parameters=[IF_MATCH],
