@@ -56,7 +56,9 @@ fi
 # the map's browser scripts that ship on npm only (Leaflet.VectorGrid), by the npm requirements.txt installs
 "$VENV/bin/npm" ci --no-audit --no-fund --silent
 set +e
-"$VENV/bin/python" -m pytest "$@"
+# Two processes (GRIDMAP_TEST_PROCESSES), each taking a whole test file at a time, so a file's module
+# fixtures (servers, browsers) are made once: much of the suite waits on servers and Chromium, not the CPU.
+"$VENV/bin/python" -m pytest -n "${GRIDMAP_TEST_PROCESSES:-2}" --dist loadfile "$@"
 status=$?
 set -e
 # pytest exits 5 when it collected no tests: that is a failure of the suite, not a pass
