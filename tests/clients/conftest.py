@@ -132,3 +132,11 @@ def small_api(tmp_path_factory):
     # of 4 fills and the next would (rightly) be a 503 "busy", which is not what the tests look for
     yield from _serve(data_dir, tmp_path_factory.mktemp("logs") / "small-server.log", demo=False, token=token,
                       JOB_QUEUE=32)
+
+
+def pytest_collection_modifyitems(items):
+    """schemathesis names each API operation's test (``test_reads[GET /collections]``) but gives them one node
+    id; pytest-xdist schedules tests by node id, so without their names it would run one of each."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and "[" not in item.nodeid:
+            item._id = item.parent.id.child(item.name)  # pytest 9 (pinned): a node's id is its parent's and its name
