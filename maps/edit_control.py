@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from branca.element import MacroElement, Template
 
-from geodata.i18n import text
+from geodata.i18n import known, text
 from geodata.schema import LAYERS
 
 EDITED = ("grids", "centers")  # what the map edits: the tiles it picks them from are coverage's and centres'
@@ -23,11 +23,17 @@ TEXT_KEYS = (
 )
 
 
-def schema(layer: str) -> dict:
-    """What the form shows for ``layer``: its key and each field with its kind, choices and whether required."""
+def schema(layer: str, lang: str) -> dict:
+    """What the form shows for ``layer``: its key and each field with its kind, choices and whether required,
+    labelled in the reader's language (a field or choice the catalogue does not name shows as stored)."""
+    def label(key: str, fallback: str) -> str:
+        return text(key, lang) if known(key) else fallback
+
     spec = LAYERS[layer]
     return {"key": spec.key, "fields": [
-        {"name": f.name, "kind": f.kind, "required": f.required or f.kind == "key", "choices": list(f.choices),
+        {"name": f.name, "label": label(f"field.{f.name}", f.name), "kind": f.kind,
+         "required": f.required or f.kind == "key", "choices": list(f.choices),
+         "choice_labels": {c: label(f"{f.name}.{c}", c) for c in f.choices},
          **({"minimum": f.minimum} if f.minimum is not None else {})} for f in spec.fields]}
 
 
@@ -51,4 +57,4 @@ class EditControl(MacroElement):
         super().__init__()
         self._name = "EditControl"
         self.config = {"urls": urls, "csrfMeta": csrf_meta, "lang": lang, "texts": texts(lang),
-                       "pickedFrom": PICKED_FROM, "schemas": {layer: schema(layer) for layer in EDITED}}
+                       "pickedFrom": PICKED_FROM, "schemas": {layer: schema(layer, lang) for layer in EDITED}}

@@ -322,7 +322,9 @@
       form.setAttribute("data-key", key);
       schema.fields.forEach(function (field) {
         var row = el("label", "gm-edit-field");
-        row.appendChild(el("span", null, field.name + (field.required ? " *" : "")));
+        var name = el("span", null, (field.label || field.name) + (field.required ? " *" : ""));
+        name.title = field.name;  // the stored name, as in downloads and the API
+        row.appendChild(name);
         var value = item.feature.properties[field.name];
         var input;
         if (field.choices.length || field.kind === "boolean") {
@@ -330,7 +332,7 @@
           var choices = field.kind === "boolean" ? ["true", "false"] : field.choices;
           input.appendChild(el("option", null, ""));
           choices.forEach(function (c) {
-            var option = el("option", null, c);
+            var option = el("option", null, (field.choice_labels || {})[c] || c);
             option.value = c;
             input.appendChild(option);
           });

@@ -212,6 +212,7 @@ def test_the_map_offers_editing_tools_to_editors_only(app, client, editor, signe
     assert "/assets/geoman/" in page and "gridmap-edit.js" in page  # served from node_modules, never a CDN
     grid_type = next(f for f in config["schemas"]["grids"]["fields"] if f["name"] == "grid_type")
     assert grid_type["kind"] == "enum" and "residential" in grid_type["choices"] and grid_type["required"]
+    assert grid_type["label"] == "网格类型" and grid_type["choice_labels"]["residential"] != "residential"
     assert config["texts"]["save"] == "保存"
 
 
