@@ -39,7 +39,8 @@ SIZES = (1, 3, 10)
 NAIVE_SAMPLE = 300  # grids whose naive intersection is timed at 10×
 STAGES = {  # geodata.coverage function -> stage name, in the order analyse calls them
     "metric_crs": "choose CRS", "catchments": "catchments", "grid_coverage": "per-grid coverage",
-    "_coverage_frame": "coverage frame", "_service_gaps": "service gaps", "_missing_centers": "missing centres",
+    "_coverage_frame": "coverage frame", "_invalid_edges": "edge check", "_service_gaps": "service gaps",
+    "_missing_centers": "missing centres",
     "_tiling_and_overlaps": "tiling & overlaps", "_staffing_gaps": "staffing gaps", "_gaps_frame": "gaps frame",
     "summarise": "summaries",
 }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import geopandas as gpd
 import numpy as np
@@ -131,6 +131,9 @@ class Analysis:
     coverage: gpd.GeoDataFrame  # the grids with coverage_ratio, covered_population, coverage_status
     gaps: gpd.GeoDataFrame  # gap_id, kind, level, district, street, community, grid_id, area_m2, detail
     summaries: dict[str, pd.DataFrame]  # "city", "district", "street", "community"
+    # each grid's edge check (``_invalid_edges``), in the grids' order, when known: an update reuses the
+    # checks of the grids a change does not reach (geodata.incremental)
+    invalid_edges: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
@@ -165,15 +168,16 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
         for name, values in columns.items():
             coverage[name] = values
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
+    invalid_edges = _invalid_edges(grid_geoms)
     gap_parts = [
         _service_gaps(grids, uncovered, params),
         _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes),
-        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes),
+        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes, invalid_edges=invalid_edges),
         _staffing_gaps(grids, grid_geoms),
         *([walk_gaps] if walk_gaps is not None else []),
     ]
     gaps = _gaps_frame(gap_parts, crs)
-    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
+    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts), invalid_edges)
 
 
 def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
@@ -557,11 +561,12 @@ def _significant(parts: np.ndarray, params: Params) -> np.ndarray:
     return big
 
 
-def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params,
-                         shapes: dict | None = None) -> list[_Gaps]:
+def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params, shapes: dict | None = None,
+                         invalid_edges: np.ndarray | None = None) -> list[_Gaps]:
     """Land of a district in no grid, grids reaching outside their district, land in two grids.
-    ``shapes``: ``district_shapes(districts, crs, …)`` when the caller has them already."""
-    invalid_edges = _invalid_edges(grid_geoms)
+    ``shapes``: ``district_shapes(districts, crs, …)``, ``invalid_edges``: ``_invalid_edges(grid_geoms)``,
+    when the caller has them already."""
+    invalid_edges = _invalid_edges(grid_geoms) if invalid_edges is None else invalid_edges
     overlaps = _overlaps(grids, grid_geoms, np.flatnonzero(invalid_edges), params)
 
     cities = has_cities(grids)  # a district is named by its city too: two cities' 市辖区 are two districts

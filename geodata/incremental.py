@@ -68,22 +68,25 @@ def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Change
     rows do not fit the old frame's columns and types (a new field, say): then read it whole."""
     ids = old[key].to_numpy(dtype=object)
     going = pd.Index(ids).isin(list(changes.changed | changes.removed))
-    kept = old[~going]
     if not len(rows):
-        return kept.reset_index(drop=True)
+        return old[~going].reset_index(drop=True)
     if list(rows.columns) != list(old.columns) or not (rows.dtypes == old.dtypes).all():
         return None
     if not changes.added and not changes.removed and len(rows) == int(going.sum()):
-        # the same keys: the rows replaced where they stand (both in key order), column by column
+        # the same keys: the rows replaced where they stand (both in key order), only in the columns
+        # that changed (copying 85k values of each column took longer than the rest)
         at = np.flatnonzero(going)
         if not (rows[key].to_numpy(dtype=object) == ids[at]).all():
             return None
         frame = old.copy(deep=False)
         for column in old.columns:
+            if _same_values(old[column].iloc[at], rows[column], column == old.geometry.name):
+                continue
             values = old[column].array.copy()
             values[at] = rows[column].array
             frame[column] = pd.Series(values, index=old.index, dtype=old[column].dtype, copy=False)
         return gpd.GeoDataFrame(frame, geometry=old.geometry.name, crs=old.crs)
+    kept = old[~going]
     new_ids = rows[key].to_numpy(dtype=object)
     # each new row just before the first kept key above it (both in key order; keys unique)
     place = np.concatenate([np.arange(len(kept), dtype=float),
@@ -93,6 +96,14 @@ def changed_frame(old: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, changes: Change
     if not (frame.dtypes == old.dtypes).all():
         return None
     return gpd.GeoDataFrame(frame, geometry=old.geometry.name, crs=old.crs)
+
+
+def _same_values(before: pd.Series, after: pd.Series, geometry: bool) -> bool:
+    """Whether two columns' values are the very same (shapes byte for byte; missing as missing)."""
+    if geometry:
+        return list(shapely.to_wkb(np.asarray(before.array, dtype=object))) == \
+            list(shapely.to_wkb(np.asarray(after.array, dtype=object)))
+    return before.reset_index(drop=True).equals(after.reset_index(drop=True))
 
 
 def _rows_by_key(frame, key) -> dict:
@@ -165,6 +176,11 @@ class _Update:
         self.touched1 = np.union1d(self.added, changed1)  # new positions whose own rows change
         self.gone0 = np.union1d(self.removed, changed0)  # old positions whose own rows go
         self.centre_changes = centre_changes
+        # each grid's edge check, old (when the previous analysis kept it) and new (the old ones but
+        # around the reshaped grids: a grid's check looks only at the grids its envelope meets)
+        edges0 = previous.invalid_edges
+        self.edges0 = edges0 if edges0 is not None and len(edges0) == len(grids0) else None
+        self.edges1 = self.edges0 if not len(self.struct0) and not len(self.struct1) else None  # the same grids
 
     @staticmethod
     def _positions(index: pd.Index, keys) -> np.ndarray:
@@ -229,7 +245,7 @@ class _Update:
         gaps, fresh = self.gaps(parts, drop)
         touched = self.touched_units(coverage, fresh, drop, uncovered_at)
         summaries = self.summaries(coverage, gaps, touched)
-        return Analysis(self.params, self.previous.metric_crs, coverage, gaps, summaries)
+        return Analysis(self.params, self.previous.metric_crs, coverage, gaps, summaries, self.edges1)
 
     def coverage(self) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
         """The coverage frame; the positions computed again and their uncovered parts (metric)."""
@@ -326,12 +342,13 @@ class _Update:
             return units
 
         gaps0 = self.previous.gaps
-        if len(gaps0):
-            level0 = gaps0["level"].to_numpy(dtype=object)
-            keys0 = key_table(gaps0, self.keys).to_numpy(dtype=object)
+        rows0 = np.flatnonzero(kinds0 == "missing_center")  # a few of the province's gaps: looked at one by one
+        if len(rows0):
+            level0 = gaps0["level"].to_numpy(dtype=object)[rows0]
+            keys0 = key_table(gaps0.iloc[rows0], self.keys).to_numpy(dtype=object)
             depth = {level: len(unit_columns(level, self.cities)) for level in LEVELS}
-            drop["missing_center"] = (kinds0 == "missing_center") & np.array(
-                [lv in units and tuple(k[:depth[lv]]) in units[lv] for lv, k in zip(level0, keys0)], dtype=bool)
+            drop["missing_center"][rows0] = [lv in units and tuple(k[:depth[lv]]) in units[lv]
+                                             for lv, k in zip(level0, keys0)]
 
         # the new grids of those units, and the centres that might stand in them
         table1 = key_table(grids1, self.keys)
@@ -402,7 +419,8 @@ class _Update:
             around1 = self.near(1, shapes)
             invalid1 = self._invalid(1, around1)
             around0 = self.near(0, shapes)
-            invalid0 = self._invalid(0, around0)
+            invalid0 = self._invalid(0, around0) if self.edges0 is None else self.edges0[around0]
+            self.edges1 = self._new_edges(around1, invalid1)
             was = pd.Series(invalid0, index=self.ids0[around0])
             now = pd.Series(invalid1, index=self.ids1[around1])
             flipped = now.index[(now != was.reindex(now.index).fillna(False).astype(bool)).to_numpy()]
@@ -411,12 +429,11 @@ class _Update:
 
             # overlaps: every pair with a reshaped grid in it, again
             struct_ids = set(self.ids0[self.struct0]) | set(self.ids1[self.struct1])
-            if len(gaps0):
-                is_overlap = kinds0 == "overlap"
-                ids = gaps0["gap_id"].to_numpy(dtype=object)
-                drop["overlap"] = is_overlap & np.array(
-                    [o and (g in struct_ids or _second(i, g) in struct_ids)
-                     for o, i, g in zip(is_overlap, ids, grid_of0)], dtype=bool)
+            rows0 = np.flatnonzero(kinds0 == "overlap")
+            if len(rows0):
+                ids = gaps0["gap_id"].to_numpy(dtype=object)[rows0]
+                drop["overlap"][rows0] = [g in struct_ids or _second(i, g) in struct_ids
+                                          for i, g in zip(ids, grid_of0[rows0])]
             candidates = around1[invalid1]
             if len(candidates) >= 2:
                 geoms = np.empty(len(self.grids1), dtype=object)
@@ -446,7 +463,7 @@ class _Update:
         base = np.flatnonzero(_isin(table1, district_columns, districts))
         for key, at in groups.items():
             positions = base[at]
-            invalid = self._invalid(1, positions)
+            invalid = self._invalid(1, positions) if self.edges1 is None else self.edges1[positions]
             done_rows, done_geoms = _district_gaps(self.grids1, self.metric(positions), positions, invalid.any(), key,
                                                    shapes, self.cities, self.params)
             rows += done_rows
@@ -461,6 +478,19 @@ class _Update:
         if layer is not None and not layer.empty:
             layer = layer[layer["name"].isin(names).to_numpy(dtype=bool)]
         return district_shapes(layer, self.crs, self.cities)
+
+    def _new_edges(self, around1: np.ndarray, invalid1: np.ndarray) -> np.ndarray | None:
+        """Every new grid's edge check: the old grids' kept, those ``around1`` checked again (``invalid1``)."""
+        if self.edges0 is None:
+            return None
+        at = None if self.ids0.equals(self.ids1) else self.ids0.get_indexer(self.ids1)
+        edges = self.edges0.copy() if at is None else self.edges0[np.maximum(at, 0)]
+        known = np.ones(len(edges), bool) if at is None else at >= 0
+        edges[around1], known[around1] = invalid1, True
+        unknown = np.flatnonzero(~known)  # (an added grid of no envelope, that no query finds)
+        if len(unknown):
+            edges[unknown] = self._invalid(1, unknown)
+        return edges
 
     def _invalid(self, which: int, positions: np.ndarray) -> np.ndarray:
         """Whether each of these grids' edges fail to match a neighbour's, checked among its neighbours."""
@@ -551,15 +581,13 @@ class _Update:
             keys = key_table(changed_gaps, self.keys)
             tables.append(keys)
             self.gap_delta = keys.assign(kind=changed_gaps["kind"].to_numpy(), sign=changed_gaps["sign"].to_numpy())
+        # every table's keys as objects once (a missing name: None); each level's columns lead the keys
+        keys = np.concatenate([table[self.keys].to_numpy(dtype=object) for table in tables])
+        keys[pd.isna(keys)] = None
         out = {}
         for level in (CITY, *LEVELS):
-            columns = unit_columns(level, self.cities)
-            found = set()
-            for table in tables:
-                if len(table):
-                    values = table[columns].astype(object)
-                    found.update(map(tuple, values.where(values.notna(), None).to_numpy(dtype=object)))
-            out[level] = found
+            depth = len(unit_columns(level, self.cities))
+            out[level] = set(map(tuple, keys[:, :depth]))
         return out
 
     def _by_delta(self, level: str, old: pd.DataFrame) -> pd.DataFrame | None:

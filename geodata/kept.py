@@ -43,8 +43,9 @@ def code_digest() -> str:
 
 def to_bytes(analysis: Analysis) -> bytes:
     columns = COVERAGE_COLUMNS + walking_people(analysis.coverage)  # a walking analysis' people too
+    edges = {} if analysis.invalid_edges is None else {"edges": pd.DataFrame({"invalid": analysis.invalid_edges})}
     return frames_to_bytes({"coverage": pd.DataFrame(analysis.coverage[columns]), "gaps": analysis.gaps,
-                            **{f"summary-{name}": frame for name, frame in analysis.summaries.items()}},
+                            **{f"summary-{name}": frame for name, frame in analysis.summaries.items()}, **edges},
                            metric_crs=analysis.metric_crs, summaries=list(analysis.summaries))
 
 
@@ -58,7 +59,9 @@ def from_bytes(data: bytes, grids: gpd.GeoDataFrame, params: Params) -> Analysis
     for name in columns.columns:
         coverage[name] = columns[name].to_numpy() if columns[name].dtype.kind == "f" else columns[name].array
     summaries = {name: frames[f"summary-{name}"] for name in meta["summaries"]}
-    return Analysis(params, meta["metric_crs"], coverage, frames["gaps"], summaries)
+    edges = frames["edges"]["invalid"].to_numpy(dtype=bool) if "edges" in frames else None
+    return Analysis(params, meta["metric_crs"], coverage, frames["gaps"], summaries,
+                    edges if edges is not None and len(edges) == len(grids) else None)
 
 
 def frames_to_bytes(frames: dict[str, pd.DataFrame], **meta) -> bytes:

@@ -8,6 +8,8 @@ and the same summaries, row for row.  Layouts are hand-made: two cities that bot
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -92,13 +94,16 @@ def _set(frame, key_column, key, **values):
     return out
 
 
-def updated_and_cold(old, new, params=PARAMS):
-    """(the update of old's analysis to new, the cold analysis of new)."""
+def updated_and_cold(old, new, params=PARAMS, edges=True):
+    """(the update of old's analysis to new, the cold analysis of new). ``edges``: whether the previous
+    analysis has its grids' edge checks (a kept analysis of older code has not)."""
     changes = {name: changes_between(a, b, key)
                for name, a, b, key in (("grids", old[0], new[0], "grid_id"),
                                        ("centers", old[1], new[1], "center_id"),
                                        ("districts", old[2], new[2], "adcode"))}
     previous = analyse(*old, params=params)
+    if not edges:
+        previous = dataclasses.replace(previous, invalid_edges=None)
     return update(previous, old, new, changes), analyse(*new, params=params)
 
 
@@ -122,6 +127,8 @@ def assert_same(got, want):
     assert list(got.summaries) == list(want.summaries)
     for level, frame in want.summaries.items():
         pd.testing.assert_frame_equal(got.summaries[level], frame, check_exact=False, rtol=0, atol=1e-9)
+    if got.invalid_edges is not None:  # the edge checks it keeps for the next update: the cold ones
+        assert got.invalid_edges.tolist() == want.invalid_edges.tolist()
 
 
 # --- hand-made cases --------------------------------------------------------------------------
@@ -275,14 +282,15 @@ def _apply(old, grid_ops, centre_ops):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(start=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1),
                                 st.sampled_from(["community", "street", "district"])), min_size=0, max_size=6),
-       grid_ops=st.lists(grid_op, max_size=5), centre_ops=st.lists(centre_op, max_size=4))
-def test_random_changes_update_to_the_cold_analysis(start, grid_ops, centre_ops):
+       grid_ops=st.lists(grid_op, max_size=5), centre_ops=st.lists(centre_op, max_size=4), edges=st.booleans())
+def test_random_changes_update_to_the_cold_analysis(start, grid_ops, centre_ops, edges):
     old = layout(CELLS, start)
     new = _apply(old, grid_ops, centre_ops)
     if new[0].empty:
         return
-    got, want = updated_and_cold(old, new)
+    got, want = updated_and_cold(old, new, edges=edges)
     assert_same(got, want)
+    assert (got.invalid_edges is not None) == edges  # kept through the update when the previous had them
 
 
 # --- through the catalog: a change stored, the analysis of the new versions ---------------------

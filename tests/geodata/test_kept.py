@@ -41,6 +41,8 @@ def assert_same(one, other):
     for level in one.summaries:
         pd.testing.assert_frame_equal(one.summaries[level], other.summaries[level], check_exact=True)
     assert (one.params, one.metric_crs) == (other.params, other.metric_crs)
+    # the grids' edge checks, which an update of the analysis starts from
+    assert one.invalid_edges.tolist() == other.invalid_edges.tolist()
 
 
 def test_an_analysis_comes_back_from_its_bytes_exactly():
