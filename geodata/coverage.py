@@ -160,22 +160,29 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
     roads_m = roads.to_crs(crs) if walks(params, roads) else None
-    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
-    coverage = _coverage_frame(grids, ratio, params)
-    walk_gaps = None
-    if roads_m is not None:  # the disc against the walk, and the life circles
-        columns, walk_gaps = walking_columns(grids, grid_geoms, center_m, roads_m, uncovered, params)
-        for name, values in columns.items():
-            coverage[name] = values
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
-    invalid_edges = _invalid_edges(grid_geoms)
-    gap_parts = [
-        _service_gaps(grids, uncovered, params),
-        _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes),
-        *_tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes, invalid_edges=invalid_edges),
-        _staffing_gaps(grids, grid_geoms),
-        *([walk_gaps] if walk_gaps is not None else []),
-    ]
+
+    def tiling() -> tuple[np.ndarray, list[_Gaps]]:
+        invalid_edges = _invalid_edges(grid_geoms)
+        return invalid_edges, _tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes,
+                                                   invalid_edges=invalid_edges)
+
+    # the tiling checks need nothing of the coverage: beside it, in a thread of their own (each is
+    # mostly GEOS, which lets go of the GIL), when there is more than one thread
+    with ThreadPoolExecutor(1) as side:
+        tiled = side.submit(tiling) if THREADS > 1 else None
+        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
+        coverage = _coverage_frame(grids, ratio, params)
+        walk_gaps = None
+        if roads_m is not None:  # the disc against the walk, and the life circles
+            columns, walk_gaps = walking_columns(grids, grid_geoms, center_m, roads_m, uncovered, params)
+            for name, values in columns.items():
+                coverage[name] = values
+        service = _service_gaps(grids, uncovered, params)
+        missing = _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes)
+        staffing = _staffing_gaps(grids, grid_geoms)
+        invalid_edges, tiling_gaps = tiled.result() if tiled is not None else tiling()
+    gap_parts = [service, missing, *tiling_gaps, staffing, *([walk_gaps] if walk_gaps is not None else [])]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts), invalid_edges)
 

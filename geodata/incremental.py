@@ -22,11 +22,14 @@ appeared, the metric zone moved, ...): the caller analyses cold then.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from . import coverage as _coverage
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
                        _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps,
                        _summary, catchments, centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles,
@@ -42,6 +45,7 @@ MAX_SHARE = 0.05  # more of the grids or centres changed than this: a cold analy
 MARGIN_DEG = 1e-4  # about 10 m: lon/lat envelopes that surely hold the metric shapes they stand for
 GAP_COLUMNS_ALL = ["gap_id", "kind", "level", CITY, "district", "street", "community", "grid_id", "detail"]
 GRID_KEY, CENTER_KEY = LAYERS["grids"].key, LAYERS["centers"].key
+GAP_KINDS_INDEX = pd.Index(GAP_KINDS, dtype=object)
 
 
 def _ids(grids) -> pd.Index:
@@ -353,10 +357,13 @@ class _Update:
         # the new grids of those units, and the centres that might stand in them
         table1 = key_table(grids1, self.keys)
         members = {}
+        within = None  # the grids of the districts: every street and community looked at is in one of them
         for level in LEVELS:
             columns = unit_columns(level, self.cities)
-            mask = _isin(table1, columns, units[level])
-            members[level] = np.flatnonzero(mask)
+            if within is None:
+                members[level] = within = np.flatnonzero(_isin(table1, columns, units[level]))
+            else:
+                members[level] = within[_isin(table1.iloc[within], columns, units[level])]
         found = {level: set() for level in LEVELS}
         levels = self.centers1["level"].to_numpy(dtype=object) if not self.centers1.empty else np.zeros(0, object)
         for level in LEVELS:
@@ -459,15 +466,18 @@ class _Update:
         table1 = key_table(self.grids1, district_columns)
         groups = table1[_isin(table1, district_columns, districts)].groupby(district_columns, sort=True).indices
         shapes = self._district_shapes({k[-1] for k in districts})
-        rows, geoms = [], []
         base = np.flatnonzero(_isin(table1, district_columns, districts))
+        inputs = []
         for key, at in groups.items():
             positions = base[at]
             invalid = self._invalid(1, positions) if self.edges1 is None else self.edges1[positions]
-            done_rows, done_geoms = _district_gaps(self.grids1, self.metric(positions), positions, invalid.any(), key,
-                                                   shapes, self.cities, self.params)
-            rows += done_rows
-            geoms += done_geoms
+            inputs.append((self.metric(positions), positions, invalid.any(), key))
+        # each district is a union and a difference of large shapes (GEOS lets go of the GIL): in threads
+        with ThreadPoolExecutor(max(1, min(_coverage.THREADS, len(inputs)))) as pool:
+            done = list(pool.map(lambda item: _district_gaps(self.grids1, *item, shapes, self.cities, self.params),
+                                 inputs))
+        rows = [row for part_rows, _ in done for row in part_rows]
+        geoms = [geom for _, part_geoms in done for geom in part_geoms]
         if rows:
             parts["tiling_gap"].append(_Gaps("tiling_gap", pd.DataFrame(rows, columns=[CITY, *_ROW_COLUMNS]),
                                              np.array(geoms, dtype=object)))
@@ -526,17 +536,18 @@ class _Update:
     def _gap_order(self, table, n_kept: int) -> np.ndarray:
         """Positions of ``table``'s rows in ``analyse``'s order: by kind, then as each kind is made.
         The first ``n_kept`` rows are the previous analysis' (in that order), the rest new."""
-        kinds = table["kind"].to_numpy(dtype=object)
+        # each row's kind as a number (comparing 40k texts once a kind took longer)
+        kinds = GAP_KINDS_INDEX.get_indexer(table["kind"].to_numpy(dtype=object))
         grid_ids = table["grid_id"].astype(object)
-        units = np.flatnonzero(np.isin(kinds, ["missing_center", "tiling_gap"]))  # the rows named by unit
+        units = np.flatnonzero((kinds == GAP_KINDS.index("missing_center")) | (kinds == GAP_KINDS.index("tiling_gap")))
         keys = np.empty(len(table), dtype=object)
         keys[units] = list(map(tuple, key_table(table.iloc[units].reindex(columns=self.keys), self.keys)
                                 .to_numpy(dtype=object)))
         levels, ids = table["level"].to_numpy(dtype=object), table["gap_id"].to_numpy(dtype=object)
         depth = {level: len(unit_columns(level, self.cities)) for level in LEVELS}
         out = []
-        for kind in GAP_KINDS:
-            rows = np.flatnonzero(kinds == kind)
+        for number, kind in enumerate(GAP_KINDS):
+            rows = np.flatnonzero(kinds == number)
             if kind in ("service_gap", "staffing_gap"):  # in the grids' order, which is their keys'
                 kept, fresh = rows[rows < n_kept], rows[rows >= n_kept]  # kept: in that order already
                 fresh = fresh[np.argsort(grid_ids.iloc[fresh].to_numpy(dtype=object), kind="stable")]
@@ -610,11 +621,12 @@ class _Update:
         rows = _rows_of(old, columns, units)
         if rows is None:
             return None
-        frame = old.copy()
+        columns = {}
         for name in [*_SUMMED, *GAP_KINDS]:
-            values = frame[name].to_numpy().copy()
+            values = old[name].to_numpy().copy()
             values[rows] = values[rows] + np.round(sums[name].to_numpy()).astype(values.dtype)
-            frame[name] = values
+            columns[name] = values
+        frame = old.assign(**columns)  # one copy, not one a column
         if (frame["grids"].to_numpy()[rows] <= 0).any():
             return None  # a unit left with no grid: its row goes
         population = frame["population"].to_numpy(float)[rows]
