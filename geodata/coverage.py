@@ -162,10 +162,12 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     roads_m = roads.to_crs(crs) if walks(params, roads) else None
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
 
-    def tiling() -> tuple[np.ndarray, list[_Gaps]]:
+    def tiling() -> tuple[np.ndarray, list[_Gaps], object]:
         invalid_edges = _invalid_edges(grid_geoms)
-        return invalid_edges, _tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes,
-                                                   invalid_edges=invalid_edges)
+        gaps = _tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes,
+                                    invalid_edges=invalid_edges)
+        # and the units' order for the summaries: it depends only on the grids' keys
+        return invalid_edges, gaps, orderer(grids, adcodes(districts))
 
     # the tiling checks need nothing of the coverage: beside it, in a thread of their own (each is
     # mostly GEOS, which lets go of the GIL), when there is more than one thread
@@ -181,10 +183,11 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
         service = _service_gaps(grids, uncovered, params)
         missing = _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes)
         staffing = _staffing_gaps(grids, grid_geoms)
-        invalid_edges, tiling_gaps = tiled.result() if tiled is not None else tiling()
+        invalid_edges, tiling_gaps, in_order = tiled.result() if tiled is not None else tiling()
     gap_parts = [service, missing, *tiling_gaps, staffing, *([walk_gaps] if walk_gaps is not None else [])]
     gaps = _gaps_frame(gap_parts, crs)
-    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts), invalid_edges)
+    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts, in_order),
+                    invalid_edges)
 
 
 def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
@@ -411,7 +414,12 @@ def _circles(discs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xy, inner, outer
 
 
-THREADS = max(1, min(4, os.cpu_count() or 1))  # shapely's array functions let go of the GIL
+def default_threads() -> int:
+    """The threads an analysis uses unless told (GRIDMAP_ANALYSIS_THREADS): the cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+THREADS = default_threads()  # shapely's array functions let go of the GIL
 _CHUNK = 2_000  # below this many geometries a thread costs more than it saves
 
 
@@ -745,9 +753,10 @@ def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gap
 
 def _staffing_gaps(grids, grid_geoms) -> _Gaps:
     def blank(column):
-        values = grids[column].to_numpy(dtype=object)
-        # a plain loop over a list: Series.map costs 4× as much per value
-        return pd.isna(values) | np.array([isinstance(v, str) and not v.strip() for v in values.tolist()], bool)
+        # each distinct value looked at once (a few thousand names among 85k grids), missing ones as -1
+        codes, values = pd.factorize(grids[column], use_na_sentinel=True)
+        empty = np.array([isinstance(v, str) and not v.strip() for v in values.tolist()] + [True], bool)
+        return empty[codes]
 
     workers = pd.to_numeric(grids["grid_workers"]).astype("Float64")
     missing = {
@@ -805,13 +814,14 @@ SUMMARY_COLUMNS = ["grids", "population", "covered_population", "covered_share",
 
 
 def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
-              districts: gpd.GeoDataFrame | None = None) -> dict[str, pd.DataFrame]:
+              districts: gpd.GeoDataFrame | None = None, in_order=None) -> dict[str, pd.DataFrame]:
     """Grids, population, covered population and share, and gap counts for the whole and every unit.
 
     ``total`` is one row for the whole dataset; ``city`` one row a city when the grids name cities
     (without, the one row of ``total``: a one-city deployment); then every district, street and
     community, each named by its whole key (its city first when there are cities). The units'
-    rows are in administrative order (``geodata.order``: adcodes from ``districts``).
+    rows are in administrative order (``geodata.order``: adcodes from ``districts``; ``in_order``:
+    ``orderer(coverage, adcodes(districts))`` when the caller has it already).
     """
     cities = has_cities(coverage)
     keys = unit_columns("community", cities)
@@ -831,7 +841,7 @@ def summarise(coverage: gpd.GeoDataFrame, gaps: gpd.GeoDataFrame,
     whole = "_whole"  # a key every row shares
     out = {"total": _summary(table.assign(**{whole: True}), gap_table.assign(**{whole: True}), [whole])
            .drop(columns=whole)}
-    in_order = orderer(coverage, adcodes(districts))
+    in_order = orderer(coverage, adcodes(districts)) if in_order is None else in_order
     for level in (CITY, *LEVELS):
         if not unit_columns(level, cities):
             out[level] = out["total"]  # one city, as before: the whole

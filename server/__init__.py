@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from flask_compress import Compress
 
+from geodata import coverage
 from geodata.cache import VersionCache
 from geodata.catalog import Catalog
 from geodata.jobs import JobPool
@@ -71,6 +72,8 @@ def create_app(config: dict | None = None) -> Flask:
 
         install_if_empty(store, values["DEMO"])
     basemap = Basemap.from_setting(values["BASEMAP"], values["TIANDITU_KEY"])  # a bad setting fails at start
+    # before the job processes start: theirs too
+    coverage.THREADS = values["ANALYSIS_THREADS"] if values["ANALYSIS_THREADS"] > 0 else coverage.default_threads()
     jobs = JobPool(processes=values["JOB_PROCESSES"], timeout_s=values["JOB_TIMEOUT_S"],
                    memory_mb=values["JOB_MEMORY_MB"], queue=values["JOB_QUEUE"],
                    waiters=max(1, values["THREADS"] - 2))  # two threads always left for readers

@@ -99,6 +99,8 @@ SETTINGS = (
     Setting("PORT", 5000, "port `python -m server` listens on", int),
     Setting("WORKERS", 2, "server processes (they share the data directory safely)", int),
     Setting("THREADS", 4, "threads per server process", int),
+    Setting("ANALYSIS_THREADS", 0, "threads one analysis runs its geometry work in (coverage, tiling checks); "
+                                   "0 = one a core, at most 4", int),
     Setting("DEMO", "ningbo", "the demo an empty data directory is filled with at start: ningbo (10 districts, "
             "8,500 grids), zhejiang (11 cities, 90 districts, 85,000 grids) or off (start empty)", _demo),
     Setting("PUBLIC_READ", True, "anyone may read; 0 = reading needs a signed-in user", _bool),

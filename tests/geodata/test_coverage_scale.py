@@ -107,6 +107,27 @@ def test_random_layouts_equal_the_reference(monkeypatch, cells, jitter, holes, c
                                  analyse(grids, centers, districts, params)) == []
 
 
+def test_threads_give_the_one_thread_analysis_bit_for_bit(monkeypatch):
+    # a hand-made layout cut into many chunks: the coverage's differences, the edge check's bands and the
+    # districts in threads, the tiling checks beside the coverage; every number and shape as in one thread
+    grids, centers, districts = _layout(7, [(40.0, 0.0), (0.0, -60.0), (0.3, 25.0)], {3, 17, 30},
+                                        [(0.2, 0.3, "community"), (0.5, 0.5, "street"), (0.8, 0.1, "community"),
+                                         (0.45, 0.9, "district"), (0.9, 0.8, "community")], True)
+    params = Params(radius_community_m=700, radius_street_m=1200, radius_district_m=1500)
+    monkeypatch.setattr(coverage, "_CHUNK", 2)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(coverage, "THREADS", threads)
+        results.append(analyse(grids, centers, districts, params))
+    one, many = results
+    assert len(one.gaps) and (one.coverage["coverage_ratio"] % 1 != 0).any()  # partly covered grids, gaps
+    assert one.coverage.drop(columns="geometry").equals(many.coverage.drop(columns="geometry"))
+    assert one.gaps.drop(columns="geometry").equals(many.gaps.drop(columns="geometry"))
+    assert list(shapely.to_wkb(one.gaps.geometry.values)) == list(shapely.to_wkb(many.gaps.geometry.values))
+    assert all(one.summaries[level].equals(many.summaries[level]) for level in one.summaries)
+    assert one.invalid_edges.tolist() == many.invalid_edges.tolist()
+
+
 def test_bands_find_the_overlaps_across_their_edges(monkeypatch):
     # 40 squares in a row, each reaching 50 m into the next: every band edge cuts an overlap
     shapes = [box(X0 + 500 * i, Y0, X0 + 500 * (i + 1) + 50, Y0 + 500) for i in range(40)]
