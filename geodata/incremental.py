@@ -30,10 +30,10 @@ import pandas as pd
 import shapely
 
 from . import coverage as _coverage
-from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps, _empty_gaps,
-                       _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps, _staffing_gaps,
-                       _summary, catchments, centre_grids, coverage_columns, gap_columns, grid_coverage, merge_tiles,
-                       missing_center_row)
+from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, SUMMARY_COLUMNS, Analysis, _district_gaps,
+                       _empty_gaps, _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps,
+                       _staffing_gaps, _summary, catchments, centre_grids, coverage_columns, gap_columns,
+                       grid_coverage, merge_tiles, missing_center_row)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
@@ -639,17 +639,19 @@ class _Update:
 
     def summaries(self, coverage, gaps, touched) -> dict[str, pd.DataFrame]:
         previous = self.previous.summaries
-        whole = "_whole"
         status = coverage["coverage_status"].to_numpy(dtype=object)
+        statuses = pd.Series(status).value_counts()
         population = pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float)
         covered = pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float)
-        one = pd.DataFrame({whole: [True], "grids": [len(coverage)], "population": [population.sum()],
-                            "covered_population": [covered.sum()],
-                            **{f"grids_{s}": [int((status == s).sum())] for s in STATUSES}})
-        total = _summary(one, pd.DataFrame({whole: [], "kind": []}), [whole]).drop(columns=whole)
         counts = gaps["kind"].value_counts() if len(gaps) else {}
-        for kind in GAP_KINDS:
-            total[kind] = int(counts.get(kind, 0))
+        # the total row as _summary makes it (its rounding, its types), without grouping one row
+        people, reached = np.round(population.sum()).astype(np.int64), np.round(covered.sum()).astype(np.int64)
+        row = {"grids": len(coverage), "population": people, "covered_population": reached,
+               "covered_share": np.round(reached / people, 4) if people else np.nan,
+               **{f"grids_{s}": int(statuses.get(s, 0)) for s in STATUSES},
+               **{kind: int(counts.get(kind, 0)) for kind in GAP_KINDS}}
+        total = pd.DataFrame({c: np.array([row[c]], dtype=float if c == "covered_share" else np.int64)
+                              for c in SUMMARY_COLUMNS})
         out = {"total": total}
         in_order = gap_table = None
         for level in (CITY, *LEVELS):
