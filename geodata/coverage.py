@@ -13,7 +13,9 @@ after another, the few discs that still touch them.
 Nothing is global but the edge check of the tiling, which runs in bands:
 the work grows with the data, not faster.  GEOS lets go of the GIL, so the
 large array operations run in THREADS threads (only large ones: on a busy
-machine every hand-over of the GIL between threads waits for a core).
+machine every hand-over of the GIL between threads waits for a core), and
+the tiling checks (edge check, districts, overlaps) run beside the coverage
+in a thread of their own; the answers are the same, bit for bit, in one thread.
 """
 
 from __future__ import annotations

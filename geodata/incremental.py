@@ -9,7 +9,8 @@ A merge or an edit changes a few grids or centres of a province; ``update`` reco
   of the grids a changed centre stood or stands in, or that a reshaped grid may have taken a
   centre from;
 - the tiling check of the districts of reshaped or re-keyed grids (and of those whose grids'
-  edges stopped or started matching a neighbour's), and the overlaps of the reshaped grids;
+  edges stopped or started matching a neighbour's), and the overlaps of the reshaped grids; the
+  edge check of every other grid is the previous analysis' (``Analysis.invalid_edges``), when kept;
 - the summary rows of every unit any of that touched: changed by what the grids' and gaps' rows
   that went and came add up to (summed again when a unit came or went), and the total row;
 
