@@ -213,3 +213,14 @@ def test_a_busy_server_answers_503_with_retry_after_at_once(app, client, loaded,
     resp = client.get("/api/summary?level=city&radius_community_m=1500", headers=signed_in)
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
     assert client.get("/api/summary?level=city").status_code == 200  # the settings' analysis needs no job
+
+
+def test_analysis_threads_follow_the_setting(data_dir, monkeypatch):
+    from geodata import coverage
+    from server import create_app
+
+    monkeypatch.setattr(coverage, "THREADS", coverage.THREADS)  # put back after the test
+    create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True, "ANALYSIS_THREADS": 1})
+    assert coverage.THREADS == 1  # one thread: the tiling checks after the coverage, no array cut in parts
+    create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})
+    assert coverage.THREADS == coverage.default_threads()  # 0: one a core, at most 4
