@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
@@ -50,8 +52,8 @@ def whatif():
     each with its level's radius) existed; nothing is stored.  ``effects``: the city, the district and the
     street of each proposed centre, before and after (``geodata.proposals``).
 
-    ``city=…``, ``district=…`` etc. restrict it to one unit: before and after are that unit's, and
-    only its grids are analysed again (a province's what-if in a city's time and memory).
+    ``city=…``, ``district=…`` etc. restrict it to one unit: before, after and the rows are that unit's
+    (``effects`` still count the people a centre by its border covers outside it).
     """
     require_user(says("whatif.whatifs"))
     proposed = _proposed(request.get_json(silent=True))
@@ -66,7 +68,9 @@ def whatif():
     points = list(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist()))
     after = catalog.what_if(  # the summaries: a job, once per data, parameters, proposal and unit
         tuple((x, y, lvl) for (x, y), lvl in zip(points, proposed["level"].tolist())), params, unit)
-    city_after = after["total"].iloc[0]  # the whole of what was analysed: the dataset, or the unit
+    # the whole dataset's summaries, or the unit's alone when only its grids were analysed (jobs.whatif_summaries)
+    analysed = dataclasses.replace(analysis, summaries=after)
+    city_after = summaries.rows(analysed, "total", unit).iloc[0]
     sites = proposals.site_units(catalog.get("grids").features.gdf, points)
     return jsonify({
         "proposed": len(proposed),
@@ -77,8 +81,14 @@ def whatif():
         "after": {"covered_population": int(city_after["covered_population"]),
                   "covered_share": city_after["covered_share"]},
         "level": level,
-        "rows": after[level].astype(object).where(lambda f: f.notna(), None).to_dict("records"),
+        "rows": _rows_of(analysed, level, unit).astype(object).where(lambda f: f.notna(), None).to_dict("records"),
     })
+
+
+def _rows_of(analysis, level: str, unit: dict[str, str]) -> pd.DataFrame:
+    """The rows of ``level`` inside ``unit``; for a level above the unit's, the rows of the units holding it."""
+    columns = analysis.summaries[level].columns
+    return summaries.rows(analysis, level, unit if level == "total" else {k: v for k, v in unit.items() if k in columns})
 
 
 def _whole(analysis, unit: dict[str, str]) -> dict:
