@@ -506,10 +506,13 @@
       settle();
     }
 
-    // a click on the map's tiles picks what is there (the topmost grid or centre)
+    // a click on the map's tiles picks what is there: the topmost grid or centre, under any gap, overlap or
+    // outline drawn over it (the grid an overlap or a unit's edge lies on is what an editor means to fix)
+    function pickable(entry) { return Boolean(opts.pickedFrom[entry.opts.layer]); }
+    registry.edit.pickable = pickable;
     map.on("click", function (e) {
       if (!active() || tool !== "pick") { return; }
-      var hit = registry.featureAt(map, e.latlng);
+      var hit = registry.featureAt(map, e.latlng, pickable);
       if (hit && opts.pickedFrom[hit.entry.opts.layer]) {
         pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField]);
       }
@@ -607,6 +610,39 @@
       });
     }
 
+    // --- room for the panel ------------------------------------------------------------------------------------
+    // The planning panel (the map's lower left) folds while editing, and unfolds after if it was open.  The
+    // panel ends above whatever is in that corner and scrolls within what is left, so its buttons and the
+    // form's last field stay in reach at any window size.  (On a narrow screen it is a sheet along the bottom:
+    // gridmap-edit.css.)
+    var folded = [];
+    function foldPlanning(on) {
+      if (on) {
+        folded = (registry.panels || []).filter(function (p) { return p.map === map && p.fold && !p.folded(); });
+        folded.forEach(function (p) { p.fold(true); });
+      } else {
+        folded.forEach(function (p) { p.fold(false); });
+        folded = [];
+      }
+    }
+    var PANEL_MIN = 160, PANEL_GAP = 10;  // px
+    function fit() {
+      if (panel.hidden) { return; }
+      if (window.getComputedStyle(panel).position === "fixed") { panel.style.maxHeight = ""; return; }  // a sheet
+      var corner = map._controlCorners && map._controlCorners.bottomleft;
+      var bottom = corner && corner.firstChild ? corner.getBoundingClientRect().top
+        : map.getContainer().getBoundingClientRect().bottom;
+      var room = Math.floor(bottom - PANEL_GAP - panel.getBoundingClientRect().top);
+      panel.style.maxHeight = Math.max(PANEL_MIN, room) + "px";
+    }
+    map.on("resize", fit);
+    if (window.ResizeObserver) {  // a search's hits above it, the planning panel unfolded below it
+      var watch = new ResizeObserver(fit);
+      ["topleft", "bottomleft"].forEach(function (c) {
+        if (map._controlCorners && map._controlCorners[c]) { watch.observe(map._controlCorners[c]); }
+      });
+    }
+
     // --- on and off --------------------------------------------------------------------------------------------
     function active() { return toggle.getAttribute("aria-pressed") === "true"; }
     toggle.addEventListener("click", function () {
@@ -614,6 +650,8 @@
       toggle.setAttribute("aria-pressed", String(on));
       toggle.textContent = on ? t.done : t.edit;
       panel.hidden = !on;
+      foldPlanning(on);
+      fit();
       // the map's own hover and popups rest while editing (as while placing what-if centres)
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-placing");
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-editing");

@@ -254,9 +254,12 @@
     return found.reverse();
   }
 
-  // The topmost interactive feature at a point: {entry, props} or null.
-  registry.featureAt = function (map, latlng) {
-    var entries = registry.tileLayers.filter(function (e) { return e.map === map && e.opts.interactive !== false; })
+  // The topmost interactive feature at a point: {entry, props} or null.  ``accept`` (optional): only the
+  // layers it accepts (editing picks a grid under a gap's outline, not the outline).
+  registry.featureAt = function (map, latlng, accept) {
+    var entries = registry.tileLayers.filter(function (e) {
+      return e.map === map && e.opts.interactive !== false && (!accept || accept(e));
+    })
       .sort(function (a, b) { return b.opts.zIndex - a.opts.zIndex; });
     for (var i = 0; i < entries.length; i++) {
       var hits = tileFeaturesAt(entries[i], latlng);
@@ -679,7 +682,8 @@
     control.onAdd = function () { return box; };
     control.addTo(map);
     var panel = {
-      map: map, box: box, body: body,
+      map: map, box: box, body: body, fold: fold,
+      folded: function () { return body.hidden; },
       section: function (className, heading) {
         var section = el("div", "gm-planning-section " + className);
         section.appendChild(el("h4", null, heading));
