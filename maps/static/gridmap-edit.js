@@ -11,7 +11,8 @@
 
   var SAME = 1e-10;  // degrees: two vertices at the same place (JSON round trips keep doubles exact)
   var STYLE = {
-    edit: {color: "#d7301f", weight: 2.5, fillColor: "#fdbb84", fillOpacity: 0.35},
+    // a light fill: the grid's coverage colour stays readable under it (orange over blue would read as grey)
+    edit: {color: "#d7301f", weight: 3, fillColor: "#fdbb84", fillOpacity: 0.2},
     context: {color: "#2b8cbe", weight: 1.5, dashArray: "4 3", fillColor: "#a6bddb", fillOpacity: 0.12},
     problem: {color: "#ff00ff", weight: 4, dashArray: null}
   };
@@ -182,7 +183,7 @@
           }));
         });
     }
-    function pick(collection, key) {
+    function pick(collection, key, at) {
       var layer = opts.pickedFrom[collection];
       if (!layer || !sameLayer(layer) || busy) { return Promise.resolve(); }
       if (session.items[key] && session.items[key].role === "edit") {
@@ -195,8 +196,21 @@
         add(layer, got, "edit");
         session.selected = key;
         return layer === "grids" ? loadContext(bboxOf(got.data.geometry)) : null;
-      }).then(function () { say("", []); settle(); }, function (err) { say("error", [t.failed + ": " + err.message]); })
+      }).then(function () { say("", []); settle(); if (at) { reveal(at); } },
+              function (err) { say("error", [t.failed + ": " + err.message]); })
         .then(function () { busy = false; });
+    }
+    // The place just picked, when the form that opened covers it, is moved into the map's open part: beside
+    // the panel, or above it where it is a sheet along the bottom (a phone).
+    function reveal(latlng) {
+      if (panel.hidden) { return; }
+      var box = panel.getBoundingClientRect(), frame = map.getContainer().getBoundingClientRect();
+      var p = map.latLngToContainerPoint(latlng), x = frame.left + p.x, y = frame.top + p.y;
+      if (x < box.left || x > box.right || y < box.top || y > box.bottom) { return; }
+      var sheet = box.width > frame.width / 2;
+      var target = sheet ? L.point(p.x, (box.top - frame.top) / 2)
+        : L.point((box.right - frame.left + frame.width) / 2, p.y);
+      map.panBy(p.subtract(target), {animate: false});
     }
     registry.edit = {pick: pick, session: session};
 
@@ -514,7 +528,7 @@
       if (!active() || tool !== "pick") { return; }
       var hit = registry.featureAt(map, e.latlng, pickable);
       if (hit && opts.pickedFrom[hit.entry.opts.layer]) {
-        pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField]);
+        pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField], e.latlng);
       }
     });
 

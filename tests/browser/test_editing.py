@@ -210,6 +210,25 @@ def test_the_edit_panel_stays_in_reach_and_the_planning_panel_folds_while_editin
     assert not tab.page_errors
 
 
+def test_on_a_phone_a_grid_picked_low_on_the_screen_is_moved_above_the_panel(tab, editing_server):
+    tab.page.set_viewport_size({"width": 390, "height": 844})
+    start_editing(tab, editing_server, at=(Y0 + 0.5 * S, X0 + 0.5 * S))
+    low = tab.page.evaluate("""() => { const map = window.gridmap.map, size = map.getSize();
+      const at = map.containerPointToLatLng([size.x / 2, size.y / 2 + 200]); /* under the panel-to-be */
+      return [at.lat, at.lng]; }""")
+    tab.page.wait_for_function("""([lat, lng]) => {
+      const hit = window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng), window.gridmap.edit.pickable);
+      return hit && hit.props.grid_id === "g00";
+    }""", arg=low)
+    tab.page.mouse.click(*xy(tab, low))
+    tab.page.wait_for_selector('.gm-edit-form[data-key="g00"]')
+    panel = tab.page.locator(".gm-edit-panel").bounding_box()
+    x, y = xy(tab, low)  # where the tapped place is now: in view, above the panel
+    assert 0 < y < panel["y"] and 0 < x < 390
+    assert tab.page.evaluate("([x, y]) => !document.elementFromPoint(x, y).closest('.gm-edit')", [x, y])
+    assert not tab.page_errors
+
+
 def test_a_click_on_a_grids_edge_under_an_outline_picks_the_grid(tab, editing_server):
     start_editing(tab, editing_server, at=(Y0 + 0.5 * S, X0))
     # a pixel inside g00's west edge, which is its street's and district's: they have no centre, and the
