@@ -640,30 +640,38 @@
       }
     }
     var PANEL_MIN = 160, PANEL_GAP = 10;  // px
+    var corner = map.getContainer().querySelector(".leaflet-bottom.leaflet-left");
     function fit() {
       if (panel.hidden) { return; }
       if (window.getComputedStyle(panel).position === "fixed") { panel.style.maxHeight = ""; return; }  // a sheet
-      var corner = map._controlCorners && map._controlCorners.bottomleft;
       var bottom = corner && corner.firstChild ? corner.getBoundingClientRect().top
         : map.getContainer().getBoundingClientRect().bottom;
       var room = Math.floor(bottom - PANEL_GAP - panel.getBoundingClientRect().top);
       panel.style.maxHeight = Math.max(PANEL_MIN, room) + "px";
     }
-    map.on("resize", fit);
-    if (window.ResizeObserver) {  // a search's hits above it, the planning panel unfolded below it
-      var watch = new ResizeObserver(fit);
-      ["topleft", "bottomleft"].forEach(function (c) {
-        if (map._controlCorners && map._controlCorners[c]) { watch.observe(map._controlCorners[c]); }
+    var fitting = null;
+    function fitSoon() {  // in the next frame: a resize observer's callback must not resize what it watches
+      if (fitting === null) { fitting = L.Util.requestAnimFrame(function () { fitting = null; fit(); }); }
+    }
+    map.on("resize", fitSoon);
+    if (window.ResizeObserver) {  // the controls above the panel (a search's hits), the corner below it
+      var watch = new ResizeObserver(fitSoon);
+      if (corner) { watch.observe(corner); }
+      Array.prototype.forEach.call(box.parentNode ? box.parentNode.children : [], function (c) {
+        if (c !== box) { watch.observe(c); }
       });
     }
 
     // --- on and off --------------------------------------------------------------------------------------------
+    // One tool on the map at a time: editing and placing what-if centres (gridmap-map.js) each end the other,
+    // by the map's "gridmap:tool" event.
     function active() { return toggle.getAttribute("aria-pressed") === "true"; }
-    toggle.addEventListener("click", function () {
-      var on = !active();
+    function turn(on) {
+      if (on === active()) { return; }
       toggle.setAttribute("aria-pressed", String(on));
       toggle.textContent = on ? t.done : t.edit;
       panel.hidden = !on;
+      if (on) { map.fire("gridmap:tool", {tool: "edit"}); }
       foldPlanning(on);
       fit();
       // the map's own hover and popups rest while editing (as while placing what-if centres)
@@ -674,7 +682,9 @@
         map.doubleClickZoom.enable();
         if (map.pm.globalDrawModeEnabled && map.pm.globalDrawModeEnabled()) { map.pm.disableDraw(); }
       }
-    });
+    }
+    toggle.addEventListener("click", function () { turn(!active()); });
+    map.on("gridmap:tool", function (e) { if (e.tool !== "edit") { turn(false); } });
     render();
   };
 })();

@@ -825,12 +825,14 @@
     registry.proposals = drawn;
 
     function setActive(on) {
+      if (on) { map.fire("gridmap:tool", {tool: "whatif"}); }  // another tool on the map (editing) ends
       active = on;
       place.setAttribute("aria-pressed", String(on));
       hint.hidden = !on;
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-placing");
       if (on) { map.doubleClickZoom.disable(); } else { map.doubleClickZoom.enable(); }
     }
+    map.on("gridmap:tool", function (e) { if (e.tool !== "whatif" && active) { setActive(false); } });
     function say(state, rows) {
       result.setAttribute("data-state", state);
       result.textContent = "";

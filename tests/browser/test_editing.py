@@ -229,6 +229,21 @@ def test_on_a_phone_a_grid_picked_low_on_the_screen_is_moved_above_the_panel(tab
     assert not tab.page_errors
 
 
+def test_editing_and_placing_what_if_centres_take_turns(tab, editing_server):
+    sign_in(tab, editing_server, "editor1")
+    place, toggle = tab.page.locator(".gm-whatif-place"), tab.page.locator(".gm-edit-toggle")
+    place.click()
+    assert place.get_attribute("aria-pressed") == "true"
+    toggle.click()  # editing ends placing (a click on the map would do both otherwise)
+    assert toggle.get_attribute("aria-pressed") == "true" and place.get_attribute("aria-pressed") == "false"
+    tab.page.click(".gm-planning-toggle")  # unfolded by hand while editing
+    place.click()  # placing ends editing
+    assert place.get_attribute("aria-pressed") == "true" and toggle.get_attribute("aria-pressed") == "false"
+    assert tab.page.locator(".gm-edit-panel").is_hidden() and planning_open(tab)
+    assert "gm-placing" in tab.page.get_attribute(".leaflet-container", "class")
+    assert not tab.page_errors
+
+
 def test_a_click_on_a_grids_edge_under_an_outline_picks_the_grid(tab, editing_server):
     start_editing(tab, editing_server, at=(Y0 + 0.5 * S, X0))
     # a pixel inside g00's west edge, which is its street's and district's: they have no centre, and the
