@@ -100,7 +100,9 @@
     var report = el("div", "gm-edit-report");
     report.setAttribute("aria-live", "polite");
     // the form last: the panel scrolls, the buttons stay in reach
-    [tools, hint, summary, actions, messageLabel, saveButton, report, form].forEach(function (n) {
+    var sendRow = el("div", "gm-edit-send");  // the message and the save button on one line
+    sendRow.appendChild(messageLabel); sendRow.appendChild(saveButton);
+    [tools, hint, summary, actions, sendRow, report, form].forEach(function (n) {
       panel.appendChild(n);
     });
 
@@ -527,7 +529,7 @@
     map.on("click", function (e) {
       if (!active() || tool !== "pick") { return; }
       var hit = registry.featureAt(map, e.latlng, pickable);
-      if (hit && opts.pickedFrom[hit.entry.opts.layer]) {
+      if (hit) {
         pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField], e.latlng);
       }
     });

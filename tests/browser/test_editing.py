@@ -169,6 +169,9 @@ NOT_IN_REACH = """els => els.map(el => {
   return top === el || el.contains(top) ? null
     : `${el.name || el.className} at (${Math.round(x)}, ${Math.round(y)}) under ${top ? top.className : "nothing"}`;
 }).filter(Boolean)"""
+SAVE_IN_VIEW = """() => { const el = document.querySelector(".gm-edit-save"), r = el.getBoundingClientRect();
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return top === el || el.contains(top); }"""
 REACHED = ".gm-edit-save, .gm-edit-check, .gm-edit-message, .gm-edit-form input, .gm-edit-form select"
 
 
@@ -188,7 +191,7 @@ def test_the_form_is_labelled_in_the_readers_language(tab, editing_server):
     assert not tab.page_errors
 
 
-@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+@pytest.mark.parametrize("width,height", [(1280, 800), (1280, 640), (390, 844)])  # (640: a laptop's window)
 def test_the_edit_panel_stays_in_reach_and_the_planning_panel_folds_while_editing(tab, editing_server, width,
                                                                                     height):
     tab.page.set_viewport_size({"width": width, "height": height})
@@ -200,6 +203,8 @@ def test_the_edit_panel_stays_in_reach_and_the_planning_panel_folds_while_editin
     spot = (Y0 + 0.25 * S, X0 + 0.25 * S)
     pick(tab, spot, "g00")
     assert tab.page.eval_on_selector_all(REACHED, NOT_IN_REACH) == []
+    # the form scrolled to its last field (above), the buttons have stayed in view without scrolling back
+    assert tab.page.evaluate(SAVE_IN_VIEW)
     assert not planning_open(tab)
     # the picked grid stays in view beside (or above) the panel
     at = tab.page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('.gm-edit, .leaflet-container')"
