@@ -4,7 +4,9 @@ WebMercatorQuad tile matrix set, as QGIS and GDAL's OGC API driver walk them."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -139,7 +141,10 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
         return sources.get(found.tag, lambda: tiles.TileSource.of(collection_id, found.features.gdf,
                                                                   list(found.features.columns)))
 
-    def cut() -> bytes:
+    def cut() -> Cut:
+        return Cut.of(cut_bytes(), collection_id, found.hidden, z, x, y)
+
+    def cut_bytes() -> bytes:
         if z < tiles.first_zoom(collection_id):
             return b""
         # a stored layer: the database may cut it where the features are (an overview is dissolved here)
@@ -168,16 +173,41 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
         return boxes
 
     state = found.version.version if found.version is not None else None
-    data = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since)
-    # strong, and named by the bytes: a tile an edit did not change keeps its ETag across versions
-    etag = negotiation.etag_of("tile", collection_id, sorted(found.hidden), z, x, y,
-                               hashlib.sha256(data).hexdigest())
-    if unchanged := negotiation.not_modified(etag):
-        return unchanged
-    response = Response(data, status=200 if data else 204, mimetype=tiles.MVT)
-    response.set_etag(etag)
-    response.cache_control.no_cache = True  # revalidated: a 304 while the tile stands
-    return response
+    made = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since)
+    return made.response()
+
+
+class Cut(NamedTuple):
+    """A tile as it is sent, made once when it is cut (a warm request only picks its bytes, never gzips them):
+    plain, gzipped (None: too small to gain), and its strong ETag, named by the bytes (a tile an edit did not
+    change keeps its ETag across versions).  A tuple: the page cache counts its bytes."""
+
+    plain: bytes
+    gzipped: bytes | None
+    etag: str
+
+    @classmethod
+    def of(cls, data: bytes, collection_id: str, hidden, z: int, x: int, y: int) -> "Cut":
+        etag = negotiation.etag_of("tile", collection_id, sorted(hidden), z, x, y, hashlib.sha256(data).hexdigest())
+        # level 6, once: smaller than the level 1 text responses get on the fly; mtime 0: the same bytes each time
+        gzipped = gzip.compress(data, compresslevel=6, mtime=0) if len(data) >= GZIP_FROM else None
+        return cls(data, gzipped, etag)
+
+    def response(self) -> Response:
+        if unchanged := negotiation.not_modified(self.etag):
+            return unchanged
+        zipped = self.gzipped is not None and "gzip" in request.accept_encodings
+        response = Response(self.gzipped if zipped else self.plain, status=200 if self.plain else 204,
+                            mimetype=tiles.MVT)
+        if zipped:  # Flask-Compress leaves an encoded response alone; its ETag as Flask-Compress would mark it
+            response.headers["Content-Encoding"] = "gzip"
+        response.set_etag(f"{self.etag}:gzip" if zipped else self.etag)
+        response.vary.add("Accept-Encoding")
+        response.cache_control.no_cache = True  # revalidated: a 304 while the tile stands
+        return response
+
+
+GZIP_FROM = 500  # bytes: Flask-Compress's COMPRESS_MIN_SIZE
 
 
 def _stored_changes(collection_id: str, old: int | None, new: int):

@@ -242,3 +242,22 @@ def test_postgis_recuts_only_the_tiles_an_edit_touches(tmp_path, postgis_url, mo
         assert near.headers["ETag"] != before[near_url()].headers["ETag"] and cut == [(Z, NEAR_X, NEAR_Y)]
     finally:
         app.extensions["gridmap"].jobs.close()
+
+
+def test_a_warm_tile_is_sent_as_gzipped_once_when_cut(client, filled, monkeypatch):
+    import flask_compress.flask_compress as compress_module
+    import gzip
+
+    first = client.get(url(), headers={"Accept-Encoding": "gzip"})
+    assert first.headers["Content-Encoding"] == "gzip" and first.headers["ETag"].endswith(':gzip"')
+    plain = client.get(url())  # a client that takes no gzip: the plain bytes, the plain ETag
+    assert "Content-Encoding" not in plain.headers and gzip.decompress(first.data) == plain.data
+    assert plain.headers["ETag"] == first.headers["ETag"].replace(":gzip", "")
+    assert "Accept-Encoding" in first.headers["Vary"]
+    gzipped = []
+    monkeypatch.setattr(compress_module, "_compress_data", lambda *a: gzipped.append(a) or b"")
+    monkeypatch.setattr(gzip, "compress", lambda *a, **k: gzipped.append(a) or b"")
+    again = client.get(url(), headers={"Accept-Encoding": "gzip"})
+    assert (again.data, again.headers["ETag"]) == (first.data, first.headers["ETag"]) and not gzipped
+    assert client.get(url(), headers={"Accept-Encoding": "gzip", "If-None-Match": first.headers["ETag"]}
+                      ).status_code == 304
