@@ -173,7 +173,8 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
         return boxes
 
     state = found.version.version if found.version is not None else None
-    made = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since)
+    made = services().tile_versions.tile((collection_id, found.hidden), found.tag, state, z, x, y, cut, since,
+                                         tiles.local_from(collection_id))
     return made.response()
 
 
