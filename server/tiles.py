@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 
 from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
@@ -133,7 +134,9 @@ def tile(collection_id: str, tms: str, z: int, y: int, x: int):
     _check_tms(tms)
     _no_parameters()
     tiles.check_tile(z, x, y)
-    found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())
+    # hidden from this reader, of what tiles carry: readers who differ only in fields no tile holds share tiles
+    hidden = privacy.hidden_fields() & frozenset(tiles.TILE_FIELDS.get(collection_id, ()))
+    found = services().catalog.get(collection_id, hidden=hidden)
     sources = services().tile_sources
     fields = tiles.shown_fields(collection_id, found.features.columns)
 
@@ -231,3 +234,70 @@ def _stored_changes(collection_id: str, old: int | None, new: int):
     bounds = np.concatenate([before.geometry.bounds.to_numpy(), after.geometry.bounds.to_numpy()]).reshape(-1, 4)
     return (tiles.mercator_boxes(bounds[~np.isnan(bounds).any(axis=1)]), after,
             changes.changed | changes.removed)
+
+
+# --- seeding: the low zooms cut before anyone asks ------------------------------------------------------
+
+class Seeder:
+    """Cuts the tiles of zooms up to ``max_zoom`` (the few over a whole city or province) of the map's layers
+    before any visitor asks, as tile servers seed (MapProxy, TileCache): at the warm-up and again whenever a
+    layer's version changes (an edit in this process wakes it; one made elsewhere is seen within POLL_S).
+    The tiles are asked for through the app as an anonymous reader asks, so they land in the same cache and
+    are carried across versions (or cut anew) exactly as any tile is (``geodata.tiles.TileVersions``)."""
+
+    POLL_S = 5.0
+
+    def __init__(self, app: Flask, collections, max_zoom: int):
+        self.app, self.collections, self.max_zoom = app, tuple(collections), max_zoom
+        self._wake = threading.Event()
+        self._seeded = None  # the versions (tags) of the collections last seeded
+
+    def seed(self) -> int:
+        """Cut what a change left to cut (nothing when no version changed); how many tiles were asked for."""
+        if self.max_zoom < 0:
+            return 0
+        catalog, client = self.app.extensions["gridmap"].catalog, self.app.test_client()
+        with self.app.app_context():
+            found = [catalog.get(c) for c in self.collections]  # a derived one: its analysis, computed here
+        tags = tuple(f.tag for f in found)
+        if tags == self._seeded:
+            return 0
+        asked = 0
+        for collection, f in zip(self.collections, found):
+            bounds = f.features.bounds
+            if not bounds:
+                continue
+            for z in range(tiles.first_zoom(collection), self.max_zoom + 1):
+                (x0, y0), (x1, y1) = tiles.tile_of(bounds[0], bounds[3], z), tiles.tile_of(bounds[2], bounds[1], z)
+                for x in range(x0, x1 + 1):
+                    for y in range(y0, y1 + 1):
+                        client.get(f"/api/collections/{collection}/tiles/{tiles.TMS}/{z}/{y}/{x}")
+                        asked += 1
+        self._seeded = tags
+        return asked
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def follow(self) -> None:
+        """Seed again after each change, for as long as the process runs (a thread of its own)."""
+        def run():
+            while True:
+                self._wake.wait(self.POLL_S)
+                self._wake.clear()
+                try:
+                    self.seed()
+                except Exception:  # a database away a moment: the next round tries again
+                    self.app.logger.exception("seeding tiles")
+
+        threading.Thread(target=run, name="gridmap-tile-seeder", daemon=True).start()
+
+
+@blueprint.after_app_request
+def _wake_seeder(response: Response) -> Response:
+    """A write that went through may have made new versions: the seeder looks at once."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 400:
+        seeder = current_app.extensions.get("gridmap_seeder")
+        if seeder is not None:
+            seeder.wake()
+    return response
