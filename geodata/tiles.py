@@ -5,8 +5,11 @@ spatial index); each tile then takes the features its box meets, clips them a li
 box (so strokes join across tiles), snaps them to the tile's 4096 × 4096 grid — polygon layers that
 tile the land simplified as a coverage, so neighbours keep their shared edges — and encodes them
 (``geodata.mvt``).  Only the properties the map shows go into tiles (``TILE_FIELDS``), and only from
-the zoom level each layer is drawn at (``MIN_ZOOM``).  An edit re-cuts only the tiles it touches
-(``TileSource.updated``, ``TileVersions``).
+the zoom level each layer is drawn at (``MIN_ZOOM``).  Below the grids' zoom those polygon layers are cut
+from their shapes generalised once a zoom (``TileSource.level``: simplified by a pixel as a coverage, the
+coverage overview's specks merged into their neighbours), not simplified tile by tile.  An edit re-cuts only
+the tiles it touches (``TileSource.updated``, ``TileVersions``; below the grids' zoom, every tile of a
+layer it changed: a generalisation is not local).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ TILE_FIELDS = {
 }
 SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
 PIXEL = 8  # tile units a pixel: the map draws a tile 512 px wide
-# below the grids' zoom, polygon layers that tile the land are cut from their shapes generalized once a zoom
+# below the grids' zoom, polygon layers that tile the land are cut from their shapes generalised once a zoom
 # (``TileSource.level``), not simplified tile by tile: a province's tile of z6 took 0.8 s and 150 KB of
 # outlines a pixel wide.  Simplified by a pixel, as a coverage (neighbours keep their shared edges)
 GENERALIZED_BELOW = MIN_ZOOM["grids"]
@@ -113,7 +116,7 @@ class TileSource:
     lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
     # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
     touched: np.ndarray | None = None
-    # its shapes generalized for a zoom below GENERALIZED_BELOW (made when first asked for): zoom -> source
+    # its shapes generalised for a zoom below GENERALIZED_BELOW (made when first asked for): zoom -> source
     levels: dict = field(default_factory=dict)
     simplified: bool = False  # a level: its shapes are simplified for the one zoom it is cut at
     specks: bool = False  # an overview: its levels merge parts too small to see into a neighbour
@@ -222,16 +225,16 @@ class TileSource:
         return cls(name, merged, table, shapely.STRtree(merged), True, 0, specks=True)
 
     def level(self, z: int) -> "TileSource":
-        """This coverage generalized for zoom ``z`` (below GENERALIZED_BELOW): simplified by LEVEL_TOLERANCE as
+        """This coverage generalised for zoom ``z`` (below GENERALIZED_BELOW): simplified by LEVEL_TOLERANCE as
         a coverage (shared edges stay shared), an overview's specks merged into their neighbours first.  Made
         once a zoom, each from the zoom above (fewer vertices each time: a province's eleven take seconds)."""
         with self.lock:
             for k in range(GENERALIZED_BELOW - 1, z - 1, -1):
                 if k not in self.levels:
-                    self.levels[k] = self.levels.get(k + 1, self)._generalized(k, self.specks)
+                    self.levels[k] = self.levels.get(k + 1, self)._generalised(k, self.specks)
             return self.levels[z]
 
-    def _generalized(self, z: int, specks: bool) -> "TileSource":
+    def _generalised(self, z: int, specks: bool) -> "TileSource":
         unit = 2 * ORIGIN / 2**z / EXTENT
         geometries, table = self.geometries, self.table
         if specks and len(geometries):
@@ -273,15 +276,14 @@ class TileSource:
             local, hits = local[polygonal], hits[polygonal]
             # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
             # SIMPLIFY_BELOW tolerances: elsewhere the grid below takes out nearly all simplifying would (and
-            # coverage_simplify took half a cold tile); the dense features alone keep their outline then.  A
-            # level's shapes are simplified already
-            tolerance = 1.0
-            dense = self.spacing[hits] < SIMPLIFY_BELOW * tolerance * unit if not self.simplified else \
-                np.zeros(len(hits), dtype=bool)
+            # coverage_simplify took half a cold tile); the dense features alone keep their outline then (by a
+            # tile unit).  A level's shapes are simplified already
+            dense = np.zeros(len(hits), dtype=bool) if self.simplified else \
+                self.spacing[hits] < SIMPLIFY_BELOW * unit
             if dense.all() and len(local):
-                local = shapely.coverage_simplify(local, tolerance, simplify_boundary=True)
+                local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True)
             elif dense.any():
-                local[dense] = shapely.coverage_simplify(local[dense], tolerance, simplify_boundary=False)
+                local[dense] = shapely.coverage_simplify(local[dense], 1.0, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python

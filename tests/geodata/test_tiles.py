@@ -202,8 +202,8 @@ def test_low_zoom_tiles_come_from_shapes_generalised_once_a_zoom(monkeypatch):
     coverage = block()
     source = tiles.TileSource.of("coverage", coverage, list(coverage.columns))
     made = []
-    real = tiles.TileSource._generalized
-    monkeypatch.setattr(tiles.TileSource, "_generalized", lambda self, z, specks: made.append(z) or real(self, z, specks))
+    real = tiles.TileSource._generalised
+    monkeypatch.setattr(tiles.TileSource, "_generalised", lambda self, z, specks: made.append(z) or real(self, z, specks))
     for z in (8, 8, 7, 9):
         for dx in (0, 1):
             source.tile(z, (X >> (Z - z)) + dx, Y >> (Z - z))
