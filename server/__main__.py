@@ -208,8 +208,11 @@ def warm_up(app, follow: bool = False) -> None:
             client.get(f"/map/labels/{level}.json", query_string={"bbox": ",".join(map(str, bounds))})
     client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
     seeder = Seeder(app, WARM_TILES, app.config["TILE_SEED_ZOOM"])
-    seeder.seed()
-    if follow:
+    try:
+        seeder.seed()
+    except Exception:  # a database away a moment: tiles are cut when asked for, and seeded again later
+        app.logger.exception("seeding tiles")
+    if follow and seeder.max_zoom >= 0:
         app.extensions["gridmap_seeder"] = seeder
         seeder.follow()
     release_freed_memory()  # what building them freed
