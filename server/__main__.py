@@ -186,11 +186,15 @@ def _ask_password() -> str:
     return sys.stdin.readline().rstrip("\n")  # scripts pipe it in
 
 
-def warm_up(app) -> None:
-    """Compute the analysis, the tile sources and place names the map's first view asks for, and the search
-    index, so the first planner to open the map need not wait (a province's take seconds each)."""
+def warm_up(app, follow: bool = False) -> None:
+    """Compute the analysis, the tile sources and place names the map's first view asks for, the search
+    index and the low zooms' tiles (``GRIDMAP_TILE_SEED_ZOOM``), so the first planner to open the map need not
+    wait (a province's take seconds each).  ``follow``: seed those tiles again after each change, for as long
+    as the process runs."""
     from geodata import tiles
     from geodata.cache import release_freed_memory
+
+    from .tiles import Seeder
 
     client = app.test_client()
     bounds = app.extensions["gridmap"].catalog.get("grids").features.bounds
@@ -203,6 +207,14 @@ def warm_up(app) -> None:
         for level in tiles.LABELS:
             client.get(f"/map/labels/{level}.json", query_string={"bbox": ",".join(map(str, bounds))})
     client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
+    seeder = Seeder(app, WARM_TILES, app.config["TILE_SEED_ZOOM"])
+    try:
+        seeder.seed()
+    except Exception:  # a database away a moment: tiles are cut when asked for, and seeded again later
+        app.logger.exception("seeding tiles")
+    if follow and seeder.max_zoom >= 0:
+        app.extensions["gridmap_seeder"] = seeder
+        seeder.follow()
     release_freed_memory()  # what building them freed
     app.extensions.setdefault("gridmap_warm", threading.Event()).set()  # /healthz says so
 
@@ -229,7 +241,7 @@ def serve(options: dict) -> None:
         (never before): it answers at once (a province's analysis takes a minute; requests that need it
         wait for this one computation, never start another)."""
         threading.Thread(target=app.extensions["gridmap"].jobs.warm, name="gridmap-jobs-warm", daemon=True).start()
-        threading.Thread(target=warm_up, args=(app,), name="gridmap-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, args=(app, True), name="gridmap-warm-up", daemon=True).start()
 
     class Server(BaseApplication):
         def load_config(self):

@@ -119,6 +119,8 @@ SETTINGS = (
             "others get 400. Empty: any", _names),
     Setting("CACHE_MB", 256, "memory for rendered map layers, pages and documents, in MiB a worker "
             "(map layers half, items pages and documents a quarter each)", int),
+    Setting("TILE_SEED_ZOOM", 8, "vector tiles of zooms up to this one are cut at start and after each change, "
+            "before anyone asks (-1: none)", int),
     Setting("MAX_VERTICES", 2_000_000, "most vertices an upload may have in all (more get 413)", int),
     Setting("MAX_FEATURE_VERTICES", 100_000, "most vertices one feature of an upload may have (more get 413)", int),
     Setting("MAX_TEXT_CHARS", 10_000, "longest text value an upload may have, in characters (longer get 413)", int),
