@@ -71,7 +71,8 @@ def walkable(roads: gpd.GeoDataFrame) -> np.ndarray:
         return np.array([], dtype=object)
     keep = np.ones(len(roads), dtype=bool)
     if "walkable" in roads.columns:
-        keep = ~roads["walkable"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v).to_numpy(bool)
+        # a plain loop over a list: Series.map costs several times as much a value
+        keep = ~np.array([isinstance(v, (bool, np.bool_)) and not v for v in roads["walkable"].tolist()], dtype=bool)
     return np.asarray(roads.geometry.values, dtype=object)[keep]
 
 
@@ -204,30 +205,44 @@ def reached(net: Network, xy: np.ndarray, radii: np.ndarray) -> Reach:
     (``radius - min over centres of the distance``, per level), likewise from ``v``; each centre's own
     segment also from the centre itself.  Far cheaper than every centre's own walk, and all coverage needs.
     """
+    return reached_within(net, xy, radii, (None,))[0]
+
+
+def reached_within(net: Network, xy: np.ndarray, radii: np.ndarray, limits) -> list[Reach]:
+    """:func:`reached` with each centre's radius capped at each of ``limits`` (None: no cap), in that order:
+    the walk and its life circles from the same Dijkstras (one a level, to the level's radius: a shorter
+    walk is the part of it within the shorter distance)."""
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     radii = np.asarray(radii, dtype=float)
+    limits = list(limits)
     k = len(xy)
     if net.empty or k == 0:
-        return Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int))
+        return [Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int)) for _ in limits]
     graph, src, edge, t = _with_sources(net, xy)
     n = len(net.xy)
-    best_u = np.full(len(net.u), -np.inf)
-    best_v = np.full(len(net.u), -np.inf)
+    best = [(np.full(len(net.u), -np.inf), np.full(len(net.u), -np.inf)) for _ in limits]
     for level_radius in np.unique(radii):
         members = np.flatnonzero(radii == level_radius)
         dist = csgraph.dijkstra(graph, directed=False, indices=src[members], limit=level_radius, min_only=True)[:n]
-        np.maximum(best_u, level_radius - dist[net.u], out=best_u)
-        np.maximum(best_v, level_radius - dist[net.v], out=best_v)
+        du, dv = dist[net.u], dist[net.v]
+        for (best_u, best_v), limit in zip(best, limits):
+            r = level_radius if limit is None else min(level_radius, limit)
+            np.maximum(best_u, r - du, out=best_u)
+            np.maximum(best_v, r - dv, out=best_v)
     pu, pv, L = net.xy[net.u], net.xy[net.v], net.length
-    from_u, from_v = np.clip(best_u, 0, L), np.clip(best_v, 0, L)
-    whole = from_u + from_v >= L
-    lo = np.r_[np.zeros(len(L)), (L - from_v)[~whole], np.maximum(0, t - radii)]
-    hi = np.r_[np.where(whole, L, from_u), L[~whole], np.minimum(L[edge], t + radii)]
-    e = np.r_[np.arange(len(L)), np.flatnonzero(~whole), edge]
-    keep = hi > lo
-    lo, hi, e = lo[keep], hi[keep], e[keep]
-    d = (pv[e] - pu[e]) / L[e][:, None]
-    return Reach(pu[e] + lo[:, None] * d, pu[e] + hi[:, None] * d, np.full(len(e), -1))
+    out = []
+    for (best_u, best_v), limit in zip(best, limits):
+        own = radii if limit is None else np.minimum(radii, limit)
+        from_u, from_v = np.clip(best_u, 0, L), np.clip(best_v, 0, L)
+        whole = from_u + from_v >= L
+        lo = np.r_[np.zeros(len(L)), (L - from_v)[~whole], np.maximum(0, t - own)]
+        hi = np.r_[np.where(whole, L, from_u), L[~whole], np.minimum(L[edge], t + own)]
+        e = np.r_[np.arange(len(L)), np.flatnonzero(~whole), edge]
+        keep = hi > lo
+        lo, hi, e = lo[keep], hi[keep], e[keep]
+        d = (pv[e] - pu[e]) / L[e][:, None]
+        out.append(Reach(pu[e] + lo[:, None] * d, pu[e] + hi[:, None] * d, np.full(len(e), -1)))
+    return out
 
 
 def _with_sources(net: Network, xy: np.ndarray):
@@ -303,10 +318,18 @@ def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gp
                      access_m: float) -> np.ndarray:
     """The walking catchments of point centres (metric CRS) along ``roads_m``'s walkable roads, as polygons
     whose union is the union of the centres' catchments (:func:`covered_land`): what coverage needs."""
+    return frame_walks(centers_m, radii, network_of(roads_m), access_m, (None,))[0]
+
+
+def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, access_m: float,
+                limits) -> list[np.ndarray]:
+    """:func:`frame_catchments` along ``net`` with the centres' radii capped at each of ``limits`` (None: not
+    capped), from one walk (:func:`reached_within`)."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
     xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
-    return covered_land(reached(network_of(roads_m), xy, np.asarray(radii, dtype=float)[present]), access_m)
+    found = reached_within(net, xy, np.asarray(radii, dtype=float)[present], limits)
+    return [covered_land(f, access_m) for f in found]
 
 
 def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
@@ -315,4 +338,4 @@ def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
 
 
 __all__ = ["Network", "Reach", "build", "catchments", "covered_land", "frame_catchments", "has_roads", "network_of",
-           "reach", "reached", "segments_of", "walkable"]
+           "reach", "reached", "reached_within", "frame_walks", "segments_of", "walkable"]
