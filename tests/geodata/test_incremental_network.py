@@ -9,6 +9,7 @@ circle's) the same numbers, grid for grid and unit for unit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import geopandas as gpd
@@ -97,6 +98,17 @@ def test_a_centre_moved_across_the_river():
     old = layout(CELLS)
     got, want = walked_and_cold(old, _moved(old, "c00", 600, 1600))
     assert_same_walk(got, want)
+
+
+def test_a_centre_whose_walk_reaches_a_grid_beyond_its_disc():
+    # from x 150 on the street y 250: 300 m east to x 450, and the round end of the land 100 m around it: 50 m
+    # into grid g0100 (x ≥ 500), beyond the disc's reach (x ≤ 450): a grid only the walk tells apart
+    old = layout(CELLS, ((0.9, 0.9, "community"),))
+    got, want = walked_and_cold(old, _moved(old, "c00", 150, 250))
+    assert_same_walk(got, want)
+    ratio = dict(zip(got.coverage["grid_id"], got.coverage["coverage_ratio"]))["g0100"]
+    cap = 100 ** 2 * math.acos(50 / 100) - 50 * math.sqrt(100 ** 2 - 50 ** 2)  # a circle's segment 50 m deep
+    assert ratio == pytest.approx(cap / SIZE ** 2, rel=2e-2)  # (the polygonal circle's a little less)
 
 
 def test_an_analysis_read_back_without_its_walk_walks_the_old_centres_again():
