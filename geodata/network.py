@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -56,6 +56,7 @@ class Network:
     graph: sparse.csr_matrix  # symmetric, nodes × nodes, weights = lengths
     segments: np.ndarray  # each edge as a two-point LineString from u to v
     tree: shapely.STRtree  # over ``segments``
+    snaps: dict = field(default_factory=dict, repr=False)  # a point's bytes -> its segment and place on it
 
     @property
     def empty(self) -> bool:
@@ -264,9 +265,7 @@ def _with_sources(net: Network, xy: np.ndarray):
     """The graph with each centre as a node n+i joined to the ends of its nearest segment by the segment's
     two parts; the centres' nodes, segments and distances along them from ``u``."""
     k = len(xy)
-    points = shapely.points(xy)
-    _, edge = net.tree.query_nearest(points, all_matches=False)
-    t = shapely.line_locate_point(net.segments[edge], points)
+    edge, t = _snapped(net, xy)
     n = len(net.xy)
     src = np.arange(n, n + k)
     w_u, w_v = np.maximum(t, _TINY), np.maximum(net.length[edge] - t, _TINY)
@@ -275,6 +274,30 @@ def _with_sources(net: Network, xy: np.ndarray):
     extra = sparse.csr_matrix((np.r_[w_u, w_u, w_v, w_v], (rows, cols)), shape=(n + k, n + k))
     graph = sparse.block_diag([net.graph, sparse.csr_matrix((k, k))], format="csr") + extra
     return graph, src, edge, t
+
+
+_SNAPS_KEPT = 500_000
+
+
+def _snapped(net: Network, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest segment of each point and the distance along it from its ``u``; each point looked up in
+    the tree once per network in this process (an update walks from the same centres but one)."""
+    raw = np.ascontiguousarray(xy, dtype=float).tobytes()
+    keys = [raw[i * 16:(i + 1) * 16] for i in range(len(xy))]
+    known = [net.snaps.get(key) for key in keys]
+    missing = np.array([i for i, found in enumerate(known) if found is None], dtype=np.intp)
+    edge, t = np.zeros(len(xy), dtype=np.intp), np.zeros(len(xy))
+    if len(missing):
+        points = shapely.points(xy[missing])
+        _, edge[missing] = net.tree.query_nearest(points, all_matches=False)
+        t[missing] = shapely.line_locate_point(net.segments[edge[missing]], points)
+        if len(net.snaps) + len(missing) > _SNAPS_KEPT:
+            net.snaps.clear()
+        net.snaps.update(zip((keys[i] for i in missing.tolist()), zip(edge[missing].tolist(), t[missing].tolist())))
+    for i, found in enumerate(known):
+        if found is not None:
+            edge[i], t[i] = found
+    return edge, t
 
 
 TILE_M = 500.0  # the union of catchments is buffered in tiles of this size (a few segments each)
@@ -294,25 +317,30 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
         return np.array([], dtype=object)
     middle = (found.a + found.b) / 2
     cell = np.floor(middle / TILE_M).astype(np.int64)
-    _, tile = np.unique(cell, axis=0, return_inverse=True)
-    tile = tile.ravel()
-    order = np.lexsort((found.b[:, 1], found.b[:, 0], found.a[:, 1], found.a[:, 0], tile))  # same pieces, same key
+    low = cell.min(axis=0)
+    # the tiles numbered by cell, west to east, then south to north (one number a cell: quicker than rows)
+    _, tile = np.unique((cell[:, 0] - low[0]) * (cell[:, 1].max() - low[1] + 1) + (cell[:, 1] - low[1]),
+                        return_inverse=True)
+    # within a tile the pieces stay in ``found``'s order, by edge and place (``reached_within``): the same
+    # pieces, the same key
+    order = np.argsort(tile, kind="stable")
     coords = np.ascontiguousarray(np.column_stack([found.a, found.b])[order])
     tile = tile[order]
     starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
     ends = np.r_[starts[1:], len(tile)]
-    keys = [hashlib.blake2b(coords[a:b].tobytes() + repr(access_m).encode(), digest_size=16).digest()
-            for a, b in zip(starts, ends)]
+    # a tile's key: its pieces' bytes and the access distance (slices of one bytes object: no hashing here)
+    raw, tail, width = coords.tobytes(), repr(access_m).encode(), coords.itemsize * 4
+    keys = [raw[a * width:b * width] + tail for a, b in zip(starts.tolist(), ends.tolist())]
     out = np.empty(len(keys), dtype=object)
     with _LOCK:
         for i, key in enumerate(keys):
             out[i] = _TILES.get(key)
     todo = np.flatnonzero([g is None for g in out])
     if len(todo):
-        lines = shapely.linestrings(coords.reshape(-1, 2, 2))
         wanted = np.isin(tile, todo)
+        lines = shapely.linestrings(coords[wanted].reshape(-1, 2, 2))
         groups = np.searchsorted(todo, tile[wanted])
-        merged = shapely.line_merge(shapely.multilinestrings(lines[wanted], indices=groups))
+        merged = shapely.line_merge(shapely.multilinestrings(lines, indices=groups))
         from .coverage import _parallel  # (coverage imports this module)
 
         out[todo] = _parallel(lambda g: shapely.buffer(g, access_m, quad_segs=BUFFER_QUAD_SEGS), merged)
