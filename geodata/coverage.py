@@ -247,7 +247,15 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     ``covered_population``.  Each grid's figures depend on it and the discs and tiles near it only, so an
     update computes those of a few grids alike (geodata.incremental).
     """
-    disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
+    walked = (walk.land[None], ratio, uncovered)
+    for tiles in walk.land.values():  # prepared here once: preparing mutates them, and threads share them
+        shapely.prepare(tiles)
+    # the discs and the life circles side by side (GEOS lets go of the GIL); a grid that only tiles of the walk
+    # itself touch is as much within a life circle as within the walk (``tile_coverage``)
+    with ThreadPoolExecutor(THREADS) as pool:
+        rings = [pool.submit(tile_coverage, grid_geoms, walk.land[d], walked) for d in params.life_circles_m]
+        disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
+        rings = [ring.result()[0] for ring in rings]
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
     candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
@@ -258,11 +266,8 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
         gap_share = np.where(area > 0, shapely.area(gap) / area, 0.0)
     columns = {"disc_covered_population": covered_population(grids, disc_ratio),
                "walk_gap_population": covered_population(grids, np.clip(gap_share, 0, 1))}
-    walked = (walk.land[None], ratio, uncovered)
-    for distance in params.life_circles_m:
-        # a grid that only tiles of the walk itself touch is as much within the life circle as within the walk
-        columns[ring_column(distance)] = covered_population(grids, tile_coverage(grid_geoms, walk.land[distance],
-                                                                                 walked)[0])
+    for distance, ring in zip(params.life_circles_m, rings):
+        columns[ring_column(distance)] = covered_population(grids, ring)
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()

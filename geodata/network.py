@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -372,7 +373,14 @@ def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, ac
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
     xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
     found = reached_within(net, xy, np.asarray(radii, dtype=float)[present], limits)
-    return [covered_land(f, access_m) for f in found]
+    # the first (the walk, as a rule) alone: the others find its tiles kept where their pieces are the same
+    out = [covered_land(found[0], access_m)] if found else []
+    if len(found) > 1:
+        from .coverage import THREADS  # (coverage imports this module)
+
+        with ThreadPoolExecutor(THREADS) as pool:  # GEOS lets go of the GIL: the others side by side
+            out += list(pool.map(lambda f: covered_land(f, access_m), found[1:]))
+    return out
 
 
 def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
