@@ -248,14 +248,14 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     update computes those of a few grids alike (geodata.incremental).
     """
     walked = (walk.land[None], ratio, uncovered)
-    for tiles in walk.land.values():  # prepared here once: preparing mutates them, and threads share them
-        shapely.prepare(tiles)
-    # the discs and the life circles side by side (GEOS lets go of the GIL); a grid that only tiles of the walk
-    # itself touch is as much within a life circle as within the walk (``tile_coverage``)
-    with ThreadPoolExecutor(THREADS) as pool:
-        rings = [pool.submit(tile_coverage, grid_geoms, walk.land[d], walked) for d in params.life_circles_m]
+    # the life circles beside the discs (GEOS lets go of the GIL), one after another: they share tiles, and a
+    # prepared polygon builds its indexes on first use, which two threads must not do at once.  A grid that
+    # only tiles of the walk itself touch is as much within a life circle as within the walk (``tile_coverage``)
+    with ThreadPoolExecutor(1) as pool:
+        rings = pool.submit(lambda: [tile_coverage(grid_geoms, walk.land[d], walked)[0]
+                                     for d in params.life_circles_m])
         disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
-        rings = [ring.result()[0] for ring in rings]
+        rings = rings.result()
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
     candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
