@@ -147,14 +147,18 @@ class Walk:
     land: dict
 
 
-def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params) -> Walk:
-    """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level."""
+def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, beside=None) -> Walk:
+    """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level;
+    ``beside(tiles)`` called with the walk's land while the life circles' is buffered."""
     limits = (None, *params.life_circles_m)
     if centers_m.empty:
-        return Walk(net, {limit: np.array([], dtype=object) for limit in limits})
+        land = {limit: np.array([], dtype=object) for limit in limits}
+        if beside is not None:
+            beside(land[None])
+        return Walk(net, land)
     radii = _radii(centers_m, params)
     keep = radii > 0
-    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits)
+    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits, beside)
     return Walk(net, dict(zip(limits, tiles)))
 
 
@@ -181,8 +185,14 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    walk = walk_of(center_m, network.network_of(roads.to_crs(crs)), params) if walks(params, roads) else None
-    ratio, uncovered = grid_coverage(grid_geoms, walk.land[None] if walk else catchments(center_m, params))
+    if walks(params, roads):  # the walk's coverage measured while its life circles' land is buffered
+        measured = []
+        walk = walk_of(center_m, network.network_of(roads.to_crs(crs)), params,
+                       beside=lambda tiles: measured.append(grid_coverage(grid_geoms, tiles)))
+        ratio, uncovered = measured[0]
+    else:
+        walk = None
+        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
     coverage = _coverage_frame(grids, ratio, params)
     walk_gaps = None
     if walk is not None:  # the disc against the walk, and the life circles

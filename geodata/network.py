@@ -366,20 +366,23 @@ def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gp
 
 
 def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, access_m: float,
-                limits) -> list[np.ndarray]:
+                limits, beside=None) -> list[np.ndarray]:
     """:func:`frame_catchments` along ``net`` with the centres' radii capped at each of ``limits`` (None: not
-    capped), from one walk (:func:`reached_within`)."""
+    capped), from one walk (:func:`reached_within`).  ``beside(first)``, if given, is called with the first
+    land while the others are buffered (in threads: GEOS lets go of the GIL)."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
     xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
     found = reached_within(net, xy, np.asarray(radii, dtype=float)[present], limits)
     # the first (the walk, as a rule) alone: the others find its tiles kept where their pieces are the same
     out = [covered_land(found[0], access_m)] if found else []
-    if len(found) > 1:
-        from .coverage import THREADS  # (coverage imports this module)
+    from .coverage import THREADS  # (coverage imports this module)
 
-        with ThreadPoolExecutor(THREADS) as pool:  # GEOS lets go of the GIL: the others side by side
-            out += list(pool.map(lambda f: covered_land(f, access_m), found[1:]))
+    with ThreadPoolExecutor(THREADS) as pool:  # (no GEOS predicate on a shared polygon runs in these threads)
+        others = [pool.submit(covered_land, f, access_m) for f in found[1:]]
+        if beside is not None:
+            beside(out[0])
+        out += [other.result() for other in others]
     return out
 
 

@@ -174,3 +174,13 @@ def test_the_catalog_updates_a_walking_analysis_after_a_centre_moves(location, m
     frames = [store.read(name) for name in ("grids", "centers", "districts")]
     assert_same_walk(got, analyse(*frames, params=WALK, roads=store.read("roads")))
     catalog._sharing.join()
+
+
+def test_a_walking_analysis_goes_to_another_process_without_its_walk():
+    import pickle
+
+    analysis = analyse(*layout(CELLS), params=WALK, roads=ROADS)
+    assert analysis.walk is not None  # kept here, to update it
+    copy = pickle.loads(pickle.dumps(analysis))  # as a job's result comes back
+    assert copy.walk is None
+    pd.testing.assert_frame_equal(pd.DataFrame(copy.coverage), pd.DataFrame(analysis.coverage))
