@@ -3,7 +3,9 @@
 A merge or an edit changes a few grids or centres of a province; ``update`` recomputes
 
 - coverage (and service gaps) of the changed grids and of every grid within reach of a centre
-  that was added, removed, moved or re-levelled (its old and its new disc);
+  that was added, removed, moved or re-levelled (its old and its new disc); walking (network
+  catchments, the roads unchanged): also of every grid near a tile of land the walk or a life
+  circle gained or lost, with its walking columns and walk gaps;
 - staffing gaps of the changed grids;
 - missing centres of the units (every level) of the old and new keys of the changed grids, and
   of the grids a changed centre stood or stands in, or that a reshaped grid may have taken a
