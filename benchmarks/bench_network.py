@@ -179,7 +179,8 @@ def product(demo, params: Params) -> None:
         frames = [store.read(name) for name in ("grids", "centers", "districts", "roads")]
         cold, _ = timed("a cold analysis of the same versions", lambda: analyse(*frames[:3], catalog.params,
                                                                                 roads=frames[3]))
-        diff = np.abs(updated.coverage["coverage_ratio"].to_numpy(float) - cold.coverage["coverage_ratio"].to_numpy(float))
+        diff = np.abs(updated.coverage["coverage_ratio"].to_numpy(float)
+                      - cold.coverage["coverage_ratio"].to_numpy(float))
         same = all(updated.coverage[c].equals(cold.coverage[c]) for c in cold.coverage.columns
                    if c.endswith("_population"))
         sums = all(pd.DataFrame(updated.summaries[k]).equals(cold.summaries[k]) for k in cold.summaries)

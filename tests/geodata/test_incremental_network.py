@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from shapely import LineString, Point
 
 from geodata import incremental
-from geodata.coverage import Params, analyse, walking_people
+from geodata.coverage import analyse, walking_people
 from geodata.incremental import changes_between, update
 from tests.geodata.test_incremental import (CELLS, PARAMS, SIZE, UTM, X0, Y0, _apply, _set, _set_geometry, assert_same,
                                             centre_op, grid_op, layout)
