@@ -164,14 +164,14 @@ class Catalog:
         last = self._last
         if last is None or last.analysis.params != params or not hasattr(self.store, "changes"):
             return None  # (the old file store keeps no change sets)
-        if params.catchment != "disc":
-            return None  # an update looks for grids within a changed centre's radius; a walk follows the roads
         changes, frames = {}, []
-        for name, old, new, frame in zip(ANALYSIS_INPUTS, last.inputs, inputs, last.frames):
+        for name, old, new, frame in zip(analysis_inputs(params), last.inputs, inputs, last.frames):
             if old == new:
                 changes[name] = NO_CHANGES
                 frames.append(frame)
                 continue
+            if name == "roads":
+                return None  # the graph is built again: analysed cold
             if old is None or new is None or new.version <= old.version or name not in incremental.UPDATED_LAYERS:
                 return None  # a layer that appeared or went, or that an update leaves to a cold analysis
             changed = self.store.changes(name, old.version, new.version)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import geopandas as gpd
 import numpy as np
@@ -131,6 +131,35 @@ class Analysis:
     coverage: gpd.GeoDataFrame  # the grids with coverage_ratio, covered_population, coverage_status
     gaps: gpd.GeoDataFrame  # gap_id, kind, level, district, street, community, grid_id, area_m2, detail
     summaries: dict[str, pd.DataFrame]  # "city", "district", "street", "community"
+    # a walking analysis' land (``Walk``), kept in this process for updating it (geodata.incremental): not pickled
+    walk: "Walk | None" = field(default=None, repr=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "walk"}
+
+
+@dataclass(frozen=True, eq=False)
+class Walk:
+    """A walking analysis' land: the network walked and, for the walk (key None) and each life circle (its
+    distance), the polygons whose union is the land within reach (``network.covered_land``'s tiles)."""
+
+    net: network.Network
+    land: dict
+
+
+def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, beside=None) -> Walk:
+    """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level;
+    ``beside(tiles)`` called with the walk's land while the life circles' is buffered."""
+    limits = (None, *params.life_circles_m)
+    if centers_m.empty:
+        land = {limit: np.array([], dtype=object) for limit in limits}
+        if beside is not None:
+            beside(land[None])
+        return Walk(net, land)
+    radii = _radii(centers_m, params)
+    keep = radii > 0
+    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits, beside)
+    return Walk(net, dict(zip(limits, tiles)))
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
@@ -156,12 +185,19 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    roads_m = roads.to_crs(crs) if walks(params, roads) else None
-    ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
+    if walks(params, roads):  # the walk's coverage measured while its life circles' land is buffered
+        measured = []
+        walk = walk_of(center_m, network.network_of(roads.to_crs(crs)), params,
+                       beside=lambda tiles: measured.append(grid_coverage(grid_geoms, tiles)))
+        ratio, uncovered = measured[0]
+    else:
+        walk = None
+        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
     coverage = _coverage_frame(grids, ratio, params)
     walk_gaps = None
-    if roads_m is not None:  # the disc against the walk, and the life circles
-        columns, walk_gaps = walking_columns(grids, grid_geoms, center_m, roads_m, uncovered, params)
+    if walk is not None:  # the disc against the walk, and the life circles
+        discs = catchments(center_m, replace(params, catchment="disc"))
+        columns, walk_gaps = walking_columns(grids, grid_geoms, discs, walk, ratio, uncovered, params)
         for name, values in columns.items():
             coverage[name] = values
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
@@ -173,7 +209,7 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
         *([walk_gaps] if walk_gaps is not None else []),
     ]
     gaps = _gaps_frame(gap_parts, crs)
-    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts))
+    return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts), walk)
 
 
 def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
@@ -208,17 +244,28 @@ def walks(params: Params, roads: gpd.GeoDataFrame | None) -> bool:
     return params.catchment == "network" and network.has_roads(roads)
 
 
-def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame,
-                    roads_m: gpd.GeoDataFrame, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
+def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.ndarray, walk: Walk,
+                    ratio: np.ndarray, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
     """What a walking analysis adds to the grids, and its ``walk_gap`` gaps.
 
-    ``uncovered``: each grid's land outside the walking catchments.  The columns: ``disc_covered_population``
-    (the people the discs would count as covered), ``walk_gap_population`` (the people on land inside a disc
-    but beyond the walk: its share of the grid's area times the population), and for each life circle d
-    ``ring_{d}_population``: the people within d on foot of any centre (its level's distance at most), each
-    grid's counted by the share of its area within that reach, as ``covered_population``.
+    ``discs``: the centres' discs (at least those near these grids, in the centres' order); ``ratio`` and
+    ``uncovered``: each grid's share of land within the walk, and its land outside it.  The columns:
+    ``disc_covered_population`` (the people the discs would count as covered), ``walk_gap_population`` (the
+    people on land inside a disc but beyond the walk: its share of the grid's area times the population), and
+    for each life circle d ``ring_{d}_population``: the people within d on foot of any centre (its level's
+    distance at most), each grid's counted by the share of its area within that reach, as
+    ``covered_population``.  Each grid's figures depend on it and the discs and tiles near it only, so an
+    update computes those of a few grids alike (geodata.incremental).
     """
-    disc_ratio, disc_uncovered = grid_coverage(grid_geoms, catchments(centers_m, replace(params, catchment="disc")))
+    walked = (walk.land[None], ratio, uncovered)
+    # the life circles beside the discs (GEOS lets go of the GIL), one after another: they share tiles, and a
+    # prepared polygon builds its indexes on first use, which two threads must not do at once.  A grid that
+    # only tiles of the walk itself touch is as much within a life circle as within the walk (``tile_coverage``)
+    with ThreadPoolExecutor(1) as pool:
+        rings = pool.submit(lambda: [tile_coverage(grid_geoms, walk.land[d], walked)[0]
+                                     for d in params.life_circles_m])
+        disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
+        rings = rings.result()
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
     candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
@@ -229,18 +276,43 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: 
         gap_share = np.where(area > 0, shapely.area(gap) / area, 0.0)
     columns = {"disc_covered_population": covered_population(grids, disc_ratio),
                "walk_gap_population": covered_population(grids, np.clip(gap_share, 0, 1))}
-    radii = _radii(centers_m, params)
-    keep = radii > 0
-    for distance in params.life_circles_m:
-        land = network.frame_catchments(centers_m[keep], np.minimum(radii[keep], distance), roads_m,
-                                        params.walk_access_m)
-        columns[ring_column(distance)] = covered_population(grids, grid_coverage(grid_geoms, land)[0])
+    for distance, ring in zip(params.life_circles_m, rings):
+        columns[ring_column(distance)] = covered_population(grids, ring)
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
     details = [f"{names[i]}: {gap_area[i]:,.0f} m² within a centre's radius but beyond its walk 半径内但步行不可达"
                for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
+
+
+def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``grid_coverage`` of ``tiles`` (``network.covered_land``'s, in its order), taking each grid's figures
+    from ``before`` = (other tiles, their ratios and uncovered land for these grids) when no tile of one and
+    not the other comes near it: then it met the very same polygons (``is``), in the same order."""
+    if before is None:
+        return grid_coverage(grid_geoms, tiles)
+    tiles0, ratio0, uncovered0 = before
+    old, new = {id(t) for t in tiles0}, {id(t) for t in tiles}
+    changed = np.array([t for t in tiles if id(t) not in old] + [t for t in tiles0 if id(t) not in new],
+                       dtype=object)
+    ratio, uncovered = np.array(ratio0, dtype=float), np.array(uncovered0, dtype=object)
+    if not len(changed):
+        return ratio, uncovered
+    again = np.unique(shapely.STRtree(grid_geoms).query(changed)[1])
+    if len(again):
+        ratio[again], uncovered[again] = near_coverage(grid_geoms[again], tiles)
+    return ratio, uncovered
+
+
+def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``grid_coverage`` of the ``catchments`` whose envelopes meet these grids' (in their order): each grid's
+    figures as among all the grids (``grid_coverage`` looks at those only)."""
+    if not len(catchments) or not len(grid_geoms):
+        return grid_coverage(grid_geoms, catchments)
+    near = np.unique(shapely.STRtree(grid_geoms).query(catchments)[0])
+    return grid_coverage(grid_geoms, catchments[near])
 
 
 CATCHMENT_KINDS = ("disc", "walk", "ring")
@@ -266,10 +338,9 @@ def catchment_frame(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, roads: g
     keep = radii > 0
     rows, geoms = [], []
     if walks(params, roads):
-        roads_m = roads.to_crs(crs)
+        walk = walk_of(centers_m, network.network_of(roads.to_crs(crs)), params)
         for kind, distance in (("walk", None), *(("ring", d) for d in sorted(params.life_circles_m, reverse=True))):
-            reach = radii[keep] if distance is None else np.minimum(radii[keep], distance)
-            parts = network.frame_catchments(centers_m[keep], reach, roads_m, params.walk_access_m)
+            parts = walk.land[distance]
             name = kind if distance is None else f"ring.{distance:g}"
             rows += [{"catchment_id": f"{name}.{i}", "kind": kind, "level": None, "center_id": None,
                       "distance_m": distance} for i in range(1, len(parts) + 1)]
