@@ -31,6 +31,7 @@ import shapely
 from . import network
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .i18n import says
 from .order import adcodes, orderer
 from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,
                        unit_columns)
@@ -66,24 +67,26 @@ class Params:
 
     def __post_init__(self):
         if self.catchment not in CATCHMENTS:
-            raise BadRequest(f"'catchment' must be one of {', '.join(CATCHMENTS)}, not {self.catchment!r}")
+            raise BadRequest(says("params.one_of", name="catchment", choices=", ".join(CATCHMENTS),
+                                  value=repr(self.catchment)))
         circles = self.life_circles_m
         if (not isinstance(circles, tuple) or len(circles) > MAX_LIFE_CIRCLES
                 or not all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RADIUS_M for d in circles)
                 or len(set(circles)) != len(circles)):
-            raise BadRequest(f"'life_circles_m' must be up to {MAX_LIFE_CIRCLES} different distances, each > 0 and "
-                             f"at most {MAX_RADIUS_M:g} m, not {circles!r}")
+            raise BadRequest(says("params.life_circles", most=MAX_LIFE_CIRCLES, radius=f"{MAX_RADIUS_M:g}",
+                                  value=repr(circles)))
         for f in fields(self):
             if f.name in ("catchment", "life_circles_m"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
+                raise BadRequest(says("params.non_negative", name=f.name, value=repr(value)))
         for level in LEVELS:
             if self.radius(level) > MAX_RADIUS_M:
-                raise BadRequest(f"'radius_{level}_m' must be at most {MAX_RADIUS_M:g} m, not {self.radius(level):g}")
+                raise BadRequest(says("params.radius", name=f"radius_{level}_m", most=f"{MAX_RADIUS_M:g}",
+                                      value=f"{self.radius(level):g}"))
         if not 0 <= self.partial_ratio <= self.covered_ratio <= 1:
-            raise BadRequest("thresholds must satisfy 0 ≤ partial_ratio ≤ covered_ratio ≤ 1")
+            raise BadRequest(says("params.thresholds"))
 
     def radius(self, level: str) -> float:
         return getattr(self, f"radius_{level}_m")
@@ -100,7 +103,7 @@ class Params:
                 try:
                     changes[f.name] = float(params[f.name])
                 except ValueError:
-                    raise BadRequest(f"'{f.name}' must be a number, not {params[f.name]!r}") from None
+                    raise BadRequest(says("params.number", name=f.name, value=repr(params[f.name]))) from None
         return replace(self, **changes) if changes else self
 
 
@@ -113,7 +116,7 @@ def life_circles(value) -> tuple[float, ...]:
     try:
         distances = [float(p) for p in parts if str(p).strip()]
     except ValueError:
-        raise BadRequest(f"'life_circles_m' must be distances in metres separated by commas, not {value!r}") from None
+        raise BadRequest(says("params.life_circles_text", value=repr(value))) from None
     return tuple(sorted(set(distances)))
 
 

@@ -186,7 +186,7 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     merging = mode == "merge" and current is not None
     removed = tuple(str(k) for k in removed)
     if removed and not merging:
-        raise BadRequest("only a merge into a stored layer removes features")
+        raise BadRequest(says("upload.remove_needs_merge"))
     if report.ok and merging:  # the stored features were checked when stored: the file's check is the merge's
         merged = _merge(store.read(layer), report.data, key)
         merged = merged[~merged[key].astype(str).isin(removed)].reset_index(drop=True)

@@ -341,10 +341,10 @@ def search():
     _only("q", "limit")
     query = request.args.get("q", "").strip()
     if not query or len(query) > 100:
-        raise BadRequest("'q' must be a code or (part of) a name, 1 to 100 characters")
+        raise BadRequest(says("search.q"))
     raw = request.args.get("limit", str(SEARCH_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= SEARCH_LIMIT:
-        raise BadRequest(f"'limit' must be a whole number from 1 to {SEARCH_LIMIT}, not {raw!r}")
+        raise BadRequest(says("search.limit", most=SEARCH_LIMIT, value=repr(raw)))
     hits = services().catalog.search_index().search(query, int(raw))
     return jsonify({"query": query, "numberReturned": len(hits), "hits": [_search_hit(hit) for hit in hits]})
 
@@ -366,14 +366,14 @@ def _search_hit(hit) -> dict:
 def summary():
     level = request.args.get("level", "district")
     if level not in SUMMARY_LEVELS:
-        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(SUMMARY_LEVELS), value=repr(level)))
     fmt = request.args.get("f", "json")
     if fmt not in ("json", "csv"):
-        raise BadRequest(f"'f' must be json or csv, not {fmt!r}")
+        raise BadRequest(says("params.one_of", name="f", choices="json, csv", value=repr(fmt)))
     catalog = services().catalog
     unknown = set(_filters()) - {"level", "f", *UNIT_KEYS}
     if unknown:
-        raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'")
+        raise BadRequest(says("params.unknown", name=sorted(unknown)[0]))
     tag, analysis = catalog.analysis_entry(_analysis_params())
     unit = tuple((k, request.args[k]) for k in UNIT_KEYS if k in request.args)
     body = services().responses.get(("summary", tag, level, fmt, unit),

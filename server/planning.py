@@ -28,9 +28,9 @@ def recommendations():
     k = whole_number(args.get("k", "5"), "k", minimum=1, maximum=MAX_K)
     level, solver = args.get("level", "community"), args.get("solver", "auto")
     if level not in LEVELS:  # checked here: a bad request never takes a job
-        raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(LEVELS), value=repr(level)))
     if solver not in SOLVERS:
-        raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+        raise BadRequest(says("params.one_of", name="solver", choices=", ".join(SOLVERS), value=repr(solver)))
     params = whatif_params()
     unit = {key: args[key] for key in UNIT_KEYS if args.get(key)}
     result = services().catalog.recommendation(level, k, params, unit, solver)  # a job, once per data and asking
@@ -59,7 +59,7 @@ def whatif():
     params = whatif_params()
     level = request.args.get("level", "district")
     if level not in SUMMARY_LEVELS:
-        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(SUMMARY_LEVELS), value=repr(level)))
     unit = {key: request.args[key] for key in UNIT_KEYS if request.args.get(key)}
     analysis = catalog.analysis(params)  # the baseline of the summary and the recommendations
     before = _whole(analysis, unit)  # checked here: an unknown unit never takes a job
@@ -90,21 +90,21 @@ def _whole(analysis, unit: dict[str, str]) -> dict:
 def _proposed(body) -> gpd.GeoDataFrame:
     if not isinstance(body, dict) or body.get("type") != "FeatureCollection" or not isinstance(
             body.get("features"), list):
-        raise BadRequest("send a GeoJSON FeatureCollection of points, each with a 'level' property")
+        raise BadRequest(says("whatif.send"))
     features = body["features"]
     if len(features) > MAX_PROPOSED:
-        raise TooLarge(f"at most {MAX_PROPOSED} proposed centres at a time")
+        raise TooLarge(says("whatif.too_many", most=MAX_PROPOSED))
     try:
         frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
     except Exception as e:  # malformed GeoJSON of any kind
-        raise BadRequest(f"the features are not valid GeoJSON: {e}") from None
+        raise BadRequest(says("whatif.not_geojson", reason=e)) from None
     if frame.empty:
-        raise BadRequest("propose at least one centre")
+        raise BadRequest(says("whatif.none"))
     if not (frame.geom_type == "Point").all():
-        raise BadRequest("proposed centres must be Points")
+        raise BadRequest(says("whatif.points"))
     if "level" not in frame or not frame["level"].isin(LEVELS).all():
-        raise BadRequest(f"every proposed centre needs 'level': one of {', '.join(LEVELS)}")
+        raise BadRequest(says("whatif.level", choices=", ".join(LEVELS)))
     x, y = frame.geometry.x, frame.geometry.y
     if not (x.between(-180, 180) & y.between(-90, 90)).all():
-        raise BadRequest("coordinates must be WGS84 lon/lat")
+        raise BadRequest(says("whatif.lonlat"))
     return frame[["level", "geometry"]]

@@ -35,7 +35,7 @@ def _no_parameters(*allowed: str) -> None:
     if unknown:
         raise BadRequest(says("error.unknown_parameter", name=unknown[0], allowed=", ".join(["f", *allowed])))
     if request.args.get("f", "json") not in ("json", "mvt"):
-        raise BadRequest(f"'f' must be json here, not {request.args['f']!r}")
+        raise BadRequest(says("tiles.f_json", value=repr(request.args["f"])))
 
 
 def _link(href: str, rel: str, type_: str, title: str | None = None, templated: bool = False) -> dict:
@@ -65,7 +65,7 @@ def _tile_url(collection_id: str) -> str:
 
 def _check_tms(tms: str) -> None:
     if tms != tiles.TMS:
-        raise NotFound(f"no tile matrix set '{tms}'; there is {tiles.TMS}")
+        raise NotFound(says("tiles.no_tms", tms=tms, there=tiles.TMS))
 
 
 @blueprint.get("/api/tileMatrixSets")
