@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from . import i18n
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 POLYGONAL = ("Polygon", "MultiPolygon")
@@ -64,6 +66,16 @@ class Layer:
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def title_in(self, lang: str) -> str:
+        """The title in the reader's language (``collection.<name>.title``); ``title`` (both) if it has none."""
+        key = f"collection.{self.name}.title"
+        return i18n.text(key, lang) if i18n.known(key) else self.title
+
+    def description_in(self, lang: str) -> str:
+        """The description in the reader's language (``collection.<name>.description``)."""
+        key = f"collection.{self.name}.description"
+        return i18n.text(key, lang) if i18n.known(key) else self.description
 
     def without(self, names) -> "Layer":
         """This layer as a reader who may not see the fields ``names`` knows it (the key always stays)."""

@@ -20,7 +20,7 @@ from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
-from geodata.i18n import says, text
+from geodata.i18n import known, says, text
 from geodata.params import version_number, whole_number
 from geodata.query import Query
 from geodata.schema import DERIVED
@@ -118,14 +118,15 @@ def landing():
     fmt = negotiation.wanted()
     doc = {
         "title": "gridmap",
-        "description": "Governance grids and party-and-public service centres, with service coverage.",
+        "description": _said("api.landing_description"),
         "links": [
             *_self_links("api.landing", fmt),
-            _link(url_for("api.openapi", _external=True), "service-desc", openapi.MEDIA_TYPE, "the API definition"),
-            _link(url_for("api.openapi", f="html", _external=True), "service-doc", HTML, "the API documentation"),
+            _link(url_for("api.openapi", _external=True), "service-desc", openapi.MEDIA_TYPE,
+                  _said("api.link.service_desc")),
+            _link(url_for("api.openapi", f="html", _external=True), "service-doc", HTML, _said("api.link.service_doc")),
             _link(url_for("api.conformance", _external=True), "conformance", "application/json",
-                  "conformance classes"),
-            _link(url_for("api.collections", _external=True), "data", "application/json", "collections"),
+                  _said("api.link.conformance")),
+            _link(url_for("api.collections", _external=True), "data", "application/json", _said("api.link.data")),
         ],
     }
     return _answer(fmt, doc, "api_landing.html")
@@ -163,7 +164,7 @@ def collections():
     fmt = negotiation.wanted()
     catalog = services().catalog
     found = [catalog.get(cid) for cid in catalog.ids]
-    etag = negotiation.etag_of([c.tag for c in found], request.url)
+    etag = negotiation.etag_of([c.tag for c in found], request.url, current_language())  # titles in it
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     doc = {"collections": [_collection_document(c) for c in found], "links": _self_links("api.collections", fmt)}
@@ -175,7 +176,7 @@ def collection(collection_id: str):
     _only()
     fmt = negotiation.wanted()
     found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())  # its page lists the fields
-    etag = negotiation.etag_of(found.tag, request.url)
+    etag = negotiation.etag_of(found.tag, request.url, current_language())  # its title and description in it
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     doc = _collection_document(found, fmt)
@@ -187,20 +188,21 @@ def _collection_document(found, fmt: str = "json") -> dict:
     cid = layer.name
     doc = {
         "id": cid,
-        "title": layer.title,
-        "description": layer.description,
+        "title": layer.title_in(current_language()),
+        "description": layer.description_in(current_language()),
         "itemType": "feature",
         "crs": list(OUTPUT_CRS),
         "storageCrs": CRS84_URI,
         "links": [
             *_self_links("api.collection", fmt, collection_id=cid),
-            _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, "features"),
+            _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, _said("api.link.items")),
             _link(url_for("api.items", collection_id=cid, f="html", _external=True), "items", HTML,
-                  "features as a page"),
+                  _said("api.link.items_html")),
             _link(url_for("api.queryables", collection_id=cid, _external=True), "queryables",
-                  "application/schema+json", "properties to filter by"),
+                  "application/schema+json", _said("api.link.queryables")),
             *(_link(url_for("api.download", collection_id=cid, ext=ext, _external=True), "enclosure", media_type,
-                    f"the whole layer: {label}")
+                    text("api.link.download", current_language()).format(
+                        format=_said(f"download.format.{ext}") if known(f"download.format.{ext}") else label))
               for ext, (media_type, label) in openapi.download_formats().items()),
             tiles.tiles_link(cid),
         ],
@@ -407,9 +409,13 @@ def _self_links(endpoint: str, fmt: str, **values) -> list[dict]:
     """``self`` in the format answered and ``alternate`` in the other one."""
     types = {"json": "application/json", "html": HTML}
     other = "html" if fmt == "json" else "json"
-    return [_link(url_for(endpoint, f=fmt, _external=True, **values), "self", types[fmt], "this document"),
+    return [_link(url_for(endpoint, f=fmt, _external=True, **values), "self", types[fmt], _said("api.link.self")),
             _link(url_for(endpoint, f=other, _external=True, **values), "alternate", types[other],
-                  "this document as HTML" if other == "html" else "this document as JSON")]
+                  _said("api.link.as_html" if other == "html" else "api.link.as_json"))]
+
+
+def _said(key: str) -> str:
+    return text(key, current_language())
 
 
 def _answer(fmt: str, doc: dict, template: str, *, etag: str | None = None, mimetype: str = "application/json",
@@ -422,6 +428,7 @@ def _answer(fmt: str, doc: dict, template: str, *, etag: str | None = None, mime
     if etag:
         response.set_etag(etag)
     response.vary.add("Accept")
+    response.vary.add("Accept-Language")  # titles and link titles are in the reader's language
     return response
 
 

@@ -12,9 +12,10 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
-from geodata.i18n import says
+from geodata.i18n import says, text
 
 from . import negotiation, privacy, services
+from .i18n import current_language
 
 blueprint = Blueprint("tiles", __name__)
 
@@ -50,7 +51,7 @@ def _link(href: str, rel: str, type_: str, title: str | None = None, templated: 
 def tiles_link(collection_id: str) -> dict:
     """The collection document's link to its vector tilesets."""
     return _link(url_for("tiles.tilesets", collection_id=collection_id, _external=True), REL_TILESETS,
-                 "application/json", "vector tiles")
+                 "application/json", text("api.link.tiles", current_language()))
 
 
 def _scheme_link() -> dict:
