@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import network
+from . import gapdetail, network
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
 from .i18n import says
@@ -44,7 +44,7 @@ MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request comp
 MAX_LIFE_CIRCLES = 5  # each is one more walk and buffer of the whole network
 SMALL_PART_VERTICES = 10_000  # gaps and overlaps below this size are measured with a negative buffer
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
-LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
+LEVEL_NAMES = gapdetail.LEVEL_NAMES  # missing centres name their level in Chinese
 CATCHMENTS = ("disc", "network")
 
 
@@ -241,8 +241,8 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: 
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {gap_area[i]:,.0f} m² within a centre's radius but beyond its walk 半径内但步行不可达"
-               for i in positions]
+    said = gapdetail.template("walk_gap")
+    details = [said.format(name=names[i], area=f"{gap_area[i]:,.0f}") for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
 
 
@@ -466,7 +466,8 @@ def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
     area = shapely.area(uncovered)
     positions = np.flatnonzero(area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {area[i]:,.0f} m² outside every catchment 不在任何服务半径内" for i in positions]
+    said = gapdetail.template("service_gap")
+    details = [said.format(name=names[i], area=f"{area[i]:,.0f}") for i in positions]
     return _Gaps("service_gap", _grid_rows(grids, positions, details), uncovered[positions])
 
 
@@ -516,7 +517,7 @@ def missing_center_row(level: str, columns: list[str], key: tuple) -> dict:
     names = dict(zip(columns, key))
     return {**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
             CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-            "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"}
+            "detail": gapdetail.template("missing_center").format(unit=key[-1], level=LEVEL_NAMES[level])}
 
 
 def centre_grids(grid_geoms: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -600,7 +601,7 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
     for n, part in enumerate(parts[_significant(parts, params)], start=1):
         rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
                      "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
-                     "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+                     "detail": gapdetail.template("tiling_gap").format(name=name, area=f"{part.area:,.0f}")})
         geoms.append(part)
     if land is None:
         return rows, geoms
@@ -619,8 +620,8 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
                 row = grids.iloc[positions[i]]
                 rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
                              "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                             "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
-                                       f"超出所属区县"})
+                             "detail": gapdetail.template("outside").format(name=row["name"],
+                                                                            area=f"{part.area:,.0f}", district=name)})
                 geoms.append(part)
     return rows, geoms
 
@@ -728,7 +729,8 @@ def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gap
     pairs, merged = pairs[significant], merged[significant]
     first, second = candidates[a[pairs]], candidates[b[pairs]]
     ids = grids["grid_id"].to_numpy()
-    rows = _grid_rows(grids, first, [f"{ids[i]} ∩ {ids[j]}: {g.area:,.0f} m² in two grids 网格重叠"
+    said = gapdetail.template("overlap")
+    rows = _grid_rows(grids, first, [said.format(a=ids[i], b=ids[j], area=f"{g.area:,.0f}")
                                      for i, j, g in zip(first, second, merged)])
     rows["id_suffix"] = [f"{ids[i]}.{ids[j]}" for i, j in zip(first, second)]
     return _Gaps("overlap", rows, merged)
@@ -742,14 +744,14 @@ def _staffing_gaps(grids, grid_geoms) -> _Gaps:
 
     workers = pd.to_numeric(grids["grid_workers"]).astype("Float64")
     missing = {
-        "instructor": (blank("instructor"), "no party-building instructor 无党建指导员"),
-        "party_branch": (blank("party_branch"), "no party branch 无党支部"),
-        "grid_workers": ((workers.isna() | (workers == 0)).to_numpy(bool), "no grid worker 无网格员"),
+        "instructor": blank("instructor"),
+        "party_branch": blank("party_branch"),
+        "grid_workers": (workers.isna() | (workers == 0)).to_numpy(bool),
     }
-    any_missing = np.logical_or.reduce([mask for mask, _ in missing.values()])
+    any_missing = np.logical_or.reduce(list(missing.values()))
     positions = np.flatnonzero(any_missing)
     names = grids["name"].to_numpy()
-    details = ["{}: {}".format(names[i], "; ".join(text for mask, text in missing.values() if mask[i]))
+    details = [gapdetail.staffing(names[i], [column for column, mask in missing.items() if mask[i]])
                for i in positions]
     return _Gaps("staffing_gap", _grid_rows(grids, positions, details), grid_geoms[positions])
 

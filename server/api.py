@@ -71,7 +71,8 @@ def _only(*allowed: str) -> None:
 def _collection(collection_id: str):
     """The collection the request asks for: its version, for derived ones the analysis parameters,
     and without the fields this reader may not see."""
-    return services().catalog.get(collection_id, _version_param(), _analysis_params(), privacy.hidden_fields())
+    return services().catalog.get(collection_id, _version_param(), _analysis_params(), privacy.hidden_fields(),
+                                  current_language())  # the gaps' detail in it
 
 
 def _analysis_params():
