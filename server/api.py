@@ -30,6 +30,7 @@ from maps.layers import Field, GeoJsonLayer, ReadySignal
 
 from . import negotiation, openapi, privacy, services, tiles, whatif
 from .assets import map_assets
+from .editing import shown_time
 from .i18n import current_language
 from .pages import render_map
 
@@ -399,6 +400,8 @@ def summary_history():
         summaries.rows(catalog.analysis(), "total", unit)  # 400 for a unit with no grids: before any job
     body = history.coverage_history(catalog, unit, limit, cache=lambda key, build: services().responses.get(
         ("history", key), build))
+    # each version's time as pages show it (GRIDMAP_TIMEZONE), next to the UTC one scripts read
+    body = {**body, "points": [{**point, "time_shown": shown_time(point["time"])} for point in body["points"]]}
     response = jsonify(body)
     response.cache_control.no_cache = True
     return response
