@@ -118,8 +118,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     geometry = gpd.GeoSeries(candidates[0][sites], crs=crs).to_crs(STORAGE_CRS).values
     reason = None
     if len(sites) < k:
-        reason = (f"only {len(sites)} site(s) add coverage: every other candidate would cover nobody new"
-                  if weights.sum() >= 0.5 else "everyone is already covered")
+        reason = (says("siting.only_some", count=len(sites)) if weights.sum() >= 0.5
+                  else says("siting.all_covered"))  # said in the reader's language where it is answered
     return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), used, population,
                           before, reason)
 

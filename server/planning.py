@@ -10,11 +10,12 @@ from geodata import geojson, proposals, summaries, tables
 from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
-from geodata.i18n import says
+from geodata.i18n import in_language, says
 from geodata.siting import MAX_K, SOLVERS
 from geodata.unitkeys import UNIT_KEYS
 
 from . import services
+from .i18n import current_language
 from .whatif import params as whatif_params, require_user
 
 blueprint = Blueprint("planning", __name__)
@@ -40,7 +41,7 @@ def recommendations():
                         headers={"Content-Disposition": 'attachment; filename="recommendations.csv"'})
     body = geojson.feature_collection(
         geojson.feature_strings(result.sites), solver=result.solver, population=result.population,
-        covered_before=result.covered_before, reason=result.reason)
+        covered_before=result.covered_before, reason=in_language(result.reason, current_language()))
     return Response(body, mimetype="application/geo+json")
 
 
