@@ -48,10 +48,11 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     return [(key, pattern(key)) for key in (*KEYS, "staffing")]
 
 
-def in_language(detail, lang: str):
-    """``detail`` (as the analysis wrote it) in ``lang``."""
-    if lang == DEFAULT_LANGUAGE or not isinstance(detail, str):
-        return detail
+def read(detail) -> tuple[str, dict] | None:
+    """The template key and the fields of ``detail`` (as the analysis wrote it); None if no template matches.
+    A staffing gap's ``missing`` is a list of the grid's columns; a missing centre's ``level`` its code."""
+    if not isinstance(detail, str):
+        return None
     for key, pattern in _patterns():
         found = pattern.fullmatch(detail)
         if not found:
@@ -62,12 +63,22 @@ def in_language(detail, lang: str):
             missing = fields["missing"].split(text("gap.detail.separator", DEFAULT_LANGUAGE))
             if not all(item in lacks for item in missing):
                 continue
-            return _staffing(fields["name"], [lacks[item] for item in missing], lang)
+            fields["missing"] = [lacks[item] for item in missing]
         if key == "missing_center":
             levels = {name: level for level, name in LEVEL_NAMES.items()}
             fields["level"] = levels.get(fields["level"], fields["level"])
-        return text(f"gap.detail.{key}", lang).format(**fields)
-    return detail
+        return key, fields
+    return None
+
+
+def in_language(detail, lang: str):
+    """``detail`` (as the analysis wrote it) in ``lang``."""
+    if lang == DEFAULT_LANGUAGE or (found := read(detail)) is None:
+        return detail
+    key, fields = found
+    if key == "staffing":
+        return _staffing(fields["name"], fields["missing"], lang)
+    return text(f"gap.detail.{key}", lang).format(**fields)
 
 
 def frame_in_language(gaps: pd.DataFrame, lang: str) -> pd.DataFrame:

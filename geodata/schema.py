@@ -7,6 +7,7 @@ the store, the API and (later) the upload report.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -38,6 +39,12 @@ class Field:
     required_when: tuple[str, tuple[str, ...]] | None = None
     description: str = ""
     default: object = None  # what a blank value stands for (booleans)
+
+    def description_in(self, lang: str) -> str:
+        """The description in the reader's language: ``field_help.<layer>.<field>`` of the first layer that
+        describes a field so (the derived layers repeat the grids' fields); as written if none does."""
+        key = _field_help_keys().get(self.description)
+        return i18n.text(key, lang) if key and i18n.known(key) else self.description
 
 
 @dataclass(frozen=True)
@@ -234,3 +241,14 @@ STREETS = _unit_layer("streets", "Streets 街道", ("district", "street"))
 COMMUNITIES = _unit_layer("communities", "Communities 社区", ("district", "street", "community"))
 
 DERIVED: dict[str, Layer] = {layer.name: layer for layer in (STREETS, COMMUNITIES, COVERAGE, GAPS, CATCHMENTS)}
+
+
+@functools.cache
+def _field_help_keys() -> dict[str, str]:
+    """A field description's catalogue key, by its text."""
+    keys: dict[str, str] = {}
+    for layer in (*LAYERS.values(), *DERIVED.values()):
+        for f in layer.fields:
+            if f.description:
+                keys.setdefault(f.description, f"field_help.{layer.name}.{f.name}")
+    return keys

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import io
+from . import gapdetail, io
 from .coverage import Params, tiling_problems
 from .crs import metric_crs
 from .diff import diff
@@ -340,7 +340,8 @@ def tiling_message(row, lang: str) -> str:
     """A tiling gap's or overlap's message in ``lang`` (``check.tiling_gap``, ``check.outside_district``,
     ``check.overlap``): what it is about (a district, a grid, two grids) as the analysis's ``detail``
     names it, and its area."""
-    name = str(row.detail).split(": ", 1)[0]  # a name or "a ∩ b": data, the same in any language
+    key, fields = gapdetail.read(row.detail) or ("", {"name": str(row.detail).split(": ", 1)[0]})
+    name = f"{fields['a']} ∩ {fields['b']}" if key == "overlap" else fields.get("name", "")  # data: any language
     kind = "outside_district" if row.kind == "tiling_gap" and pd.notna(row.grid_id) else row.kind
     return text(f"check.{kind}", lang).format(name=name, area=f"{row.area_m2:,.0f}", district=row.district)
 

@@ -172,7 +172,7 @@ def _ask_password() -> str:
     if sys.stdin.isatty():
         import getpass
 
-        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+        first, second = getpass.getpass(_say("cli.password_prompt")), getpass.getpass(_say("cli.again_prompt"))
         if first != second:
             raise SystemExit(_say("cli.error", command="python -m server user", message=_say("cli.passwords_differ")))
         return first

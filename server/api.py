@@ -182,7 +182,7 @@ def collection(collection_id: str):
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     doc = _collection_document(found, fmt)
-    return _answer(fmt, doc, "api_collection.html", etag=etag, layer=found.layer)
+    return _answer(fmt, doc, "api_collection.html", etag=etag, layer=found.layer, shown_time=shown_time)
 
 
 def _collection_document(found, fmt: str = "json") -> dict:
@@ -225,7 +225,8 @@ def queryables(collection_id: str):
     _only()
     fmt = negotiation.wanted()
     layer = services().catalog.layer(collection_id).without(privacy.hidden_fields())
-    doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True))
+    doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True),
+                             current_language())
     return _answer(fmt, doc, "api_queryables.html", mimetype="application/schema+json", layer=layer)
 
 

@@ -80,6 +80,8 @@ def loaded(store):
 
 
 PAGES = ["/", "/dashboard", "/history/grids", "/history/grids/diff", "/grids/g00", "/centers/c1", "/login",
+         "/api?f=html", "/api/collections?f=html", "/api/collections/grids?f=html",
+         "/api/collections/gaps/items?f=html", "/api/collections/grids/queryables?f=html",
          "/map?district=无此区", "/nope", "/upload/grids"]
 
 
@@ -396,3 +398,8 @@ def test_a_gaps_detail_is_in_the_readers_language_only(client, loaded):
                 assert HAN.search(detail) and english_sentences(detail) == [], detail
             else:
                 assert han_outside(detail, DATA) == [], detail
+
+
+def test_a_collections_page_shows_its_update_in_the_services_time_zone(client, loaded):
+    html = client.get("/api/collections/grids?f=html").get_data(as_text=True)
+    assert re.search(r"<time datetime=\"[^\"]+\+00:00\">\d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+8\)</time>", html)
