@@ -358,7 +358,7 @@ def _geometry(arg, crs: str = CRS84_URI) -> bytes:
         try:
             geom = shapely.from_geojson(json.dumps(arg))
         except (shapely.errors.GEOSException, ValueError) as e:
-            raise BadRequest(says("cql.invalid_geometry", type=arg["type"], reason=e)) from None
+            raise BadRequest(says("cql.invalid_geometry", type=arg["type"], reason=str(e))) from None
         coords = shapely.get_coordinates(geom)
         if geom.is_empty or not np.isfinite(coords).all():
             raise BadRequest(says("cql.no_finite", type=arg["type"]))

@@ -266,7 +266,7 @@ def parse_crs(text: str) -> CRS:
     try:
         crs = CRS.from_user_input(text.strip())
     except CRSError as exc:
-        raise BadRequest(says("crs.unknown", crs=repr(text[:200]), reason=exc)) from None
+        raise BadRequest(says("crs.unknown", crs=repr(text[:200]), reason=str(exc))) from None
     if not (crs.is_geographic or crs.is_projected):
         raise BadRequest(says("crs.not_horizontal", crs=repr(text[:200])))
     return crs

@@ -33,7 +33,8 @@ def _said(message) -> str:
 def build_parser() -> argparse.ArgumentParser:
     # argparse's own words ("usage:", "options:", "show this help message and exit") stay as argparse says them
     parser = argparse.ArgumentParser(
-        prog="python -m server", description=_say("cli.help.serve"), formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m server", description=_say("cli.help.serve"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_say("cli.help.other_commands") + ":\n"
                "  python -m server user {add,scope,list,remove,reset} ...\n"
                f"      {_say('cli.help.user')}\n"

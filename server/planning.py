@@ -98,7 +98,7 @@ def _proposed(body) -> gpd.GeoDataFrame:
     try:
         frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
     except Exception as e:  # malformed GeoJSON of any kind
-        raise BadRequest(says("whatif.not_geojson", reason=e)) from None
+        raise BadRequest(says("whatif.not_geojson", reason=str(e))) from None
     if frame.empty:
         raise BadRequest(says("whatif.none"))
     if not (frame.geom_type == "Point").all():

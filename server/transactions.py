@@ -236,7 +236,7 @@ def _body():
     try:
         return current_app.json.loads(data)
     except ValueError as e:
-        raise BadRequest(says("tx.not_json", reason=e)) from None
+        raise BadRequest(says("tx.not_json", reason=str(e))) from None
 
 
 def _message(default: str) -> str:

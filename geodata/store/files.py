@@ -63,8 +63,8 @@ class FileStore(Store):
         try:
             versions = [_version(layer, v) for v in json.loads(path.read_bytes())["versions"]]
         except (ValueError, TypeError, KeyError) as e:  # truncated, not JSON, or not a manifest
-            raise DamagedStore(says("store.record_unreadable", layer=layer, path=path, kind=type(e).__name__, reason=e),
-                               path) from None
+            raise DamagedStore(says("store.record_unreadable", layer=layer, path=path, kind=type(e).__name__,
+                                    reason=str(e)), path) from None
         self._manifests[layer] = (stamp, versions)
         return versions
 
@@ -86,8 +86,8 @@ class FileStore(Store):
         for v in self.versions(layer):
             path = self._version_path(layer, v.version)
             if not path.is_file():
-                raise DamagedStore(says("store.version_file_missing", layer=layer, record=self._dir(layer) / self.MANIFEST,
-                                        version=v.version, path=path), path)
+                raise DamagedStore(says("store.version_file_missing", layer=layer, version=v.version, path=path,
+                                        record=self._dir(layer) / self.MANIFEST), path)
 
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         v = self.version(layer, version)

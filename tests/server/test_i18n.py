@@ -347,7 +347,8 @@ MORE_API_ERRORS = [
     ("POST", "/api/whatif", 400, {"type": "Feature"}),
     ("POST", "/api/whatif", 400, {"type": "FeatureCollection", "features": []}),
     ("POST", "/api/whatif", 400, {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"level": "planet"}, "geometry": {"type": "Point", "coordinates": [121.5, 29.8]}}]}),
+        {"type": "Feature", "properties": {"level": "planet"},
+         "geometry": {"type": "Point", "coordinates": [121.5, 29.8]}}]}),
 ]
 
 
