@@ -672,7 +672,7 @@ def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> lis
                             details=generated)
     rows = db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (limits.max_features + 1,)).fetchone()[0]
     if rows > limits.max_features:
-        raise TooLarge(says("io.too_many_features", most=f"{limits.max_features:,}"),
+        raise TooLarge(says("io.more_features_than", most=f"{limits.max_features:,}"),
                        details=[{"limit": "max_features"}])
     return _gpkg_text_with_nul(db, table, [row[1] for row in columns])
 
