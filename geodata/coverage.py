@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import network
+from . import gapdetail, network
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .i18n import says
 from .order import adcodes, orderer
 from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,
                        unit_columns)
@@ -43,7 +44,7 @@ MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request comp
 MAX_LIFE_CIRCLES = 5  # each is one more walk and buffer of the whole network
 SMALL_PART_VERTICES = 10_000  # gaps and overlaps below this size are measured with a negative buffer
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
-LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
+LEVEL_NAMES = gapdetail.LEVEL_NAMES  # missing centres name their level in Chinese
 CATCHMENTS = ("disc", "network")
 
 
@@ -66,24 +67,26 @@ class Params:
 
     def __post_init__(self):
         if self.catchment not in CATCHMENTS:
-            raise BadRequest(f"'catchment' must be one of {', '.join(CATCHMENTS)}, not {self.catchment!r}")
+            raise BadRequest(says("params.one_of", name="catchment", choices=", ".join(CATCHMENTS),
+                                  value=repr(self.catchment)))
         circles = self.life_circles_m
         if (not isinstance(circles, tuple) or len(circles) > MAX_LIFE_CIRCLES
                 or not all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RADIUS_M for d in circles)
                 or len(set(circles)) != len(circles)):
-            raise BadRequest(f"'life_circles_m' must be up to {MAX_LIFE_CIRCLES} different distances, each > 0 and "
-                             f"at most {MAX_RADIUS_M:g} m, not {circles!r}")
+            raise BadRequest(says("params.life_circles", most=MAX_LIFE_CIRCLES, radius=f"{MAX_RADIUS_M:g}",
+                                  value=repr(circles)))
         for f in fields(self):
             if f.name in ("catchment", "life_circles_m"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
+                raise BadRequest(says("params.non_negative", name=f.name, value=repr(value)))
         for level in LEVELS:
             if self.radius(level) > MAX_RADIUS_M:
-                raise BadRequest(f"'radius_{level}_m' must be at most {MAX_RADIUS_M:g} m, not {self.radius(level):g}")
+                raise BadRequest(says("params.radius", name=f"radius_{level}_m", most=f"{MAX_RADIUS_M:g}",
+                                      value=f"{self.radius(level):g}"))
         if not 0 <= self.partial_ratio <= self.covered_ratio <= 1:
-            raise BadRequest("thresholds must satisfy 0 ≤ partial_ratio ≤ covered_ratio ≤ 1")
+            raise BadRequest(says("params.thresholds"))
 
     def radius(self, level: str) -> float:
         return getattr(self, f"radius_{level}_m")
@@ -100,7 +103,7 @@ class Params:
                 try:
                     changes[f.name] = float(params[f.name])
                 except ValueError:
-                    raise BadRequest(f"'{f.name}' must be a number, not {params[f.name]!r}") from None
+                    raise BadRequest(says("params.number", name=f.name, value=repr(params[f.name]))) from None
         return replace(self, **changes) if changes else self
 
 
@@ -113,7 +116,7 @@ def life_circles(value) -> tuple[float, ...]:
     try:
         distances = [float(p) for p in parts if str(p).strip()]
     except ValueError:
-        raise BadRequest(f"'life_circles_m' must be distances in metres separated by commas, not {value!r}") from None
+        raise BadRequest(says("params.life_circles_text", value=repr(value))) from None
     return tuple(sorted(set(distances)))
 
 
@@ -281,8 +284,8 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {gap_area[i]:,.0f} m² within a centre's radius but beyond its walk 半径内但步行不可达"
-               for i in positions]
+    said = gapdetail.template("walk_gap")
+    details = [said.format(name=names[i], area=f"{gap_area[i]:,.0f}") for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
 
 
@@ -534,7 +537,8 @@ def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
     area = shapely.area(uncovered)
     positions = np.flatnonzero(area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {area[i]:,.0f} m² outside every catchment 不在任何服务半径内" for i in positions]
+    said = gapdetail.template("service_gap")
+    details = [said.format(name=names[i], area=f"{area[i]:,.0f}") for i in positions]
     return _Gaps("service_gap", _grid_rows(grids, positions, details), uncovered[positions])
 
 
@@ -584,7 +588,7 @@ def missing_center_row(level: str, columns: list[str], key: tuple) -> dict:
     names = dict(zip(columns, key))
     return {**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
             CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-            "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"}
+            "detail": gapdetail.template("missing_center").format(unit=key[-1], level=LEVEL_NAMES[level])}
 
 
 def centre_grids(grid_geoms: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -668,7 +672,7 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
     for n, part in enumerate(parts[_significant(parts, params)], start=1):
         rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
                      "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
-                     "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+                     "detail": gapdetail.template("tiling_gap").format(name=name, area=f"{part.area:,.0f}")})
         geoms.append(part)
     if land is None:
         return rows, geoms
@@ -687,8 +691,8 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
                 row = grids.iloc[positions[i]]
                 rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
                              "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                             "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
-                                       f"超出所属区县"})
+                             "detail": gapdetail.template("outside").format(name=row["name"],
+                                                                            area=f"{part.area:,.0f}", district=name)})
                 geoms.append(part)
     return rows, geoms
 
@@ -796,7 +800,8 @@ def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gap
     pairs, merged = pairs[significant], merged[significant]
     first, second = candidates[a[pairs]], candidates[b[pairs]]
     ids = grids["grid_id"].to_numpy()
-    rows = _grid_rows(grids, first, [f"{ids[i]} ∩ {ids[j]}: {g.area:,.0f} m² in two grids 网格重叠"
+    said = gapdetail.template("overlap")
+    rows = _grid_rows(grids, first, [said.format(a=ids[i], b=ids[j], area=f"{g.area:,.0f}")
                                      for i, j, g in zip(first, second, merged)])
     rows["id_suffix"] = [f"{ids[i]}.{ids[j]}" for i, j in zip(first, second)]
     return _Gaps("overlap", rows, merged)
@@ -810,14 +815,14 @@ def _staffing_gaps(grids, grid_geoms) -> _Gaps:
 
     workers = pd.to_numeric(grids["grid_workers"]).astype("Float64")
     missing = {
-        "instructor": (blank("instructor"), "no party-building instructor 无党建指导员"),
-        "party_branch": (blank("party_branch"), "no party branch 无党支部"),
-        "grid_workers": ((workers.isna() | (workers == 0)).to_numpy(bool), "no grid worker 无网格员"),
+        "instructor": blank("instructor"),
+        "party_branch": blank("party_branch"),
+        "grid_workers": (workers.isna() | (workers == 0)).to_numpy(bool),
     }
-    any_missing = np.logical_or.reduce([mask for mask, _ in missing.values()])
+    any_missing = np.logical_or.reduce(list(missing.values()))
     positions = np.flatnonzero(any_missing)
     names = grids["name"].to_numpy()
-    details = ["{}: {}".format(names[i], "; ".join(text for mask, text in missing.values() if mask[i]))
+    details = [gapdetail.staffing(names[i], [column for column, mask in missing.items() if mask[i]])
                for i in positions]
     return _Gaps("staffing_gap", _grid_rows(grids, positions, details), grid_geoms[positions])
 

@@ -26,6 +26,7 @@ import shapely
 
 from . import mvt
 from .errors import NotFound
+from .i18n import says
 from .schema import DERIVED, LAYERS
 
 TMS = "WebMercatorQuad"
@@ -93,9 +94,9 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 def check_tile(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
-        raise NotFound(f"no tile matrix {z} in {TMS} here: 0 to {MAX_ZOOM}")
+        raise NotFound(says("tiles.no_matrix", z=z, tms=TMS, most=MAX_ZOOM))
     if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise NotFound(f"no tile {z}/{y}/{x}: row and column run from 0 to {2**z - 1} at tile matrix {z}")
+        raise NotFound(says("tiles.no_tile", z=z, y=y, x=x, most=2**z - 1))
 
 
 @dataclass

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from geodata.i18n import says
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -44,7 +46,7 @@ def _zone(value) -> str:
     try:
         ZoneInfo(name)
     except (ValueError, ZoneInfoNotFoundError):
-        raise SettingError(f"GRIDMAP_TIMEZONE must be an IANA time zone such as Asia/Shanghai, not {value!r}") from None
+        raise SettingError(says("setting.timezone", value=repr(value))) from None
     return name
 
 
@@ -56,7 +58,7 @@ def _distances(value) -> tuple[float, ...]:
     try:
         return Params(life_circles_m=life_circles(value)).life_circles_m
     except BadRequest as e:
-        raise SettingError(f"GRIDMAP_LIFE_CIRCLES_M: {e}") from None
+        raise SettingError(says("setting.life_circles", reason=e.message)) from None
 
 
 DEMOS = ("ningbo", "zhejiang")
@@ -66,7 +68,7 @@ def _catchment(value) -> str:
     """disc or network; SettingError otherwise."""
     text = str(value).strip().lower()
     if text not in ("disc", "network"):
-        raise SettingError(f"GRIDMAP_CATCHMENT must be disc or network, not {value!r}")
+        raise SettingError(says("setting.catchment", value=repr(value)))
     return text
 
 
@@ -84,7 +86,7 @@ def _demo(value) -> str | None:
         return "ningbo"
     if text in ("", "0", "false", "no", "off", "none"):
         return None
-    raise SettingError(f"GRIDMAP_DEMO must be ningbo, zhejiang or off, not {value!r}")
+    raise SettingError(says("setting.demo", value=repr(value)))
 
 
 SETTINGS = (

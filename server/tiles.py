@@ -15,9 +15,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, url
 
 from geodata import incremental, tiles
 from geodata.errors import BadRequest, NotFound
-from geodata.i18n import says
+from geodata.i18n import says, text
 
 from . import negotiation, privacy, services
+from .i18n import current_language
 
 blueprint = Blueprint("tiles", __name__)
 
@@ -38,7 +39,7 @@ def _no_parameters(*allowed: str) -> None:
     if unknown:
         raise BadRequest(says("error.unknown_parameter", name=unknown[0], allowed=", ".join(["f", *allowed])))
     if request.args.get("f", "json") not in ("json", "mvt"):
-        raise BadRequest(f"'f' must be json here, not {request.args['f']!r}")
+        raise BadRequest(says("tiles.f_json", value=repr(request.args["f"])))
 
 
 def _link(href: str, rel: str, type_: str, title: str | None = None, templated: bool = False) -> dict:
@@ -53,7 +54,7 @@ def _link(href: str, rel: str, type_: str, title: str | None = None, templated: 
 def tiles_link(collection_id: str) -> dict:
     """The collection document's link to its vector tilesets."""
     return _link(url_for("tiles.tilesets", collection_id=collection_id, _external=True), REL_TILESETS,
-                 "application/json", "vector tiles")
+                 "application/json", text("api.link.tiles", current_language()))
 
 
 def _scheme_link() -> dict:
@@ -68,7 +69,7 @@ def _tile_url(collection_id: str) -> str:
 
 def _check_tms(tms: str) -> None:
     if tms != tiles.TMS:
-        raise NotFound(f"no tile matrix set '{tms}'; there is {tiles.TMS}")
+        raise NotFound(says("tiles.no_tms", tms=tms, there=tiles.TMS))
 
 
 @blueprint.get("/api/tileMatrixSets")

@@ -25,7 +25,9 @@ def test_recommendations_as_geojson(client, loaded):
     props = site["properties"]
     assert props["rank"] == 1 and props["community"] == "白云社区" and props["covered_share"] == 1.0
     assert body["covered_before"] + props["new_population"] == 1500
-    assert "only 1" in body["reason"]
+    assert body["reason"].startswith("只有 1 个选址能增加覆盖")  # in the reader's language: Chinese by default
+    english = client.get("/api/recommendations?level=community&k=3&lang=en").get_json(force=True)
+    assert english["reason"] == "only 1 site adds coverage: every other candidate would cover nobody new"
 
 
 def test_recommendations_as_csv(client, loaded):
