@@ -2,9 +2,9 @@
 
 Only for ``bench_coverage.py`` and the equality tests; never imported by the product.
 Here are the old versions of what was rewritten — ``analyse``'s order of work, the discs,
-the per-grid coverage and the tiling check — copied verbatim; everything else (the gap
-rows, missing centres, staffing, summaries) is the product's own, so the comparison stays
-about the rewrite while those change.
+the per-grid coverage and the tiling check — copied verbatim (the gaps' details said as the
+product says them); everything else (the gap rows, missing centres, staffing, summaries) is the
+product's own, so the comparison stays about the rewrite while those change.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geodata import gapdetail
 from geodata.coverage import (LEVELS, QUAD_SEGS, _ROW_COLUMNS, Analysis, Params, _coverage_frame, _empty_analysis,
                               _Gaps, _gaps_frame, _holes, _missing_centers, _overlaps, _service_gaps, _significant,
                               _staffing_gaps, summarise)
@@ -121,7 +122,7 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
         for n, part in enumerate(parts[_significant(parts, params)], start=1):
             rows.append({"district": name, "street": None, "community": None, "grid_id": None, "level": None,
                          "id_suffix": f"{name}.{n}",
-                         "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+                         "detail": gapdetail.template("tiling_gap").format(name=name, area=f"{part.area:,.0f}")})
             geoms.append(part)
         if land is None:
             continue
@@ -135,8 +136,8 @@ def _tiling_and_overlaps(grids, grid_geoms, districts, crs, params: Params) -> l
                     row = grids.iloc[positions[i]]
                     rows.append({"district": name, "street": row["street"], "community": row["community"],
                                  "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                                 "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
-                                           f"超出所属区县"})
+                                 "detail": gapdetail.template("outside").format(
+                                     name=row["name"], area=f"{part.area:,.0f}", district=name)})
                     geoms.append(part)
     tiling = _Gaps("tiling_gap", pd.DataFrame(rows, columns=_ROW_COLUMNS), np.array(geoms, dtype=object))
     return [tiling, overlaps]

@@ -21,8 +21,10 @@ For each demo, ``python -m server`` (one worker, ``GRIDMAP_BASEMAP=none``) is st
   step by step from the first view's zoom to 16 over the busiest place, then pan three screens
   east at 13 and at 15; at map zoom z the map asks for the server's tiles of z − 1, drawn 512 px
   wide), for every layer the map shows at start, fetched as a browser would (six
-  at a time, gzip accepted, no conditional request): **cold** is the first pass (nothing cut
-  yet for these tiles), **warm** the second; p50 / p95 / max of each request's time, and the
+  at a time, gzip accepted, no conditional request): **cold** is the first pass (tiles nobody
+  asked for before; the low zooms, up to ``GRIDMAP_TILE_SEED_ZOOM`` (8), were seeded by the
+  server's warm-up, as they are after a start or an edit: the rest are cut as asked for),
+  **warm** the second; p50 / p95 / max of each request's time, and the
   largest tile (as sent and plain).  Targets: p95 ≤ 50 ms warm, ≤ 250 ms cold, none over 500 KB.
   Beside them the server's CPU time a request (its processes' user + system time over the pass,
   read from /proc), and the machine's load average: the wall-clock times of a loaded machine say

@@ -14,11 +14,16 @@ demo's UTM zone.  Prints:
   those tiles touch (what an incremental analysis would do): the issue asks ≤ 0.5 s;
 - the baseline: networkx's ``multi_source_dijkstra_path_length`` (cutoff = the level's radius) on
   the same graph (with the same centre nodes) against scipy's, per level, and the ratio;
-- what a walking analysis adds: the discs' coverage, the walk gaps and the life circles (``walking_columns``);
+- what a walking analysis adds: the land of the walk and of each life circle from one Dijkstra a level
+  (``coverage.walk_of``), the discs' coverage, the walk gaps and the life circles (``walking_columns``);
 - the whole ``analyse`` with catchment=network (cold: another access distance, so no buffered tile is kept;
-  and again with the walk's tiles kept) and with discs, and the covered share of each.
+  and again with the walk's tiles kept) and with discs, and the covered share of each;
+- the product path: ``Catalog.analysis`` of the demo stored (cold), then again after one centre moved 300 m
+  (``Store.write_changes``): the walking analysis updated (``geodata.incremental``, the issue's ≤ 0.5 s),
+  and how far it is from a cold analysis of the same versions.
 
-Figures vary with the machine's load: run it alone.
+Each figure is wall-clock time, with the process's CPU time (all threads) beside it.  Figures vary with the
+machine's load: run it alone.
 """
 
 from __future__ import annotations
@@ -35,16 +40,17 @@ import shapely  # noqa: E402
 from scipy.sparse import csgraph  # noqa: E402
 
 from geodata import network  # noqa: E402
-from geodata.coverage import LEVELS, Params, analyse, catchments, grid_coverage, walking_columns  # noqa: E402
+from geodata.coverage import (LEVELS, Params, analyse, catchments, grid_coverage, walk_of,  # noqa: E402
+                              walking_columns)
 from geodata.demo import build_demo  # noqa: E402
 from geodata.demo_roads import METRIC, build_roads  # noqa: E402
 
 
 def timed(label: str, func, *args):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = func(*args)
     took = time.perf_counter() - start
-    print(f"  {label:<44} {took:7.3f} s")
+    print(f"  {label:<44} {took:7.3f} s  (CPU {time.process_time() - cpu:6.3f} s)")
     return result, took
 
 
@@ -122,9 +128,13 @@ def main() -> None:
     print(f"  networkx multi_source_dijkstra_path_length {t_nx:7.3f} s   (the same distances; "
           f"networkx / scipy = {t_nx / t_sp:.1f}×)")
 
-    print("\nwhat a walking analysis adds (coverage.walking_columns): the discs, the walk gaps, each life circle")
-    _, t_extra = timed("discs, walk gaps and rings (cold tiles)", walking_columns, demo.grids, grid_geoms,
-                       centers_m, roads_m, grid_coverage(grid_geoms, land2)[1], params)
+    print("\nwhat a walking analysis adds: the life circles' land, the discs, the walk gaps, each life circle")
+    cold_params = Params(catchment="network", walk_access_m=99.8)  # no tile kept
+    walk, _ = timed("walk and life circles' land (walk_of)", walk_of, centers_m, net, cold_params)
+    (walk_ratio, walk_uncovered), _ = timed("per-grid coverage of the walk", grid_coverage, grid_geoms,
+                                            walk.land[None])
+    timed("discs, walk gaps and rings (walking_columns)", walking_columns, demo.grids, grid_geoms, discs, walk,
+          walk_ratio, walk_uncovered, cold_params)
 
     print("\nthe whole analysis (coverage, gaps, summaries, and for walking the walk gaps and rings)")
     for label, p in (("catchment=network, cold", Params(catchment="network", walk_access_m=99.9)),
@@ -135,6 +145,47 @@ def main() -> None:
                    f"walk gaps, rings " + ", ".join(f"{c[5:-11]} m {total[c]:,}" for c in total.index
                                                     if c.startswith("ring_"))) if "disc_covered_share" in total else ""
         print(f"    covered share of the population: {total['covered_share']:.3f}{walking}")
+
+    product(demo, params)
+
+
+def product(demo, params: Params) -> None:
+    """The catalog's walking analysis of the stored demo, cold, then updated after one centre moves."""
+    import tempfile
+
+    import pandas as pd
+
+    from geodata.catalog import Catalog
+    from geodata.demo import install_if_empty
+    from geodata.store import open_store
+
+    print("\nthe product path: Catalog.analysis with catchment=network, the Ningbo demo stored")
+    with tempfile.TemporaryDirectory() as data_dir:
+        store = open_store(data_dir)
+        install_if_empty(store, "ningbo")
+        catalog = Catalog(store, Params(catchment="network", walk_access_m=99.7))  # no tile kept: cold
+        timed("cold (read, graph, walk, analysis)", catalog.analysis)
+        catalog._sharing = None
+        centers = store.read("centers")
+        mover = centers.iloc[[int(np.flatnonzero(centers["level"].to_numpy() == "community")[len(centers) // 3])]]
+        moved = mover.to_crs(METRIC)
+        moved = moved.set_geometry(shapely.transform(moved.geometry.values, lambda xy: xy + [300.0, 0.0]),
+                                   crs=METRIC).to_crs(mover.crs)
+        store.write_changes("centers", upserts=moved, author="bench", message="a centre moved 300 m east")
+        updated, t_update = timed("after one centre moved 300 m east", catalog.analysis)
+        print(f"    updated, not analysed cold: {catalog._sharing is not None}  (target ≤ 0.5 s)")
+        if catalog._sharing is not None:
+            catalog._sharing.join()
+        frames = [store.read(name) for name in ("grids", "centers", "districts", "roads")]
+        cold, _ = timed("a cold analysis of the same versions", lambda: analyse(*frames[:3], catalog.params,
+                                                                                roads=frames[3]))
+        diff = np.abs(updated.coverage["coverage_ratio"].to_numpy(float)
+                      - cold.coverage["coverage_ratio"].to_numpy(float))
+        same = all(updated.coverage[c].equals(cold.coverage[c]) for c in cold.coverage.columns
+                   if c.endswith("_population"))
+        sums = all(pd.DataFrame(updated.summaries[k]).equals(cold.summaries[k]) for k in cold.summaries)
+        print(f"    largest ratio difference {diff.max():.1e}; the same people columns: {same}; "
+              f"the same summaries: {sums}; the same gaps: {list(updated.gaps.gap_id) == list(cold.gaps.gap_id)}")
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ from functools import cached_property
 
 import geopandas as gpd
 
-from . import geojson, incremental, kept, units
+from . import gapdetail, geojson, incremental, kept, units
 from . import jobs as job
 from .cache import VersionCache, release_freed_memory
 from .coverage import Analysis, Params, analyse, catchment_frame
 from .errors import BadRequest, NotFound
-from .i18n import says
+from .i18n import DEFAULT_LANGUAGE, says
 from .query import FeatureSet, Page, Query
 from .schema import DERIVED, LAYERS, Layer
 from .search import SearchIndex
@@ -97,14 +97,20 @@ class Catalog:
         return layer
 
     def get(self, collection_id: str, version: int | None = None, params: Params | None = None,
-            hidden: frozenset[str] = frozenset()) -> Collection:
+            hidden: frozenset[str] = frozenset(), lang: str | None = None) -> Collection:
         """A collection ready for queries; ``params`` only matter to derived collections.
 
         ``hidden`` names fields this reader may not see (see ``server.privacy``): they are left out
         of the features, and a collection that had any of them gets another ``tag``, so nothing
-        cached or validated for one audience is ever served to another.
+        cached or validated for one audience is ever served to another.  ``lang``: the reader's language,
+        which the gaps' ``detail`` is said in (another ``tag`` too).
         """
         full = self._full(collection_id, version, params)
+        if collection_id == "gaps" and lang and lang != DEFAULT_LANGUAGE:
+            tag = f"{full.tag}-{lang}"
+            features = self._sets.get(("gaps", tag), lambda: FeatureSet(
+                gapdetail.frame_in_language(full.features.gdf, lang), full.layer))
+            full = replace(full, features=features, tag=tag)
         present = (frozenset(hidden) & set(full.features.columns)) - {full.layer.key}  # features keep their key
         if not present:
             return replace(full, layer=full.layer.without(hidden))
@@ -164,14 +170,14 @@ class Catalog:
         last = self._last
         if last is None or last.analysis.params != params or not hasattr(self.store, "changes"):
             return None  # (the old file store keeps no change sets)
-        if params.catchment != "disc":
-            return None  # an update looks for grids within a changed centre's radius; a walk follows the roads
         changes, frames = {}, []
-        for name, old, new, frame in zip(ANALYSIS_INPUTS, last.inputs, inputs, last.frames):
+        for name, old, new, frame in zip(analysis_inputs(params), last.inputs, inputs, last.frames):
             if old == new:
                 changes[name] = NO_CHANGES
                 frames.append(frame)
                 continue
+            if name == "roads":
+                return None  # the graph is built again: analysed cold
             if old is None or new is None or new.version <= old.version or name not in incremental.UPDATED_LAYERS:
                 return None  # a layer that appeared or went, or that an update leaves to a cold analysis
             changed = self.store.changes(name, old.version, new.version)

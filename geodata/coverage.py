@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import network
+from . import gapdetail, network
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .i18n import says
 from .order import adcodes, orderer
 from .unitkeys import (CITY, LEVELS, NO_CITY, district_shape, district_shapes, has_cities, key_table, shown_city,
                        unit_columns)
@@ -45,7 +46,7 @@ MAX_RADIUS_M = 50_000.0  # what-if radii beyond this would make one request comp
 MAX_LIFE_CIRCLES = 5  # each is one more walk and buffer of the whole network
 SMALL_PART_VERTICES = 10_000  # gaps and overlaps below this size are measured with a negative buffer
 QUAD_SEGS = 16  # a 64-gon: its area is within 0.17 % of πr² (the 32-gon default is 0.64 % short)
-LEVEL_NAMES = {"district": "区县", "street": "街道", "community": "社区"}
+LEVEL_NAMES = gapdetail.LEVEL_NAMES  # missing centres name their level in Chinese
 CATCHMENTS = ("disc", "network")
 
 
@@ -68,24 +69,26 @@ class Params:
 
     def __post_init__(self):
         if self.catchment not in CATCHMENTS:
-            raise BadRequest(f"'catchment' must be one of {', '.join(CATCHMENTS)}, not {self.catchment!r}")
+            raise BadRequest(says("params.one_of", name="catchment", choices=", ".join(CATCHMENTS),
+                                  value=repr(self.catchment)))
         circles = self.life_circles_m
         if (not isinstance(circles, tuple) or len(circles) > MAX_LIFE_CIRCLES
                 or not all(isinstance(d, (int, float)) and math.isfinite(d) and 0 < d <= MAX_RADIUS_M for d in circles)
                 or len(set(circles)) != len(circles)):
-            raise BadRequest(f"'life_circles_m' must be up to {MAX_LIFE_CIRCLES} different distances, each > 0 and "
-                             f"at most {MAX_RADIUS_M:g} m, not {circles!r}")
+            raise BadRequest(says("params.life_circles", most=MAX_LIFE_CIRCLES, radius=f"{MAX_RADIUS_M:g}",
+                                  value=repr(circles)))
         for f in fields(self):
             if f.name in ("catchment", "life_circles_m"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BadRequest(f"'{f.name}' must be a number ≥ 0, not {value!r}")
+                raise BadRequest(says("params.non_negative", name=f.name, value=repr(value)))
         for level in LEVELS:
             if self.radius(level) > MAX_RADIUS_M:
-                raise BadRequest(f"'radius_{level}_m' must be at most {MAX_RADIUS_M:g} m, not {self.radius(level):g}")
+                raise BadRequest(says("params.radius", name=f"radius_{level}_m", most=f"{MAX_RADIUS_M:g}",
+                                      value=f"{self.radius(level):g}"))
         if not 0 <= self.partial_ratio <= self.covered_ratio <= 1:
-            raise BadRequest("thresholds must satisfy 0 ≤ partial_ratio ≤ covered_ratio ≤ 1")
+            raise BadRequest(says("params.thresholds"))
 
     def radius(self, level: str) -> float:
         return getattr(self, f"radius_{level}_m")
@@ -102,7 +105,7 @@ class Params:
                 try:
                     changes[f.name] = float(params[f.name])
                 except ValueError:
-                    raise BadRequest(f"'{f.name}' must be a number, not {params[f.name]!r}") from None
+                    raise BadRequest(says("params.number", name=f.name, value=repr(params[f.name]))) from None
         return replace(self, **changes) if changes else self
 
 
@@ -115,7 +118,7 @@ def life_circles(value) -> tuple[float, ...]:
     try:
         distances = [float(p) for p in parts if str(p).strip()]
     except ValueError:
-        raise BadRequest(f"'life_circles_m' must be distances in metres separated by commas, not {value!r}") from None
+        raise BadRequest(says("params.life_circles_text", value=repr(value))) from None
     return tuple(sorted(set(distances)))
 
 
@@ -136,6 +139,35 @@ class Analysis:
     # each grid's edge check (``_invalid_edges``), in the grids' order, when known: an update reuses the
     # checks of the grids a change does not reach (geodata.incremental)
     invalid_edges: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # a walking analysis' land (``Walk``), kept in this process for updating it (geodata.incremental): not pickled
+    walk: "Walk | None" = field(default=None, repr=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "walk"}
+
+
+@dataclass(frozen=True, eq=False)
+class Walk:
+    """A walking analysis' land: the network walked and, for the walk (key None) and each life circle (its
+    distance), the polygons whose union is the land within reach (``network.covered_land``'s tiles)."""
+
+    net: network.Network
+    land: dict
+
+
+def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, beside=None) -> Walk:
+    """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level;
+    ``beside(tiles)`` called with the walk's land while the life circles' is buffered."""
+    limits = (None, *params.life_circles_m)
+    if centers_m.empty:
+        land = {limit: np.array([], dtype=object) for limit in limits}
+        if beside is not None:
+            beside(land[None])
+        return Walk(net, land)
+    radii = _radii(centers_m, params)
+    keep = radii > 0
+    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits, beside)
+    return Walk(net, dict(zip(limits, tiles)))
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
@@ -161,7 +193,6 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     grid_geoms = grids.geometry.to_crs(crs).values
     center_m = centers.to_crs(crs) if not centers.empty else centers
 
-    roads_m = roads.to_crs(crs) if walks(params, roads) else None
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
 
     def tiling() -> tuple[np.ndarray, list[_Gaps], object]:
@@ -175,11 +206,19 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     # mostly GEOS, which lets go of the GIL), when there is more than one thread
     with ThreadPoolExecutor(1) as side:
         tiled = side.submit(tiling) if THREADS > 1 else None
-        ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params, roads_m))
+        if walks(params, roads):  # the walk's coverage measured while its life circles' land is buffered
+            measured = []
+            walk = walk_of(center_m, network.network_of(roads.to_crs(crs)), params,
+                           beside=lambda tiles: measured.append(grid_coverage(grid_geoms, tiles)))
+            ratio, uncovered = measured[0]
+        else:
+            walk = None
+            ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
         coverage = _coverage_frame(grids, ratio, params)
         walk_gaps = None
-        if roads_m is not None:  # the disc against the walk, and the life circles
-            columns, walk_gaps = walking_columns(grids, grid_geoms, center_m, roads_m, uncovered, params)
+        if walk is not None:  # the disc against the walk, and the life circles
+            discs = catchments(center_m, replace(params, catchment="disc"))
+            columns, walk_gaps = walking_columns(grids, grid_geoms, discs, walk, ratio, uncovered, params)
             for name, values in columns.items():
                 coverage[name] = values
         service = _service_gaps(grids, uncovered, params)
@@ -189,7 +228,7 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     gap_parts = [service, missing, *tiling_gaps, staffing, *([walk_gaps] if walk_gaps is not None else [])]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts, in_order),
-                    invalid_edges)
+                    invalid_edges=invalid_edges, walk=walk)
 
 
 def tiling_problems(grids: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None = None,
@@ -224,17 +263,28 @@ def walks(params: Params, roads: gpd.GeoDataFrame | None) -> bool:
     return params.catchment == "network" and network.has_roads(roads)
 
 
-def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame,
-                    roads_m: gpd.GeoDataFrame, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
+def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.ndarray, walk: Walk,
+                    ratio: np.ndarray, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
     """What a walking analysis adds to the grids, and its ``walk_gap`` gaps.
 
-    ``uncovered``: each grid's land outside the walking catchments.  The columns: ``disc_covered_population``
-    (the people the discs would count as covered), ``walk_gap_population`` (the people on land inside a disc
-    but beyond the walk: its share of the grid's area times the population), and for each life circle d
-    ``ring_{d}_population``: the people within d on foot of any centre (its level's distance at most), each
-    grid's counted by the share of its area within that reach, as ``covered_population``.
+    ``discs``: the centres' discs (at least those near these grids, in the centres' order); ``ratio`` and
+    ``uncovered``: each grid's share of land within the walk, and its land outside it.  The columns:
+    ``disc_covered_population`` (the people the discs would count as covered), ``walk_gap_population`` (the
+    people on land inside a disc but beyond the walk: its share of the grid's area times the population), and
+    for each life circle d ``ring_{d}_population``: the people within d on foot of any centre (its level's
+    distance at most), each grid's counted by the share of its area within that reach, as
+    ``covered_population``.  Each grid's figures depend on it and the discs and tiles near it only, so an
+    update computes those of a few grids alike (geodata.incremental).
     """
-    disc_ratio, disc_uncovered = grid_coverage(grid_geoms, catchments(centers_m, replace(params, catchment="disc")))
+    walked = (walk.land[None], ratio, uncovered)
+    # the life circles beside the discs (GEOS lets go of the GIL), one after another: they share tiles, and a
+    # prepared polygon builds its indexes on first use, which two threads must not do at once.  A grid that
+    # only tiles of the walk itself touch is as much within a life circle as within the walk (``tile_coverage``)
+    with ThreadPoolExecutor(1) as pool:
+        rings = pool.submit(lambda: [tile_coverage(grid_geoms, walk.land[d], walked)[0]
+                                     for d in params.life_circles_m])
+        disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
+        rings = rings.result()
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
     candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
@@ -245,18 +295,43 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, centers_m: 
         gap_share = np.where(area > 0, shapely.area(gap) / area, 0.0)
     columns = {"disc_covered_population": covered_population(grids, disc_ratio),
                "walk_gap_population": covered_population(grids, np.clip(gap_share, 0, 1))}
-    radii = _radii(centers_m, params)
-    keep = radii > 0
-    for distance in params.life_circles_m:
-        land = network.frame_catchments(centers_m[keep], np.minimum(radii[keep], distance), roads_m,
-                                        params.walk_access_m)
-        columns[ring_column(distance)] = covered_population(grids, grid_coverage(grid_geoms, land)[0])
+    for distance, ring in zip(params.life_circles_m, rings):
+        columns[ring_column(distance)] = covered_population(grids, ring)
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {gap_area[i]:,.0f} m² within a centre's radius but beyond its walk 半径内但步行不可达"
-               for i in positions]
+    said = gapdetail.template("walk_gap")
+    details = [said.format(name=names[i], area=f"{gap_area[i]:,.0f}") for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
+
+
+def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``grid_coverage`` of ``tiles`` (``network.covered_land``'s, in its order), taking each grid's figures
+    from ``before`` = (other tiles, their ratios and uncovered land for these grids) when no tile of one and
+    not the other comes near it: then it met the very same polygons (``is``), in the same order."""
+    if before is None:
+        return grid_coverage(grid_geoms, tiles)
+    tiles0, ratio0, uncovered0 = before
+    old, new = {id(t) for t in tiles0}, {id(t) for t in tiles}
+    changed = np.array([t for t in tiles if id(t) not in old] + [t for t in tiles0 if id(t) not in new],
+                       dtype=object)
+    ratio, uncovered = np.array(ratio0, dtype=float), np.array(uncovered0, dtype=object)
+    if not len(changed):
+        return ratio, uncovered
+    again = np.unique(shapely.STRtree(grid_geoms).query(changed)[1])
+    if len(again):
+        ratio[again], uncovered[again] = near_coverage(grid_geoms[again], tiles)
+    return ratio, uncovered
+
+
+def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``grid_coverage`` of the ``catchments`` whose envelopes meet these grids' (in their order): each grid's
+    figures as among all the grids (``grid_coverage`` looks at those only)."""
+    if not len(catchments) or not len(grid_geoms):
+        return grid_coverage(grid_geoms, catchments)
+    near = np.unique(shapely.STRtree(grid_geoms).query(catchments)[0])
+    return grid_coverage(grid_geoms, catchments[near])
 
 
 CATCHMENT_KINDS = ("disc", "walk", "ring")
@@ -282,10 +357,9 @@ def catchment_frame(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, roads: g
     keep = radii > 0
     rows, geoms = [], []
     if walks(params, roads):
-        roads_m = roads.to_crs(crs)
+        walk = walk_of(centers_m, network.network_of(roads.to_crs(crs)), params)
         for kind, distance in (("walk", None), *(("ring", d) for d in sorted(params.life_circles_m, reverse=True))):
-            reach = radii[keep] if distance is None else np.minimum(radii[keep], distance)
-            parts = network.frame_catchments(centers_m[keep], reach, roads_m, params.walk_access_m)
+            parts = walk.land[distance]
             name = kind if distance is None else f"ring.{distance:g}"
             rows += [{"catchment_id": f"{name}.{i}", "kind": kind, "level": None, "center_id": None,
                       "distance_m": distance} for i in range(1, len(parts) + 1)]
@@ -484,7 +558,8 @@ def _service_gaps(grids, uncovered: np.ndarray, params: Params) -> _Gaps:
     area = shapely.area(uncovered)
     positions = np.flatnonzero(area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
-    details = [f"{names[i]}: {area[i]:,.0f} m² outside every catchment 不在任何服务半径内" for i in positions]
+    said = gapdetail.template("service_gap")
+    details = [said.format(name=names[i], area=f"{area[i]:,.0f}") for i in positions]
     return _Gaps("service_gap", _grid_rows(grids, positions, details), uncovered[positions])
 
 
@@ -534,7 +609,7 @@ def missing_center_row(level: str, columns: list[str], key: tuple) -> dict:
     names = dict(zip(columns, key))
     return {**{c: names.get(c) for c in ("district", "street", "community")}, "grid_id": None,
             CITY: names.get(CITY) or None, "level": level, "id_suffix": f"{level}.{'.'.join(key)}",
-            "detail": f"{key[-1]}: 无{LEVEL_NAMES[level]}级党群服务中心 (no {level}-level centre)"}
+            "detail": gapdetail.template("missing_center").format(unit=key[-1], level=LEVEL_NAMES[level])}
 
 
 def centre_grids(grid_geoms: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -619,7 +694,7 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
     for n, part in enumerate(parts[_significant(parts, params)], start=1):
         rows.append({CITY: city, "district": name, "street": None, "community": None, "grid_id": None,
                      "level": None, "id_suffix": f"{'.'.join(key)}.{n}",
-                     "detail": f"{name}: {part.area:,.0f} m² of the district in no grid 未划入网格"})
+                     "detail": gapdetail.template("tiling_gap").format(name=name, area=f"{part.area:,.0f}")})
         geoms.append(part)
     if land is None:
         return rows, geoms
@@ -638,8 +713,8 @@ def _district_gaps(grids, geoms_d, positions, any_invalid: bool, key, shapes, ci
                 row = grids.iloc[positions[i]]
                 rows.append({CITY: city, "district": name, "street": row["street"], "community": row["community"],
                              "grid_id": row["grid_id"], "level": None, "id_suffix": f"outside.{row['grid_id']}",
-                             "detail": f"{row['name']}: {part.area:,.0f} m² outside its district {name} "
-                                       f"超出所属区县"})
+                             "detail": gapdetail.template("outside").format(name=row["name"],
+                                                                            area=f"{part.area:,.0f}", district=name)})
                 geoms.append(part)
     return rows, geoms
 
@@ -747,7 +822,8 @@ def _overlaps(grids, grid_geoms, candidates: np.ndarray, params: Params) -> _Gap
     pairs, merged = pairs[significant], merged[significant]
     first, second = candidates[a[pairs]], candidates[b[pairs]]
     ids = grids["grid_id"].to_numpy()
-    rows = _grid_rows(grids, first, [f"{ids[i]} ∩ {ids[j]}: {g.area:,.0f} m² in two grids 网格重叠"
+    said = gapdetail.template("overlap")
+    rows = _grid_rows(grids, first, [said.format(a=ids[i], b=ids[j], area=f"{g.area:,.0f}")
                                      for i, j, g in zip(first, second, merged)])
     rows["id_suffix"] = [f"{ids[i]}.{ids[j]}" for i, j in zip(first, second)]
     return _Gaps("overlap", rows, merged)
@@ -762,14 +838,14 @@ def _staffing_gaps(grids, grid_geoms) -> _Gaps:
 
     workers = pd.to_numeric(grids["grid_workers"]).astype("Float64")
     missing = {
-        "instructor": (blank("instructor"), "no party-building instructor 无党建指导员"),
-        "party_branch": (blank("party_branch"), "no party branch 无党支部"),
-        "grid_workers": ((workers.isna() | (workers == 0)).to_numpy(bool), "no grid worker 无网格员"),
+        "instructor": blank("instructor"),
+        "party_branch": blank("party_branch"),
+        "grid_workers": (workers.isna() | (workers == 0)).to_numpy(bool),
     }
-    any_missing = np.logical_or.reduce([mask for mask, _ in missing.values()])
+    any_missing = np.logical_or.reduce(list(missing.values()))
     positions = np.flatnonzero(any_missing)
     names = grids["name"].to_numpy()
-    details = ["{}: {}".format(names[i], "; ".join(text for mask, text in missing.values() if mask[i]))
+    details = [gapdetail.staffing(names[i], [column for column, mask in missing.items() if mask[i]])
                for i in positions]
     return _Gaps("staffing_gap", _grid_rows(grids, positions, details), grid_geoms[positions])
 

@@ -34,6 +34,7 @@ import shapely
 
 from .crs import CRS84_URI, bbox_to_crs84, output_crs, to_crs84
 from .errors import BadRequest
+from .i18n import says
 from .params import json_depth, loads_json
 from .schema import Layer
 
@@ -163,10 +164,10 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
 
     lang = lang or "cql2-text"
     if lang not in LANGS:
-        raise BadRequest(f"'filter-lang' must be one of {', '.join(LANGS)}, not {lang!r}", details=list(LANGS))
+        raise BadRequest(says("cql.filter_lang", choices=", ".join(LANGS), value=repr(lang)), details=list(LANGS))
     crs = output_crs(crs, "filter-crs")  # any CRS the answers are served in (Part 2); CRS84 by default
     if len(text) > MAX_TEXT:
-        raise BadRequest(f"'filter' is {len(text)} characters long; at most {MAX_TEXT} are accepted")
+        raise BadRequest(says("cql.too_long", length=len(text), most=MAX_TEXT))
     try:
         if lang == "cql2-json":
             loads_json(text, max_depth=MAX_DEPTH)  # a 400 for bad JSON or deep nesting, before the parser sees it
@@ -176,13 +177,13 @@ def parse(text: str, lang: str | None, crs: str | None, layer: Layer, columns) -
             expr = cql2.parse_text(_ilike_as_casei(text) if lang == "cql-text" else text)
         tree = expr.to_json()
     except BadRequest as e:
-        raise BadRequest(f"'filter' is not valid {lang}: {e.message}") from None
+        raise BadRequest(says("cql.invalid", lang=lang, reason=e.message)) from None
     except (ValueError, cql2.ParseError, cql2.ValidationError) as e:
-        raise BadRequest(f"'filter' is not valid {lang}: {_first_lines(str(e))}") from None
+        raise BadRequest(says("cql.invalid", lang=lang, reason=_first_lines(str(e)))) from None
     except BaseException as e:  # a panic in the Rust parser arrives as pyo3's PanicException (a BaseException)
         if type(e).__name__ != "PanicException":
             raise
-        raise BadRequest(f"'filter' could not be read as {lang}") from None
+        raise BadRequest(says("cql.unreadable", lang=lang)) from None
     kinds = {f.name: f.kind for f in layer.fields}
     return Filter(_Checker(kinds, set(columns), crs).node(tree, 0), text)
 
@@ -206,17 +207,19 @@ def _check_nesting(text: str) -> None:
     depth = json_depth(blanked.replace("(", "[").replace(")", "]"))
     nots = len(re.findall(r"\bnot\b", blanked, flags=re.I))
     if depth > MAX_DEPTH or nots > MAX_DEPTH:
-        raise BadRequest(f"'filter' nests {max(depth, nots)} deep; at most {MAX_DEPTH} levels are accepted")
+        raise BadRequest(says("cql.nests", depth=max(depth, nots), most=MAX_DEPTH))
 
 
-def _first_lines(message: str) -> str:
-    """The parser's message on one line: where it failed (line and column) and what it expected."""
+def _first_lines(message: str):
+    """The parser's message on one line: where it failed (line and column) and what it expected (the parser's
+    own words, English: given in English only; a Chinese reader gets where)."""
     where = re.search(r"-->\s*(\d+):(\d+)", message)
     expected = re.search(r"=\s*(expected .*|unexpected .*)", message)
     if where:
-        text = f"at character {where.group(2)}" + (f" of line {where.group(1)}" if where.group(1) != "1" else "")
-        return text + (f": {expected.group(1).strip()}" if expected else "")
-    return " ".join(line.strip() for line in message.strip().splitlines())[:600]
+        line, column = where.group(1), where.group(2)
+        at = says("cql.at", column=column) if line == "1" else says("cql.at_line", column=column, line=line)
+        return says("cql.at_expected", at=at, expected=expected.group(1).strip()) if expected else at
+    return says("cql.parser_said", said=" ".join(line.strip() for line in message.strip().splitlines())[:600])
 
 
 class _Checker:
@@ -225,15 +228,15 @@ class _Checker:
 
     def node(self, tree, depth: int):
         if depth > MAX_DEPTH:
-            raise BadRequest(f"'filter' nests more than {MAX_DEPTH} levels deep")
+            raise BadRequest(says("cql.nests_more", most=MAX_DEPTH))
         if isinstance(tree, bool):
             return Literal(tree)
         if not isinstance(tree, dict) or "op" not in tree:
-            raise BadRequest(f"'filter' must be a condition (a comparison, LIKE, IN, ...), not {_shown(tree)}")
+            raise BadRequest(says("cql.not_condition", value=_shown(tree)))
         op, args = str(tree["op"]).lower(), list(tree.get("args") or [])
         if op in ("and", "or"):
             if len(args) < 2:
-                raise BadRequest(f"'{op.upper()}' needs at least two conditions")
+                raise BadRequest(says("cql.two_conditions", op=op.upper()))
             return Logic(op, tuple(self.node(a, depth + 1) for a in args))
         if op == "not":
             self._count(op, args, 1)
@@ -249,7 +252,7 @@ class _Checker:
             self._count("LIKE", args, 2)
             prop = self.prop(args[0], "LIKE", _casei(args[1]))
             if prop.numeric:
-                raise BadRequest(f"LIKE matches text, and '{prop.name}' is a number")
+                raise BadRequest(says("cql.like_number", name=prop.name))
             return Like(prop, self.value(prop, args[1], "LIKE"))
         if op == "between":
             self._count("BETWEEN", args, 3)
@@ -259,9 +262,9 @@ class _Checker:
         if op == "in":
             self._count("IN", args, 2)
             if not isinstance(args[1], list) or not args[1]:
-                raise BadRequest("IN takes a list of values in brackets: district IN ('海曙区', '江北区')")
+                raise BadRequest(says("cql.in_list"))
             if len(args[1]) > MAX_LIST:
-                raise BadRequest(f"an IN list may hold at most {MAX_LIST} values, not {len(args[1])}")
+                raise BadRequest(says("cql.in_too_long", most=MAX_LIST, n=len(args[1])))
             prop = self.prop(args[0], "IN", any(_casei(v) for v in args[1]))
             return In(prop, tuple(self.value(prop, v, "IN") for v in args[1]))
         if op == "isnull":
@@ -273,56 +276,51 @@ class _Checker:
             if _is_property(second) and not _is_property(first):
                 first, second = second, first
             if not (_is_property(first) and first["property"] == GEOMETRY):
-                raise BadRequest(f"S_INTERSECTS compares the features' '{GEOMETRY}' with a geometry, not "
-                                 f"{_shown(first)}")
+                raise BadRequest(says("cql.intersects_geometry", geometry=GEOMETRY, value=_shown(first)))
             return Intersects(_geometry(second, self.crs))
         if op in ("casei", "accenti"):
-            raise BadRequest(f"{op.upper()}(...) goes on either side of a comparison, LIKE or IN, not alone")
-        raise BadRequest(f"'filter' uses '{tree['op']}', which this server does not support; it supports AND, OR, "
-                         "NOT, = <> < > <= >=, LIKE, BETWEEN, IN, IS NULL, CASEI and S_INTERSECTS")
+            raise BadRequest(says("cql.alone", op=op.upper()))
+        raise BadRequest(says("cql.unsupported", op=tree["op"]))
 
     @staticmethod
     def _count(op: str, args: list, n: int) -> None:
         if len(args) != n:
-            raise BadRequest(f"'{op.upper()}' takes {n} argument(s), not {len(args)}")
+            raise BadRequest(says("cql.arguments", count=n, op=op.upper(), given=len(args)))
 
     def prop(self, arg, op: str, casei: bool = False) -> Prop:
         """The property ``arg`` names; CASEI on either side of the test makes both case-insensitive."""
         if _casei(arg):
             casei, arg = True, (arg.get("args") or [None])[0]
         if not _is_property(arg):
-            raise BadRequest(f"{op} compares a property with a value; {_shown(arg)} is not a property "
-                             "(comparing two properties or two values is not supported)")
+            raise BadRequest(says("cql.not_property", op=op, value=_shown(arg)))
         name = arg["property"]
         if name not in self.columns:
             if name == GEOMETRY:
-                raise BadRequest(f"'{GEOMETRY}' is tested with S_INTERSECTS, not {op}")
-            raise BadRequest(f"'filter' names an unknown property '{name}'; the queryables are: "
-                             f"{', '.join(sorted(self.columns))}", details=sorted(self.columns))
+                raise BadRequest(says("cql.geometry_op", geometry=GEOMETRY, op=op))
+            raise BadRequest(says("cql.unknown_property", name=name, names=", ".join(sorted(self.columns))),
+                             details=sorted(self.columns))
         kind = self.kinds.get(name)
         numeric = kind in NUMERIC_KINDS
         if casei and numeric:
-            raise BadRequest(f"CASEI compares text, and '{name}' is a number")
+            raise BadRequest(says("cql.casei_number", name=name))
         return Prop(name, numeric, casei)
 
     def value(self, prop: Prop, arg, op: str):
         if _casei(arg):
             arg = (arg.get("args") or [None])[0]
         if _names_property(arg):
-            raise BadRequest(f"{op} compares '{prop.name}' with another property: comparing two properties is "
-                             "not supported, only a property with a value")
+            raise BadRequest(says("cql.two_properties", op=op, name=prop.name))
         if isinstance(arg, bool) or arg is None or isinstance(arg, (dict, list)):
-            raise BadRequest(f"{op} on '{prop.name}' needs a {'number' if prop.numeric else 'quoted text'}, "
-                             f"not {_shown(arg)}")
+            raise BadRequest(says("cql.needs_number" if prop.numeric else "cql.needs_text", op=op, name=prop.name,
+                                  value=_shown(arg)))
         if prop.numeric:
             if not isinstance(arg, (int, float)):
-                raise BadRequest(f"'{prop.name}' is a number; compare it with a number, not {_shown(arg)}")
+                raise BadRequest(says("cql.number_with_number", name=prop.name, value=_shown(arg)))
             if not math.isfinite(arg):
-                raise BadRequest(f"'{prop.name}' compared with {arg}: numbers must be finite")
+                raise BadRequest(says("cql.finite", name=prop.name, value=arg))
             return float(arg)
         if not isinstance(arg, str):
-            raise BadRequest(f"'{prop.name}' is text; compare it with quoted text ('{_number_text(arg)}'), "
-                             f"not the number {_number_text(arg)}")
+            raise BadRequest(says("cql.text_with_text", name=prop.name, value=_number_text(arg)))
         return arg.lower() if prop.casei else arg
 
 
@@ -356,28 +354,28 @@ def _geometry(arg, crs: str = CRS84_URI) -> bytes:
         coords = arg.get("args")
     elif isinstance(arg, dict) and "type" in arg and "coordinates" in arg:
         if arg["type"] not in ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"):
-            raise BadRequest(f"S_INTERSECTS takes a point, line, polygon or envelope, not a {arg['type']}")
+            raise BadRequest(says("cql.intersects_takes", value=arg["type"]))
         try:
             geom = shapely.from_geojson(json.dumps(arg))
         except (shapely.errors.GEOSException, ValueError) as e:
-            raise BadRequest(f"S_INTERSECTS: the {arg['type']} is not a valid geometry ({e})") from None
+            raise BadRequest(says("cql.invalid_geometry", type=arg["type"], reason=str(e))) from None
         coords = shapely.get_coordinates(geom)
         if geom.is_empty or not np.isfinite(coords).all():
-            raise BadRequest(f"S_INTERSECTS: the {arg['type']} has no finite coordinates")
+            raise BadRequest(says("cql.no_finite", type=arg["type"]))
         geom = to_crs84([geom], crs)[0]
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
         return shapely.to_wkb(geom)
     else:
-        raise BadRequest(f"S_INTERSECTS takes a point, line, polygon or envelope, not {_shown(arg)}")
+        raise BadRequest(says("cql.intersects_takes", value=_shown(arg)))
     if not isinstance(coords, list) or len(coords) not in (4, 6) or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coords):
-        raise BadRequest(f"an envelope is 4 numbers (minLon, minLat, maxLon, maxLat), not {_shown(coords)}")
+        raise BadRequest(says("cql.envelope", value=_shown(coords)))
     if len(coords) == 6:
         coords = [coords[0], coords[1], coords[3], coords[4]]
     minx, miny, maxx, maxy = coords
     if minx > maxx or miny > maxy:
-        raise BadRequest(f"the envelope {_shown(coords)} has a minimum above its maximum")
+        raise BadRequest(says("cql.envelope_min_max", value=_shown(coords)))
     return shapely.to_wkb(shapely.box(*bbox_to_crs84((minx, miny, maxx, maxy), crs)))
 
 
@@ -392,10 +390,9 @@ def parse_sortby(raw: str, layer: Layer, columns) -> tuple[tuple[str, bool, bool
         descending = part.startswith("-")
         name = part.lstrip("+-").strip()
         if not name:
-            raise BadRequest(f"'sortby' is a comma-separated list of +property or -property, not {raw!r}")
+            raise BadRequest(says("cql.sortby", value=repr(raw)))
         if name not in columns:
-            raise BadRequest(f"cannot sort by '{name}': sortby takes one of {', '.join(columns)}",
-                             details=list(columns))
+            raise BadRequest(says("cql.sort_unknown", name=name, names=", ".join(columns)), details=list(columns))
         keys.append((name, descending, kinds.get(name) in NUMERIC_KINDS))
     return tuple(keys)
 
@@ -404,8 +401,8 @@ def parse_properties(raw: str, columns) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     unknown = [n for n in names if n not in columns]
     if unknown:
-        raise BadRequest(f"'properties' names an unknown property '{unknown[0]}'; properties are: "
-                         f"{', '.join(columns)}", details=list(columns))
+        raise BadRequest(says("cql.properties_unknown", name=unknown[0], names=", ".join(columns)),
+                         details=list(columns))
     return names
 
 

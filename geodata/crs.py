@@ -262,14 +262,13 @@ def parse_crs(text: str) -> CRS:
         raise BadRequest(says("io.not_a_crs", crs=repr(str(text)[:200])))
     named = _names_a_file(text)
     if named is not None:
-        raise BadRequest(f"source_crs names a file or grid ({named}): give an EPSG code such as EPSG:4549, "
-                         "or WKT without grid files")
+        raise BadRequest(says("crs.names_file", named=named))
     try:
         crs = CRS.from_user_input(text.strip())
     except CRSError as exc:
-        raise BadRequest(f"source_crs {text[:200]!r} is not a CRS PROJ knows: {exc}") from None
+        raise BadRequest(says("crs.unknown", crs=repr(text[:200]), reason=str(exc))) from None
     if not (crs.is_geographic or crs.is_projected):
-        raise BadRequest(f"source_crs {text[:200]!r} is not a horizontal CRS")
+        raise BadRequest(says("crs.not_horizontal", crs=repr(text[:200])))
     return crs
 
 
@@ -339,8 +338,7 @@ def choose_crs(bounds, file_crs: str | None, source_crs: CRS | None, notes: list
     """
     named = _names_a_file(file_crs) if file_crs else None
     if named is not None:  # e.g. a .prj with EXTENSION["PROJ4", "... +nadgrids=/etc/passwd"]: PROJ would open it
-        raise Unprocessable(f"the file's CRS names a file or grid ({named}): remove that from the file's CRS "
-                            "(the .prj) or leave it out and give source_crs, e.g. EPSG:4549")
+        raise Unprocessable(says("crs.file_names_file", named=named))
     crs = CRS.from_user_input(file_crs) if file_crs else None
     if crs is not None and source_crs is not None and not crs.equals(source_crs):
         notes.append(says("io.source_crs_unused", given=crs_label(source_crs), crs=crs_label(crs)))
@@ -401,7 +399,7 @@ def output_crs(raw: str | None, name: str = "crs") -> str:
         if (match := pattern.fullmatch(text)) and uri(match) in OUTPUT_CRS:
             return uri(match)
     shown = repr(raw) if len(raw) <= 80 else repr(raw[:80]) + "..."
-    raise BadRequest(f"{name} {shown} is not a CRS this server serves; use one of: {', '.join(OUTPUT_CRS)}",
+    raise BadRequest(says("crs.not_served", name=name, value=shown, choices=", ".join(OUTPUT_CRS)),
                      details=list(OUTPUT_CRS))
 
 
@@ -486,5 +484,5 @@ def bbox_to_crs84(bbox, uri: str) -> tuple[float, float, float, float]:
     except ProjError:
         box = (math.nan,) * 4
     if not all(math.isfinite(v) for v in box):
-        raise BadRequest(f"bbox {','.join(map(str, bbox))} is outside what {uri} can hold")
+        raise BadRequest(says("crs.bbox_outside", bbox=",".join(map(str, bbox)), uri=uri))
     return tuple(float(v) for v in box)

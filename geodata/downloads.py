@@ -38,6 +38,7 @@ import shapely
 from . import geojson, tables
 from .crs import CRS84_URI, STORAGE_CRS, epsg_code, output_crs
 from .errors import BadRequest
+from .i18n import says
 from .io import harden_gdal
 from .schema import DERIVED, LAYERS, LINEAR, POLYGONAL, Layer
 
@@ -66,8 +67,7 @@ def file_crs(raw: str | None, fmt: str) -> str:
     """
     crs = output_crs(raw)
     if fmt == "kml" and epsg_code(crs) not in (None, 4326):
-        raise BadRequest(f"KML holds WGS84 longitude/latitude only, not {crs}: leave crs out, or download "
-                         "GeoJSON, gpkg, zip or csv")
+        raise BadRequest(says("download.kml_crs", crs=crs))
     return crs
 
 

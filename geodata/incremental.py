@@ -3,7 +3,9 @@
 A merge or an edit changes a few grids or centres of a province; ``update`` recomputes
 
 - coverage (and service gaps) of the changed grids and of every grid within reach of a centre
-  that was added, removed, moved or re-levelled (its old and its new disc);
+  that was added, removed, moved or re-levelled (its old and its new disc); walking (network
+  catchments, the roads unchanged): also of every grid near a tile of land the walk or a life
+  circle gained or lost, with its walking columns and walk gaps;
 - staffing gaps of the changed grids;
 - missing centres of the units (every level) of the old and new keys of the changed grids, and
   of the grids a changed centre stood or stands in, or that a reshaped grid may have taken a
@@ -24,6 +26,7 @@ appeared, the metric zone moved, ...): the caller analyses cold then.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -31,10 +34,12 @@ import pandas as pd
 import shapely
 
 from . import coverage as _coverage
+from . import network
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, SUMMARY_COLUMNS, Analysis, _district_gaps,
                        _empty_gaps, _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps,
                        _staffing_gaps, _summary, catchments, centre_grids, coverage_columns, gap_columns,
-                       grid_coverage, merge_tiles, missing_center_row)
+                       grid_coverage, merge_tiles, missing_center_row, near_coverage, walk_of, walking_columns,
+                       walking_people, walks)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
@@ -127,9 +132,18 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     ``changes``: layer name -> the keys added, changed and removed from ``old`` to ``new``;
     ``max_share``: of the grids or centres changed, beyond which it answers None (MAX_SHARE).
     None when a cold ``analyse`` should do it instead (see the module's note).
+
+    A walking analysis (network catchments) takes the roads as a fourth layer of ``new``, the same as
+    ``old``'s (a change of the roads is analysed cold): the centres walk again (a Dijkstra a level), only
+    the tiles of land whose pieces of road changed are buffered again (``network.covered_land`` keeps the
+    others), and only the grids those tiles (or a changed centre's disc) come near are measured again.
     """
-    grids0, centers0, districts0 = old
-    grids1, centers1, districts1 = new
+    grids0, centers0, districts0 = old[:3]
+    grids1, centers1, districts1 = new[:3]
+    roads = new[3] if len(new) > 3 else None
+    walking = walks(previous.params, roads)
+    if walking != bool(walking_people(previous.coverage)):
+        return None  # a walking analysis without its roads, or roads the analysis did not walk
     none = Changes(frozenset(), frozenset(), frozenset())
     grid_changes, centre_changes = changes.get("grids", none), changes.get("centers", none)
     if _count(changes.get("districts", none)) or grids0.empty or grids1.empty:
@@ -150,13 +164,15 @@ def update(previous: Analysis, old: tuple, new: tuple, changes: dict[str, Change
     if not (ids0.is_unique and ids1.is_unique and ids0.is_monotonic_increasing and ids1.is_monotonic_increasing):
         return None  # positions stand for key order below
     return _Update(previous, grids0, centers0, grids1, centers1, districts1, grid_changes, centre_changes,
-                   crs, cities, ids0, ids1).run()
+                   crs, cities, ids0, ids1, roads if walking else None).run()
 
 
 class _Update:
     def __init__(self, previous, grids0, centers0, grids1, centers1, districts, grid_changes, centre_changes,
-                 crs, cities, ids0, ids1):
+                 crs, cities, ids0, ids1, roads=None):
         self.previous, self.params = previous, previous.params
+        self.roads = roads  # walking: the roads (as the previous analysis walked them)
+        self.walk, self.walk_gaps = None, None  # walking: the new walk, and the walk gaps of the grids measured
         self.grids0, self.centers0, self.grids1, self.centers1 = grids0, centers0, grids1, centers1
         self.districts, self.crs, self.cities = districts, crs, cities
         self.ids0, self.ids1 = ids0, ids1
@@ -247,10 +263,16 @@ class _Update:
         self.missing_centres(parts, drop, kinds0)
         self.tiling_and_overlaps(parts, drop, kinds0, grid_of0)
 
+        if self.walk_gaps is not None:  # the walk gaps of the grids measured again
+            drop["walk_gap"] = (kinds0 == "walk_gap") & pd.Series(grid_of0).isin(
+                gone_ids | set(self.ids1[uncovered_at])).to_numpy()
+            parts["walk_gap"].append(self.walk_gaps)
+
         gaps, fresh = self.gaps(parts, drop)
         touched = self.touched_units(coverage, fresh, drop, uncovered_at)
         summaries = self.summaries(coverage, gaps, touched)
-        return Analysis(self.params, self.previous.metric_crs, coverage, gaps, summaries, self.edges1)
+        return Analysis(self.params, self.previous.metric_crs, coverage, gaps, summaries,
+                        invalid_edges=self.edges1, walk=self.walk)
 
     def coverage(self) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
         """The coverage frame; the positions computed again and their uncovered parts (metric)."""
@@ -260,12 +282,20 @@ class _Update:
         around = [d for d in (old_discs, new_discs) if len(d)]
         if around:
             reach.append(self.near(1, self.lonlat(np.concatenate(around))))
+        if self.roads is not None:  # and the grids near the land the walk or a life circle gained or lost
+            reach.append(self._walked_again())
         again = np.unique(np.concatenate(reach)).astype(np.intp)
+        walking = {}
         if len(again):  # exactly these grids, every disc within reach, in the discs' own order
             geoms = self.metric(again)
             discs1 = self._discs(self._centres_within_reach(again))
             within = np.unique(shapely.STRtree(geoms).query(discs1)[0]) if len(discs1) else np.zeros(0, int)
-            ratio, uncovered = grid_coverage(geoms, discs1[within])
+            if self.roads is None:
+                ratio, uncovered = grid_coverage(geoms, discs1[within])
+            else:  # as analyse: the walk's tiles near these grids (in their order), then the discs and rings
+                ratio, uncovered = near_coverage(geoms, self.walk.land[None])
+                walking, self.walk_gaps = walking_columns(self.grids1.iloc[again], geoms, discs1[within], self.walk,
+                                                          ratio, uncovered, self.params)
         else:
             ratio, uncovered = np.zeros(0), np.zeros(0, dtype=object)
         previous = self.previous.coverage
@@ -277,7 +307,10 @@ class _Update:
             raise AssertionError("a grid neither kept nor computed again")  # changes that missed a grid
         coverage = self.grids1.copy(deep=False)  # copy-on-write: the new columns are its own
         take = None if self.ids0.equals(self.ids1) else np.where(at < 0, 0, at)
-        for name, values in coverage_columns(self.grids1.iloc[again], ratio, self.params).items():
+        columns = {**coverage_columns(self.grids1.iloc[again], ratio, self.params), **walking}
+        if self.roads is not None and not len(again):
+            columns.update({name: np.zeros(0) for name in walking_people(previous)})
+        for name, values in columns.items():
             # the previous values, in their own type
             column = previous[name].copy() if take is None else previous[name].iloc[take].copy()
             column.index = coverage.index
@@ -285,6 +318,31 @@ class _Update:
                 column.iloc[again] = values.array if isinstance(values, pd.Series) else values
             coverage[name] = column
         return coverage, again, uncovered
+
+    def _walked_again(self) -> np.ndarray:
+        """Walking: the new walk (``self.walk``), and the positions of the new grids near a tile of land that
+        the walk or a life circle gained or lost (by identity: ``network.covered_land`` keeps the others)."""
+        before = self.previous.walk
+        net = before.net if before is not None else network.network_of(self.roads.to_crs(self.crs))
+        self.walk = walk_of(self._metric_centres(self.centers1), net, self.params)
+        if before is None:  # (an analysis read back from another process: the old walk, its tiles kept here)
+            before = walk_of(self._metric_centres(self.centers0), net, self.params)
+        changed = []
+        for limit, tiles in self.walk.land.items():
+            tiles0 = before.land.get(limit, np.zeros(0, dtype=object))
+            old, new = {id(t) for t in tiles0}, {id(t) for t in tiles}
+            changed += [t for t in tiles if id(t) not in old] + [t for t in tiles0 if id(t) not in new]
+        if not changed:
+            return np.zeros(0, np.intp)
+        box = shapely.bounds(np.array(changed, dtype=object))
+        return self.near(1, self.lonlat(shapely.box(box[:, 0], box[:, 1], box[:, 2], box[:, 3])))
+
+    def _metric_centres(self, centers) -> gpd.GeoDataFrame:
+        """The centres' levels and points in the metric CRS, as ``analyse`` walks from them."""
+        if centers.empty:
+            return centers
+        return gpd.GeoDataFrame({"level": centers["level"].to_numpy(dtype=object)},
+                                geometry=self.to_metric(centers.geometry.values), crs=self.crs)
 
     def _centre_discs(self, centers, keys) -> np.ndarray:
         if not keys or centers.empty:
@@ -316,7 +374,7 @@ class _Update:
             return np.zeros(0, dtype=object)
         points = gpd.GeoDataFrame({"level": centers["level"].to_numpy(dtype=object)},
                                   geometry=self.to_metric(centers.geometry.values), crs=self.crs)
-        return catchments(points, self.params)
+        return catchments(points, replace(self.params, catchment="disc"))
 
     def missing_centres(self, parts, drop, kinds0) -> dict[str, set]:
         """Missing-centre gaps of every unit whose grids or centres changed; the units, by level."""
@@ -549,7 +607,7 @@ class _Update:
         out = []
         for number, kind in enumerate(GAP_KINDS):
             rows = np.flatnonzero(kinds == number)
-            if kind in ("service_gap", "staffing_gap"):  # in the grids' order, which is their keys'
+            if kind in ("service_gap", "staffing_gap", "walk_gap"):  # in the grids' order, which is their keys'
                 kept, fresh = rows[rows < n_kept], rows[rows >= n_kept]  # kept: in that order already
                 fresh = fresh[np.argsort(grid_ids.iloc[fresh].to_numpy(dtype=object), kind="stable")]
                 place = np.searchsorted(grid_ids.iloc[kept].to_numpy(dtype=object),
@@ -608,14 +666,15 @@ class _Update:
         if self.delta is None:
             return None
         columns = unit_columns(level, self.cities)
-        sums = self.delta.groupby(columns, sort=False)[_SUMMED].sum()
+        summed = [*_SUMMED, *walking_people(self.delta)]
+        sums = self.delta.groupby(columns, sort=False)[summed].sum()
         if not np.array_equal(sums["population"].to_numpy(), np.round(sums["population"].to_numpy())):
             return None  # populations that are not whole numbers: rounding the sums is not additive
         counted = self.gap_delta.dropna(subset=columns)
         if len(counted):
             kinds = counted.groupby([*columns, "kind"], sort=False)["sign"].sum().unstack(fill_value=0)
             sums = sums.join(kinds, how="outer")
-        sums = sums.reindex(columns=[*_SUMMED, *GAP_KINDS]).fillna(0)
+        sums = sums.reindex(columns=[*summed, *GAP_KINDS]).fillna(0)
         if not len(sums):
             return old.copy()
         units = [u if isinstance(u, tuple) else (u,) for u in sums.index]
@@ -623,7 +682,7 @@ class _Update:
         if rows is None:
             return None
         columns = {}
-        for name in [*_SUMMED, *GAP_KINDS]:
+        for name in [*summed, *GAP_KINDS]:
             values = old[name].to_numpy().copy()
             values[rows] = values[rows] + np.round(sums[name].to_numpy()).astype(values.dtype)
             columns[name] = values
@@ -636,6 +695,13 @@ class _Update:
         values = frame["covered_share"].to_numpy(float).copy()
         values[rows] = pd.Series(share).round(4).to_numpy()
         frame["covered_share"] = values
+        if "disc_covered_share" in frame.columns:  # a walking analysis: the discs' share beside the walk's
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = (frame["disc_covered_population"].to_numpy(float)[rows]
+                         / np.where(population == 0, np.nan, population))
+            values = frame["disc_covered_share"].to_numpy(float).copy()
+            values[rows] = pd.Series(share).round(4).to_numpy()
+            frame["disc_covered_share"] = values
         return frame
 
     def summaries(self, coverage, gaps, touched) -> dict[str, pd.DataFrame]:
@@ -644,6 +710,8 @@ class _Update:
         statuses = pd.Series(status).value_counts()
         population = pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).astype(float)
         covered = pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).astype(float)
+        walking = {name: pd.to_numeric(coverage[name]).astype("Float64").fillna(0).astype(float)
+                   for name in walking_people(coverage)}
         counts = gaps["kind"].value_counts() if len(gaps) else {}
         # the total row as _summary makes it (its rounding, its types), without grouping one row
         people, reached = np.round(population.sum()).astype(np.int64), np.round(covered.sum()).astype(np.int64)
@@ -651,8 +719,14 @@ class _Update:
                "covered_share": np.round(reached / people, 4) if people else np.nan,
                **{f"grids_{s}": int(statuses.get(s, 0)) for s in STATUSES},
                **{kind: int(counts.get(kind, 0)) for kind in GAP_KINDS}}
-        total = pd.DataFrame({c: np.array([row[c]], dtype=float if c == "covered_share" else np.int64)
-                              for c in SUMMARY_COLUMNS})
+        total = {c: np.array([row[c]], dtype=float if c == "covered_share" else np.int64) for c in SUMMARY_COLUMNS}
+        if walking:  # as _summary adds them: the discs' people and share, then the walk gap's and the rings'
+            sums = {name: np.round(values.sum()).astype(np.int64) for name, values in walking.items()}
+            disc, *others = sums
+            total[disc] = np.array([sums[disc]], dtype=np.int64)
+            total["disc_covered_share"] = np.array([np.round(sums[disc] / people, 4) if people else np.nan])
+            total.update({name: np.array([sums[name]], dtype=np.int64) for name in others})
+        total = pd.DataFrame(total)
         out = {"total": total}
         in_order = gap_table = None
         for level in (CITY, *LEVELS):
@@ -675,7 +749,8 @@ class _Update:
             part = coverage[inside]
             table = key_table(part, self.keys).assign(
                 grids=1, population=population[inside].to_numpy(), covered_population=covered[inside].to_numpy(),
-                **{f"grids_{s}": (status[inside] == s).astype(int) for s in STATUSES})
+                **{f"grids_{s}": (status[inside] == s).astype(int) for s in STATUSES},
+                **{name: values[inside].to_numpy() for name, values in walking.items()})
             gaps_in = gap_table[_isin(gap_keys, columns, units)]
             fresh = _summary(table, gaps_in, columns) if len(table) else None
             old = previous[level]
@@ -730,7 +805,9 @@ def _signed(coverage: pd.DataFrame, keys: list[str], sign: int) -> pd.DataFrame:
     population = pd.to_numeric(coverage["population"]).astype("Float64").fillna(0).to_numpy(float)
     covered = pd.to_numeric(coverage["covered_population"]).astype("Float64").fillna(0).to_numpy(float)
     return key_table(coverage, keys).assign(grids=sign, population=sign * population, covered_population=sign * covered,
-                                            **{f"grids_{s}": sign * (status == s).astype(int) for s in STATUSES})
+                                            **{f"grids_{s}": sign * (status == s).astype(int) for s in STATUSES},
+                                            **{name: sign * pd.to_numeric(coverage[name]).astype("Float64").fillna(0)
+                                               .to_numpy(float) for name in walking_people(coverage)})
 
 
 _SUMMED = ["grids", "population", "covered_population", *(f"grids_{s}" for s in STATUSES)]

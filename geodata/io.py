@@ -637,11 +637,11 @@ def _sqlite(data: bytes, limits: Limits):
             yield db
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
-                raise TooLarge(f"inspecting the GeoPackage took more than {limits.max_inspect_seconds:g} s: "
-                               "it is too large or too complex", details=[{"limit": "max_inspect_seconds"}]) from None
-            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+                raise TooLarge(says("io.gpkg_slow", seconds=f"{limits.max_inspect_seconds:g}"),
+                               details=[{"limit": "max_inspect_seconds"}]) from None
+            raise Unprocessable(says("io.unreadable", format=says("io.format.gpkg"), reason=str(exc)[:200])) from None
         except sqlite3.DatabaseError as exc:
-            raise Unprocessable(f"could not read the GeoPackage: {str(exc)[:200]}") from None
+            raise Unprocessable(says("io.unreadable", format=says("io.format.gpkg"), reason=str(exc)[:200])) from None
     finally:
         db.close()
 
@@ -651,7 +651,7 @@ def _check_gpkg_system_tables(db: sqlite3.Connection) -> None:
     views = [name for (name,) in db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'view' AND (name LIKE 'gpkg%' OR name LIKE 'rtree%')")]
     if views:
-        raise Unprocessable(f"the GeoPackage's {', '.join(views)} should be tables but are views", details=views)
+        raise Unprocessable(says("io.gpkg_system_views", names=", ".join(views)), details=views)
 
 
 def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> list:
@@ -663,17 +663,16 @@ def _check_gpkg_table(db: sqlite3.Connection, table: str, limits: Limits) -> lis
     """
     found = db.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
     if found is None or found[0] != "table" or re.match(r"\s*CREATE\s+VIRTUAL\b", found[1] or "", re.I):
-        raise Unprocessable(f"the GeoPackage layer {table!r} is a view or a virtual table: only tables are read "
-                            "(a view runs SQL when read); save the layer as a table", details=[table])
+        raise Unprocessable(says("io.gpkg_view", table=repr(table)), details=[table])
     quoted = '"' + table.replace('"', '""') + '"'
     columns = list(db.execute(f"PRAGMA table_xinfo({quoted})"))
     generated = [row[1] for row in columns if row[6] in (2, 3)]
     if generated:
-        raise Unprocessable(f"the GeoPackage table {table!r} has generated columns ({', '.join(generated)}): "
-                            "they are computed when read; save the layer without them", details=generated)
+        raise Unprocessable(says("io.gpkg_generated", table=repr(table), names=", ".join(generated)),
+                            details=generated)
     rows = db.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (limits.max_features + 1,)).fetchone()[0]
     if rows > limits.max_features:
-        raise TooLarge(f"the file has more than {limits.max_features:,} features; the limit is {limits.max_features:,}",
+        raise TooLarge(says("io.more_features_than", most=f"{limits.max_features:,}"),
                        details=[{"limit": "max_features"}])
     return _gpkg_text_with_nul(db, table, [row[1] for row in columns])
 
@@ -752,8 +751,7 @@ def _with_kml_extended_data(gdf, body: bytes, layer_name: str, spec: Layer, note
     if len(matches) > 1:
         matches = [m for m in matches if (m[0].findtext("{*}name") or "").strip() == layer_name] or matches
     if len(matches) != 1:
-        raise Unprocessable(f"cannot tell which placemarks make the KML layer {layer_name!r}: give each "
-                            "placemark a geometry and a distinct <name>, or upload GeoJSON")
+        raise Unprocessable(says("io.kml_layer", layer=repr(layer_name)))
     extended = pd.DataFrame.from_records([values for _, values in matches[0][1]], index=gdf.index)
     numeric = []
     for column in extended.columns:  # KML is all text: schema number fields become numbers when all are

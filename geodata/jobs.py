@@ -263,9 +263,11 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     (``Store.shared``): a what-if of the whole dataset is that analysis updated with the proposed
     centres (``geodata.incremental``), in a fraction of the time and memory of analysing it all again.
 
-    ``unit`` (e.g. {"city": "宁波市"}) analyses only its grids, against every centre (a centre across
-    the border covers them too): a province's what-if in a city's time and memory. Inside a street
-    or community the districts' boundaries are left out (the rest of the district is not a tiling gap).
+    ``unit`` (e.g. {"city": "宁波市"}): when the kept analysis can be updated, the answer is still the
+    whole dataset's (a centre by the unit's border covers people outside it too; the caller picks the
+    unit's rows). Otherwise (walking catchments, nothing kept) only the unit's grids are analysed, against
+    every centre: a province's what-if in a city's time and memory. Inside a street or community the
+    districts' boundaries are left out then (the rest of the district is not a tiling gap).
     """
     import geopandas as gpd
     import pandas as pd
@@ -277,7 +279,7 @@ def whatif_summaries(where, versions: dict[str, int | None], params,
     grids, centers, districts, *roads = read_versions(where, versions)  # roads: for network catchments
     extra = gpd.GeoDataFrame({"level": [p[2] for p in proposed]},
                              geometry=shapely.points([(p[0], p[1]) for p in proposed]), crs=STORAGE_CRS)
-    if not unit and shared and not roads:
+    if shared and not roads:
         updated = _whatif_updated(store_at(where), shared, (grids, centers, districts), extra, params)
         if updated is not None:
             return updated.summaries

@@ -33,10 +33,12 @@ COVERAGE_COLUMNS = ["coverage_ratio", "covered_population", "coverage_status"]
 @cache
 def code_digest() -> str:
     """Names the code that computes analyses and what is drawn of them: every module of ``geodata``
-    and ``maps``.  Any change to them, and results kept by another release are not used."""
+    and ``maps``, and the catalogues (a gap's detail is written from them).  Any change to them, and results
+    kept by another release are not used."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted([*root.joinpath("geodata").rglob("*.py"), *root.joinpath("maps").rglob("*.py")]):
+    for path in sorted([*root.joinpath("geodata").rglob("*.py"), *root.joinpath("maps").rglob("*.py"),
+                        *root.joinpath("geodata", "locale").rglob("*.po")]):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -32,11 +32,16 @@ class Columns:
     def __init__(self, columns: dict[str, list]):
         self.values = columns  # name -> the value of each row (None: missing)
         self.names = list(columns)
-        self.codes, self.uniques = [], []
+        self.codes, self.uniques, self.ids = [], [], []
+        # a value once whatever property holds it, of its type (mapbox-vector-tile would make a 1.0 seen first
+        # of a 1): numbered once here, not per tile (a tile of 2,000 grids has as many names and numbers)
+        index: dict = {}
         for values in columns.values():
             codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
             self.codes.append(codes.astype(np.int64))
             self.uniques.append(list(uniques))
+            self.ids.append(np.array([index.setdefault((type(v), v), len(index)) for v in uniques], dtype=np.int64))
+        self.all_values = [v for _, v in index]  # by id
 
 
 def encode(name: str, extent: int, geometries: np.ndarray, columns: Columns, rows: np.ndarray) -> bytes:
@@ -70,25 +75,19 @@ def _tags(layer, columns: Columns, rows: np.ndarray) -> tuple[list[int], np.ndar
     if not columns.names or not len(rows):
         return [], np.zeros(len(rows) + 1, dtype=np.int64)
     codes = np.column_stack([c[rows] for c in columns.codes])  # a row a feature, a column a property
-    # a value once whatever property holds it, of its type (mapbox-vector-tile would make a 1.0 seen first of a 1)
     ids = np.full(codes.shape, -1, dtype=np.int64)
-    found: dict = {}
-    for c, uniques in enumerate(columns.uniques):
-        used = np.unique(codes[:, c][codes[:, c] >= 0])
-        lookup = np.full(len(uniques), -1, dtype=np.int64)
-        lookup[used] = [found.setdefault((type(v), v), len(found))
-                        for v in (uniques[u] for u in used.tolist())]
+    for c, numbered in enumerate(columns.ids):
         present = codes[:, c] >= 0
-        ids[present, c] = lookup[codes[present, c]]
+        ids[present, c] = numbered[codes[present, c]]
     present = ids >= 0
     value_of, key_of = ids[present], np.broadcast_to(np.arange(len(columns.names)), ids.shape)[present]  # row-major
     value_rank, value_first = _first_seen(value_of)
     key_rank, key_first = _first_seen(key_of)
     for k in key_first.tolist():
         layer.keys.append(columns.names[k])
-    values = list(found)
+    values = columns.all_values
     for v in value_first.tolist():
-        _add_value(layer.values.add(), values[v][1])
+        _add_value(layer.values.add(), values[v])
     tags = np.column_stack([key_rank, value_rank]).ravel().tolist()
     return tags, np.r_[0, np.cumsum(present.sum(axis=1))] * 2
 

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -55,6 +57,7 @@ class Network:
     graph: sparse.csr_matrix  # symmetric, nodes × nodes, weights = lengths
     segments: np.ndarray  # each edge as a two-point LineString from u to v
     tree: shapely.STRtree  # over ``segments``
+    snaps: dict = field(default_factory=dict, repr=False)  # a point's bytes -> its segment and place on it
 
     @property
     def empty(self) -> bool:
@@ -71,7 +74,8 @@ def walkable(roads: gpd.GeoDataFrame) -> np.ndarray:
         return np.array([], dtype=object)
     keep = np.ones(len(roads), dtype=bool)
     if "walkable" in roads.columns:
-        keep = ~roads["walkable"].map(lambda v: isinstance(v, (bool, np.bool_)) and not v).to_numpy(bool)
+        # a plain loop over a list: Series.map costs several times as much a value
+        keep = ~np.array([isinstance(v, (bool, np.bool_)) and not v for v in roads["walkable"].tolist()], dtype=bool)
     return np.asarray(roads.geometry.values, dtype=object)[keep]
 
 
@@ -204,39 +208,65 @@ def reached(net: Network, xy: np.ndarray, radii: np.ndarray) -> Reach:
     (``radius - min over centres of the distance``, per level), likewise from ``v``; each centre's own
     segment also from the centre itself.  Far cheaper than every centre's own walk, and all coverage needs.
     """
+    return reached_within(net, xy, radii, (None,))[0]
+
+
+def reached_within(net: Network, xy: np.ndarray, radii: np.ndarray, limits) -> list[Reach]:
+    """:func:`reached` with each centre's radius capped at each of ``limits`` (None: no cap), in that order:
+    the walk and its life circles from the same Dijkstras (one a level, to the level's radius: a shorter
+    walk is the part of it within the shorter distance)."""
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     radii = np.asarray(radii, dtype=float)
+    limits = list(limits)
     k = len(xy)
     if net.empty or k == 0:
-        return Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int))
+        return [Reach(np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=int)) for _ in limits]
     graph, src, edge, t = _with_sources(net, xy)
     n = len(net.xy)
-    best_u = np.full(len(net.u), -np.inf)
-    best_v = np.full(len(net.u), -np.inf)
+    best = [(np.full(len(net.u), -np.inf), np.full(len(net.u), -np.inf)) for _ in limits]
     for level_radius in np.unique(radii):
         members = np.flatnonzero(radii == level_radius)
         dist = csgraph.dijkstra(graph, directed=False, indices=src[members], limit=level_radius, min_only=True)[:n]
-        np.maximum(best_u, level_radius - dist[net.u], out=best_u)
-        np.maximum(best_v, level_radius - dist[net.v], out=best_v)
+        du, dv = dist[net.u], dist[net.v]
+        for (best_u, best_v), limit in zip(best, limits):
+            r = level_radius if limit is None else min(level_radius, limit)
+            np.maximum(best_u, r - du, out=best_u)
+            np.maximum(best_v, r - dv, out=best_v)
     pu, pv, L = net.xy[net.u], net.xy[net.v], net.length
-    from_u, from_v = np.clip(best_u, 0, L), np.clip(best_v, 0, L)
-    whole = from_u + from_v >= L
-    lo = np.r_[np.zeros(len(L)), (L - from_v)[~whole], np.maximum(0, t - radii)]
-    hi = np.r_[np.where(whole, L, from_u), L[~whole], np.minimum(L[edge], t + radii)]
-    e = np.r_[np.arange(len(L)), np.flatnonzero(~whole), edge]
-    keep = hi > lo
-    lo, hi, e = lo[keep], hi[keep], e[keep]
-    d = (pv[e] - pu[e]) / L[e][:, None]
-    return Reach(pu[e] + lo[:, None] * d, pu[e] + hi[:, None] * d, np.full(len(e), -1))
+    out = []
+    for (best_u, best_v), limit in zip(best, limits):
+        own = radii if limit is None else np.minimum(radii, limit)
+        from_u, from_v = np.clip(best_u, 0, L), np.clip(best_v, 0, L)
+        whole = from_u + from_v >= L
+        lo = np.r_[np.zeros(len(L)), (L - from_v)[~whole], np.maximum(0, t - own)]
+        hi = np.r_[np.where(whole, L, from_u), L[~whole], np.minimum(L[edge], t + own)]
+        e = np.r_[np.arange(len(L)), np.flatnonzero(~whole), edge]
+        keep = hi > lo
+        e, lo, hi = _disjoint(e[keep], lo[keep], hi[keep])
+        d = (pv[e] - pu[e]) / L[e][:, None]
+        out.append(Reach(pu[e] + lo[:, None] * d, pu[e] + hi[:, None] * d, np.full(len(e), -1)))
+    return out
+
+
+def _disjoint(e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intervals [lo, hi] along edges ``e`` merged where they overlap or meet, one piece each, by edge and
+    position: a centre's own edge is reached from its ends and from the centre, and GEOS buffers collinear
+    overlapping lines several times slower than the same land as one line."""
+    order = np.lexsort((lo, e))
+    e, lo, hi = e[order], lo[order], hi[order]
+    if not len(e):
+        return e, lo, hi
+    top = pd.Series(hi).groupby(e).cummax().to_numpy()  # the farthest any earlier piece of the edge reaches
+    starts = np.r_[True, (e[1:] != e[:-1]) | (lo[1:] > top[:-1])]
+    first = np.flatnonzero(starts)
+    return e[first], lo[first], np.maximum.reduceat(hi, first) if len(first) else hi[:0]
 
 
 def _with_sources(net: Network, xy: np.ndarray):
     """The graph with each centre as a node n+i joined to the ends of its nearest segment by the segment's
     two parts; the centres' nodes, segments and distances along them from ``u``."""
     k = len(xy)
-    points = shapely.points(xy)
-    _, edge = net.tree.query_nearest(points, all_matches=False)
-    t = shapely.line_locate_point(net.segments[edge], points)
+    edge, t = _snapped(net, xy)
     n = len(net.xy)
     src = np.arange(n, n + k)
     w_u, w_v = np.maximum(t, _TINY), np.maximum(net.length[edge] - t, _TINY)
@@ -245,6 +275,30 @@ def _with_sources(net: Network, xy: np.ndarray):
     extra = sparse.csr_matrix((np.r_[w_u, w_u, w_v, w_v], (rows, cols)), shape=(n + k, n + k))
     graph = sparse.block_diag([net.graph, sparse.csr_matrix((k, k))], format="csr") + extra
     return graph, src, edge, t
+
+
+_SNAPS_KEPT = 500_000
+
+
+def _snapped(net: Network, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest segment of each point and the distance along it from its ``u``; each point looked up in
+    the tree once per network in this process (an update walks from the same centres but one)."""
+    raw = np.ascontiguousarray(xy, dtype=float).tobytes()
+    keys = [raw[i * 16:(i + 1) * 16] for i in range(len(xy))]
+    known = [net.snaps.get(key) for key in keys]
+    missing = np.array([i for i, found in enumerate(known) if found is None], dtype=np.intp)
+    edge, t = np.zeros(len(xy), dtype=np.intp), np.zeros(len(xy))
+    if len(missing):
+        points = shapely.points(xy[missing])
+        _, edge[missing] = net.tree.query_nearest(points, all_matches=False)
+        t[missing] = shapely.line_locate_point(net.segments[edge[missing]], points)
+        if len(net.snaps) + len(missing) > _SNAPS_KEPT:
+            net.snaps.clear()
+        net.snaps.update(zip((keys[i] for i in missing.tolist()), zip(edge[missing].tolist(), t[missing].tolist())))
+    for i, found in enumerate(known):
+        if found is not None:
+            edge[i], t[i] = found
+    return edge, t
 
 
 TILE_M = 500.0  # the union of catchments is buffered in tiles of this size (a few segments each)
@@ -264,25 +318,30 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
         return np.array([], dtype=object)
     middle = (found.a + found.b) / 2
     cell = np.floor(middle / TILE_M).astype(np.int64)
-    _, tile = np.unique(cell, axis=0, return_inverse=True)
-    tile = tile.ravel()
-    order = np.lexsort((found.b[:, 1], found.b[:, 0], found.a[:, 1], found.a[:, 0], tile))  # same pieces, same key
+    low = cell.min(axis=0)
+    # the tiles numbered by cell, west to east, then south to north (one number a cell: quicker than rows)
+    _, tile = np.unique((cell[:, 0] - low[0]) * (cell[:, 1].max() - low[1] + 1) + (cell[:, 1] - low[1]),
+                        return_inverse=True)
+    # within a tile the pieces stay in ``found``'s order, by edge and place (``reached_within``): the same
+    # pieces, the same key
+    order = np.argsort(tile, kind="stable")
     coords = np.ascontiguousarray(np.column_stack([found.a, found.b])[order])
     tile = tile[order]
     starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
     ends = np.r_[starts[1:], len(tile)]
-    keys = [hashlib.blake2b(coords[a:b].tobytes() + repr(access_m).encode(), digest_size=16).digest()
-            for a, b in zip(starts, ends)]
+    # a tile's key: its pieces' bytes and the access distance (slices of one bytes object: no hashing here)
+    raw, tail, width = coords.tobytes(), repr(access_m).encode(), coords.itemsize * 4
+    keys = [raw[a * width:b * width] + tail for a, b in zip(starts.tolist(), ends.tolist())]
     out = np.empty(len(keys), dtype=object)
     with _LOCK:
         for i, key in enumerate(keys):
             out[i] = _TILES.get(key)
     todo = np.flatnonzero([g is None for g in out])
     if len(todo):
-        lines = shapely.linestrings(coords.reshape(-1, 2, 2))
         wanted = np.isin(tile, todo)
+        lines = shapely.linestrings(coords[wanted].reshape(-1, 2, 2))
         groups = np.searchsorted(todo, tile[wanted])
-        merged = shapely.line_merge(shapely.multilinestrings(lines[wanted], indices=groups))
+        merged = shapely.line_merge(shapely.multilinestrings(lines, indices=groups))
         from .coverage import _parallel  # (coverage imports this module)
 
         out[todo] = _parallel(lambda g: shapely.buffer(g, access_m, quad_segs=BUFFER_QUAD_SEGS), merged)
@@ -303,10 +362,28 @@ def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gp
                      access_m: float) -> np.ndarray:
     """The walking catchments of point centres (metric CRS) along ``roads_m``'s walkable roads, as polygons
     whose union is the union of the centres' catchments (:func:`covered_land`): what coverage needs."""
+    return frame_walks(centers_m, radii, network_of(roads_m), access_m, (None,))[0]
+
+
+def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, access_m: float,
+                limits, beside=None) -> list[np.ndarray]:
+    """:func:`frame_catchments` along ``net`` with the centres' radii capped at each of ``limits`` (None: not
+    capped), from one walk (:func:`reached_within`).  ``beside(first)``, if given, is called with the first
+    land while the others are buffered (in threads: GEOS lets go of the GIL)."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
     xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
-    return covered_land(reached(network_of(roads_m), xy, np.asarray(radii, dtype=float)[present]), access_m)
+    found = reached_within(net, xy, np.asarray(radii, dtype=float)[present], limits)
+    # the first (the walk, as a rule) alone: the others find its tiles kept where their pieces are the same
+    out = [covered_land(found[0], access_m)] if found else []
+    from .coverage import THREADS  # (coverage imports this module)
+
+    with ThreadPoolExecutor(THREADS) as pool:  # (no GEOS predicate on a shared polygon runs in these threads)
+        others = [pool.submit(covered_land, f, access_m) for f in found[1:]]
+        if beside is not None:
+            beside(out[0])
+        out += [other.result() for other in others]
+    return out
 
 
 def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
@@ -315,4 +392,4 @@ def has_roads(roads: gpd.GeoDataFrame | None) -> bool:
 
 
 __all__ = ["Network", "Reach", "build", "catchments", "covered_land", "frame_catchments", "has_roads", "network_of",
-           "reach", "reached", "segments_of", "walkable"]
+           "reach", "reached", "reached_within", "frame_walks", "segments_of", "walkable"]

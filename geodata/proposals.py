@@ -1,10 +1,10 @@
 """What proposed centres would change where they stand: the city's, the district's and the street's
 covered people and share, before and after, on one baseline (the analysis the summary serves).
 
-A what-if may analyse only one unit's grids (``jobs.whatif_summaries``); every unit is made of whole
-communities, so a unit's "after" is its "before" plus the change of each community analysed inside it.
-Communities outside the analysed unit count as unchanged (a centre by the border covers some of them
-too: the what-if of the whole city counts them).
+A unit's what-if is the whole dataset's whenever the kept analysis can be updated; otherwise (walking
+catchments) only the unit's grids are analysed (``jobs.whatif_summaries``). Every unit is made of whole
+communities, so a unit's "after" is its "before" plus the change of each community analysed; communities
+outside an analysed unit then count as unchanged.
 """
 
 from __future__ import annotations

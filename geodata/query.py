@@ -87,7 +87,7 @@ class Query:
 def _flag_filter(name: str, raw: str, default) -> cql.Filter:
     """``?walkable=true``: the features whose ``name`` is true (or blank, when blank means true), as a filter."""
     if raw.lower() not in TRUE + FALSE:
-        raise BadRequest(f"'{name}' is true or false, not {raw!r}")
+        raise BadRequest(says("query.flag", name=name, value=repr(raw)))
     value = raw.lower() in TRUE
     node = cql.IsBool(name, value)
     if default is value:  # a blank value stands for the default

@@ -7,8 +7,11 @@ the store, the API and (later) the upload report.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
+
+from . import i18n
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -37,6 +40,12 @@ class Field:
     description: str = ""
     default: object = None  # what a blank value stands for (booleans)
 
+    def description_in(self, lang: str) -> str:
+        """The description in the reader's language: ``field_help.<layer>.<field>`` of the first layer that
+        describes a field so (the derived layers repeat the grids' fields); as written if none does."""
+        key = _field_help_keys().get(self.description)
+        return i18n.text(key, lang) if key and i18n.known(key) else self.description
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -64,6 +73,16 @@ class Layer:
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def title_in(self, lang: str) -> str:
+        """The title in the reader's language (``collection.<name>.title``); ``title`` (both) if it has none."""
+        key = f"collection.{self.name}.title"
+        return i18n.text(key, lang) if i18n.known(key) else self.title
+
+    def description_in(self, lang: str) -> str:
+        """The description in the reader's language (``collection.<name>.description``)."""
+        key = f"collection.{self.name}.description"
+        return i18n.text(key, lang) if i18n.known(key) else self.description
 
     def without(self, names) -> "Layer":
         """This layer as a reader who may not see the fields ``names`` knows it (the key always stays)."""
@@ -222,3 +241,14 @@ STREETS = _unit_layer("streets", "Streets 街道", ("district", "street"))
 COMMUNITIES = _unit_layer("communities", "Communities 社区", ("district", "street", "community"))
 
 DERIVED: dict[str, Layer] = {layer.name: layer for layer in (STREETS, COMMUNITIES, COVERAGE, GAPS, CATCHMENTS)}
+
+
+@functools.cache
+def _field_help_keys() -> dict[str, str]:
+    """A field description's catalogue key, by its text."""
+    keys: dict[str, str] = {}
+    for layer in (*LAYERS.values(), *DERIVED.values()):
+        for f in layer.fields:
+            if f.description:
+                keys.setdefault(f.description, f"field_help.{layer.name}.{f.name}")
+    return keys

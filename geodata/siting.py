@@ -28,6 +28,7 @@ from . import network
 from .coverage import LEVELS, Params, catchments, covered_population, grid_coverage, walks
 from .crs import STORAGE_CRS, metric_crs
 from .errors import BadRequest
+from .i18n import says
 from .unitkeys import UNIT_KEYS, has_cities, unit_columns
 
 LATTICE_M = 250.0  # demand points every 250 m inside each grid (and at least one per grid)
@@ -65,25 +66,25 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     >>> rec.sites[["rank", "new_population"]]  # doctest: +SKIP
     """
     if level not in LEVELS:
-        raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(LEVELS), value=repr(level)))
     if not 1 <= k <= MAX_K:
-        raise BadRequest(f"k must be between 1 and {MAX_K}, not {k}")
+        raise BadRequest(says("siting.k", most=MAX_K, value=k))
     if solver not in SOLVERS:
-        raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+        raise BadRequest(says("params.one_of", name="solver", choices=", ".join(SOLVERS), value=repr(solver)))
     if grids.empty:
-        raise BadRequest("no grids to place centres in")
+        raise BadRequest(says("siting.no_grids"))
     crs = metric_crs(grids)  # the whole city's, as the analysis: the same areas, the same covered people
     cities = has_cities(grids)
     if unit:
         inside = np.ones(len(grids), dtype=bool)
         for column, value in unit.items():
             if column not in UNIT_KEYS:
-                raise BadRequest(f"a unit is named by {', '.join(UNIT_KEYS)}, not {column!r}")
+                raise BadRequest(says("siting.unit_keys", keys=", ".join(UNIT_KEYS), value=repr(column)))
             values = grids[column] if column in grids.columns else pd.Series(None, index=grids.index, dtype=object)
             inside &= (values == value).to_numpy(dtype=bool, na_value=False)
         grids = grids[inside]
         if grids.empty:
-            raise BadRequest(f"no grids in {' / '.join(unit.values())}")
+            raise BadRequest(says("error.no_grids_in", unit=" / ".join(unit.values())))
     centers_m = centers.to_crs(crs) if not centers.empty else centers
     grid_geoms = grids.geometry.to_crs(crs).values
     walking = walks(params, roads)
@@ -117,8 +118,8 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     geometry = gpd.GeoSeries(candidates[0][sites], crs=crs).to_crs(STORAGE_CRS).values
     reason = None
     if len(sites) < k:
-        reason = (f"only {len(sites)} site(s) add coverage: every other candidate would cover nobody new"
-                  if weights.sum() >= 0.5 else "everyone is already covered")
+        reason = (says("siting.only_some", count=len(sites)) if weights.sum() >= 0.5
+                  else says("siting.all_covered"))  # said in the reader's language where it is answered
     return Recommendation(gpd.GeoDataFrame(rows, geometry=geometry, crs=STORAGE_CRS), used, population,
                           before, reason)
 

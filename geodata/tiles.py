@@ -5,8 +5,11 @@ spatial index); each tile then takes the features its box meets, clips them a li
 box (so strokes join across tiles), snaps them to the tile's 4096 × 4096 grid — polygon layers that
 tile the land simplified as a coverage, so neighbours keep their shared edges — and encodes them
 (``geodata.mvt``).  Only the properties the map shows go into tiles (``TILE_FIELDS``), and only from
-the zoom level each layer is drawn at (``MIN_ZOOM``).  An edit re-cuts only the tiles it touches
-(``TileSource.updated``, ``TileVersions``).
+the zoom level each layer is drawn at (``MIN_ZOOM``).  Below the grids' zoom those polygon layers are cut
+from their shapes generalised once a zoom (``TileSource.level``: simplified by a pixel as a coverage, the
+coverage overview's specks merged into their neighbours), not simplified tile by tile.  An edit re-cuts only
+the tiles it touches (``TileSource.updated``, ``TileVersions``; below the grids' zoom, every tile of a
+layer it changed: a generalisation is not local).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shapely
 
 from . import mvt
 from .errors import NotFound
+from .i18n import says
 from .schema import DERIVED, LAYERS
 
 TMS = "WebMercatorQuad"
@@ -51,13 +55,25 @@ TILE_FIELDS = {
     "catchments": ("catchment_id", "kind", "level", "distance_m"),
 }
 SIMPLIFY_BELOW = 2  # times the tolerance: features with vertices closer than this are simplified in a tile
-# tile units a simplified outline may stray below the grids' zoom (from it on: one): half a pixel, as the map
-# draws a tile 512 px wide (8 units a pixel); a province's first view is a fifth of a MB of outlines
-FAR_TOLERANCE = 4.0
+PIXEL = 8  # tile units a pixel: the map draws a tile 512 px wide
+# below the grids' zoom, polygon layers that tile the land are cut from their shapes generalised once a zoom
+# (``TileSource.level``), not simplified tile by tile: a province's tile of z6 took 0.8 s and 150 KB of
+# outlines a pixel wide.  Simplified by a pixel, as a coverage (neighbours keep their shared edges)
+GENERALIZED_BELOW = MIN_ZOOM["grids"]
+LEVEL_TOLERANCE = 1.0 * PIXEL
+# an overview's parts smaller than SPECK_PX × SPECK_PX pixels join the neighbour they share most edge with
+# (of their own unit first): at z6 a grid is a pixel, and a province's statuses were 5,000 specks
+SPECK_PX = 4
 COVERAGES = {"grids", "coverage", "districts", "streets", "communities"}  # polygons that tile without overlaps
 # layers still drawn below their MIN_ZOOM, as their features dissolved by these properties (the last one is
 # what the map colours them by): a province's coverage at a glance, a few hundred shapes instead of 85,000
 OVERVIEWS = {"coverage": ("city", "district", "coverage_status")}
+
+
+def local_from(name: str) -> int:
+    """The zoom from which an edit changes only the tiles its boxes meet: below it a coverage's tiles come
+    from its shapes generalised as a whole (an edge simplified or a speck merged may move a tile away)."""
+    return GENERALIZED_BELOW if name in COVERAGES else 0
 
 
 def first_zoom(name: str) -> int:
@@ -78,9 +94,9 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 def check_tile(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
-        raise NotFound(f"no tile matrix {z} in {TMS} here: 0 to {MAX_ZOOM}")
+        raise NotFound(says("tiles.no_matrix", z=z, tms=TMS, most=MAX_ZOOM))
     if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise NotFound(f"no tile {z}/{y}/{x}: row and column run from 0 to {2**z - 1} at tile matrix {z}")
+        raise NotFound(says("tiles.no_tile", z=z, y=y, x=x, most=2**z - 1))
 
 
 @dataclass
@@ -101,6 +117,10 @@ class TileSource:
     lonlat: np.ndarray | None = None  # the geometries as given: what the next version is compared with
     # made by ``updated``: boxes (Web Mercator, a row each) outside which its tiles are the previous source's
     touched: np.ndarray | None = None
+    # its shapes generalised for a zoom below GENERALIZED_BELOW (made when first asked for): zoom -> source
+    levels: dict = field(default_factory=dict)
+    simplified: bool = False  # a level: its shapes are simplified for the one zoom it is cut at
+    specks: bool = False  # an overview: its levels merge parts too small to see into a neighbour
 
     @classmethod
     def of(cls, name: str, gdf: gpd.GeoDataFrame, visible: list[str]) -> "TileSource":
@@ -203,7 +223,26 @@ class TileSource:
             rows.append(dict(zip(keys, values)))
         merged = np.array(merged, dtype=object)
         table = pd.DataFrame(rows, columns=keys).replace("", None)
-        return cls(name, merged, table, shapely.STRtree(merged), True, 0)
+        return cls(name, merged, table, shapely.STRtree(merged), True, 0, specks=True)
+
+    def level(self, z: int) -> "TileSource":
+        """This coverage generalised for zoom ``z`` (below GENERALIZED_BELOW): simplified by LEVEL_TOLERANCE as
+        a coverage (shared edges stay shared), an overview's specks merged into their neighbours first.  Made
+        once a zoom, each from the zoom above (fewer vertices each time: a province's eleven take seconds)."""
+        with self.lock:
+            for k in range(GENERALIZED_BELOW - 1, z - 1, -1):
+                if k not in self.levels:
+                    self.levels[k] = self.levels.get(k + 1, self)._generalised(k, self.specks)
+            return self.levels[z]
+
+    def _generalised(self, z: int, specks: bool) -> "TileSource":
+        unit = 2 * ORIGIN / 2**z / EXTENT
+        geometries, table = self.geometries, self.table
+        if specks and len(geometries):
+            geometries, table = _merge_specks(geometries, table, (SPECK_PX * PIXEL * unit) ** 2)
+        if len(geometries):
+            geometries = shapely.coverage_simplify(geometries, LEVEL_TOLERANCE * unit, simplify_boundary=True)
+        return TileSource(self.name, geometries, table, shapely.STRtree(geometries), True, 0, simplified=True)
 
     def __post_init__(self):
         self.spacing = _spacing(self.geometries)
@@ -220,6 +259,8 @@ class TileSource:
                 if isinstance(self.overview, functools.partial):
                     self.overview = self.overview()
             return self.overview.tile(z, x, y)
+        if self.coverage and not self.simplified and z < GENERALIZED_BELOW:
+            return self.level(z).tile(z, x, y)
         minx, miny, maxx, maxy = tile_bounds(z, x, y)
         unit = (maxx - minx) / EXTENT
         margin = BUFFER * unit
@@ -236,13 +277,14 @@ class TileSource:
             local, hits = local[polygonal], hits[polygonal]
             # simplified as a coverage (neighbours keep their shared edges) where vertices stand closer than
             # SIMPLIFY_BELOW tolerances: elsewhere the grid below takes out nearly all simplifying would (and
-            # coverage_simplify took half a cold tile); the dense features alone keep their outline then
-            tolerance = FAR_TOLERANCE if z < MIN_ZOOM["grids"] else 1.0
-            dense = self.spacing[hits] < SIMPLIFY_BELOW * tolerance * unit
+            # coverage_simplify took half a cold tile); the dense features alone keep their outline then (by a
+            # tile unit).  A level's shapes are simplified already
+            dense = np.zeros(len(hits), dtype=bool) if self.simplified else \
+                self.spacing[hits] < SIMPLIFY_BELOW * unit
             if dense.all() and len(local):
-                local = shapely.coverage_simplify(local, tolerance, simplify_boundary=True)
+                local = shapely.coverage_simplify(local, 1.0, simplify_boundary=True)
             elif dense.any():
-                local[dense] = shapely.coverage_simplify(local[dense], tolerance, simplify_boundary=False)
+                local[dense] = shapely.coverage_simplify(local[dense], 1.0, simplify_boundary=False)
         # onto the integer grid MVT keeps: a vertex two neighbours share lands on the same point in both;
         # exteriors counter-clockwise in these y-down numbers (clockwise on screen), as MVT wants them, so the
         # encoder need not check each polygon in Python
@@ -271,11 +313,14 @@ class TileVersions:
         self._mutex = threading.Lock()
         self._locks: dict = {}
 
-    def tile(self, lineage, tag: str, state, z: int, x: int, y: int, cut, since) -> bytes:
-        """The tile's bytes at version ``tag``: kept, carried from an earlier version, or ``cut()``.
+    def tile(self, lineage, tag: str, state, z: int, x: int, y: int, cut, since, local_from: int = 0):
+        """The tile at version ``tag`` (what ``cut()`` makes of it): kept, carried from an earlier version, or
+        cut.
 
         ``since(previous_tag, previous_state)``: the boxes (Web Mercator, a row each) where ``tag``'s features
-        may differ from the previous version's, or None; asked once, when ``tag`` is first seen here."""
+        may differ from the previous version's, or None; asked once, when ``tag`` is first seen here.
+        ``local_from``: the zoom from which a change reaches only the tiles its boxes meet; a tile below it is
+        carried only across versions that changed nothing."""
         key = ("tile", tag, z, x, y)
         data = self.cache.peek(key)
         if data is not None:
@@ -285,7 +330,7 @@ class TileVersions:
         margin = BUFFER * (maxx - minx) / EXTENT
         box = shapely.box(minx - margin, miny - margin, maxx + margin, maxy + margin)
         for (earlier, _, _), (_, _, changed) in zip(steps[-2::-1], steps[::-1]):
-            if changed is None or len(changed.query(box)):
+            if changed is None or len(changed.query(box)) or (z < local_from and len(changed.geometries)):
                 break  # touched since: cut anew
             data = self.cache.peek(("tile", earlier, z, x, y))
             if data is not None:
@@ -346,6 +391,74 @@ def _groups(table: pd.DataFrame, keys: list[str]) -> list[tuple]:
     """Each row's values of ``keys``, a missing one as "" (so a missing city still groups)."""
     values = table[keys].astype(object)
     return list(values.where(values.notna(), "").itertuples(index=False, name=None))
+
+
+def _merge_specks(geometries: np.ndarray, table: pd.DataFrame, min_area: float) -> tuple[np.ndarray, pd.DataFrame]:
+    """A coverage's features (a row of ``table`` each; the last column is what the map colours them by) with
+    each part smaller than ``min_area`` merged into the larger neighbour it shares most edge with, of its own
+    unit (the other columns) first — a generalisation's "eliminate": the parts are the same, only whose they
+    are changes, so the result is a coverage again (a speck inside a neighbour fills its hole).  A part with
+    no larger neighbour (an island) stays; a feature left with no part goes."""
+    parts, owner = shapely.get_parts(geometries, return_index=True)
+    area = shapely.area(parts)
+    small = np.flatnonzero(area < min_area)
+    if not len(small):
+        return geometries, table
+    speck, other, shared = _shared_edges(parts, small)
+    # only into a larger part (ties: the later one): the merges form trees, never a cycle
+    larger = (area[other] > area[speck]) | ((area[other] == area[speck]) & (other > speck))
+    speck, other, shared = speck[larger], other[larger], shared[larger]
+    units = pd.factorize(pd.Series(_groups(table, list(table.columns[:-1])), dtype=object))[0]
+    same_unit = units[owner[speck]] == units[owner[other]]
+    best = np.lexsort((-shared, ~same_unit, speck))  # each speck's best neighbour first
+    speck, other = speck[best], other[best]
+    first = np.r_[True, speck[1:] != speck[:-1]] if len(speck) else np.zeros(0, dtype=bool)
+    into = np.arange(len(parts))
+    into[speck[first]] = other[first]
+    while not np.array_equal(into[into], into):  # to the root of each tree: the part nothing merged it into
+        into = into[into]
+    new_owner = owner[into]
+    moved = new_owner != owner
+    if not moved.any():
+        return geometries, table
+    out = geometries.copy()
+    gained = set(new_owner[moved].tolist())
+    for feature in np.unique(np.r_[owner[moved], new_owner[moved]]).tolist():
+        mine = parts[new_owner == feature]
+        if not len(mine):
+            out[feature] = None
+        elif feature not in gained:  # it only lost parts: the others as they were
+            out[feature] = shapely.multipolygons(mine)
+        else:
+            try:
+                out[feature] = shapely.coverage_union_all(mine)
+            except shapely.errors.GEOSException:  # parts a simplification left not quite noded alike
+                out[feature] = shapely.union_all(mine)
+    keep = ~shapely.is_missing(out)
+    return out[keep], table[keep].reset_index(drop=True)
+
+
+def _shared_edges(parts: np.ndarray, of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair (a part of ``of``, a neighbour) of a coverage's polygons that share edges, and the length they
+    share: a coverage's neighbours share their vertices, so a shared edge is the same segment in both (found
+    by sorting every ring's segments, not by overlaying shapes: a district's part has thousands of vertices)."""
+    rings, part_of_ring = shapely.get_rings(parts, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    inside = ring[1:] == ring[:-1]
+    a, b, part = xy[:-1][inside], xy[1:][inside], part_of_ring[ring[:-1][inside]]
+    flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))  # each segment one way round
+    a[flip], b[flip] = b[flip], a[flip].copy()
+    order = np.lexsort((part, b[:, 1], b[:, 0], a[:, 1], a[:, 0]))
+    seg = np.column_stack([a, b])[order]
+    part = part[order]
+    same = (seg[1:] == seg[:-1]).all(axis=1) & (part[1:] != part[:-1])  # a segment and the next: one edge
+    first, second = part[:-1][same], part[1:][same]
+    length = np.hypot(*(seg[:-1][same][:, 2:] - seg[:-1][same][:, :2]).T)
+    wanted = np.isin(np.arange(len(parts)), of)
+    pairs = pd.DataFrame({"part": np.r_[first, second], "other": np.r_[second, first], "length": np.r_[length, length]})
+    pairs = pairs[wanted[pairs["part"].to_numpy()]].groupby(["part", "other"], sort=True)["length"].sum()
+    return (pairs.index.get_level_values(0).to_numpy(), pairs.index.get_level_values(1).to_numpy(),
+            pairs.to_numpy())
 
 
 def _spacing(geometries: np.ndarray) -> np.ndarray:

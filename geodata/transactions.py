@@ -22,6 +22,7 @@ import shapely.geometry
 import shapely.ops
 
 from .errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
+from .i18n import says
 from .schema import LAYERS
 from .store.base import text_hash
 
@@ -47,41 +48,42 @@ def check_if_match(values: list[str] | None, text: str, key: str) -> None:
         tag = value.strip().removeprefix("W/").strip('"').split(":", 1)[0]
         if tag in ("*", current):
             return
-    raise PreconditionFailed(f"'{key}' changed since that ETag: it is now \"{current}\"; fetch it again")
+    raise PreconditionFailed(says("tx.etag_changed", key=key, current=current))
 
 
 def sent_features(body, layer: str, *, one: bool) -> list[dict]:
     """The Feature(s) a request sends, each with its key among its properties (taken from ``id`` when
     the properties lack it).  ``one``: a single Feature (PUT); else a Feature or a FeatureCollection."""
     if not isinstance(body, dict):
-        raise BadRequest("send a GeoJSON Feature" + ("" if one else " or FeatureCollection") + " as the body")
+        raise BadRequest(says("tx.send_feature" if one else "tx.send_features"))
     if body.get("type") == "FeatureCollection" and not one:
         features = body.get("features")
         if not isinstance(features, list) or not features:
-            raise BadRequest("the FeatureCollection has no features")
+            raise BadRequest(says("tx.no_features"))
     elif body.get("type") == "Feature":
         features = [body]
     else:
-        raise BadRequest(f"'type' must be Feature{'' if one else ' or FeatureCollection'}, not {body.get('type')!r}")
+        raise BadRequest(says("tx.type_feature" if one else "tx.type_features", value=repr(body.get("type"))))
     key = LAYERS[layer].key
     out = []
     for i, feature in enumerate(features):
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            raise BadRequest(f"feature {i} is not a GeoJSON Feature")
+            raise BadRequest(says("tx.not_feature", n=i + 1))
         properties = feature.get("properties") or {}
         if not isinstance(properties, dict):
-            raise BadRequest(f"feature {i}'s 'properties' must be an object")
+            raise BadRequest(says("tx.properties_object", n=i + 1))
         properties = dict(properties)
         if properties.get(key) in (None, "") and feature.get("id") not in (None, ""):
             properties[key] = feature["id"]
         if properties.get(key) in (None, ""):
-            raise BadRequest(f"feature {i} has no '{key}': give it in its properties or as its 'id'")
+            raise BadRequest(says("tx.no_key", n=i + 1, key=key))
         if feature.get("id") not in (None, "") and str(feature["id"]) != str(properties[key]):
-            raise BadRequest(f"feature {i}'s id {feature['id']!r} and its '{key}' {properties[key]!r} differ")
+            raise BadRequest(says("tx.id_differs", n=i + 1, id=repr(feature["id"]), key=key,
+                                  value=repr(properties[key])))
         out.append({"type": "Feature", "geometry": feature.get("geometry"), "properties": properties})
     keys = [str(f["properties"][key]) for f in out]
     if len(set(keys)) != len(keys):
-        raise BadRequest(f"'{key}' repeats a value among the features sent: every feature needs its own")
+        raise BadRequest(says("tx.repeats", key=key))
     return out
 
 
@@ -94,7 +96,7 @@ def new_keys(store, layer: str, features: list[dict]) -> None:
             store.get(layer, value)
         except NotFound:
             continue
-        raise Conflict(f"{layer} already has a feature '{value}': replace it with PUT on its URL instead")
+        raise Conflict(says("tx.exists", layer=layer, value=value))
 
 
 def replacement(feature: dict, layer: str, path_key: str) -> dict:
@@ -102,7 +104,7 @@ def replacement(feature: dict, layer: str, path_key: str) -> dict:
     key = LAYERS[layer].key
     sent = feature["properties"].get(key)
     if str(sent) != path_key:
-        raise BadRequest(f"the feature's '{key}' is {sent!r}, but the URL names '{path_key}'")
+        raise BadRequest(says("tx.url_key", key=key, sent=repr(sent), path_key=path_key))
     return feature
 
 
@@ -110,17 +112,17 @@ def merge_patch(stored: dict, patch, layer: str, path_key: str) -> dict:
     """PATCH's feature: ``stored`` with ``patch`` applied as a JSON merge patch (RFC 7396) to its
     properties (``null`` removes a property), and its geometry replaced when ``patch`` has one."""
     if not isinstance(patch, dict):
-        raise BadRequest("send a JSON merge patch: an object with 'properties' and/or 'geometry'")
+        raise BadRequest(says("tx.send_patch"))
     unknown = set(patch) - {"type", "id", "properties", "geometry"}
     if unknown:
-        raise BadRequest(f"a patch changes 'properties' and 'geometry', not {', '.join(sorted(unknown))}")
+        raise BadRequest(says("tx.patch_members", names=", ".join(sorted(unknown))))
     key = LAYERS[layer].key
     properties = copy.deepcopy(stored.get("properties") or {})
     changes = patch.get("properties") or {}
     if not isinstance(changes, dict):
-        raise BadRequest("the patch's 'properties' must be an object")
+        raise BadRequest(says("tx.patch_properties"))
     if key in changes and str(changes[key]) != path_key:
-        raise BadRequest(f"'{key}' is the feature's key: it cannot be patched (here {path_key!r})")
+        raise BadRequest(says("tx.patch_key", key=key, path_key=repr(path_key)))
     for name, value in changes.items():
         if value is None:
             properties.pop(name, None)
@@ -151,20 +153,20 @@ def change_set(body, layer: str) -> ChangeSet:
     """A change set sent as ``{"type": "FeatureCollection", "features": [...], "removed": [key, ...],
     "if_match": {key: etag, ...}}`` (BadRequest for anything else)."""
     if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
-        raise BadRequest("send the change set as a GeoJSON FeatureCollection with 'removed' and 'if_match' members")
+        raise BadRequest(says("tx.send_change_set"))
     removed, if_match = body.get("removed") or [], body.get("if_match") or {}
     if not isinstance(removed, list) or not all(isinstance(k, (str, int)) and str(k) for k in removed):
-        raise BadRequest("'removed' must be a list of the keys to remove")
+        raise BadRequest(says("tx.removed_list"))
     if not isinstance(if_match, dict) or not all(isinstance(v, str) for v in if_match.values()):
-        raise BadRequest("'if_match' must map keys to the ETags the features had when loaded")
+        raise BadRequest(says("tx.if_match_map"))
     if not body.get("features"):
-        raise BadRequest("the change set writes no feature: remove a single one with DELETE on its URL")
+        raise BadRequest(says("tx.writes_nothing"))
     features = sent_features(body, layer, one=False)
     removed = tuple(dict.fromkeys(str(k) for k in removed))
     key = LAYERS[layer].key
     both = {str(f["properties"][key]) for f in features} & set(removed)
     if both:
-        raise BadRequest(f"{', '.join(sorted(both))} both written and removed: send each key once")
+        raise BadRequest(says("tx.written_and_removed", keys=", ".join(sorted(both))))
     return ChangeSet(features, removed, {str(k): v for k, v in if_match.items()})
 
 
@@ -176,7 +178,7 @@ def check_change_set(store, layer: str, changes: ChangeSet) -> None:
         try:
             text = store.get(layer, name)
         except NotFound:
-            raise PreconditionFailed(f"'{name}' was removed since it was loaded; load it again") from None
+            raise PreconditionFailed(says("tx.removed_since", name=name)) from None
         check_if_match([tag], text, name)
     for name in changes.removed:
         if name not in changes.if_match:
@@ -189,12 +191,12 @@ def check_change_set(store, layer: str, changes: ChangeSet) -> None:
 def split(geometry: dict, line, key: str) -> list[dict]:
     """``geometry`` (GeoJSON polygon) cut along ``line`` (a GeoJSON LineString drawn across it): the parts,
     largest first.  The cut's vertices are the line's, on both sides, so the parts share their edge exactly."""
-    shape, cut = _shape(geometry, "the feature"), _shape(_line_geometry(line), "the line")
+    shape, cut = _shape(geometry, says("tx.the_feature")), _shape(_line_geometry(line), says("tx.the_line"))
     if cut.geom_type != "LineString":
-        raise BadRequest(f"cut with a LineString, not a {cut.geom_type}")
+        raise BadRequest(says("tx.cut_line", type=cut.geom_type))
     parts = [p for p in shapely.get_parts(shapely.ops.split(shape, cut)) if p.area > 0]
     if len(parts) < 2:
-        raise Unprocessable(f"the line does not cut '{key}' in two: draw it across the feature, edge to edge")
+        raise Unprocessable(says("tx.no_cut", key=key))
     parts.sort(key=lambda p: -p.area)
     return [json.loads(shapely.to_geojson(p)) for p in parts]
 
@@ -202,11 +204,11 @@ def split(geometry: dict, line, key: str) -> list[dict]:
 def union(geometries: dict[str, dict]) -> dict:
     """The features' shapes as one (BadRequest unless they are two or more that meet along an edge)."""
     if len(geometries) < 2:
-        raise BadRequest("merge two or more features")
-    shapes = {k: _shape(g, f"'{k}'") for k, g in geometries.items()}
+        raise BadRequest(says("tx.merge_two"))
+    shapes = {k: _shape(g, f"'{k}'") for k, g in geometries.items()}  # a key: the same in any language
     merged = shapely.union_all(list(shapes.values()))
     if merged.geom_type != "Polygon":
-        raise Unprocessable(f"{', '.join(shapes)} do not meet along an edge: merge features that are neighbours")
+        raise Unprocessable(says("tx.not_neighbours", keys=", ".join(shapes)))
     return json.loads(shapely.to_geojson(shapely.Polygon(merged.exterior, merged.interiors)))
 
 
@@ -220,7 +222,7 @@ def _shape(geometry, what: str):
     try:
         shape = shapely.geometry.shape(geometry)
     except Exception:  # shapely raises several kinds for a malformed GeoJSON geometry
-        raise BadRequest(f"{what} is not a GeoJSON geometry") from None
+        raise BadRequest(says("tx.not_geometry", what=what)) from None
     if shape.is_empty or not shape.is_valid:
-        raise Unprocessable(f"{what}'s geometry is empty or invalid")
+        raise Unprocessable(says("tx.empty_geometry", what=what))
     return shape

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import io
+from . import gapdetail, io
 from .coverage import Params, tiling_problems
 from .crs import metric_crs
 from .diff import diff
@@ -186,7 +186,7 @@ def upload(store: Store, layer: str, data: bytes, filename: str, *, author: str,
     merging = mode == "merge" and current is not None
     removed = tuple(str(k) for k in removed)
     if removed and not merging:
-        raise BadRequest("only a merge into a stored layer removes features")
+        raise BadRequest(says("upload.remove_needs_merge"))
     if report.ok and merging:  # the stored features were checked when stored: the file's check is the merge's
         merged = _merge(store.read(layer), report.data, key)
         merged = merged[~merged[key].astype(str).isin(removed)].reset_index(drop=True)
@@ -340,7 +340,8 @@ def tiling_message(row, lang: str) -> str:
     """A tiling gap's or overlap's message in ``lang`` (``check.tiling_gap``, ``check.outside_district``,
     ``check.overlap``): what it is about (a district, a grid, two grids) as the analysis's ``detail``
     names it, and its area."""
-    name = str(row.detail).split(": ", 1)[0]  # a name or "a ∩ b": data, the same in any language
+    key, fields = gapdetail.read(row.detail) or ("", {"name": str(row.detail).split(": ", 1)[0]})
+    name = f"{fields['a']} ∩ {fields['b']}" if key == "overlap" else fields.get("name", "")  # data: any language
     kind = "outside_district" if row.kind == "tiling_gap" and pd.notna(row.grid_id) else row.kind
     return text(f"check.{kind}", lang).format(name=name, area=f"{row.area_m2:,.0f}", district=row.district)
 

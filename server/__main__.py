@@ -31,47 +31,45 @@ def _said(message) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # argparse's own words ("usage:", "options:", "show this help message and exit") stay as argparse says them
     parser = argparse.ArgumentParser(
-        prog="python -m server", description="Serve gridmap.", formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="other commands:\n"
+        prog="python -m server", description=_say("cli.help.serve"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_say("cli.help.other_commands") + ":\n"
                "  python -m server user {add,scope,list,remove,reset} ...\n"
-               "      manages users and editors' scopes\n"
+               f"      {_say('cli.help.user')}\n"
                "  python -m server repair [--data-dir DIR]\n"
-               "      rebuilds damaged layer records (manifests) from the version files present\n"
+               f"      {_say('cli.help.repair')}\n"
                "  python -m server migrate [--data-dir DIR] [--database-url URL]\n"
-               "      imports a data directory of the old store (one file a version) into the database\n"
-               "      (done by itself at the first start)")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 5000)")
-    parser.add_argument("--data-dir", help="data directory (default ./gridmap-data; filled with the demo when empty)")
-    parser.add_argument("--database-url", help="postgresql://user:password@host/db: keep the layers in PostgreSQL "
-                                               "+ PostGIS (default: GRIDMAP_DATABASE_URL, else the embedded database)")
-    parser.add_argument("--workers", type=int, help="server processes (default 2)")
+               f"      {_say('cli.help.migrate')}")
+    parser.add_argument("--host", help=_say("cli.help.host"))
+    parser.add_argument("--port", type=int, help=_say("cli.help.port"))
+    parser.add_argument("--data-dir", help=_say("cli.help.data_dir_demo"))
+    parser.add_argument("--database-url", help=_say("cli.help.database_url"))
+    parser.add_argument("--workers", type=int, help=_say("cli.help.workers"))
     return parser
 
 
 def build_user_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server user", description="Manage gridmap's users.")
-    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
-    parser.add_argument("--database-url", help="postgresql://... whose users every instance shares (default: "
-                                               "GRIDMAP_DATABASE_URL, else the data directory's users)")
+    parser = argparse.ArgumentParser(prog="python -m server user", description=_say("cli.help.users"))
+    parser.add_argument("--data-dir", help=_say("cli.help.data_dir"))
+    parser.add_argument("--database-url", help=_say("cli.help.users_database_url"))
     commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="create a user and print its API token")
+    add = commands.add_parser("add", help=_say("cli.help.user_add"))
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=("viewer", "editor", "admin"))
-    add.add_argument("--password", action="store_true", help="also set a password for the browser (asked for)")
+    add.add_argument("--password", action="store_true", help=_say("cli.help.password"))
     add.add_argument("--scope", action="append", default=[], metavar="LEVEL=NAME[,LEVEL=NAME]",
-                     help="an editor may change only this unit, e.g. district=海曙区 or district=海曙区,street=月湖街道 "
-                          "(repeat for several)")
-    scope = commands.add_parser("scope", help="set the units an editor may change (none given: everywhere)")
+                     help=_say("cli.help.scope"))
+    scope = commands.add_parser("scope", help=_say("cli.help.user_scope"))
     scope.add_argument("name")
     scope.add_argument("scopes", nargs="*", metavar="LEVEL=NAME[,LEVEL=NAME]")
-    commands.add_parser("list", help="list users, their roles and scopes")
-    remove = commands.add_parser("remove", help="delete a user")
+    commands.add_parser("list", help=_say("cli.help.user_list"))
+    remove = commands.add_parser("remove", help=_say("cli.help.user_remove"))
     remove.add_argument("name")
-    reset = commands.add_parser("reset", help="give a user a new API token (the old one stops working)")
+    reset = commands.add_parser("reset", help=_say("cli.help.user_reset"))
     reset.add_argument("name")
-    reset.add_argument("--password", action="store_true", help="also set a new password (asked for)")
+    reset.add_argument("--password", action="store_true", help=_say("cli.help.new_password"))
     for sub in commands.choices.values():  # accepted after the command too, as people type it
         sub.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sub.add_argument("--database-url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -122,9 +120,8 @@ def repair(argv: list[str]) -> int:
     a data directory not yet imported into the database (``migrate`` refuses a damaged one)."""
     from geodata.store import FileStore
 
-    parser = argparse.ArgumentParser(prog="python -m server repair",
-                                     description="Rebuild damaged layer records from the version files present.")
-    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
+    parser = argparse.ArgumentParser(prog="python -m server repair", description=_say("cli.help.repair_command"))
+    parser.add_argument("--data-dir", help=_say("cli.help.data_dir"))
     args = parser.parse_args(argv)
     data_dir = config.load({"DATA_DIR": args.data_dir})["DATA_DIR"]
     if not (Path(data_dir) / "layers").is_dir():
@@ -134,7 +131,7 @@ def repair(argv: list[str]) -> int:
         return 1
     done = FileStore(data_dir).repair()
     for line in done:
-        print(line)
+        print(_said(line))
     if not done:
         print(_say("cli.nothing_to_repair", dir=data_dir))
     return 0
@@ -146,12 +143,9 @@ def migrate(argv: list[str]) -> int:
     from geodata.store import migrate as migration
     from geodata.store import open_store
 
-    parser = argparse.ArgumentParser(prog="python -m server migrate",
-                                     description="Import every version of the old store's layers (DATA_DIR/layers) "
-                                                 "into the database; done by itself at the first start.")
-    parser.add_argument("--data-dir", help="data directory (default: GRIDMAP_DATA_DIR or ./gridmap-data)")
-    parser.add_argument("--database-url", help="postgresql://... to import into (default: GRIDMAP_DATABASE_URL, "
-                                               "else the embedded database in the data directory)")
+    parser = argparse.ArgumentParser(prog="python -m server migrate", description=_say("cli.help.migrate_command"))
+    parser.add_argument("--data-dir", help=_say("cli.help.data_dir"))
+    parser.add_argument("--database-url", help=_say("cli.help.migrate_database_url"))
     args = parser.parse_args(argv)
     values = config.load({"DATA_DIR": args.data_dir, "DATABASE_URL": args.database_url})
     data_dir = values["DATA_DIR"]
@@ -167,7 +161,7 @@ def migrate(argv: list[str]) -> int:
     finally:
         store.close()
     for line in lines:
-        print(line)
+        print(_said(line))
     return 0
 
 
@@ -179,18 +173,22 @@ def _ask_password() -> str:
     if sys.stdin.isatty():
         import getpass
 
-        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+        first, second = getpass.getpass(_say("cli.password_prompt")), getpass.getpass(_say("cli.again_prompt"))
         if first != second:
             raise SystemExit(_say("cli.error", command="python -m server user", message=_say("cli.passwords_differ")))
         return first
     return sys.stdin.readline().rstrip("\n")  # scripts pipe it in
 
 
-def warm_up(app) -> None:
-    """Compute the analysis, the tile sources and place names the map's first view asks for, and the search
-    index, so the first planner to open the map need not wait (a province's take seconds each)."""
+def warm_up(app, follow: bool = False) -> None:
+    """Compute the analysis, the tile sources and place names the map's first view asks for, the search
+    index and the low zooms' tiles (``GRIDMAP_TILE_SEED_ZOOM``), so the first planner to open the map need not
+    wait (a province's take seconds each).  ``follow``: seed those tiles again after each change, for as long
+    as the process runs."""
     from geodata import tiles
     from geodata.cache import release_freed_memory
+
+    from .tiles import Seeder
 
     client = app.test_client()
     bounds = app.extensions["gridmap"].catalog.get("grids").features.bounds
@@ -203,6 +201,14 @@ def warm_up(app) -> None:
         for level in tiles.LABELS:
             client.get(f"/map/labels/{level}.json", query_string={"bbox": ",".join(map(str, bounds))})
     client.get("/api/search", query_string={"q": "网格"})  # its index: seconds to build for a province
+    seeder = Seeder(app, WARM_TILES, app.config["TILE_SEED_ZOOM"])
+    try:
+        seeder.seed()
+    except Exception:  # a database away a moment: tiles are cut when asked for, and seeded again later
+        app.logger.exception("seeding tiles")
+    if follow and seeder.max_zoom >= 0:
+        app.extensions["gridmap_seeder"] = seeder
+        seeder.follow()
     release_freed_memory()  # what building them freed
     app.extensions.setdefault("gridmap_warm", threading.Event()).set()  # /healthz says so
 
@@ -220,7 +226,7 @@ def serve(options: dict) -> None:
         from geodata.store.postgis import wait_until_reachable
 
         wait_until_reachable(values["DATABASE_URL"], values["DATABASE_WAIT_S"],
-                             lambda line: print(f"gridmap: {line}", flush=True))
+                             lambda line: print(f"gridmap: {_said(line)}", flush=True))
     app = create_app(options)  # once, before forking: the demo is installed a single time
     app.extensions["gridmap_warm"] = threading.Event()  # each worker's copy set by its own warm-up
 
@@ -229,7 +235,7 @@ def serve(options: dict) -> None:
         (never before): it answers at once (a province's analysis takes a minute; requests that need it
         wait for this one computation, never start another)."""
         threading.Thread(target=app.extensions["gridmap"].jobs.warm, name="gridmap-jobs-warm", daemon=True).start()
-        threading.Thread(target=warm_up, args=(app,), name="gridmap-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, args=(app, True), name="gridmap-warm-up", daemon=True).start()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -281,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_say("cli.error", command="python -m server", message=_said(e.message)), file=sys.stderr)
         return 1
     except SettingError as e:
-        print(_say("cli.error", command="python -m server", message=e), file=sys.stderr)
+        print(_say("cli.error", command="python -m server", message=_said(e.args[0] if e.args else e)),
+              file=sys.stderr)
         return 2
     return 0
 

@@ -20,7 +20,7 @@ from geodata import downloads, transactions
 from geodata.coverage import PARAM_NAMES, SUMMARY_LEVELS
 from geodata.crs import CRS84_URI, OUTPUT_CRS, output_crs
 from geodata.errors import BadRequest, NotFound, ServiceUnavailable
-from geodata.i18n import says, text
+from geodata.i18n import known, says, text
 from geodata.params import version_number, whole_number
 from geodata.query import Query
 from geodata.schema import DERIVED
@@ -30,6 +30,7 @@ from maps.layers import Field, GeoJsonLayer, ReadySignal
 
 from . import negotiation, openapi, privacy, services, tiles, whatif
 from .assets import map_assets
+from .editing import shown_time
 from .i18n import current_language
 from .pages import render_map
 
@@ -71,7 +72,8 @@ def _only(*allowed: str) -> None:
 def _collection(collection_id: str):
     """The collection the request asks for: its version, for derived ones the analysis parameters,
     and without the fields this reader may not see."""
-    return services().catalog.get(collection_id, _version_param(), _analysis_params(), privacy.hidden_fields())
+    return services().catalog.get(collection_id, _version_param(), _analysis_params(), privacy.hidden_fields(),
+                                  current_language())  # the gaps' detail in it
 
 
 def _analysis_params():
@@ -118,14 +120,15 @@ def landing():
     fmt = negotiation.wanted()
     doc = {
         "title": "gridmap",
-        "description": "Governance grids and party-and-public service centres, with service coverage.",
+        "description": _said("api.landing_description"),
         "links": [
             *_self_links("api.landing", fmt),
-            _link(url_for("api.openapi", _external=True), "service-desc", openapi.MEDIA_TYPE, "the API definition"),
-            _link(url_for("api.openapi", f="html", _external=True), "service-doc", HTML, "the API documentation"),
+            _link(url_for("api.openapi", _external=True), "service-desc", openapi.MEDIA_TYPE,
+                  _said("api.link.service_desc")),
+            _link(url_for("api.openapi", f="html", _external=True), "service-doc", HTML, _said("api.link.service_doc")),
             _link(url_for("api.conformance", _external=True), "conformance", "application/json",
-                  "conformance classes"),
-            _link(url_for("api.collections", _external=True), "data", "application/json", "collections"),
+                  _said("api.link.conformance")),
+            _link(url_for("api.collections", _external=True), "data", "application/json", _said("api.link.data")),
         ],
     }
     return _answer(fmt, doc, "api_landing.html")
@@ -163,7 +166,7 @@ def collections():
     fmt = negotiation.wanted()
     catalog = services().catalog
     found = [catalog.get(cid) for cid in catalog.ids]
-    etag = negotiation.etag_of([c.tag for c in found], request.url)
+    etag = negotiation.etag_of([c.tag for c in found], request.url, current_language())  # titles in it
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     doc = {"collections": [_collection_document(c) for c in found], "links": _self_links("api.collections", fmt)}
@@ -175,11 +178,11 @@ def collection(collection_id: str):
     _only()
     fmt = negotiation.wanted()
     found = services().catalog.get(collection_id, hidden=privacy.hidden_fields())  # its page lists the fields
-    etag = negotiation.etag_of(found.tag, request.url)
+    etag = negotiation.etag_of(found.tag, request.url, current_language())  # its title and description in it
     if fmt == "json" and (unchanged := negotiation.not_modified(etag)):
         return unchanged
     doc = _collection_document(found, fmt)
-    return _answer(fmt, doc, "api_collection.html", etag=etag, layer=found.layer)
+    return _answer(fmt, doc, "api_collection.html", etag=etag, layer=found.layer, shown_time=shown_time)
 
 
 def _collection_document(found, fmt: str = "json") -> dict:
@@ -187,20 +190,21 @@ def _collection_document(found, fmt: str = "json") -> dict:
     cid = layer.name
     doc = {
         "id": cid,
-        "title": layer.title,
-        "description": layer.description,
+        "title": layer.title_in(current_language()),
+        "description": layer.description_in(current_language()),
         "itemType": "feature",
         "crs": list(OUTPUT_CRS),
         "storageCrs": CRS84_URI,
         "links": [
             *_self_links("api.collection", fmt, collection_id=cid),
-            _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, "features"),
+            _link(url_for("api.items", collection_id=cid, _external=True), "items", GEOJSON, _said("api.link.items")),
             _link(url_for("api.items", collection_id=cid, f="html", _external=True), "items", HTML,
-                  "features as a page"),
+                  _said("api.link.items_html")),
             _link(url_for("api.queryables", collection_id=cid, _external=True), "queryables",
-                  "application/schema+json", "properties to filter by"),
+                  "application/schema+json", _said("api.link.queryables")),
             *(_link(url_for("api.download", collection_id=cid, ext=ext, _external=True), "enclosure", media_type,
-                    f"the whole layer: {label}")
+                    text("api.link.download", current_language()).format(
+                        format=_said(f"download.format.{ext}") if known(f"download.format.{ext}") else label))
               for ext, (media_type, label) in openapi.download_formats().items()),
             tiles.tiles_link(cid),
         ],
@@ -221,7 +225,8 @@ def queryables(collection_id: str):
     _only()
     fmt = negotiation.wanted()
     layer = services().catalog.layer(collection_id).without(privacy.hidden_fields())
-    doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True))
+    doc = openapi.queryables(layer, url_for("api.queryables", collection_id=collection_id, _external=True),
+                             current_language())
     return _answer(fmt, doc, "api_queryables.html", mimetype="application/schema+json", layer=layer)
 
 
@@ -341,10 +346,10 @@ def search():
     _only("q", "limit")
     query = request.args.get("q", "").strip()
     if not query or len(query) > 100:
-        raise BadRequest("'q' must be a code or (part of) a name, 1 to 100 characters")
+        raise BadRequest(says("search.q"))
     raw = request.args.get("limit", str(SEARCH_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= SEARCH_LIMIT:
-        raise BadRequest(f"'limit' must be a whole number from 1 to {SEARCH_LIMIT}, not {raw!r}")
+        raise BadRequest(says("search.limit", most=SEARCH_LIMIT, value=repr(raw)))
     hits = services().catalog.search_index().search(query, int(raw))
     return jsonify({"query": query, "numberReturned": len(hits), "hits": [_search_hit(hit) for hit in hits]})
 
@@ -366,14 +371,14 @@ def _search_hit(hit) -> dict:
 def summary():
     level = request.args.get("level", "district")
     if level not in SUMMARY_LEVELS:
-        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(SUMMARY_LEVELS), value=repr(level)))
     fmt = request.args.get("f", "json")
     if fmt not in ("json", "csv"):
-        raise BadRequest(f"'f' must be json or csv, not {fmt!r}")
+        raise BadRequest(says("params.one_of", name="f", choices="json, csv", value=repr(fmt)))
     catalog = services().catalog
     unknown = set(_filters()) - {"level", "f", *UNIT_KEYS}
     if unknown:
-        raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'")
+        raise BadRequest(says("params.unknown", name=sorted(unknown)[0]))
     tag, analysis = catalog.analysis_entry(_analysis_params())
     unit = tuple((k, request.args[k]) for k in UNIT_KEYS if k in request.args)
     body = services().responses.get(("summary", tag, level, fmt, unit),
@@ -396,6 +401,8 @@ def summary_history():
         summaries.rows(catalog.analysis(), "total", unit)  # 400 for a unit with no grids: before any job
     body = history.coverage_history(catalog, unit, limit, cache=lambda key, build: services().responses.get(
         ("history", key), build))
+    # each version's time as pages show it (GRIDMAP_TIMEZONE), next to the UTC one scripts read
+    body = {**body, "points": [{**point, "time_shown": shown_time(point["time"])} for point in body["points"]]}
     response = jsonify(body)
     response.cache_control.no_cache = True
     return response
@@ -407,9 +414,13 @@ def _self_links(endpoint: str, fmt: str, **values) -> list[dict]:
     """``self`` in the format answered and ``alternate`` in the other one."""
     types = {"json": "application/json", "html": HTML}
     other = "html" if fmt == "json" else "json"
-    return [_link(url_for(endpoint, f=fmt, _external=True, **values), "self", types[fmt], "this document"),
+    return [_link(url_for(endpoint, f=fmt, _external=True, **values), "self", types[fmt], _said("api.link.self")),
             _link(url_for(endpoint, f=other, _external=True, **values), "alternate", types[other],
-                  "this document as HTML" if other == "html" else "this document as JSON")]
+                  _said("api.link.as_html" if other == "html" else "api.link.as_json"))]
+
+
+def _said(key: str) -> str:
+    return text(key, current_language())
 
 
 def _answer(fmt: str, doc: dict, template: str, *, etag: str | None = None, mimetype: str = "application/json",
@@ -422,6 +433,7 @@ def _answer(fmt: str, doc: dict, template: str, *, etag: str | None = None, mime
     if etag:
         response.set_etag(etag)
     response.vary.add("Accept")
+    response.vary.add("Accept-Language")  # titles and link titles are in the reader's language
     return response
 
 

@@ -20,6 +20,7 @@ import logging
 import time
 
 from geodata.errors import ServiceUnavailable, TooManyRequests
+from geodata.i18n import says
 from geodata.store.accounts import Accounts
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ class Attempts:
                                              limit=self.limit)
         except Exception as e:  # whatever the backend's trouble: no count, no try
             log.error("cannot count failed attempts: %s", e)
-            raise ServiceUnavailable("sign-in is unavailable for a moment; the error is logged", retry_after=60) from e
+            raise ServiceUnavailable(says("auth.attempts_unavailable"), retry_after=60) from e
         if wait is not None:
-            raise TooManyRequests(f"too many failed attempts; try again in {wait} s", retry_after=wait)
+            raise TooManyRequests(says("auth.too_many", seconds=wait), retry_after=wait)
 
     def clear(self, scope: str, name: str, address: str) -> None:
         """The secret was right: forget this address's failures for ``name`` (not for other names)."""

@@ -17,6 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from geodata.errors import TooLarge
+from geodata.i18n import says
 from geodata.params import MAX_JSON_DEPTH, loads_json
 
 MIB = 2**20
@@ -48,8 +49,7 @@ def register(app: Flask) -> None:
             return  # MAX_CONTENT_LENGTH (GRIDMAP_MAX_UPLOAD_MB) applies
         limit = current_app.config["MAX_JSON_MB"] * MIB
         request.max_content_length = limit  # also cuts off a chunked body that runs over
-        too_large = TooLarge(f"this route accepts bodies of at most {current_app.config['MAX_JSON_MB']} MiB "
-                             "(GRIDMAP_MAX_JSON_MB)")
+        too_large = TooLarge(says("error.body_too_large", most=current_app.config["MAX_JSON_MB"]))
         if request.content_length is not None:
             if request.content_length > limit:
                 raise too_large

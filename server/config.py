@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from geodata.i18n import says
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -44,7 +46,7 @@ def _zone(value) -> str:
     try:
         ZoneInfo(name)
     except (ValueError, ZoneInfoNotFoundError):
-        raise SettingError(f"GRIDMAP_TIMEZONE must be an IANA time zone such as Asia/Shanghai, not {value!r}") from None
+        raise SettingError(says("setting.timezone", value=repr(value))) from None
     return name
 
 
@@ -56,7 +58,7 @@ def _distances(value) -> tuple[float, ...]:
     try:
         return Params(life_circles_m=life_circles(value)).life_circles_m
     except BadRequest as e:
-        raise SettingError(f"GRIDMAP_LIFE_CIRCLES_M: {e}") from None
+        raise SettingError(says("setting.life_circles", reason=e.message)) from None
 
 
 DEMOS = ("ningbo", "zhejiang")
@@ -66,7 +68,7 @@ def _catchment(value) -> str:
     """disc or network; SettingError otherwise."""
     text = str(value).strip().lower()
     if text not in ("disc", "network"):
-        raise SettingError(f"GRIDMAP_CATCHMENT must be disc or network, not {value!r}")
+        raise SettingError(says("setting.catchment", value=repr(value)))
     return text
 
 
@@ -84,7 +86,7 @@ def _demo(value) -> str | None:
         return "ningbo"
     if text in ("", "0", "false", "no", "off", "none"):
         return None
-    raise SettingError(f"GRIDMAP_DEMO must be ningbo, zhejiang or off, not {value!r}")
+    raise SettingError(says("setting.demo", value=repr(value)))
 
 
 SETTINGS = (
@@ -121,6 +123,8 @@ SETTINGS = (
             "others get 400. Empty: any", _names),
     Setting("CACHE_MB", 256, "memory for rendered map layers, pages and documents, in MiB a worker "
             "(map layers half, items pages and documents a quarter each)", int),
+    Setting("TILE_SEED_ZOOM", 8, "vector tiles of zooms up to this one are cut at start and after each change, "
+            "before anyone asks (-1: none)", int),
     Setting("MAX_VERTICES", 2_000_000, "most vertices an upload may have in all (more get 413)", int),
     Setting("MAX_FEATURE_VERTICES", 100_000, "most vertices one feature of an upload may have (more get 413)", int),
     Setting("MAX_TEXT_CHARS", 10_000, "longest text value an upload may have, in characters (longer get 413)", int),

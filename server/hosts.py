@@ -21,6 +21,10 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.sansio.utils import host_is_trusted
 from werkzeug.wsgi import get_host
 
+from geodata.i18n import in_language, says
+
+from .i18n import chosen_language
+
 
 class PublicURL:
     """WSGI middleware: requests from trusted hosts are seen as made to ``public_url``."""
@@ -69,8 +73,9 @@ def register(app: Flask) -> None:
     def refuse_untrusted_host():
         # Flask's Host check failed while it routed: answer now, before anything builds a URL (it cannot)
         if isinstance(request.routing_exception, SecurityError):
-            message = f"this server does not answer for the host {request.environ.get('HTTP_HOST', '')[:100]!r}"
-            g.error_message = message
+            said = says("error.untrusted_host", host=repr(request.environ.get("HTTP_HOST", "")[:100]))
+            g.error_message = str(said)  # the audit's line: English
+            message = in_language(said, chosen_language())
             return jsonify({"error": {"code": "untrusted_host", "message": message, "details": []}}), 400
 
     @app.after_request

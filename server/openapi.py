@@ -22,6 +22,7 @@ from geodata.coverage import CATCHMENTS, LEVELS, MAX_LIFE_CIRCLES, MAX_RADIUS_M,
 from geodata.crs import CRS84_URI, OUTPUT_CRS
 from geodata.downloads import FORMATS
 from geodata.history import LIMIT as HISTORY_LIMIT
+from geodata.i18n import text
 from geodata.schema import DERIVED, KEY_PATTERN, LAYERS, Field, Layer
 from geodata.unitkeys import UNIT_KEYS
 
@@ -72,7 +73,7 @@ GEOMETRY_FORMATS = {("Point",): "geometry-point", ("Polygon", "MultiPolygon"): "
                     ("LineString", "MultiLineString"): "geometry-linestring-or-multilinestring"}
 
 
-def queryables(layer: Layer, url: str) -> dict:
+def queryables(layer: Layer, url: str, lang: str | None = None) -> dict:
     """The filterable properties of a collection as JSON Schema (OGC API - Features Part 3).
 
     Each property has ONE ``type`` string (QGIS ignores a property typed ``["integer", "null"]`` and
@@ -88,9 +89,8 @@ def queryables(layer: Layer, url: str) -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": url,
         "type": "object",
-        "title": layer.title,
-        "description": "Filter items by these properties: ?filter= in CQL2 (filter-lang cql2-text or cql2-json), "
-                       "or ?name=value (exact match).",
+        "title": layer.title_in(lang) if lang else layer.title,
+        "description": text("api.queryables_description", lang or "en"),
         "properties": {
             "geometry": {"title": "geometry", "format": GEOMETRY_FORMATS.get(layer.geometry_types, "geometry-any"),
                          "x-ogc-role": "primary-geometry"},

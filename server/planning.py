@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import pandas as pd
 from flask import Blueprint, Response, jsonify, request
@@ -10,11 +12,12 @@ from geodata import geojson, proposals, summaries, tables
 from geodata.coverage import LEVELS, SUMMARY_LEVELS
 from geodata.params import whole_number
 from geodata.errors import BadRequest, TooLarge
-from geodata.i18n import says
+from geodata.i18n import in_language, says
 from geodata.siting import MAX_K, SOLVERS
 from geodata.unitkeys import UNIT_KEYS
 
 from . import services
+from .i18n import current_language
 from .whatif import params as whatif_params, require_user
 
 blueprint = Blueprint("planning", __name__)
@@ -28,9 +31,9 @@ def recommendations():
     k = whole_number(args.get("k", "5"), "k", minimum=1, maximum=MAX_K)
     level, solver = args.get("level", "community"), args.get("solver", "auto")
     if level not in LEVELS:  # checked here: a bad request never takes a job
-        raise BadRequest(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(LEVELS), value=repr(level)))
     if solver not in SOLVERS:
-        raise BadRequest(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+        raise BadRequest(says("params.one_of", name="solver", choices=", ".join(SOLVERS), value=repr(solver)))
     params = whatif_params()
     unit = {key: args[key] for key in UNIT_KEYS if args.get(key)}
     result = services().catalog.recommendation(level, k, params, unit, solver)  # a job, once per data and asking
@@ -40,7 +43,7 @@ def recommendations():
                         headers={"Content-Disposition": 'attachment; filename="recommendations.csv"'})
     body = geojson.feature_collection(
         geojson.feature_strings(result.sites), solver=result.solver, population=result.population,
-        covered_before=result.covered_before, reason=result.reason)
+        covered_before=result.covered_before, reason=in_language(result.reason, current_language()))
     return Response(body, mimetype="application/geo+json")
 
 
@@ -50,8 +53,8 @@ def whatif():
     each with its level's radius) existed; nothing is stored.  ``effects``: the city, the district and the
     street of each proposed centre, before and after (``geodata.proposals``).
 
-    ``city=…``, ``district=…`` etc. restrict it to one unit: before and after are that unit's, and
-    only its grids are analysed again (a province's what-if in a city's time and memory).
+    ``city=…``, ``district=…`` etc. restrict it to one unit: before, after and the rows are that unit's
+    (``effects`` still count the people a centre by its border covers outside it).
     """
     require_user(says("whatif.whatifs"))
     proposed = _proposed(request.get_json(silent=True))
@@ -59,14 +62,16 @@ def whatif():
     params = whatif_params()
     level = request.args.get("level", "district")
     if level not in SUMMARY_LEVELS:
-        raise BadRequest(f"'level' must be one of {', '.join(SUMMARY_LEVELS)}, not {level!r}")
+        raise BadRequest(says("params.one_of", name="level", choices=", ".join(SUMMARY_LEVELS), value=repr(level)))
     unit = {key: request.args[key] for key in UNIT_KEYS if request.args.get(key)}
     analysis = catalog.analysis(params)  # the baseline of the summary and the recommendations
     before = _whole(analysis, unit)  # checked here: an unknown unit never takes a job
     points = list(zip(proposed.geometry.x.tolist(), proposed.geometry.y.tolist()))
     after = catalog.what_if(  # the summaries: a job, once per data, parameters, proposal and unit
         tuple((x, y, lvl) for (x, y), lvl in zip(points, proposed["level"].tolist())), params, unit)
-    city_after = after["total"].iloc[0]  # the whole of what was analysed: the dataset, or the unit
+    # the whole dataset's summaries, or the unit's alone when only its grids were analysed (jobs.whatif_summaries)
+    analysed = dataclasses.replace(analysis, summaries=after)
+    city_after = summaries.rows(analysed, "total", unit).iloc[0]
     sites = proposals.site_units(catalog.get("grids").features.gdf, points)
     return jsonify({
         "proposed": len(proposed),
@@ -77,8 +82,14 @@ def whatif():
         "after": {"covered_population": int(city_after["covered_population"]),
                   "covered_share": city_after["covered_share"]},
         "level": level,
-        "rows": after[level].astype(object).where(lambda f: f.notna(), None).to_dict("records"),
+        "rows": _rows_of(analysed, level, unit).astype(object).where(lambda f: f.notna(), None).to_dict("records"),
     })
+
+
+def _rows_of(analysis, level: str, unit: dict[str, str]) -> pd.DataFrame:
+    """The rows of ``level`` inside ``unit``; for a level above the unit's, the rows of the units holding it."""
+    columns = analysis.summaries[level].columns
+    return summaries.rows(analysis, level, unit if level == "total" else {k: v for k, v in unit.items() if k in columns})
 
 
 def _whole(analysis, unit: dict[str, str]) -> dict:
@@ -90,21 +101,21 @@ def _whole(analysis, unit: dict[str, str]) -> dict:
 def _proposed(body) -> gpd.GeoDataFrame:
     if not isinstance(body, dict) or body.get("type") != "FeatureCollection" or not isinstance(
             body.get("features"), list):
-        raise BadRequest("send a GeoJSON FeatureCollection of points, each with a 'level' property")
+        raise BadRequest(says("whatif.send"))
     features = body["features"]
     if len(features) > MAX_PROPOSED:
-        raise TooLarge(f"at most {MAX_PROPOSED} proposed centres at a time")
+        raise TooLarge(says("whatif.too_many", most=MAX_PROPOSED))
     try:
         frame = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
     except Exception as e:  # malformed GeoJSON of any kind
-        raise BadRequest(f"the features are not valid GeoJSON: {e}") from None
+        raise BadRequest(says("whatif.not_geojson", reason=str(e))) from None
     if frame.empty:
-        raise BadRequest("propose at least one centre")
+        raise BadRequest(says("whatif.none"))
     if not (frame.geom_type == "Point").all():
-        raise BadRequest("proposed centres must be Points")
+        raise BadRequest(says("whatif.points"))
     if "level" not in frame or not frame["level"].isin(LEVELS).all():
-        raise BadRequest(f"every proposed centre needs 'level': one of {', '.join(LEVELS)}")
+        raise BadRequest(says("whatif.level", choices=", ".join(LEVELS)))
     x, y = frame.geometry.x, frame.geometry.y
     if not (x.between(-180, 180) & y.between(-90, 90)).all():
-        raise BadRequest("coordinates must be WGS84 lon/lat")
+        raise BadRequest(says("whatif.lonlat"))
     return frame[["level", "geometry"]]

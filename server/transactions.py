@@ -18,6 +18,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from geodata import geojson, scopes, transactions
 from geodata.errors import BadRequest, PreconditionFailed
+from geodata.i18n import says
 from geodata.schema import LAYERS
 
 from . import audit, services
@@ -117,8 +118,9 @@ def split(collection_id: str):
     _polygonal(_editable(collection_id, "POST"))
     body = _body()
     if not isinstance(body, dict):
-        raise BadRequest('send {"geometry": <polygon>, "line": <LineString>}')
-    parts = transactions.split(body.get("geometry"), body.get("line"), str(body.get("id") or "the feature"))
+        raise BadRequest(says("tx.send_split"))
+    parts = transactions.split(body.get("geometry"), body.get("line"),
+                               str(body["id"]) if body.get("id") else says("tx.the_feature"))
     return _geojson({"type": "FeatureCollection",
                      "features": [{"type": "Feature", "geometry": g, "properties": {}} for g in parts]})
 
@@ -130,7 +132,7 @@ def union(collection_id: str):
     _polygonal(_editable(collection_id, "POST"))
     body = _body()
     if not isinstance(body, dict) or not isinstance(body.get("geometries"), dict):
-        raise BadRequest('send {"geometries": {"<key>": <polygon>, ...}}')
+        raise BadRequest(says("tx.send_union"))
     return _geojson({"type": "Feature", "geometry": transactions.union(body["geometries"]), "properties": {}})
 
 
@@ -196,7 +198,7 @@ def _store(layer: str, features: list[dict], check, keys: list[str], *, status: 
 
 def _polygonal(layer: str) -> None:
     if "Polygon" not in LAYERS[layer].geometry_types:
-        raise BadRequest(f"{layer} are not polygons: nothing to split or merge")
+        raise BadRequest(says("tx.not_polygons", layer=layer))
 
 
 def _geojson(data: dict) -> Response:
@@ -219,8 +221,7 @@ def _editable(collection_id: str, method: str) -> str:
     services().catalog.layer(collection_id)  # 404 for an unknown collection
     if collection_id not in _stored():
         raise MethodNotAllowed(valid_methods=list(READ_ONLY),
-                               description=f"'{collection_id}' is computed from the stored layers: it cannot be "
-                                           f"changed with {method}")
+                               description=says("tx.computed", collection=collection_id, method=method))
     return collection_id
 
 
@@ -231,11 +232,11 @@ def _stored() -> tuple[str, ...]:
 def _body():
     data = request.get_data(cache=True)
     if not data.strip():
-        raise BadRequest("send the feature as GeoJSON in the body")
+        raise BadRequest(says("tx.send_body"))
     try:
         return current_app.json.loads(data)
     except ValueError as e:
-        raise BadRequest(f"the body is not JSON: {e}") from None
+        raise BadRequest(says("tx.not_json", reason=str(e))) from None
 
 
 def _message(default: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from geodata.errors import BadRequest, NotFound
+from geodata.i18n import says
 from geodata.scopes import Scope
 from geodata.scopes import parse as parse_scope
 from geodata.store.accounts import Accounts, open_accounts
@@ -148,7 +149,7 @@ class UserStore:
         """Limit ``name``'s writes to ``scopes`` (none: everywhere)."""
         user = self._user(name)
         if user is None:
-            raise NotFound(f"no user '{name}'")
+            raise NotFound(says("user.none", name=name))
         return User(**self.accounts.change_user(name, {"scopes": _scopes(user.role, scopes)}))
 
 
@@ -156,12 +157,12 @@ def _scopes(role: str, scopes) -> str:
     """The record's text of ``scopes`` (each checked); only editors have scopes: admins write everywhere."""
     parsed = [str(parse_scope(text)) for text in scopes]
     if parsed and role != "editor":
-        raise BadRequest(f"only editors have scopes; a {role} {'writes everywhere' if role == 'admin' else 'writes nothing'}")
+        raise BadRequest(says("user.scopes_admin" if role == "admin" else "user.scopes_viewer", role=role))
     return json.dumps(list(dict.fromkeys(parsed)), ensure_ascii=False)
 
 
 def _check(name: str, role: str) -> None:
     if role not in ROLES:
-        raise BadRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise BadRequest(says("user.role", roles=", ".join(ROLES), value=repr(role)))
     if not name or len(name) > 64 or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        raise BadRequest(f"user names are 1-64 letters, digits, '_', '-' or '.', not {name!r}")
+        raise BadRequest(says("user.name", value=repr(name)))

@@ -39,6 +39,7 @@ from typing import Iterator
 from filelock import FileLock
 
 from ..errors import Conflict, DamagedStore, NotFound
+from ..i18n import says
 from .base import Store
 from .files import atomic_write
 
@@ -181,7 +182,7 @@ class FileAccounts(Accounts):
         with self._lock("users"):
             users = dict(self.users())
             if record["name"] in users:
-                raise Conflict(f"user '{record['name']}' already exists")
+                raise Conflict(says("user.exists", name=record["name"]))
             users[record["name"]] = _record(record)
             self._save(users)
 
@@ -189,7 +190,7 @@ class FileAccounts(Accounts):
         with self._lock("users"):
             users = dict(self.users())
             if name not in users:
-                raise NotFound(f"no user '{name}'")
+                raise NotFound(says("user.none", name=name))
             old = users[name]
             new = {**old, **{k: v for k, v in changes.items() if not (only_empty and old[k])}}
             if new != old:
@@ -201,7 +202,7 @@ class FileAccounts(Accounts):
         with self._lock("users"):
             users = dict(self.users())
             if users.pop(name, None) is None:
-                raise NotFound(f"no user '{name}'")
+                raise NotFound(says("user.none", name=name))
             self._save(users)
 
     def _save(self, users: dict[str, dict]) -> None:
@@ -365,7 +366,7 @@ class PostgresAccounts(Accounts):
             added = conn.execute(f"INSERT INTO gridmap_users ({_COLUMNS}) VALUES ({', '.join(['%s'] * len(FIELDS))}) "
                                  "ON CONFLICT (name) DO NOTHING RETURNING name", list(record.values())).fetchone()
         if added is None:
-            raise Conflict(f"user '{record['name']}' already exists")
+            raise Conflict(says("user.exists", name=record["name"]))
 
     def change_user(self, name: str, changes: dict, *, only_empty: bool = False) -> dict:
         unknown = set(changes) - set(FIELDS) - {"name"}
@@ -377,14 +378,14 @@ class PostgresAccounts(Accounts):
             row = conn.execute(f"UPDATE gridmap_users SET {sets} WHERE name = %s RETURNING {_COLUMNS}",  # noqa: S608
                                (*changes.values(), _text(name))).fetchone()
         if row is None:
-            raise NotFound(f"no user '{name}'")
+            raise NotFound(says("user.none", name=name))
         return dict(zip(FIELDS, row))
 
     def remove_user(self, name: str) -> None:
         with self._conn() as conn:
             gone = conn.execute("DELETE FROM gridmap_users WHERE name = %s RETURNING name", (_text(name),)).fetchone()
         if gone is None:
-            raise NotFound(f"no user '{name}'")
+            raise NotFound(says("user.none", name=name))
 
     # --- failed sign-ins -----------------------------------------------------------------------
     def reserve_try(self, scope: str, name: str, address: str, *, now: float, window_s: float,
@@ -456,8 +457,8 @@ class PostgresAccounts(Accounts):
                 try:
                     lines.append(load(conn, path, body))
                 except (ValueError, KeyError, TypeError) as e:  # the start stops: no account is silently lost
-                    raise DamagedStore(f"{path} cannot be read ({type(e).__name__}: {e}): nothing was imported "
-                                       "into the database; restore it from a backup or move it away", path) from None
+                    raise DamagedStore(says("user.import_unreadable", path=path, reason=f"{type(e).__name__}: {e}"),
+                                       path) from None
         for path in files[:2]:  # after the commit: a start killed before this finds the mark next time
             moved = path.with_name(path.name + ".migrated")
             try:

@@ -31,6 +31,7 @@ import shapely
 
 from .. import geojson
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, NotFound, ServiceUnavailable
+from ..i18n import says
 from ..schema import LAYERS, Layer
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,12 @@ class Store(abc.ABC):
         versions = self.versions(layer)
         if number is None:
             if not versions:
-                raise NotFound(f"layer '{layer}' has no data yet")
+                raise NotFound(says("store.no_data", layer=layer))
             return versions[-1]
         for v in versions:
             if v.version == number:
                 return v
-        raise NotFound(f"layer '{layer}' has no version {number}")
+        raise NotFound(says("store.no_version", layer=layer, number=number))
 
     # --- features ------------------------------------------------------------------------------
     def query(self, layer: str, version: int | None = None, *, bbox: Sequence[float] | None = None,
@@ -173,7 +174,7 @@ class Store(abc.ABC):
         removed = set(map(str, removed))
         missing = removed - set(frame[key].astype(str)) if key in frame else removed
         if missing:
-            raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
+            raise NotFound(says("store.nothing_to_remove", layer=layer, key=sorted(missing)[0]))
         keep = frame[~frame[key].astype(str).isin(removed | set(upserts[key].astype(str) if upserts is not None
                                                                  else ()))] if key in frame else frame
         parts = [keep] + ([upserts] if upserts is not None and len(upserts) else [])
@@ -246,7 +247,7 @@ class Store(abc.ABC):
 
     def _check_layer(self, layer: str) -> None:
         if layer not in self.layer_names:
-            raise NotFound(f"no layer '{layer}'; layers are {', '.join(self.layer_names)}")
+            raise NotFound(says("store.no_layer", layer=layer, layers=", ".join(self.layer_names)))
 
 
 class ChangeSetStore(Store):
@@ -275,7 +276,7 @@ class ChangeSetStore(Store):
         if old:
             self.version(layer, old)
         if old >= new:
-            raise BadRequest(f"changes run from an older version to a newer one, not {old} to {new}")
+            raise BadRequest(says("store.changes_order", old=old, new=new))
         before, after = self._crossing(layer, old, new)  # key -> hash: alive at old and closed by new; the reverse
         both = before.keys() & after.keys()
         return Changes(added=frozenset(after.keys() - before.keys()),
@@ -373,7 +374,7 @@ def frame_from(properties: Sequence[str], wkbs: Sequence[bytes | None], fields: 
 def storable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """``gdf`` labelled EPSG:4326; BadRequest unless it is in the storage CRS (WGS84 lon/lat, or none said)."""
     if gdf.crs is not None and not (gdf.crs.equals("EPSG:4326") or gdf.crs.equals("OGC:CRS84")):
-        raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
+        raise BadRequest(says("store.wgs84", crs=gdf.crs.to_string()))
     # CRS84 is the same lon/lat numbers: only the label changes (the frames built from it say EPSG:4326)
     return gdf if gdf.crs is not None and gdf.crs.equals("EPSG:4326") else gdf.set_crs("EPSG:4326",
                                                                                        allow_override=True)
@@ -399,7 +400,7 @@ def gone_keys(layer: str, live: dict[str, tuple[int, str]], written: Iterable[st
               removed: set[str] | None) -> list[str]:
     """``change_set``'s ``gone``, given every key the write has (``written``)."""
     if removed is not None and (missing := removed - set(live)):
-        raise NotFound(f"layer '{layer}' has no feature '{sorted(missing)[0]}' to remove")
+        raise NotFound(says("store.nothing_to_remove", layer=layer, key=sorted(missing)[0]))
     return [k for k in live if k not in written] if removed is None else sorted(removed)
 
 
@@ -438,7 +439,7 @@ def unique_keys(gdf: gpd.GeoDataFrame, layer: Layer) -> list[str]:
     """The features' keys; BadRequest if a key repeats."""
     keys = gdf[layer.key].astype(str).tolist() if len(gdf) else []
     if len(set(keys)) != len(keys):
-        raise BadRequest(f"'{layer.key}' repeats a value: every feature needs its own")
+        raise BadRequest(says("store.repeats", key=layer.key))
     return keys
 
 
@@ -493,7 +494,7 @@ def numeric_filter(layer: Layer, name: str, raw: str) -> bool:
     try:
         float(raw)
     except ValueError:
-        raise BadRequest(f"'{name}' is a number; {raw!r} is not") from None
+        raise BadRequest(says("query.not_number", name=name, value=repr(raw))) from None
     return True
 
 
@@ -501,9 +502,8 @@ def imported(old: Version, new: Version, seen: dict[str, str]) -> None:
     """DamagedStore unless ``new`` holds what the imported record ``old`` says: as many features, and
     for a content seen before (a restore: an equal ``old.sha256``) the same content hash as then."""
     if new.features != old.features:
-        raise DamagedStore(f"version {old.version} of '{old.layer}' records {old.features} feature(s) but "
-                           f"{new.features} were read from it", None)
+        raise DamagedStore(says("store.count_differs", count=old.features, version=old.version, layer=old.layer,
+                                read=new.features), None)
     first = seen.setdefault(old.sha256, new.sha256)
     if first != new.sha256:
-        raise DamagedStore(f"version {old.version} of '{old.layer}' restores an earlier content but was not "
-                           "stored equal to it", None)
+        raise DamagedStore(says("store.restore_differs", version=old.version, layer=old.layer), None)

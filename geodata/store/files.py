@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from filelock import FileLock
 from .. import geojson
 from ..cache import VersionCache
 from ..errors import BadRequest, DamagedStore, InsufficientStorage, PreconditionFailed
+from ..i18n import says
 from ..schema import LAYERS
 from .base import Store, Version
 
@@ -61,8 +63,8 @@ class FileStore(Store):
         try:
             versions = [_version(layer, v) for v in json.loads(path.read_bytes())["versions"]]
         except (ValueError, TypeError, KeyError) as e:  # truncated, not JSON, or not a manifest
-            raise DamagedStore(f"the record of layer '{layer}', {path}, cannot be read ({type(e).__name__}: "
-                               f"{e}); `python -m server repair` rebuilds it from the version files", path) from None
+            raise DamagedStore(says("store.record_unreadable", layer=layer, path=path, kind=type(e).__name__,
+                                    reason=str(e)), path) from None
         self._manifests[layer] = (stamp, versions)
         return versions
 
@@ -74,19 +76,18 @@ class FileStore(Store):
             except DamagedStore as e:
                 problems.append(e)
         if problems:
-            raise DamagedStore("; ".join(p.message for p in problems), problems[0].path)
+            raise DamagedStore(functools.reduce(lambda a, b: says("store.and", first=a, then=b),
+                                                [p.message for p in problems]), problems[0].path)
 
     def _check_files(self, layer: str) -> None:
         manifest = self._dir(layer) / self.MANIFEST
         if not manifest.exists() and any(self._dir(layer).glob("v*.geojson")):
-            raise DamagedStore(f"layer '{layer}' has version files but its record, {manifest}, is missing; "
-                               "`python -m server repair` rebuilds it from the version files", manifest)
+            raise DamagedStore(says("store.record_missing", layer=layer, path=manifest), manifest)
         for v in self.versions(layer):
             path = self._version_path(layer, v.version)
             if not path.is_file():
-                raise DamagedStore(f"the record of layer '{layer}', {self._dir(layer) / self.MANIFEST}, lists "
-                                   f"version {v.version} but {path} is missing; `python -m server repair` "
-                                   "rebuilds the record from the version files", path)
+                raise DamagedStore(says("store.version_file_missing", layer=layer, version=v.version, path=path,
+                                        record=self._dir(layer) / self.MANIFEST), path)
 
     def read(self, layer: str, version: int | None = None) -> gpd.GeoDataFrame:
         v = self.version(layer, version)
@@ -101,14 +102,14 @@ class FileStore(Store):
     def write(self, layer, gdf, *, author, message="", if_version=None, time=None) -> Version:
         self._check_layer(layer)
         if gdf.crs is not None and not (gdf.crs.equals("EPSG:4326") or gdf.crs.equals("OGC:CRS84")):
-            raise BadRequest(f"layers are stored in WGS84 lon/lat, not {gdf.crs.to_string()}")
+            raise BadRequest(says("store.wgs84", crs=gdf.crs.to_string()))
         data = geojson.to_bytes(gdf)
         with self.lock(layer):
             self._sweep(layer)
             versions = self.versions(layer)
             current = versions[-1].version if versions else 0
             if if_version is not None and if_version != current:
-                raise PreconditionFailed(f"layer '{layer}' is at version {current}, not {if_version}")
+                raise PreconditionFailed(says("store.at_version", layer=layer, current=current, given=if_version))
             new = Version(
                 layer=layer, version=current + 1,
                 time=time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -126,9 +127,8 @@ class FileStore(Store):
             except BaseException as e:
                 self._forget_unlisted(layer, new.version)
                 if isinstance(e, OSError) and e.errno in NO_SPACE:
-                    raise InsufficientStorage(
-                        f"the server's disk is full: version {new.version} of '{layer}' was not stored "
-                        f"({len(data) / 2**20:.1f} MiB needed; nothing was changed)") from e
+                    raise InsufficientStorage(says("store.disk_full_version", version=new.version, layer=layer,
+                                                   mib=f"{len(data) / 2**20:.1f}")) from e
                 raise
         return new
 
@@ -190,10 +190,10 @@ class FileStore(Store):
                                           ensure_ascii=False, indent=1).encode("utf-8"))
         self._manifests.pop(layer, None)
         recovered = sum(1 for v in versions if v.version not in known)
-        return (f"{layer}: rebuilt {manifest} with {len(versions)} version(s)"
-                + (f" ({recovered} without their author and message)" if recovered else "")
-                + (f"; left out unreadable {', '.join(skipped)}" if skipped else "")
-                + (f"; the damaged record is kept as {kept.name}" if kept else "; it had none"))
+        return says("store.rebuilt", count=len(versions), layer=layer, path=manifest,
+                    recovered=says("store.rebuilt_recovered", n=recovered) if recovered else "",
+                    skipped=says("store.rebuilt_skipped", names=", ".join(skipped)) if skipped else "",
+                    kept=says("store.rebuilt_kept", name=kept.name) if kept else says("store.rebuilt_none"))
 
     def _sweep(self, layer: str) -> None:
         """Remove temp files a killed writer left behind (safe: we hold the layer's lock)."""

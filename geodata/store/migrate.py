@@ -25,6 +25,7 @@ import geopandas as gpd
 
 from .. import geojson
 from ..errors import DamagedStore, ImportFailed
+from ..i18n import says
 from ..schema import LAYERS
 from .base import Store, Version
 from .files import FileStore
@@ -60,19 +61,19 @@ def migrate(source_dir: str | os.PathLike, target: Store) -> list[str]:
     layers = root / "layers"
     with target.lock("migrate"):  # every worker of a first start may call this: one imports, the others wait
         if not pending(root):
-            return [f"{root} holds no layers of the old store: nothing to import"]
+            return [says("migrate.nothing", dir=root)]
         old = FileStore(root)
         try:
             old.check()
         except DamagedStore as e:
-            hint = "" if "python -m server repair" in e.message else f"; {REPAIR} rebuilds it"
-            raise DamagedStore(f"nothing was imported from {layers}: {e.message}{hint}", e.path) from None
-        lines = [f"{layers}: left out '{p.name}', not a layer" for p in sorted(layers.iterdir())
+            hint = "" if "python -m server repair" in e.message else says("migrate.repair_hint", repair=REPAIR)
+            raise DamagedStore(says("migrate.refused", dir=layers, reason=e.message, hint=hint), e.path) from None
+        lines = [says("migrate.not_a_layer", dir=layers, name=p.name) for p in sorted(layers.iterdir())
                  if p.is_dir() and p.name not in LAYERS]
         for layer in old.layer_names:
             lines.extend(_layer(old, layer, target))
         moved = _set_aside(layers)
-        lines.append(f"the old record {layers} is kept as {moved}")
+        lines.append(says("migrate.kept", dir=layers, moved=moved))
         return lines
 
 
@@ -82,26 +83,22 @@ def _layer(old: FileStore, layer: str, target: Store) -> list[str]:
         return []
     there = target.versions(layer)
     if there:
-        return [f"{layer}: skipped: {target.location} already has {len(there)} version(s) of it "
-                f"(the {len(versions)} old one(s) stay in the old record)"]
+        return [says("migrate.skipped", count=len(there), layer=layer, location=target.location, old=len(versions))]
     try:
         done = target.import_history(layer, _history(old, layer, versions))
     except Exception as e:
         stored = target.versions(layer)
-        what = (f"versions {', '.join(str(v.version) for v in stored)} of it were stored and stay, the rest "
-                "was not (a new try skips this layer: the rest of its history stays only in the old record)"
-                if stored else "nothing of it was stored")
+        what = (says("migrate.partly", versions=", ".join(str(v.version) for v in stored))
+                if stored else says("migrate.none_stored"))
         reason = e.message if isinstance(e, DamagedStore) else f"{type(e).__name__}: {e}"
-        raise ImportFailed(f"the import of layer '{layer}' from {old.root / 'layers'} stopped ({reason}): {what}. "
-                           "The old record is kept as it was; `python -m server migrate` tries again "
-                           "(layers already imported are skipped)", getattr(e, "path", None)) from e
+        raise ImportFailed(says("migrate.stopped", layer=layer, dir=old.root / "layers", reason=reason, what=what),
+                           getattr(e, "path", None)) from e
     numbers = [v.version for v in versions]
-    line = (f"{layer}: imported {len(done)} version(s), {numbers[0]} to {numbers[-1]}; "
-            f"the current one has {done[-1].features} feature(s)")
     kept = [v.version for v in done]
-    if kept != numbers:
-        line += "; numbered anew: " + ", ".join(f"{a} → {b}" for a, b in zip(numbers, kept) if a != b)
-    return [line]
+    anew = ", ".join(f"{a} → {b}" for a, b in zip(numbers, kept) if a != b)
+    return [says("migrate.imported", count=len(done), layer=layer, first=numbers[0], last=numbers[-1],
+                 features=says("migrate.features", count=done[-1].features),
+                 anew=says("migrate.anew", pairs=anew) if anew else "")]
 
 
 def _history(old: FileStore, layer: str, versions: list[Version]) -> Iterator[tuple[Version, gpd.GeoDataFrame]]:

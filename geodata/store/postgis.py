@@ -161,11 +161,10 @@ def wait_until_reachable(url: str, seconds: float, say: Callable[[str], None]) -
         except psycopg.Error as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if time.monotonic() >= deadline:
-            raise ServiceUnavailable(f"the database {database_name(url)} cannot be reached ({reason}); "
-                                     f"waited {seconds:g} s for it (GRIDMAP_DATABASE_WAIT_S)")
+            raise ServiceUnavailable(says("store.db_waited", name=database_name(url), reason=reason,
+                                          seconds=f"{seconds:g}"))
         if reason != told:
-            say(f"the database {database_name(url)} cannot be reached ({reason}); "
-                f"trying again for up to {seconds:g} s (GRIDMAP_DATABASE_WAIT_S)")
+            say(says("store.db_retrying", name=database_name(url), reason=reason, seconds=f"{seconds:g}"))
             told = reason
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))  # once a second: a restart takes seconds
 
@@ -265,9 +264,8 @@ class PostGISStore(ChangeSetStore):
         except PoolTimeout as e:
             raise self._unavailable(e, layer) from e
         except psycopg.errors.DiskFull as e:
-            raise InsufficientStorage(f"the database's disk is full ({self.name})"
-                                      + (f": a new version of '{layer}' was not stored (nothing was changed)"
-                                         if layer else "")) from e
+            raise InsufficientStorage(says("store.db_disk_full_layer", name=self.name, layer=layer) if layer
+                                      else says("store.db_disk_full", name=self.name)) from e
         except psycopg.OperationalError as e:
             self._purge(pool)
             raise self._unavailable(e, layer) from e
@@ -318,16 +316,16 @@ class PostGISStore(ChangeSetStore):
         if not layer:
             written = ""
         elif isinstance(error, PoolTimeout):  # before any of it was sent
-            written = f": the new version of '{layer}' was not stored (nothing was changed)"
+            written = says("store.db_not_written", layer=layer)
         else:  # cut off mid-write, maybe while committing: the database alone knows
-            written = (f"; the new version of '{layer}' may not have been stored: look at its versions before "
-                       "trying again")
+            written = says("store.db_maybe_written", layer=layer)
         if isinstance(error, PoolTimeout) and not self._down:
-            return ServiceUnavailable(f"the database {self.name} is busy: no free connection within "
-                                      f"{self.timeout:g} s{written}", retry_after=5)
-        reason = "no connection could be made" if isinstance(error, PoolTimeout) else (
+            return ServiceUnavailable(says("store.db_busy", name=self.name, seconds=f"{self.timeout:g}",
+                                           written=written), retry_after=5)
+        reason = says("store.db_no_connection") if isinstance(error, PoolTimeout) else (
             str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-        return ServiceUnavailable(f"the database {self.name} cannot be reached ({reason}){written}", retry_after=5)
+        return ServiceUnavailable(says("store.db_unreachable", name=self.name, reason=reason, written=written),
+                                  retry_after=5)
 
     def _create_schema(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -337,13 +335,11 @@ class PostGISStore(ChangeSetStore):
                     with conn.transaction():
                         conn.execute("CREATE EXTENSION postgis")
                 except psycopg.errors.InsufficientPrivilege:
-                    raise DamagedStore(f"the database {self.name} has no PostGIS and this user may not add it: "
-                                       "run `CREATE EXTENSION postgis` in it as its owner", self.name) from None
+                    raise DamagedStore(says("store.db_no_postgis_user", name=self.name), self.name) from None
                 except psycopg.Error as e:
                     if conn.broken:
                         raise
-                    raise DamagedStore(f"the database {self.name} has no PostGIS and cannot add it "
-                                       f"({str(e).splitlines()[0]}): install PostGIS 3 on its server",
+                    raise DamagedStore(says("store.db_no_postgis", name=self.name, reason=str(e).splitlines()[0]),
                                        self.name) from None
             conn.execute(SCHEMA)
         self._schema_ready = True
@@ -356,8 +352,8 @@ class PostGISStore(ChangeSetStore):
         for table, columns in COLUMNS.items():
             missing = columns - set(found.get(table, ()))
             if missing:
-                raise DamagedStore(f"the table '{table}' of the database {self.name} lacks "
-                                   f"{', '.join(sorted(missing))}: it is not gridmap's", self.name)
+                raise DamagedStore(says("store.db_not_gridmaps", table=table, name=self.name,
+                                        columns=", ".join(sorted(missing))), self.name)
 
     # --- versions ------------------------------------------------------------------------------
     def versions(self, layer: str) -> list[Version]:
@@ -542,8 +538,7 @@ class PostGISStore(ChangeSetStore):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LAYER_LOCKS, layer))
                 new, written = self._apply(conn, layer, rows, removed, author, message, if_version, fields, time)
         except psycopg.DataError as e:  # a text PostgreSQL cannot keep (e.g. \u0000): nothing was stored
-            raise BadRequest(f"a feature of '{layer}' cannot be stored in the database: "
-                             f"{str(e).splitlines()[0]}") from e
+            raise BadRequest(says("store.db_data_error", layer=layer, reason=str(e).splitlines()[0])) from e
         self._versions.pop(layer, None)
         self._notices().changed(layer)  # a list read by another thread meanwhile is stale too
         if written >= self.ANALYZE_AFTER:  # after the answer, not before it: a province's layer takes a second
@@ -563,7 +558,7 @@ class PostGISStore(ChangeSetStore):
                             "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
         number, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
         if if_version is not None and if_version != number:
-            raise PreconditionFailed(f"layer '{layer}' is at version {number}, not {if_version}")
+            raise PreconditionFailed(says("store.at_version", layer=layer, current=number, given=if_version))
         if removed is None:
             live = conn.execute("SELECT key, id, hash FROM features WHERE layer = %s AND version_to = %s",
                                 (layer, ALIVE)).fetchall()

@@ -75,11 +75,11 @@ def _translated(method):
         except sqlite3.DatabaseError as e:
             text = str(e)
             if "full" in text:
-                raise InsufficientStorage("the server's disk is full: nothing was changed") from e
+                raise InsufficientStorage(says("store.disk_full_nothing")) from e
             if "locked" in text or "busy" in text:
-                raise ServiceUnavailable("the database is busy with another write; try again shortly",
+                raise ServiceUnavailable(says("store.busy_write"),
                                          retry_after=5) from e
-            raise DamagedStore(f"the database {self.path} cannot be read ({text}); restore it from a backup",
+            raise DamagedStore(says("store.db_unreadable", path=self.path, reason=text),
                                self.path) from e
     return wrapper
 
@@ -150,7 +150,7 @@ class SQLiteStore(ChangeSetStore):
         except sqlite3.DatabaseError as e:
             found = str(e)
         if found != "ok":
-            raise DamagedStore(f"the database {self.path} is damaged ({found}); restore it from a backup", self.path)
+            raise DamagedStore(says("store.db_damaged", path=self.path, reason=found), self.path)
 
     # --- features ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -328,8 +328,7 @@ class SQLiteStore(ChangeSetStore):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if "full" in str(e):
-                raise InsufficientStorage(f"the server's disk is full: a new version of '{layer}' was not stored "
-                                          "(nothing was changed)") from e
+                raise InsufficientStorage(says("store.disk_full_layer", layer=layer)) from e
             raise
         except BaseException:
             if db.in_transaction:
@@ -348,10 +347,10 @@ class SQLiteStore(ChangeSetStore):
                           "ORDER BY version DESC LIMIT 1", (layer,)).fetchone()
         current, sha, count, previous = last if last else (0, "0" * 64, 0, "[]")
         if if_version is not None and if_version != current:
-            raise PreconditionFailed(f"layer '{layer}' is at version {current}, not {if_version}")
+            raise PreconditionFailed(says("store.at_version", layer=layer, current=current, given=if_version))
         new = current + 1 if number is None else number
         if new <= current:
-            raise PreconditionFailed(f"layer '{layer}' is at version {current}: version {new} cannot follow it")
+            raise PreconditionFailed(says("store.cannot_follow", layer=layer, current=current, new=new))
         if removed is None:
             live = db.execute("SELECT key, id, hash FROM features WHERE layer = ? AND version_to = ?",
                               (layer, ALIVE)).fetchall()
@@ -441,7 +440,7 @@ class SQLiteStore(ChangeSetStore):
             atomic_write(path, data)
         except OSError as e:
             if e.errno in NO_SPACE:
-                raise InsufficientStorage("the server's disk is full") from e
+                raise InsufficientStorage(says("store.disk_full")) from e
             raise
         kept = sorted(path.parent.glob("[0-9a-f]" * 64), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[self.RESULTS_KEPT:]:

@@ -11,7 +11,8 @@
 
   var SAME = 1e-10;  // degrees: two vertices at the same place (JSON round trips keep doubles exact)
   var STYLE = {
-    edit: {color: "#d7301f", weight: 2.5, fillColor: "#fdbb84", fillOpacity: 0.35},
+    // a light fill: the grid's coverage colour stays readable under it (orange over blue would read as grey)
+    edit: {color: "#d7301f", weight: 3, fillColor: "#fdbb84", fillOpacity: 0.2},
     context: {color: "#2b8cbe", weight: 1.5, dashArray: "4 3", fillColor: "#a6bddb", fillOpacity: 0.12},
     problem: {color: "#ff00ff", weight: 4, dashArray: null}
   };
@@ -99,7 +100,9 @@
     var report = el("div", "gm-edit-report");
     report.setAttribute("aria-live", "polite");
     // the form last: the panel scrolls, the buttons stay in reach
-    [tools, hint, summary, actions, messageLabel, saveButton, report, form].forEach(function (n) {
+    var sendRow = el("div", "gm-edit-send");  // the message and the save button on one line
+    sendRow.appendChild(messageLabel); sendRow.appendChild(saveButton);
+    [tools, hint, summary, actions, sendRow, report, form].forEach(function (n) {
       panel.appendChild(n);
     });
 
@@ -182,7 +185,7 @@
           }));
         });
     }
-    function pick(collection, key) {
+    function pick(collection, key, at) {
       var layer = opts.pickedFrom[collection];
       if (!layer || !sameLayer(layer) || busy) { return Promise.resolve(); }
       if (session.items[key] && session.items[key].role === "edit") {
@@ -195,8 +198,21 @@
         add(layer, got, "edit");
         session.selected = key;
         return layer === "grids" ? loadContext(bboxOf(got.data.geometry)) : null;
-      }).then(function () { say("", []); settle(); }, function (err) { say("error", [t.failed + ": " + err.message]); })
+      }).then(function () { say("", []); settle(); if (at) { reveal(at); } },
+              function (err) { say("error", [t.failed + ": " + err.message]); })
         .then(function () { busy = false; });
+    }
+    // The place just picked, when the form that opened covers it, is moved into the map's open part: beside
+    // the panel, or above it where it is a sheet along the bottom (a phone).
+    function reveal(latlng) {
+      if (panel.hidden) { return; }
+      var box = panel.getBoundingClientRect(), frame = map.getContainer().getBoundingClientRect();
+      var p = map.latLngToContainerPoint(latlng), x = frame.left + p.x, y = frame.top + p.y;
+      if (x < box.left || x > box.right || y < box.top || y > box.bottom) { return; }
+      var sheet = box.width > frame.width / 2;
+      var target = sheet ? L.point(p.x, (box.top - frame.top) / 2)
+        : L.point((box.right - frame.left + frame.width) / 2, p.y);
+      map.panBy(p.subtract(target), {animate: false});
     }
     registry.edit = {pick: pick, session: session};
 
@@ -506,12 +522,15 @@
       settle();
     }
 
-    // a click on the map's tiles picks what is there (the topmost grid or centre)
+    // a click on the map's tiles picks what is there: the topmost grid or centre, under any gap, overlap or
+    // outline drawn over it (the grid an overlap or a unit's edge lies on is what an editor means to fix)
+    function pickable(entry) { return Boolean(opts.pickedFrom[entry.opts.layer]); }
+    registry.edit.pickable = pickable;
     map.on("click", function (e) {
       if (!active() || tool !== "pick") { return; }
-      var hit = registry.featureAt(map, e.latlng);
-      if (hit && opts.pickedFrom[hit.entry.opts.layer]) {
-        pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField]);
+      var hit = registry.featureAt(map, e.latlng, pickable);
+      if (hit) {
+        pick(hit.entry.opts.layer, hit.props[hit.entry.opts.idField], e.latlng);
       }
     });
 
@@ -607,13 +626,56 @@
       });
     }
 
+    // --- room for the panel ------------------------------------------------------------------------------------
+    // The planning panel (the map's lower left) folds while editing, and unfolds after if it was open.  The
+    // panel ends above whatever is in that corner and scrolls within what is left, so its buttons and the
+    // form's last field stay in reach at any window size.  (On a narrow screen it is a sheet along the bottom:
+    // gridmap-edit.css.)
+    var folded = [];
+    function foldPlanning(on) {
+      if (on) {
+        folded = (registry.panels || []).filter(function (p) { return p.map === map && p.fold && !p.folded(); });
+        folded.forEach(function (p) { p.fold(true); });
+      } else {
+        folded.forEach(function (p) { p.fold(false); });
+        folded = [];
+      }
+    }
+    var PANEL_MIN = 160, PANEL_GAP = 10;  // px
+    var corner = map.getContainer().querySelector(".leaflet-bottom.leaflet-left");
+    function fit() {
+      if (panel.hidden) { return; }
+      if (window.getComputedStyle(panel).position === "fixed") { panel.style.maxHeight = ""; return; }  // a sheet
+      var bottom = corner && corner.firstChild ? corner.getBoundingClientRect().top
+        : map.getContainer().getBoundingClientRect().bottom;
+      var room = Math.floor(bottom - PANEL_GAP - panel.getBoundingClientRect().top);
+      panel.style.maxHeight = Math.max(PANEL_MIN, room) + "px";
+    }
+    var fitting = null;
+    function fitSoon() {  // in the next frame: a resize observer's callback must not resize what it watches
+      if (fitting === null) { fitting = L.Util.requestAnimFrame(function () { fitting = null; fit(); }); }
+    }
+    map.on("resize", fitSoon);
+    if (window.ResizeObserver) {  // the controls above the panel (a search's hits), the corner below it
+      var watch = new ResizeObserver(fitSoon);
+      if (corner) { watch.observe(corner); }
+      Array.prototype.forEach.call(box.parentNode ? box.parentNode.children : [], function (c) {
+        if (c !== box) { watch.observe(c); }
+      });
+    }
+
     // --- on and off --------------------------------------------------------------------------------------------
+    // One tool on the map at a time: editing and placing what-if centres (gridmap-map.js) each end the other,
+    // by the map's "gridmap:tool" event.
     function active() { return toggle.getAttribute("aria-pressed") === "true"; }
-    toggle.addEventListener("click", function () {
-      var on = !active();
+    function turn(on) {
+      if (on === active()) { return; }
       toggle.setAttribute("aria-pressed", String(on));
       toggle.textContent = on ? t.done : t.edit;
       panel.hidden = !on;
+      if (on) { map.fire("gridmap:tool", {tool: "edit"}); }
+      foldPlanning(on);
+      fit();
       // the map's own hover and popups rest while editing (as while placing what-if centres)
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-placing");
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-editing");
@@ -622,7 +684,9 @@
         map.doubleClickZoom.enable();
         if (map.pm.globalDrawModeEnabled && map.pm.globalDrawModeEnabled()) { map.pm.disableDraw(); }
       }
-    });
+    }
+    toggle.addEventListener("click", function () { turn(!active()); });
+    map.on("gridmap:tool", function (e) { if (e.tool !== "edit") { turn(false); } });
     render();
   };
 })();

@@ -254,9 +254,12 @@
     return found.reverse();
   }
 
-  // The topmost interactive feature at a point: {entry, props} or null.
-  registry.featureAt = function (map, latlng) {
-    var entries = registry.tileLayers.filter(function (e) { return e.map === map && e.opts.interactive !== false; })
+  // The topmost interactive feature at a point: {entry, props} or null.  ``accept`` (optional): only the
+  // layers it accepts (editing picks a grid under a gap's outline, not the outline).
+  registry.featureAt = function (map, latlng, accept) {
+    var entries = registry.tileLayers.filter(function (e) {
+      return e.map === map && e.opts.interactive !== false && (!accept || accept(e));
+    })
       .sort(function (a, b) { return b.opts.zIndex - a.opts.zIndex; });
     for (var i = 0; i < entries.length; i++) {
       var hits = tileFeaturesAt(entries[i], latlng);
@@ -679,7 +682,8 @@
     control.onAdd = function () { return box; };
     control.addTo(map);
     var panel = {
-      map: map, box: box, body: body,
+      map: map, box: box, body: body, fold: fold,
+      folded: function () { return body.hidden; },
       section: function (className, heading) {
         var section = el("div", "gm-planning-section " + className);
         section.appendChild(el("h4", null, heading));
@@ -821,12 +825,14 @@
     registry.proposals = drawn;
 
     function setActive(on) {
+      if (on) { map.fire("gridmap:tool", {tool: "whatif"}); }  // another tool on the map (editing) ends
       active = on;
       place.setAttribute("aria-pressed", String(on));
       hint.hidden = !on;
       L.DomUtil[on ? "addClass" : "removeClass"](map.getContainer(), "gm-placing");
       if (on) { map.doubleClickZoom.disable(); } else { map.doubleClickZoom.enable(); }
     }
+    map.on("gridmap:tool", function (e) { if (e.tool !== "whatif" && active) { setActive(false); } });
     function say(state, rows) {
       result.setAttribute("data-state", state);
       result.textContent = "";

@@ -79,7 +79,7 @@
   each(document.querySelectorAll("section.history[data-url]"), function (section) {
     var texts = JSON.parse(section.getAttribute("data-texts"));
     var status = section.querySelector(".history-status"), wrap = section.querySelector(".history-wrap");
-    var body = section.querySelector("tbody"), lang = section.getAttribute("data-lang");
+    var body = section.querySelector("tbody");
     fetch(section.getAttribute("data-url"), {credentials: "same-origin", headers: {Accept: "application/json"}})
       .then(function (r) {
         return r.json().then(function (data) {
@@ -90,8 +90,7 @@
       .then(function (data) {
         data.points.forEach(function (p) {
           var row = document.createElement("tr");
-          var when = new Date(p.time);
-          cell(row, isNaN(when) ? p.time : when.toLocaleString(lang, {dateStyle: "medium", timeStyle: "short"}));
+          cell(row, p.time_shown || p.time);  // formatted by the server, in GRIDMAP_TIMEZONE
           cell(row, texts.versions.replace("{grids}", p.versions.grids).replace("{centers}",
             p.versions.centers === null ? "—" : p.versions.centers));
           share(cell(row, "", "num history-whole"), p.whole);

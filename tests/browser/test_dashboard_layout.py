@@ -3,6 +3,8 @@ its own box (which fits); the coverage-over-time table fills in from the API."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -35,4 +37,6 @@ def test_phone_dashboard_tables_scroll_in_their_own_box(tab, demo_server, path):
     assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]
     rows = page.locator("section.history tbody tr")
     assert rows.count() >= 1 and page.locator("section.history td.history-whole").first.get_attribute("data-share")
+    # the version's time as the server shows it, in GRIDMAP_TIMEZONE (Asia/Shanghai), not the browser's zone
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+8\)", rows.first.locator("td").first.inner_text())
     assert tab.page_errors == []

@@ -95,11 +95,14 @@ def centre(tab, points) -> None:
 
 def pick(tab, latlng, key: str) -> None:
     """Click the grid (or centre) at ``latlng`` with the edit tool, and wait until it is loaded with its
-    neighbours."""
+    neighbours.  What the click would pick is checked first: a centre drawn over the grid is picked instead."""
     page = tab.page
     centre(tab, [latlng])
-    page.wait_for_function("""([lat, lng]) => window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng))""",
-                           arg=list(latlng))
+    found = page.wait_for_function("""([lat, lng]) => {
+      const hit = window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng), window.gridmap.edit.pickable);
+      return hit && String(hit.props[hit.entry.opts.idField]);
+    }""", arg=list(latlng)).json_value()
+    assert found == key, f"a click at {latlng} picks {found}, not {key}"
     page.mouse.click(*xy(tab, latlng))
     page.wait_for_selector(f'.gm-edit-form[data-key="{key}"]')
     page.wait_for_function("() => !document.querySelector('.gm-edit-report[data-state=\"loading\"]')")
@@ -156,6 +159,110 @@ def saved_as_one_version(tab, server, layer: str, before: int, message: str) -> 
     row = tab.page.locator("tr", has_text=message)
     assert row.count() == 1 and "editor1" in row.inner_text()
     return newest["version"]
+
+
+# the form's controls and buttons that must be in reach, each: not under another panel, inside the window
+NOT_IN_REACH = """els => els.map(el => {
+  el.scrollIntoView({block: "nearest", inline: "nearest"});  // within the panel, which scrolls
+  const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const top = document.elementFromPoint(x, y);
+  return top === el || el.contains(top) ? null
+    : `${el.name || el.className} at (${Math.round(x)}, ${Math.round(y)}) under ${top ? top.className : "nothing"}`;
+}).filter(Boolean)"""
+SAVE_IN_VIEW = """() => { const el = document.querySelector(".gm-edit-save"), r = el.getBoundingClientRect();
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return top === el || el.contains(top); }"""
+REACHED = ".gm-edit-save, .gm-edit-check, .gm-edit-message, .gm-edit-form input, .gm-edit-form select"
+
+
+def planning_open(tab) -> bool:
+    return tab.page.get_attribute(".gm-planning-toggle", "aria-expanded") == "true"
+
+
+def test_the_form_is_labelled_in_the_readers_language(tab, editing_server):
+    start_editing(tab, editing_server)  # first thing on a fresh page, before any other test has edited
+    pick(tab, (Y0 + 0.25 * S, X0 + 0.25 * S), "g00")
+    label = tab.page.locator('.gm-edit-form label.gm-edit-field:has(select[name="grid_type"]) > span')
+    assert label.inner_text() == "网格类型 *" and label.get_attribute("title") == "grid_type"
+    chosen = tab.page.locator('.gm-edit-form select[name="grid_type"] option:checked')
+    assert chosen.inner_text() == "居民小区" and chosen.get_attribute("value") == "residential"
+    population = tab.page.locator('.gm-edit-form label.gm-edit-field:has(input[name="population"]) > span')
+    assert population.inner_text() == "人口" and population.get_attribute("title") == "population"
+    assert not tab.page_errors
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (1280, 640), (390, 844)])  # (640: a laptop's window)
+def test_the_edit_panel_stays_in_reach_and_the_planning_panel_folds_while_editing(tab, editing_server, width,
+                                                                                    height):
+    tab.page.set_viewport_size({"width": width, "height": height})
+    sign_in(tab, editing_server, "editor1")
+    was_open = planning_open(tab)
+    assert was_open == (width > 600)  # open at first on a wide screen, folded on a phone
+    tab.page.evaluate("([lat, lng]) => window.gridmap.map.setView([lat, lng], 16, {animate: false})", [*C1])
+    tab.page.click(".gm-edit-toggle")
+    spot = (Y0 + 0.25 * S, X0 + 0.25 * S)
+    pick(tab, spot, "g00")
+    assert tab.page.eval_on_selector_all(REACHED, NOT_IN_REACH) == []
+    # the form scrolled to its last field (above), the buttons have stayed in view without scrolling back
+    assert tab.page.evaluate(SAVE_IN_VIEW)
+    assert not planning_open(tab)
+    # the picked grid stays in view beside (or above) the panel
+    at = tab.page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('.gm-edit, .leaflet-container')"
+                           ".className", list(xy(tab, spot)))
+    assert "leaflet-container" in at
+    tab.page.click(".gm-edit-toggle")  # done: the planning panel is as it was
+    assert planning_open(tab) == was_open
+    assert not tab.page_errors
+
+
+def test_on_a_phone_a_grid_picked_low_on_the_screen_is_moved_above_the_panel(tab, editing_server):
+    tab.page.set_viewport_size({"width": 390, "height": 844})
+    start_editing(tab, editing_server, at=(Y0 + 0.5 * S, X0 + 0.5 * S))
+    low = tab.page.evaluate("""() => { const map = window.gridmap.map, size = map.getSize();
+      const at = map.containerPointToLatLng([size.x / 2, size.y / 2 + 200]); /* under the panel-to-be */
+      return [at.lat, at.lng]; }""")
+    tab.page.wait_for_function("""([lat, lng]) => {
+      const hit = window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng), window.gridmap.edit.pickable);
+      return hit && hit.props.grid_id === "g00";
+    }""", arg=low)
+    tab.page.mouse.click(*xy(tab, low))
+    tab.page.wait_for_selector('.gm-edit-form[data-key="g00"]')
+    panel = tab.page.locator(".gm-edit-panel").bounding_box()
+    x, y = xy(tab, low)  # where the tapped place is now: in view, above the panel
+    assert 0 < y < panel["y"] and 0 < x < 390
+    assert tab.page.evaluate("([x, y]) => !document.elementFromPoint(x, y).closest('.gm-edit')", [x, y])
+    assert not tab.page_errors
+
+
+def test_editing_and_placing_what_if_centres_take_turns(tab, editing_server):
+    sign_in(tab, editing_server, "editor1")
+    place, toggle = tab.page.locator(".gm-whatif-place"), tab.page.locator(".gm-edit-toggle")
+    place.click()
+    assert place.get_attribute("aria-pressed") == "true"
+    toggle.click()  # editing ends placing (a click on the map would do both otherwise)
+    assert toggle.get_attribute("aria-pressed") == "true" and place.get_attribute("aria-pressed") == "false"
+    tab.page.click(".gm-planning-toggle")  # unfolded by hand while editing
+    place.click()  # placing ends editing
+    assert place.get_attribute("aria-pressed") == "true" and toggle.get_attribute("aria-pressed") == "false"
+    assert tab.page.locator(".gm-edit-panel").is_hidden() and planning_open(tab)
+    assert "gm-placing" in tab.page.get_attribute(".leaflet-container", "class")
+    assert not tab.page_errors
+
+
+def test_a_click_on_a_grids_edge_under_an_outline_picks_the_grid(tab, editing_server):
+    start_editing(tab, editing_server, at=(Y0 + 0.5 * S, X0))
+    # a pixel inside g00's west edge, which is its street's and district's: they have no centre, and the
+    # dashed outline of the units missing one lies over the grid there
+    edge = tab.page.evaluate("""([lat, lng]) => { const map = window.gridmap.map;
+      const p = map.latLngToContainerPoint([lat, lng]).add([1, 0]), at = map.containerPointToLatLng(p);
+      return [at.lat, at.lng]; }""", [Y0 + 0.5 * S, X0])
+    tab.page.wait_for_function("""([lat, lng]) => {
+      const hit = window.gridmap.featureAt(window.gridmap.map, L.latLng(lat, lng));
+      return hit && hit.entry.opts.layer === "gaps" && hit.props.kind === "missing_center";
+    }""", arg=edge)  # what a viewer's click there opens: the outline's popup
+    tab.page.mouse.click(*xy(tab, edge))
+    tab.page.wait_for_selector('.gm-edit-form[data-key="g00"]')
+    assert not tab.page_errors
 
 
 def test_a_viewer_and_a_visitor_see_no_editing_tools(tab, editing_server):

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely import Point, box
 
+from geodata import gapdetail
 from geodata.coverage import Params, analyse, catchments, grid_coverage, tiling_problems
 from geodata.crs import metric_crs
 from geodata.errors import BadRequest
@@ -204,7 +205,8 @@ def test_a_grid_in_the_wrong_district_is_flagged():
     tiling = analyse(grids, centers_m([], []).assign(level=[]), districts).gaps.query("kind == 'tiling_gap'")
     outside = tiling[tiling.grid_id == "b"]
     assert outside["area_m2"].tolist() == pytest.approx([1e6], rel=1e-6)
-    assert "outside its district 海曙区" in outside.iloc[0]["detail"]
+    assert "超出所属区县 海曙区" in outside.iloc[0]["detail"]  # the analysis writes Chinese; English is said later
+    assert "outside its district 海曙区" in gapdetail.in_language(outside.iloc[0]["detail"], "en")
     # and 江北区's land under "b" belongs to none of its own grids
     assert tiling[(tiling.district == "江北区") & tiling.grid_id.isna()]["area_m2"].tolist() == pytest.approx(
         [1e6], rel=1e-6)
@@ -217,9 +219,9 @@ def test_staffing_gaps_name_what_is_missing():
     staffing = analyse(grids, centers_m([], []).assign(level=[])).gaps.query("kind == 'staffing_gap'")
     assert staffing["grid_id"].tolist() == ["no_instructor", "no_branch", "no_workers", "unknown_workers"]
     details = dict(zip(staffing.grid_id, staffing.detail))
-    assert "instructor" in details["no_instructor"] and "branch" not in details["no_instructor"]
-    assert "party branch" in details["no_branch"]
-    assert "grid worker" in details["no_workers"]
+    assert details["no_instructor"] == "no_instructor网格：无党建指导员"
+    assert details["no_branch"] == "no_branch网格：无党支部"
+    assert gapdetail.in_language(details["no_workers"], "en") == "no_workers网格: no grid worker"
 
 
 def test_gaps_have_the_spec_fields_and_wgs84_geometry():

@@ -78,8 +78,8 @@ def test_every_version_comes_over_with_its_number_time_author_message_and_featur
 
     report = migrate.migrate(tmp_path, target)
 
-    assert report[0].startswith("grids: imported 4 version(s), 1 to 4")
-    assert report[1].startswith("centers: imported 2 version(s), 1 to 2")
+    assert report[0].startswith("grids: imported 4 versions, 1 to 4")
+    assert report[1].startswith("centers: imported 2 versions, 1 to 2")
     for layer in ("grids", "centers"):
         assert records(target, layer) == expected[layer]
     for (layer, number), frame in frames.items():
@@ -117,7 +117,7 @@ def test_a_layer_the_store_already_has_is_skipped_and_the_others_imported(tmp_pa
 
     report = migrate.migrate(tmp_path, target)
 
-    assert report[0] == (f"grids: skipped: {tmp_path} already has 1 version(s) of it "
+    assert report[0] == (f"grids: skipped: {tmp_path} already has 1 version of it "
                          "(the 4 old one(s) stay in the old record)")
     assert target.versions("grids") == [mine]
     assert [v.version for v in target.versions("centers")] == [1, 2]
@@ -169,7 +169,7 @@ def test_gaps_a_repair_left_keep_their_numbers(tmp_path, old, target):
 
     report = migrate.migrate(tmp_path, target)
 
-    assert report[0].startswith("grids: imported 3 version(s), 1 to 4") and "anew" not in report[0]
+    assert report[0].startswith("grids: imported 3 versions, 1 to 4") and "anew" not in report[0]
     assert [v.version for v in target.versions("grids")] == [1, 3, 4]
     assert_geodataframe_equal(target.read("grids", 3)[list(frame.columns)], frame)
     assert target.write("grids", six_grids(), author="next", if_version=4).version == 5

@@ -8,6 +8,7 @@ import mapbox_vector_tile
 import numpy as np
 import pytest
 import shapely
+import shapely.geometry
 from shapely import box
 
 from geodata import tiles
@@ -157,3 +158,75 @@ def test_an_updated_coverage_keeps_the_overview_shapes_its_change_has_no_part_in
     assert kept is dict(zip(source.overview.table.district, source.overview.geometries))["海曙区"]  # not merged again
     cold = tiles.TileSource.of("coverage", new, list(new.columns))
     assert updated.tile(z, X >> (Z - z), Y >> (Z - z)) == cold.tile(z, X >> (Z - z), Y >> (Z - z))
+
+
+# --- below the grids' zoom: shapes generalised once a zoom ------------------------------------------------
+
+def block(step_m: float = 400.0, n: int = 10):
+    """n × n grids of ``step_m`` metres (Web Mercator) near Ningbo: the left half covered but for one grid in
+    its middle (a speck at low zoom), the right half partly covered."""
+    x0, y0 = tiles.tile_bounds(Z, X, Y)[:2]
+    rows, geoms = [], []
+    for i in range(n):
+        for j in range(n):
+            status = "partial" if i >= n // 2 else "uncovered" if (i, j) == (2, 5) else "covered"
+            rows.append({"grid_id": f"g{i:02d}{j:02d}", "name": "格", "district": "海曙区", "coverage_status": status})
+            geoms.append(box(x0 + i * step_m, y0 + j * step_m, x0 + (i + 1) * step_m, y0 + (j + 1) * step_m))
+    return layer("coverage", rows, geoms)
+
+
+def polygons(data: bytes, name: str = "coverage") -> dict:
+    return {f["properties"]["coverage_status"]: shapely.geometry.shape(f["geometry"])
+            for f in decoded(data)[name]["features"]}
+
+
+def test_a_low_zoom_coverage_tile_merges_specks_into_their_neighbour_and_keeps_shared_edges_shared():
+    coverage = block()
+    source = tiles.TileSource.of("coverage", coverage, list(coverage.columns))
+    z = 8  # a pixel is 305 m: a grid of 400 m is a speck of under 2 px², far below SPECK_PX²
+    shapes = polygons(source.tile(z, X >> (Z - z), Y >> (Z - z)))
+    assert set(shapes) == {"covered", "partial"}  # the uncovered grid went into the covered area round it
+    covered, partial = shapes["covered"], shapes["partial"]
+    assert covered.geom_type == "Polygon" and not covered.interiors  # and filled its hole
+    # one edge between them, the same vertices on both sides: no gap, no overlap
+    assert covered.intersection(partial).area == 0
+    assert covered.union(partial).area == covered.area + partial.area
+    assert shapely.length(shapely.intersection(covered.boundary, partial.boundary)) > 0
+    assert not covered.union(partial).interiors
+    # where a grid is 5 px a side it is no speck: its status is drawn
+    z = tiles.GENERALIZED_BELOW - 1
+    assert set(polygons(source.tile(z, X >> (Z - z), Y >> (Z - z)))) == {"covered", "partial", "uncovered"}
+
+
+def test_low_zoom_tiles_come_from_shapes_generalised_once_a_zoom(monkeypatch):
+    coverage = block()
+    source = tiles.TileSource.of("coverage", coverage, list(coverage.columns))
+    made = []
+    real = tiles.TileSource._generalised
+    monkeypatch.setattr(tiles.TileSource, "_generalised", lambda self, z, specks: made.append(z) or real(self, z, specks))
+    for z in (8, 8, 7, 9):
+        for dx in (0, 1):
+            source.tile(z, (X >> (Z - z)) + dx, Y >> (Z - z))
+    assert made == list(range(tiles.GENERALIZED_BELOW - 1, 6, -1))  # each zoom once, from the zoom above
+    # districts too (no specks merged: each is a unit of its own)
+    districts = layer("districts", [{"adcode": "330203", "name": "海曙区"}], [box(*tiles.tile_bounds(Z, X, Y))])
+    source = tiles.TileSource.of("districts", districts, list(districts.columns))
+    assert decoded(source.tile(6, X >> 8, Y >> 8))["districts"]["features"][0]["properties"]["name"] == "海曙区"
+    assert 6 in source.levels
+
+
+def test_tile_versions_carry_a_low_zoom_coverage_tile_only_across_versions_that_changed_nothing():
+    from geodata.cache import VersionCache
+
+    versions, cut = tiles.TileVersions(VersionCache(None)), []
+    far = tiles.tile_bounds(Z, X + 40, Y)  # a change many tiles east at zoom Z
+
+    def ask(tag: str, z: int, boxes):
+        return versions.tile("lineage", tag, None, z, X >> (Z - z), Y >> (Z - z),
+                             lambda: cut.append((tag, z)) or f"{tag}/{z}", lambda *_: boxes, local_from=11)
+
+    for z in (8, 12):
+        ask("v1", z, None)
+    assert ask("v2", 12, [far]) == "v1/12" and ask("v2", 8, [far]) == "v2/8"  # below 11: cut anew
+    assert ask("v3", 8, np.zeros((0, 4))) == "v2/8"  # a version that changed nothing the tiles carry
+    assert cut == [("v1", 8), ("v1", 12), ("v2", 8)]

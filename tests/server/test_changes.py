@@ -97,7 +97,7 @@ def test_a_split_is_one_version_that_keeps_the_key_and_adds_one(client, editor, 
 def test_a_line_that_does_not_cross_is_422(client, editor, stored):
     inside = {"type": "LineString", "coordinates": [[X0 + 0.002, Y0 + 0.005], [X0 + 0.008, Y0 + 0.005]]}
     resp = post(client, "/api/collections/grids/split", {"geometry": mapping(square(0, 0)), "line": inside}, editor)
-    assert resp.status_code == 422 and "across" in resp.get_json()["error"]["message"]
+    assert resp.status_code == 422 and "从边到边穿过" in resp.get_json()["error"]["message"]  # Chinese by default
 
 
 def test_a_merge_is_one_version_with_the_union_and_the_other_removed(client, editor, store, stored):

@@ -40,7 +40,7 @@ def test_gaps_collection_and_filters(client, loaded):
     assert kinds == ["missing_center", "missing_center", "missing_center", "service_gap", "staffing_gap"]
     staffing = get_json(client, "/api/collections/gaps/items?kind=staffing_gap")
     [gap] = staffing["features"]
-    assert gap["properties"]["grid_id"] == "g10" and "instructor" in gap["properties"]["detail"]
+    assert gap["properties"]["grid_id"] == "g10" and "无党建指导员" in gap["properties"]["detail"]  # Chinese by default
     one = get_json(client, f"/api/collections/gaps/items/{gap['id']}")
     assert one["properties"] == gap["properties"]
 

@@ -46,7 +46,7 @@ def test_a_full_disk_answers_507_and_stores_nothing(client, editor, store, data_
         resp = upload(client, editor, six_grids().assign(population=7))  # every feature changes
     assert resp.status_code == 507
     error = resp.get_json()["error"]
-    assert error["code"] == "insufficient_storage" and "disk is full" in error["message"]
+    assert error["code"] == "insufficient_storage" and "磁盘已满" in error["message"]  # Chinese by default
     assert store.current("grids").version == 1 and store.read_geojson("grids") == before
     assert read_audit(data_dir)[-1]["outcome"] == "failed 507"
     assert upload(client, editor).status_code == 201  # space again: the next upload is version 2

@@ -81,3 +81,14 @@ def test_the_dashboard_asks_for_the_history_of_its_city(client, four_states):
     html = client.get("/dashboard").get_data(as_text=True)
     assert 'data-url="/api/summary/history"' in html and "覆盖率变化" in html
     assert "最多显示最近 12 个" in html  # it says it stops at 12
+
+
+def test_each_version_time_is_shown_in_the_services_time_zone(app, client, four_states):
+    """The dashboard's history table shows ``time_shown``: GRIDMAP_TIMEZONE (Asia/Shanghai by default), as the
+    history pages do, not the browser's zone; ``time`` stays UTC for scripts."""
+    points = client.get("/api/summary/history").get_json()["points"]
+    assert [p["time_shown"] for p in points][:2] == ["2026-03-04 16:00 (UTC+8)", "2026-03-03 16:00 (UTC+8)"]
+    assert points[0]["time"] == day(4)
+    app.config["TIMEZONE"] = "America/New_York"
+    points = client.get("/api/summary/history").get_json()["points"]
+    assert points[0]["time_shown"] == "2026-03-04 03:00 (UTC-5)"

@@ -84,6 +84,14 @@ def test_other_hosts_are_refused_with_a_json_400(data_dir, public):
         assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
 
 
+def test_the_refusal_of_another_host_is_in_the_readers_language(data_dir):
+    client = make_app(data_dir, TRUSTED_HOSTS="grid.example.gov.cn").test_client()
+    for lang, said in (("zh", "本服务不响应主机 'attacker.example'"),
+                       ("en", "this server does not answer for the host 'attacker.example'")):
+        resp = client.get("/api", headers={"Host": "attacker.example", "Accept-Language": lang})
+        assert resp.status_code == 400 and resp.get_json()["error"]["message"] == said
+
+
 @pytest.mark.parametrize("bad", ["grid.example.gov.cn", "ftp://grid.example.gov.cn", "https://", "https://a/?x=1"])
 def test_a_bad_public_url_stops_the_start(data_dir, bad):
     with pytest.raises(ValueError, match="GRIDMAP_PUBLIC_URL"):

@@ -80,6 +80,8 @@ def loaded(store):
 
 
 PAGES = ["/", "/dashboard", "/history/grids", "/history/grids/diff", "/grids/g00", "/centers/c1", "/login",
+         "/api?f=html", "/api/collections?f=html", "/api/collections/grids?f=html",
+         "/api/collections/gaps/items?f=html", "/api/collections/grids/queryables?f=html",
          "/map?district=无此区", "/nope", "/upload/grids"]
 
 
@@ -298,3 +300,107 @@ def test_api_errors_follow_the_same_choice(client):
     assert message("/api/collections/nope").startswith("没有数据集 'nope'")
     assert message("/api/collections/nope", **{"Accept-Language": "en-GB"}).startswith("no collection 'nope'")
     assert message("/api/collections/nope?lang=en", **{"Accept-Language": "zh"}).startswith("no collection 'nope'")
+
+
+# (method, url, status, JSON body or None): refusals whose messages were English in a Chinese answer — filters
+# (CQL2), sorting, edits (OGC API Part 4), the store's versions, tiles, downloads, CRS, search, planning
+EDIT_FEATURE = {"type": "Feature", "properties": {"grid_id": "g00"}, "geometry": None}
+MORE_API_ERRORS = [
+    ("GET", "/api/collections/grids/items?filter=population LIKE 'x'", 400, None),
+    ("GET", "/api/collections/grids/items?filter=nosuch = 1", 400, None),
+    ("GET", "/api/collections/grids/items?filter=population = ", 400, None),
+    ("GET", "/api/collections/grids/items?filter=name = 3", 400, None),
+    ("GET", "/api/collections/grids/items?filter=population IN ()", 400, None),
+    ("GET", "/api/collections/grids/items?filter=S_INTERSECTS(geometry, BBOX(3, 2, 1, 0))", 400, None),
+    ("GET", "/api/collections/grids/items?filter=x&filter-lang=sql", 400, None),
+    ("GET", "/api/collections/grids/items?sortby=nosuch", 400, None),
+    ("GET", "/api/collections/grids/items?properties=nosuch", 400, None),
+    ("GET", "/api/collections/grids/items?crs=EPSG:9999", 400, None),
+    ("GET", "/api/collections/grids/items?version=9", 404, None),
+    ("POST", "/api/collections/grids/items", 400, {"type": "Point"}),
+    ("POST", "/api/collections/grids/items", 400, {"type": "FeatureCollection", "features": [{"type": "x"}]}),
+    ("POST", "/api/collections/grids/items", 409, {**EDIT_FEATURE}),
+    ("PUT", "/api/collections/grids/items/g01", 400, {**EDIT_FEATURE}),
+    ("PUT", "/api/collections/coverage/items/g00", 405, {**EDIT_FEATURE}),
+    ("PATCH", "/api/collections/grids/items/g00", 400, {"colour": "red"}),
+    ("POST", "/api/collections/grids/changes", 400, {"type": "FeatureCollection", "features": []}),
+    ("POST", "/api/collections/grids/split", 400, ["not", "an", "object"]),
+    ("POST", "/api/collections/grids/split", 400, {"geometry": {"type": "Point", "coordinates": [121.5, 29.8]},
+                                                   "line": {"type": "Point", "coordinates": [121.5, 29.8]}}),
+    ("POST", "/api/collections/grids/union", 400, {"geometries": {}}),
+    ("POST", "/api/collections/centers/union", 400, {"geometries": {}}),
+    ("DELETE", "/api/collections/grids/items/nope", 404, None),
+    ("GET", "/api/collections/grids/tiles/WebMercatorQuad/30/0/0", 404, None),
+    ("GET", "/api/collections/grids/tiles/WebMercatorQuad/2/9/9", 404, None),
+    ("GET", "/api/collections/grids/tiles/Nowhere", 404, None),
+    ("GET", "/api/collections/grids/tiles?f=xml", 400, None),
+    ("GET", "/api/download/grids.kml?crs=EPSG:4549", 400, None),
+    ("GET", "/api/search?q=", 400, None),
+    ("GET", "/api/search?q=g&limit=0", 400, None),
+    ("GET", "/api/summary?level=planet", 400, None),
+    ("GET", "/api/summary?f=xml", 400, None),
+    ("GET", "/api/recommendations?level=planet", 400, None),
+    ("GET", "/api/recommendations?solver=magic", 400, None),
+    ("GET", "/api/summary?radius_community_m=-5", 400, None),
+    ("GET", "/api/summary?catchment=bus", 400, None),
+    ("GET", "/api/summary?radius_community_m=wide", 400, None),
+    ("POST", "/api/whatif", 400, {"type": "Feature"}),
+    ("POST", "/api/whatif", 400, {"type": "FeatureCollection", "features": []}),
+    ("POST", "/api/whatif", 400, {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"level": "planet"},
+         "geometry": {"type": "Point", "coordinates": [121.5, 29.8]}}]}),
+]
+
+
+@pytest.mark.parametrize("method,url,status,body", MORE_API_ERRORS)
+def test_more_api_error_messages_are_in_the_readers_language(client, loaded, editor, method, url, status, body):
+    answers = {}
+    for lang in ("zh", "en"):  # by Accept-Language: the tile routes take no ?lang=
+        resp = client.open(url, method=method, json=body,
+                           headers={**editor, "Accept": "application/json", "Accept-Language": lang})
+        assert resp.status_code == status, (lang, resp.get_json())
+        answers[lang] = resp.get_json()["error"]["message"]
+    zh, en = answers["zh"], answers["en"]
+    assert HAN.search(zh) and english_sentences(zh) == [], zh
+    assert han_outside(en, DATA) == [] and re.search(r"\b[a-z]{3,}\b", en), en
+
+
+# --- collection metadata ---------------------------------------------------------------------------------
+
+def test_collection_titles_and_descriptions_are_in_the_readers_language(client, loaded):
+    for lang, grids_title in (("zh", "网格"), ("en", "Grids")):
+        docs = client.get(f"/api/collections?lang={lang}").get_json()["collections"]
+        one = client.get(f"/api/collections/grids?lang={lang}")
+        assert "Accept-Language" in one.headers["Vary"]
+        docs_by_id = {doc["id"]: doc for doc in docs}
+        assert docs_by_id["grids"]["title"] == one.get_json()["title"] == grids_title
+        for doc in [*docs, one.get_json()]:
+            said = [doc["title"], doc["description"], *(link.get("title", "") for link in doc["links"])]
+            for text in said:
+                if lang == "zh":
+                    assert HAN.search(doc["title"]) and english_sentences(text) == [], text
+                else:
+                    assert han_outside(text, DATA) == [], text
+
+
+def test_a_collections_etag_follows_the_language(client, loaded):
+    zh = client.get("/api/collections/grids", headers={"Accept-Language": "zh"})
+    again = client.get("/api/collections/grids", headers={"Accept-Language": "en", "If-None-Match": zh.headers["ETag"]})
+    assert again.status_code == 200 and again.get_json()["title"] == "Grids"
+
+
+def test_a_gaps_detail_is_in_the_readers_language_only(client, loaded):
+    for lang in ("zh", "en"):
+        features = client.get(f"/api/collections/gaps/items?lang={lang}&limit=1000").get_json()["features"]
+        details = [f["properties"]["detail"] for f in features]
+        assert details
+        for detail in details:
+            if lang == "zh":
+                assert HAN.search(detail) and english_sentences(detail) == [], detail
+            else:
+                assert han_outside(detail, DATA) == [], detail
+
+
+def test_a_collections_page_shows_its_update_in_the_services_time_zone(client, loaded):
+    html = client.get("/api/collections/grids?f=html").get_data(as_text=True)
+    assert re.search(r"<time datetime=\"[^\"]+\+00:00\">\d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+8\)</time>", html)

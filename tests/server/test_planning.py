@@ -25,7 +25,9 @@ def test_recommendations_as_geojson(client, loaded):
     props = site["properties"]
     assert props["rank"] == 1 and props["community"] == "白云社区" and props["covered_share"] == 1.0
     assert body["covered_before"] + props["new_population"] == 1500
-    assert "only 1" in body["reason"]
+    assert body["reason"].startswith("只有 1 个选址能增加覆盖")  # in the reader's language: Chinese by default
+    english = client.get("/api/recommendations?level=community&k=3&lang=en").get_json(force=True)
+    assert english["reason"] == "only 1 site adds coverage: every other candidate would cover nobody new"
 
 
 def test_recommendations_as_csv(client, loaded):
@@ -234,3 +236,31 @@ def test_a_proposed_centre_in_no_grid_has_no_district_or_street(client, two_dist
          "properties": {"level": "community"}}]}
     body = client.post("/api/whatif", json=far, headers=signed_in).get_json()
     assert body["sites"] == [{"level": "community"}] and body["effects"] == []
+
+
+@pytest.fixture
+def by_the_border(store):
+    """海曙区's grid (column 0, 1,000 people) beside 江北区's (column 1, 500 people); 江北区's grid far off
+    (column 20, 1,000 people) has a community centre. A district centre (5 km) in the middle of column 0
+    covers columns 0 and 1 whole (column 1's far corners are 1,470 m off)."""
+    from shapely import Point
+
+    north = dict(city="宁波市", district="江北区", street="甬江街道", community="江边社区")
+    rows = [grid_row("a1", city="宁波市"), grid_row("b1", **north, population=500), grid_row("b2", **north)]
+    store.write("grids", validate(grids(rows, [_square_at(col) for col in (0, 1, 20)]), "grids").data, author="t")
+    store.write("centers", validate(centers([center_row("c1", "community", district="江北区")], [Point(*_middle(20))]),
+                                    "centers").data, author="t")
+    return store
+
+
+def test_a_units_whatif_counts_the_people_it_covers_outside_the_unit(client, by_the_border, signed_in):
+    body = client.post("/api/whatif?district=海曙区&level=street", json=_proposal((0, "district")),
+                       headers=signed_in).get_json()
+    assert body["before"] == {"covered_population": 0, "covered_share": 0.0}  # the district's own
+    assert body["after"] == {"covered_population": 1000, "covered_share": 1.0}
+    assert [(r["district"], r["street"], r["covered_population"]) for r in body["rows"]] == [("海曙区", "月湖街道", 1000)]
+    city, district, street = body["effects"]
+    assert city["level"] == "city" and city["population"] == 2500
+    assert (city["before"]["covered_population"], city["after"]["covered_population"]) == (1000, 2500)  # 江北区's 500 too
+    assert (district["district"], district["after"]["covered_population"]) == ("海曙区", 1000)
+    assert (street["street"], street["after"]["covered_population"]) == ("月湖街道", 1000)

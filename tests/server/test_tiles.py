@@ -242,3 +242,67 @@ def test_postgis_recuts_only_the_tiles_an_edit_touches(tmp_path, postgis_url, mo
         assert near.headers["ETag"] != before[near_url()].headers["ETag"] and cut == [(Z, NEAR_X, NEAR_Y)]
     finally:
         app.extensions["gridmap"].jobs.close()
+
+
+def test_a_warm_tile_is_sent_as_gzipped_once_when_cut(client, filled, monkeypatch):
+    import flask_compress.flask_compress as compress_module
+    import gzip
+
+    first = client.get(url(), headers={"Accept-Encoding": "gzip"})
+    assert first.headers["Content-Encoding"] == "gzip" and first.headers["ETag"].endswith(':gzip"')
+    plain = client.get(url())  # a client that takes no gzip: the plain bytes, the plain ETag
+    assert "Content-Encoding" not in plain.headers and gzip.decompress(first.data) == plain.data
+    assert plain.headers["ETag"] == first.headers["ETag"].replace(":gzip", "")
+    assert "Accept-Encoding" in first.headers["Vary"]
+    gzipped = []
+    monkeypatch.setattr(compress_module, "_compress_data", lambda *a: gzipped.append(a) or b"")
+    monkeypatch.setattr(gzip, "compress", lambda *a, **k: gzipped.append(a) or b"")
+    again = client.get(url(), headers={"Accept-Encoding": "gzip"})
+    assert (again.data, again.headers["ETag"]) == (first.data, first.headers["ETag"]) and not gzipped
+    assert client.get(url(), headers={"Accept-Encoding": "gzip", "If-None-Match": first.headers["ETag"]}
+                      ).status_code == 304
+
+
+# --- seeding: the low zooms cut before anyone asks ------------------------------------------------------
+
+def low(collection: str = "coverage", z: int = 8) -> str:
+    x, y = tiles.tile_of(121.515, 29.805, z)
+    return url(collection, z, y, x)
+
+
+def test_seeded_tiles_are_cut_before_anyone_asks_and_again_after_an_edit(app, client, store, data_dir, monkeypatch):
+    from server.tiles import Seeder
+
+    store.write("grids", two_blocks(), author="t")
+    seeder = Seeder(app, ["coverage", "districts", "gaps"], max_zoom=8)
+    cut = []
+    real = tiles.TileSource.tile
+    monkeypatch.setattr(tiles.TileSource, "tile", lambda self, z, x, y: cut.append((self.name, z)) or real(self, z, x, y))
+    assert seeder.seed() > 0 and ("coverage", 8) in cut and not any(z > 8 for _, z in cut)
+    assert not any(name == "gaps" for name, _ in cut)  # drawn from zoom 11 on: nothing to seed
+    del cut[:]
+    before = client.get(low())
+    assert before.status_code == 200 and not cut  # the first visitor's tile was seeded
+    assert seeder.seed() == 0  # nothing changed: nothing asked for
+
+    app.extensions["gridmap_seeder"] = seeder
+    patch_g00(client, app)  # g00 grows a square west: the coverage's low zooms change
+    assert seeder._wake.is_set()  # the edit woke the seeder
+    assert seeder.seed() > 0 and ("coverage", 8) in cut
+    del cut[:]
+    after = client.get(low())
+    assert not cut and after.data != before.data and after.headers["ETag"] != before.headers["ETag"]
+    cold = create_app({"DATA_DIR": str(data_dir), "DEMO": False, "TESTING": True})  # the new version, cut anew
+    try:
+        assert cold.test_client().get(low()).data == after.data
+    finally:
+        cold.extensions["gridmap"].jobs.close()
+
+
+def test_readers_who_differ_only_in_fields_no_tile_holds_share_its_cut(app, client, filled, editor, monkeypatch):
+    cut = []
+    real = tiles.TileSource.tile
+    monkeypatch.setattr(tiles.TileSource, "tile", lambda self, z, x, y: cut.append(z) or real(self, z, x, y))
+    anonymous = client.get(url())
+    signed_in = client.get(url(), headers=editor)  # sees instructor and party_members, which tiles never carry
+    assert anonymous.data == signed_in.data and len(cut) == 1

@@ -316,7 +316,7 @@ def test_confirm_is_one_word(client, editor):
 def test_source_crs_naming_a_server_file_is_400(client, editor, store):
     resp = post(client, editor, dry_run="1", source_crs="+proj=longlat +nadgrids=/etc/passwd")
     assert resp.status_code == 400
-    assert "names a file or grid" in resp.get_json()["error"]["message"]
+    assert "引用了文件或格网" in resp.get_json()["error"]["message"]  # Chinese by default
 
 
 def test_upload_limits_come_from_the_settings(data_dir):
