@@ -23,7 +23,7 @@ def main(which: list[str]) -> None:
     from geodata.store import open_store
 
     for name in which or list(DEMOS):
-        build = DEMOS[name][0]
+        build = DEMOS[name]
         start = time.perf_counter()
         demo = build()
         built = time.perf_counter() - start

@@ -24,6 +24,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from .i18n import DEFAULT_LANGUAGE, says
 from .store import Store
 from .validate import validate
 
@@ -532,8 +533,8 @@ def _inside(rng, polys: np.ndarray, tries: int = 40) -> np.ndarray:
 DEMO_AUTHOR = "gridmap demo"
 
 
-# the demos GRIDMAP_DEMO names: builder and the name its first versions are stored under
-DEMOS = {"ningbo": (build_demo, "Ningbo"), "zhejiang": (build_province_demo, "Zhejiang")}
+# the demos GRIDMAP_DEMO names, and their builders
+DEMOS = {"ningbo": build_demo, "zhejiang": build_province_demo}
 
 
 def install_if_empty(store: Store, which: str = "ningbo") -> bool:
@@ -542,7 +543,7 @@ def install_if_empty(store: Store, which: str = "ningbo") -> bool:
     Every layer is validated like an upload before it is stored.  The lock
     makes several processes starting on one empty data dir install it once.
     """
-    build, title = DEMOS[which]
+    build = DEMOS[which]
     with store.lock("demo"):
         if any(store.current(name) for name in store.layer_names):
             return False
@@ -557,5 +558,7 @@ def install_if_empty(store: Store, which: str = "ningbo") -> bool:
             if not report.ok:
                 raise RuntimeError(f"the demo {name} fail validation: {report.errors[:3]}")
         for name, report in reports.items():
-            store.write(name, report.data, author=DEMO_AUTHOR, message=f"{title} demo: generated at first start")
+            # a record, kept as written: in the service's default language
+            message = says("demo.first_version", place=says(f"demo.place.{which}")).in_language(DEFAULT_LANGUAGE)
+            store.write(name, report.data, author=DEMO_AUTHOR, message=message)
         return True

@@ -70,4 +70,4 @@ def test_gridmap_demo_zhejiang_serves_the_province(tmp_path, monkeypatch):
         assert feature["properties"]["city"] == "杭州市"
     assert matched(client, "/api/collections/grids/items?limit=1&district=海曙区") > 1000
     versions = client.get("/api/collections/grids/versions").get_json()["versions"]
-    assert [v["message"] for v in versions] == ["Zhejiang demo: generated at first start"]
+    assert [v["message"] for v in versions] == ["浙江演示数据：首次启动时生成"]  # a record in the default language
