@@ -152,7 +152,7 @@ def test_a_server_started_before_its_database_waits_for_it_and_serves(start_serv
                               GRIDMAP_WORKERS="1", GRIDMAP_BASEMAP="none", GRIDMAP_DATABASE_URL=postgis_url,
                               GRIDMAP_DATABASE_WAIT_S="600")
         deadline = time.monotonic() + WAIT_S
-        while "cannot be reached" not in server.log():  # it says it waits, and goes on waiting
+        while "GRIDMAP_DATABASE_WAIT_S" not in server.log():  # it says it waits (naming the setting), and goes on waiting
             assert server.proc.poll() is None, server.log()
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.1)  # poll interval; the deadline bounds the loop
