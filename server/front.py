@@ -23,10 +23,17 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from urllib.parse import parse_qs
 
 from a2wsgi.wsgi import build_environ
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header, parse_cookie
+
+from geodata.i18n import DEFAULT_LANGUAGE, Says, says, text
+
+from .i18n import COOKIE, language_of
 
 HEADER_TIMEOUT_S = 10  # from connecting to the end of the first request's headers (later ones: KEEPALIVE_S)
 KEEPALIVE_S = 5  # an idle kept-alive connection, and the headers of each request after the first
@@ -67,7 +74,7 @@ class WSGIFront:
                 size = await self._read_body(receive, spool)
         except TimeoutError:
             spool.close()
-            return await _send_error(send, 408, "request_timeout", "the request body arrived too slowly")
+            return await _send_error(send, 408, "request_timeout", text("front.body_too_slow", _reader_language(scope)))
         except BaseException:
             spool.close()
             raise
@@ -187,6 +194,14 @@ def _with_length(scope: dict, size: int) -> dict:
     return {**scope, "headers": [*headers, (b"content-length", str(size).encode())]}
 
 
+def _reader_language(scope) -> str:
+    """The language the app would answer this request in (server.i18n): its ``?lang=``, cookie, Accept-Language."""
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+    lang = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [None])[0]
+    cookie = parse_cookie(headers.get("cookie", "")).get(COOKIE)
+    return language_of(lang, cookie, parse_accept_header(headers.get("accept-language"), LanguageAccept))
+
+
 def _error_body(code: str, message: str) -> bytes:
     """The app's error shape (server.errors), for what the front answers itself."""
     return json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
@@ -233,6 +248,9 @@ class _Protocol(ASGIProtocol):
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Error"
+        # before any header is read: in the default language; gunicorn's own words quoted as the reason
+        message = (message.in_language(DEFAULT_LANGUAGE) if isinstance(message, Says)
+                   else text("front.refused", DEFAULT_LANGUAGE).format(reason=message))
         body = _error_body(reason.lower().replace(" ", "_").replace("-", "_"), message)
         extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
@@ -244,7 +262,7 @@ class _Protocol(ASGIProtocol):
         self._header_timer = None
         if self._closed or self._current_request is not None:
             return
-        self._send_error_response(408, "the request headers arrived too slowly")
+        self._send_error_response(408, says("front.headers_too_slow"))  # no headers yet: the default language
         self._keepalive_timeout()  # gunicorn's own close: the transport, and the connection's task wakes up
 
 

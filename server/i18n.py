@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
+from werkzeug.datastructures import LanguageAccept
 
 from geodata.i18n import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, language, text
 
@@ -15,10 +16,15 @@ COOKIE = "gridmap_lang"
 
 def chosen_language() -> str:
     """What this request asks for: ``?lang=``, the cookie, ``Accept-Language``, else Chinese."""
-    asked = request.args.get("lang") or request.cookies.get(COOKIE)
+    return language_of(request.args.get("lang"), request.cookies.get(COOKIE), request.accept_languages)
+
+
+def language_of(lang: str | None, cookie: str | None, accept: LanguageAccept) -> str:
+    """``chosen_language`` from the parts of a request (server.front answers before Flask sees one)."""
+    asked = lang or cookie
     if asked:
         return language(asked)
-    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE  # werkzeug: zh-CN → zh
+    return accept.best_match(LANGUAGES) or DEFAULT_LANGUAGE  # werkzeug: zh-CN → zh
 
 
 def current_language() -> str:

@@ -120,14 +120,16 @@ def test_headers_that_never_end_are_cut_off_with_408(server):
     assert sender.answer.startswith(b"HTTP/1.1 408 ")
     head, _, body = sender.answer.partition(b"\r\n\r\n")
     assert b"Content-Type: application/json" in head
-    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert json.loads(body)["error"] == {"code": "request_timeout", "message": "请求头到达过慢", "details": []}
 
 
 def test_the_servers_own_refusals_are_json_errors_like_the_apps(server):
     base, _ = server
     resp = requests.get(f"{base}/api/collections/grids/items?name={'x' * 8000}", timeout=30)
     assert resp.status_code == 414 and resp.headers["Content-Type"] == "application/json"
-    assert resp.json()["error"]["code"] == "request_uri_too_long"
+    error = resp.json()["error"]
+    assert error["code"] == "request_uri_too_long"
+    assert error["message"].startswith("请求无法处理（") and error["message"].endswith("）")  # gunicorn's words quoted
 
 
 def test_declared_body_over_the_limit_gets_413_unread(server):
@@ -174,7 +176,7 @@ SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "met
          "server": ("127.0.0.1", 80)}
 
 
-def call(wsgi_app, messages, *, headers=(), max_body=1000):
+def call(wsgi_app, messages, *, headers=(), max_body=1000, query_string=b""):
     """What the front sends back for a request whose body arrives as ``messages`` (then nothing more)."""
     sent = []
 
@@ -191,7 +193,7 @@ def call(wsgi_app, messages, *, headers=(), max_body=1000):
 
         app = front.WSGIFront(wsgi_app, 2, max_body)
         try:
-            await app({**SCOPE, "headers": list(headers)}, receive, send)
+            await app({**SCOPE, "headers": list(headers), "query_string": query_string}, receive, send)
         finally:
             app.pool.shutdown()
 
@@ -223,8 +225,21 @@ def test_a_body_that_stops_arriving_gets_408_and_never_reaches_the_app(monkeypat
     sent = call(lambda environ, start_response: called.append(1),
                 [{"type": "http.request", "body": b"ab", "more_body": True}], headers=[(b"content-length", b"10")])
     assert sent[0]["status"] == 408
-    assert json.loads(sent[1]["body"])["error"]["code"] == "request_timeout"
+    assert json.loads(sent[1]["body"])["error"] == {"code": "request_timeout", "message": "请求体到达过慢",
+                                                    "details": []}  # in the default language
     assert called == []
+
+
+@pytest.mark.parametrize("asked, said", [
+    ({"headers": [(b"accept-language", b"en-GB,en;q=0.8")]}, "the request body arrived too slowly"),
+    ({"headers": [(b"cookie", b"gridmap_lang=en")]}, "the request body arrived too slowly"),
+    ({"headers": [(b"accept-language", b"en")], "query_string": b"lang=zh"}, "请求体到达过慢"),
+])
+def test_a_slow_bodys_408_is_in_the_readers_language(monkeypatch, asked, said):
+    monkeypatch.setattr(front, "BODY_IDLE_TIMEOUT_S", 0.05)
+    sent = call(lambda environ, start_response: None, [{"type": "http.request", "body": b"ab", "more_body": True}],
+                headers=[(b"content-length", b"10"), *asked["headers"]], query_string=asked.get("query_string", b""))
+    assert json.loads(sent[1]["body"])["error"]["message"] == said
 
 
 def test_a_client_gone_mid_body_never_reaches_the_app():
