@@ -30,8 +30,31 @@ def _said(message) -> str:
     return in_language(message, CLI_LANGUAGE)
 
 
+# argparse's own words, by its gettext msgids: said in the command line's language from our catalogues
+ARGPARSE_WORDS = {
+    "usage: ": "cli.argparse.usage",
+    "positional arguments": "cli.argparse.positional",
+    "options": "cli.argparse.options",
+    "show this help message and exit": "cli.argparse.help",
+    "%(prog)s: error: %(message)s\n": "cli.argparse.error",
+    "the following arguments are required: %s": "cli.argparse.required",
+    "unrecognized arguments: %s": "cli.argparse.unrecognized",
+    "invalid choice: %(value)r (choose from %(choices)s)": "cli.argparse.invalid_choice",
+    "invalid %(type)s value: %(value)r": "cli.argparse.invalid_value",
+    "argument %(argument_name)s: %(message)s": "cli.argparse.argument",
+    "expected one argument": "cli.argparse.expected_one",
+}
+
+
+def _argparse_word(message: str) -> str:
+    key = ARGPARSE_WORDS.get(message)
+    return text(key, CLI_LANGUAGE) if key else message
+
+
+argparse._ = _argparse_word  # argparse looks its words up through gettext's ``_`` each time it says one
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # argparse's own words ("usage:", "options:", "show this help message and exit") stay as argparse says them
     parser = argparse.ArgumentParser(
         prog="python -m server", description=_say("cli.help.serve"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
