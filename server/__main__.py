@@ -51,8 +51,6 @@ def _argparse_word(message: str) -> str:
     return text(key, CLI_LANGUAGE) if key else message
 
 
-argparse._ = _argparse_word  # argparse looks its words up through gettext's ``_`` each time it says one
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -317,4 +315,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    argparse._ = _argparse_word  # argparse looks its words up through gettext's ``_``: ours, in this process only
     sys.exit(main())
