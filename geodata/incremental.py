@@ -35,7 +35,7 @@ import shapely
 
 from . import coverage as _coverage
 from . import network
-from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, SUMMARY_COLUMNS, Analysis, _district_gaps,
+from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps,
                        _empty_gaps, _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps,
                        _staffing_gaps, _summary, catchments, centre_grids, coverage_columns, gap_columns,
                        grid_coverage, merge_tiles, missing_center_row, near_coverage, walk_of, walking_columns,
@@ -713,20 +713,14 @@ class _Update:
         walking = {name: pd.to_numeric(coverage[name]).astype("Float64").fillna(0).astype(float)
                    for name in walking_people(coverage)}
         counts = gaps["kind"].value_counts() if len(gaps) else {}
-        # the total row as _summary makes it (its rounding, its types), without grouping one row
-        people, reached = np.round(population.sum()).astype(np.int64), np.round(covered.sum()).astype(np.int64)
-        row = {"grids": len(coverage), "population": people, "covered_population": reached,
-               "covered_share": np.round(reached / people, 4) if people else np.nan,
-               **{f"grids_{s}": int(statuses.get(s, 0)) for s in STATUSES},
-               **{kind: int(counts.get(kind, 0)) for kind in GAP_KINDS}}
-        total = {c: np.array([row[c]], dtype=float if c == "covered_share" else np.int64) for c in SUMMARY_COLUMNS}
-        if walking:  # as _summary adds them: the discs' people and share, then the walk gap's and the rings'
-            sums = {name: np.round(values.sum()).astype(np.int64) for name, values in walking.items()}
-            disc, *others = sums
-            total[disc] = np.array([sums[disc]], dtype=np.int64)
-            total["disc_covered_share"] = np.array([np.round(sums[disc] / people, 4) if people else np.nan])
-            total.update({name: np.array([sums[name]], dtype=np.int64) for name in others})
-        total = pd.DataFrame(total)
+        whole = "_whole"  # the total row: one unit's sums, shaped (rounded, typed, ordered) as every row is
+        one = pd.DataFrame({whole: [True], "grids": [len(coverage)], "population": [population.sum()],
+                            "covered_population": [covered.sum()],
+                            **{f"grids_{s}": [int(statuses.get(s, 0))] for s in STATUSES},
+                            **{name: [values.sum()] for name, values in walking.items()}})
+        total = _summary(one, pd.DataFrame({whole: [], "kind": []}), [whole]).drop(columns=whole)
+        for kind in GAP_KINDS:
+            total[kind] = int(counts.get(kind, 0))
         out = {"total": total}
         in_order = gap_table = None
         for level in (CITY, *LEVELS):
