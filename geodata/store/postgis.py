@@ -376,6 +376,17 @@ class PostGISStore(ChangeSetStore):
         self._versions[layer] = (stamp, versions, heard)
         return versions
 
+    def version(self, layer: str, number: int | None = None) -> Version:
+        try:
+            return super().version(layer, number)
+        except NotFound:
+            if number is None:
+                raise
+            # written by another process (a job's, another server's) whose notice is still on its way: the
+            # writer's own answer names it, so ask the database rather than the list kept in memory
+            self._versions.pop(layer, None)
+            return super().version(layer, number)
+
     def _resolve(self, layer: str, number: int | None) -> tuple[Version, bool]:
         """The version, and whether it is the current one (as far as this instance knows)."""
         v = self.version(layer, number)

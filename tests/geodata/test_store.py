@@ -311,6 +311,25 @@ def test_a_write_while_the_listener_is_cut_off_is_not_missed(postgis_url):
         other.close()
 
 
+def test_a_version_another_process_just_wrote_is_found_before_its_notice_arrives(postgis_url, monkeypatch):
+    """A job's process writes and answers with the new version's number; the server reads that version
+    back at once, before the database's notice has reached its listener."""
+    reader, writer = open_store(postgis_url), open_store(postgis_url)
+    try:
+        writer.write("grids", grids(2), author="a")
+        heard_within(HEARD_WITHIN_S, lambda: (v := reader.current("grids")) and v.version == 1)
+        notices = reader._notices()
+        deaf = notices.stamp("grids")
+        monkeypatch.setattr(notices, "stamp", lambda layer: deaf)  # the notice of what follows never arrives
+        assert reader.current("grids").version == 1  # the list kept in memory, as the notices allow
+        written = writer.write("grids", grids(3), author="a")
+        assert reader.version("grids", written.version) == written
+        assert reader.get("grids", "a2", written.version)
+    finally:
+        reader.close()
+        writer.close()
+
+
 # --- If-Match -----------------------------------------------------------------------
 
 def test_if_version_0_writes_to_an_empty_layer(store):
