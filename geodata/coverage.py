@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 
 import geopandas as gpd
@@ -155,19 +155,56 @@ class Walk:
     land: dict
 
 
-def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, beside=None) -> Walk:
+def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, measure=None) -> Walk:
     """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level;
-    ``beside(tiles)`` called with the walk's land while the life circles' is buffered."""
+    ``measure(limit, tiles)``, if given, called with each land as soon as it is buffered (the walk's, limit
+    None, in this thread; the life circles' in the threads that buffer them: ``network.frame_walks``)."""
     limits = (None, *params.life_circles_m)
     if centers_m.empty:
         land = {limit: np.array([], dtype=object) for limit in limits}
-        if beside is not None:
-            beside(land[None])
+        for limit in limits if measure is not None else ():
+            measure(limit, land[limit])
         return Walk(net, land)
     radii = _radii(centers_m, params)
     keep = radii > 0
-    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits, beside)
+    tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits,
+                                None if measure is None else lambda i, land: measure(limits[i], land))
     return Walk(net, dict(zip(limits, tiles)))
+
+
+def measured_walk(grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame, net: network.Network, params: Params,
+                  ) -> tuple[Walk, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The walk of ``centers_m`` along ``net`` and its life circles (``walk_of``), each grid's share of land
+    within the walk and its land outside it (``grid_coverage``), and each life circle's shares (in
+    ``params.life_circles_m``' order).  Each land is measured as soon as it is buffered: the walk's while the
+    life circles' are buffered, each life circle's in the thread that buffered it (``life_circle_coverage``)."""
+    walk_tiles, walked, rings = Future(), Future(), {}
+
+    def measure(limit, tiles):
+        if limit is not None:
+            rings[limit] = life_circle_coverage(grid_geoms, tiles, walk_tiles.result(), walked)
+            return
+        walk_tiles.set_result(tiles)
+        try:
+            walked.set_result(grid_coverage(grid_geoms, tiles))
+        except BaseException as e:  # the life circles waiting for these figures fail too, rather than wait
+            walked.set_exception(e)
+            raise
+
+    walk = walk_of(centers_m, net, params, measure)
+    return walk, *walked.result(), [rings[d] for d in params.life_circles_m]
+
+
+def life_circle_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, walk_tiles: np.ndarray,
+                         walked: Future) -> np.ndarray:
+    """Each grid's share of a life circle's land (``tiles``), in a thread of its own: measured on copies of
+    the tiles (``near_coverage``).  When most of its tiles are the walk's own (most centres' distance no longer
+    than the life circle's), it waits for the walk's figures (``walked``: ratios, land left) and measures only
+    the grids near other tiles (``tile_coverage``); else every grid at once.  The same figures either way."""
+    walk_ids = {id(t) for t in walk_tiles}
+    if 2 * sum(id(t) in walk_ids for t in tiles) < len(tiles):
+        return near_coverage(grid_geoms, tiles, copies=True)[0]
+    return tile_coverage(grid_geoms, tiles, (walk_tiles, *walked.result()), copies=True)[0]
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
@@ -206,19 +243,20 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     # mostly GEOS, which lets go of the GIL), when there is more than one thread
     with ThreadPoolExecutor(1) as side:
         tiled = side.submit(tiling) if THREADS > 1 else None
-        if walks(params, roads):  # the walk's coverage measured while its life circles' land is buffered
-            measured = []
-            walk = walk_of(center_m, network.network_of(roads.to_crs(crs)), params,
-                           beside=lambda tiles: measured.append(grid_coverage(grid_geoms, tiles)))
-            ratio, uncovered = measured[0]
+        walk = walk_gaps = None
+        if walks(params, roads):
+            discs = catchments(center_m, replace(params, catchment="disc"))
+            # the discs' coverage (against which the walk gaps are told) after the tiling checks
+            disc_coverage = side.submit(grid_coverage, grid_geoms, discs) if THREADS > 1 else None
+            walk, ratio, uncovered, rings = measured_walk(grid_geoms, center_m,
+                                                          network.network_of(roads.to_crs(crs)), params)
         else:
-            walk = None
             ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
         coverage = _coverage_frame(grids, ratio, params)
-        walk_gaps = None
         if walk is not None:  # the disc against the walk, and the life circles
-            discs = catchments(center_m, replace(params, catchment="disc"))
-            columns, walk_gaps = walking_columns(grids, grid_geoms, discs, walk, ratio, uncovered, params)
+            columns, walk_gaps = walking_columns(
+                grids, grid_geoms, discs, walk, ratio, uncovered, params, rings=rings,
+                disc_coverage=disc_coverage.result() if disc_coverage is not None else None)
             for name, values in columns.items():
                 coverage[name] = values
         service = _service_gaps(grids, uncovered, params)
@@ -264,7 +302,8 @@ def walks(params: Params, roads: gpd.GeoDataFrame | None) -> bool:
 
 
 def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.ndarray, walk: Walk,
-                    ratio: np.ndarray, uncovered: np.ndarray, params: Params) -> tuple[dict, "_Gaps"]:
+                    ratio: np.ndarray, uncovered: np.ndarray, params: Params, *, rings: list | None = None,
+                    disc_coverage: tuple | None = None) -> tuple[dict, "_Gaps"]:
     """What a walking analysis adds to the grids, and its ``walk_gap`` gaps.
 
     ``discs``: the centres' discs (at least those near these grids, in the centres' order); ``ratio`` and
@@ -274,17 +313,13 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     for each life circle d ``ring_{d}_population``: the people within d on foot of any centre (its level's
     distance at most), each grid's counted by the share of its area within that reach, as
     ``covered_population``.  Each grid's figures depend on it and the discs and tiles near it only, so an
-    update computes those of a few grids alike (geodata.incremental).
+    update computes those of a few grids alike (geodata.incremental).  ``rings`` (each life circle's shares)
+    and ``disc_coverage`` (``grid_coverage`` of the discs): when measured already (``analyse``, in threads).
     """
-    walked = (walk.land[None], ratio, uncovered)
-    # the life circles beside the discs (GEOS lets go of the GIL), one after another: they share tiles, and a
-    # prepared polygon builds its indexes on first use, which two threads must not do at once.  A grid that
-    # only tiles of the walk itself touch is as much within a life circle as within the walk (``tile_coverage``)
-    with ThreadPoolExecutor(1) as pool:
-        rings = pool.submit(lambda: [tile_coverage(grid_geoms, walk.land[d], walked)[0]
-                                     for d in params.life_circles_m])
-        disc_ratio, disc_uncovered = grid_coverage(grid_geoms, discs)
-        rings = rings.result()
+    if rings is None:  # a grid only tiles of the walk itself touch is as much within a life circle as the walk
+        rings = [tile_coverage(grid_geoms, walk.land[d], (walk.land[None], ratio, uncovered))[0]
+                 for d in params.life_circles_m]
+    disc_ratio, disc_uncovered = disc_coverage if disc_coverage is not None else grid_coverage(grid_geoms, discs)
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
     candidates = np.flatnonzero((disc_ratio > 0) & ~shapely.is_empty(uncovered))
@@ -305,13 +340,14 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
 
 
-def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | None = None, *,
+                  copies: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``grid_coverage`` of ``tiles`` (``network.covered_land``'s, in its order), taking each grid's figures
     from ``before`` = (other tiles, their ratios and uncovered land for these grids) when no tile of one and
-    not the other comes near it: then it met the very same polygons (``is``), in the same order."""
+    not the other comes near it: then it met the very same polygons (``is``), in the same order.
+    ``copies``: measured against copies of the tiles (for a thread of its own: see ``near_coverage``)."""
     if before is None:
-        return grid_coverage(grid_geoms, tiles)
+        return near_coverage(grid_geoms, tiles, copies=copies)
     tiles0, ratio0, uncovered0 = before
     old, new = {id(t) for t in tiles0}, {id(t) for t in tiles}
     changed = np.array([t for t in tiles if id(t) not in old] + [t for t in tiles0 if id(t) not in new],
@@ -321,17 +357,20 @@ def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | Non
         return ratio, uncovered
     again = np.unique(shapely.STRtree(grid_geoms).query(changed)[1])
     if len(again):
-        ratio[again], uncovered[again] = near_coverage(grid_geoms[again], tiles)
+        ratio[again], uncovered[again] = near_coverage(grid_geoms[again], tiles, copies=copies)
     return ratio, uncovered
 
 
-def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray, *, copies: bool = False,
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``grid_coverage`` of the ``catchments`` whose envelopes meet these grids' (in their order): each grid's
-    figures as among all the grids (``grid_coverage`` looks at those only)."""
+    figures as among all the grids (``grid_coverage`` looks at those only).  ``copies``: against copies of
+    them, vertex for vertex (the same figures), for a thread that may meet catchments another thread is
+    measuring: ``grid_coverage`` prepares them, and a prepared polygon builds its indexes on first use."""
     if not len(catchments) or not len(grid_geoms):
         return grid_coverage(grid_geoms, catchments)
-    near = np.unique(shapely.STRtree(grid_geoms).query(catchments)[0])
-    return grid_coverage(grid_geoms, catchments[near])
+    near = catchments[np.unique(shapely.STRtree(grid_geoms).query(catchments)[0])]
+    return grid_coverage(grid_geoms, shapely.from_wkb(shapely.to_wkb(near)) if copies else near)
 
 
 CATCHMENT_KINDS = ("disc", "walk", "ring")
@@ -455,7 +494,7 @@ def _circles(discs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Most catchments are regular 64-gons as ``_discs`` and GEOS build them: their circles follow
     from two opposite vertices (the centroid and the distance to the boundary of 25k discs cost
-    10× as much); other shapes are measured.
+    10× as much); other shapes (walking land) are measured around the middle of their envelopes.
     """
     steps = 4 * QUAD_SEGS
     n = len(discs)
@@ -479,8 +518,9 @@ def _circles(discs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     other = np.flatnonzero(~regular)
     if len(other):
         shapes = discs[other]
-        centre = shapely.centroid(shapes)
-        xy[other] = shapely.get_coordinates(centre)
+        box = shapely.bounds(shapes)  # its middle: any point serves, and a centroid costs as much as the rest
+        xy[other] = (box[:, :2] + box[:, 2:]) / 2
+        centre = shapely.points(xy[other])
         inner[other] = np.where(shapely.contains(shapes, centre), shapely.distance(centre, shapely.boundary(shapes)),
                                 0.0)
         coords, owner = shapely.get_coordinates(shapes, return_index=True)
