@@ -14,8 +14,9 @@ demo's UTM zone.  Prints:
   those tiles touch (what an incremental analysis would do): the issue asks ≤ 0.5 s;
 - the baseline: networkx's ``multi_source_dijkstra_path_length`` (cutoff = the level's radius) on
   the same graph (with the same centre nodes) against scipy's, per level, and the ratio;
-- what a walking analysis adds: the land of the walk and of each life circle from one Dijkstra a level
-  (``coverage.walk_of``), the discs' coverage, the walk gaps and the life circles (``walking_columns``);
+- what a walking analysis adds: the land of the walk and of each life circle from one Dijkstra a level,
+  each measured grid by grid as soon as it is buffered (``coverage.measured_walk``), then the discs' coverage
+  and the walk gaps (``walking_columns``);
 - the whole ``analyse`` with catchment=network (cold: another access distance, so no buffered tile is kept;
   and again with the walk's tiles kept) and with discs, and the covered share of each;
 - the product path: ``Catalog.analysis`` of the demo stored (cold), then again after one centre moved 300 m
@@ -40,7 +41,7 @@ import shapely  # noqa: E402
 from scipy.sparse import csgraph  # noqa: E402
 
 from geodata import network  # noqa: E402
-from geodata.coverage import (LEVELS, Params, analyse, catchments, grid_coverage, walk_of,  # noqa: E402
+from geodata.coverage import (LEVELS, Params, analyse, catchments, grid_coverage, measured_walk,  # noqa: E402
                               walking_columns)
 from geodata.demo import build_demo  # noqa: E402
 from geodata.demo_roads import METRIC, build_roads  # noqa: E402
@@ -128,16 +129,15 @@ def main() -> None:
     print(f"  networkx multi_source_dijkstra_path_length {t_nx:7.3f} s   (the same distances; "
           f"networkx / scipy = {t_nx / t_sp:.1f}×)")
 
-    print("\nwhat a walking analysis adds: the life circles' land, the discs, the walk gaps, each life circle")
+    print("\nwhat a walking analysis adds: each life circle's land and its per-grid coverage, the walk gaps")
     cold_params = Params(catchment="network", walk_access_m=99.8)  # no tile kept
-    walk, _ = timed("walk and life circles' land (walk_of)", walk_of, centers_m, net, cold_params)
-    (walk_ratio, walk_uncovered), _ = timed("per-grid coverage of the walk", grid_coverage, grid_geoms,
-                                            walk.land[None])
-    timed("discs, walk gaps and rings (walking_columns)", walking_columns, demo.grids, grid_geoms, discs, walk,
-          walk_ratio, walk_uncovered, cold_params)
+    (walk, walk_ratio, walk_uncovered, rings), _ = timed(
+        "walk, life circles, land, per grid (measured_walk)", measured_walk, grid_geoms, centers_m, net, cold_params)
+    timed("discs' coverage, walk gaps (walking_columns)", lambda: walking_columns(
+        demo.grids, grid_geoms, discs, walk, walk_ratio, walk_uncovered, cold_params, rings=rings))
 
     print("\nthe whole analysis (coverage, gaps, summaries, and for walking the walk gaps and rings)")
-    for label, p in (("catchment=network, cold", Params(catchment="network", walk_access_m=99.9)),
+    for label, p in (("catchment=network, cold (target ≤ 3 s)", Params(catchment="network", walk_access_m=99.9)),
                      ("catchment=network (the walk's tiles kept)", params), ("catchment=disc", Params())):
         result, _ = timed(label, lambda p=p: analyse(demo.grids, demo.centers, demo.districts, p, roads=roads))
         total = result.summaries["city"].iloc[0]
