@@ -58,7 +58,7 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     ``unit`` (e.g. {"district": "海曙区"}, or {"city": "宁波市", "district": "海曙区"} when the grids
     name cities) restricts both demand and sites to that unit: every name given must match.
     With ``params.catchment`` network and ``roads``, coverage is walked (as the analysis walks it) and a site
-    covers the demand points within its level's distance on foot (``walking_pairs``); the greedy solver then.
+    covers the demand points within its level's distance on foot (``walking_pairs``), for either solver.
 
     Examples
     --------
@@ -97,15 +97,14 @@ def recommend(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame, level: str = "
     args = (points, weights, candidates[0], params.radius(level), k)
     pairs = walking_pairs(network.network_of(roads_m), candidates[0], points, params.radius(level),
                           params.walk_access_m) if walking else None
-    sites, gains = greedy(*args, pairs=pairs) if solver != "mclp" or walking else (np.array([], dtype=int),
-                                                                                    np.array([]))
+    sites, gains = greedy(*args, pairs=pairs) if solver != "mclp" else (np.array([], dtype=int), np.array([]))
     used = "greedy"
-    if not walking and (solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K)):
-        exact = mclp(*args)
+    if solver == "mclp" or (solver == "auto" and k <= MCLP_MAX_K):
+        exact = mclp(*args, pairs=pairs)
         if exact is not None and (solver == "mclp" or exact[1].sum() > gains.sum()):
             (sites, gains), used = exact, "mclp"
         elif solver == "mclp":
-            sites, gains = greedy(*args)  # no exact answer in time: say so by naming the solver that ran
+            sites, gains = greedy(*args, pairs=pairs)  # no exact answer in time: say so by naming the solver that ran
     population = int(round(people.sum()))
     before = int(round(covered.sum()))  # exactly the summary's covered_population of these grids
     chosen = candidates[1][sites]
@@ -220,25 +219,33 @@ def greedy(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: f
 
 
 def mclp(points: np.ndarray, weights: np.ndarray, sites: np.ndarray, radius: float,
-         k: int) -> tuple[np.ndarray, np.ndarray] | None:
+         k: int, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The exact MCLP (spopt + CBC) on the first ``MCLP_CANDIDATES`` sites; None without an optimum in time.
+    ``pairs``: which points each site covers (sorted by site), when not those within ``radius`` (``walking_pairs``).
 
     The chosen sites come ranked as the greedy order among them, with their marginal gains.
     """
     import pulp
     from spopt.locate import MCLP
 
-    sites = sites[:MCLP_CANDIDATES]
-    if len(sites) == 0 or len(points) == 0:
+    n = min(len(sites), MCLP_CANDIDATES)
+    if n == 0 or len(points) == 0:
         return None
-    reach = np.unique(shapely.STRtree(points).query(sites, predicate="dwithin", distance=radius)[1])
+    site_idx, point_idx = pairs if pairs is not None else shapely.STRtree(points).query(
+        sites[:n], predicate="dwithin", distance=radius)
+    site_idx, point_idx = site_idx[site_idx < n], point_idx[site_idx < n]
+    reach = np.unique(point_idx)
     if len(reach) == 0:
         return None
-    cost = shapely.distance(points[reach][:, None], sites[None, :])  # demand × sites, metres
-    model = MCLP.from_cost_matrix(cost, weights[reach], service_radius=radius, p_facilities=min(k, len(sites)))
+    # demand × sites: 0 where the site covers the point, else beyond the radius (straight or on foot alike)
+    cost = np.full((len(reach), n), 2.0 * radius + 1.0)
+    cost[np.searchsorted(reach, point_idx), site_idx] = 0.0
+    model = MCLP.from_cost_matrix(cost, weights[reach], service_radius=radius, p_facilities=min(k, n))
     model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=MCLP_SECONDS))
     if model.problem.sol_status != pulp.LpSolutionOptimal:
         return None
     selected = np.array([j for j, var in enumerate(model.fac_vars) if var.value() > 0.5], dtype=int)
-    order, gains = greedy(points, weights, sites[selected], radius, len(selected))
+    mine = np.isin(site_idx, selected)  # the chosen sites' pairs, numbered among them (still sorted by site)
+    among = (np.searchsorted(selected, site_idx[mine]), point_idx[mine])
+    order, gains = greedy(points, weights, sites[selected], radius, len(selected), pairs=among)
     return selected[order], gains

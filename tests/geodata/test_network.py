@@ -356,15 +356,17 @@ def test_walking_siting_picks_a_site_the_disc_would_not():
                   [box(400, 300, 600, 500), box(0, -150, 200, 0), box(800, -150, 1000, 0)])
     centers = gpd.GeoDataFrame({"center_id": [], "level": []}, geometry=[], crs="EPSG:4326")
 
-    def site(params):
-        rec = recommend(grids, centers, "community", 1, params, roads=roads, solver="greedy")
+    def site(params, solver="greedy"):
+        rec = recommend(grids, centers, "community", 1, params, roads=roads, solver=solver)
+        assert rec.solver == solver
         at = shapely.Point(rec.sites.geometry.iloc[0].coords[0])
         inside = grids[grids.contains(at)].grid_id.tolist()
         return inside, int(rec.sites.new_population.iloc[0])
 
-    assert site(Params()) == (["A"], 2400)
-    inside, people = site(Params(catchment="network"))
-    assert inside in (["B"], ["C"]) and people == 1400
+    assert site(Params()) == (["A"], 2400) and site(Params(), "mclp")[1] == 2400  # (C ties: the optimum is not one)
+    for solver in ("greedy", "mclp"):  # the exact solver walks too
+        inside, people = site(Params(catchment="network"), solver)
+        assert inside in (["B"], ["C"]) and people == 1400
 
 
 def test_a_kept_walking_analysis_reads_back_whole_and_a_units_total_sums_it():

@@ -117,6 +117,18 @@ def test_mclp_finds_the_optimum_where_greedy_does_not():
     assert sorted(chosen) == [1, 2] and gains.sum() == 20
 
 
+def test_mclp_counts_the_pairs_it_is_given_not_straight_lines():
+    # the trap's coverage given as pairs (as walking_pairs gives them) while every point and site stands at
+    # one spot: by straight lines each site would cover everything
+    points, weights, _ = trap()
+    here = shapely.points(np.zeros((5, 2)))
+    pairs = (np.array([0, 0, 0, 1, 1, 2, 2]), np.array([1, 2, 4, 0, 1, 2, 3]))  # middle; left pair; right pair
+    chosen, gains = greedy(here, weights, here[:3], 1.0, 2, pairs=pairs)
+    assert list(chosen) == [0, 1] and gains.sum() == 16
+    chosen, gains = mclp(here, weights, here[:3], 1.0, 2, pairs=pairs)
+    assert sorted(chosen) == [1, 2] and list(gains) == [10, 10]
+
+
 def test_auto_keeps_the_better_answer_and_names_its_solver():
     result = recommend(two_clusters(), NO_CENTRES, "community", k=2, solver="auto")
     assert result.solver in ("greedy", "mclp") and result.sites["cumulative_population"].iloc[-1] == 1500
