@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 
 import geopandas as gpd
@@ -157,18 +157,19 @@ class Walk:
 
 def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, measure=None) -> Walk:
     """The walk of ``centers_m`` (metric) along ``net`` and its life circles, from one walk a level;
-    ``measure(limit, tiles)``, if given, called with each land as soon as it is buffered (the walk's, limit
-    None, in this thread; the life circles' in the threads that buffer them: ``network.frame_walks``)."""
+    ``measure(limit, tiles, walk_tiles)``, if given, called with each land as soon as it is buffered (the
+    walk's, limit None, in this thread; the life circles' in the threads that buffer them:
+    ``network.frame_walks``)."""
     limits = (None, *params.life_circles_m)
     if centers_m.empty:
         land = {limit: np.array([], dtype=object) for limit in limits}
         for limit in limits if measure is not None else ():
-            measure(limit, land[limit])
+            measure(limit, land[limit], land[None])
         return Walk(net, land)
     radii = _radii(centers_m, params)
     keep = radii > 0
     tiles = network.frame_walks(centers_m[keep], radii[keep], net, params.walk_access_m, limits,
-                                None if measure is None else lambda i, land: measure(limits[i], land))
+                                None if measure is None else lambda i, land, first: measure(limits[i], land, first))
     return Walk(net, dict(zip(limits, tiles)))
 
 
@@ -176,35 +177,48 @@ def measured_walk(grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame, net: netw
                   ) -> tuple[Walk, np.ndarray, np.ndarray, list[np.ndarray]]:
     """The walk of ``centers_m`` along ``net`` and its life circles (``walk_of``), each grid's share of land
     within the walk and its land outside it (``grid_coverage``), and each life circle's shares (in
-    ``params.life_circles_m``' order).  Each land is measured as soon as it is buffered: the walk's while the
-    life circles' are buffered, each life circle's in the thread that buffered it (``life_circle_coverage``)."""
-    walk_tiles, walked, rings = Future(), Future(), {}
+    ``params.life_circles_m``' order, as ``life_circle_shares``).  Each land is measured as soon as it is
+    buffered: the walk's while the life circles' are buffered, each life circle's in the thread that buffered
+    it, on copies of its tiles (it shares tiles with the walk and the other life circles)."""
+    measured = {}
 
-    def measure(limit, tiles):
-        if limit is not None:
-            rings[limit] = life_circle_coverage(grid_geoms, tiles, walk_tiles.result(), walked)
-            return
-        walk_tiles.set_result(tiles)
-        try:
-            walked.set_result(grid_coverage(grid_geoms, tiles))
-        except BaseException as e:  # the life circles waiting for these figures fail too, rather than wait
-            walked.set_exception(e)
-            raise
+    def measure(limit, tiles, walk_tiles):
+        if limit is None:
+            measured[None] = grid_coverage(grid_geoms, tiles)
+        else:
+            measured[limit] = _life_circle_measured(grid_geoms, walk_tiles, tiles, copies=True)
 
     walk = walk_of(centers_m, net, params, measure)
-    return walk, *walked.result(), [rings[d] for d in params.life_circles_m]
+    ratio, uncovered = measured[None]
+    return walk, ratio, uncovered, [_with_walk(ratio, *measured[d]) for d in params.life_circles_m]
 
 
-def life_circle_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, walk_tiles: np.ndarray,
-                         walked: Future) -> np.ndarray:
-    """Each grid's share of a life circle's land (``tiles``), in a thread of its own: measured on copies of
-    the tiles (``near_coverage``).  When most of its tiles are the walk's own (most centres' distance no longer
-    than the life circle's), it waits for the walk's figures (``walked``: ratios, land left) and measures only
-    the grids near other tiles (``tile_coverage``); else every grid at once.  The same figures either way."""
-    walk_ids = {id(t) for t in walk_tiles}
-    if 2 * sum(id(t) in walk_ids for t in tiles) < len(tiles):
-        return near_coverage(grid_geoms, tiles, copies=True)[0]
-    return tile_coverage(grid_geoms, tiles, (walk_tiles, *walked.result()), copies=True)[0]
+def life_circle_shares(grid_geoms: np.ndarray, walk: Walk, limit: float, walk_ratio: np.ndarray) -> np.ndarray:
+    """Each grid's share of land within life circle ``limit`` on foot.  A grid that only tiles of the walk's
+    own land come near (``network.covered_land`` keeps a tile of the same pieces: ``is``) is as much within the
+    life circle as within the walk: its share is the walk's (``walk_ratio``); the others are measured against
+    the life circle's tiles near them.  Each grid's share depends on it, the tiles near it and its walk share
+    only: a cold analysis and an update (geodata.incremental, which measures again the grids near tiles that
+    changed) agree."""
+    return _with_walk(walk_ratio, *_life_circle_measured(grid_geoms, walk.land[None], walk.land[limit]))
+
+
+def _life_circle_measured(grid_geoms: np.ndarray, walk_tiles: np.ndarray, tiles: np.ndarray,
+                          copies: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The grids whose share of a life circle (its ``tiles``) is not the walk's (``life_circle_shares``), and
+    theirs.  ``copies``: measured on copies of the tiles (for a thread of its own: ``near_coverage``)."""
+    walk_ids, ids = {id(t) for t in walk_tiles}, {id(t) for t in tiles}
+    differ = [t for t in tiles if id(t) not in walk_ids] + [t for t in walk_tiles if id(t) not in ids]
+    at = np.zeros(0, dtype=np.intp)
+    if differ:
+        at = np.unique(shapely.STRtree(grid_geoms).query(np.array(differ, dtype=object))[1])
+    return at, near_coverage(grid_geoms[at], tiles, copies=copies)[0]
+
+
+def _with_walk(walk_ratio: np.ndarray, at: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    ratio = np.array(walk_ratio, dtype=float)
+    ratio[at] = shares
+    return ratio
 
 
 def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
@@ -316,9 +330,8 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     update computes those of a few grids alike (geodata.incremental).  ``rings`` (each life circle's shares)
     and ``disc_coverage`` (``grid_coverage`` of the discs): when measured already (``analyse``, in threads).
     """
-    if rings is None:  # a grid only tiles of the walk itself touch is as much within a life circle as the walk
-        rings = [tile_coverage(grid_geoms, walk.land[d], (walk.land[None], ratio, uncovered))[0]
-                 for d in params.life_circles_m]
+    if rings is None:
+        rings = [life_circle_shares(grid_geoms, walk, d, ratio) for d in params.life_circles_m]
     disc_ratio, disc_uncovered = disc_coverage if disc_coverage is not None else grid_coverage(grid_geoms, discs)
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
@@ -338,27 +351,6 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
     said = gapdetail.template("walk_gap")
     details = [said.format(name=names[i], area=f"{gap_area[i]:,.0f}") for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
-
-
-def tile_coverage(grid_geoms: np.ndarray, tiles: np.ndarray, before: tuple | None = None, *,
-                  copies: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``grid_coverage`` of ``tiles`` (``network.covered_land``'s, in its order), taking each grid's figures
-    from ``before`` = (other tiles, their ratios and uncovered land for these grids) when no tile of one and
-    not the other comes near it: then it met the very same polygons (``is``), in the same order.
-    ``copies``: measured against copies of the tiles (for a thread of its own: see ``near_coverage``)."""
-    if before is None:
-        return near_coverage(grid_geoms, tiles, copies=copies)
-    tiles0, ratio0, uncovered0 = before
-    old, new = {id(t) for t in tiles0}, {id(t) for t in tiles}
-    changed = np.array([t for t in tiles if id(t) not in old] + [t for t in tiles0 if id(t) not in new],
-                       dtype=object)
-    ratio, uncovered = np.array(ratio0, dtype=float), np.array(uncovered0, dtype=object)
-    if not len(changed):
-        return ratio, uncovered
-    again = np.unique(shapely.STRtree(grid_geoms).query(changed)[1])
-    if len(again):
-        ratio[again], uncovered[again] = near_coverage(grid_geoms[again], tiles, copies=copies)
-    return ratio, uncovered
 
 
 def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray, *, copies: bool = False,

@@ -368,9 +368,9 @@ def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gp
 def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, access_m: float,
                 limits, measure=None) -> list[np.ndarray]:
     """:func:`frame_catchments` along ``net`` with the centres' radii capped at each of ``limits`` (None: not
-    capped), from one walk (:func:`reached_within`).  ``measure(i, land)``, if given, is called with each land
-    as soon as it is buffered: the first's in this thread, the others' in the threads that buffer them (GEOS
-    lets go of the GIL), so the first is measured while the others are buffered."""
+    capped), from one walk (:func:`reached_within`).  ``measure(i, land, first)``, if given, is called with each
+    land (and the first) as soon as it is buffered: the first's in this thread, the others' in the threads that
+    buffer them (GEOS lets go of the GIL), so the first is measured while the others are buffered."""
     points = np.asarray(centers_m.geometry.values, dtype=object)
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))  # nothing to walk from
     xy = shapely.get_coordinates(shapely.centroid(points[present])) if present.any() else np.empty((0, 2))
@@ -382,13 +382,13 @@ def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, ac
     def buffered(i: int, reach: Reach) -> np.ndarray:
         land = covered_land(reach, access_m)
         if measure is not None:
-            measure(i, land)
+            measure(i, land, out[0])
         return land
 
     with ThreadPoolExecutor(THREADS) as pool:
         others = [pool.submit(buffered, i, f) for i, f in enumerate(found[1:], 1)]
         if measure is not None and out:
-            measure(0, out[0])
+            measure(0, out[0], out[0])
         out += [other.result() for other in others]
     return out
 

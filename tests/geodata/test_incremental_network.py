@@ -10,7 +10,6 @@ circle's) the same numbers, grid for grid and unit for unit.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 
 import geopandas as gpd
@@ -129,11 +128,12 @@ def test_a_centre_added_and_a_population_changed():
 
 def test_a_walking_analysis_in_threads_is_the_one_thread_analysis_bit_for_bit(monkeypatch):
     # the walk measured while its life circles are buffered, each life circle measured in the thread that
-    # buffered it (on copies of the tiles it shares with the walk), the discs beside: as in one thread
+    # buffered it (on copies of the tiles it shares with the walk and the others), the discs beside: as in
+    # one thread
     from geodata import coverage
 
     old = layout(CELLS)
-    params = replace(WALK, life_circles_m=(200.0, 500.0, 5000.0))  # 5 km: the walk's own tiles, awaited
+    params = replace(WALK, life_circles_m=(200.0, 500.0, 5000.0))  # 5 km: the walk's own land
     monkeypatch.setattr(coverage, "_CHUNK", 2)
     results = []
     for threads in (1, 3):
@@ -145,32 +145,6 @@ def test_a_walking_analysis_in_threads_is_the_one_thread_analysis_bit_for_bit(mo
     assert one.coverage.drop(columns="geometry").equals(many.coverage.drop(columns="geometry"))
     assert list(shapely.to_wkb(one.gaps.geometry.values)) == list(shapely.to_wkb(many.gaps.geometry.values))
     assert all(one.summaries[level].equals(many.summaries[level]) for level in one.summaries)
-
-
-def test_a_walk_that_cannot_be_measured_fails_the_analysis_and_nothing_waits_for_it(monkeypatch):
-    # a life circle as long as the walk waits for the walk's figures: when they fail, it must fail too
-    from geodata import coverage
-
-    real = coverage.grid_coverage
-
-    def failing(grid_geoms, catchments):
-        if threading.current_thread().name == "analysis":  # the walk's, measured where analyse runs
-            raise MemoryError("no room for the walk")
-        return real(grid_geoms, catchments)
-
-    monkeypatch.setattr(coverage, "grid_coverage", failing)
-    outcome = []
-
-    def run():
-        try:
-            analyse(*layout(CELLS), params=replace(WALK, life_circles_m=(5000.0,)), roads=ROADS)
-        except MemoryError as e:
-            outcome.append(e)
-
-    analysis = threading.Thread(target=run, name="analysis", daemon=True)
-    analysis.start()
-    analysis.join(timeout=120)  # a bound far above the second the analysis takes, not a wait for it
-    assert not analysis.is_alive() and [str(e) for e in outcome] == ["no room for the walk"]
 
 
 def test_without_its_roads_a_walking_analysis_is_analysed_cold():
