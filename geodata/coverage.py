@@ -246,15 +246,16 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
 
     shapes = district_shapes(districts, crs, has_cities(grids))  # projected once for both checks
 
-    def tiling() -> tuple[np.ndarray, list[_Gaps], object]:
+    def tiling() -> tuple[np.ndarray, list[_Gaps], _Gaps, _Gaps, object]:
         invalid_edges = _invalid_edges(grid_geoms)
         gaps = _tiling_and_overlaps(grids, grid_geoms, districts, crs, params, shapes=shapes,
                                     invalid_edges=invalid_edges)
+        missing = _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes)
         # and the units' order for the summaries: it depends only on the grids' keys
-        return invalid_edges, gaps, orderer(grids, adcodes(districts))
+        return invalid_edges, gaps, missing, _staffing_gaps(grids, grid_geoms), orderer(grids, adcodes(districts))
 
-    # the tiling checks need nothing of the coverage: beside it, in a thread of their own (each is
-    # mostly GEOS, which lets go of the GIL), when there is more than one thread
+    # the tiling checks, missing centres and staffing need nothing of the coverage: beside it, in a thread of
+    # their own (each is mostly GEOS, which lets go of the GIL), when there is more than one thread
     with ThreadPoolExecutor(1) as side:
         tiled = side.submit(tiling) if THREADS > 1 else None
         walk = walk_gaps = None
@@ -274,9 +275,7 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
             for name, values in columns.items():
                 coverage[name] = values
         service = _service_gaps(grids, uncovered, params)
-        missing = _missing_centers(grids, grid_geoms, center_m, districts, crs, shapes=shapes)
-        staffing = _staffing_gaps(grids, grid_geoms)
-        invalid_edges, tiling_gaps, in_order = tiled.result() if tiled is not None else tiling()
+        invalid_edges, tiling_gaps, missing, staffing, in_order = tiled.result() if tiled is not None else tiling()
     gap_parts = [service, missing, *tiling_gaps, staffing, *([walk_gaps] if walk_gaps is not None else [])]
     gaps = _gaps_frame(gap_parts, crs)
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts, in_order),

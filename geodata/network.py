@@ -386,10 +386,12 @@ def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, ac
         return land
 
     with ThreadPoolExecutor(THREADS) as pool:
-        others = [pool.submit(buffered, i, f) for i, f in enumerate(found[1:], 1)]
+        others = {i: pool.submit(buffered, i, f) for i, f in enumerate(found[1:], 1)}
         if measure is not None and out:
             measure(0, out[0], out[0])
-        out += [other.result() for other in others]
+        # this thread, free now, takes the lands no thread has started on, the last queued first
+        lands = {i: buffered(i, found[i]) for i in sorted(others, reverse=True) if others[i].cancel()}
+        out += [lands[i] if i in lands else others[i].result() for i in sorted(others)]
     return out
 
 
