@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -310,9 +311,10 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
     city's reach costs minutes (GEOS unions thousands of overlapping outlines); tiles cost a couple of
     seconds for Ningbo (benchmarks/bench_network.py).
 
-    Each tile's polygon is kept (by its pieces' coordinates) in this process, so after one centre moves
-    only the few tiles whose pieces changed are buffered again, and the unchanged tiles are the very
-    same objects as before (``is``): an incremental analysis can tell which land changed.
+    Each tile's polygon is found again by its pieces' coordinates in this process for as long as anything
+    (a kept analysis' walk) holds it, so after one centre moves only the few tiles whose pieces changed are
+    buffered again, and the unchanged tiles are the very same objects as before (``is``): an incremental
+    analysis can tell which land changed.
     """
     if not len(found.a):
         return np.array([], dtype=object)
@@ -348,14 +350,12 @@ def covered_land(found: Reach, access_m: float) -> np.ndarray:
         with _LOCK:
             for i in todo:
                 _TILES[keys[i]] = out[i]
-                _TILES.move_to_end(keys[i])
-            while len(_TILES) > _TILES_KEPT:
-                _TILES.popitem(last=False)
     return out
 
 
-_TILES: OrderedDict[bytes, object] = OrderedDict()
-_TILES_KEPT = 50_000  # a province's tiles: a few hundred MB at most
+# the tiles by their key, while something holds them: no cap to outgrow (a province's walk and life circles are
+# about 180,000 tiles), and nothing kept that no analysis needs
+_TILES: weakref.WeakValueDictionary[bytes, object] = weakref.WeakValueDictionary()
 
 
 def frame_catchments(centers_m: gpd.GeoDataFrame, radii: np.ndarray, roads_m: gpd.GeoDataFrame,
@@ -386,11 +386,14 @@ def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, ac
         return land
 
     with ThreadPoolExecutor(THREADS) as pool:
-        others = {i: pool.submit(buffered, i, f) for i, f in enumerate(found[1:], 1)}
+        # those of most pieces first: the longest walks share the most tiles with the first, so they are
+        # quickly done, and the threads go on to the costly short ones (else one is left alone at the end)
+        queued = sorted(range(1, len(found)), key=lambda i: -len(found[i].a))
+        others = {i: pool.submit(buffered, i, found[i]) for i in queued}
         if measure is not None and out:
             measure(0, out[0], out[0])
         # this thread, free now, takes the lands no thread has started on, the last queued first
-        lands = {i: buffered(i, found[i]) for i in sorted(others, reverse=True) if others[i].cancel()}
+        lands = {i: buffered(i, found[i]) for i in reversed(queued) if others[i].cancel()}
         out += [lands[i] if i in lands else others[i].result() for i in sorted(others)]
     return out
 
