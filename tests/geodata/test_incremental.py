@@ -9,6 +9,7 @@ and the same summaries, row for row.  Layouts are hand-made: two cities that bot
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import geopandas as gpd
 import numpy as np
@@ -33,7 +34,8 @@ CITIES = ("甲市", "乙市")
 
 @pytest.fixture(autouse=True)
 def _small_layouts_never_fall_back(monkeypatch):
-    monkeypatch.setattr(incremental, "MAX_SHARE", 1.0)  # a change of a few of 16 grids is "large" otherwise
+    # a change of a few of 16 grids is "large" otherwise, and so is one that removes all three centres
+    monkeypatch.setattr(incremental, "MAX_SHARE", math.inf)
 
 
 def _square(i, j, dx=0.0, dy=0.0):

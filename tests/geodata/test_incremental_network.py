@@ -59,7 +59,8 @@ ROADS = streets()
 
 @pytest.fixture(autouse=True)
 def _small_layouts_never_fall_back(monkeypatch):
-    monkeypatch.setattr(incremental, "MAX_SHARE", 1.0)  # a change of a few of 25 grids is "large" otherwise
+    # a change of a few of 25 grids is "large" otherwise, and so is one that removes all three centres
+    monkeypatch.setattr(incremental, "MAX_SHARE", math.inf)
 
 
 def walked_and_cold(old, new, params=WALK, forget_the_walk=False):
