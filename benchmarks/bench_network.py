@@ -133,8 +133,8 @@ def main() -> None:
     cold_params = Params(catchment="network", walk_access_m=99.8)  # no tile kept
     (walk, walk_ratio, walk_uncovered, rings), _ = timed(
         "walk, life circles, land, per grid (measured_walk)", measured_walk, grid_geoms, centers_m, net, cold_params)
-    timed("discs' coverage, walk gaps (walking_columns)", lambda: walking_columns(
-        demo.grids, grid_geoms, discs, walk, walk_ratio, walk_uncovered, cold_params, rings=rings))
+    timed("discs' coverage, walk gaps (walking_columns)", walking_columns,
+          demo.grids, grid_geoms, discs, walk_ratio, walk_uncovered, cold_params)
 
     print("\nthe whole analysis (coverage, gaps, summaries, and for walking the walk gaps and rings)")
     for label, p in (("catchment=network, cold (target ≤ 3 s)", Params(catchment="network", walk_access_m=99.9)),

@@ -174,17 +174,21 @@ def walk_of(centers_m: gpd.GeoDataFrame, net: network.Network, params: Params, m
 
 
 def measured_walk(grid_geoms: np.ndarray, centers_m: gpd.GeoDataFrame, net: network.Network, params: Params,
-                  ) -> tuple[Walk, np.ndarray, np.ndarray, list[np.ndarray]]:
+                  then=None) -> tuple[Walk, np.ndarray, np.ndarray, list[np.ndarray]]:
     """The walk of ``centers_m`` along ``net`` and its life circles (``walk_of``), each grid's share of land
     within the walk and its land outside it (``grid_coverage``), and each life circle's shares (in
     ``params.life_circles_m``' order, as ``life_circle_shares``).  Each land is measured as soon as it is
     buffered: the walk's while the life circles' are buffered, each life circle's in the thread that buffered
-    it, on copies of its tiles (it shares tiles with the walk and the other life circles)."""
+    it, on copies of its tiles (it shares tiles with the walk and the other life circles).  ``then(ratio,
+    uncovered)``, if given, is called with the walk's figures as soon as they are known, in this thread, while
+    the life circles are still measured."""
     measured = {}
 
     def measure(limit, tiles, walk_tiles):
         if limit is None:
             measured[None] = grid_coverage(grid_geoms, tiles)
+            if then is not None:
+                then(*measured[None])
         else:
             measured[limit] = _life_circle_measured(grid_geoms, walk_tiles, tiles, copies=True)
 
@@ -258,26 +262,34 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     # their own (each is mostly GEOS, which lets go of the GIL), when there is more than one thread
     with ThreadPoolExecutor(1) as side:
         tiled = side.submit(tiling) if THREADS > 1 else None
-        walk = walk_gaps = None
+
+        def settled(ratio: np.ndarray, uncovered: np.ndarray, walking: tuple | None = None) -> tuple:
+            """The coverage frame and the gaps from the coverage (``walking``: the discs and their coverage, to
+            tell the walk gaps; for a walk, this runs while its life circles are measured)."""
+            coverage = _coverage_frame(grids, ratio, params)
+            walk_gaps = []
+            if walking is not None:  # the disc against the walk
+                columns, gaps = walking_columns(grids, grid_geoms, walking[0], ratio, uncovered, params,
+                                                disc_coverage=walking[1].result() if walking[1] else None)
+                coverage = coverage.assign(**columns)
+                walk_gaps.append(gaps)
+            invalid_edges, tiling_gaps, missing, staffing, in_order = tiled.result() if tiled else tiling()
+            parts = [_service_gaps(grids, uncovered, params), missing, *tiling_gaps, staffing, *walk_gaps]
+            return coverage, _gaps_frame(parts, crs), invalid_edges, in_order
+
         if walks(params, roads):
             discs = catchments(center_m, replace(params, catchment="disc"))
             # the discs' coverage (against which the walk gaps are told) after the tiling checks
-            disc_coverage = side.submit(grid_coverage, grid_geoms, discs) if THREADS > 1 else None
-            walk, ratio, uncovered, rings = measured_walk(grid_geoms, center_m,
-                                                          network.network_of(roads.to_crs(crs)), params)
+            walking = discs, side.submit(grid_coverage, grid_geoms, discs) if THREADS > 1 else None
+            done = []
+            walk, _, _, rings = measured_walk(grid_geoms, center_m, network.network_of(roads.to_crs(crs)), params,
+                                              then=lambda ratio, uncovered: done.append(settled(ratio, uncovered,
+                                                                                                walking)))
+            coverage, gaps, invalid_edges, in_order = done[0]
+            coverage = coverage.assign(**ring_columns(grids, rings, params))
         else:
-            ratio, uncovered = grid_coverage(grid_geoms, catchments(center_m, params))
-        coverage = _coverage_frame(grids, ratio, params)
-        if walk is not None:  # the disc against the walk, and the life circles
-            columns, walk_gaps = walking_columns(
-                grids, grid_geoms, discs, walk, ratio, uncovered, params, rings=rings,
-                disc_coverage=disc_coverage.result() if disc_coverage is not None else None)
-            for name, values in columns.items():
-                coverage[name] = values
-        service = _service_gaps(grids, uncovered, params)
-        invalid_edges, tiling_gaps, missing, staffing, in_order = tiled.result() if tiled is not None else tiling()
-    gap_parts = [service, missing, *tiling_gaps, staffing, *([walk_gaps] if walk_gaps is not None else [])]
-    gaps = _gaps_frame(gap_parts, crs)
+            walk = None
+            coverage, gaps, invalid_edges, in_order = settled(*grid_coverage(grid_geoms, catchments(center_m, params)))
     return Analysis(params, crs.to_string(), coverage, gaps, summarise(coverage, gaps, districts, in_order),
                     invalid_edges=invalid_edges, walk=walk)
 
@@ -314,23 +326,18 @@ def walks(params: Params, roads: gpd.GeoDataFrame | None) -> bool:
     return params.catchment == "network" and network.has_roads(roads)
 
 
-def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.ndarray, walk: Walk,
-                    ratio: np.ndarray, uncovered: np.ndarray, params: Params, *, rings: list | None = None,
-                    disc_coverage: tuple | None = None) -> tuple[dict, "_Gaps"]:
-    """What a walking analysis adds to the grids, and its ``walk_gap`` gaps.
+def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.ndarray, ratio: np.ndarray,
+                    uncovered: np.ndarray, params: Params, disc_coverage: tuple | None = None) -> tuple[dict, "_Gaps"]:
+    """What a walking analysis adds to the grids beside the life circles (``ring_columns``), and its
+    ``walk_gap`` gaps.
 
     ``discs``: the centres' discs (at least those near these grids, in the centres' order); ``ratio`` and
-    ``uncovered``: each grid's share of land within the walk, and its land outside it.  The columns:
-    ``disc_covered_population`` (the people the discs would count as covered), ``walk_gap_population`` (the
-    people on land inside a disc but beyond the walk: its share of the grid's area times the population), and
-    for each life circle d ``ring_{d}_population``: the people within d on foot of any centre (its level's
-    distance at most), each grid's counted by the share of its area within that reach, as
-    ``covered_population``.  Each grid's figures depend on it and the discs and tiles near it only, so an
-    update computes those of a few grids alike (geodata.incremental).  ``rings`` (each life circle's shares)
-    and ``disc_coverage`` (``grid_coverage`` of the discs): when measured already (``analyse``, in threads).
+    ``uncovered``: each grid's share of land within the walk, and its land outside it; ``disc_coverage``: the
+    discs' ``grid_coverage``, when measured already.  The columns: ``disc_covered_population`` (the people the
+    discs would count as covered) and ``walk_gap_population`` (the people on land inside a disc but beyond the
+    walk: its share of the grid's area times the population).  Each grid's figures depend on it and the discs
+    near it only, so an update computes those of a few grids alike (geodata.incremental).
     """
-    if rings is None:
-        rings = [life_circle_shares(grid_geoms, walk, d, ratio) for d in params.life_circles_m]
     disc_ratio, disc_uncovered = disc_coverage if disc_coverage is not None else grid_coverage(grid_geoms, discs)
     # inside a disc, beyond the walk: the land the walk leaves that the discs do not
     gap = np.array([shapely.Polygon()] * len(grid_geoms), dtype=object)
@@ -342,14 +349,19 @@ def walking_columns(grids: gpd.GeoDataFrame, grid_geoms: np.ndarray, discs: np.n
         gap_share = np.where(area > 0, shapely.area(gap) / area, 0.0)
     columns = {"disc_covered_population": covered_population(grids, disc_ratio),
                "walk_gap_population": covered_population(grids, np.clip(gap_share, 0, 1))}
-    for distance, ring in zip(params.life_circles_m, rings):
-        columns[ring_column(distance)] = covered_population(grids, ring)
     gap_area = shapely.area(gap)
     positions = np.flatnonzero(gap_area >= max(params.sliver_m2, 1e-6))
     names = grids["name"].to_numpy()
     said = gapdetail.template("walk_gap")
     details = [said.format(name=names[i], area=f"{gap_area[i]:,.0f}") for i in positions]
     return columns, _Gaps("walk_gap", _grid_rows(grids, positions, details), gap[positions])
+
+
+def ring_columns(grids: gpd.GeoDataFrame, rings: list[np.ndarray], params: Params) -> dict:
+    """For each life circle d, ``ring_{d}_population``: the people within d on foot of any centre (its level's
+    distance at most), each grid's counted by its share of land within that reach (``rings``, in
+    ``params.life_circles_m``' order: ``life_circle_shares``), as ``covered_population``."""
+    return {ring_column(d): covered_population(grids, ring) for d, ring in zip(params.life_circles_m, rings)}
 
 
 def near_coverage(grid_geoms: np.ndarray, catchments: np.ndarray, *, copies: bool = False,

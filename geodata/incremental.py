@@ -38,8 +38,8 @@ from . import network
 from .coverage import (_ROW_COLUMNS, GAP_KINDS, LEVELS, STATUSES, Analysis, _district_gaps,
                        _empty_gaps, _gap_cities, _Gaps, _gaps_frame, _invalid_edges, _overlaps, _service_gaps,
                        _staffing_gaps, _summary, catchments, centre_grids, coverage_columns, gap_columns,
-                       grid_coverage, merge_tiles, missing_center_row, near_coverage, walk_of, walking_columns,
-                       walking_people, walks)
+                       grid_coverage, life_circle_shares, merge_tiles, missing_center_row, near_coverage,
+                       ring_columns, walk_of, walking_columns, walking_people, walks)
 from .crs import STORAGE_CRS, metric_crs
 from .order import adcodes, orderer
 from .schema import LAYERS
@@ -294,8 +294,10 @@ class _Update:
                 ratio, uncovered = grid_coverage(geoms, discs1[within])
             else:  # as analyse: the walk's tiles near these grids (in their order), then the discs and rings
                 ratio, uncovered = near_coverage(geoms, self.walk.land[None])
-                walking, self.walk_gaps = walking_columns(self.grids1.iloc[again], geoms, discs1[within], self.walk,
-                                                          ratio, uncovered, self.params)
+                grids = self.grids1.iloc[again]
+                walking, self.walk_gaps = walking_columns(grids, geoms, discs1[within], ratio, uncovered, self.params)
+                walking.update(ring_columns(grids, [life_circle_shares(geoms, self.walk, d, ratio)
+                                                    for d in self.params.life_circles_m], self.params))
         else:
             ratio, uncovered = np.zeros(0), np.zeros(0, dtype=object)
         previous = self.previous.coverage

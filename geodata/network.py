@@ -385,16 +385,12 @@ def frame_walks(centers_m: gpd.GeoDataFrame, radii: np.ndarray, net: Network, ac
             measure(i, land, out[0])
         return land
 
-    with ThreadPoolExecutor(THREADS) as pool:
-        # those of most pieces first: the longest walks share the most tiles with the first, so they are
-        # quickly done, and the threads go on to the costly short ones (else one is left alone at the end)
-        queued = sorted(range(1, len(found)), key=lambda i: -len(found[i].a))
-        others = {i: pool.submit(buffered, i, found[i]) for i in queued}
+    # each in a thread of its own (they are few): one left to finish alone at the end would leave a core idle
+    with ThreadPoolExecutor(max(1, len(found) - 1) if THREADS > 1 else 1) as pool:
+        others = [pool.submit(buffered, i, f) for i, f in enumerate(found[1:], 1)]
         if measure is not None and out:
             measure(0, out[0], out[0])
-        # this thread, free now, takes the lands no thread has started on, the last queued first
-        lands = {i: buffered(i, found[i]) for i in reversed(queued) if others[i].cancel()}
-        out += [lands[i] if i in lands else others[i].result() for i in sorted(others)]
+        out += [other.result() for other in others]
     return out
 
 
