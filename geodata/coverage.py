@@ -263,28 +263,29 @@ def analyse(grids: gpd.GeoDataFrame, centers: gpd.GeoDataFrame,
     with ThreadPoolExecutor(1) as side:
         tiled = side.submit(tiling) if THREADS > 1 else None
 
-        def settled(ratio: np.ndarray, uncovered: np.ndarray, walking: tuple | None = None) -> tuple:
-            """The coverage frame and the gaps from the coverage (``walking``: the discs and their coverage, to
-            tell the walk gaps; for a walk, this runs while its life circles are measured)."""
+        def settled(ratio: np.ndarray, uncovered: np.ndarray, discs: np.ndarray | None = None,
+                    disc_coverage=None) -> tuple:
+            """The coverage frame and the gaps from the coverage; for a walk, with the ``discs`` (and their
+            coverage's future, when measured beside) to tell the walk gaps, while its life circles are measured."""
             coverage = _coverage_frame(grids, ratio, params)
             walk_gaps = []
-            if walking is not None:  # the disc against the walk
-                columns, gaps = walking_columns(grids, grid_geoms, walking[0], ratio, uncovered, params,
-                                                disc_coverage=walking[1].result() if walking[1] else None)
+            if discs is not None:  # the disc against the walk
+                columns, gaps = walking_columns(grids, grid_geoms, discs, ratio, uncovered, params,
+                                                disc_coverage=None if disc_coverage is None else disc_coverage.result())
                 coverage = coverage.assign(**columns)
                 walk_gaps.append(gaps)
-            invalid_edges, tiling_gaps, missing, staffing, in_order = tiled.result() if tiled else tiling()
+            invalid_edges, tiling_gaps, missing, staffing, in_order = tiled.result() if tiled is not None else tiling()
             parts = [_service_gaps(grids, uncovered, params), missing, *tiling_gaps, staffing, *walk_gaps]
             return coverage, _gaps_frame(parts, crs), invalid_edges, in_order
 
         if walks(params, roads):
             discs = catchments(center_m, replace(params, catchment="disc"))
             # the discs' coverage (against which the walk gaps are told) after the tiling checks
-            walking = discs, side.submit(grid_coverage, grid_geoms, discs) if THREADS > 1 else None
+            disc_coverage = side.submit(grid_coverage, grid_geoms, discs) if THREADS > 1 else None
             done = []
-            walk, _, _, rings = measured_walk(grid_geoms, center_m, network.network_of(roads.to_crs(crs)), params,
-                                              then=lambda ratio, uncovered: done.append(settled(ratio, uncovered,
-                                                                                                walking)))
+            walk, _, _, rings = measured_walk(
+                grid_geoms, center_m, network.network_of(roads.to_crs(crs)), params,
+                then=lambda ratio, uncovered: done.append(settled(ratio, uncovered, discs, disc_coverage)))
             coverage, gaps, invalid_edges, in_order = done[0]
             coverage = coverage.assign(**ring_columns(grids, rings, params))
         else:

@@ -380,8 +380,9 @@ class PostGISStore(ChangeSetStore):
         try:
             return super().version(layer, number)
         except NotFound:
-            if number is None:
-                raise
+            known = self._versions.get(layer)
+            if number is None or (known and known[1] and number <= known[1][-1].version):
+                raise  # (versions are never removed: one below the newest known was never written)
             # written by another process (a job's, another server's) whose notice is still on its way: the
             # writer's own answer names it, so ask the database rather than the list kept in memory
             self._versions.pop(layer, None)
