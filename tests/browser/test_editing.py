@@ -119,10 +119,29 @@ def drag(tab, start, end) -> None:
     page.mouse.up()
 
 
+# While drawing, geoman puts a vertex where its cursor marker is, and the marker follows the map's mouse moves.
+# Over the grids' canvas, Leaflet passes a move on to the map at most once in 32 ms and drops the rest: a click
+# straight after a jump would put the vertex where the marker was left (the last vertex, which ends the shape).
+# A hand keeps moving; the test moves until the marker has come (snapped, or under the mouse).
+CURSOR_MARKER_AT = """([x, y]) => { const map = window.gridmap.map;
+  if (!map.pm.globalDrawModeEnabled()) { return true; }
+  const marker = map.pm.Draw[map.pm.Draw.getActiveShape()]._hintMarker;
+  const box = map.getContainer().getBoundingClientRect(), p = map.latLngToContainerPoint(marker.getLatLng());
+  return Math.hypot(box.left + p.x - x, box.top + p.y - y) < (marker._snapped ? 16 : 1.5); }"""
+
+
 def click_points(tab, points) -> None:
     centre(tab, points)
     for point in points:
-        tab.page.mouse.click(*xy(tab, point))
+        x, y = xy(tab, point)
+        for _ in range(1000):
+            tab.page.mouse.move(x, y + 1)
+            tab.page.mouse.move(x, y)
+            if tab.page.evaluate(CURSOR_MARKER_AT, [x, y]):
+                break
+        else:
+            raise AssertionError(f"the drawing's cursor marker never came to {point}")
+        tab.page.mouse.click(x, y)
 
 
 def fill_form(tab, values: dict[str, str]) -> None:
