@@ -162,7 +162,10 @@ def test_layers_draw_in_a_fixed_order_whatever_order_their_tiles_arrive(tab, dem
     page.goto(demo_server.url("/#z=13&lat=29.87&lon=121.55&layers=grids,gaps,tiling,missing,streets,districts,centers"),
               wait_until="commit")
     page.wait_for_function("() => window.gridmap && window.gridmap.map")
-    page.wait_for_timeout(500)
+    for _ in range(600):  # (routes are handled while Playwright waits)
+        if waiting:
+            break
+        page.wait_for_timeout(50)
     assert waiting, "the grids' tiles were never asked for"
     for route in waiting:
         route.continue_()
